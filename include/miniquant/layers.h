@@ -1,0 +1,55 @@
+/* miniquant: the layers of MiniGPT, forward and backward, one function per layer and direction.
+ *
+ * Dimensions, as everywhere in miniquant: B batch, T time (sequence), C channels, OC output
+ * channels, NH heads, V vocabulary. Tensors are row-major, the last index contiguous.
+ * Backward functions ACCUMULATE (+=) into every gradient they are given, so callers zero them.
+ * Linear weights are W[OC][C] (out x in), as PyTorch and llama.cpp store them. */
+#ifndef MINIQUANT_LAYERS_H
+#define MINIQUANT_LAYERS_H
+
+/* out (B*T, C) = wte[inp] + wpe[t]; inp (B,T), wte (V,C), wpe (maxT,C) */
+void mq_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
+                        int T, int C);
+void mq_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                         int C);
+
+/* out (N, C) = (inp - mean) / sqrt(var + 1e-5) * weight + bias; mean, rstd (N) saved for
+ * backward. N = B*T rows. */
+void mq_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *weight, const float *bias, int N, int C);
+void mq_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, const float *mean,
+                           const float *rstd, int N, int C);
+
+/* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC); bias may be NULL. OpenBLAS sgemm. */
+void mq_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int C, int OC);
+/* dinp (N,C) += dout @ weight; dweight (OC,C) += dout^T @ inp; dbias (OC) += sum over N.
+ * dbias may be NULL. */
+void mq_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int N, int C, int OC);
+
+/* Causal self-attention. inp (B,T,3C) holds Q, K, V (in that order along the last axis);
+ * out (B,T,C); att (B,NH,T,T) keeps the softmax probabilities for backward. Scale 1/sqrt(C/NH).
+ */
+void mq_attention_forward(float *out, float *att, const float *inp, int B, int T, int C, int NH);
+/* dinp (B,T,3C) += ...; datt (B,NH,T,T) is scratch (overwritten). */
+void mq_attention_backward(float *dinp, float *datt, const float *dout, const float *inp,
+                           const float *att, int B, int T, int C, int NH);
+
+/* GELU, tanh approximation (GPT-2's). */
+void mq_gelu_forward(float *out, const float *inp, int N);
+void mq_gelu_backward(float *dinp, const float *inp, const float *dout, int N);
+
+/* out = inp1 + inp2 (N elements) */
+void mq_residual_forward(float *out, const float *inp1, const float *inp2, int N);
+void mq_residual_backward(float *dinp1, float *dinp2, const float *dout, int N);
+
+/* probs (N, V) = softmax(logits); losses (N) = -log probs[target]. */
+void mq_softmax_forward(float *probs, const float *logits, int N, int V);
+void mq_crossentropy_forward(float *losses, const float *probs, const int *targets, int N, int V);
+/* dlogits (N,V) += (probs - onehot(target)) * dlosses[i] */
+void mq_crossentropy_softmax_backward(float *dlogits, const float *dlosses, const float *probs,
+                                      const int *targets, int N, int V);
+
+#endif

@@ -1,0 +1,60 @@
+/* miniquant: byte-level BPE in the GPT-2 convention.
+ *
+ * Text is split by GPT-2's pre-tokenization regex (through PCRE2), each piece's bytes are mapped
+ * to printable unicode characters as GPT-2 does (bytes_to_unicode), and merges are applied by
+ * rank. The vocabulary holds the 256 byte tokens, the learned merges, and <|endoftext|>.
+ * The same code encodes with a vocabulary read from any GGUF file whose tokenizer model is
+ * "gpt2" (tokenizer.ggml.tokens / token_type / merges), e.g. GPT-2's own 50,257 tokens.
+ * decode(encode(x)) == x for every byte string. */
+#ifndef MINIQUANT_TOKENIZER_H
+#define MINIQUANT_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "miniquant/error.h"
+#include "miniquant/gguf.h"
+
+#define MQ_EOT_TEXT "<|endoftext|>"
+
+typedef struct mq_tokenizer mq_tokenizer_t;
+
+/* Learns merges on documents (docs[i] has lens[i] bytes) until the vocabulary has vocab_size
+ * tokens: 256 byte tokens + (vocab_size - 257) merges + <|endoftext|>. Deterministic: ties
+ * between equally frequent pairs are broken by the pair's token strings. Shows a progress bar. */
+int mq_tokenizer_train(const char *const *docs, const size_t *lens, size_t n_docs, int vocab_size,
+                       mq_tokenizer_t **out, mq_error_t *err);
+
+void mq_tokenizer_free(mq_tokenizer_t *t);
+
+int mq_tokenizer_n_vocab(const mq_tokenizer_t *t);
+/* Id of <|endoftext|>, or -1 when the vocabulary has none. */
+int32_t mq_tokenizer_eot(const mq_tokenizer_t *t);
+/* The stored text of a token (GPT-2's unicode form of its bytes), or NULL for a bad id. */
+const char *mq_tokenizer_token_text(const mq_tokenizer_t *t, int32_t id);
+
+enum { MQ_TOK_PARSE_SPECIAL = 1 }; /* treat "<|endoftext|>" in the text as the special token */
+
+/* Encodes len bytes of text (any bytes, not necessarily valid UTF-8) to a malloc'd id array. */
+int mq_tokenizer_encode(const mq_tokenizer_t *t, const char *text, size_t len, int flags,
+                        int32_t **ids, size_t *n_ids, mq_error_t *err);
+/* Decodes ids to a malloc'd byte string (NUL-terminated, the NUL not counted in *len). */
+int mq_tokenizer_decode(const mq_tokenizer_t *t, const int32_t *ids, size_t n_ids, char **text,
+                        size_t *len, mq_error_t *err);
+
+/* Stores the tokenizer as llama.cpp expects: tokenizer.ggml.model = "gpt2",
+ * tokenizer.ggml.pre = "gpt-2", tokens, token_type, merges, bos/eos ids, add_bos = false. */
+int mq_tokenizer_to_gguf(const mq_tokenizer_t *t, mq_gguf_t *g, mq_error_t *err);
+/* Loads the tokenizer of a GGUF file whose tokenizer.ggml.model is "gpt2"; name is used in
+ * messages. Validates every token and merge (a merge must join two existing tokens into an
+ * existing token). */
+int mq_tokenizer_from_gguf(const mq_gguf_t *g, const char *name, mq_tokenizer_t **out,
+                           mq_error_t *err);
+
+/* GPT-2 pre-tokenization: calls piece(start, len, ctx) for each piece of text in order; the
+ * pieces cover the text exactly. Invalid UTF-8 bytes become pieces of their own. */
+int mq_pretokenize(const char *text, size_t len,
+                   void (*piece)(const char *start, size_t len, void *ctx), void *ctx,
+                   mq_error_t *err);
+
+#endif

@@ -1,0 +1,38 @@
+/* miniquant: the command-line interface. Each subcommand lives in its own cmd_*.c file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const mq_command_t COMMANDS[] = {
+    {"corpus", "build the WordNet corpus and its train/validation/test split", cmd_corpus},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "miniquant %s: weights-only post-training quantization of GPT models\n\n"
+                "usage: miniquant <command> [options]   (miniquant <command> --help)\n\n"
+                "commands:\n",
+            MQ_VERSION);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(fp, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("miniquant %s\n", MQ_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "miniquant: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
