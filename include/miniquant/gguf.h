@@ -6,7 +6,14 @@
  * corrupted or hostile file gives MQ_ERR_FORMAT with a message naming the file, the byte offset
  * and what was wrong, never a crash. Writing goes through a temporary file renamed into place.
  *
- * Byte order is little-endian. Tensor data is aligned to general.alignment (default 32). */
+ * Byte order is little-endian. Tensor data is aligned to general.alignment (default 32).
+ *
+ * What the reader accepts, where GGUF leaves room: general.alignment must be a u32 and a nonzero
+ * power of two (as ggml checks); nested arrays are rejected; keys and tensor names may not hold
+ * NUL bytes (string values may); a dimension may be 0 (as in ggml); tensors may sit in any
+ * order with gaps, but must be aligned, must not overlap, and the file must hold each tensor's
+ * data and its padding to the alignment. The writer lays tensors out in order, each at the next
+ * multiple of the alignment, and pads the end of the file to it, as ggml's writer does. */
 #ifndef MINIQUANT_GGUF_H
 #define MINIQUANT_GGUF_H
 
@@ -70,9 +77,12 @@ typedef struct mq_gguf_tensor {
     int64_t ne[MQ_GGUF_MAX_DIMS]; /* ne[0] is the contiguous (innermost) dimension, as in ggml;
                                      unused dimensions are 1. A Linear W[out][in] has
                                      ne = {in, out}. */
-    uint64_t offset;              /* offset of the data within the data section */
+    uint64_t offset;              /* offset of the data within the data section: as read, or,
+                                     once tensors are added or general.alignment is set,
+                                     where the writer will put it */
     size_t nbytes;                /* bytes of data */
-    const void *data;             /* the tensor's bytes */
+    const void *data;             /* the tensor's bytes, aligned in memory to at least
+                                     min(16, alignment) */
 } mq_gguf_tensor_t;
 
 typedef struct mq_gguf mq_gguf_t;
@@ -94,7 +104,9 @@ int mq_gguf_write_mem(const mq_gguf_t *g, void **buf, size_t *len, mq_error_t *e
 
 /* ---- metadata ---- */
 
-/* Setters add the key, or replace the value of an existing key with the same name. */
+/* Setters add the key, or replace the value of an existing key with the same name (keeping its
+ * place in the key order). They return MQ_OK, MQ_ERR_ARG or MQ_ERR_NOMEM; on failure g is
+ * unchanged. */
 int mq_gguf_set_u8(mq_gguf_t *g, const char *key, uint8_t v);
 int mq_gguf_set_i8(mq_gguf_t *g, const char *key, int8_t v);
 int mq_gguf_set_u16(mq_gguf_t *g, const char *key, uint16_t v);
@@ -118,9 +130,13 @@ int mq_gguf_kv_type(const mq_gguf_t *g, int64_t i);     /* mq_gguf_vtype_t */
 int mq_gguf_kv_arr_type(const mq_gguf_t *g, int64_t i); /* element type of an ARRAY */
 /* Index of key, or -1 when absent. */
 int64_t mq_gguf_find_key(const mq_gguf_t *g, const char *key);
+/* The alignment in effect: general.alignment, or MQ_GGUF_DEFAULT_ALIGNMENT when absent. Setting
+ * general.alignment to anything but a u32 nonzero power of two fails with MQ_ERR_ARG. */
+size_t mq_gguf_alignment(const mq_gguf_t *g);
 
 /* Typed getters: MQ_ERR_NOT_FOUND when the key is absent, MQ_ERR_FORMAT when its type does not
- * fit (messages name the key). Integer getters accept any integer type whose value fits. */
+ * fit (messages name the key). Integer getters accept any integer type whose value fits; the
+ * float getters accept f32 and f64 when the value converts exactly. */
 int mq_gguf_get_u32(const mq_gguf_t *g, const char *key, uint32_t *out, mq_error_t *err);
 int mq_gguf_get_i32(const mq_gguf_t *g, const char *key, int32_t *out, mq_error_t *err);
 int mq_gguf_get_u64(const mq_gguf_t *g, const char *key, uint64_t *out, mq_error_t *err);
@@ -143,6 +159,7 @@ int mq_gguf_get_arr_str(const mq_gguf_t *g, const char *key, const mq_gguf_str_t
 int mq_gguf_add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, const int64_t *ne,
                        const void *data, mq_error_t *err);
 int64_t mq_gguf_n_tensors(const mq_gguf_t *g);
+/* The i-th tensor, or NULL when i is out of range. Valid until the next mq_gguf_add_tensor. */
 const mq_gguf_tensor_t *mq_gguf_tensor(const mq_gguf_t *g, int64_t i);
 /* The tensor named name, or NULL. */
 const mq_gguf_tensor_t *mq_gguf_find_tensor(const mq_gguf_t *g, const char *name);

@@ -52,4 +52,24 @@ void mq_crossentropy_forward(float *losses, const float *probs, const int *targe
 void mq_crossentropy_softmax_backward(float *dlogits, const float *dlosses, const float *probs,
                                       const int *targets, int N, int V);
 
+/* Fused softmax and cross-entropy, as the model runs them: probs (N,V) = softmax(logits) and,
+ * when targets is non-NULL, losses (N) = logsumexp(logits) - logits[target] (the same value as
+ * -log probs[target], without the rounding of the probability). */
+void mq_softmax_crossentropy_forward(float *probs, float *losses, const float *logits,
+                                     const int *targets, int N, int V);
+
+/* The forms the model's backward pass uses. Each activation gradient there has one consumer, so
+ * these OVERWRITE dinp (dlogits) instead of accumulating into it, which saves zeroing a buffer
+ * per layer; parameter gradients (dweight, dbias) still accumulate. */
+void mq_matmul_backward_overwrite(float *dinp, float *dweight, float *dbias, const float *dout,
+                                  const float *inp, const float *weight, int N, int C, int OC);
+void mq_attention_backward_overwrite(float *dinp, float *datt, const float *dout,
+                                     const float *inp, const float *att, int B, int T, int C,
+                                     int NH);
+/* d (N) holds dout on entry and dinp on return. */
+void mq_gelu_backward_inplace(float *d, const float *inp, int N);
+void mq_crossentropy_softmax_backward_overwrite(float *dlogits, const float *dlosses,
+                                                const float *probs, const int *targets, int N,
+                                                int V);
+
 #endif

@@ -113,7 +113,7 @@ typedef struct mq_gpt {
     float *acts_memory;
     mq_gpt_acts_t acts;
     float *grads_acts_memory;
-    mq_gpt_acts_t grads_acts;
+    mq_gpt_acts_t grads_acts; /* backward's scratch: only some pointers set, one layer each */
     int *inputs, *targets; /* copies of the last batch (B,T) */
     int have_targets;
     float mean_loss; /* mean of acts.losses after a forward with targets, else -1 */
@@ -146,6 +146,11 @@ float mq_gpt_clip_grad_norm(mq_gpt_t *m, float max_norm);
  * Linear weights), not to biases or LayerNorm parameters. */
 int mq_gpt_adamw_update(mq_gpt_t *m, float lr, float beta1, float beta2, float eps,
                         float weight_decay, int t, mq_error_t *err);
+
+/* The FP32 weight (OC, C) of a Linear inside m->params_memory, with its bias (OC) in *bias
+ * (NULL for lm_head) and its shape in *OC, *C; any of the three may be NULL. NULL for an id that
+ * names no Linear of m. */
+float *mq_gpt_linear_weight(mq_gpt_t *m, mq_linear_id_t id, float **bias, int *OC, int *C);
 
 /* A parameter's name ("wte", "qkvw", ...), for messages and tables. */
 const char *mq_gpt_param_name(int param);

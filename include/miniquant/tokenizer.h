@@ -20,8 +20,11 @@
 typedef struct mq_tokenizer mq_tokenizer_t;
 
 /* Learns merges on documents (docs[i] has lens[i] bytes) until the vocabulary has vocab_size
- * tokens: 256 byte tokens + (vocab_size - 257) merges + <|endoftext|>. Deterministic: ties
- * between equally frequent pairs are broken by the pair's token strings. Shows a progress bar. */
+ * tokens: 256 byte tokens + (vocab_size - 257) merged tokens + <|endoftext|>, in that order.
+ * Deterministic: ties between equally frequent pairs go to the pair whose left token's text, then
+ * right token's text, is smaller (strcmp). When a merge spells a token that already exists
+ * ("ab"+"c" after "a"+"bc") it is kept and maps to that token. MQ_ERR_ARG when the documents
+ * cannot give that many tokens. Shows a progress bar. */
 int mq_tokenizer_train(const char *const *docs, const size_t *lens, size_t n_docs, int vocab_size,
                        mq_tokenizer_t **out, mq_error_t *err);
 
@@ -50,6 +53,33 @@ int mq_tokenizer_to_gguf(const mq_tokenizer_t *t, mq_gguf_t *g, mq_error_t *err)
  * existing token). */
 int mq_tokenizer_from_gguf(const mq_gguf_t *g, const char *name, mq_tokenizer_t **out,
                            mq_error_t *err);
+
+/* Token types, numbered as llama.cpp's enum llama_token_type (tokenizer.ggml.token_type).
+ * Control tokens are matched in text only with MQ_TOK_PARSE_SPECIAL, user-defined ones always;
+ * both decode to their text as it is. Other tokens are bytes in GPT-2's unicode form. */
+enum {
+    MQ_TOKEN_UNDEFINED = 0,
+    MQ_TOKEN_NORMAL = 1,
+    MQ_TOKEN_UNKNOWN = 2,
+    MQ_TOKEN_CONTROL = 3,
+    MQ_TOKEN_USER_DEFINED = 4,
+    MQ_TOKEN_UNUSED = 5,
+    MQ_TOKEN_BYTE = 6,
+};
+
+/* A token's type (MQ_TOKEN_*), or -1 for a bad id. */
+int32_t mq_tokenizer_token_type(const mq_tokenizer_t *t, int32_t id);
+/* Number of merges; more than the learned tokens when two merges spell the same token. */
+int mq_tokenizer_n_merges(const mq_tokenizer_t *t);
+/* The two token ids that merge rank joins; MQ_ERR_ARG for a bad rank. */
+int mq_tokenizer_merge(const mq_tokenizer_t *t, int rank, int32_t *left, int32_t *right);
+
+/* Builds a tokenizer from a vocabulary in GGUF's form: token texts, their types (NULL: all
+ * normal) and merges "left right" in rank order. Checked as mq_tokenizer_from_gguf checks a file;
+ * messages start with name and use GGUF's key names. */
+int mq_tokenizer_from_vocab(const char *const *tokens, const int32_t *types, int32_t n_tokens,
+                            const char *const *merges, int32_t n_merges, const char *name,
+                            mq_tokenizer_t **out, mq_error_t *err);
 
 /* GPT-2 pre-tokenization: calls piece(start, len, ctx) for each piece of text in order; the
  * pieces cover the text exactly. Invalid UTF-8 bytes become pieces of their own. */

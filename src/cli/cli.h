@@ -2,7 +2,9 @@
 #ifndef MINIQUANT_CLI_H
 #define MINIQUANT_CLI_H
 
+#include "miniquant/corpus.h"
 #include "miniquant/error.h"
+#include "miniquant/tokenizer.h"
 
 typedef struct mq_command {
     const char *name;
@@ -11,8 +13,36 @@ typedef struct mq_command {
 } mq_command_t;
 
 int cmd_corpus(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* Prints "miniquant: <message>" to stderr and returns exit status 1. */
 int cli_fail(const mq_error_t *err);
+/* Prints "miniquant CMD: <fmt with arg>", then the command's usage, to stderr; returns 2. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg);
+
+/* Writes the three split files of a corpus into dir. */
+int cli_write_corpus(const mq_corpus_t *c, const char *dir, mq_error_t *err);
+void cli_print_corpus_stats(const mq_corpus_t *c);
+
+/* Sets the OpenMP and OpenBLAS thread counts (n <= 0: leave the defaults). */
+void cli_set_threads(int n);
+/* Parse a flag's number in [lo, hi]; on failure print the usage and return 2. */
+int cli_parse_int(const char *cmd, const char *usage, const char *flag, const char *s, long lo,
+                  long hi, long *out);
+int cli_parse_float(const char *cmd, const char *usage, const char *flag, const char *s,
+                    double lo, double hi, double *out);
+
+/* Loads the tokenizer stored in any GGUF file. */
+int cli_load_tokenizer(const char *path, mq_tokenizer_t **tok, mq_error_t *err);
+/* The tokenizer of vocab tokens cached in data_dir/tokenizer-<vocab>.gguf, trained on the
+ * corpus's train split (and cached) when absent. */
+int cli_tokenizer_for(const char *data_dir, int vocab, mq_tokenizer_t **tok,
+                      mq_error_t *err);
+/* Trains a tokenizer on the train split; writes it to path when path is non-NULL. */
+int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path,
+                        mq_tokenizer_t **tok, mq_error_t *err);
 
 #endif

@@ -5,7 +5,11 @@
 #include "cli.h"
 
 static const mq_command_t COMMANDS[] = {
-    {"corpus", "build the WordNet corpus and its train/validation/test split", cmd_corpus},
+    {"run", "the main job: corpus, tokenizer, training (once), every result", cmd_run},
+    {"corpus", "build the WordNet corpus and its train/valid/test split", cmd_corpus},
+    {"tokenizer", "train a byte-level BPE tokenizer, encode and decode text", cmd_tokenizer},
+    {"train", "train MiniGPT (tiny or default preset), resumable", cmd_train},
+    {"eval", "perplexity of a model on the test split (default or llamacpp protocol)", cmd_eval},
 };
 
 static void usage(FILE *fp) {

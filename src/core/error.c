@@ -22,9 +22,17 @@ int mq_error_prefix(mq_error_t *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    /* Assembled by hand: the message is truncated on purpose when prefix + old overflow it. */
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    size_t cap = sizeof err->msg - 1, n = 0;
+    for (const char *parts[] = {prefix, ": ", old}, **p = parts; p < parts + 3; p++) {
+        size_t len = strlen(*p);
+        if (len > cap - n) len = cap - n;
+        memcpy(err->msg + n, *p, len);
+        n += len;
+    }
+    err->msg[n] = '\0';
     return err->code;
 }
 

@@ -1,0 +1,43 @@
+/* miniquant: evaluation. Perplexity on a token stream under two protocols:
+ *
+ *  MQ_PPL_DEFAULT   non-overlapping windows of the model's context length; every token but the
+ *                   first is scored once (the last window may be shorter).
+ *  MQ_PPL_LLAMACPP  llama.cpp's llama-perplexity: floor(n / n_ctx) chunks of n_ctx tokens, each
+ *                   evaluated from an empty context, and only the second half of each chunk
+ *                   scored (positions n_ctx/2 .. n_ctx-2 predicting the next token). With the
+ *                   same tokens and n_ctx the numbers are comparable with llama.cpp's. */
+#ifndef MINIQUANT_EVAL_H
+#define MINIQUANT_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "miniquant/error.h"
+#include "miniquant/model.h"
+
+typedef enum mq_ppl_protocol { MQ_PPL_DEFAULT = 0, MQ_PPL_LLAMACPP = 1 } mq_ppl_protocol_t;
+
+/* Parses "default" / "llamacpp"; MQ_ERR_ARG listing the names otherwise. */
+int mq_ppl_protocol_parse(const char *name, mq_ppl_protocol_t *out, mq_error_t *err);
+const char *mq_ppl_protocol_name(mq_ppl_protocol_t p);
+
+typedef struct mq_ppl_result {
+    double ppl;        /* exp(mean negative log-likelihood) */
+    double nll;        /* mean negative log-likelihood, nats per token */
+    double nll_stderr; /* standard error of the mean NLL */
+    int64_t n_scored;  /* tokens scored */
+    int64_t n_tokens;  /* tokens in the stream */
+    int n_windows;     /* windows (chunks) evaluated */
+    int n_ctx;         /* window length */
+    double seconds;
+} mq_ppl_result_t;
+
+/* Perplexity of tokens under m. n_ctx <= 0 means the model's context length; batch windows
+ * are evaluated together (batch <= 0: 8). Shows a progress bar. */
+int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_t protocol,
+                  int n_ctx, int batch, mq_ppl_result_t *res, mq_error_t *err);
+
+/* -log softmax(logits)[target] for one row of V logits, in double. */
+double mq_nll_from_logits(const float *logits, int V, int target);
+
+#endif

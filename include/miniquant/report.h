@@ -1,0 +1,28 @@
+/* miniquant: reports. JSON files through cJSON and plots through gnuplot's pngcairo terminal,
+ * both written crash-safely (temporary file renamed into place). */
+#ifndef MINIQUANT_REPORT_H
+#define MINIQUANT_REPORT_H
+
+#include <cjson/cJSON.h>
+
+#include "miniquant/error.h"
+
+/* Writes root as pretty-printed JSON (with a final newline). */
+int mq_json_write(const char *path, const cJSON *root, mq_error_t *err);
+/* Reads and parses a JSON file; the error names the file and the position of a syntax error. */
+int mq_json_read(const char *path, cJSON **out, mq_error_t *err);
+
+/* Renders a PNG of width x height pixels with gnuplot: script is gnuplot commands (inline data
+ * blocks allowed) that draw one plot; the terminal and output are set here. */
+int mq_plot_png(const char *png_path, int width, int height, const char *script, mq_error_t *err);
+
+/* A growable string for building gnuplot scripts and data blocks. */
+typedef struct mq_strbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} mq_strbuf_t;
+void mq_strbuf_printf(mq_strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mq_strbuf_free(mq_strbuf_t *b);
+
+#endif

@@ -1,0 +1,135 @@
+/* miniquant eval: perplexity of a model on a corpus split or a text file. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "miniquant/checkpoint.h"
+#include "miniquant/dataset.h"
+#include "miniquant/eval.h"
+#include "miniquant/fileio.h"
+#include "miniquant/report.h"
+
+static const char USAGE[] =
+    "usage: miniquant eval --model FILE.gguf [--ppl-protocol default|llamacpp] [options]\n"
+    "\n"
+    "Perplexity of a model (with the tokenizer stored in its GGUF) on the test split.\n"
+    "  default   non-overlapping windows of the context length over the split's documents,\n"
+    "            each followed by \"\\n\" and <|endoftext|>; every token but the first scored\n"
+    "  llamacpp  llama-perplexity's protocol on the split as a text file (documents one per\n"
+    "            line, the final newline dropped as llama-perplexity -f does): chunks of n_ctx\n"
+    "            tokens, the second half of each scored; compare with llama-perplexity -c N\n"
+    "\n"
+    "  --model FILE         the model (GGUF, gpt2 architecture)\n"
+    "  --ppl-protocol NAME  default or llamacpp (default: default)\n"
+    "  --split NAME         train, valid or test (default test)\n"
+    "  --text FILE          evaluate a text file instead (one trailing newline dropped)\n"
+    "  --ctx N              window length (default: the model's context)\n"
+    "  --batch N            windows per forward pass (default 8)\n"
+    "  --json FILE          also write the result as JSON\n"
+    "  --threads N          threads (default: all cores)\n"
+    "  -h, --help           this message\n";
+
+int cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *proto_name = "default", *split_name = "test", *text_file = NULL,
+               *json = NULL;
+    long ctx = 0, batch = 8, threads = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"ppl-protocol", required_argument, 0, 'p'},
+        {"split", required_argument, 0, 's'}, {"text", required_argument, 0, 'x'},
+        {"ctx", required_argument, 0, 'c'},   {"batch", required_argument, 0, 'b'},
+        {"json", required_argument, 0, 'j'},  {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    int ch, rc;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        rc = 0;
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'p': proto_name = optarg; break;
+        case 's': split_name = optarg; break;
+        case 'x': text_file = optarg; break;
+        case 'c': rc = cli_parse_int("eval", USAGE, "--ctx", optarg, 2, 1 << 20, &ctx); break;
+        case 'b': rc = cli_parse_int("eval", USAGE, "--batch", optarg, 1, 4096, &batch); break;
+        case 'j': json = optarg; break;
+        case 't': rc = cli_parse_int("eval", USAGE, "--threads", optarg, 1, 1024, &threads); break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default: return cli_usage_error("eval", USAGE, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc) return rc;
+    }
+    if (optind < argc) return cli_usage_error("eval", USAGE, "unexpected argument '%s'", argv[optind]);
+    if (!model) return cli_usage_error("eval", USAGE, "--model FILE.gguf is required%s", "");
+    mq_error_t err = {0};
+    mq_ppl_protocol_t proto;
+    mq_split_t split;
+    if (mq_ppl_protocol_parse(proto_name, &proto, &err) || mq_split_parse(split_name, &split, &err)) {
+        fprintf(stderr, "miniquant eval: %s\n\n%s", err.msg, USAGE);
+        return 2;
+    }
+    cli_set_threads((int)threads);
+
+    mq_gpt_t m = {0};
+    mq_tokenizer_t *tok = NULL;
+    rc = mq_checkpoint_load(model, &m, &tok, NULL, &err);
+    if (rc) return cli_fail(&err);
+    mq_tokens_t toks = {0};
+    char *text = NULL;
+    size_t len = 0, n_docs = 0;
+    if (text_file) {
+        rc = mq_read_file(text_file, 0, &text, &len, &err);
+    } else {
+        mq_corpus_t c;
+        rc = mq_corpus_load_wordnet(NULL, &c, &err);
+        for (size_t i = 0; rc == MQ_OK && i < c.n_docs; i++) n_docs += c.docs[i].split == split;
+        if (rc == MQ_OK && proto == MQ_PPL_DEFAULT) rc = mq_dataset_encode(&c, split, tok, &toks, &err);
+        else if (rc == MQ_OK) rc = mq_corpus_split_text(&c, split, &text, &len, &err);
+        if (rc == MQ_OK) mq_corpus_free(&c);
+    }
+    if (rc == MQ_OK && text) {
+        if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads a file */
+        rc = mq_tokenizer_encode(tok, text, len, 0, &toks.ids, &toks.n, &err);
+    }
+    mq_ppl_result_t r;
+    if (rc == MQ_OK) rc = mq_perplexity(&m, toks.ids, toks.n, proto, (int)ctx, (int)batch, &r, &err);
+    if (rc == MQ_OK) {
+        printf("model        %s (MiniGPT-%s, %zu parameters)\n", model, m.cfg.name, m.num_params);
+        if (proto == MQ_PPL_LLAMACPP)
+            printf("protocol     llamacpp (%d chunks of %d tokens, second half scored)\n",
+                   r.n_windows, r.n_ctx);
+        else
+            printf("protocol     default (%d non-overlapping windows of %d tokens)\n", r.n_windows,
+                   r.n_ctx);
+        if (text_file) printf("text         %s\n", text_file);
+        else printf("split        %s (%zu documents)\n", mq_split_name(split), n_docs);
+        printf("tokens       %lld (%lld scored)\n", (long long)r.n_tokens, (long long)r.n_scored);
+        printf("perplexity   %.4f\n", r.ppl);
+        printf("nll          %.5f +/- %.5f nats/token\n", r.nll, r.nll_stderr);
+        printf("time         %.2f s\n", r.seconds);
+    }
+    if (rc == MQ_OK && json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "model", model);
+        cJSON_AddStringToObject(root, "config", m.cfg.name);
+        cJSON_AddNumberToObject(root, "model_params", (double)m.num_params);
+        cJSON_AddStringToObject(root, "protocol", mq_ppl_protocol_name(proto));
+        if (text_file) cJSON_AddStringToObject(root, "text", text_file);
+        else cJSON_AddStringToObject(root, "split", mq_split_name(split));
+        cJSON_AddNumberToObject(root, "n_ctx", r.n_ctx);
+        cJSON_AddNumberToObject(root, "n_windows", r.n_windows);
+        cJSON_AddNumberToObject(root, "n_tokens", (double)r.n_tokens);
+        cJSON_AddNumberToObject(root, "n_scored", (double)r.n_scored);
+        cJSON_AddNumberToObject(root, "ppl", r.ppl);
+        cJSON_AddNumberToObject(root, "nll", r.nll);
+        cJSON_AddNumberToObject(root, "nll_stderr", r.nll_stderr);
+        cJSON_AddNumberToObject(root, "seconds", r.seconds);
+        rc = mq_json_write(json, root, &err);
+        cJSON_Delete(root);
+    }
+    free(text);
+    mq_tokens_free(&toks);
+    mq_tokenizer_free(tok);
+    mq_gpt_free(&m);
+    return rc ? cli_fail(&err) : 0;
+}

@@ -1,0 +1,104 @@
+/* miniquant run: the main job, from nothing to every result, reusing what exists. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "miniquant/checkpoint.h"
+#include "miniquant/fileio.h"
+
+static const char USAGE[] =
+    "usage: miniquant run [--config tiny|default] [--threads N]\n"
+    "\n"
+    "The main job: builds the corpus (data/corpus), the tokenizer (data/tokenizer-4096.gguf),\n"
+    "trains MiniGPT when no finished model exists (models/minigpt-<config>.gguf; an interrupted\n"
+    "run is resumed), then evaluates it. Reuses every finished step. Prints where each result\n"
+    "went.\n"
+    "\n"
+    "  --config NAME  tiny or default (default: default)\n"
+    "  --threads N    threads (default: all cores)\n"
+    "  -h, --help     this message\n";
+
+typedef int (*cmd_fn)(int, char **);
+
+/* Runs one subcommand as if from the command line (getopt restarted). */
+static int step(const char *title, cmd_fn fn, char **argv) {
+    int argc = 0;
+    while (argv[argc]) argc++;
+    fprintf(stderr, "\n== %s\n", title);
+    fflush(stdout);
+    optind = 0;
+    int rc = fn(argc, argv);
+    fflush(stdout);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *config = "default", *threads = NULL;
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 't': threads = optarg; break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default: return cli_usage_error("run", USAGE, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("run", USAGE, "unexpected argument '%s'", argv[optind]);
+    if (strcmp(config, "tiny") && strcmp(config, "default"))
+        return cli_usage_error("run", USAGE, "unknown config '%s' (valid: tiny, default)", config);
+    char model[256], eval_dir[] = "data/eval", json_default[256], json_llama[256];
+    snprintf(model, sizeof model, "models/minigpt-%s.gguf", config);
+    snprintf(json_default, sizeof json_default, "%s/minigpt-%s-ppl-default.json", eval_dir, config);
+    snprintf(json_llama, sizeof json_llama, "%s/minigpt-%s-ppl-llamacpp.json", eval_dir, config);
+    int rc;
+
+    char *corpus[] = {"corpus", "--out", "data/corpus", NULL};
+    if ((rc = step("corpus", cmd_corpus, corpus))) return rc;
+
+    /* train unless a finished model exists; resume an interrupted one */
+    mq_error_t err = {0};
+    int need = 1, resume = 0;
+    if (mq_file_exists(model)) {
+        mq_gpt_t m = {0};
+        mq_ckpt_info_t info;
+        if (mq_checkpoint_load(model, &m, NULL, &info, &err) == MQ_OK) {
+            need = info.step < info.total_steps;
+            resume = need;
+            mq_gpt_free(&m);
+        }
+        if (!need) fprintf(stderr, "\n== reusing the trained model %s (%lld steps)\n", model,
+                           (long long)info.step);
+    }
+    if (need) {
+        char *train[9] = {"train", "--config", (char *)config, "--out", model};
+        int n = 5;
+        if (threads) {
+            train[n++] = "--threads";
+            train[n++] = (char *)threads;
+        }
+        if (resume) train[n++] = "--resume";
+        if ((rc = step(resume ? "train (resuming)" : "train", cmd_train, train))) return rc;
+    }
+    if (mq_mkdir_p(eval_dir, &err)) return cli_fail(&err);
+    if (threads) cli_set_threads(atoi(threads));
+    char *ev1[] = {"eval", "--model", model, "--json", json_default, NULL};
+    if ((rc = step("perplexity, default protocol", cmd_eval, ev1))) return rc;
+    char *ev2[] = {"eval", "--model", model, "--ppl-protocol", "llamacpp", "--json", json_llama,
+                   NULL};
+    if ((rc = step("perplexity, llama.cpp's protocol", cmd_eval, ev2))) return rc;
+
+    printf("\nresults:\n");
+    printf("  corpus        data/corpus/{train,valid,test}.txt\n");
+    printf("  tokenizer     data/tokenizer-4096.gguf\n");
+    printf("  model         %s\n", model);
+    printf("  curve         %s.curve.png, %s.train.json\n", model, model);
+    printf("  perplexity    %s, %s\n", json_default, json_llama);
+    return 0;
+}

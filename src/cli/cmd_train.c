@@ -1,0 +1,260 @@
+/* miniquant train: corpus -> tokenizer -> MiniGPT, with checkpoints, --resume and a curve. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#include "cli.h"
+#include "miniquant/checkpoint.h"
+#include "miniquant/dataset.h"
+#include "miniquant/fileio.h"
+#include "miniquant/progress.h"
+#include "miniquant/report.h"
+#include "miniquant/train.h"
+
+static const char USAGE[] =
+    "usage: miniquant train [--config tiny|default] [--out FILE.gguf] [options]\n"
+    "\n"
+    "Trains MiniGPT (GPT-2 architecture, FP32) on the corpus's train split: AdamW, linear\n"
+    "warmup + cosine decay, gradient clipping; deterministic for a seed and thread count.\n"
+    "Writes the model (a GGUF llama.cpp reads), its training state FILE.gguf.opt, the curve\n"
+    "FILE.gguf.train.json and FILE.gguf.curve.png. A progress bar shows loss, tokens/s, ETA.\n"
+    "\n"
+    "  --config NAME     tiny (L=2 C=64, seconds) or default (L=4 C=256, ~10 minutes)\n"
+    "  --out FILE        model file (default models/minigpt-<config>.gguf)\n"
+    "  --resume          continue the run saved in --out (same options) from its checkpoint\n"
+    "  --data DIR        where the tokenizer is cached (default data)\n"
+    "  --vocab N         tokenizer vocabulary (default 4096)\n"
+    "  --steps N         optimizer steps (default: tiny 300, default 2400)\n"
+    "  --batch N         sequences per step (default: tiny 8, default 16)\n"
+    "  --seq N           tokens per sequence, at most the context (default: the context)\n"
+    "  --lr X            peak learning rate (default: tiny 3e-3, default 2e-3)\n"
+    "  --warmup N        warmup steps\n"
+    "  --seed N          random seed (default 1337)\n"
+    "  --ckpt-every N    checkpoint every N steps (default: tiny 0 = end only, default 200)\n"
+    "  --eval-every N    validation loss every N steps\n"
+    "  --threads N       threads (default: all cores)\n"
+    "  -h, --help        this message\n";
+
+static int write_curve(const char *model_path, const mq_gpt_config_t *cfg,
+                       const mq_train_opts_t *o, const mq_train_log_t *log, mq_error_t *err) {
+    char path[4200];
+    /* JSON: the whole curve, for reports. */
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", model_path);
+    cJSON_AddStringToObject(root, "config", cfg->name);
+    cJSON *jc = cJSON_AddObjectToObject(root, "hyperparameters");
+    cJSON_AddNumberToObject(jc, "vocab_size", cfg->vocab_size);
+    cJSON_AddNumberToObject(jc, "n_ctx", cfg->n_ctx);
+    cJSON_AddNumberToObject(jc, "n_embd", cfg->n_embd);
+    cJSON_AddNumberToObject(jc, "n_head", cfg->n_head);
+    cJSON_AddNumberToObject(jc, "n_layer", cfg->n_layer);
+    cJSON_AddNumberToObject(jc, "batch_size", o->batch_size);
+    cJSON_AddNumberToObject(jc, "seq_len", o->seq_len);
+    cJSON_AddNumberToObject(jc, "steps", (double)o->steps);
+    cJSON_AddNumberToObject(jc, "lr", o->lr);
+    cJSON_AddNumberToObject(jc, "warmup", (double)o->warmup);
+    cJSON_AddNumberToObject(jc, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(jc, "grad_clip", o->grad_clip);
+    cJSON_AddNumberToObject(jc, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(jc, "threads", omp_get_max_threads());
+    cJSON_AddNumberToObject(root, "train_seconds", log->seconds);
+    cJSON_AddNumberToObject(root, "tokens_per_second", log->tokens_per_s);
+    cJSON_AddItemToObject(root, "loss", cJSON_CreateFloatArray(log->loss, (int)log->n_steps));
+    cJSON *vs = cJSON_AddArrayToObject(root, "val_step");
+    for (int64_t i = 0; i < log->n_val; i++)
+        cJSON_AddItemToArray(vs, cJSON_CreateNumber((double)log->val_step[i]));
+    cJSON_AddItemToObject(root, "val_loss", cJSON_CreateFloatArray(log->val_loss, (int)log->n_val));
+    snprintf(path, sizeof path, "%s.train.json", model_path);
+    int rc = mq_json_write(path, root, err);
+    cJSON_Delete(root);
+    if (rc) return rc;
+
+    /* The plot: raw loss, its moving average and the validation points. */
+    mq_strbuf_t s = {0};
+    mq_strbuf_printf(&s, "$train << EOD\n");
+    int64_t win = log->n_steps / 50 > 1 ? log->n_steps / 50 : 1;
+    double run = 0;
+    for (int64_t i = 0; i < log->n_steps; i++) {
+        run += log->loss[i];
+        if (i >= win) run -= log->loss[i - win];
+        int64_t k = i + 1 < win ? i + 1 : win;
+        mq_strbuf_printf(&s, "%lld %.5f %.5f\n", (long long)(i + 1), log->loss[i], run / (double)k);
+    }
+    mq_strbuf_printf(&s, "EOD\n$val << EOD\n");
+    for (int64_t i = 0; i < log->n_val; i++)
+        mq_strbuf_printf(&s, "%lld %.5f\n", (long long)log->val_step[i], log->val_loss[i]);
+    mq_strbuf_printf(&s, "EOD\n");
+    mq_strbuf_printf(&s,
+                     "set title 'MiniGPT-%s training: %lld steps of %d x %d tokens, %.1f min on %d "
+                     "threads'\n"
+                     "set xlabel 'optimizer step'\nset ylabel 'cross-entropy loss (nats / token)'\n"
+                     "set grid\nset key top right\n"
+                     "plot $train using 1:2 with lines lc rgb '#c6dbef' title 'train loss (per "
+                     "step)', \\\n"
+                     "     $train using 1:3 with lines lc rgb '#08519c' lw 2 title 'train loss "
+                     "(moving average)', \\\n"
+                     "     $val using 1:2 with linespoints pt 7 ps 1 lc rgb '#d62728' lw 2 title "
+                     "'validation loss'\n",
+                     cfg->name, (long long)log->n_steps, o->batch_size, o->seq_len,
+                     log->seconds / 60, omp_get_max_threads());
+    if (s.oom) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    snprintf(path, sizeof path, "%s.curve.png", model_path);
+    rc = mq_plot_png(path, 900, 560, s.s, err);
+    mq_strbuf_free(&s);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *config = "default", *out = NULL, *data = "data";
+    long vocab = 4096, threads = 0, steps = -1, batch = -1, seq = -1, warmup = -1, seed = -1,
+         ckpt_every = -1, eval_every = -1;
+    double lr = -1;
+    int resume = 0, rc;
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},     {"out", required_argument, 0, 'o'},
+        {"resume", no_argument, 0, 'r'},           {"data", required_argument, 0, 'd'},
+        {"vocab", required_argument, 0, 'v'},      {"steps", required_argument, 0, 's'},
+        {"batch", required_argument, 0, 'b'},      {"seq", required_argument, 0, 'q'},
+        {"lr", required_argument, 0, 'l'},         {"warmup", required_argument, 0, 'w'},
+        {"seed", required_argument, 0, 'S'},       {"ckpt-every", required_argument, 0, 'k'},
+        {"eval-every", required_argument, 0, 'e'}, {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        rc = 0;
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'o': out = optarg; break;
+        case 'r': resume = 1; break;
+        case 'd': data = optarg; break;
+        case 'v': rc = cli_parse_int("train", USAGE, "--vocab", optarg, 258, 1 << 20, &vocab); break;
+        case 's': rc = cli_parse_int("train", USAGE, "--steps", optarg, 1, 100000000, &steps); break;
+        case 'b': rc = cli_parse_int("train", USAGE, "--batch", optarg, 1, 4096, &batch); break;
+        case 'q': rc = cli_parse_int("train", USAGE, "--seq", optarg, 2, 1 << 16, &seq); break;
+        case 'l': rc = cli_parse_float("train", USAGE, "--lr", optarg, 0, 1, &lr); break;
+        case 'w': rc = cli_parse_int("train", USAGE, "--warmup", optarg, 0, 100000000, &warmup); break;
+        case 'S': rc = cli_parse_int("train", USAGE, "--seed", optarg, 0, 0x7fffffffL, &seed); break;
+        case 'k': rc = cli_parse_int("train", USAGE, "--ckpt-every", optarg, 0, 100000000, &ckpt_every); break;
+        case 'e': rc = cli_parse_int("train", USAGE, "--eval-every", optarg, 0, 100000000, &eval_every); break;
+        case 't': rc = cli_parse_int("train", USAGE, "--threads", optarg, 1, 1024, &threads); break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default: return cli_usage_error("train", USAGE, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc) return rc;
+    }
+    if (optind < argc) return cli_usage_error("train", USAGE, "unexpected argument '%s'", argv[optind]);
+    mq_error_t err = {0};
+    mq_gpt_config_t cfg;
+    if (mq_gpt_preset(config, (int)vocab, &cfg, &err)) {
+        fprintf(stderr, "miniquant train: %s\n\n%s", err.msg, USAGE);
+        return 2;
+    }
+    mq_train_opts_t o;
+    mq_train_defaults(config, &o);
+    o.seq_len = cfg.n_ctx;
+    if (steps > 0) o.steps = steps;
+    if (batch > 0) o.batch_size = (int)batch;
+    if (seq > 0) o.seq_len = (int)seq;
+    if (lr >= 0) o.lr = (float)lr;
+    if (warmup >= 0) o.warmup = warmup;
+    if (seed >= 0) o.seed = (uint64_t)seed;
+    if (ckpt_every >= 0) o.ckpt_every = ckpt_every;
+    if (eval_every >= 0) o.eval_every = eval_every;
+    if (o.warmup >= o.steps) o.warmup = o.steps / 10;
+    if (o.seq_len > cfg.n_ctx) {
+        fprintf(stderr, "miniquant train: --seq %d is longer than the context %d\n", o.seq_len,
+                cfg.n_ctx);
+        return 2;
+    }
+    char def_out[256];
+    snprintf(def_out, sizeof def_out, "models/minigpt-%s.gguf", config);
+    if (!out) out = def_out;
+    o.ckpt_path = out;
+    cli_set_threads((int)threads);
+
+    mq_corpus_t corpus;
+    mq_tokenizer_t *tok = NULL;
+    mq_tokens_t tr = {0}, va = {0};
+    mq_gpt_t m = {0};
+    mq_train_log_t log = {0};
+    int64_t start = 0;
+    rc = mq_corpus_load_wordnet(NULL, &corpus, &err);
+    if (rc) return cli_fail(&err);
+    if ((rc = mq_mkdir_p(data, &err)) == MQ_OK) rc = cli_tokenizer_for(data, (int)vocab, &tok, &err);
+    if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_TRAIN, tok, &tr, &err);
+    if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_VALID, tok, &va, &err);
+    mq_corpus_free(&corpus);
+    o.tok = tok;
+    if (rc == MQ_OK) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", out);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = '\0';
+            rc = mq_mkdir_p(dir, &err);
+        }
+    }
+    if (rc == MQ_OK && resume) {
+        mq_ckpt_info_t info;
+        rc = mq_checkpoint_load(out, &m, NULL, &info, &err);
+        if (rc == MQ_OK && (m.cfg.n_embd != cfg.n_embd || m.cfg.n_layer != cfg.n_layer ||
+                            m.cfg.vocab_size != cfg.vocab_size || m.cfg.n_ctx != cfg.n_ctx))
+            rc = mq_error_set(&err, MQ_ERR_ARG, "%s: was trained with another configuration than "
+                              "--config %s", out, config);
+        if (rc == MQ_OK) rc = mq_train_state_load(out, &m, &start, &log, &err);
+        if (rc == MQ_OK && start != info.step)
+            rc = mq_error_set(&err, MQ_ERR_FORMAT, "%s is at step %lld but its .opt at %lld", out,
+                              (long long)info.step, (long long)start);
+        if (rc == MQ_OK && info.total_steps != o.steps)
+            rc = mq_error_set(&err, MQ_ERR_ARG, "%s: the run was started for %lld steps; resume "
+                              "with --steps %lld", out, (long long)info.total_steps,
+                              (long long)info.total_steps);
+        if (rc == MQ_OK)
+            fprintf(stderr, "resuming %s at step %lld of %lld\n", out, (long long)start,
+                    (long long)o.steps);
+    } else if (rc == MQ_OK) {
+        rc = mq_gpt_init(&m, &cfg, &err);
+        if (rc == MQ_OK) mq_gpt_init_weights(&m, o.seed);
+    }
+    if (rc == MQ_OK) {
+        fprintf(stderr,
+                "MiniGPT-%s: %zu parameters (L=%d C=%d NH=%d ctx=%d V=%d); %zu train tokens, "
+                "%zu valid tokens; %lld steps of %d x %d tokens\n",
+                cfg.name, m.num_params, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_ctx,
+                cfg.vocab_size, tr.n, va.n, (long long)o.steps, o.batch_size, o.seq_len);
+        if (start >= o.steps)
+            fprintf(stderr, "%s has finished all %lld steps already\n", out, (long long)o.steps);
+        else
+            rc = mq_train(&m, tr.ids, tr.n, va.ids, va.n, &o, start, &log, &err);
+    }
+    if (rc == MQ_OK) rc = write_curve(out, &m.cfg, &o, &log, &err);
+    if (rc == MQ_OK) {
+        float first = log.n_steps ? log.loss[0] : NAN, last = NAN;
+        int64_t k = log.n_steps < 20 ? log.n_steps : 20;
+        if (k) {
+            double s = 0;
+            for (int64_t i = log.n_steps - k; i < log.n_steps; i++) s += log.loss[i];
+            last = (float)(s / (double)k);
+        }
+        printf("model          %s\n", out);
+        printf("config         %s (%zu parameters)\n", m.cfg.name, m.num_params);
+        printf("steps          %lld\n", (long long)log.n_steps);
+        printf("train loss     %.4f -> %.4f (mean of the last %lld steps)\n", first, last,
+               (long long)k);
+        if (log.n_val)
+            printf("valid loss     %.4f (perplexity %.2f)\n", log.val_loss[log.n_val - 1],
+                   exp(log.val_loss[log.n_val - 1]));
+        printf("train time     %.1f s (%.0f tokens/s in this run)\n", log.seconds, log.tokens_per_s);
+        printf("curve          %s.curve.png, %s.train.json\n", out, out);
+    }
+    mq_train_log_free(&log);
+    mq_gpt_free(&m);
+    mq_tokens_free(&tr);
+    mq_tokens_free(&va);
+    mq_tokenizer_free(tok);
+    return rc ? cli_fail(&err) : 0;
+}

@@ -1,0 +1,247 @@
+#include "miniquant/checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "miniquant/fp16.h"
+
+/* Where each parameter goes in the file: llama.cpp's gpt2 tensor names. A Linear W[out][in]
+ * is stored with ne = {in, out}; rows/cols below are per layer. */
+typedef struct {
+    const char *fmt; /* printf format, %d = layer for stacked tensors */
+    int stacked;
+} tensor_map_t;
+
+static const tensor_map_t TENSOR_MAP[MQ_NUM_PARAMS] = {
+    [MQ_P_WTE] = {"token_embd.weight", 0},
+    [MQ_P_WPE] = {"position_embd.weight", 0},
+    [MQ_P_LN1W] = {"blk.%d.attn_norm.weight", 1},
+    [MQ_P_LN1B] = {"blk.%d.attn_norm.bias", 1},
+    [MQ_P_QKVW] = {"blk.%d.attn_qkv.weight", 1},
+    [MQ_P_QKVB] = {"blk.%d.attn_qkv.bias", 1},
+    [MQ_P_ATTPROJW] = {"blk.%d.attn_output.weight", 1},
+    [MQ_P_ATTPROJB] = {"blk.%d.attn_output.bias", 1},
+    [MQ_P_LN2W] = {"blk.%d.ffn_norm.weight", 1},
+    [MQ_P_LN2B] = {"blk.%d.ffn_norm.bias", 1},
+    [MQ_P_FCW] = {"blk.%d.ffn_up.weight", 1},
+    [MQ_P_FCB] = {"blk.%d.ffn_up.bias", 1},
+    [MQ_P_FCPROJW] = {"blk.%d.ffn_down.weight", 1},
+    [MQ_P_FCPROJB] = {"blk.%d.ffn_down.bias", 1},
+    [MQ_P_LNFW] = {"output_norm.weight", 0},
+    [MQ_P_LNFB] = {"output_norm.bias", 0},
+    [MQ_P_LMW] = {"output.weight", 0},
+};
+
+/* Shape of one (per-layer) slice of a parameter: rows x cols, cols contiguous; rows == 0 for
+ * vectors. */
+static void param_shape(const mq_gpt_config_t *c, int p, int64_t *rows, int64_t *cols) {
+    int64_t C = c->n_embd, V = c->vocab_size;
+    *rows = 0;
+    *cols = C;
+    switch (p) {
+    case MQ_P_WTE: *rows = V; break;
+    case MQ_P_WPE: *rows = c->n_ctx; break;
+    case MQ_P_QKVW: *rows = 3 * C; break;
+    case MQ_P_QKVB: *cols = 3 * C; break;
+    case MQ_P_ATTPROJW: *rows = C; break;
+    case MQ_P_FCW: *rows = 4 * C; break;
+    case MQ_P_FCB: *cols = 4 * C; break;
+    case MQ_P_FCPROJW:
+        *rows = C;
+        *cols = 4 * C;
+        break;
+    case MQ_P_LMW: *rows = V; break;
+    default: break; /* LayerNorm weights and biases of size C */
+    }
+}
+
+int mq_ckpt_tensor_name(int param, int layer, char *buf, size_t n) {
+    if (param < 0 || param >= MQ_NUM_PARAMS) return MQ_ERR_ARG;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    if (TENSOR_MAP[param].stacked) snprintf(buf, n, TENSOR_MAP[param].fmt, layer);
+    else snprintf(buf, n, "%s", TENSOR_MAP[param].fmt);
+#pragma GCC diagnostic pop
+    return MQ_OK;
+}
+
+int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_info_t *info,
+                   mq_gguf_t *g, mq_error_t *err) {
+    const mq_gpt_config_t *c = &m->cfg;
+    char gname[64];
+    snprintf(gname, sizeof gname, "MiniGPT-%s", c->name);
+    int rc = 0;
+    rc |= mq_gguf_set_str(g, "general.architecture", "gpt2");
+    rc |= mq_gguf_set_str(g, "general.name", gname);
+    rc |= mq_gguf_set_u32(g, "general.file_type", 0); /* all F32 */
+    rc |= mq_gguf_set_u32(g, "gpt2.context_length", (uint32_t)c->n_ctx);
+    rc |= mq_gguf_set_u32(g, "gpt2.embedding_length", (uint32_t)c->n_embd);
+    rc |= mq_gguf_set_u32(g, "gpt2.feed_forward_length", (uint32_t)(4 * c->n_embd));
+    rc |= mq_gguf_set_u32(g, "gpt2.block_count", (uint32_t)c->n_layer);
+    rc |= mq_gguf_set_u32(g, "gpt2.attention.head_count", (uint32_t)c->n_head);
+    rc |= mq_gguf_set_f32(g, "gpt2.attention.layer_norm_epsilon", 1e-5f);
+    rc |= mq_gguf_set_str(g, "miniquant.config", c->name);
+    rc |= mq_gguf_set_str(g, "miniquant.version", MQ_VERSION);
+    if (info) {
+        rc |= mq_gguf_set_i64(g, "miniquant.train.step", info->step);
+        rc |= mq_gguf_set_i64(g, "miniquant.train.total_steps", info->total_steps);
+        rc |= mq_gguf_set_u64(g, "miniquant.train.seed", info->seed);
+        rc |= mq_gguf_set_f64(g, "miniquant.train.seconds", info->train_seconds);
+    }
+    if (rc) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory building GGUF metadata");
+    if (tok && (rc = mq_tokenizer_to_gguf(tok, g, err))) return rc;
+
+    float *const *params = (float *const *)&m->params;
+    for (int p = 0; p < MQ_NUM_PARAMS; p++) {
+        int64_t rows, cols;
+        param_shape(c, p, &rows, &cols);
+        int nl = TENSOR_MAP[p].stacked ? c->n_layer : 1;
+        size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
+        for (int l = 0; l < nl; l++) {
+            char name[64];
+            mq_ckpt_tensor_name(p, l, name, sizeof name);
+            int64_t ne[2] = {cols, rows};
+            rc = mq_gguf_add_tensor(g, name, MQ_GGML_F32, rows ? 2 : 1, ne,
+                                    params[p] + (size_t)l * slice, err);
+            if (rc) return rc;
+        }
+    }
+    return MQ_OK;
+}
+
+static int get_hparam(const mq_gguf_t *g, const char *name, const char *key, int *out,
+                      mq_error_t *err) {
+    uint32_t v;
+    int rc = mq_gguf_get_u32(g, key, &v, err);
+    if (rc) return mq_error_prefix(err, "%s", name);
+    if (v == 0 || v > (1u << 24))
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: %s = %u is out of range", name, key, v);
+    *out = (int)v;
+    return MQ_OK;
+}
+
+int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_t *cfg,
+                            mq_error_t *err) {
+    memset(cfg, 0, sizeof *cfg);
+    mq_gguf_str_t arch;
+    int rc = mq_gguf_get_str(g, "general.architecture", &arch, err);
+    if (rc) return mq_error_prefix(err, "%s", name);
+    if (strcmp(arch.ptr, "gpt2") != 0)
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "%s: architecture '%s' is not supported (miniquant reads gpt2)", name,
+                            arch.ptr);
+    int ff;
+    if ((rc = get_hparam(g, name, "gpt2.context_length", &cfg->n_ctx, err)) ||
+        (rc = get_hparam(g, name, "gpt2.embedding_length", &cfg->n_embd, err)) ||
+        (rc = get_hparam(g, name, "gpt2.feed_forward_length", &ff, err)) ||
+        (rc = get_hparam(g, name, "gpt2.block_count", &cfg->n_layer, err)) ||
+        (rc = get_hparam(g, name, "gpt2.attention.head_count", &cfg->n_head, err)))
+        return rc;
+    if (ff != 4 * cfg->n_embd)
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "%s: feed_forward_length %d is not 4 x embedding_length %d", name, ff,
+                            cfg->n_embd);
+    float eps;
+    if (mq_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == MQ_OK &&
+        (eps < 0.99e-5f || eps > 1.01e-5f))
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "%s: layer_norm_epsilon %g is not the 1e-5 MiniGPT uses", name, eps);
+    const mq_gguf_tensor_t *wte = mq_gguf_find_tensor(g, "token_embd.weight");
+    if (!wte || wte->n_dims != 2 || wte->ne[0] != cfg->n_embd || wte->ne[1] < 1 ||
+        wte->ne[1] > (1 << 24))
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: tensor token_embd.weight is missing or not (%d x vocab)", name,
+                            cfg->n_embd);
+    cfg->vocab_size = (int)wte->ne[1];
+    mq_gguf_str_t cname;
+    if (mq_gguf_get_str(g, "miniquant.config", &cname, NULL) == MQ_OK)
+        snprintf(cfg->name, sizeof cfg->name, "%s", cname.ptr);
+    else snprintf(cfg->name, sizeof cfg->name, "custom");
+    rc = mq_gpt_config_check(cfg, err);
+    return rc ? mq_error_prefix(err, "%s", name) : MQ_OK;
+}
+
+int mq_gpt_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_error_t *err) {
+    mq_gpt_config_t cfg;
+    int rc = mq_gpt_config_from_gguf(g, name, &cfg, err);
+    if (rc) return rc;
+    if ((rc = mq_gpt_init(m, &cfg, err))) return rc;
+    float **params = (float **)&m->params;
+    for (int p = 0; p < MQ_NUM_PARAMS && rc == MQ_OK; p++) {
+        int64_t rows, cols;
+        param_shape(&cfg, p, &rows, &cols);
+        int nl = TENSOR_MAP[p].stacked ? cfg.n_layer : 1;
+        size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
+        for (int l = 0; l < nl && rc == MQ_OK; l++) {
+            char tname[64];
+            mq_ckpt_tensor_name(p, l, tname, sizeof tname);
+            const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
+            int64_t want_dims = rows ? 2 : 1;
+            if (!t) {
+                rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", name, tname);
+            } else if (t->n_dims != want_dims || t->ne[0] != cols ||
+                       (rows && t->ne[1] != rows)) {
+                rc = mq_error_set(err, MQ_ERR_FORMAT,
+                                  "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
+                                  name, tname, (long long)t->ne[0],
+                                  (long long)(t->n_dims > 1 ? t->ne[1] : 1), (long long)cols,
+                                  (long long)(rows ? rows : 1));
+            } else {
+                float *dst = params[p] + (size_t)l * slice;
+                if (t->type == MQ_GGML_F32) memcpy(dst, t->data, slice * sizeof(float));
+                else if (t->type == MQ_GGML_F16)
+                    mq_fp16_to_fp32_row((const mq_fp16_t *)t->data, dst, slice);
+                else {
+                    const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
+                    rc = mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                                      "%s: tensor %s has type %s, which this reader does not load "
+                                      "(F32 and F16 only)",
+                                      name, tname, ti ? ti->name : "unknown");
+                }
+            }
+        }
+    }
+    if (rc) mq_gpt_free(m);
+    return rc;
+}
+
+int mq_checkpoint_save(const char *path, const mq_gpt_t *m, const mq_tokenizer_t *tok,
+                       const mq_ckpt_info_t *info, mq_error_t *err) {
+    mq_gguf_t *g = mq_gguf_new();
+    if (!g) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    int rc = mq_gpt_to_gguf(m, tok, info, g, err);
+    if (rc == MQ_OK) rc = mq_gguf_write(g, path, err);
+    mq_gguf_free(g);
+    return rc;
+}
+
+int mq_checkpoint_load(const char *path, mq_gpt_t *m, mq_tokenizer_t **tok, mq_ckpt_info_t *info,
+                       mq_error_t *err) {
+    mq_gguf_t *g;
+    int rc = mq_gguf_read(path, &g, err);
+    if (rc) return rc;
+    rc = mq_gpt_from_gguf(g, path, m, err);
+    if (rc == MQ_OK && tok) {
+        rc = mq_tokenizer_from_gguf(g, path, tok, err);
+        if (rc == MQ_OK && mq_tokenizer_n_vocab(*tok) != m->cfg.vocab_size) {
+            rc = mq_error_set(err, MQ_ERR_FORMAT,
+                              "%s: tokenizer has %d tokens but the model's vocabulary is %d",
+                              path, mq_tokenizer_n_vocab(*tok), m->cfg.vocab_size);
+            mq_tokenizer_free(*tok);
+        }
+        if (rc) {
+            *tok = NULL;
+            mq_gpt_free(m);
+        }
+    }
+    if (rc == MQ_OK && info) {
+        memset(info, 0, sizeof *info);
+        mq_gguf_get_i64(g, "miniquant.train.step", &info->step, NULL);
+        mq_gguf_get_i64(g, "miniquant.train.total_steps", &info->total_steps, NULL);
+        mq_gguf_get_u64(g, "miniquant.train.seed", &info->seed, NULL);
+        mq_gguf_get_f64(g, "miniquant.train.seconds", &info->train_seconds, NULL);
+    }
+    mq_gguf_free(g);
+    return rc;
+}

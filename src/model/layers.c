@@ -1,0 +1,425 @@
+/* miniquant: MiniGPT's layers, forward and backward, in FP32.
+ *
+ * Linear layers and the per-head products of attention go through OpenBLAS's sgemm; the rest
+ * are OpenMP loops with static schedules. Nothing here is reduced in an order that depends on
+ * timing: reductions over rows (bias and LayerNorm weight gradients, embedding gradients where
+ * tokens repeat) give each thread a range of columns and walk the rows in order, so the result
+ * does not even depend on the thread count. */
+#include "miniquant/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * helpers */
+
+/* exp(x) with a relative error of a few ulp, written so that the loops calling it vectorise:
+ * libm's expf does not without -ffast-math, and softmax and GELU spend most of their time here.
+ * Cephes' polynomial; 2^n is built in the exponent bits. Inputs are clamped to [-87, 88], so
+ * the result never overflows and very negative inputs give ~1e-38 instead of 0. */
+static inline float exp_fast(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* adding 1.5 * 2^23 rounds to an integer, which then sits in the low mantissa bits */
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t ti;
+    memcpy(&ti, &t, sizeof ti);
+    int32_t e = (ti - 0x4B400000 + 127) << 23;
+    float s;
+    memcpy(&s, &e, sizeof s);
+    return p * s;
+}
+
+/* This thread's share [*c0, *c1) of C columns, in whole 64-byte lines so that threads never
+ * write to the same cache line. Called inside a parallel region. */
+static void thread_cols(int C, int *c0, int *c1) {
+    int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    int nblk = (C + 15) / 16;
+    int b0 = (int)((int64_t)nblk * tid / nth), b1 = (int)((int64_t)nblk * (tid + 1) / nth);
+    *c0 = b0 * 16 < C ? b0 * 16 : C;
+    *c1 = b1 * 16 < C ? b1 * 16 : C;
+}
+
+/* dbias (OC) += column sums of dout (N, OC), rows in order. */
+static void colsum_accumulate(float *dbias, const float *dout, int N, int OC) {
+#pragma omp parallel
+    {
+        int c0, c1;
+        thread_cols(OC, &c0, &c1);
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+#pragma omp simd
+            for (int o = c0; o < c1; o++) dbias[o] += d[o];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * encoder */
+
+void mq_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
+                        int T, int C) {
+    // out is (B,T,C), inp is (B,T), wte is (V,C), wpe is (maxT,C)
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        float *o = out + (size_t)bt * C;
+        const float *te = wte + (size_t)inp[bt] * C;
+        const float *pe = wpe + (size_t)(bt % T) * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
+    }
+}
+
+void mq_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                         int C) {
+    // dwte is (V,C), dwpe is (maxT,C), dout is (B,T,C), inp is (B,T)
+#pragma omp parallel
+    {
+        int c0, c1;
+        thread_cols(C, &c0, &c1);
+        for (int bt = 0; bt < B * T; bt++) {
+            const float *d = dout + (size_t)bt * C;
+            float *dte = dwte + (size_t)inp[bt] * C;
+            float *dpe = dwpe + (size_t)(bt % T) * C;
+#pragma omp simd
+            for (int c = c0; c < c1; c++) {
+                dte[c] += d[c];
+                dpe[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * layernorm */
+
+void mq_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *weight, const float *bias, int N, int C) {
+    // out is (N,C), mean and rstd are (N), inp is (N,C), weight and bias are (C)
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < C; c++) s += x[c];
+        float m = s / (float)C;
+        /* two passes: the variance of a row with a large mean stays accurate */
+        float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        float rs = 1.0f / sqrtf(v / (float)C + 1e-5f);
+#pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * rs * weight[c] + bias[c];
+        mean[n] = m;
+        rstd[n] = rs;
+    }
+}
+
+void mq_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, const float *mean,
+                           const float *rstd, int N, int C) {
+    // dinp is (N,C), dweight and dbias are (C), dout and inp are (N,C), mean and rstd are (N)
+#pragma omp parallel
+    {
+#pragma omp for schedule(static) nowait
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float *dx = dinp + (size_t)n * C;
+            float m = mean[n], rs = rstd[n];
+            float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
+            for (int c = 0; c < C; c++) {
+                float dnorm = weight[c] * d[c];
+                dnorm_mean += dnorm;
+                dnorm_norm_mean += dnorm * (x[c] - m) * rs;
+            }
+            dnorm_mean /= (float)C;
+            dnorm_norm_mean /= (float)C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float xhat = (x[c] - m) * rs;
+                dx[c] += (weight[c] * d[c] - dnorm_mean - xhat * dnorm_norm_mean) * rs;
+            }
+        }
+        /* no barrier between the two passes: the column pass reads only what the row pass reads */
+        int c0, c1;
+        thread_cols(C, &c0, &c1);
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], rs = rstd[n];
+#pragma omp simd
+            for (int c = c0; c < c1; c++) {
+                dbias[c] += d[c];
+                dweight[c] += (x[c] - m) * rs * d[c];
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * matmul */
+
+void mq_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int C, int OC) {
+    // out is (N,OC), inp is (N,C), weight is (OC,C), bias is (OC) or NULL
+    float beta = 0.0f;
+    if (bias) {
+        /* sgemm with beta = 1 adds onto the bias rows: no separate pass to add the bias */
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta,
+                out, OC);
+}
+
+static void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int N, int C, int OC,
+                            float dinp_beta) {
+    // dinp is (N,C), dweight is (OC,C), dbias is (OC), dout is (N,OC), inp is (N,C)
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
+                    dinp_beta, dinp, C);
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
+                    1.0f, dweight, C);
+    if (dbias) colsum_accumulate(dbias, dout, N, OC);
+}
+
+void mq_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int N, int C, int OC) {
+    matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 1.0f);
+}
+
+void mq_matmul_backward_overwrite(float *dinp, float *dweight, float *dbias, const float *dout,
+                                  const float *inp, const float *weight, int N, int C, int OC) {
+    matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, 0.0f);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * attention
+ *
+ * One (b, h) pair at a time, the pairs shared among threads; each pair's products are sgemm
+ * calls, which OpenBLAS runs single-threaded inside the parallel region. They compute the full
+ * T x T score matrix although only its lower triangle is used: at T = 128 that is still faster
+ * than loops over the triangle. The masked entries of att are stored as zeros, so the products
+ * with att need no mask. */
+
+void mq_attention_forward(float *out, float *att, const float *inp, int B, int T, int C, int NH) {
+    // out is (B,T,C), att is (B,NH,T,T), inp is (B,T,3C) holding Q,K,V
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = inp + (size_t)b * T * C3 + (size_t)h * hs;
+        const float *k = q + C, *v = q + 2 * C;
+        float *a = att + (size_t)bh * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f,
+                    a, T);
+        for (int t = 0; t < T; t++) {
+            float *row = a + (size_t)t * T;
+            float maxv = -INFINITY;
+            for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j <= t; j++) {
+                float e = exp_fast(row[j] - maxv);
+                row[j] = e;
+                sum += e;
+            }
+            float inv = 1.0f / sum;
+#pragma omp simd
+            for (int j = 0; j <= t; j++) row[j] *= inv;
+            for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
+                    out + (size_t)b * T * C + (size_t)h * hs, C);
+    }
+}
+
+static void attention_backward(float *dinp, float *datt, const float *dout, const float *inp,
+                               const float *att, int B, int T, int C, int NH, float beta) {
+    // dinp is (B,T,3C), datt is (B,NH,T,T), dout is (B,T,C), inp is (B,T,3C), att is (B,NH,T,T)
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        size_t qoff = (size_t)b * T * C3 + (size_t)h * hs;
+        const float *q = inp + qoff, *k = q + C, *v = q + 2 * C;
+        float *dq = dinp + qoff, *dk = dq + C, *dv = dq + 2 * C;
+        const float *a = att + (size_t)bh * T * T;
+        float *da = datt + (size_t)bh * T * T;
+        const float *dy = dout + (size_t)b * T * C + (size_t)h * hs;
+        // da (T,T) = dy @ v^T; dv (T,hs) = a^T @ dy
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, da,
+                    T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C, beta, dv,
+                    C3);
+        /* softmax backward, turning da into the gradient of the scaled scores */
+        for (int t = 0; t < T; t++) {
+            const float *arow = a + (size_t)t * T;
+            float *drow = da + (size_t)t * T;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int j = 0; j <= t; j++) s += arow[j] * drow[j];
+#pragma omp simd
+            for (int j = 0; j <= t; j++) drow[j] = arow[j] * (drow[j] - s) * scale;
+            for (int j = t + 1; j < T; j++) drow[j] = 0.0f;
+        }
+        // dq = da @ k; dk = da^T @ q
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, k, C3, beta,
+                    dq, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, q, C3, beta, dk,
+                    C3);
+    }
+}
+
+void mq_attention_backward(float *dinp, float *datt, const float *dout, const float *inp,
+                           const float *att, int B, int T, int C, int NH) {
+    attention_backward(dinp, datt, dout, inp, att, B, T, C, NH, 1.0f);
+}
+
+void mq_attention_backward_overwrite(float *dinp, float *datt, const float *dout,
+                                     const float *inp, const float *att, int B, int T, int C,
+                                     int NH) {
+    attention_backward(dinp, datt, dout, inp, att, B, T, C, NH, 0.0f);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * GELU, tanh approximation: 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3).
+ * Since 0.5 (1 + tanh(u)) = sigmoid(2u), it is computed as x * sigmoid(2u): one exp, no
+ * cancellation near u = 0, and the derivative of tanh follows from the sigmoid s as
+ * 0.5 (1 - tanh^2 u) = 2 s (1 - s). */
+
+#define GELU_K0 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_K1 0.044715f
+
+void mq_gelu_forward(float *out, const float *inp, int N) {
+    // out and inp are (N)
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < N; i++) {
+        float x = inp[i];
+        float u = GELU_K0 * (x + GELU_K1 * x * x * x);
+        out[i] = x / (1.0f + exp_fast(-2.0f * u));
+    }
+}
+
+static inline float gelu_grad(float x) {
+    float u = GELU_K0 * (x + GELU_K1 * x * x * x);
+    float s = 1.0f / (1.0f + exp_fast(-2.0f * u));
+    float du = GELU_K0 * (1.0f + 3.0f * GELU_K1 * x * x);
+    return s + 2.0f * x * s * (1.0f - s) * du;
+}
+
+void mq_gelu_backward(float *dinp, const float *inp, const float *dout, int N) {
+    // dinp, inp and dout are (N)
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < N; i++) dinp[i] += gelu_grad(inp[i]) * dout[i];
+}
+
+void mq_gelu_backward_inplace(float *d, const float *inp, int N) {
+    // d and inp are (N)
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < N; i++) d[i] *= gelu_grad(inp[i]);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * residual */
+
+void mq_residual_forward(float *out, const float *inp1, const float *inp2, int N) {
+    // out, inp1 and inp2 are (N)
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < N; i++) out[i] = inp1[i] + inp2[i];
+}
+
+void mq_residual_backward(float *dinp1, float *dinp2, const float *dout, int N) {
+    // dinp1, dinp2 and dout are (N)
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < N; i++) {
+        dinp1[i] += dout[i];
+        dinp2[i] += dout[i];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * softmax and cross-entropy */
+
+void mq_softmax_crossentropy_forward(float *probs, float *losses, const float *logits,
+                                     const int *targets, int N, int V) {
+    // probs is (N,V), losses is (N), logits is (N,V), targets is (N)
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *z = logits + (size_t)n * V;
+        float *p = probs + (size_t)n * V;
+        float maxv = -INFINITY;
+#pragma omp simd reduction(max : maxv)
+        for (int i = 0; i < V; i++) maxv = z[i] > maxv ? z[i] : maxv;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < V; i++) {
+            float e = exp_fast(z[i] - maxv);
+            p[i] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int i = 0; i < V; i++) p[i] *= inv;
+        if (losses && targets) losses[n] = logf(sum) - (z[targets[n]] - maxv);
+    }
+}
+
+void mq_softmax_forward(float *probs, const float *logits, int N, int V) {
+    mq_softmax_crossentropy_forward(probs, NULL, logits, NULL, N, V);
+}
+
+void mq_crossentropy_forward(float *losses, const float *probs, const int *targets, int N, int V) {
+    // losses is (N), probs is (N,V), targets is (N)
+    for (int n = 0; n < N; n++) losses[n] = -logf(probs[(size_t)n * V + targets[n]]);
+}
+
+static void crossentropy_softmax_backward(float *dlogits, const float *dlosses, const float *probs,
+                                          const int *targets, int N, int V, int accumulate) {
+    // dlogits is (N,V), dlosses is (N), probs is (N,V), targets is (N)
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *dz = dlogits + (size_t)n * V;
+        const float *p = probs + (size_t)n * V;
+        float dl = dlosses[n];
+        if (accumulate) {
+#pragma omp simd
+            for (int i = 0; i < V; i++) dz[i] += p[i] * dl;
+        } else {
+#pragma omp simd
+            for (int i = 0; i < V; i++) dz[i] = p[i] * dl;
+        }
+        dz[targets[n]] -= dl;
+    }
+}
+
+void mq_crossentropy_softmax_backward(float *dlogits, const float *dlosses, const float *probs,
+                                      const int *targets, int N, int V) {
+    crossentropy_softmax_backward(dlogits, dlosses, probs, targets, N, V, 1);
+}
+
+void mq_crossentropy_softmax_backward_overwrite(float *dlogits, const float *dlosses,
+                                                const float *probs, const int *targets, int N,
+                                                int V) {
+    crossentropy_softmax_backward(dlogits, dlosses, probs, targets, N, V, 0);
+}
