@@ -72,8 +72,10 @@ int main(int argc, char **argv) {
     mq_rng_t rng;
     mq_rng_seed(&rng, 2);
     int *x = malloc((size_t)N * sizeof(int)), *y = malloc((size_t)N * sizeof(int));
-    for (int i = 0; i < N; i++) x[i] = (int)mq_rng_below(&rng, (uint64_t)V);
-    for (int i = 0; i < N; i++) y[i] = (int)mq_rng_below(&rng, (uint64_t)V);
+    for (int i = 0; i < N; i++)
+        x[i] = (int)mq_rng_below(&rng, (uint64_t)V);
+    for (int i = 0; i < N; i++)
+        y[i] = (int)mq_rng_below(&rng, (uint64_t)V);
 
     /* ---- training steps ---- */
     size_t tb = (size_t)steps * sizeof(double);
@@ -115,7 +117,8 @@ int main(int argc, char **argv) {
     size_t maxsz = (size_t)N * V; /* the largest operand: (N, V) */
     float *A = malloc(maxsz * sizeof(float)), *Bm = malloc(maxsz * sizeof(float)),
           *Cm = malloc(maxsz * sizeof(float));
-    for (size_t i = 0; i < maxsz; i++) A[i] = Bm[i] = Cm[i] = 0.01f * mq_rng_normal(&rng);
+    for (size_t i = 0; i < maxsz; i++)
+        A[i] = Bm[i] = Cm[i] = 0.01f * mq_rng_normal(&rng);
     int reps = 7;
     double sgemm_time = 0.0, sgemm_flops = 0.0;
     printf("miniquant bench_train: MiniGPT default (L=%d, C=%d, NH=%d, V=%d), B=%d, T=%d, "

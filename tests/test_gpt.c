@@ -30,7 +30,8 @@ static void init_model(mq_gpt_t *m, const mq_gpt_config_t *cfg, uint64_t seed) {
 }
 
 static void random_tokens(mq_rng_t *r, int *tok, int n, int V) {
-    for (int i = 0; i < n; i++) tok[i] = (int)mq_rng_below(r, (uint64_t)V);
+    for (int i = 0; i < n; i++)
+        tok[i] = (int)mq_rng_below(r, (uint64_t)V);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -42,7 +43,8 @@ static double model_loss(mq_gpt_t *m, const int *x, const int *y, int B, int T) 
     cr_assert_eq(rc, MQ_OK, "%s", err.msg);
     /* in double from the per-position losses, to keep the differences clean */
     double s = 0.0;
-    for (int i = 0; i < B * T; i++) s += m->acts.losses[i];
+    for (int i = 0; i < B * T; i++)
+        s += m->acts.losses[i];
     return s / (B * T);
 }
 
@@ -87,12 +89,14 @@ Test(gpt, gradient_matches_finite_differences) {
         size_t top[3] = {0, 0, 0};
         for (size_t j = 0; j < n; j++) {
             scale = fmax(scale, fabs(g[j]));
-            if (fabsf(g[j]) > fabsf(g[top[0]])) top[2] = top[1], top[1] = top[0], top[0] = j;
-            else if (fabsf(g[j]) > fabsf(g[top[1]])) top[2] = top[1], top[1] = j;
-            else if (fabsf(g[j]) > fabsf(g[top[2]])) top[2] = j;
+            if (fabsf(g[j]) > fabsf(g[top[0]]))
+                top[2] = top[1], top[1] = top[0], top[0] = j;
+            else if (fabsf(g[j]) > fabsf(g[top[1]]))
+                top[2] = top[1], top[1] = j;
+            else if (fabsf(g[j]) > fabsf(g[top[2]]))
+                top[2] = j;
         }
-        cr_assert(scale > 1e-4, "%s: gradient too small to test (%g)", mq_gpt_param_name(i),
-                  scale);
+        cr_assert(scale > 1e-4, "%s: gradient too small to test (%g)", mq_gpt_param_name(i), scale);
         double maxdiff = 0.0;
         for (int k = 0; k < 12; k++) {
             size_t j = k < 3 ? top[k] : (size_t)mq_rng_below(&r, n);
@@ -117,7 +121,8 @@ Test(gpt, gradient_matches_finite_differences) {
         cr_assert(fabsf(m.grads_memory[j] - 2.0f * grads[j]) <= 1e-5f * (1e-3f + fabsf(grads[j])),
                   "gradient %zu did not accumulate", j);
     cr_assert_eq(mq_gpt_zero_grad(&m, &err), MQ_OK);
-    for (size_t j = 0; j < m.num_params; j++) cr_assert_eq(m.grads_memory[j], 0.0f);
+    for (size_t j = 0; j < m.num_params; j++)
+        cr_assert_eq(m.grads_memory[j], 0.0f);
     free(grads);
     mq_gpt_free(&m);
 }
@@ -131,13 +136,15 @@ static int *make_stream(int n, int V, uint64_t seed) {
     mq_rng_t r;
     mq_rng_seed(&r, seed);
     int *perm = malloc(V * sizeof(int)), *s = malloc(n * sizeof(int));
-    for (int i = 0; i < V; i++) perm[i] = i;
+    for (int i = 0; i < V; i++)
+        perm[i] = i;
     for (int i = V - 1; i > 0; i--) {
         int j = (int)mq_rng_below(&r, (uint64_t)i + 1), t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }
     s[0] = 0;
-    for (int i = 1; i < n; i++) s[i] = perm[s[i - 1]];
+    for (int i = 1; i < n; i++)
+        s[i] = perm[s[i - 1]];
     free(perm);
     return s;
 }
@@ -181,7 +188,8 @@ Test(gpt, training_lowers_the_loss) {
     /* the initial loss is about log(32) = 3.47 */
     cr_assert(fabsf(losses[0] - logf(32.0f)) < 0.3f, "initial loss %g", losses[0]);
     float last = 0.0f;
-    for (int s = STEPS - 5; s < STEPS; s++) last += losses[s] / 5;
+    for (int s = STEPS - 5; s < STEPS; s++)
+        last += losses[s] / 5;
     cr_assert(last < 0.25f * losses[0] && last < 0.5f, "loss went from %g to %g", losses[0], last);
     free(stream);
     mq_gpt_free(&m);
@@ -220,9 +228,9 @@ Test(gpt, training_is_deterministic) {
 
 struct hook {
     mq_gpt_t *m;
-    float add;          /* added to every output of lm_head */
+    float add; /* added to every output of lm_head */
     int calls[MQ_NUM_PARAMS];
-    int fail_on;        /* a param id whose replacement fails, or -1 */
+    int fail_on; /* a param id whose replacement fails, or -1 */
     int bad_shape;
 };
 
@@ -240,7 +248,8 @@ static int hook_linear(void *ctx, mq_linear_id_t id, float *out, const float *in
     }
     mq_matmul_forward(out, inp, w, bias, N, C, OC);
     if (id.param == MQ_P_LMW)
-        for (size_t i = 0; i < (size_t)N * OC; i++) out[i] += h->add;
+        for (size_t i = 0; i < (size_t)N * OC; i++)
+            out[i] += h->add;
     return MQ_OK;
 }
 
@@ -271,7 +280,8 @@ Test(gpt, linear_hook) {
               "an identical replacement changed the logits");
     cr_assert_eq(m.mean_loss, ref_loss);
     int per_layer[] = {MQ_P_QKVW, MQ_P_ATTPROJW, MQ_P_FCW, MQ_P_FCPROJW};
-    for (int i = 0; i < 4; i++) cr_assert_eq(h.calls[per_layer[i]], cfg.n_layer);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(h.calls[per_layer[i]], cfg.n_layer);
     cr_assert_eq(h.calls[MQ_P_LMW], 1);
 
     /* a replacement that shifts every logit leaves the probabilities but not the logits */
@@ -324,14 +334,16 @@ Test(gpt, forward_without_targets_and_changing_shapes) {
     cr_assert_eq(m.T, 12);
     cr_assert(m.mean_loss > 0);
     /* the first positions of the first row see the same context as before */
-    for (int i = 0; i < 5 * V; i++) cr_assert_float_eq(m.acts.logits[i], small[i], 1e-5f);
+    for (int i = 0; i < 5 * V; i++)
+        cr_assert_float_eq(m.acts.logits[i], small[i], 1e-5f);
     cr_assert_eq(mq_gpt_forward(&m, x, NULL, 1, 5, &err), MQ_OK);
     cr_assert_eq(m.mean_loss, -1.0f);
     cr_assert_eq(m.have_targets, 0);
     cr_assert(memcmp(small, m.acts.logits, sizeof small) == 0);
     for (int i = 0; i < 5; i++) {
         double s = 0;
-        for (int v = 0; v < V; v++) s += m.acts.probs[i * V + v];
+        for (int v = 0; v < V; v++)
+            s += m.acts.probs[i * V + v];
         cr_assert_float_eq(s, 1.0, 1e-5);
     }
     cr_assert_eq(mq_gpt_backward(&m, &err), MQ_ERR_ARG, "backward needs targets");
@@ -400,7 +412,8 @@ Test(gpt, parameters_and_init) {
     for (int i = 0; i < MQ_NUM_PARAMS; i++) {
         size_t n = m.param_sizes[i];
         double s = 0, s2 = 0;
-        for (size_t j = 0; j < n; j++) s += p[j], s2 += (double)p[j] * p[j];
+        for (size_t j = 0; j < n; j++)
+            s += p[j], s2 += (double)p[j] * p[j];
         double mean = s / n, std = sqrt(s2 / n - mean * mean);
         if (mq_gpt_param_is_matrix(i)) {
             double target = 0.02;
@@ -409,7 +422,8 @@ Test(gpt, parameters_and_init) {
             cr_assert(fabs(mean) < 0.1 * target, "%s mean %g", mq_gpt_param_name(i), mean);
         } else {
             int ln_weight = i == MQ_P_LN1W || i == MQ_P_LN2W || i == MQ_P_LNFW;
-            for (size_t j = 0; j < n; j++) cr_assert_eq(p[j], ln_weight ? 1.0f : 0.0f);
+            for (size_t j = 0; j < n; j++)
+                cr_assert_eq(p[j], ln_weight ? 1.0f : 0.0f);
         }
         p += n;
     }
@@ -442,7 +456,8 @@ Test(gpt, adamw_and_clipping) {
                  "no gradients yet");
     cr_assert_eq(mq_gpt_zero_grad(&m, &err), MQ_OK);
     cr_assert_eq(mq_gpt_clip_grad_norm(&m, 1.0f), 0.0f);
-    for (size_t i = 0; i < m.num_params; i++) m.grads_memory[i] = (i % 2 ? 3.0f : -4.0f);
+    for (size_t i = 0; i < m.num_params; i++)
+        m.grads_memory[i] = (i % 2 ? 3.0f : -4.0f);
     double norm = sqrt((double)m.num_params * 12.5);
     cr_assert_float_eq(mq_gpt_clip_grad_norm(&m, 0.0f), norm, 1e-4 * norm, "no clipping at 0");
     cr_assert_float_eq(mq_gpt_clip_grad_norm(&m, 2.0f), norm, 1e-4 * norm);

@@ -23,7 +23,8 @@
 static float *randn(mq_rng_t *r, size_t n, float mean, float std) {
     float *x = malloc(n * sizeof(float));
     cr_assert(x);
-    for (size_t i = 0; i < n; i++) x[i] = mean + std * mq_rng_normal(r);
+    for (size_t i = 0; i < n; i++)
+        x[i] = mean + std * mq_rng_normal(r);
     return x;
 }
 
@@ -52,7 +53,8 @@ typedef struct objective {
 static double objective_value(const objective_t *o) {
     o->fwd(o->ctx);
     double s = 0.0;
-    for (size_t i = 0; i < o->n; i++) s += (double)o->out[i] * o->R[i];
+    for (size_t i = 0; i < o->n; i++)
+        s += (double)o->out[i] * o->R[i];
     return s;
 }
 
@@ -92,7 +94,8 @@ static void expect_sum(const char *what, const float *result, const float *befor
         float want = before[i] + delta[i];
         float tol = 1e-5f * (1.0f + fabsf(before[i]) + fabsf(delta[i]));
         if (fabsf(result[i] - want) > tol)
-            cr_assert_fail("%s[%zu] = %g, expected %g + %g", what, i, result[i], before[i], delta[i]);
+            cr_assert_fail("%s[%zu] = %g, expected %g + %g", what, i, result[i], before[i],
+                           delta[i]);
     }
 }
 
@@ -138,8 +141,10 @@ Test(layers, encoder_forward_and_backward) {
     /* the forward is linear, so a large step is exact */
     expect_grad("encoder dwte", &o, wte, V * C, dwte, 0.25f);
     expect_grad("encoder dwpe", &o, wpe, maxT * C, dwpe, 0.25f);
-    for (int i = T * C; i < maxT * C; i++) cr_assert_eq(dwpe[i], 0.0f, "unused position got a gradient");
-    for (int c = 0; c < C; c++) cr_assert_eq(dwte[2 * C + c], 0.0f, "unused token got a gradient");
+    for (int i = T * C; i < maxT * C; i++)
+        cr_assert_eq(dwpe[i], 0.0f, "unused position got a gradient");
+    for (int c = 0; c < C; c++)
+        cr_assert_eq(dwte[2 * C + c], 0.0f, "unused token got a gradient");
 
     float *g0 = randn(&r, V * C, 0, 1), *g = copy(g0, V * C), *p0 = randn(&r, maxT * C, 0, 1),
           *p = copy(p0, maxT * C);
@@ -173,13 +178,16 @@ Test(layers, layernorm_forward_matches_reference) {
     double ref[N * C], refmean[N], refrstd[N];
     for (int n = 0; n < N; n++) {
         double m = 0, v = 0;
-        for (int c = 0; c < C; c++) m += inp[n * C + c];
+        for (int c = 0; c < C; c++)
+            m += inp[n * C + c];
         m /= C;
-        for (int c = 0; c < C; c++) v += (inp[n * C + c] - m) * (inp[n * C + c] - m);
+        for (int c = 0; c < C; c++)
+            v += (inp[n * C + c] - m) * (inp[n * C + c] - m);
         v /= C;
         refmean[n] = m;
         refrstd[n] = 1.0 / sqrt(v + 1e-5);
-        for (int c = 0; c < C; c++) ref[n * C + c] = (inp[n * C + c] - m) * refrstd[n] * w[c] + b[c];
+        for (int c = 0; c < C; c++)
+            ref[n * C + c] = (inp[n * C + c] - m) * refrstd[n] * w[c] + b[c];
     }
     expect_close("layernorm out", out, ref, N * C, 1e-5, 1e-5);
     expect_close("layernorm mean", mean, refmean, N, 1e-6, 1e-6);
@@ -221,7 +229,8 @@ Test(layers, row_reductions_do_not_depend_on_threads) {
     float *out = zeros(N * C), mean[N], rstd[N], *dout = randn(&r, N * C, 0, 1);
     float *dout2 = randn(&r, N * OC, 0, 1);
     int tok[N];
-    for (int i = 0; i < N; i++) tok[i] = (int)mq_rng_below(&r, V);
+    for (int i = 0; i < N; i++)
+        tok[i] = (int)mq_rng_below(&r, V);
     mq_layernorm_forward(out, mean, rstd, inp, w, b, N, C);
     float *res[2][6];
     int saved = omp_get_max_threads();
@@ -270,7 +279,8 @@ Test(layers, matmul_forward_matches_reference) {
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) {
                 double s = with_bias ? b[o] : 0.0;
-                for (int c = 0; c < C; c++) s += (double)inp[n * C + c] * w[o * C + c];
+                for (int c = 0; c < C; c++)
+                    s += (double)inp[n * C + c] * w[o * C + c];
                 ref[n * OC + o] = s;
             }
         expect_close("matmul out", out, ref, N * OC, 1e-5, 1e-5);
@@ -291,9 +301,11 @@ static void check_matmul_backward(int with_bias) {
     objective_t o = {mm_fwd, &m, out, R, N * OC};
     expect_grad("matmul dinp", &o, inp, N * C, dinp, 0.25f);
     expect_grad("matmul dweight", &o, w, OC * C, dw, 0.25f);
-    if (with_bias) expect_grad("matmul dbias", &o, b, OC, db, 0.25f);
+    if (with_bias)
+        expect_grad("matmul dbias", &o, b, OC, db, 0.25f);
     else
-        for (int i = 0; i < OC; i++) cr_assert_eq(db[i], 0.0f);
+        for (int i = 0; i < OC; i++)
+            cr_assert_eq(db[i], 0.0f);
 
     float *d0 = randn(&r, N * C, 0, 1), *d = copy(d0, N * C), *w0 = randn(&r, OC * C, 0, 1),
           *wg = copy(w0, OC * C), *b0 = randn(&r, OC, 0, 1), *bg = copy(b0, OC);
@@ -313,8 +325,65 @@ static void check_matmul_backward(int with_bias) {
         free(d), free(w0), free(wg), free(b0), free(bg), free(z);
 }
 
-Test(layers, matmul_backward_with_bias) { check_matmul_backward(1); }
-Test(layers, matmul_backward_without_bias) { check_matmul_backward(0); }
+Test(layers, matmul_backward_with_bias) {
+    check_matmul_backward(1);
+}
+Test(layers, matmul_backward_without_bias) {
+    check_matmul_backward(0);
+}
+
+/* Products large enough to be split by rows among threads (and one too small for it), against
+ * a double-precision reference, with 1, 2 and 3 threads. */
+Test(layers, matmul_split_among_threads) {
+    mq_rng_t r;
+    mq_rng_seed(&r, 14);
+    enum { N = 389, C = 37, OC = 200 };
+    float *inp = randn(&r, N * C, 0, 1), *w = randn(&r, OC * C, 0, 1), *b = randn(&r, OC, 0, 1);
+    float *dout = randn(&r, N * OC, 0, 1), *out = zeros(N * OC);
+    double *ref = malloc(sizeof(double) * N * OC), *rdinp = malloc(sizeof(double) * N * C),
+           *rdw = malloc(sizeof(double) * OC * C), rdb[OC];
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = b[o];
+            for (int c = 0; c < C; c++)
+                s += (double)inp[n * C + c] * w[o * C + c];
+            ref[n * OC + o] = s;
+        }
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int o = 0; o < OC; o++)
+                s += (double)dout[n * OC + o] * w[o * C + c];
+            rdinp[n * C + c] = s;
+        }
+    for (int o = 0; o < OC; o++) {
+        rdb[o] = 0;
+        for (int n = 0; n < N; n++)
+            rdb[o] += dout[n * OC + o];
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int n = 0; n < N; n++)
+                s += (double)dout[n * OC + o] * inp[n * C + c];
+            rdw[o * C + c] = s;
+        }
+    }
+    int saved = omp_get_max_threads();
+    for (int nth = 1; nth <= 3; nth++) {
+        omp_set_num_threads(nth);
+        for (int rows = 1; rows <= N; rows += N - 1) {
+            float *dinp = zeros(N * C), *dw = zeros(OC * C), *db = zeros(OC);
+            mq_matmul_forward(out, inp, w, b, rows, C, OC);
+            expect_close("split matmul out", out, ref, (size_t)rows * OC, 1e-5, 1e-4);
+            mq_matmul_backward_overwrite(dinp, dw, db, dout, inp, w, N, C, OC);
+            expect_close("split matmul dinp", dinp, rdinp, N * C, 1e-5, 1e-4);
+            expect_close("split matmul dweight", dw, rdw, OC * C, 1e-5, 1e-3);
+            expect_close("split matmul dbias", db, rdb, OC, 1e-5, 1e-3);
+            free(dinp), free(dw), free(db);
+        }
+    }
+    omp_set_num_threads(saved);
+    free(inp), free(w), free(b), free(dout), free(out), free(ref), free(rdinp), free(rdw);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * attention */
@@ -344,19 +413,24 @@ Test(layers, attention_forward_matches_naive_loops) {
             for (int j = 0; j <= t; j++) {
                 const float *k = inp + j * 3 * C + C + h * hs;
                 s[j] = 0;
-                for (int i = 0; i < hs; i++) s[j] += (double)q[i] * k[i];
+                for (int i = 0; i < hs; i++)
+                    s[j] += (double)q[i] * k[i];
                 s[j] /= sqrt((double)hs);
                 m = fmax(m, s[j]);
             }
-            for (int j = 0; j <= t; j++) sum += (s[j] = exp(s[j] - m));
+            for (int j = 0; j <= t; j++)
+                sum += (s[j] = exp(s[j] - m));
             for (int j = 0; j < T; j++) {
                 float p = att[(h * T + t) * T + j];
-                if (j > t) cr_assert_eq(p, 0.0f, "att[%d][%d] above the diagonal is %g", t, j, p);
-                else cr_assert_float_eq(p, s[j] / sum, 1e-6);
+                if (j > t)
+                    cr_assert_eq(p, 0.0f, "att[%d][%d] above the diagonal is %g", t, j, p);
+                else
+                    cr_assert_float_eq(p, s[j] / sum, 1e-6);
             }
             for (int i = 0; i < hs; i++) {
                 double y = 0;
-                for (int j = 0; j <= t; j++) y += s[j] / sum * inp[j * 3 * C + 2 * C + h * hs + i];
+                for (int j = 0; j <= t; j++)
+                    y += s[j] / sum * inp[j * 3 * C + 2 * C + h * hs + i];
                 ref[t * C + h * hs + i] = y;
             }
         }
@@ -365,7 +439,8 @@ Test(layers, attention_forward_matches_naive_loops) {
     /* causal: a change to the last token leaves every earlier output unchanged */
     float before[B * T * C];
     memcpy(before, out, sizeof before);
-    for (int i = 0; i < 3 * C; i++) inp[(T - 1) * 3 * C + i] += 1.5f;
+    for (int i = 0; i < 3 * C; i++)
+        inp[(T - 1) * 3 * C + i] += 1.5f;
     at_fwd(&a);
     cr_assert(memcmp(before, out, (T - 1) * C * sizeof(float)) == 0, "a future token leaked");
     cr_assert(memcmp(before + (T - 1) * C, out + (T - 1) * C, C * sizeof(float)) != 0);
@@ -448,10 +523,12 @@ Test(layers, residual_forward_and_backward) {
     mq_rng_t r;
     mq_rng_seed(&r, 11);
     enum { N = 50 };
-    float *x = randn(&r, N, 0, 1), *y = randn(&r, N, 0, 1), *out = zeros(N), *R = randn(&r, N, 0, 1);
+    float *x = randn(&r, N, 0, 1), *y = randn(&r, N, 0, 1), *out = zeros(N),
+          *R = randn(&r, N, 0, 1);
     struct re e = {out, x, y, N};
     re_fwd(&e);
-    for (int i = 0; i < N; i++) cr_assert_eq(out[i], x[i] + y[i]);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(out[i], x[i] + y[i]);
     float *dx0 = randn(&r, N, 0, 1), *dx = copy(dx0, N), *dy = zeros(N), *z = zeros(N);
     mq_residual_backward(dx, dy, R, N);
     expect_sum("residual dinp1 (accumulated)", dx, dx0, R, N);
@@ -488,8 +565,10 @@ Test(layers, softmax_crossentropy_forward) {
     double ref[N * V], refloss[N];
     for (int n = 0; n < N; n++) {
         double m = -INFINITY, s = 0, psum = 0;
-        for (int i = 0; i < V; i++) m = fmax(m, logits[n * V + i]);
-        for (int i = 0; i < V; i++) s += exp(logits[n * V + i] - m);
+        for (int i = 0; i < V; i++)
+            m = fmax(m, logits[n * V + i]);
+        for (int i = 0; i < V; i++)
+            s += exp(logits[n * V + i] - m);
         for (int i = 0; i < V; i++) {
             ref[n * V + i] = exp(logits[n * V + i] - m) / s;
             psum += probs[n * V + i];

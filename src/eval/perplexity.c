@@ -99,8 +99,15 @@ int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_
 #pragma omp parallel for collapse(2) schedule(static)
         for (int b = 0; b < nb; b++)
             for (int t = first; t < last; t++)
-                nll[b * T + t] = mq_nll_from_logits(m->acts.logits + ((size_t)b * T + t) * V, V,
-                                                    tokens[win[w0 + (size_t)b].start + (size_t)t + 1]);
+            {
+                /* the forward pass's softmax already holds p(target); the logits are the
+                 * fallback when it underflowed */
+                size_t row = ((size_t)b * T + t) * V;
+                int32_t target = tokens[win[w0 + (size_t)b].start + (size_t)t + 1];
+                float p = m->acts.probs[row + target];
+                nll[b * T + t] = p > 1e-30f ? -log((double)p)
+                                            : mq_nll_from_logits(m->acts.logits + row, V, target);
+            }
         for (int b = 0; b < nb; b++)
             for (int t = first; t < last; t++) {
                 sum += nll[b * T + t];

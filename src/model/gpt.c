@@ -67,8 +67,8 @@ int mq_gpt_config_check(const mq_gpt_config_t *c, mq_error_t *err) {
         return mq_error_set(err, MQ_ERR_ARG, "model config: n_ctx %d is not in [1, %d]", c->n_ctx,
                             MAX_CTX);
     if (c->n_embd < 1 || c->n_embd > MAX_EMBD)
-        return mq_error_set(err, MQ_ERR_ARG, "model config: n_embd %d is not in [1, %d]",
-                            c->n_embd, MAX_EMBD);
+        return mq_error_set(err, MQ_ERR_ARG, "model config: n_embd %d is not in [1, %d]", c->n_embd,
+                            MAX_EMBD);
     if (c->n_head < 1 || c->n_embd % c->n_head != 0)
         return mq_error_set(err, MQ_ERR_ARG,
                             "model config: n_head %d must be positive and divide n_embd %d",
@@ -83,8 +83,8 @@ int mq_gpt_config_check(const mq_gpt_config_t *c, mq_error_t *err) {
  * parameters */
 
 static const char *const param_names[MQ_NUM_PARAMS] = {
-    "wte",  "wpe", "ln1w",    "ln1b",    "qkvw", "qkvb", "attprojw", "attprojb", "ln2w",
-    "ln2b", "fcw", "fcb",     "fcprojw", "fcprojb", "lnfw", "lnfb", "lmw"};
+    "wte",  "wpe", "ln1w", "ln1b",    "qkvw",    "qkvb", "attprojw", "attprojb", "ln2w",
+    "ln2b", "fcw", "fcb",  "fcprojw", "fcprojb", "lnfw", "lnfb",     "lmw"};
 
 const char *mq_gpt_param_name(int param) {
     return param >= 0 && param < MQ_NUM_PARAMS ? param_names[param] : "?";
@@ -126,10 +126,10 @@ static void fill_param_sizes(const mq_gpt_config_t *cfg, size_t *s) {
 }
 
 static void point_params(mq_gpt_params_t *p, float *mem, const size_t *sizes) {
-    float **ptrs[MQ_NUM_PARAMS] = {&p->wte,      &p->wpe,     &p->ln1w, &p->ln1b,    &p->qkvw,
-                                   &p->qkvb,     &p->attprojw, &p->attprojb, &p->ln2w, &p->ln2b,
-                                   &p->fcw,      &p->fcb,     &p->fcprojw, &p->fcprojb, &p->lnfw,
-                                   &p->lnfb,     &p->lmw};
+    float **ptrs[MQ_NUM_PARAMS] = {&p->wte,  &p->wpe,      &p->ln1w,     &p->ln1b,    &p->qkvw,
+                                   &p->qkvb, &p->attprojw, &p->attprojb, &p->ln2w,    &p->ln2b,
+                                   &p->fcw,  &p->fcb,      &p->fcprojw,  &p->fcprojb, &p->lnfw,
+                                   &p->lnfb, &p->lmw};
     for (int i = 0; i < MQ_NUM_PARAMS; i++) {
         *ptrs[i] = mem;
         mem += sizes[i];
@@ -142,7 +142,8 @@ int mq_gpt_init(mq_gpt_t *m, const mq_gpt_config_t *cfg, mq_error_t *err) {
     if (rc) return rc;
     m->cfg = *cfg;
     fill_param_sizes(cfg, m->param_sizes);
-    for (int i = 0; i < MQ_NUM_PARAMS; i++) m->num_params += m->param_sizes[i];
+    for (int i = 0; i < MQ_NUM_PARAMS; i++)
+        m->num_params += m->param_sizes[i];
     m->params_memory = calloc(m->num_params, sizeof(float));
     if (!m->params_memory)
         return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for %zu model parameters",
@@ -164,10 +165,12 @@ void mq_gpt_init_weights(mq_gpt_t *m, uint64_t seed) {
              * scaling them keeps the stream's variance from growing with depth (GPT-2) */
             if (i == MQ_P_ATTPROJW || i == MQ_P_FCPROJW)
                 std = (float)(0.02 / sqrt(2.0 * m->cfg.n_layer));
-            for (size_t j = 0; j < n; j++) p[j] = std * mq_rng_normal(&rng);
+            for (size_t j = 0; j < n; j++)
+                p[j] = std * mq_rng_normal(&rng);
         } else {
             float v = (i == MQ_P_LN1W || i == MQ_P_LN2W || i == MQ_P_LNFW) ? 1.0f : 0.0f;
-            for (size_t j = 0; j < n; j++) p[j] = v;
+            for (size_t j = 0; j < n; j++)
+                p[j] = v;
         }
         p += n;
     }
@@ -197,9 +200,21 @@ float *mq_gpt_linear_weight(mq_gpt_t *m, mq_linear_id_t id, float **bias, int *O
     } else {
         if (l < 0 || l >= m->cfg.n_layer) return NULL;
         switch (id.param) {
-        case MQ_P_QKVW: oc = 3 * c; w = m->params.qkvw; b = m->params.qkvb; break;
-        case MQ_P_ATTPROJW: oc = c; w = m->params.attprojw; b = m->params.attprojb; break;
-        case MQ_P_FCW: oc = 4 * c; w = m->params.fcw; b = m->params.fcb; break;
+        case MQ_P_QKVW:
+            oc = 3 * c;
+            w = m->params.qkvw;
+            b = m->params.qkvb;
+            break;
+        case MQ_P_ATTPROJW:
+            oc = c;
+            w = m->params.attprojw;
+            b = m->params.attprojb;
+            break;
+        case MQ_P_FCW:
+            oc = 4 * c;
+            w = m->params.fcw;
+            b = m->params.fcb;
+            break;
         case MQ_P_FCPROJW:
             oc = c;
             in = 4 * c;
@@ -221,18 +236,36 @@ float *mq_gpt_linear_weight(mq_gpt_t *m, mq_linear_id_t id, float **bias, int *O
  * activations */
 
 enum {
-    A_ENCODED, A_LN1, A_LN1_MEAN, A_LN1_RSTD, A_QKV, A_ATTY, A_ATT, A_ATTPROJ,
-    A_RESIDUAL2, A_LN2, A_LN2_MEAN, A_LN2_RSTD, A_FCH, A_FCH_GELU, A_FCPROJ, A_RESIDUAL3,
-    A_LNF, A_LNF_MEAN, A_LNF_RSTD, A_LOGITS, A_PROBS, A_LOSSES
+    A_ENCODED,
+    A_LN1,
+    A_LN1_MEAN,
+    A_LN1_RSTD,
+    A_QKV,
+    A_ATTY,
+    A_ATT,
+    A_ATTPROJ,
+    A_RESIDUAL2,
+    A_LN2,
+    A_LN2_MEAN,
+    A_LN2_RSTD,
+    A_FCH,
+    A_FCH_GELU,
+    A_FCPROJ,
+    A_RESIDUAL3,
+    A_LNF,
+    A_LNF_MEAN,
+    A_LNF_RSTD,
+    A_LOGITS,
+    A_PROBS,
+    A_LOSSES
 };
 
 static void act_ptrs(mq_gpt_acts_t *a, float **ptrs[MQ_NUM_ACTS]) {
-    float **p[MQ_NUM_ACTS] = {&a->encoded,  &a->ln1,      &a->ln1_mean, &a->ln1_rstd,
-                              &a->qkv,      &a->atty,     &a->att,      &a->attproj,
-                              &a->residual2, &a->ln2,     &a->ln2_mean, &a->ln2_rstd,
-                              &a->fch,      &a->fch_gelu, &a->fcproj,   &a->residual3,
-                              &a->lnf,      &a->lnf_mean, &a->lnf_rstd, &a->logits,
-                              &a->probs,    &a->losses};
+    float **p[MQ_NUM_ACTS] = {&a->encoded,   &a->ln1,      &a->ln1_mean, &a->ln1_rstd,  &a->qkv,
+                              &a->atty,      &a->att,      &a->attproj,  &a->residual2, &a->ln2,
+                              &a->ln2_mean,  &a->ln2_rstd, &a->fch,      &a->fch_gelu,  &a->fcproj,
+                              &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd,  &a->logits,
+                              &a->probs,     &a->losses};
     memcpy(ptrs, p, sizeof p);
 }
 
@@ -269,7 +302,8 @@ static int ensure_acts(mq_gpt_t *m, int B, int T, mq_error_t *err) {
     size_t need[MQ_NUM_ACTS];
     fill_act_sizes(&m->cfg, B, T, need);
     int grow = m->acts_memory == NULL;
-    for (int i = 0; i < MQ_NUM_ACTS; i++) grow |= need[i] > m->act_sizes[i];
+    for (int i = 0; i < MQ_NUM_ACTS; i++)
+        grow |= need[i] > m->act_sizes[i];
     if (!grow) return MQ_OK;
     size_t total = 0;
     for (int i = 0; i < MQ_NUM_ACTS; i++) {
@@ -294,8 +328,10 @@ static int ensure_acts(mq_gpt_t *m, int B, int T, mq_error_t *err) {
         m->inputs = m->targets = NULL;
         memset(m->act_sizes, 0, sizeof m->act_sizes);
         memset(&m->acts, 0, sizeof m->acts);
-        return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the activations at B=%d, T=%d "
-                            "(%zu MB)", B, T, total * sizeof(float) >> 20);
+        return mq_error_set(err, MQ_ERR_NOMEM,
+                            "out of memory for the activations at B=%d, T=%d "
+                            "(%zu MB)",
+                            B, T, total * sizeof(float) >> 20);
     }
     float **ptrs[MQ_NUM_ACTS];
     act_ptrs(&m->acts, ptrs);
@@ -317,11 +353,14 @@ static int ensure_grads_acts(mq_gpt_t *m, mq_error_t *err) {
     size_t att = m->act_sizes[A_ATT] / (size_t)m->cfg.n_layer;
     size_t sizes[8] = {N * V, N * C, N * C, N * 4 * C, N * 3 * C, N * C, att, N};
     size_t total = 0;
-    for (int i = 0; i < 8; i++) total += sizes[i];
+    for (int i = 0; i < 8; i++)
+        total += sizes[i];
     float *p = malloc(total * sizeof(float));
     if (!p)
-        return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the activation gradients "
-                            "(%zu MB)", total * sizeof(float) >> 20);
+        return mq_error_set(err, MQ_ERR_NOMEM,
+                            "out of memory for the activation gradients "
+                            "(%zu MB)",
+                            total * sizeof(float) >> 20);
     m->grads_acts_memory = p;
     mq_gpt_acts_t *g = &m->grads_acts;
     memset(g, 0, sizeof *g);
@@ -366,8 +405,10 @@ static int linear_forward(mq_gpt_t *m, int param, int layer, float *out, const f
 static int check_tokens(const int *tok, size_t n, int V, const char *what, mq_error_t *err) {
     for (size_t i = 0; i < n; i++)
         if (tok[i] < 0 || tok[i] >= V)
-            return mq_error_set(err, MQ_ERR_ARG, "forward: %s[%zu] = %d is not a token id in "
-                                "[0, %d)", what, i, tok[i], V);
+            return mq_error_set(err, MQ_ERR_ARG,
+                                "forward: %s[%zu] = %d is not a token id in "
+                                "[0, %d)",
+                                what, i, tok[i], V);
     return MQ_OK;
 }
 
@@ -435,7 +476,8 @@ int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, in
     mq_softmax_crossentropy_forward(a.probs, targets ? a.losses : NULL, a.logits, targets, N, V);
     if (targets) {
         double sum = 0.0;
-        for (int i = 0; i < N; i++) sum += a.losses[i];
+        for (int i = 0; i < N; i++)
+            sum += a.losses[i];
         m->mean_loss = (float)(sum / N);
         m->have_targets = 1;
     }
@@ -484,12 +526,13 @@ int mq_gpt_backward(mq_gpt_t *m, mq_error_t *err) {
     float *dres = ga.residual3, *dln = ga.lnf, *dfch = ga.fch, *dqkv = ga.qkv, *datty = ga.atty;
 
     float dloss = 1.0f / (float)N;
-    for (int i = 0; i < N; i++) ga.losses[i] = dloss;
+    for (int i = 0; i < N; i++)
+        ga.losses[i] = dloss;
     mq_crossentropy_softmax_backward_overwrite(ga.logits, ga.losses, a.probs, m->targets, N, V);
     mq_matmul_backward_overwrite(dln, g.lmw, NULL, ga.logits, a.lnf, p.lmw, N, C, V);
     memset(dres, 0, NC * sizeof(float));
-    mq_layernorm_backward(dres, g.lnfw, g.lnfb, dln, a.residual3 + (L - 1) * NC, p.lnfw,
-                          a.lnf_mean, a.lnf_rstd, N, C);
+    mq_layernorm_backward(dres, g.lnfw, g.lnfb, dln, a.residual3 + (L - 1) * NC, p.lnfw, a.lnf_mean,
+                          a.lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
         float *ln1 = a.ln1 + l * NC, *ln1_mean = a.ln1_mean + l * N, *ln1_rstd = a.ln1_rstd + l * N;
@@ -503,8 +546,8 @@ int mq_gpt_backward(mq_gpt_t *m, mq_error_t *err) {
         mq_gelu_backward_inplace(dfch, fch, (int)(4 * NC));
         mq_matmul_backward_overwrite(dln, g.fcw + l * 4 * c * c, g.fcb + l * 4 * c, dfch, ln2,
                                      p.fcw + l * 4 * c * c, N, C, 4 * C);
-        mq_layernorm_backward(dres, g.ln2w + l * c, g.ln2b + l * c, dln, residual2,
-                              p.ln2w + l * c, ln2_mean, ln2_rstd, N, C);
+        mq_layernorm_backward(dres, g.ln2w + l * c, g.ln2b + l * c, dln, residual2, p.ln2w + l * c,
+                              ln2_mean, ln2_rstd, N, C);
         mq_matmul_backward_overwrite(datty, g.attprojw + l * c * c, g.attprojb + l * c, dres, atty,
                                      p.attprojw + l * c * c, N, C, C);
         mq_attention_backward_overwrite(dqkv, ga.att, datty, qkv, att, B, T, C, NH);
@@ -532,17 +575,20 @@ float mq_gpt_clip_grad_norm(mq_gpt_t *m, float max_norm) {
         size_t i0 = (size_t)k * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
         double s = 0.0;
 #pragma omp simd reduction(+ : s)
-        for (size_t i = i0; i < i1; i++) s += (double)gr[i] * gr[i];
+        for (size_t i = i0; i < i1; i++)
+            s += (double)gr[i] * gr[i];
         part[k] = s;
     }
     double total = 0.0;
-    for (int k = 0; k < CHUNKS; k++) total += part[k];
+    for (int k = 0; k < CHUNKS; k++)
+        total += part[k];
     double norm = sqrt(total);
     if (max_norm > 0.0f && norm > max_norm) {
         float scale = (float)(max_norm / norm);
         float *gw = m->grads_memory;
 #pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) gw[i] *= scale;
+        for (size_t i = 0; i < n; i++)
+            gw[i] *= scale;
     }
     return (float)norm;
 }
@@ -555,24 +601,30 @@ int mq_gpt_adamw_update(mq_gpt_t *m, float lr, float beta1, float beta2, float e
     if (!m->v_memory) m->v_memory = calloc(m->num_params, sizeof(float));
     if (!m->m_memory || !m->v_memory)
         return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the AdamW moments");
-    float bc1 = (float)(1.0 - pow(beta1, t)), bc2 = (float)(1.0 - pow(beta2, t));
-    size_t off = 0;
-    for (int i = 0; i < MQ_NUM_PARAMS; i++) {
-        size_t n = m->param_sizes[i];
-        float wd = mq_gpt_param_is_matrix(i) ? weight_decay : 0.0f;
-        float *w = m->params_memory + off, *gr = m->grads_memory + off;
-        float *mm = m->m_memory + off, *vv = m->v_memory + off;
-#pragma omp parallel for simd schedule(static)
-        for (size_t j = 0; j < n; j++) {
-            float gj = gr[j];
-            float mj = beta1 * mm[j] + (1.0f - beta1) * gj;
-            float vj = beta2 * vv[j] + (1.0f - beta2) * gj * gj;
-            mm[j] = mj;
-            vv[j] = vj;
-            float mhat = mj / bc1, vhat = vj / bc2;
-            w[j] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * w[j]);
+    /* bias corrections as reciprocals: one division per element instead of three */
+    float ibc1 = (float)(1.0 / (1.0 - pow(beta1, t))), ibc2 = (float)(1.0 / (1.0 - pow(beta2, t)));
+    /* one parallel region, no barrier between tensors: each thread takes its static share of
+     * every tensor in turn */
+#pragma omp parallel
+    {
+        size_t off = 0;
+        for (int i = 0; i < MQ_NUM_PARAMS; i++) {
+            size_t n = m->param_sizes[i];
+            float wd = mq_gpt_param_is_matrix(i) ? weight_decay : 0.0f;
+            float *w = m->params_memory + off, *gr = m->grads_memory + off;
+            float *mm = m->m_memory + off, *vv = m->v_memory + off;
+#pragma omp for simd schedule(static) nowait
+            for (size_t j = 0; j < n; j++) {
+                float gj = gr[j];
+                float mj = beta1 * mm[j] + (1.0f - beta1) * gj;
+                float vj = beta2 * vv[j] + (1.0f - beta2) * gj * gj;
+                mm[j] = mj;
+                vv[j] = vj;
+                float mhat = mj * ibc1, vhat = vj * ibc2;
+                w[j] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * w[j]);
+            }
+            off += n;
         }
-        off += n;
     }
     return MQ_OK;
 }

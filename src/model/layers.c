@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------------
@@ -44,27 +45,26 @@ static inline float exp_fast(float x) {
     return p * s;
 }
 
-/* This thread's share [*c0, *c1) of C columns, in whole 64-byte lines so that threads never
- * write to the same cache line. Called inside a parallel region. */
-static void thread_cols(int C, int *c0, int *c1) {
+/* This thread's share [*i0, *i1) of n rows or columns, in blocks of 16 so that threads writing
+ * columns never share a 64-byte line. Called inside a parallel region. */
+static void thread_share(int n, int *i0, int *i1) {
     int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-    int nblk = (C + 15) / 16;
+    int nblk = (n + 15) / 16;
     int b0 = (int)((int64_t)nblk * tid / nth), b1 = (int)((int64_t)nblk * (tid + 1) / nth);
-    *c0 = b0 * 16 < C ? b0 * 16 : C;
-    *c1 = b1 * 16 < C ? b1 * 16 : C;
+    *i0 = b0 * 16 < n ? b0 * 16 : n;
+    *i1 = b1 * 16 < n ? b1 * 16 : n;
 }
 
-/* dbias (OC) += column sums of dout (N, OC), rows in order. */
-static void colsum_accumulate(float *dbias, const float *dout, int N, int OC) {
-#pragma omp parallel
-    {
-        int c0, c1;
-        thread_cols(OC, &c0, &c1);
-        for (int n = 0; n < N; n++) {
-            const float *d = dout + (size_t)n * OC;
+/* dbias (OC) += column sums of dout (N, OC): this thread's columns, rows in order. Called inside
+ * a parallel region. */
+static void colsum_share(float *dbias, const float *dout, int N, int OC) {
+    int c0, c1;
+    thread_share(OC, &c0, &c1);
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * OC;
 #pragma omp simd
-            for (int o = c0; o < c1; o++) dbias[o] += d[o];
-        }
+        for (int o = c0; o < c1; o++)
+            dbias[o] += d[o];
     }
 }
 
@@ -80,7 +80,8 @@ void mq_encoder_forward(float *out, const int *inp, const float *wte, const floa
         const float *te = wte + (size_t)inp[bt] * C;
         const float *pe = wpe + (size_t)(bt % T) * C;
 #pragma omp simd
-        for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
+        for (int c = 0; c < C; c++)
+            o[c] = te[c] + pe[c];
     }
 }
 
@@ -90,7 +91,7 @@ void mq_encoder_backward(float *dwte, float *dwpe, const float *dout, const int 
 #pragma omp parallel
     {
         int c0, c1;
-        thread_cols(C, &c0, &c1);
+        thread_share(C, &c0, &c1);
         for (int bt = 0; bt < B * T; bt++) {
             const float *d = dout + (size_t)bt * C;
             float *dte = dwte + (size_t)inp[bt] * C;
@@ -116,15 +117,18 @@ void mq_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
         float *o = out + (size_t)n * C;
         float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-        for (int c = 0; c < C; c++) s += x[c];
+        for (int c = 0; c < C; c++)
+            s += x[c];
         float m = s / (float)C;
         /* two passes: the variance of a row with a large mean stays accurate */
         float v = 0.0f;
 #pragma omp simd reduction(+ : v)
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        for (int c = 0; c < C; c++)
+            v += (x[c] - m) * (x[c] - m);
         float rs = 1.0f / sqrtf(v / (float)C + 1e-5f);
 #pragma omp simd
-        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * rs * weight[c] + bias[c];
+        for (int c = 0; c < C; c++)
+            o[c] = (x[c] - m) * rs * weight[c] + bias[c];
         mean[n] = m;
         rstd[n] = rs;
     }
@@ -158,7 +162,7 @@ void mq_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
         }
         /* no barrier between the two passes: the column pass reads only what the row pass reads */
         int c0, c1;
-        thread_cols(C, &c0, &c1);
+        thread_share(C, &c0, &c1);
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
             float m = mean[n], rs = rstd[n];
@@ -172,33 +176,83 @@ void mq_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
 }
 
 /* ---------------------------------------------------------------------------------------------
- * matmul */
+ * matmul
+ *
+ * The products are split by rows among the threads here rather than inside OpenBLAS: each
+ * thread calls sgemm on its block of rows (single-threaded inside the parallel region), so the
+ * threads never wait on each other within a product, and the two products of the backward pass
+ * and the bias gradient share one parallel region with a single barrier at its end. On a machine
+ * whose cores are also busy with other work, the synchronisation inside a threaded sgemm costs
+ * more than the product itself. Each thread packs the whole other operand, so the split needs
+ * enough rows per thread to pay for that; smaller products go to OpenBLAS as a whole. */
+
+#define SPLIT_MIN_ROWS 64
+
+static int split_rows(int rows) {
+    if (getenv("MQ_NOSPLIT")) return 0;
+    int nth = omp_get_max_threads();
+    return nth > 1 && !omp_in_parallel() && rows >= SPLIT_MIN_ROWS * nth;
+}
 
 void mq_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                        int C, int OC) {
     // out is (N,OC), inp is (N,C), weight is (OC,C), bias is (OC) or NULL
-    float beta = 0.0f;
-    if (bias) {
-        /* sgemm with beta = 1 adds onto the bias rows: no separate pass to add the bias */
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
-        beta = 1.0f;
+    /* sgemm with beta = 1 adds onto the bias rows: no separate pass to add the bias */
+    float beta = bias ? 1.0f : 0.0f;
+    if (!split_rows(N)) {
+        if (bias)
+            for (int n = 0; n < N; n++)
+                memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
+                    beta, out, OC);
+        return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta,
-                out, OC);
+#pragma omp parallel
+    {
+        int n0, n1;
+        thread_share(N, &n0, &n1);
+        if (bias)
+            for (int n = n0; n < n1; n++)
+                memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        if (n1 > n0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n1 - n0, OC, C, 1.0f,
+                        inp + (size_t)n0 * C, C, weight, C, beta, out + (size_t)n0 * OC, OC);
+    }
 }
 
 static void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC,
                             float dinp_beta) {
     // dinp is (N,C), dweight is (OC,C), dbias is (OC), dout is (N,OC), inp is (N,C)
-    if (dinp)
+    int split_dinp = dinp && split_rows(N), split_dweight = dweight && split_rows(OC);
+    if (split_dinp || split_dweight || dbias) {
+#pragma omp parallel
+        {
+            int r0, r1;
+            if (split_dinp) {
+                // dinp (N,C) = dout (N,OC) @ weight (OC,C), this thread's rows of N
+                thread_share(N, &r0, &r1);
+                if (r1 > r0)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, C, OC, 1.0f,
+                                dout + (size_t)r0 * OC, OC, weight, C, dinp_beta,
+                                dinp + (size_t)r0 * C, C);
+            }
+            if (split_dweight) {
+                // dweight (OC,C) += dout^T (OC,N) @ inp (N,C), this thread's rows of OC
+                thread_share(OC, &r0, &r1);
+                if (r1 > r0)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, C, N, 1.0f,
+                                dout + r0, OC, inp, C, 1.0f, dweight + (size_t)r0 * C, C);
+            }
+            if (dbias) colsum_share(dbias, dout, N, OC);
+        }
+    }
+    if (dinp && !split_dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
                     dinp_beta, dinp, C);
-    if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
-                    1.0f, dweight, C);
-    if (dbias) colsum_accumulate(dbias, dout, N, OC);
+    if (dweight && !split_dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
+                    dweight, C);
 }
 
 void mq_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -230,12 +284,13 @@ void mq_attention_forward(float *out, float *att, const float *inp, int B, int T
         const float *q = inp + (size_t)b * T * C3 + (size_t)h * hs;
         const float *k = q + C, *v = q + 2 * C;
         float *a = att + (size_t)bh * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f,
-                    a, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f, a,
+                    T);
         for (int t = 0; t < T; t++) {
             float *row = a + (size_t)t * T;
             float maxv = -INFINITY;
-            for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
+            for (int j = 0; j <= t; j++)
+                maxv = row[j] > maxv ? row[j] : maxv;
             float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
             for (int j = 0; j <= t; j++) {
@@ -245,8 +300,10 @@ void mq_attention_forward(float *out, float *att, const float *inp, int B, int T
             }
             float inv = 1.0f / sum;
 #pragma omp simd
-            for (int j = 0; j <= t; j++) row[j] *= inv;
-            for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+            for (int j = 0; j <= t; j++)
+                row[j] *= inv;
+            for (int j = t + 1; j < T; j++)
+                row[j] = 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
                     out + (size_t)b * T * C + (size_t)h * hs, C);
@@ -278,10 +335,13 @@ static void attention_backward(float *dinp, float *datt, const float *dout, cons
             float *drow = da + (size_t)t * T;
             float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-            for (int j = 0; j <= t; j++) s += arow[j] * drow[j];
+            for (int j = 0; j <= t; j++)
+                s += arow[j] * drow[j];
 #pragma omp simd
-            for (int j = 0; j <= t; j++) drow[j] = arow[j] * (drow[j] - s) * scale;
-            for (int j = t + 1; j < T; j++) drow[j] = 0.0f;
+            for (int j = 0; j <= t; j++)
+                drow[j] = arow[j] * (drow[j] - s) * scale;
+            for (int j = t + 1; j < T; j++)
+                drow[j] = 0.0f;
         }
         // dq = da @ k; dk = da^T @ q
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, k, C3, beta,
@@ -296,9 +356,8 @@ void mq_attention_backward(float *dinp, float *datt, const float *dout, const fl
     attention_backward(dinp, datt, dout, inp, att, B, T, C, NH, 1.0f);
 }
 
-void mq_attention_backward_overwrite(float *dinp, float *datt, const float *dout,
-                                     const float *inp, const float *att, int B, int T, int C,
-                                     int NH) {
+void mq_attention_backward_overwrite(float *dinp, float *datt, const float *dout, const float *inp,
+                                     const float *att, int B, int T, int C, int NH) {
     attention_backward(dinp, datt, dout, inp, att, B, T, C, NH, 0.0f);
 }
 
@@ -331,13 +390,15 @@ static inline float gelu_grad(float x) {
 void mq_gelu_backward(float *dinp, const float *inp, const float *dout, int N) {
     // dinp, inp and dout are (N)
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < N; i++) dinp[i] += gelu_grad(inp[i]) * dout[i];
+    for (int i = 0; i < N; i++)
+        dinp[i] += gelu_grad(inp[i]) * dout[i];
 }
 
 void mq_gelu_backward_inplace(float *d, const float *inp, int N) {
     // d and inp are (N)
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < N; i++) d[i] *= gelu_grad(inp[i]);
+    for (int i = 0; i < N; i++)
+        d[i] *= gelu_grad(inp[i]);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -346,7 +407,8 @@ void mq_gelu_backward_inplace(float *d, const float *inp, int N) {
 void mq_residual_forward(float *out, const float *inp1, const float *inp2, int N) {
     // out, inp1 and inp2 are (N)
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < N; i++) out[i] = inp1[i] + inp2[i];
+    for (int i = 0; i < N; i++)
+        out[i] = inp1[i] + inp2[i];
 }
 
 void mq_residual_backward(float *dinp1, float *dinp2, const float *dout, int N) {
@@ -370,7 +432,8 @@ void mq_softmax_crossentropy_forward(float *probs, float *losses, const float *l
         float *p = probs + (size_t)n * V;
         float maxv = -INFINITY;
 #pragma omp simd reduction(max : maxv)
-        for (int i = 0; i < V; i++) maxv = z[i] > maxv ? z[i] : maxv;
+        for (int i = 0; i < V; i++)
+            maxv = z[i] > maxv ? z[i] : maxv;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int i = 0; i < V; i++) {
@@ -380,7 +443,8 @@ void mq_softmax_crossentropy_forward(float *probs, float *losses, const float *l
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int i = 0; i < V; i++) p[i] *= inv;
+        for (int i = 0; i < V; i++)
+            p[i] *= inv;
         if (losses && targets) losses[n] = logf(sum) - (z[targets[n]] - maxv);
     }
 }
@@ -391,7 +455,8 @@ void mq_softmax_forward(float *probs, const float *logits, int N, int V) {
 
 void mq_crossentropy_forward(float *losses, const float *probs, const int *targets, int N, int V) {
     // losses is (N), probs is (N,V), targets is (N)
-    for (int n = 0; n < N; n++) losses[n] = -logf(probs[(size_t)n * V + targets[n]]);
+    for (int n = 0; n < N; n++)
+        losses[n] = -logf(probs[(size_t)n * V + targets[n]]);
 }
 
 static void crossentropy_softmax_backward(float *dlogits, const float *dlosses, const float *probs,
@@ -404,10 +469,12 @@ static void crossentropy_softmax_backward(float *dlogits, const float *dlosses, 
         float dl = dlosses[n];
         if (accumulate) {
 #pragma omp simd
-            for (int i = 0; i < V; i++) dz[i] += p[i] * dl;
+            for (int i = 0; i < V; i++)
+                dz[i] += p[i] * dl;
         } else {
 #pragma omp simd
-            for (int i = 0; i < V; i++) dz[i] = p[i] * dl;
+            for (int i = 0; i < V; i++)
+                dz[i] = p[i] * dl;
         }
         dz[targets[n]] -= dl;
     }

@@ -67,10 +67,14 @@ static size_t get_cp(const unsigned char *s, size_t len, uint32_t *cp) {
     }
     size_t n;
     uint32_t min;
-    if ((c & 0xE0) == 0xC0) n = 2, c &= 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) n = 3, c &= 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) n = 4, c &= 0x07, min = 0x10000;
-    else return 0;
+    if ((c & 0xE0) == 0xC0)
+        n = 2, c &= 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0)
+        n = 3, c &= 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0)
+        n = 4, c &= 0x07, min = 0x10000;
+    else
+        return 0;
     if (len < n) return 0;
     for (size_t i = 1; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -121,7 +125,8 @@ static int strmap_grow(strmap_t *m) {
     for (size_t j = 0; j < m->cap; j++) {
         if (!m->slot[j].hash) continue;
         size_t i = m->slot[j].hash & (cap - 1);
-        while (slot[i].hash) i = (i + 1) & (cap - 1);
+        while (slot[i].hash)
+            i = (i + 1) & (cap - 1);
         slot[i] = m->slot[j];
     }
     free(m->slot);
@@ -138,14 +143,16 @@ static int strmap_put(strmap_t *m, const char *s, size_t len, uint64_t h, uint64
         if (2 * (m->n + 1) > m->cap && strmap_grow(m)) return MQ_ERR_NOMEM;
         if (m->keys_len + len + 1 > m->keys_cap) {
             size_t cap = m->keys_cap ? m->keys_cap : 1024;
-            while (m->keys_len + len + 1 > cap) cap *= 2;
+            while (m->keys_len + len + 1 > cap)
+                cap *= 2;
             char *keys = realloc(m->keys, cap);
             if (!keys) return MQ_ERR_NOMEM;
             m->keys = keys;
             m->keys_cap = cap;
         }
         size_t i = h & (m->cap - 1);
-        while (m->slot[i].hash) i = (i + 1) & (m->cap - 1);
+        while (m->slot[i].hash)
+            i = (i + 1) & (m->cap - 1);
         e = &m->slot[i];
         e->hash = h;
         e->off = m->keys_len;
@@ -213,7 +220,8 @@ static int u64map_put(u64map_t *m, uint64_t k, uint64_t v) {
         for (size_t j = 0; j < m->cap; j++) {
             if (m->key[j] == UINT64_MAX) continue;
             size_t i = mix64(m->key[j]) & (cap - 1);
-            while (key[i] != UINT64_MAX) i = (i + 1) & (cap - 1);
+            while (key[i] != UINT64_MAX)
+                i = (i + 1) & (cap - 1);
             key[i] = m->key[j];
             val[i] = m->val[j];
         }
@@ -224,7 +232,8 @@ static int u64map_put(u64map_t *m, uint64_t k, uint64_t v) {
         m->cap = cap;
     }
     size_t i = mix64(k) & (m->cap - 1);
-    while (m->key[i] != UINT64_MAX) i = (i + 1) & (m->cap - 1);
+    while (m->key[i] != UINT64_MAX)
+        i = (i + 1) & (m->cap - 1);
     m->key[i] = k;
     m->val[i] = v;
     m->n++;
@@ -237,13 +246,16 @@ static void u64map_free(u64map_t *m) {
     memset(m, 0, sizeof *m);
 }
 
-static uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
+static uint64_t pair_key(int32_t a, int32_t b) {
+    return (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+}
 
 /* Grows *buf (elements of size sz) to hold at least need elements. */
 static int grow(void **buf, size_t *cap, size_t need, size_t sz) {
     if (need <= *cap) return MQ_OK;
     size_t c = *cap ? *cap : 16;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     void *p = realloc(*buf, c * sz);
     if (!p) return MQ_ERR_NOMEM;
     *buf = p;
@@ -256,7 +268,9 @@ static int grow(void **buf, size_t *cap, size_t need, size_t sz) {
 /* GPT-2's pattern. \s is spelled out as Unicode's White_Space property, which is what GPT-2's
  * Python regex and llama.cpp use: PCRE2's \s also takes U+180E (a format character since
  * Unicode 6.3). */
-#define WS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+#define WS                                                                                         \
+    "\\t-\\r "                                                                                     \
+    "\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS
                                    "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+";
 #undef WS
@@ -294,8 +308,8 @@ static int pretok_begin(pcre2_match_data **md, mq_error_t *err) {
     return MQ_OK;
 }
 
-static int pretok_run(pcre2_match_data *md, const char *text, size_t len, piece_fn piece,
-                      void *ctx, mq_error_t *err) {
+static int pretok_run(pcre2_match_data *md, const char *text, size_t len, piece_fn piece, void *ctx,
+                      mq_error_t *err) {
     size_t pos = 0;
     while (pos < len) {
         int rc = pcre2_match(g_re, (PCRE2_SPTR)text, len, pos, 0, md, NULL);
@@ -312,7 +326,8 @@ static int pretok_run(pcre2_match_data *md, const char *text, size_t len, piece_
         }
         /* Every valid character matches some alternative, so what is skipped is invalid UTF-8:
          * one piece per byte. */
-        for (; pos < s; pos++) piece(text + pos, 1, ctx);
+        for (; pos < s; pos++)
+            piece(text + pos, 1, ctx);
         if (e > s) piece(text + s, e - s, ctx);
         pos = e > pos ? e : pos + 1;
     }
@@ -336,20 +351,20 @@ enum { CACHE_MAX_PIECE = 128, CACHE_MAX_ENTRIES = 1 << 20, CACHE_MAX_IDS = 1 << 
 
 struct mq_tokenizer {
     int32_t n_vocab;
-    char *text;        /* every token's stored text, NUL-terminated, back to back */
+    char *text; /* every token's stored text, NUL-terminated, back to back */
     size_t *text_off;
     uint32_t *text_len;
-    char *bytes;       /* every token's bytes (what it decodes to), back to back */
+    char *bytes; /* every token's bytes (what it decodes to), back to back */
     size_t *bytes_off;
     uint32_t *bytes_len;
-    int32_t *type;     /* MQ_TOKEN_* */
-    strmap_t by_text;  /* stored text -> id; a repeated text maps to its last id, as in llama.cpp */
+    int32_t *type;    /* MQ_TOKEN_* */
+    strmap_t by_text; /* stored text -> id; a repeated text maps to its last id, as in llama.cpp */
     int32_t byte_id[256];
     int32_t n_merges;
-    int32_t *merge;    /* left, right ids of each merge, in rank order */
-    u64map_t rank;     /* (left << 32 | right) -> (rank << 32 | result id) */
+    int32_t *merge; /* left, right ids of each merge, in rank order */
+    u64map_t rank;  /* (left << 32 | right) -> (rank << 32 | result id) */
     int32_t eot, bos, eos;
-    int32_t *special;  /* control and user-defined tokens, longest first */
+    int32_t *special; /* control and user-defined tokens, longest first */
     int32_t n_special;
     /* Pieces already encoded: raw bytes -> (offset << 32 | count) into cache_ids. Encoding is
      * logically const; the lock lets several threads encode with one tokenizer. */
@@ -360,11 +375,13 @@ struct mq_tokenizer {
 };
 
 static int type_is_literal(int32_t type) {
-    return type == MQ_TOKEN_UNKNOWN || type == MQ_TOKEN_CONTROL ||
-           type == MQ_TOKEN_USER_DEFINED || type == MQ_TOKEN_UNUSED;
+    return type == MQ_TOKEN_UNKNOWN || type == MQ_TOKEN_CONTROL || type == MQ_TOKEN_USER_DEFINED ||
+           type == MQ_TOKEN_UNUSED;
 }
 
-static const char *tok_text(const mq_tokenizer_t *t, int32_t id) { return t->text + t->text_off[id]; }
+static const char *tok_text(const mq_tokenizer_t *t, int32_t id) {
+    return t->text + t->text_off[id];
+}
 
 void mq_tokenizer_free(mq_tokenizer_t *t) {
     if (!t) return;
@@ -385,9 +402,15 @@ void mq_tokenizer_free(mq_tokenizer_t *t) {
     free(t);
 }
 
-int mq_tokenizer_n_vocab(const mq_tokenizer_t *t) { return t->n_vocab; }
-int32_t mq_tokenizer_eot(const mq_tokenizer_t *t) { return t->eot; }
-int mq_tokenizer_n_merges(const mq_tokenizer_t *t) { return t->n_merges; }
+int mq_tokenizer_n_vocab(const mq_tokenizer_t *t) {
+    return t->n_vocab;
+}
+int32_t mq_tokenizer_eot(const mq_tokenizer_t *t) {
+    return t->eot;
+}
+int mq_tokenizer_n_merges(const mq_tokenizer_t *t) {
+    return t->n_merges;
+}
 
 const char *mq_tokenizer_token_text(const mq_tokenizer_t *t, int32_t id) {
     return id >= 0 && id < t->n_vocab ? tok_text(t, id) : NULL;
@@ -503,10 +526,9 @@ static int tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t 
             size_t k = get_cp(s + p, len - p, &cp);
             int b = k ? cp_to_byte(cp) : -1;
             if (!k || (!type_is_literal(type) && b < 0)) {
-                rc = VOCAB_ERR(MQ_ERR_FORMAT,
-                               "tokenizer.ggml.tokens[%lld]: %s at byte %zu", (long long)i,
-                               !k ? "invalid UTF-8" : "character outside GPT-2's byte alphabet",
-                               p);
+                rc = VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.tokens[%lld]: %s at byte %zu",
+                               (long long)i,
+                               !k ? "invalid UTF-8" : "character outside GPT-2's byte alphabet", p);
                 goto fail;
             }
             if (!type_is_literal(type)) t->bytes[boff + nb++] = (char)b;
@@ -567,13 +589,15 @@ static int tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t 
             memcpy(cat, s, sp - s);
             memcpy(cat + (sp - s), sp + 1, len - (sp + 1 - s));
             c = lookup(t, cat, len - 1);
-            if (c < 0) why = "the joined token is not in the vocabulary";
-            else if (type_is_literal(t->type[c])) why = "the joined token is not a normal token";
+            if (c < 0)
+                why = "the joined token is not in the vocabulary";
+            else if (type_is_literal(t->type[c]))
+                why = "the joined token is not a normal token";
         }
         if (why) {
             free(cat);
-            rc = VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.merges[%lld] \"%.*s\": %s",
-                           (long long)r, (int)(len < 200 ? len : 200), s, why);
+            rc = VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.merges[%lld] \"%.*s\": %s", (long long)r,
+                           (int)(len < 200 ? len : 200), s, why);
             goto fail;
         }
         t->merge[2 * r] = a;
@@ -603,11 +627,12 @@ int mq_tokenizer_from_vocab(const char *const *tokens, const int32_t *types, int
         return mq_error_set(err, MQ_ERR_ARG, "tokenizer: bad vocabulary arguments");
     mq_gguf_str_t *s = malloc(((size_t)n_tokens + n_merges + 1) * sizeof *s);
     if (!s) return mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
-    for (int32_t i = 0; i < n_tokens; i++) s[i] = (mq_gguf_str_t){tokens[i], strlen(tokens[i])};
+    for (int32_t i = 0; i < n_tokens; i++)
+        s[i] = (mq_gguf_str_t){tokens[i], strlen(tokens[i])};
     for (int32_t i = 0; i < n_merges; i++)
         s[n_tokens + i] = (mq_gguf_str_t){merges[i], strlen(merges[i])};
-    int rc = tok_build(s, types, n_tokens, s + n_tokens, n_merges, name ? name : "vocabulary", out,
-                       err);
+    int rc =
+        tok_build(s, types, n_tokens, s + n_tokens, n_merges, name ? name : "vocabulary", out, err);
     free(s);
     return rc;
 }
@@ -680,9 +705,11 @@ static int bpe_piece(enc_t *e, const unsigned char *s, size_t len) {
         return MQ_ERR_NOMEM;
     bpe_sym_t *sym = e->sym;
     for (size_t i = 0; i < len; i++)
-        sym[i] = (bpe_sym_t){e->t->byte_id[s[i]], (int32_t)i - 1, i + 1 < len ? (int32_t)i + 1 : -1};
+        sym[i] =
+            (bpe_sym_t){e->t->byte_id[s[i]], (int32_t)i - 1, i + 1 < len ? (int32_t)i + 1 : -1};
     e->n_heap = 0;
-    for (size_t i = 1; i < len; i++) bpe_push(e, (int32_t)i - 1, (int32_t)i);
+    for (size_t i = 1; i < len; i++)
+        bpe_push(e, (int32_t)i - 1, (int32_t)i);
     while (e->n_heap) {
         bpe_pair_t p = bpe_pop(e);
         bpe_sym_t *l = &sym[p.left], *r = &sym[p.right];
@@ -694,7 +721,8 @@ static int bpe_piece(enc_t *e, const unsigned char *s, size_t len) {
         bpe_push(e, l->prev, p.left);
         bpe_push(e, p.left, l->next);
     }
-    for (int32_t i = 0; i >= 0; i = sym[i].next) e->ids[e->n++] = sym[i].id;
+    for (int32_t i = 0; i >= 0; i = sym[i].next)
+        e->ids[e->n++] = sym[i].id;
     return MQ_OK;
 }
 
@@ -795,8 +823,10 @@ int mq_tokenizer_encode(const mq_tokenizer_t *t, const char *text, size_t len, i
     }
     for (size_t i = 0; i < nf && !rc; i++) {
         if (f[i].id >= 0) {
-            if (grow((void **)&e.ids, &e.cap, e.n + 1, sizeof *e.ids)) e.status = MQ_ERR_NOMEM;
-            else e.ids[e.n++] = f[i].id;
+            if (grow((void **)&e.ids, &e.cap, e.n + 1, sizeof *e.ids))
+                e.status = MQ_ERR_NOMEM;
+            else
+                e.ids[e.n++] = f[i].id;
         } else {
             rc = pretok_run(md, text + f[i].start, f[i].len, enc_piece, &e, err);
         }
@@ -848,10 +878,10 @@ int mq_tokenizer_decode(const mq_tokenizer_t *t, const int32_t *ids, size_t n_id
 
 typedef struct tr_pair {
     int32_t a, b;
-    int64_t count;   /* occurrences in the corpus, weighted by word counts */
+    int64_t count; /* occurrences in the corpus, weighted by word counts */
     int32_t heap_pos;
     int32_t last_word; /* last word added to where, to skip repeats */
-    int32_t *where;  /* words that contain (or once contained) the pair */
+    int32_t *where;    /* words that contain (or once contained) the pair */
     int32_t n_where, cap_where;
 } tr_pair_t;
 
@@ -869,17 +899,19 @@ typedef struct trainer {
     int64_t *w_cnt;
     int32_t *w_stamp; /* merge step that last rewrote the word */
     int32_t n_words;
-    uint8_t *flag;    /* scratch, one per symbol of the longest word */
+    uint8_t *flag; /* scratch, one per symbol of the longest word */
     tr_pair_t *pair;
     size_t n_pair, cap_pair;
     u64map_t pair_map; /* (a << 32 | b) -> index in pair */
     int32_t *heap;     /* max-heap of pair indices */
     size_t n_heap, cap_heap;
-    int32_t *merge;    /* left, right ids per merge */
+    int32_t *merge; /* left, right ids per merge */
     size_t n_merge, cap_merge;
 } trainer_t;
 
-static const char *tr_text(const trainer_t *tr, int32_t id) { return tr->text + tr->text_off[id]; }
+static const char *tr_text(const trainer_t *tr, int32_t id) {
+    return tr->text + tr->text_off[id];
+}
 
 /* The heap's order: more frequent first; ties go to the pair whose left token's text, then
  * right token's text, is smaller (strcmp), so training never depends on hash or memory order. */
@@ -944,8 +976,10 @@ static int tr_count(trainer_t *tr, int32_t a, int32_t b, int64_t delta, int32_t 
         q->where[q->n_where++] = w;
         q->last_word = w;
     }
-    if (delta > 0) heap_up(tr, q->heap_pos);
-    else heap_down(tr, q->heap_pos);
+    if (delta > 0)
+        heap_up(tr, q->heap_pos);
+    else
+        heap_down(tr, q->heap_pos);
     return MQ_OK;
 }
 
@@ -1009,8 +1043,10 @@ static void count_piece(const char *start, size_t len, void *ctx) {
     if (*status) return;
     uint64_t h = str_hash(start, len);
     smslot_t *e = strmap_find(wc, start, len, h);
-    if (e) e->val++;
-    else if (strmap_put(wc, start, len, h, 1, NULL)) *status = MQ_ERR_NOMEM;
+    if (e)
+        e->val++;
+    else if (strmap_put(wc, start, len, h, 1, NULL))
+        *status = MQ_ERR_NOMEM;
 }
 
 static void tr_free(trainer_t *tr) {
@@ -1023,7 +1059,8 @@ static void tr_free(trainer_t *tr) {
     free(tr->w_cnt);
     free(tr->w_stamp);
     free(tr->flag);
-    for (size_t p = 0; p < tr->n_pair; p++) free(tr->pair[p].where);
+    for (size_t p = 0; p < tr->n_pair; p++)
+        free(tr->pair[p].where);
     free(tr->pair);
     u64map_free(&tr->pair_map);
     free(tr->heap);
@@ -1041,13 +1078,16 @@ static int tr_load(trainer_t *tr, const char *const *docs, const size_t *lens, s
     int rc = pretok_begin(&md, err);
     if (rc) return rc;
     int64_t total = 0;
-    for (size_t d = 0; d < n_docs; d++) total += (int64_t)lens[d];
+    for (size_t d = 0; d < n_docs; d++)
+        total += (int64_t)lens[d];
     mq_progress_t pg;
     mq_progress_start(&pg, "tokenizer: pieces", total);
     int64_t done = 0;
     for (size_t d = 0; d < n_docs && !rc && !status; d++) {
-        if (!docs[d] && lens[d]) rc = mq_error_set(err, MQ_ERR_ARG, "tokenizer: document %zu is NULL", d);
-        else rc = pretok_run(md, docs[d], lens[d], count_piece, ctx, err);
+        if (!docs[d] && lens[d])
+            rc = mq_error_set(err, MQ_ERR_ARG, "tokenizer: document %zu is NULL", d);
+        else
+            rc = pretok_run(md, docs[d], lens[d], count_piece, ctx, err);
         done += (int64_t)lens[d];
         if ((d & 1023) == 0) mq_progress_update(&pg, done, NULL);
     }
@@ -1092,7 +1132,8 @@ static int tr_load(trainer_t *tr, const char *const *docs, const size_t *lens, s
         tr->w_len[w] = (int32_t)e->len;
         tr->w_cnt[w] = (int64_t)e->val;
         tr->w_stamp[w] = -1;
-        for (size_t j = 0; j < e->len; j++) tr->sym[off + j] = s[j];
+        for (size_t j = 0; j < e->len; j++)
+            tr->sym[off + j] = s[j];
         for (size_t j = 0; j + 1 < e->len; j++)
             if (tr_count(tr, s[j], s[j + 1], (int64_t)e->val, w)) {
                 strmap_free(&wc);
@@ -1133,7 +1174,8 @@ static int tr_learn(trainer_t *tr, int vocab_size, mq_error_t *err) {
          * to the existing token, so there are then more merges than learned tokens. */
         uint64_t v;
         int32_t c;
-        if (strmap_get(&tr->tok_by_text, cat, la + lb, &v)) c = (int32_t)v;
+        if (strmap_get(&tr->tok_by_text, cat, la + lb, &v))
+            c = (int32_t)v;
         else if (tr_add_token(tr, cat, la + lb, &c)) {
             rc = mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
             break;
@@ -1188,8 +1230,8 @@ int mq_tokenizer_train(const char *const *docs, const size_t *lens, size_t n_doc
     /* The vocabulary in GGUF's form: learned tokens, then <|endoftext|>; merges as "a b". */
     size_t n = tr.n_tok + 1, merge_bytes = 0;
     for (size_t r = 0; r < tr.n_merge; r++)
-        merge_bytes += strlen(tr_text(&tr, tr.merge[2 * r])) +
-                       strlen(tr_text(&tr, tr.merge[2 * r + 1])) + 2;
+        merge_bytes +=
+            strlen(tr_text(&tr, tr.merge[2 * r])) + strlen(tr_text(&tr, tr.merge[2 * r + 1])) + 2;
     mq_gguf_str_t *tok = malloc(n * sizeof *tok);
     mq_gguf_str_t *mer = malloc((tr.n_merge + 1) * sizeof *mer);
     int32_t *types = malloc(n * sizeof *types);
@@ -1210,8 +1252,8 @@ int mq_tokenizer_train(const char *const *docs, const size_t *lens, size_t n_doc
             mer[r] = (mq_gguf_str_t){p, (uint64_t)k};
             p += k + 1;
         }
-        rc = tok_build(tok, types, (int64_t)n, mer, (int64_t)tr.n_merge, "trained vocabulary",
-                       out, err);
+        rc = tok_build(tok, types, (int64_t)n, mer, (int64_t)tr.n_merge, "trained vocabulary", out,
+                       err);
     }
     free(tok);
     free(mer);
@@ -1223,10 +1265,9 @@ int mq_tokenizer_train(const char *const *docs, const size_t *lens, size_t n_doc
 
 /* ---- GGUF ---- */
 
-static const char *const GPT2_PRE[] = {"gpt-2",      "phi-2",      "jina-es",      "jina-de",
-                                       "gigachat",   "jina-v1-en", "jina-v2-es",   "jina-v2-de",
-                                       "jina-v2-code", "roberta-bpe", "mpt",       "olmo",
-                                       "jais"};
+static const char *const GPT2_PRE[] = {
+    "gpt-2",      "phi-2",        "jina-es",     "jina-de", "gigachat", "jina-v1-en", "jina-v2-es",
+    "jina-v2-de", "jina-v2-code", "roberta-bpe", "mpt",     "olmo",     "jais"};
 
 int mq_tokenizer_to_gguf(const mq_tokenizer_t *t, mq_gguf_t *g, mq_error_t *err) {
     const char **tok = malloc(t->n_vocab * sizeof *tok);
@@ -1241,11 +1282,13 @@ int mq_tokenizer_to_gguf(const mq_tokenizer_t *t, mq_gguf_t *g, mq_error_t *err)
         rc = mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
         goto done;
     }
-    for (int32_t i = 0; i < t->n_vocab; i++) tok[i] = tok_text(t, i);
+    for (int32_t i = 0; i < t->n_vocab; i++)
+        tok[i] = tok_text(t, i);
     char *p = mtext;
     for (int32_t r = 0; r < t->n_merges; r++) {
         mer[r] = p;
-        p += sprintf(p, "%s %s", tok_text(t, t->merge[2 * r]), tok_text(t, t->merge[2 * r + 1])) + 1;
+        p +=
+            sprintf(p, "%s %s", tok_text(t, t->merge[2 * r]), tok_text(t, t->merge[2 * r + 1])) + 1;
     }
     if ((rc = mq_gguf_set_str(g, key = "tokenizer.ggml.model", "gpt2")) ||
         (rc = mq_gguf_set_str(g, key = "tokenizer.ggml.pre", "gpt-2")) ||
@@ -1283,7 +1326,8 @@ int mq_tokenizer_from_gguf(const mq_gguf_t *g, const char *name, mq_tokenizer_t 
     if (rc && rc != MQ_ERR_NOT_FOUND) return named(err, rc, name);
     if (!rc) {
         size_t k = 0, n_pre = sizeof GPT2_PRE / sizeof *GPT2_PRE;
-        while (k < n_pre && strcmp(pre.ptr, GPT2_PRE[k]) != 0) k++;
+        while (k < n_pre && strcmp(pre.ptr, GPT2_PRE[k]) != 0)
+            k++;
         if (k == n_pre)
             return VOCAB_ERR(MQ_ERR_UNSUPPORTED,
                              "tokenizer.ggml.pre is \"%.64s\"; only pre-tokenizers that split "
