@@ -199,7 +199,8 @@ Test(gpt, training_is_deterministic) {
     mq_error_t err = {0};
     mq_gpt_config_t cfg;
     cr_assert_eq(mq_gpt_preset("tiny", 32, &cfg, &err), MQ_OK);
-    enum { N = 1024, B = 3, T = 24, STEPS = 12 };
+    /* B*T = 256 rows: large enough for the matmuls to be split among threads */
+    enum { N = 1024, B = 8, T = 32, STEPS = 8 };
     int *stream = make_stream(N, cfg.vocab_size, 6);
     mq_gpt_t m[2];
     float losses[2][STEPS];

@@ -139,8 +139,8 @@ int mq_gpt_zero_grad(mq_gpt_t *m, mq_error_t *err);
 /* Backward of the mean loss of the last forward (which must have had targets); accumulates into
  * the parameter gradients. */
 int mq_gpt_backward(mq_gpt_t *m, mq_error_t *err);
-/* Global L2 norm of the gradients; scales them to max_norm when above it. Returns the norm
- * before clipping. */
+/* Global L2 norm of the gradients; scales them to max_norm when above it (max_norm <= 0: only
+ * measures). Returns the norm before clipping. */
 float mq_gpt_clip_grad_norm(mq_gpt_t *m, float max_norm);
 /* One AdamW step (t counts from 1). Weight decay applies to 2-D tensors only (embeddings and
  * Linear weights), not to biases or LayerNorm parameters. */

@@ -27,7 +27,7 @@ static const char USAGE[] =
     "  --resume          continue the run saved in --out (same options) from its checkpoint\n"
     "  --data DIR        where the tokenizer is cached (default data)\n"
     "  --vocab N         tokenizer vocabulary (default 4096)\n"
-    "  --steps N         optimizer steps (default: tiny 300, default 2400)\n"
+    "  --steps N         optimizer steps (default: tiny 300, default 1600)\n"
     "  --batch N         sequences per step (default: tiny 8, default 16)\n"
     "  --seq N           tokens per sequence, at most the context (default: the context)\n"
     "  --lr X            peak learning rate (default: tiny 3e-3, default 2e-3)\n"

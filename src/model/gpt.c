@@ -328,10 +328,8 @@ static int ensure_acts(mq_gpt_t *m, int B, int T, mq_error_t *err) {
         m->inputs = m->targets = NULL;
         memset(m->act_sizes, 0, sizeof m->act_sizes);
         memset(&m->acts, 0, sizeof m->acts);
-        return mq_error_set(err, MQ_ERR_NOMEM,
-                            "out of memory for the activations at B=%d, T=%d "
-                            "(%zu MB)",
-                            B, T, total * sizeof(float) >> 20);
+        return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the activations at B=%d, T=%d", B,
+                            T);
     }
     float **ptrs[MQ_NUM_ACTS];
     act_ptrs(&m->acts, ptrs);
@@ -356,11 +354,7 @@ static int ensure_grads_acts(mq_gpt_t *m, mq_error_t *err) {
     for (int i = 0; i < 8; i++)
         total += sizes[i];
     float *p = malloc(total * sizeof(float));
-    if (!p)
-        return mq_error_set(err, MQ_ERR_NOMEM,
-                            "out of memory for the activation gradients "
-                            "(%zu MB)",
-                            total * sizeof(float) >> 20);
+    if (!p) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the activation gradients");
     m->grads_acts_memory = p;
     mq_gpt_acts_t *g = &m->grads_acts;
     memset(g, 0, sizeof *g);
@@ -406,9 +400,8 @@ static int check_tokens(const int *tok, size_t n, int V, const char *what, mq_er
     for (size_t i = 0; i < n; i++)
         if (tok[i] < 0 || tok[i] >= V)
             return mq_error_set(err, MQ_ERR_ARG,
-                                "forward: %s[%zu] = %d is not a token id in "
-                                "[0, %d)",
-                                what, i, tok[i], V);
+                                "forward: %s[%zu] = %d is not a token id in [0, %d)", what, i,
+                                tok[i], V);
     return MQ_OK;
 }
 

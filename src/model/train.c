@@ -14,7 +14,7 @@ void mq_train_defaults(const char *preset, mq_train_opts_t *o) {
     int tiny = preset && !strcmp(preset, "tiny");
     o->batch_size = tiny ? 8 : 16;
     o->seq_len = tiny ? 64 : 128;
-    o->steps = tiny ? 300 : 2400;
+    o->steps = tiny ? 300 : 1600;
     o->lr = tiny ? 3e-3f : 2e-3f;
     o->min_lr_frac = 0.1f;
     o->warmup = tiny ? 20 : 100;
