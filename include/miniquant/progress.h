@@ -29,5 +29,9 @@ void mq_progress_finish(mq_progress_t *p, const char *extra);
 
 /* MQ_QUIET=1 in the environment turns every bar off (used by the tests). */
 int mq_progress_quiet(void);
+/* Bars started while muted (depth > 0) stay silent: a loop with its own bar mutes the bars of
+ * the work it calls. mq_progress_mute(+1) ... mq_progress_mute(-1). Not thread-safe: call it
+ * from the thread that drives the work. */
+void mq_progress_mute(int delta);
 
 #endif

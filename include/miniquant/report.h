@@ -4,6 +4,8 @@
 #define MINIQUANT_REPORT_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "miniquant/error.h"
 
@@ -25,4 +27,14 @@ typedef struct mq_strbuf {
 void mq_strbuf_printf(mq_strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mq_strbuf_free(mq_strbuf_t *b);
 
+#endif
+
+#ifndef MINIQUANT_REPORT_MANIFEST
+#define MINIQUANT_REPORT_MANIFEST
+/* The manifest of an experiment: seed, config (borrowed into the result), versions of
+ * miniquant and of every library it uses, the hardware (CPU model, cores, SIMD flags,
+ * memory), the threads used and the git revision of the source. */
+cJSON *mq_manifest(uint64_t seed, cJSON *config);
+/* The current UTC time as "YYYY-MM-DDTHH:MM:SSZ". */
+void mq_utc_now(char *buf, size_t n);
 #endif

@@ -17,6 +17,9 @@ int cmd_tokenizer(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
+int cmd_pairs(int argc, char **argv);
 
 /* Prints "miniquant: <message>" to stderr and returns exit status 1. */
 int cli_fail(const mq_error_t *err);
@@ -44,5 +47,11 @@ int cli_tokenizer_for(const char *data_dir, int vocab, mq_tokenizer_t **tok,
 /* Trains a tokenizer on the train split; writes it to path when path is non-NULL. */
 int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path,
                         mq_tokenizer_t **tok, mq_error_t *err);
+
+#include <cjson/cJSON.h>
+#include "miniquant/qmodel.h"
+/* Prints / encodes where a model's bytes are. */
+void cli_print_bytes(const mq_model_bytes_t *b);
+cJSON *cli_bytes_json(const mq_model_bytes_t *b);
 
 #endif

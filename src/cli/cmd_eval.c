@@ -9,6 +9,8 @@
 #include "miniquant/dataset.h"
 #include "miniquant/eval.h"
 #include "miniquant/fileio.h"
+#include "miniquant/pairs.h"
+#include "miniquant/qmodel.h"
 #include "miniquant/report.h"
 
 static const char USAGE[] =
@@ -22,6 +24,12 @@ static const char USAGE[] =
     "            tokens, the second half of each scored; compare with llama-perplexity -c N\n"
     "\n"
     "  --model FILE         the model (GGUF, gpt2 architecture)\n"
+    "  --scheme NAME        quantize the Linear layers in memory first (fp32, fp16,\n"
+    "                       int{2..8}_{per_tensor|per_channel|g{N}}, nf4_g{N})\n"
+    "  --skip-lm-head       with --scheme: keep lm_head in FP32\n"
+    "  --pairs FILE         also score minimal pairs: a BLiMP-layout jsonl file\n"
+    "                       (sentence_good, sentence_bad per line), or 'verb-tense' for the\n"
+    "                       verb-tense set built from the test split\n"
     "  --ppl-protocol NAME  default or llamacpp (default: default)\n"
     "  --split NAME         train, valid or test (default test)\n"
     "  --text FILE          evaluate a text file instead (one trailing newline dropped)\n"
@@ -32,6 +40,8 @@ static const char USAGE[] =
     "  -h, --help           this message\n";
 
 int cmd_eval(int argc, char **argv) {
+    const char *scheme_name = NULL, *pairs = NULL;
+    int skip_head = 0;
     const char *model = NULL, *proto_name = "default", *split_name = "test", *text_file = NULL,
                *json = NULL;
     long ctx = 0, batch = 8, threads = 0;
@@ -40,6 +50,8 @@ int cmd_eval(int argc, char **argv) {
         {"split", required_argument, 0, 's'}, {"text", required_argument, 0, 'x'},
         {"ctx", required_argument, 0, 'c'},   {"batch", required_argument, 0, 'b'},
         {"json", required_argument, 0, 'j'},  {"threads", required_argument, 0, 't'},
+        {"scheme", required_argument, 0, 'S'}, {"skip-lm-head", no_argument, 0, 'k'},
+        {"pairs", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int ch, rc;
     opterr = 0;
@@ -53,6 +65,9 @@ int cmd_eval(int argc, char **argv) {
         case 'c': rc = cli_parse_int("eval", USAGE, "--ctx", optarg, 2, 1 << 20, &ctx); break;
         case 'b': rc = cli_parse_int("eval", USAGE, "--batch", optarg, 1, 4096, &batch); break;
         case 'j': json = optarg; break;
+        case 'S': scheme_name = optarg; break;
+        case 'k': skip_head = 1; break;
+        case 'P': pairs = optarg; break;
         case 't': rc = cli_parse_int("eval", USAGE, "--threads", optarg, 1, 1024, &threads); break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error("eval", USAGE, "unknown option '%s'", argv[optind - 1]);
@@ -64,7 +79,9 @@ int cmd_eval(int argc, char **argv) {
     mq_error_t err = {0};
     mq_ppl_protocol_t proto;
     mq_split_t split;
-    if (mq_ppl_protocol_parse(proto_name, &proto, &err) || mq_split_parse(split_name, &split, &err)) {
+    mq_scheme_t scheme;
+    if (mq_ppl_protocol_parse(proto_name, &proto, &err) || mq_split_parse(split_name, &split, &err) ||
+        mq_scheme_parse(scheme_name ? scheme_name : "fp32", &scheme, &err)) {
         fprintf(stderr, "miniquant eval: %s\n\n%s", err.msg, USAGE);
         return 2;
     }
@@ -74,18 +91,36 @@ int cmd_eval(int argc, char **argv) {
     mq_tokenizer_t *tok = NULL;
     rc = mq_checkpoint_load(model, &m, &tok, NULL, &err);
     if (rc) return cli_fail(&err);
+    mq_qmodel_t q = {0};
+    mq_qmodel_opts_t qo = {skip_head, -1, 0};
+    if (scheme_name && (rc = mq_qmodel_apply(&q, &m, &scheme, &qo, &err))) {
+        mq_tokenizer_free(tok);
+        mq_gpt_free(&m);
+        return cli_fail(&err);
+    }
+    mq_model_bytes_t bytes;
+    mq_model_bytes(&m, scheme_name ? &q : NULL, &bytes);
     mq_tokens_t toks = {0};
     char *text = NULL;
     size_t len = 0, n_docs = 0;
     if (text_file) {
         rc = mq_read_file(text_file, 0, &text, &len, &err);
-    } else {
+    }
+    mq_mp_set_t set = {0};
+    mq_mp_result_t pr = {0};
+    if (rc == MQ_OK && pairs && strcmp(pairs, "verb-tense") != 0)
+        rc = mq_blimp_read(pairs, &set, &err);
+    int want_verbs = pairs && !strcmp(pairs, "verb-tense");
+    if (rc == MQ_OK && (!text_file || want_verbs)) {
         mq_corpus_t c;
         rc = mq_corpus_load_wordnet(NULL, &c, &err);
-        for (size_t i = 0; rc == MQ_OK && i < c.n_docs; i++) n_docs += c.docs[i].split == split;
-        if (rc == MQ_OK && proto == MQ_PPL_DEFAULT) rc = mq_dataset_encode(&c, split, tok, &toks, &err);
-        else if (rc == MQ_OK) rc = mq_corpus_split_text(&c, split, &text, &len, &err);
-        if (rc == MQ_OK) mq_corpus_free(&c);
+        if (rc == MQ_OK && want_verbs) rc = mq_verbtense_build(&c, NULL, 0, &set, NULL, &err);
+        if (rc == MQ_OK && !text_file) {
+            for (size_t i = 0; i < c.n_docs; i++) n_docs += c.docs[i].split == split;
+            if (proto == MQ_PPL_DEFAULT) rc = mq_dataset_encode(&c, split, tok, &toks, &err);
+            else rc = mq_corpus_split_text(&c, split, &text, &len, &err);
+        }
+        mq_corpus_free(&c);
     }
     if (rc == MQ_OK && text) {
         if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads a file */
@@ -93,8 +128,11 @@ int cmd_eval(int argc, char **argv) {
     }
     mq_ppl_result_t r;
     if (rc == MQ_OK) rc = mq_perplexity(&m, toks.ids, toks.n, proto, (int)ctx, (int)batch, &r, &err);
+    if (rc == MQ_OK && pairs) rc = mq_mp_score(&m, tok, &set, NULL, &pr, &err);
     if (rc == MQ_OK) {
         printf("model        %s (MiniGPT-%s, %zu parameters)\n", model, m.cfg.name, m.num_params);
+        printf("scheme       %s%s (%zu bytes, %.3f bits per Linear weight)\n", scheme.name,
+               skip_head ? ", lm_head FP32" : "", bytes.total, bytes.bits_per_weight);
         if (proto == MQ_PPL_LLAMACPP)
             printf("protocol     llamacpp (%d chunks of %d tokens, second half scored)\n",
                    r.n_windows, r.n_ctx);
@@ -107,12 +145,18 @@ int cmd_eval(int argc, char **argv) {
         printf("perplexity   %.4f\n", r.ppl);
         printf("nll          %.5f +/- %.5f nats/token\n", r.nll, r.nll_stderr);
         printf("time         %.2f s\n", r.seconds);
+        if (pairs)
+            printf("pairs        %s: accuracy %.2f%% (%zu of %zu items), 95%% CI [%.2f%%, %.2f%%]\n",
+                   pairs, 100 * pr.accuracy, pr.correct, pr.n, 100 * pr.ci_low, 100 * pr.ci_high);
     }
     if (rc == MQ_OK && json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "model", model);
         cJSON_AddStringToObject(root, "config", m.cfg.name);
         cJSON_AddNumberToObject(root, "model_params", (double)m.num_params);
+        cJSON_AddStringToObject(root, "scheme", scheme.name);
+        cJSON_AddBoolToObject(root, "skip_lm_head", skip_head);
+        cJSON_AddItemToObject(root, "bytes", cli_bytes_json(&bytes));
         cJSON_AddStringToObject(root, "protocol", mq_ppl_protocol_name(proto));
         if (text_file) cJSON_AddStringToObject(root, "text", text_file);
         else cJSON_AddStringToObject(root, "split", mq_split_name(split));
@@ -124,12 +168,23 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "nll", r.nll);
         cJSON_AddNumberToObject(root, "nll_stderr", r.nll_stderr);
         cJSON_AddNumberToObject(root, "seconds", r.seconds);
+        if (pairs) {
+            cJSON *p = cJSON_AddObjectToObject(root, "pairs");
+            cJSON_AddStringToObject(p, "file", pairs);
+            cJSON_AddNumberToObject(p, "items", (double)pr.n);
+            cJSON_AddNumberToObject(p, "correct", (double)pr.correct);
+            cJSON_AddNumberToObject(p, "accuracy", pr.accuracy);
+            cJSON_AddNumberToObject(p, "ci95_low", pr.ci_low);
+            cJSON_AddNumberToObject(p, "ci95_high", pr.ci_high);
+        }
         rc = mq_json_write(json, root, &err);
         cJSON_Delete(root);
     }
     free(text);
+    mq_mp_set_free(&set);
     mq_tokens_free(&toks);
     mq_tokenizer_free(tok);
+    mq_qmodel_free(&q);
     mq_gpt_free(&m);
     return rc ? cli_fail(&err) : 0;
 }

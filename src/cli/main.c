@@ -9,6 +9,9 @@ static const mq_command_t COMMANDS[] = {
     {"corpus", "build the WordNet corpus and its train/valid/test split", cmd_corpus},
     {"tokenizer", "train a byte-level BPE tokenizer, encode and decode text", cmd_tokenizer},
     {"train", "train MiniGPT (tiny or default preset), resumable", cmd_train},
+    {"quantize", "quantize a model's Linear layers; per-layer error and bytes", cmd_quantize},
+    {"pairs", "build the verb-tense minimal pairs, write them as BLiMP jsonl", cmd_pairs},
+    {"experiment", "regenerate an experiment directory (int8-ptq)", cmd_experiment},
     {"eval", "perplexity of a model on the test split (default or llamacpp protocol)", cmd_eval},
 };
 

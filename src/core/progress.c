@@ -13,6 +13,13 @@ double mq_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static int mute_depth;
+
+void mq_progress_mute(int delta) {
+    mute_depth += delta;
+    if (mute_depth < 0) mute_depth = 0;
+}
+
 int mq_progress_quiet(void) {
     const char *q = getenv("MQ_QUIET");
     return q && *q && strcmp(q, "0") != 0;
@@ -26,7 +33,7 @@ void mq_progress_start(mq_progress_t *p, const char *label, int64_t total) {
     p->t_last_draw = 0;
     p->last_decile = -1;
     p->tty = isatty(STDERR_FILENO);
-    p->enabled = !mq_progress_quiet();
+    p->enabled = !mq_progress_quiet() && mute_depth == 0;
 }
 
 static void fmt_time(char *buf, size_t n, double s) {

@@ -1,0 +1,233 @@
+/* miniquant experiment: regenerates an experiment directory's results, plots and manifest. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "measure.h"
+#include "miniquant/fileio.h"
+#include "miniquant/report.h"
+#include "miniquant/sensitivity.h"
+
+static const char USAGE[] =
+    "usage: miniquant experiment NAME [--model FILE.gguf] [--out DIR]\n"
+    "\n"
+    "Regenerates an experiment: results.json, its plots (PNG) and manifest.json in DIR.\n"
+    "\n"
+    "  int8-ptq   fp32 vs int8_per_tensor vs int8_per_channel (lm_head quantized or FP32):\n"
+    "             test perplexity, verb-tense accuracy, bytes; per-layer sensitivity.\n"
+    "             Writes results.json, ppl_table.png, sensitivity.png, manifest.json\n"
+    "             (default DIR experiments/26-int8-ptq)\n"
+    "\n"
+    "  --model FILE  the FP32 model (default models/minigpt-default.gguf)\n"
+    "  --out DIR     the experiment directory\n"
+    "  -h, --help    this message\n";
+
+/* A table as a picture: rows of cells drawn as text, the header bold, rules between. */
+static int plot_table(const char *png, const char *title, int ncol, const char *const *head,
+                      char (*cells)[64], int nrow, const double *colx, mq_error_t *err) {
+    mq_strbuf_t s = {0};
+    double top = 0.84, dy = 0.115;
+    mq_strbuf_printf(&s, "unset border\nunset tics\nunset key\nset xrange [0:1]\nset yrange [0:1]\n"
+                         "set margins 0,0,0,0\n");
+    mq_strbuf_printf(&s, "set label 1 '%s' at 0.5,0.95 center font 'DejaVu Sans,13'\n", title);
+    int id = 2;
+    for (int c = 0; c < ncol; c++)
+        mq_strbuf_printf(&s, "set label %d \"{/:Bold %s}\" at %.3f,%.3f %s\n", id++, head[c], colx[c],
+                         top, c == 0 ? "left" : "right");
+    for (int r = 0; r < nrow; r++)
+        for (int c = 0; c < ncol; c++)
+            mq_strbuf_printf(&s, "set label %d '%s' at %.3f,%.3f %s\n", id++, cells[r * ncol + c],
+                             colx[c], top - (r + 1) * dy, c == 0 ? "left" : "right");
+    mq_strbuf_printf(&s, "set arrow 1 from 0.02,%.3f to 0.98,%.3f nohead lw 1.5\n", top - dy / 2,
+                     top - dy / 2);
+    mq_strbuf_printf(&s, "set arrow 2 from 0.02,%.3f to 0.98,%.3f nohead lw 0.8 lc rgb '#999999'\n",
+                     top - (nrow + 0.5) * dy, top - (nrow + 0.5) * dy);
+    mq_strbuf_printf(&s, "plot NaN\n");
+    int rc = s.oom ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory")
+                   : mq_plot_png(png, 1100, 120 + 62 * (nrow + 2), s.s, err);
+    mq_strbuf_free(&s);
+    return rc;
+}
+
+static int plot_sensitivity(const char *png, const mq_sensitivity_t *sv, const char *scheme,
+                            mq_error_t *err) {
+    mq_strbuf_t s = {0};
+    mq_strbuf_printf(&s, "$d << EOD\n");
+    int worst = 0;
+    for (int i = 0; i < sv->n; i++) {
+        mq_strbuf_printf(&s, "%d \"%s\" %.6f\n", i, sv->names[i], sv->gap_pct[i]);
+        if (sv->gap_pct[i] > sv->gap_pct[worst]) worst = i;
+    }
+    mq_strbuf_printf(&s, "EOD\n");
+    mq_strbuf_printf(
+        &s,
+        "set title \"Per-layer sensitivity: %s applied to one Linear at a time\\n(all other layers "
+        "and the embeddings FP32; FP32 test perplexity %.3f)\"\n"
+        "set ylabel 'test perplexity increase over FP32 (%%)'\n"
+        "set xlabel 'quantized Linear layer'\n"
+        "set style fill solid 0.85 border -1\nset boxwidth 0.7\nset grid ytics\nunset key\n"
+        "set xtics rotate by 40 right font ',10'\nset bmargin 8\nset xrange [-0.7:%d.7]\n"
+        "set yrange [*:*]\nset offsets 0,0,graph 0.08,0\n"
+        "plot $d using 1:3:xtic(2) with boxes lc rgb '#4c72b0', \\\n"
+        "     $d using ($1==%d?$1:NaN):3 with boxes lc rgb '#d62728', \\\n"
+        "     $d using 1:3:(sprintf('%%+.3f', $3)) with labels offset 0,0.8 font ',8'\n",
+        scheme, sv->base_ppl, sv->n - 1, worst);
+    int rc = s.oom ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory")
+                   : mq_plot_png(png, 1000, 600, s.s, err);
+    mq_strbuf_free(&s);
+    return rc;
+}
+
+static int int8_ptq(const char *model, const char *dir) {
+    mq_error_t err = {0};
+    cli_bench_t b;
+    if (mq_mkdir_p(dir, &err) || cli_bench_open(&b, model, &err)) return cli_fail(&err);
+    static const struct {
+        const char *scheme;
+        int skip;
+    } RUNS[] = {{"fp32", 0},
+                {"int8_per_tensor", 0},
+                {"int8_per_tensor", 1},
+                {"int8_per_channel", 0},
+                {"int8_per_channel", 1}};
+    enum { NRUN = 5 };
+    cli_measure_t res[NRUN];
+    memset(res, 0, sizeof res);
+    int rc = MQ_OK;
+    for (int i = 0; i < NRUN && rc == MQ_OK; i++) {
+        mq_scheme_t s;
+        mq_scheme_parse(RUNS[i].scheme, &s, &err);
+        fprintf(stderr, "== %s%s\n", RUNS[i].scheme, RUNS[i].skip ? " (lm_head FP32)" : "");
+        rc = cli_measure(&b, &s, RUNS[i].skip, &res[i], &err);
+    }
+    mq_sensitivity_t sv = {0};
+    mq_scheme_t sens_scheme;
+    mq_scheme_parse("int8_per_tensor", &sens_scheme, &err);
+    if (rc == MQ_OK) {
+        fprintf(stderr, "== per-layer sensitivity (%s)\n", sens_scheme.name);
+        rc = mq_sensitivity_run(&b.m, &sens_scheme, b.test.ids, b.test.n, &sv, &err);
+    }
+    char path[4200], date[32];
+    mq_utc_now(date, sizeof date);
+    if (rc == MQ_OK) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "experiment", "26-int8-ptq");
+        cJSON_AddStringToObject(root, "date", date);
+        cJSON_AddStringToObject(root, "model", model);
+        cJSON_AddNumberToObject(root, "model_params", (double)b.m.num_params);
+        cJSON *ev = cJSON_AddObjectToObject(root, "evaluation");
+        cJSON_AddStringToObject(ev, "perplexity", "test split, default protocol (non-overlapping "
+                                                  "windows of the context length)");
+        cJSON_AddNumberToObject(ev, "test_tokens", (double)b.test.n);
+        cJSON_AddNumberToObject(ev, "verb_tense_items", (double)b.verbs.n_items);
+        cJSON *schemes = cJSON_AddObjectToObject(root, "schemes");
+        cJSON_AddItemToObject(schemes, "fp32", cli_measure_json(&res[0], NULL));
+        for (int i = 1; i < NRUN; i += 2) {
+            cJSON *o = cli_measure_json(&res[i], &res[0]);
+            cJSON_AddItemToObject(o, "lm_head_fp32", cli_measure_json(&res[i + 1], &res[0]));
+            cJSON_AddItemToObject(schemes, RUNS[i].scheme, o);
+        }
+        double gpt = 100 * (res[1].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl;
+        double gpc = 100 * (res[3].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl;
+        cJSON_AddNumberToObject(root, "per_channel_gap_over_per_tensor_gap", gpt != 0 ? gpc / gpt : 0);
+        cJSON *js = cJSON_AddObjectToObject(root, "sensitivity");
+        cJSON_AddStringToObject(js, "scheme", sens_scheme.name);
+        cJSON_AddNumberToObject(js, "fp32_ppl", sv.base_ppl);
+        cJSON *arr = cJSON_AddArrayToObject(js, "layers");
+        for (int i = 0; i < sv.n; i++) {
+            cJSON *l = cJSON_CreateObject();
+            cJSON_AddStringToObject(l, "name", sv.names[i]);
+            cJSON_AddNumberToObject(l, "ppl", sv.ppl[i]);
+            cJSON_AddNumberToObject(l, "ppl_gap_pct", sv.gap_pct[i]);
+            cJSON_AddItemToArray(arr, l);
+        }
+        snprintf(path, sizeof path, "%s/results.json", dir);
+        rc = mq_json_write(path, root, &err);
+        cJSON_Delete(root);
+    }
+    if (rc == MQ_OK) {
+        const char *head[] = {"scheme", "lm\\_head", "test perplexity", "gap vs fp32",
+                              "verb-tense accuracy (95% CI)", "size", "bits/weight"};
+        const double colx[] = {0.03, 0.30, 0.46, 0.58, 0.83, 0.91, 0.98};
+        char cells[NRUN * 7][64];
+        for (int i = 0; i < NRUN; i++) {
+            char(*c)[64] = cells + i * 7;
+            snprintf(c[0], 64, "%s", RUNS[i].scheme);
+            for (char *p = c[0]; *p; p++)
+                if (*p == '_') *p = ' '; /* underscores would be subscripts */
+            snprintf(c[1], 64, "%s", i == 0 ? "FP32" : RUNS[i].skip ? "FP32" : "quantized");
+            snprintf(c[2], 64, "%.3f", res[i].ppl.ppl);
+            if (i == 0) snprintf(c[3], 64, "-");
+            else snprintf(c[3], 64, "%+.3f%%", 100 * (res[i].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl);
+            snprintf(c[4], 64, "%.2f%% [%.2f, %.2f]", 100 * res[i].verb.accuracy,
+                     100 * res[i].verb.ci_low, 100 * res[i].verb.ci_high);
+            snprintf(c[5], 64, "%.2f MiB", res[i].bytes.total / 1048576.0);
+            snprintf(c[6], 64, "%.2f", res[i].bytes.bits_per_weight);
+        }
+        char title[256];
+        snprintf(title, sizeof title, "INT8 weight-only PTQ of MiniGPT-%s (%zu test tokens, %zu "
+                 "verb-tense items)", b.m.cfg.name, b.test.n, b.verbs.n_items);
+        snprintf(path, sizeof path, "%s/ppl_table.png", dir);
+        rc = plot_table(path, title, 7, head, cells, NRUN, colx, &err);
+    }
+    if (rc == MQ_OK) {
+        snprintf(path, sizeof path, "%s/sensitivity.png", dir);
+        rc = plot_sensitivity(path, &sv, sens_scheme.name, &err);
+    }
+    if (rc == MQ_OK) {
+        cJSON *cfg = cJSON_CreateObject();
+        cJSON_AddStringToObject(cfg, "model", model);
+        cJSON_AddStringToObject(cfg, "model_config", b.m.cfg.name);
+        cJSON_AddNumberToObject(cfg, "vocab_size", b.m.cfg.vocab_size);
+        cJSON_AddNumberToObject(cfg, "n_ctx", b.m.cfg.n_ctx);
+        cJSON_AddNumberToObject(cfg, "n_embd", b.m.cfg.n_embd);
+        cJSON_AddNumberToObject(cfg, "n_layer", b.m.cfg.n_layer);
+        cJSON_AddNumberToObject(cfg, "n_head", b.m.cfg.n_head);
+        cJSON_AddNumberToObject(cfg, "train_steps", (double)b.info.step);
+        cJSON_AddStringToObject(cfg, "command", "miniquant experiment int8-ptq");
+        cJSON *man = mq_manifest(b.info.seed, cfg);
+        snprintf(path, sizeof path, "%s/manifest.json", dir);
+        rc = mq_json_write(path, man, &err);
+        cJSON_Delete(man);
+    }
+    if (rc == MQ_OK) {
+        printf("%-18s %-10s %12s %10s %22s %12s\n", "scheme", "lm_head", "perplexity", "gap",
+               "verb-tense acc", "bytes");
+        for (int i = 0; i < NRUN; i++)
+            printf("%-18s %-10s %12.4f %+9.3f%% %13.2f%% +/-%4.2f %12zu\n", RUNS[i].scheme,
+                   i == 0 || RUNS[i].skip ? "FP32" : "quantized", res[i].ppl.ppl,
+                   100 * (res[i].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl,
+                   100 * res[i].verb.accuracy, 50 * (res[i].verb.ci_high - res[i].verb.ci_low),
+                   res[i].bytes.total);
+        printf("wrote %s/{results.json,ppl_table.png,sensitivity.png,manifest.json}\n", dir);
+    }
+    for (int i = 0; i < NRUN; i++) cli_measure_free(&res[i]);
+    mq_sensitivity_free(&sv);
+    cli_bench_close(&b);
+    return rc ? cli_fail(&err) : 0;
+}
+
+int cmd_experiment(int argc, char **argv) {
+    const char *model = "models/minigpt-default.gguf", *out = NULL;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default:
+            return cli_usage_error("experiment", USAGE, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("experiment", USAGE, "name one experiment (valid: int8-ptq)%s", "");
+    const char *name = argv[optind];
+    if (!strcmp(name, "int8-ptq")) return int8_ptq(model, out ? out : "experiments/26-int8-ptq");
+    return cli_usage_error("experiment", USAGE, "unknown experiment '%s' (valid: int8-ptq)", name);
+}

@@ -1,0 +1,44 @@
+/* miniquant CLI: a model opened for measurement (FP32 weights kept aside, test tokens and the
+ * verb-tense set built once), and one scheme's measurements. */
+#ifndef MINIQUANT_CLI_MEASURE_H
+#define MINIQUANT_CLI_MEASURE_H
+
+#include "cli.h"
+#include "miniquant/checkpoint.h"
+#include "miniquant/corpus.h"
+#include "miniquant/dataset.h"
+#include "miniquant/eval.h"
+#include "miniquant/pairs.h"
+#include "miniquant/qmodel.h"
+
+typedef struct cli_bench {
+    const char *model_path;
+    mq_gpt_t m;
+    mq_tokenizer_t *tok;
+    mq_ckpt_info_t info;
+    float *saved; /* the FP32 parameters */
+    mq_corpus_t corpus;
+    mq_tokens_t test;  /* the test split's token stream */
+    mq_mp_set_t verbs; /* the verb-tense minimal pairs */
+} cli_bench_t;
+
+int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err);
+void cli_bench_close(cli_bench_t *b);
+
+typedef struct cli_measure {
+    mq_scheme_t scheme;
+    int skip_lm_head;
+    mq_ppl_result_t ppl;
+    mq_mp_result_t verb;
+    uint8_t *item_correct; /* per verb-tense item */
+    mq_model_bytes_t bytes;
+} cli_measure_t;
+
+/* Quantizes (round to nearest) with s, measures, and restores the FP32 model. */
+int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_measure_t *out,
+                mq_error_t *err);
+void cli_measure_free(cli_measure_t *r);
+/* {ppl, nll, ppl_gap_pct (with base), bytes, bits_per_weight, bytes_detail, verb_tense} */
+cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base);
+
+#endif
