@@ -15,7 +15,9 @@ int mq_json_write(const char *path, const cJSON *root, mq_error_t *err);
 int mq_json_read(const char *path, cJSON **out, mq_error_t *err);
 
 /* Renders a PNG of width x height pixels with gnuplot: script is gnuplot commands (inline data
- * blocks allowed) that draw one plot; the terminal and output are set here. */
+ * blocks allowed) that draw one plot; the terminal and output are set here. Text is plain (no
+ * enhanced markup, so names like int8_per_channel print as they are); bold is a font choice,
+ * e.g. font 'DejaVu Sans:Bold,11'. */
 int mq_plot_png(const char *png_path, int width, int height, const char *script, mq_error_t *err);
 
 /* A growable string for building gnuplot scripts and data blocks. */

@@ -27,14 +27,14 @@ static const char USAGE[] =
 static int plot_table(const char *png, const char *title, int ncol, const char *const *head,
                       char (*cells)[64], int nrow, const double *colx, mq_error_t *err) {
     mq_strbuf_t s = {0};
-    double top = 0.84, dy = 0.115;
+    double top = 0.80, dy = 0.72 / (nrow + 0.6);
     mq_strbuf_printf(&s, "unset border\nunset tics\nunset key\nset xrange [0:1]\nset yrange [0:1]\n"
                          "set margins 0,0,0,0\n");
     mq_strbuf_printf(&s, "set label 1 '%s' at 0.5,0.95 center font 'DejaVu Sans,13'\n", title);
     int id = 2;
     for (int c = 0; c < ncol; c++)
-        mq_strbuf_printf(&s, "set label %d \"{/:Bold %s}\" at %.3f,%.3f %s\n", id++, head[c], colx[c],
-                         top, c == 0 ? "left" : "right");
+        mq_strbuf_printf(&s, "set label %d '%s' at %.3f,%.3f %s font 'DejaVu Sans:Bold,11'\n",
+                         id++, head[c], colx[c], top, c == 0 ? "left" : "right");
     for (int r = 0; r < nrow; r++)
         for (int c = 0; c < ncol; c++)
             mq_strbuf_printf(&s, "set label %d '%s' at %.3f,%.3f %s\n", id++, cells[r * ncol + c],
@@ -45,7 +45,7 @@ static int plot_table(const char *png, const char *title, int ncol, const char *
                      top - (nrow + 0.5) * dy, top - (nrow + 0.5) * dy);
     mq_strbuf_printf(&s, "plot NaN\n");
     int rc = s.oom ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory")
-                   : mq_plot_png(png, 1100, 120 + 62 * (nrow + 2), s.s, err);
+                   : mq_plot_png(png, 1100, 140 + 56 * (nrow + 1), s.s, err);
     mq_strbuf_free(&s);
     return rc;
 }
@@ -147,15 +147,13 @@ static int int8_ptq(const char *model, const char *dir) {
         cJSON_Delete(root);
     }
     if (rc == MQ_OK) {
-        const char *head[] = {"scheme", "lm\\_head", "test perplexity", "gap vs fp32",
+        const char *head[] = {"scheme", "lm_head", "test perplexity", "gap vs fp32",
                               "verb-tense accuracy (95% CI)", "size", "bits/weight"};
-        const double colx[] = {0.03, 0.30, 0.46, 0.58, 0.83, 0.91, 0.98};
+        const double colx[] = {0.02, 0.27, 0.41, 0.53, 0.76, 0.86, 0.98};
         char cells[NRUN * 7][64];
         for (int i = 0; i < NRUN; i++) {
             char(*c)[64] = cells + i * 7;
             snprintf(c[0], 64, "%s", RUNS[i].scheme);
-            for (char *p = c[0]; *p; p++)
-                if (*p == '_') *p = ' '; /* underscores would be subscripts */
             snprintf(c[1], 64, "%s", i == 0 ? "FP32" : RUNS[i].skip ? "FP32" : "quantized");
             snprintf(c[2], 64, "%.3f", res[i].ppl.ppl);
             if (i == 0) snprintf(c[3], 64, "-");

@@ -13,14 +13,25 @@ static const char USAGE[] =
     "\n"
     "The main job: builds the corpus (data/corpus), the tokenizer (data/tokenizer-4096.gguf),\n"
     "trains MiniGPT when no finished model exists (models/minigpt-<config>.gguf; an interrupted\n"
-    "run is resumed), then evaluates it. Reuses every finished step. Prints where each result\n"
-    "went.\n"
+    "run is resumed), evaluates it, and regenerates every experiment under experiments/.\n"
+    "Reuses a trained model. Prints where each result went.\n"
     "\n"
     "  --config NAME  tiny or default (default: default)\n"
     "  --threads N    threads (default: all cores)\n"
     "  -h, --help     this message\n";
 
 typedef int (*cmd_fn)(int, char **);
+
+/* Copies a file crash-safely. */
+static int copy_file(const char *from, const char *to, mq_error_t *err) {
+    char *buf;
+    size_t len;
+    int rc = mq_read_file(from, 0, &buf, &len, err);
+    if (rc) return rc;
+    rc = mq_write_file(to, buf, len, err);
+    free(buf);
+    return rc;
+}
 
 /* Runs one subcommand as if from the command line (getopt restarted). */
 static int step(const char *title, cmd_fn fn, char **argv) {
@@ -94,11 +105,34 @@ int cmd_run(int argc, char **argv) {
                    NULL};
     if ((rc = step("perplexity, llama.cpp's protocol", cmd_eval, ev2))) return rc;
 
+    /* the model itself is not kept in git: its training record and evaluation are */
+    char rec[256];
+    snprintf(rec, sizeof rec, "experiments/26-minigpt-%s", config);
+    const char *suffix[] = {".curve.png", ".train.json"};
+    int crc = mq_mkdir_p(rec, &err);
+    for (int i = 0; i < 2 && crc == MQ_OK; i++) {
+        char from[512], to[512];
+        snprintf(from, sizeof from, "%s%s", model, suffix[i]);
+        snprintf(to, sizeof to, "%s/training%s", rec, suffix[i]);
+        crc = copy_file(from, to, &err);
+    }
+    for (int i = 0; i < 2 && crc == MQ_OK; i++) {
+        char to[512];
+        snprintf(to, sizeof to, "%s/perplexity-%s.json", rec, i ? "llamacpp" : "default");
+        crc = copy_file(i ? json_llama : json_default, to, &err);
+    }
+    if (crc) return cli_fail(&err);
+
+    char *ex1[] = {"experiment", "int8-ptq", "--model", model, NULL};
+    if ((rc = step("experiment 26-int8-ptq", cmd_experiment, ex1))) return rc;
+
     printf("\nresults:\n");
     printf("  corpus        data/corpus/{train,valid,test}.txt\n");
     printf("  tokenizer     data/tokenizer-4096.gguf\n");
     printf("  model         %s\n", model);
-    printf("  curve         %s.curve.png, %s.train.json\n", model, model);
+    printf("  training      %s/{training.curve.png,training.train.json,perplexity-*.json}\n", rec);
     printf("  perplexity    %s, %s\n", json_default, json_llama);
+    printf("  experiment    experiments/26-int8-ptq/{results.json,ppl_table.png,sensitivity.png,"
+           "manifest.json}\n");
     return 0;
 }

@@ -35,6 +35,7 @@ static const mq_ggml_type_info_t ggml_types[] = {
     {MQ_GGML_F16, "f16", 1, 2},
     {MQ_GGML_Q4_0, "q4_0", 32, 18}, /* fp16 scale + 16 bytes of nibbles */
     {MQ_GGML_Q8_0, "q8_0", 32, 34}, /* fp16 scale + 32 int8 */
+    {24, "i8", 1, 1},               /* ggml's GGML_TYPE_I8: miniquant's packed codes (export.h) */
 };
 
 const mq_ggml_type_info_t *mq_ggml_type_info(int type) {

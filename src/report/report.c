@@ -93,7 +93,7 @@ int mq_plot_png(const char *png_path, int width, int height, const char *script,
     }
     FILE *fp = fdopen(fd, "w");
     fprintf(fp,
-            "set terminal pngcairo size %d,%d enhanced font 'DejaVu Sans,11' linewidth 1.5\n"
+            "set terminal pngcairo size %d,%d noenhanced font 'DejaVu Sans,11' linewidth 1.5\n"
             "set output '%s'\n%s\nunset output\n",
             width, height, out.tmp, script);
     fclose(fp);

@@ -1,0 +1,104 @@
+/* miniquant benchmark: GPTQ of one 768 x 768 Linear (GPT-2 small's attention projection), INT4
+ * g64, on 128 and on 2048 calibration rows of N(0, 1).
+ *
+ * Per layer: the Hessian (one syrk over the calibration rows), the factorization (damping,
+ * Cholesky and triangular inverse for the upper factor of H^-1), the blocked solve, and apart
+ * from those the losses against round to nearest (two more products, for reports only). The
+ * GPTQ time of a layer is Hessian + factorization + solve. Each figure is the median over the
+ * rounds, which on a machine shared with other work is the typical run rather than the lucky
+ * one. Threads: OMP_NUM_THREADS (default here 2, this project's machine).
+ *
+ * Usage: bench_gptq [rounds] (default 15). */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "miniquant/gptq.h"
+#include "miniquant/progress.h"
+#include "miniquant/rng.h"
+
+#define MAX_ROUNDS 200
+#define DIM 768
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double s[MAX_ROUNDS];
+    memcpy(s, v, (size_t)n * sizeof *v);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+static void check(int rc, const mq_error_t *err) {
+    if (rc != MQ_OK) {
+        fprintf(stderr, "bench_gptq: %s\n", err->msg);
+        exit(1);
+    }
+}
+
+static void run(const float *W, const float *X, int n, int act_order, int rounds) {
+    mq_error_t err = {0};
+    mq_scheme_t s;
+    check(mq_scheme_parse("int4_g64_gptq", &s, &err), &err);
+    static double th[MAX_ROUNDS], tf[MAX_ROUNDS], ts[MAX_ROUNDS], tl[MAX_ROUNDS], tt[MAX_ROUNDS];
+    double ratio = 0.0;
+    for (int r = -1; r < rounds; r++) { /* one warm-up round */
+        mq_gptq_hessian_t h;
+        check(mq_gptq_hessian_init(&h, DIM, &err), &err);
+        double t0 = mq_now();
+        check(mq_gptq_hessian_add(&h, X, n, &err), &err);
+        double t1 = mq_now();
+        mq_gptq_opts_t o;
+        mq_gptq_opts_default(&o);
+        o.act_order = act_order;
+        mq_gptq_result_t res;
+        check(mq_gptq_quantize(W, DIM, DIM, &h, &s, &o, &res, &err), &err);
+        if (r >= 0) {
+            th[r] = t1 - t0;
+            tf[r] = res.t_factor;
+            ts[r] = res.t_solve;
+            tl[r] = res.t_loss;
+            tt[r] = th[r] + tf[r] + ts[r];
+        }
+        ratio = res.loss / res.loss_rtn;
+        mq_gptq_result_free(&res);
+        mq_gptq_hessian_free(&h);
+    }
+    printf("%-6d %-9s %9.2f %9.2f %9.2f %9.2f | %9.2f %10.3f\n", n, act_order ? "yes" : "no",
+           1e3 * median(th, rounds), 1e3 * median(tf, rounds), 1e3 * median(ts, rounds),
+           1e3 * median(tt, rounds), 1e3 * median(tl, rounds), ratio);
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 15;
+    if (rounds < 1 || rounds > MAX_ROUNDS) rounds = 15;
+    if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(2);
+    enum { NMAX = 2048 };
+    mq_rng_t rng;
+    mq_rng_seed(&rng, 26);
+    float *W = malloc((size_t)DIM * DIM * sizeof *W), *X = malloc((size_t)NMAX * DIM * sizeof *X);
+    if (!W || !X) {
+        fprintf(stderr, "bench_gptq: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < (size_t)DIM * DIM; i++)
+        W[i] = 0.02f * mq_rng_normal(&rng);
+    for (size_t i = 0; i < (size_t)NMAX * DIM; i++)
+        X[i] = mq_rng_normal(&rng);
+
+    printf("GPTQ of one %d x %d Linear, int4_g64, %d threads, median of %d rounds (ms)\n", DIM,
+           DIM, omp_get_max_threads(), rounds);
+    printf("%-6s %-9s %9s %9s %9s %9s | %9s %10s\n", "n", "act-order", "hessian", "factor",
+           "solve", "total", "losses", "loss/RTN");
+    run(W, X, 128, 0, rounds);
+    run(W, X, 2048, 0, rounds);
+    run(W, X, 128, 1, rounds);
+    run(W, X, 2048, 1, rounds);
+    free(W);
+    free(X);
+    return 0;
+}

@@ -1,0 +1,144 @@
+/* miniquant: quantized MiniGPT models as GGUF files, and back.
+ *
+ * The format's contract
+ * ---------------------
+ * A quantized model is a gpt2 GGUF file with the metadata, tokenizer and tensor names of a
+ * MiniGPT checkpoint (checkpoint.h), in which the tensors are stored as follows.
+ *
+ *   tensor                                       type
+ *   token_embd.weight, position_embd.weight      F16 (F32 for the fp32 scheme)
+ *   LayerNorm weights and biases, Linear biases  F32
+ *   Linear weights (blk.N.attn_qkv, blk.N.attn_output, blk.N.ffn_up, blk.N.ffn_down and
+ *   output, each "<base>.weight"), by scheme:
+ *     fp32                                       F32
+ *     fp16                                       F16
+ *     int8_per_tensor, int8_per_channel, int8_g{N}  Q8_0, when N and the row length are
+ *                                                multiples of 32
+ *     int4_per_tensor, int4_per_channel, int4_g{N}  Q4_0, likewise
+ *     every other int{2..8}_*, and nf4_g{N}      packed codes: "<base>.weight" of type I8
+ *                                                (ggml type 24) + "<base>.scales" of type F16
+ *   output.weight when miniquant.skip_lm_head    F32
+ *
+ * A Linear weight stored as F32 in a file whose scheme is not fp32 is a Linear left in FP32.
+ * _gptq schemes are stored as the scheme without the suffix would be: GPTQ picks other codes on
+ * the same grid.
+ *
+ * Q8_0 (ggml's block_q8_0, 34 bytes per 32 weights): the FP16 scale d, then 32 int8 codes;
+ * value = code * d. Q4_0 (block_q4_0, 18 bytes per 32 weights): the FP16 scale d, then 16
+ * bytes; weight j < 16 of the block is in the low nibble of byte j, weight j + 16 in its high
+ * nibble; value = (nibble - 8) * d, so nibble = code + 8. Every 32-block of a row carries the
+ * scale of the group, row or tensor it lies in, and the codes are miniquant's codes as they are,
+ * so ggml's dequantization gives miniquant's values bit for bit. The blocks of one group, row
+ * or tensor must all carry the same scale, int8 codes lie in [-127, 127] and int4 nibbles in
+ * [1, 15]; the reader checks all three.
+ *
+ * Packed codes: "<base>.weight" has ne = {ceil(cols * b / 8), rows} bytes (b = the scheme's
+ * bits, 4 for nf4). Row r starts at byte r * ne[0]; its weight c is the unsigned b-bit field
+ * in bits [c * b, c * b + b) of the row, counted from the least significant bit of the row's
+ * first byte; the bits after the last field are 0. For int{b}: field = code + 2^(b-1), in
+ * [1, 2^b - 1] (0 is not a code). For nf4: field = the index of the NF4 codebook value (quant.h).
+ * "<base>.scales" is 1-D with the weight's n_scales FP16 scales: 1 (per_tensor), rows
+ * (per_channel) or rows * cols / N (g{N}, row-major: row r's group k at r * cols / N + k).
+ *
+ * Every scale is finite and not negative (0 only for an all-zero block). Values are
+ * code * scale (int) and NF4[code] * scale (nf4) in FP32, as quant.h computes them.
+ *
+ * Metadata added to the checkpoint's: general.file_type = llama.cpp's llama_ftype (0 ALL_F32
+ * for fp32, 1 MOSTLY_F16 for fp16, 7 MOSTLY_Q8_0 for int8, 2 MOSTLY_Q4_0 for int4, 1024
+ * GUESSED when any Linear is packed), miniquant.scheme (string, the canonical scheme name),
+ * miniquant.skip_lm_head (bool) and miniquant.export_version (u32, 1).
+ *
+ * llama.cpp loads and runs the files of fp32, fp16, int8_* and int4_* schemes whose Linears
+ * are all F32/F16/Q8_0/Q4_0; it refuses files with packed tensors. A gpt2 file without
+ * miniquant.scheme (a checkpoint, or llama-quantize's Q8_0 / Q4_0 output) loads as a plain
+ * FP32 model, its Q8_0 / Q4_0 tensors dequantized. */
+#ifndef MINIQUANT_EXPORT_H
+#define MINIQUANT_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "miniquant/error.h"
+#include "miniquant/fp16.h"
+#include "miniquant/gguf.h"
+#include "miniquant/model.h"
+#include "miniquant/qmodel.h"
+#include "miniquant/quant.h"
+#include "miniquant/tokenizer.h"
+
+#define MQ_EXPORT_VERSION 1
+#define MQ_GGML_TYPE_I8 24        /* ggml's GGML_TYPE_I8: the packed codes */
+#define MQ_QBLOCK 32              /* weights per Q8_0 / Q4_0 block */
+#define MQ_Q8_0_BLOCK_BYTES 34
+#define MQ_Q4_0_BLOCK_BYTES 18
+#define MQ_FTYPE_ALL_F32 0        /* llama_ftype values of general.file_type */
+#define MQ_FTYPE_MOSTLY_F16 1
+#define MQ_FTYPE_MOSTLY_Q4_0 2
+#define MQ_FTYPE_MOSTLY_Q8_0 7
+#define MQ_FTYPE_GUESSED 1024
+
+/* ---- ggml's blocks: nb blocks of 32 codes, one FP16 scale each ---- */
+
+/* codes[32 * nb] in [-128, 127] and d[nb] into nb block_q8_0. */
+void mq_q8_0_encode(const int8_t *codes, const mq_fp16_t *d, size_t nb, void *blocks);
+void mq_q8_0_decode(const void *blocks, size_t nb, int8_t *codes, mq_fp16_t *d);
+/* codes[32 * nb] in [-8, 7] (nibble = code + 8) and d[nb] into nb block_q4_0. */
+void mq_q4_0_encode(const int8_t *codes, const mq_fp16_t *d, size_t nb, void *blocks);
+void mq_q4_0_decode(const void *blocks, size_t nb, int8_t *codes, mq_fp16_t *d);
+/* y[32 * nb] = the blocks' values, as ggml's dequantize_row_q8_0 / _q4_0 compute them. */
+void mq_q8_0_dequantize(const void *blocks, size_t nb, float *y);
+void mq_q4_0_dequantize(const void *blocks, size_t nb, float *y);
+
+/* ---- packed codes ---- */
+
+/* Bytes of n fields of bits (1..8) bits. */
+size_t mq_packed_bytes(size_t n, int bits);
+/* Packs n fields (each below 2^bits) into mq_packed_bytes(n, bits) bytes. */
+void mq_pack_fields(const uint8_t *fields, size_t n, int bits, uint8_t *out);
+/* Unpacks n fields; returns 0, or -1 when the bits after the last field are not all 0. */
+int mq_unpack_fields(const uint8_t *in, size_t n, int bits, uint8_t *fields);
+
+/* ---- the exporter and the loader ---- */
+
+/* The GGUF type (MQ_GGML_*, or MQ_GGML_TYPE_I8 for packed codes) of a Linear weight of scheme s
+ * whose rows hold cols inputs. */
+int mq_export_tensor_type(const mq_scheme_t *s, int cols);
+
+/* Builds the GGUF of a quantized model: the checkpoint's metadata and tokenizer (tok may be
+ * NULL), the tensors as the contract says. q is a model made by mq_qmodel_apply (or built by
+ * GPTQ and installed) on m; NULL exports the FP32 model as the fp32 scheme. Linears of q that
+ * are not active are written F32 from m. */
+int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenizer_t *tok,
+                      mq_gguf_t *g, mq_error_t *err);
+/* The same, written crash-safely to path. */
+int mq_qmodel_save(const char *path, const mq_gpt_t *m, const mq_qmodel_t *q,
+                   const mq_tokenizer_t *tok, mq_error_t *err);
+
+/* Initialises m and q from a gpt2 GGUF (name is used in messages): the codes and scales exactly
+ * as they were exported, q installed in m (m's Linear weights hold the dequantized values, its
+ * embeddings the stored ones). A file of the fp32 scheme, or without miniquant.scheme, gives the
+ * plain model: q->scheme is fp32, no layer is active and q is not installed. q->ql and
+ * q->active always have q->n_linear entries, so mq_model_bytes(m, q) works on every result.
+ * Free with mq_qmodel_free(q) then mq_gpt_free(m). On failure m and q hold nothing. */
+int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_qmodel_t *q,
+                        mq_error_t *err);
+/* Reads path; loads its tokenizer too when tok is non-NULL. */
+int mq_qmodel_load(const char *path, mq_gpt_t *m, mq_qmodel_t *q, mq_tokenizer_t **tok,
+                   mq_error_t *err);
+
+/* Where the bytes of an exported file are. */
+typedef struct mq_export_bytes {
+    size_t file;            /* the whole file */
+    size_t linear;          /* tensor data of the Linear weights (and their .scales) */
+    size_t embedding;       /* tensor data of token_embd and position_embd */
+    size_t other;           /* tensor data of LayerNorm parameters and biases */
+    size_t linear_params;   /* weights in the Linears */
+    double bits_per_weight; /* 8 * linear / linear_params */
+} mq_export_bytes_t;
+
+/* The bytes of a gpt2 GGUF in memory (file is then the size mq_gguf_write would write) or on
+ * disk. */
+int mq_export_bytes(const mq_gguf_t *g, mq_export_bytes_t *out, mq_error_t *err);
+int mq_export_bytes_file(const char *path, mq_export_bytes_t *out, mq_error_t *err);
+
+#endif

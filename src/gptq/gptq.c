@@ -1,0 +1,419 @@
+/* miniquant: the GPTQ solver for one Linear (the conventions are in include/miniquant/gptq.h).
+ *
+ * Notation (the paper's, with the reference implementation's names):
+ *   W   (rows, cols)  the weight, worked on in double as Wp, its columns in solve order
+ *   H   (cols, cols)  X X^T / n, the layer's Hessian up to a factor 2
+ *   U   (cols, cols)  upper triangular, H^-1 = U^T U (the Cholesky factor of the inverse, after
+ *                     damping and in solve order); U[j][j] is the paper's [H^-1]_jj^(1/2) and
+ *                     row j carries column j's error to the later columns.
+ * Column j: q = round(w_j); err = (w_j - q) / U[j][j]; w_k -= err * U[j][k] for k > j.
+ *
+ * U without inverting twice: with J the reversal permutation and J H J = L L^T (Cholesky),
+ * H^-1 = (J L^-T J)(J L^-1 J), and J L^-1 J is upper triangular with a positive diagonal, so by
+ * uniqueness it is U. One factorization and one triangular inverse (2/3 n^3 flops) instead of
+ * the reference's factorization, inverse and second factorization (4/3 n^3). */
+#include "miniquant/gptq.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "miniquant/fp16.h"
+#include "miniquant/progress.h"
+
+#define PAR_MIN_WORK 32768 /* rows x block below which threads cost more than they save */
+
+void mq_gptq_opts_default(mq_gptq_opts_t *o) {
+    o->damp = 0.01;
+    o->block = 128;
+    o->act_order = 0;
+    o->static_groups = 0;
+    o->losses = 1;
+    o->n_samples = 128;
+    o->batch = 16;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Hessian */
+
+int mq_gptq_hessian_init(mq_gptq_hessian_t *h, int cols, mq_error_t *err) {
+    memset(h, 0, sizeof *h);
+    if (cols <= 0) return mq_error_set(err, MQ_ERR_ARG, "gptq: Hessian of %d columns", cols);
+    h->sum = calloc((size_t)cols * (size_t)cols, sizeof *h->sum);
+    if (!h->sum)
+        return mq_error_set(err, MQ_ERR_NOMEM, "gptq: cannot allocate a %d x %d Hessian", cols,
+                            cols);
+    h->cols = cols;
+    return MQ_OK;
+}
+
+void mq_gptq_hessian_free(mq_gptq_hessian_t *h) {
+    if (!h) return;
+    free(h->sum);
+    memset(h, 0, sizeof *h);
+}
+
+int mq_gptq_hessian_add(mq_gptq_hessian_t *h, const float *X, int N, mq_error_t *err) {
+    // X is (N, cols); sum (cols, cols) += X^T X, upper triangle
+    if (!h || !h->sum || N < 0 || (N > 0 && !X))
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: bad Hessian update (%d rows)", N);
+    if (N == 0) return MQ_OK;
+    int n = h->cols;
+    float *part = malloc((size_t)n * (size_t)n * sizeof *part);
+    if (!part) return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory for the Hessian");
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, N, 1.0f, X, n, 0.0f, part, n);
+#pragma omp parallel for schedule(static) if ((size_t)n * n >= PAR_MIN_WORK)
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++)
+            h->sum[(size_t)i * n + j] += part[(size_t)i * n + j];
+    free(part);
+    h->n += (size_t)N;
+    return MQ_OK;
+}
+
+/* H[i][j] from the upper-triangle sums */
+static inline double hess_at(const mq_gptq_hessian_t *h, int i, int j) {
+    int a = i < j ? i : j, b = i < j ? j : i;
+    return h->sum[(size_t)a * h->cols + b] / (double)h->n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * losses */
+
+/* row_loss[k][r] = e_r^T H e_r for the residuals E_k = W - deq(q_k) of nq quantized weights,
+ * all in one symmetric product. FP32 products, double sums: the losses are reports, not
+ * inputs of the solve. */
+static int losses(const float *W, const mq_qweight_t *const *q, int nq,
+                  const mq_gptq_hessian_t *h, double *const *row_loss, double *total,
+                  mq_error_t *err) {
+    int rows = q[0]->rows, n = q[0]->cols;
+    size_t rn = (size_t)rows * n, nn = (size_t)n * n;
+    float *E = calloc((size_t)nq * rn, sizeof *E), *EH = malloc((size_t)nq * rn * sizeof *EH);
+    float *Hf = malloc(nn * sizeof *Hf);
+    if (!E || !EH || !Hf) {
+        free(E);
+        free(EH);
+        free(Hf);
+        return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory for the losses");
+    }
+    double inv_n = h->n > 0 ? 1.0 / (double)h->n : 0.0;
+    for (size_t i = 0; i < nn; i++)
+        Hf[i] = (float)(h->sum[i] * inv_n); /* ssymm reads the upper triangle only */
+    for (int k = 0; k < nq; k++) {
+        float *Ek = E + (size_t)k * rn;
+        mq_qweight_dequantize(q[k], Ek);
+        for (size_t i = 0; i < rn; i++)
+            Ek[i] = W[i] - Ek[i];
+    }
+    cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, nq * rows, n, 1.0f, Hf, n, E, n, 0.0f, EH,
+                n);
+    for (int k = 0; k < nq; k++) {
+        double t = 0.0;
+        for (int r = 0; r < rows; r++) {
+            const float *e = E + (size_t)k * rn + (size_t)r * n, *eh = EH + (size_t)k * rn +
+                                                                      (size_t)r * n;
+            double s = 0.0;
+            for (int c = 0; c < n; c++)
+                s += (double)e[c] * eh[c];
+            if (row_loss && row_loss[k]) row_loss[k][r] = s;
+            t += s;
+        }
+        total[k] = t;
+    }
+    free(E);
+    free(EH);
+    free(Hf);
+    return MQ_OK;
+}
+
+int mq_gptq_loss(const float *W, const mq_qweight_t *q, const mq_gptq_hessian_t *h,
+                 double *row_loss, double *total, mq_error_t *err) {
+    if (!W || !q || !q->rows || !h || !h->sum || h->cols != q->cols || !total)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq loss: mismatched or missing arguments");
+    const mq_qweight_t *qs[1] = {q};
+    double *rl[1] = {row_loss};
+    return losses(W, qs, 1, h, rl, total, err);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * the solver */
+
+/* Everything one solve needs, shared by the row workers. */
+typedef struct solver {
+    const mq_qkind_traits_t *tr;
+    int bits, rows, n, group; /* group: columns per scale block (n for per-tensor/channel) */
+    int n_groups;             /* scale blocks per row */
+    int per_tensor;
+    int dynamic;              /* 1: a group's scales are computed when it is first reached */
+    const int *perm;          /* perm[p]: original column solved at position p */
+    const int *invperm;       /* invperm[c]: position of original column c */
+    const int *first;         /* first[g]: position at which group g is first reached */
+    double *Wp;               /* (rows, n) in solve order */
+    const double *U;          /* (n, n) upper */
+    double *E;                /* (rows, block): the errors of the current block */
+    int ldE;
+    mq_qweight_t *q;
+} solver_t;
+
+/* Scales of group g of row r, computed at position p of block [i1, i2) from the current
+ * weights of the group's columns. A column at position k >= i2 has not yet received this
+ * block's errors (they arrive in the lazy update): they are added here for the absmax only. */
+static void group_scale(const solver_t *S, int r, int g, int p, int i1, int i2) {
+    const double *w = S->Wp + (size_t)r * S->n, *e = S->E + (size_t)r * S->ldE;
+    double amax = 0.0;
+    for (int c = g * S->group; c < (g + 1) * S->group; c++) {
+        int k = S->invperm[c];
+        double v = w[k];
+        if (k >= i2)
+            for (int t = i1; t < p; t++)
+                v -= e[t - i1] * S->U[(size_t)t * S->n + k];
+        amax = fabs(v) > amax ? fabs(v) : amax;
+    }
+    S->q->scales[(size_t)r * S->n_groups + g] = S->tr->scale((float)amax, S->bits);
+}
+
+/* Columns [i1, i2) of row r, one after the other, each error reaching the rest of the block at
+ * once; the errors are kept in E for the lazy update of the later blocks. */
+static void solve_row_block(const solver_t *S, int r, int i1, int i2) {
+    double *w = S->Wp + (size_t)r * S->n, *e = S->E + (size_t)r * S->ldE;
+    int8_t *codes = S->q->codes + (size_t)r * S->n;
+    for (int p = i1; p < i2; p++) {
+        int c = S->perm[p], g = c / S->group;
+        if (S->dynamic && S->first[g] == p) group_scale(S, r, g, p, i1, i2);
+        float scale = mq_fp16_to_fp32(
+            S->q->scales[S->per_tensor ? 0 : (size_t)r * S->n_groups + g]);
+        double x = w[p];
+        int8_t code = S->tr->code((float)x, scale, S->bits);
+        double err = (x - (double)S->tr->value(code, scale, S->bits)) / S->U[(size_t)p * S->n + p];
+        codes[c] = code;
+        e[p - i1] = err;
+        const double *u = S->U + (size_t)p * S->n;
+        for (int k = p + 1; k < i2; k++)
+            w[k] -= err * u[k];
+    }
+}
+
+/* Sorting by descending diag H with the index as tie-break (qsort is not stable). */
+typedef struct diag_idx {
+    double d;
+    int i;
+} diag_idx_t;
+
+static int cmp_diag(const void *a, const void *b) {
+    const diag_idx_t *x = a, *y = b;
+    if (x->d != y->d) return x->d > y->d ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* U of the damped H in solve order, by the reversed Cholesky (see the top of the file). The
+ * column-major calls on the row-major array are deliberate: the matrix is symmetric, and the
+ * factor then lands in the row-major lower triangle as L^-1 without any transposing copy. */
+static int factor(const mq_gptq_hessian_t *h, const int *perm, const unsigned char *dead,
+                  double damp, double *U, mq_error_t *err) {
+    int n = h->cols;
+    double mean = 0.0;
+    for (int i = 0; i < n; i++)
+        mean += dead[i] ? 1.0 : hess_at(h, i, i);
+    mean /= n;
+    double *R = malloc((size_t)n * n * sizeof *R);
+    if (!R) return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory for H^-1");
+    for (int a = 0; a < n; a++) {
+        int ia = perm[n - 1 - a];
+        for (int b = 0; b <= a; b++) {
+            int ib = perm[n - 1 - b];
+            double v = dead[ia] || dead[ib] ? (ia == ib) : hess_at(h, ia, ib);
+            R[(size_t)a * n + b] = v;
+        }
+        R[(size_t)a * n + a] += damp * mean;
+    }
+    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, R, n);
+    if (info == 0) info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', n, R, n);
+    if (info != 0) {
+        free(R);
+        if (info > 0)
+            return mq_error_set(err, MQ_ERR_ARG,
+                                "gptq: the damped Hessian is not positive definite (pivot %d "
+                                "of %d); raise the damping (now %g)",
+                                (int)info, n, damp);
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: LAPACK argument %d rejected", (int)-info);
+    }
+    /* U[i][j] = (L^-1)[n-1-i][n-1-j] for j >= i */
+    for (int i = 0; i < n; i++) {
+        double *u = U + (size_t)i * n;
+        memset(u, 0, (size_t)i * sizeof *u);
+        const double *l = R + (size_t)(n - 1 - i) * n;
+        for (int j = i; j < n; j++)
+            u[j] = l[n - 1 - j];
+    }
+    free(R);
+    return MQ_OK;
+}
+
+void mq_gptq_result_free(mq_gptq_result_t *res) {
+    if (!res) return;
+    mq_qweight_free(&res->q);
+    free(res->row_loss);
+    free(res->row_loss_rtn);
+    memset(res, 0, sizeof *res);
+}
+
+static int check_inputs(const float *W, int rows, int cols, const mq_gptq_hessian_t *h,
+                        const mq_scheme_t *s, const mq_gptq_opts_t *o, mq_error_t *err) {
+    if (!W || rows <= 0 || cols <= 0)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: no weight, or a %d x %d one", rows, cols);
+    if (!s || (s->kind != MQ_QK_INT && s->kind != MQ_QK_NF4))
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no integer or nf4 grid",
+                            s ? s->name : "(none)");
+    if (!h || !h->sum || h->cols != cols)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: Hessian of %d columns for a weight of %d",
+                            h ? h->cols : 0, cols);
+    if (h->n == 0) return mq_error_set(err, MQ_ERR_ARG, "gptq: no calibration rows in H");
+    if (!(o->damp >= 0.0 && o->damp < 1e6) || o->block < 1)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: damp %g and block %d (need damp >= 0, "
+                            "block >= 1)", o->damp, o->block);
+    size_t rn = (size_t)rows * cols;
+    for (size_t i = 0; i < rn; i++)
+        if (!isfinite(W[i]))
+            return mq_error_set(err, MQ_ERR_ARG, "gptq: weight (%zu, %zu) is %g, not finite",
+                                i / (size_t)cols, i % (size_t)cols, (double)W[i]);
+    for (int i = 0; i < cols; i++)
+        for (int j = i; j < cols; j++)
+            if (!isfinite(h->sum[(size_t)i * cols + j]))
+                return mq_error_set(err, MQ_ERR_ARG, "gptq: Hessian entry (%d, %d) is not finite",
+                                    i, j);
+    return MQ_OK;
+}
+
+int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t *h,
+                     const mq_scheme_t *s, const mq_gptq_opts_t *o, mq_gptq_result_t *res,
+                     mq_error_t *err) {
+    mq_gptq_opts_t def;
+    mq_gptq_opts_default(&def);
+    if (!o) o = &def;
+    if (!res) return mq_error_set(err, MQ_ERR_ARG, "gptq: no result to fill");
+    memset(res, 0, sizeof *res);
+    int rc = check_inputs(W, rows, cols, h, s, o, err);
+    if (rc) return rc;
+    rc = mq_qweight_alloc(&res->q, s, rows, cols, err);
+    if (rc) return rc;
+
+    int n = cols, B = o->block < n ? o->block : n;
+    size_t rn = (size_t)rows * n;
+    solver_t S = {0};
+    S.tr = mq_qkind_traits(s->kind);
+    S.bits = s->bits;
+    S.rows = rows;
+    S.n = n;
+    S.per_tensor = s->gran == MQ_QG_TENSOR;
+    S.group = s->gran == MQ_QG_GROUP ? s->group : n;
+    S.n_groups = n / S.group;
+    S.dynamic = s->gran == MQ_QG_GROUP && !o->static_groups;
+    S.q = &res->q;
+    S.ldE = B;
+    int *perm = malloc((size_t)n * sizeof *perm), *invperm = malloc((size_t)n * sizeof *invperm);
+    int *first = malloc((size_t)S.n_groups * sizeof *first);
+    unsigned char *dead = malloc((size_t)n);
+    diag_idx_t *di = malloc((size_t)n * sizeof *di);
+    double *Wp = malloc(rn * sizeof *Wp), *U = malloc((size_t)n * n * sizeof *U);
+    double *E = malloc((size_t)rows * B * sizeof *E);
+    if (!perm || !invperm || !first || !dead || !di || !Wp || !U || !E) {
+        rc = mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory for a %d x %d weight", rows, n);
+        goto done;
+    }
+
+    for (int i = 0; i < n; i++) {
+        di[i].d = hess_at(h, i, i);
+        di[i].i = i;
+        dead[i] = !(di[i].d > 0.0);
+        res->n_dead += dead[i];
+        if (dead[i]) di[i].d = 1.0; /* what the dead input's diagonal becomes */
+    }
+    if (o->act_order) qsort(di, (size_t)n, sizeof *di, cmp_diag);
+    for (int p = 0; p < n; p++) {
+        perm[p] = di[p].i;
+        invperm[di[p].i] = p;
+    }
+    for (int g = 0; g < S.n_groups; g++) {
+        first[g] = n;
+        for (int c = g * S.group; c < (g + 1) * S.group; c++)
+            first[g] = invperm[c] < first[g] ? invperm[c] : first[g];
+    }
+    S.perm = perm;
+    S.invperm = invperm;
+    S.first = first;
+
+    /* Wp: W with the dead inputs zeroed, columns in solve order; the up-front scales */
+    double t0 = mq_now();
+    for (int r = 0; r < rows; r++)
+        for (int p = 0; p < n; p++) {
+            int c = perm[p];
+            Wp[(size_t)r * n + p] = dead[c] ? 0.0 : (double)W[(size_t)r * n + c];
+        }
+    if (!S.dynamic) {
+        float tmax = 0.0f;
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < S.n_groups; g++) {
+                float amax = 0.0f;
+                for (int c = g * S.group; c < (g + 1) * S.group; c++) {
+                    float a = dead[c] ? 0.0f : fabsf(W[(size_t)r * n + c]);
+                    amax = a > amax ? a : amax;
+                }
+                tmax = amax > tmax ? amax : tmax;
+                if (!S.per_tensor)
+                    res->q.scales[(size_t)r * S.n_groups + g] = S.tr->scale(amax, S.bits);
+            }
+        if (S.per_tensor) res->q.scales[0] = S.tr->scale(tmax, S.bits);
+    }
+    rc = factor(h, perm, dead, o->damp, U, err);
+    if (rc) goto done;
+    double t1 = mq_now();
+    res->t_factor = t1 - t0;
+
+    S.Wp = Wp;
+    S.U = U;
+    S.E = E;
+    for (int i1 = 0; i1 < n; i1 += B) {
+        int i2 = i1 + B < n ? i1 + B : n;
+#pragma omp parallel for schedule(static) if ((size_t)rows * B >= PAR_MIN_WORK)
+        for (int r = 0; r < rows; r++)
+            solve_row_block(&S, r, i1, i2);
+        if (i2 < n)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n - i2, i2 - i1, -1.0, E,
+                        B, U + (size_t)i1 * n + i2, n, 1.0, Wp + i2, n);
+    }
+    double t2 = mq_now();
+    res->t_solve = t2 - t1;
+
+    if (o->losses) {
+        mq_qweight_t rtn;
+        res->row_loss = malloc((size_t)rows * sizeof *res->row_loss);
+        res->row_loss_rtn = malloc((size_t)rows * sizeof *res->row_loss_rtn);
+        if (!res->row_loss || !res->row_loss_rtn) {
+            rc = mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory for the losses");
+            goto done;
+        }
+        rc = mq_qweight_quantize(&rtn, s, W, rows, cols, err);
+        if (rc) goto done;
+        const mq_qweight_t *qs[2] = {&res->q, &rtn};
+        double *rl[2] = {res->row_loss, res->row_loss_rtn}, tot[2];
+        rc = losses(W, qs, 2, h, rl, tot, err);
+        mq_qweight_free(&rtn);
+        res->loss = tot[0];
+        res->loss_rtn = tot[1];
+        res->t_loss = mq_now() - t2;
+    }
+
+done:
+    free(perm);
+    free(invperm);
+    free(first);
+    free(dead);
+    free(di);
+    free(Wp);
+    free(U);
+    free(E);
+    if (rc) mq_gptq_result_free(res);
+    return rc;
+}

@@ -1,0 +1,205 @@
+/* miniquant: GPTQ of a whole MiniGPT, Linear by Linear in forward order.
+ *
+ * Linear i is quantized on the inputs it sees when the Linears before it are already quantized
+ * (the reference's sequential mode): for each i, the calibration windows run forward through
+ * the model, the Linears before i through their GPTQ weights, and i's input is accumulated into
+ * its Hessian as it passes. Nothing after Linear i changes that input, so the forward pass
+ * stops there: the passes cost about half of n_linear full ones and the largest Linear,
+ * lm_head, runs once. Only the Hessian is kept, never the activations of all windows.
+ *
+ * The quantized model is built as round to nearest builds it (mq_qmodel_apply: the embeddings
+ * rounded to FP16, biases copied, every QuantizedLinear allocated with the scheme's layout),
+ * with every layer switched off; each GPTQ result then replaces its layer's codes and scales
+ * and switches it on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "miniquant/gptq.h"
+#include "miniquant/progress.h"
+
+/* Returned by the capturing Linear to end a forward pass once the wanted input is recorded;
+ * told apart from a real failure by capture_t.seen. */
+#define STOP_FORWARD MQ_ERR_UNSUPPORTED
+
+typedef struct capture {
+    const mq_gpt_config_t *cfg;
+    int target;             /* index of the Linear whose inputs are accumulated */
+    mq_gptq_hessian_t *h;
+    mq_linear_fn fn;        /* the quantized model's routing, for the other Linears */
+    void *ctx;
+    int seen;
+    int status;
+    mq_error_t err;
+} capture_t;
+
+static int linear_index(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
+    int n = mq_qmodel_n_linear(cfg);
+    for (int i = 0; i < n; i++) {
+        mq_linear_id_t x = mq_qmodel_linear_id(cfg, i);
+        if (x.param == id.param && x.layer == id.layer) return i;
+    }
+    return -1;
+}
+
+static int capture_linear(void *ctx, mq_linear_id_t id, float *out, const float *inp,
+                          const float *bias, int N, int C, int OC) {
+    capture_t *cap = ctx;
+    if (linear_index(cap->cfg, id) != cap->target)
+        return cap->fn(cap->ctx, id, out, inp, bias, N, C, OC);
+    cap->status = mq_gptq_hessian_add(cap->h, inp, N, &cap->err);
+    cap->seen = cap->status == MQ_OK;
+    return STOP_FORWARD;
+}
+
+/* Accumulates the Hessian of Linear `target` over the calibration windows. */
+static int calibrate(mq_gpt_t *m, capture_t *cap, const int32_t *calib, size_t n_tokens, int T,
+                     int n_seq, int batch, int *inputs, mq_error_t *err) {
+    for (int s0 = 0; s0 < n_seq; s0 += batch) {
+        int b = n_seq - s0 < batch ? n_seq - s0 : batch;
+        for (int k = 0; k < b; k++) {
+            /* windows evenly spaced over the stream, first and last included */
+            size_t start = n_seq > 1 ? (size_t)(s0 + k) * (n_tokens - (size_t)T) /
+                                           (size_t)(n_seq - 1)
+                                     : 0;
+            for (int t = 0; t < T; t++)
+                inputs[(size_t)k * T + t] = (int)calib[start + (size_t)t];
+        }
+        mq_error_t ferr = {0};
+        cap->seen = 0;
+        int rc = mq_gpt_forward(m, inputs, NULL, b, T, &ferr);
+        if (rc == MQ_OK)
+            return mq_error_set(err, MQ_ERR_ARG, "gptq: the forward pass never reached Linear %d",
+                                cap->target);
+        if (!cap->seen) {
+            if (cap->status != MQ_OK) {
+                *err = cap->err;
+                return cap->status;
+            }
+            if (err) *err = ferr;
+            return rc;
+        }
+    }
+    return MQ_OK;
+}
+
+int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
+                           size_t n_calib_tokens, const mq_gptq_opts_t *o, int skip_lm_head,
+                           mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err) {
+    mq_gptq_opts_t def;
+    mq_gptq_opts_default(&def);
+    if (!o) o = &def;
+    if (!m || !m->params_memory || !out)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: no model or no quantized model to fill");
+    memset(out, 0, sizeof *out);
+    if (!s || (s->kind != MQ_QK_INT && s->kind != MQ_QK_NF4))
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no integer or nf4 grid",
+                            s ? s->name : "(none)");
+    if (!calib || n_calib_tokens == 0)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: no calibration tokens");
+    if (o->n_samples < 1 || o->batch < 1)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: %d calibration sequences in batches of %d",
+                            o->n_samples, o->batch);
+    mq_scheme_t sg = *s;
+    if (!sg.gptq) {
+        sg.gptq = 1;
+        snprintf(sg.name, sizeof sg.name, "%.26s_gptq", s->name);
+    }
+    int T = n_calib_tokens < (size_t)m->cfg.n_ctx ? (int)n_calib_tokens : m->cfg.n_ctx;
+    int batch = o->batch < o->n_samples ? o->batch : o->n_samples;
+
+    /* the embeddings as they were, restored if anything fails */
+    size_t n_emb = m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE];
+    float *emb = malloc(n_emb * sizeof *emb);
+    int *inputs = malloc((size_t)batch * T * sizeof *inputs);
+    int *want = calloc((size_t)mq_qmodel_n_linear(&m->cfg), sizeof *want);
+    if (!emb || !inputs || !want) {
+        free(emb);
+        free(inputs);
+        free(want);
+        return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory");
+    }
+    memcpy(emb, m->params.wte, n_emb * sizeof *emb);
+
+    mq_qmodel_opts_t qo = {.skip_lm_head = skip_lm_head, .only = -1, .keep_embeddings = 0};
+    int rc = mq_qmodel_apply(out, m, &sg, &qo, err);
+    if (rc) goto fail_early;
+    int nl = out->n_linear, todo = 0;
+    for (int i = 0; i < nl; i++) {
+        want[i] = out->active[i];
+        out->active[i] = 0;
+        todo += want[i];
+        if (stats) memset(&stats[i], 0, sizeof stats[i]);
+    }
+
+    capture_t cap = {.cfg = &m->cfg, .fn = m->linear_fn, .ctx = m->linear_ctx};
+    m->linear_fn = capture_linear;
+    m->linear_ctx = &cap;
+    mq_progress_t bar;
+    char label[64];
+    snprintf(label, sizeof label, "gptq %s", sg.name);
+    mq_progress_start(&bar, label, todo);
+    int done = 0;
+    for (int i = 0; i < nl && rc == MQ_OK; i++) {
+        if (!want[i]) continue;
+        double t0 = mq_now();
+        char name[64];
+        mq_qmodel_linear_name(&m->cfg, i, name, sizeof name);
+        int OC, C;
+        const float *W = mq_gpt_linear_weight(m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
+        mq_gptq_hessian_t h;
+        mq_gptq_result_t res = {0};
+        rc = mq_gptq_hessian_init(&h, C, err);
+        if (rc == MQ_OK) {
+            cap.target = i;
+            cap.h = &h;
+            cap.status = MQ_OK;
+            rc = calibrate(m, &cap, calib, n_calib_tokens, T, o->n_samples, batch, inputs, err);
+        }
+        if (rc == MQ_OK) rc = mq_gptq_quantize(W, OC, C, &h, &sg, o, &res, err);
+        if (rc == MQ_OK) {
+            mq_qweight_t *dst = &out->ql[i].w;
+            if (dst->rows != OC || dst->cols != C || dst->n_scales != res.q.n_scales) {
+                rc = mq_error_set(err, MQ_ERR_ARG, "gptq: layout mismatch");
+            } else {
+                memcpy(dst->codes, res.q.codes, (size_t)OC * C * sizeof *dst->codes);
+                memcpy(dst->scales, res.q.scales, res.q.n_scales * sizeof *dst->scales);
+                out->active[i] = 1;
+            }
+        }
+        if (rc == MQ_OK && stats)
+            stats[i] = (mq_gptq_layer_stats_t){1,        OC,           C,
+                                               res.n_dead, res.loss,   res.loss_rtn,
+                                               mq_now() - t0};
+        if (rc == MQ_OK) {
+            char extra[128];
+            if (o->losses)
+                snprintf(extra, sizeof extra, "%s loss %.3g (RTN %.3g)", name, res.loss,
+                         res.loss_rtn);
+            else
+                snprintf(extra, sizeof extra, "%s", name);
+            mq_progress_update(&bar, ++done, extra);
+        } else {
+            mq_error_prefix(err, "%s", name);
+        }
+        mq_gptq_result_free(&res);
+        mq_gptq_hessian_free(&h);
+    }
+    mq_progress_finish(&bar, rc == MQ_OK ? "done" : "failed");
+    mq_qmodel_install(out, m);
+    if (rc) {
+        mq_qmodel_free(out);
+        goto fail_early;
+    }
+    free(emb);
+    free(inputs);
+    free(want);
+    return MQ_OK;
+
+fail_early:
+    memcpy(m->params.wte, emb, n_emb * sizeof *emb);
+    free(emb);
+    free(inputs);
+    free(want);
+    return rc;
+}
