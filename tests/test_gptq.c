@@ -551,7 +551,7 @@ static void clone_model(mq_gpt_t *dst, const mq_gpt_t *src) {
 /* A tiny MiniGPT trained for a few hundred steps, quantized to int3_g16 (coarse enough that the
  * difference is far above noise) by RTN and by GPTQ on a calibration stream; evaluated on that
  * stream and on held-out windows. GPTQ must not lose to RTN, and two runs must agree. */
-Test(gptq_model, beats_rtn_and_is_deterministic, .timeout = 60) {
+Test(gptq_model, beats_rtn_and_is_deterministic) {
     mq_gpt_config_t cfg = tiny_config();
     mq_gpt_t base;
     mq_error_t err = {0};

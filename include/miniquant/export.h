@@ -40,8 +40,8 @@
  * "<base>.scales" is 1-D with the weight's n_scales FP16 scales: 1 (per_tensor), rows
  * (per_channel) or rows * cols / N (g{N}, row-major: row r's group k at r * cols / N + k).
  *
- * Every scale is finite and not negative (0 only for an all-zero block). Values are
- * code * scale (int) and NF4[code] * scale (nf4) in FP32, as quant.h computes them.
+ * Every scale is finite and not negative (0 for an all-zero block); the reader checks. Values
+ * are code * scale (int) and NF4[code] * scale (nf4) in FP32, as quant.h computes them.
  *
  * Metadata added to the checkpoint's: general.file_type = llama.cpp's llama_ftype (0 ALL_F32
  * for fp32, 1 MOSTLY_F16 for fp16, 7 MOSTLY_Q8_0 for int8, 2 MOSTLY_Q4_0 for int4, 1024
@@ -50,8 +50,9 @@
  *
  * llama.cpp loads and runs the files of fp32, fp16, int8_* and int4_* schemes whose Linears
  * are all F32/F16/Q8_0/Q4_0; it refuses files with packed tensors. A gpt2 file without
- * miniquant.scheme (a checkpoint, or llama-quantize's Q8_0 / Q4_0 output) loads as a plain
- * FP32 model, its Q8_0 / Q4_0 tensors dequantized. */
+ * miniquant.scheme (a checkpoint), or with general.quantization_version (llama-quantize's
+ * output, which copies its input's keys, miniquant.scheme included), loads as a plain FP32
+ * model, its F16 / Q8_0 / Q4_0 tensors dequantized (other ggml types are refused). */
 #ifndef MINIQUANT_EXPORT_H
 #define MINIQUANT_EXPORT_H
 
@@ -67,11 +68,11 @@
 #include "miniquant/tokenizer.h"
 
 #define MQ_EXPORT_VERSION 1
-#define MQ_GGML_TYPE_I8 24        /* ggml's GGML_TYPE_I8: the packed codes */
-#define MQ_QBLOCK 32              /* weights per Q8_0 / Q4_0 block */
+#define MQ_GGML_TYPE_I8 MQ_GGML_I8 /* ggml's GGML_TYPE_I8: the packed codes */
+#define MQ_QBLOCK 32       /* weights per Q8_0 / Q4_0 block */
 #define MQ_Q8_0_BLOCK_BYTES 34
 #define MQ_Q4_0_BLOCK_BYTES 18
-#define MQ_FTYPE_ALL_F32 0        /* llama_ftype values of general.file_type */
+#define MQ_FTYPE_ALL_F32 0 /* llama_ftype values of general.file_type */
 #define MQ_FTYPE_MOSTLY_F16 1
 #define MQ_FTYPE_MOSTLY_Q4_0 2
 #define MQ_FTYPE_MOSTLY_Q8_0 7
@@ -116,10 +117,11 @@ int mq_qmodel_save(const char *path, const mq_gpt_t *m, const mq_qmodel_t *q,
 
 /* Initialises m and q from a gpt2 GGUF (name is used in messages): the codes and scales exactly
  * as they were exported, q installed in m (m's Linear weights hold the dequantized values, its
- * embeddings the stored ones). A file of the fp32 scheme, or without miniquant.scheme, gives the
- * plain model: q->scheme is fp32, no layer is active and q is not installed. q->ql and
- * q->active always have q->n_linear entries, so mq_model_bytes(m, q) works on every result.
- * Free with mq_qmodel_free(q) then mq_gpt_free(m). On failure m and q hold nothing. */
+ * embeddings the stored ones). A file of the fp32 scheme, or one that miniquant's exporter did
+ * not write (no miniquant.scheme, or general.quantization_version present), gives the plain
+ * model: q->scheme is fp32, no layer is active and q is not installed. q->ql and q->active
+ * always have q->n_linear entries, so mq_model_bytes(m, q) works on every result. Free with
+ * mq_qmodel_free(q) then mq_gpt_free(m). On failure m and q hold nothing. */
 int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_qmodel_t *q,
                         mq_error_t *err);
 /* Reads path; loads its tokenizer too when tok is non-NULL. */

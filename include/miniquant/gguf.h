@@ -51,6 +51,7 @@ typedef enum mq_ggml_type {
     MQ_GGML_F16 = 1,
     MQ_GGML_Q4_0 = 2,
     MQ_GGML_Q8_0 = 8,
+    MQ_GGML_I8 = 24, /* plain int8 elements: miniquant's packed codes (see export.h) */
 } mq_ggml_type_t;
 
 /* One row per tensor type miniquant knows: ggml's type traits. */

@@ -20,6 +20,9 @@ int cmd_run(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_pairs(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_gptq_toy(int argc, char **argv);
 
 /* Prints "miniquant: <message>" to stderr and returns exit status 1. */
 int cli_fail(const mq_error_t *err);
@@ -50,6 +53,16 @@ int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path,
 
 #include <cjson/cJSON.h>
 #include "miniquant/qmodel.h"
+/* Builds the quantized model of a scheme (RTN, or GPTQ with calibration); used by the
+ * experiments so that every scheme goes through one path. */
+typedef int (*cli_qmodel_build_fn)(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
+                                   mq_qmodel_t *q, void *ctx, mq_error_t *err);
+/* experiments/26-gguf-export: export, reload, compare, evaluate each scheme. */
+int cli_experiment_gguf_export(const char *model, const char *dir);
+int cli_experiment_gguf_export_runs(const char *model, const char *dir, const char *files_dir,
+                                    const char *const *schemes, const char *const *skip_schemes,
+                                    cli_qmodel_build_fn build, void *build_ctx);
+
 /* Prints / encodes where a model's bytes are. */
 void cli_print_bytes(const mq_model_bytes_t *b);
 cJSON *cli_bytes_json(const mq_model_bytes_t *b);

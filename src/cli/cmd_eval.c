@@ -9,6 +9,7 @@
 #include "miniquant/dataset.h"
 #include "miniquant/eval.h"
 #include "miniquant/fileio.h"
+#include "miniquant/export.h"
 #include "miniquant/pairs.h"
 #include "miniquant/qmodel.h"
 #include "miniquant/report.h"
@@ -16,7 +17,9 @@
 static const char USAGE[] =
     "usage: miniquant eval --model FILE.gguf [--ppl-protocol default|llamacpp] [options]\n"
     "\n"
-    "Perplexity of a model (with the tokenizer stored in its GGUF) on the test split.\n"
+    "Perplexity of a model (with the tokenizer stored in its GGUF) on the test split. The model\n"
+    "is an FP32 checkpoint (optionally quantized in memory with --scheme) or a quantized file\n"
+    "written by 'miniquant export'.\n"
     "  default   non-overlapping windows of the context length over the split's documents,\n"
     "            each followed by \"\\n\" and <|endoftext|>; every token but the first scored\n"
     "  llamacpp  llama-perplexity's protocol on the split as a text file (documents one per\n"
@@ -89,17 +92,31 @@ int cmd_eval(int argc, char **argv) {
 
     mq_gpt_t m = {0};
     mq_tokenizer_t *tok = NULL;
-    rc = mq_checkpoint_load(model, &m, &tok, NULL, &err);
-    if (rc) return cli_fail(&err);
+    /* any miniquant GGUF: an FP32 checkpoint, or a quantized file from miniquant export */
     mq_qmodel_t q = {0};
-    mq_qmodel_opts_t qo = {skip_head, -1, 0};
-    if (scheme_name && (rc = mq_qmodel_apply(&q, &m, &scheme, &qo, &err))) {
+    rc = mq_qmodel_load(model, &m, &q, &tok, &err);
+    if (rc) return cli_fail(&err);
+    int from_file = q.scheme.kind != MQ_QK_FP32;
+    if (from_file) {
+        scheme = q.scheme;
+        skip_head = q.skip_lm_head;
+        if (scheme_name)
+            rc = mq_error_set(&err, MQ_ERR_ARG,
+                              "%s is already quantized (%s); --scheme applies to FP32 models",
+                              model, q.scheme.name);
+    } else if (scheme_name) {
+        mq_qmodel_free(&q);
+        mq_qmodel_opts_t qo = {skip_head, -1, 0};
+        rc = mq_qmodel_apply(&q, &m, &scheme, &qo, &err);
+    }
+    if (rc) {
+        mq_qmodel_free(&q);
         mq_tokenizer_free(tok);
         mq_gpt_free(&m);
         return cli_fail(&err);
     }
     mq_model_bytes_t bytes;
-    mq_model_bytes(&m, scheme_name ? &q : NULL, &bytes);
+    mq_model_bytes(&m, scheme_name || from_file ? &q : NULL, &bytes);
     mq_tokens_t toks = {0};
     char *text = NULL;
     size_t len = 0, n_docs = 0;

@@ -19,6 +19,11 @@ static const char USAGE[] =
     "             Writes results.json, ppl_table.png, sensitivity.png, manifest.json\n"
     "             (default DIR experiments/26-int8-ptq)\n"
     "\n"
+    "  gguf-export every scheme exported to GGUF (Q8_0/Q4_0 where ggml has the grid), read\n"
+    "             back and compared with the in-memory model (round-trip error), evaluated\n"
+    "             from the file; writes results.json, manifest.json (default DIR\n"
+    "             experiments/26-gguf-export; the .gguf files go beside the model)\n"
+    "\n"
     "  --model FILE  the FP32 model (default models/minigpt-default.gguf)\n"
     "  --out DIR     the experiment directory\n"
     "  -h, --help    this message\n";
@@ -224,8 +229,12 @@ int cmd_experiment(int argc, char **argv) {
         }
     }
     if (optind != argc - 1)
-        return cli_usage_error("experiment", USAGE, "name one experiment (valid: int8-ptq)%s", "");
+        return cli_usage_error("experiment", USAGE,
+                               "name one experiment (valid: int8-ptq, gguf-export)%s", "");
     const char *name = argv[optind];
     if (!strcmp(name, "int8-ptq")) return int8_ptq(model, out ? out : "experiments/26-int8-ptq");
-    return cli_usage_error("experiment", USAGE, "unknown experiment '%s' (valid: int8-ptq)", name);
+    if (!strcmp(name, "gguf-export"))
+        return cli_experiment_gguf_export(model, out ? out : "experiments/26-gguf-export");
+    return cli_usage_error("experiment", USAGE,
+                           "unknown experiment '%s' (valid: int8-ptq, gguf-export)", name);
 }

@@ -125,6 +125,8 @@ int cmd_run(int argc, char **argv) {
 
     char *ex1[] = {"experiment", "int8-ptq", "--model", model, NULL};
     if ((rc = step("experiment 26-int8-ptq", cmd_experiment, ex1))) return rc;
+    char *ex2[] = {"experiment", "gguf-export", "--model", model, NULL};
+    if ((rc = step("experiment 26-gguf-export", cmd_experiment, ex2))) return rc;
 
     printf("\nresults:\n");
     printf("  corpus        data/corpus/{train,valid,test}.txt\n");
@@ -134,5 +136,7 @@ int cmd_run(int argc, char **argv) {
     printf("  perplexity    %s, %s\n", json_default, json_llama);
     printf("  experiment    experiments/26-int8-ptq/{results.json,ppl_table.png,sensitivity.png,"
            "manifest.json}\n");
+    printf("  experiment    experiments/26-gguf-export/{results.json,manifest.json}; the .gguf "
+           "files in models/gguf-export/\n");
     return 0;
 }

@@ -13,6 +13,9 @@ static const mq_command_t COMMANDS[] = {
     {"pairs", "build the verb-tense minimal pairs, write them as BLiMP jsonl", cmd_pairs},
     {"experiment", "regenerate an experiment directory (int8-ptq)", cmd_experiment},
     {"eval", "perplexity of a model on the test split (default or llamacpp protocol)", cmd_eval},
+    {"export", "quantize a model into a GGUF file (Q8_0/Q4_0 run in llama.cpp)", cmd_export},
+    {"bench", "benchmark the fused kernels and decoding against FP32", cmd_bench},
+    {"gptq-toy", "GPTQ vs round to nearest on one synthetic layer (26-gptq-toy)", cmd_gptq_toy},
 };
 
 static void usage(FILE *fp) {

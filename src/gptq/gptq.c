@@ -24,6 +24,7 @@
 #include "miniquant/progress.h"
 
 #define PAR_MIN_WORK 32768 /* rows x block below which threads cost more than they save */
+#define ROW_TILE 8         /* rows solved side by side (8 x 128 doubles stay in L1) */
 
 void mq_gptq_opts_default(mq_gptq_opts_t *o) {
     o->damp = 0.01;
@@ -174,24 +175,47 @@ static void group_scale(const solver_t *S, int r, int g, int p, int i1, int i2) 
     S->q->scales[(size_t)r * S->n_groups + g] = S->tr->scale((float)amax, S->bits);
 }
 
-/* Columns [i1, i2) of row r, one after the other, each error reaching the rest of the block at
- * once; the errors are kept in E for the lazy update of the later blocks. */
-static void solve_row_block(const solver_t *S, int r, int i1, int i2) {
-    double *w = S->Wp + (size_t)r * S->n, *e = S->E + (size_t)r * S->ldE;
-    int8_t *codes = S->q->codes + (size_t)r * S->n;
+/* Columns [i1, i2) of rows [r0, r1), one column after the other, each error reaching the rest
+ * of the block at once; the errors are kept in E for the lazy update of the later blocks. The
+ * rows of a tile are independent: going through them column by column, rather than one row at
+ * a time, lets the processor overlap their chains of dependent operations (round, error,
+ * update, load of the next column), and reuses each row of U across the tile. */
+static void solve_tile_block(const solver_t *S, int r0, int r1, int i1, int i2) {
+    double err[ROW_TILE];
+    float scale[ROW_TILE];
+    int g_prev = -1;
     for (int p = i1; p < i2; p++) {
         int c = S->perm[p], g = c / S->group;
-        if (S->dynamic && S->first[g] == p) group_scale(S, r, g, p, i1, i2);
-        float scale = mq_fp16_to_fp32(
-            S->q->scales[S->per_tensor ? 0 : (size_t)r * S->n_groups + g]);
-        double x = w[p];
-        int8_t code = S->tr->code((float)x, scale, S->bits);
-        double err = (x - (double)S->tr->value(code, scale, S->bits)) / S->U[(size_t)p * S->n + p];
-        codes[c] = code;
-        e[p - i1] = err;
-        const double *u = S->U + (size_t)p * S->n;
-        for (int k = p + 1; k < i2; k++)
-            w[k] -= err * u[k];
+        const double *restrict u = S->U + (size_t)p * S->n;
+        int new_scale = S->dynamic && S->first[g] == p;
+        if (new_scale)
+            for (int r = r0; r < r1; r++)
+                group_scale(S, r, g, p, i1, i2);
+        if (new_scale || g != g_prev)
+            for (int r = r0; r < r1; r++)
+                scale[r - r0] = mq_fp16_to_fp32(
+                    S->q->scales[S->per_tensor ? 0 : (size_t)r * S->n_groups + g]);
+        g_prev = g;
+        /* the rows' roundings first, independent of each other, then their updates */
+        for (int r = r0; r < r1; r++) {
+            double x = S->Wp[(size_t)r * S->n + p];
+            float sc = scale[r - r0];
+            int8_t code = S->tr->code((float)x, sc, S->bits);
+            double e = (x - (double)S->tr->value(code, sc, S->bits)) / u[p];
+            S->q->codes[(size_t)r * S->n + c] = code;
+            S->E[(size_t)r * S->ldE + (p - i1)] = e;
+            err[r - r0] = e;
+        }
+        /* from a multiple of 8 columns into the block: the columns before p + 1 are done and
+         * never read again, so the loop can run whole vectors */
+        int k0 = i1 + ((p + 1 - i1) & ~7);
+        for (int r = r0; r < r1; r++) {
+            double *restrict w = S->Wp + (size_t)r * S->n;
+            double e = err[r - r0];
+#pragma omp simd
+            for (int k = k0; k < i2; k++)
+                w[k] -= e * u[k];
+        }
     }
 }
 
@@ -209,7 +233,9 @@ static int cmp_diag(const void *a, const void *b) {
 
 /* U of the damped H in solve order, by the reversed Cholesky (see the top of the file). The
  * column-major calls on the row-major array are deliberate: the matrix is symmetric, and the
- * factor then lands in the row-major lower triangle as L^-1 without any transposing copy. */
+ * factor then lands in the row-major lower triangle as L^-1 without any transposing copy.
+ * dpotrf2 is LAPACK's recursive Cholesky: at this size its few large BLAS calls share two
+ * threads better than OpenBLAS's own blocked potrf. */
 static int factor(const mq_gptq_hessian_t *h, const int *perm, const unsigned char *dead,
                   double damp, double *U, mq_error_t *err) {
     int n = h->cols;
@@ -228,7 +254,7 @@ static int factor(const mq_gptq_hessian_t *h, const int *perm, const unsigned ch
         }
         R[(size_t)a * n + a] += damp * mean;
     }
-    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, R, n);
+    lapack_int info = LAPACKE_dpotrf2(LAPACK_COL_MAJOR, 'U', n, R, n);
     if (info == 0) info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', n, R, n);
     if (info != 0) {
         free(R);
@@ -376,9 +402,10 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     S.E = E;
     for (int i1 = 0; i1 < n; i1 += B) {
         int i2 = i1 + B < n ? i1 + B : n;
+        int n_tiles = (rows + ROW_TILE - 1) / ROW_TILE;
 #pragma omp parallel for schedule(static) if ((size_t)rows * B >= PAR_MIN_WORK)
-        for (int r = 0; r < rows; r++)
-            solve_row_block(&S, r, i1, i2);
+        for (int t = 0; t < n_tiles; t++)
+            solve_tile_block(&S, t * ROW_TILE, t * ROW_TILE + ROW_TILE < rows ? t * ROW_TILE + ROW_TILE : rows, i1, i2);
         if (i2 < n)
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n - i2, i2 - i1, -1.0, E,
                         B, U + (size_t)i1 * n + i2, n, 1.0, Wp + i2, n);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "miniquant/gptq.h"
+#include "miniquant/layers.h"
 #include "miniquant/progress.h"
 
 /* Returned by the capturing Linear to end a forward pass once the wanted input is recorded;
@@ -23,11 +24,10 @@
 #define STOP_FORWARD MQ_ERR_UNSUPPORTED
 
 typedef struct capture {
-    const mq_gpt_config_t *cfg;
+    mq_gpt_t *model;
+    const mq_qmodel_t *q;
     int target;             /* index of the Linear whose inputs are accumulated */
     mq_gptq_hessian_t *h;
-    mq_linear_fn fn;        /* the quantized model's routing, for the other Linears */
-    void *ctx;
     int seen;
     int status;
     mq_error_t err;
@@ -42,11 +42,21 @@ static int linear_index(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
     return -1;
 }
 
+/* The Linears before the target run quantized through the reference path (dequantize, then
+ * matmul), which defines what a QuantizedLinear computes: the fused kernels' packed copies of
+ * the codes are only made once every layer's codes are final (mq_qmodel_install at the end). */
 static int capture_linear(void *ctx, mq_linear_id_t id, float *out, const float *inp,
                           const float *bias, int N, int C, int OC) {
     capture_t *cap = ctx;
-    if (linear_index(cap->cfg, id) != cap->target)
-        return cap->fn(cap->ctx, id, out, inp, bias, N, C, OC);
+    int i = linear_index(&cap->model->cfg, id);
+    if (i != cap->target) {
+        if (i >= 0 && cap->q->active[i])
+            return mq_qlinear_forward_ref(&cap->q->ql[i], out, inp, N, NULL);
+        const float *W = mq_gpt_linear_weight(cap->model, id, NULL, NULL, NULL);
+        if (!W) return MQ_ERR_ARG;
+        mq_matmul_forward(out, inp, W, bias, N, C, OC);
+        return MQ_OK;
+    }
     cap->status = mq_gptq_hessian_add(cap->h, inp, N, &cap->err);
     cap->seen = cap->status == MQ_OK;
     return STOP_FORWARD;
@@ -132,7 +142,7 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
         if (stats) memset(&stats[i], 0, sizeof stats[i]);
     }
 
-    capture_t cap = {.cfg = &m->cfg, .fn = m->linear_fn, .ctx = m->linear_ctx};
+    capture_t cap = {.model = m, .q = out};
     m->linear_fn = capture_linear;
     m->linear_ctx = &cap;
     mq_progress_t bar;

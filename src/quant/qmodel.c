@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "miniquant/fp16.h"
+#include "miniquant/kernels.h"
 #include "miniquant/layers.h"
 
 static const int BLOCK_LINEARS[4] = {MQ_P_QKVW, MQ_P_ATTPROJW, MQ_P_FCW, MQ_P_FCPROJW};
@@ -40,11 +41,17 @@ static int qmodel_linear(void *ctx, mq_linear_id_t id, float *out, const float *
         mq_matmul_forward(out, inp, W, bias, N, C, OC);
         return MQ_OK;
     }
+    if (q->fused) return mq_qlinear_forward(&q->ql[i], out, inp, N, NULL);
     return mq_qlinear_forward_ref(&q->ql[i], out, inp, N, NULL);
 }
 
 void mq_qmodel_install(mq_qmodel_t *q, mq_gpt_t *m) {
     q->model = m;
+    /* the fused kernels unless MQ_REFERENCE=1; callers may set q->fused = 0 afterwards. A layer
+     * that cannot be packed here (out of memory) is packed per call instead. */
+    q->fused = !mq_kernels_reference_requested();
+    for (int i = 0; q->fused && i < q->n_linear; i++)
+        if (q->active[i]) mq_qlinear_pack(&q->ql[i], NULL);
     m->linear_fn = qmodel_linear;
     m->linear_ctx = q;
 }
@@ -103,7 +110,10 @@ void mq_qmodel_free(mq_qmodel_t *q) {
         q->model->linear_fn = NULL;
         q->model->linear_ctx = NULL;
     }
-    for (int i = 0; q->ql && i < q->n_linear; i++) mq_qlinear_free(&q->ql[i]);
+    for (int i = 0; q->ql && i < q->n_linear; i++) {
+        mq_qlinear_unpack(&q->ql[i]);
+        mq_qlinear_free(&q->ql[i]);
+    }
     free(q->ql);
     free(q->active);
     memset(q, 0, sizeof *q);

@@ -1,0 +1,479 @@
+/* miniquant export: a quantized model as a GGUF file llama.cpp runs; and the experiment that
+ * measures every scheme's file (size, bits per weight, round trip, perplexity of the reloaded
+ * file). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "miniquant/checkpoint.h"
+#include "miniquant/dataset.h"
+#include "miniquant/eval.h"
+#include "miniquant/export.h"
+#include "miniquant/fileio.h"
+#include "miniquant/qmodel.h"
+#include "miniquant/report.h"
+
+static const char USAGE[] =
+    "usage: miniquant export --model FILE.gguf --scheme NAME [--skip-lm-head] --out FILE.gguf\n"
+    "\n"
+    "Quantizes a model's Linear layers (round to nearest) and writes them as GGUF:\n"
+    "  fp32 as F32, fp16 as F16, int8_* as Q8_0 and int4_* as Q4_0 (when the group size and\n"
+    "  the row lengths are multiples of 32): files that llama.cpp loads and runs as they are.\n"
+    "  Other grids (nf4_g{N}, int2/3/5/6/7, groups that are not a multiple of 32) are written\n"
+    "  as miniquant-specific packed tensors that only miniquant reads.\n"
+    "The embeddings are stored FP16 (FP32 for fp32), LayerNorm parameters and biases FP32. The\n"
+    "file is read back and its dequantized weights compared with the in-memory ones.\n"
+    "\n"
+    "  --model FILE     the FP32 model (GGUF, gpt2 architecture)\n"
+    "  --scheme NAME    fp32, fp16, int{2..8}_{per_tensor|per_channel|g{N}}, nf4_g{N}\n"
+    "  --skip-lm-head   keep lm_head (output.weight) in FP32\n"
+    "  --out FILE       the quantized GGUF file to write\n"
+    "  --threads N      threads (default: all cores)\n"
+    "  -h, --help       this message\n";
+
+/* The weight Linear i multiplies by: dequantized when q holds the layer, else m's own. */
+static int effective_weight(mq_gpt_t *m, const mq_qmodel_t *q, int i, float **out, size_t *numel,
+                            mq_error_t *err) {
+    int OC, C;
+    const float *W = mq_gpt_linear_weight(m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
+    *numel = (size_t)OC * (size_t)C;
+    *out = malloc(*numel * sizeof(float));
+    if (!*out) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    if (q && q->n_linear && q->active[i])
+        mq_qweight_dequantize(&q->ql[i].w, *out);
+    else
+        memcpy(*out, W, *numel * sizeof(float));
+    return MQ_OK;
+}
+
+/* Compares a model with its reloaded copy: every parameter the forward uses. */
+typedef struct roundtrip {
+    double max_abs_diff;
+    size_t n_diff; /* weights whose bits differ */
+    size_t n;
+} roundtrip_t;
+
+static int compare_models(mq_gpt_t *a, const mq_qmodel_t *qa, mq_gpt_t *b, const mq_qmodel_t *qb,
+                          roundtrip_t *rt, mq_error_t *err) {
+    memset(rt, 0, sizeof *rt);
+    int n = mq_qmodel_n_linear(&a->cfg);
+    for (int i = 0; i < n; i++) {
+        float *x, *y;
+        size_t numel;
+        int rc = effective_weight(a, qa, i, &x, &numel, err);
+        if (rc) return rc;
+        if ((rc = effective_weight(b, qb, i, &y, &numel, err))) {
+            free(x);
+            return rc;
+        }
+        for (size_t k = 0; k < numel; k++) {
+            double d = fabs((double)x[k] - (double)y[k]);
+            if (memcmp(&x[k], &y[k], sizeof(float)) != 0) {
+                rt->n_diff++;
+                if (!(d <= rt->max_abs_diff)) rt->max_abs_diff = d; /* NaN counts as a difference */
+            }
+        }
+        rt->n += numel;
+        free(x);
+        free(y);
+    }
+    for (int p = 0; p < MQ_NUM_PARAMS; p++) {
+        if (mq_gpt_param_is_matrix(p) && p != MQ_P_WTE && p != MQ_P_WPE) continue;
+        const float *x = ((float **)&a->params)[p], *y = ((float **)&b->params)[p];
+        for (size_t k = 0; k < a->param_sizes[p]; k++) {
+            if (memcmp(&x[k], &y[k], sizeof(float)) != 0) {
+                double d = fabs((double)x[k] - (double)y[k]);
+                rt->n_diff++;
+                if (!(d <= rt->max_abs_diff)) rt->max_abs_diff = d;
+            }
+        }
+        rt->n += a->param_sizes[p];
+    }
+    return MQ_OK;
+}
+
+static const char *linear_type_name(const char *path, mq_error_t *err) {
+    static char name[16];
+    mq_gguf_t *g;
+    snprintf(name, sizeof name, "?");
+    if (mq_gguf_read(path, &g, err) == MQ_OK) {
+        const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, "blk.0.attn_qkv.weight");
+        const mq_ggml_type_info_t *ti = t ? mq_ggml_type_info(t->type) : NULL;
+        if (ti) snprintf(name, sizeof name, "%s", ti->name);
+        mq_gguf_free(g);
+    }
+    return name;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *model = NULL, *scheme_name = NULL, *out = NULL;
+    int skip = 0;
+    long threads = 0;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"scheme", required_argument, 0, 's'},
+                                         {"skip-lm-head", no_argument, 0, 'k'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int ch, rc;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        rc = 0;
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 's': scheme_name = optarg; break;
+        case 'k': skip = 1; break;
+        case 'o': out = optarg; break;
+        case 't':
+            rc = cli_parse_int("export", USAGE, "--threads", optarg, 1, 1024, &threads);
+            break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default: return cli_usage_error("export", USAGE, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc) return rc;
+    }
+    if (optind < argc)
+        return cli_usage_error("export", USAGE, "unexpected argument '%s'", argv[optind]);
+    if (!model) return cli_usage_error("export", USAGE, "--model FILE.gguf is required%s", "");
+    if (!scheme_name) return cli_usage_error("export", USAGE, "--scheme NAME is required%s", "");
+    if (!out) return cli_usage_error("export", USAGE, "--out FILE.gguf is required%s", "");
+    mq_error_t err = {0};
+    mq_scheme_t s;
+    if (mq_scheme_parse(scheme_name, &s, &err)) {
+        fprintf(stderr, "miniquant export: %s\n\n%s", err.msg, USAGE);
+        return 2;
+    }
+    if (s.gptq) {
+        mq_error_set(&err, MQ_ERR_UNSUPPORTED,
+                     "export: scheme %s needs GPTQ, which this command does not run; export "
+                     "quantizes by rounding to nearest",
+                     s.name);
+        return cli_fail(&err);
+    }
+    cli_set_threads((int)threads);
+
+    mq_gpt_t m = {0}, m2 = {0};
+    mq_qmodel_t q = {0}, q2 = {0};
+    mq_tokenizer_t *tok = NULL;
+    if ((rc = mq_checkpoint_load(model, &m, &tok, NULL, &err))) return cli_fail(&err);
+    mq_qmodel_opts_t o = {skip, -1, 0};
+    rc = mq_qmodel_apply(&q, &m, &s, &o, &err);
+    if (rc == MQ_OK) rc = mq_qmodel_save(out, &m, &q, tok, &err);
+    int loaded = 0;
+    roundtrip_t rt = {0};
+    mq_export_bytes_t eb = {0};
+    if (rc == MQ_OK) rc = mq_export_bytes_file(out, &eb, &err);
+    if (rc == MQ_OK) loaded = (rc = mq_qmodel_load(out, &m2, &q2, NULL, &err)) == MQ_OK;
+    if (rc == MQ_OK) rc = compare_models(&m, &q, &m2, &q2, &rt, &err);
+    if (rc == MQ_OK && rt.n_diff)
+        rc = mq_error_set(&err, MQ_ERR_FORMAT,
+                          "%s: reading the file back gives %zu weights that differ from the "
+                          "exported model (max |diff| %g)",
+                          out, rt.n_diff, rt.max_abs_diff);
+    if (rc == MQ_OK) {
+        mq_error_t e2 = {0};
+        const char *lt = linear_type_name(out, &e2);
+        int runs = strcmp(lt, "i8") != 0;
+        printf("wrote %s: scheme %s%s, %zu bytes\n", out, s.name, skip ? " (lm_head FP32)" : "",
+               eb.file);
+        printf("  Linear weights  %-5s %10zu bytes, %.4f bits per weight (%zu weights)\n", lt,
+               eb.linear, eb.bits_per_weight, eb.linear_params);
+        printf("  embeddings      %-5s %10zu bytes\n", s.kind == MQ_QK_FP32 ? "f32" : "f16",
+               eb.embedding);
+        printf("  norms, biases   f32   %10zu bytes\n", eb.other);
+        printf("round trip: all %zu parameters read back bit-identical (max |diff| 0)\n", rt.n);
+        printf("llama.cpp: %s\n", runs ? "loads and runs this file (llama-cli, llama-perplexity)"
+                                       : "cannot run this file (miniquant-specific packed "
+                                         "tensors; miniquant reads it)");
+    }
+    if (loaded) {
+        mq_qmodel_free(&q2);
+        mq_gpt_free(&m2);
+    }
+    mq_qmodel_free(&q);
+    mq_tokenizer_free(tok);
+    mq_gpt_free(&m);
+    return rc ? cli_fail(&err) : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * experiments/26-gguf-export */
+
+typedef struct run_result {
+    mq_scheme_t scheme;
+    int skip_lm_head;
+    char path[4096 + 256 + 64]; /* files_dir, model stem, scheme and suffix */
+    char linear_type[16], head_type[16];
+    uint32_t file_type;
+    mq_export_bytes_t file;
+    mq_model_bytes_t memory; /* the lab's accounting of the same model */
+    roundtrip_t rt;
+    mq_ppl_result_t ppl, ppl_llamacpp;
+} run_result_t;
+
+static int build_rtn(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head, mq_qmodel_t *q, void *ctx,
+                     mq_error_t *err) {
+    (void)ctx;
+    if (s->gptq)
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "scheme %s needs a GPTQ builder (round to nearest would mislabel it)",
+                            s->name);
+    mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
+    return mq_qmodel_apply(q, m, s, &o, err);
+}
+
+static void file_types(const char *path, run_result_t *r) {
+    mq_gguf_t *g;
+    snprintf(r->linear_type, sizeof r->linear_type, "?");
+    snprintf(r->head_type, sizeof r->head_type, "?");
+    if (mq_gguf_read(path, &g, NULL) != MQ_OK) return;
+    const mq_gguf_tensor_t *a = mq_gguf_find_tensor(g, "blk.0.attn_qkv.weight"),
+                           *h = mq_gguf_find_tensor(g, "output.weight");
+    if (a && mq_ggml_type_info(a->type))
+        snprintf(r->linear_type, sizeof r->linear_type, "%s", mq_ggml_type_info(a->type)->name);
+    if (h && mq_ggml_type_info(h->type))
+        snprintf(r->head_type, sizeof r->head_type, "%s", mq_ggml_type_info(h->type)->name);
+    mq_gguf_get_u32(g, "general.file_type", &r->file_type, NULL);
+    mq_gguf_free(g);
+}
+
+/* One scheme: quantize, export, reload, compare, evaluate the reloaded file. */
+static int run_one(mq_gpt_t *m, const float *saved, const mq_tokenizer_t *tok,
+                   const char *files_dir, const char *stem, const mq_tokens_t *test,
+                   const mq_tokens_t *test_text, cli_qmodel_build_fn build, void *ctx,
+                   run_result_t *r, mq_error_t *err) {
+    memcpy(m->params_memory, saved, m->num_params * sizeof(float));
+    mq_qmodel_t q = {0}, q2 = {0};
+    mq_gpt_t m2 = {0};
+    int rc = build(m, &r->scheme, r->skip_lm_head, &q, ctx, err);
+    if (rc) return rc;
+    snprintf(r->path, sizeof r->path, "%s/%s-%s%s.gguf", files_dir, stem, r->scheme.name,
+             r->skip_lm_head ? "-lmhead-fp32" : "");
+    mq_model_bytes(m, &q, &r->memory);
+    rc = mq_qmodel_save(r->path, m, &q, tok, err);
+    if (rc == MQ_OK) rc = mq_export_bytes_file(r->path, &r->file, err);
+    if (rc == MQ_OK) file_types(r->path, r);
+    int loaded = 0;
+    if (rc == MQ_OK) loaded = (rc = mq_qmodel_load(r->path, &m2, &q2, NULL, err)) == MQ_OK;
+    if (rc == MQ_OK) rc = compare_models(m, &q, &m2, &q2, &r->rt, err);
+    mq_qmodel_free(&q);
+    memcpy(m->params_memory, saved, m->num_params * sizeof(float));
+    if (rc == MQ_OK)
+        rc = mq_perplexity(&m2, test->ids, test->n, MQ_PPL_DEFAULT, 0, 8, &r->ppl, err);
+    if (rc == MQ_OK)
+        rc = mq_perplexity(&m2, test_text->ids, test_text->n, MQ_PPL_LLAMACPP, 0, 8,
+                           &r->ppl_llamacpp, err);
+    if (loaded) {
+        mq_qmodel_free(&q2);
+        mq_gpt_free(&m2);
+    }
+    return rc;
+}
+
+static cJSON *run_json(const run_result_t *r, const run_result_t *base) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "scheme", r->scheme.name);
+    cJSON_AddBoolToObject(o, "skip_lm_head", r->skip_lm_head);
+    cJSON_AddStringToObject(o, "file", r->path);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)r->file.file);
+    cJSON_AddStringToObject(o, "linear_type", r->linear_type);
+    cJSON_AddStringToObject(o, "lm_head_type", r->head_type);
+    cJSON_AddNumberToObject(o, "general_file_type", r->file_type);
+    cJSON_AddBoolToObject(o, "llama_cpp_runs", strcmp(r->linear_type, "i8") != 0);
+    cJSON *fb = cJSON_AddObjectToObject(o, "file_tensor_bytes");
+    cJSON_AddNumberToObject(fb, "linear", (double)r->file.linear);
+    cJSON_AddNumberToObject(fb, "embedding", (double)r->file.embedding);
+    cJSON_AddNumberToObject(fb, "layernorm_and_bias", (double)r->file.other);
+    cJSON_AddNumberToObject(o, "bits_per_weight", r->file.bits_per_weight);
+    cJSON_AddNumberToObject(o, "bits_per_weight_packed_accounting", r->memory.bits_per_weight);
+    cJSON_AddNumberToObject(o, "memory_bytes", (double)r->memory.total);
+    cJSON_AddNumberToObject(o, "roundtrip_max_abs_diff", r->rt.max_abs_diff);
+    cJSON_AddNumberToObject(o, "roundtrip_params_differing", (double)r->rt.n_diff);
+    cJSON_AddNumberToObject(o, "roundtrip_params_compared", (double)r->rt.n);
+    cJSON_AddNumberToObject(o, "ppl", r->ppl.ppl);
+    cJSON_AddNumberToObject(o, "nll", r->ppl.nll);
+    if (base)
+        cJSON_AddNumberToObject(o, "ppl_gap_pct",
+                                100 * (r->ppl.ppl - base->ppl.ppl) / base->ppl.ppl);
+    cJSON_AddNumberToObject(o, "ppl_llamacpp", r->ppl_llamacpp.ppl);
+    if (base)
+        cJSON_AddNumberToObject(o, "ppl_llamacpp_gap_pct",
+                                100 * (r->ppl_llamacpp.ppl - base->ppl_llamacpp.ppl) /
+                                    base->ppl_llamacpp.ppl);
+    return o;
+}
+
+/* files_dir: the folder of model's file + "/gguf-export" (models/ is not part of the sources). */
+static void default_files_dir(const char *model, char *buf, size_t n) {
+    const char *slash = strrchr(model, '/');
+    if (slash)
+        snprintf(buf, n, "%.*s/gguf-export", (int)(slash - model), model);
+    else
+        snprintf(buf, n, "gguf-export");
+}
+
+static void model_stem(const char *model, char *buf, size_t n) {
+    const char *base = strrchr(model, '/');
+    base = base ? base + 1 : model;
+    size_t len = strlen(base);
+    if (len > 5 && !strcmp(base + len - 5, ".gguf")) len -= 5;
+    snprintf(buf, n, "%.*s", (int)len, base);
+}
+
+int cli_experiment_gguf_export_runs(const char *model, const char *dir, const char *files_dir,
+                                    const char *const *schemes, const char *const *skip_schemes,
+                                    cli_qmodel_build_fn build, void *build_ctx) {
+    mq_error_t err = {0};
+    char fdir[4096], stem[256];
+    if (!files_dir)
+        default_files_dir(model, fdir, sizeof fdir);
+    else
+        snprintf(fdir, sizeof fdir, "%s", files_dir);
+    model_stem(model, stem, sizeof stem);
+    if (!build) build = build_rtn;
+
+    /* the runs: every scheme with lm_head quantized, then the skip_schemes with it FP32 */
+    size_t n_runs = 0, n_a = 0, n_b = 0;
+    while (schemes && schemes[n_a])
+        n_a++;
+    while (skip_schemes && skip_schemes[n_b])
+        n_b++;
+    run_result_t *res = calloc(n_a + n_b + 1, sizeof *res);
+    if (!res) {
+        mq_error_set(&err, MQ_ERR_NOMEM, "out of memory");
+        return cli_fail(&err);
+    }
+    for (size_t i = 0; i < n_a + n_b; i++) {
+        const char *name = i < n_a ? schemes[i] : skip_schemes[i - n_a];
+        if (mq_scheme_parse(name, &res[n_runs].scheme, &err)) {
+            free(res);
+            return cli_fail(&err);
+        }
+        res[n_runs++].skip_lm_head = i >= n_a;
+    }
+
+    mq_gpt_t m = {0};
+    mq_tokenizer_t *tok = NULL;
+    mq_ckpt_info_t info = {0};
+    mq_corpus_t corpus = {0};
+    mq_tokens_t test = {0}, test_text = {0};
+    char *text = NULL;
+    size_t len = 0;
+    float *saved = NULL;
+    int rc = mq_mkdir_p(dir, &err);
+    if (rc == MQ_OK) rc = mq_mkdir_p(fdir, &err);
+    if (rc == MQ_OK) rc = mq_checkpoint_load(model, &m, &tok, &info, &err);
+    int have_model = rc == MQ_OK;
+    if (rc == MQ_OK && !(saved = malloc(m.num_params * sizeof(float))))
+        rc = mq_error_set(&err, MQ_ERR_NOMEM, "out of memory");
+    if (rc == MQ_OK) memcpy(saved, m.params_memory, m.num_params * sizeof(float));
+    if (rc == MQ_OK) rc = mq_corpus_load_wordnet(NULL, &corpus, &err);
+    if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_TEST, tok, &test, &err);
+    if (rc == MQ_OK) rc = mq_corpus_split_text(&corpus, MQ_SPLIT_TEST, &text, &len, &err);
+    if (rc == MQ_OK) {
+        if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads the file */
+        rc = mq_tokenizer_encode(tok, text, len, 0, &test_text.ids, &test_text.n, &err);
+    }
+    int base = -1;
+    for (size_t i = 0; i < n_runs && rc == MQ_OK; i++) {
+        fprintf(stderr, "== %s%s\n", res[i].scheme.name,
+                res[i].skip_lm_head ? " (lm_head FP32)" : "");
+        rc =
+            run_one(&m, saved, tok, fdir, stem, &test, &test_text, build, build_ctx, &res[i], &err);
+        if (rc == MQ_OK && base < 0 && res[i].scheme.kind == MQ_QK_FP32 && !res[i].skip_lm_head)
+            base = (int)i;
+        if (rc == MQ_OK && res[i].rt.n_diff)
+            rc = mq_error_set(&err, MQ_ERR_FORMAT,
+                              "%s: %zu parameters read back differ from the exported model",
+                              res[i].path, res[i].rt.n_diff);
+    }
+    char path[4200], date[32];
+    mq_utc_now(date, sizeof date);
+    if (rc == MQ_OK) {
+        const run_result_t *b = base >= 0 ? &res[base] : NULL;
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "experiment", "26-gguf-export");
+        cJSON_AddStringToObject(root, "date", date);
+        cJSON_AddStringToObject(root, "model", model);
+        cJSON_AddNumberToObject(root, "model_params", (double)m.num_params);
+        cJSON_AddStringToObject(root, "files_dir", fdir);
+        cJSON *ev = cJSON_AddObjectToObject(root, "evaluation");
+        cJSON_AddStringToObject(ev, "ppl",
+                                "perplexity of the model read back from the file: test "
+                                "split, default protocol (non-overlapping windows of "
+                                "the context length)");
+        cJSON_AddStringToObject(ev, "ppl_llamacpp",
+                                "the same model, llama-perplexity's protocol on the test split's "
+                                "text (final newline dropped): compare with llama-perplexity -f "
+                                "test.txt -c n_ctx");
+        cJSON_AddNumberToObject(ev, "n_ctx", m.cfg.n_ctx);
+        cJSON_AddNumberToObject(ev, "test_tokens", (double)test.n);
+        cJSON_AddNumberToObject(ev, "test_text_tokens", (double)test_text.n);
+        cJSON_AddStringToObject(ev, "bits_per_weight",
+                                "8 x bytes of the Linear weight tensors in the file (scales "
+                                "included) / Linear weights");
+        cJSON_AddStringToObject(ev, "roundtrip",
+                                "every parameter of the reloaded model compared "
+                                "with the in-memory quantized model, bit by bit");
+        cJSON *arr = cJSON_AddArrayToObject(root, "runs");
+        for (size_t i = 0; i < n_runs; i++)
+            cJSON_AddItemToArray(arr, run_json(&res[i], b));
+        snprintf(path, sizeof path, "%s/results.json", dir);
+        rc = mq_json_write(path, root, &err);
+        cJSON_Delete(root);
+    }
+    if (rc == MQ_OK) {
+        cJSON *cfg = cJSON_CreateObject();
+        cJSON_AddStringToObject(cfg, "model", model);
+        cJSON_AddStringToObject(cfg, "model_config", m.cfg.name);
+        cJSON_AddNumberToObject(cfg, "vocab_size", m.cfg.vocab_size);
+        cJSON_AddNumberToObject(cfg, "n_ctx", m.cfg.n_ctx);
+        cJSON_AddNumberToObject(cfg, "n_embd", m.cfg.n_embd);
+        cJSON_AddNumberToObject(cfg, "n_layer", m.cfg.n_layer);
+        cJSON_AddNumberToObject(cfg, "n_head", m.cfg.n_head);
+        cJSON_AddNumberToObject(cfg, "train_steps", (double)info.step);
+        cJSON_AddNumberToObject(cfg, "export_version", MQ_EXPORT_VERSION);
+        cJSON_AddStringToObject(cfg, "files_dir", fdir);
+        cJSON_AddStringToObject(cfg, "command", "miniquant experiment gguf-export");
+        cJSON *man = mq_manifest(info.seed, cfg);
+        snprintf(path, sizeof path, "%s/manifest.json", dir);
+        rc = mq_json_write(path, man, &err);
+        cJSON_Delete(man);
+    }
+    if (rc == MQ_OK) {
+        printf("%-18s %-8s %-6s %10s %8s %10s %10s %12s\n", "scheme", "lm_head", "type", "bytes",
+               "bpw", "roundtrip", "ppl", "ppl_llamacpp");
+        for (size_t i = 0; i < n_runs; i++)
+            printf("%-18s %-8s %-6s %10zu %8.4f %10g %10.4f %12.4f\n", res[i].scheme.name,
+                   res[i].skip_lm_head || res[i].scheme.kind == MQ_QK_FP32 ? "FP32"
+                                                                           : res[i].head_type,
+                   res[i].linear_type, res[i].file.file, res[i].file.bits_per_weight,
+                   res[i].rt.max_abs_diff, res[i].ppl.ppl, res[i].ppl_llamacpp.ppl);
+        printf("wrote %s/{results.json,manifest.json}; the GGUF files are in %s\n", dir, fdir);
+    }
+    free(res);
+    free(saved);
+    free(text);
+    mq_tokens_free(&test);
+    mq_tokens_free(&test_text);
+    mq_corpus_free(&corpus);
+    mq_tokenizer_free(tok);
+    if (have_model) mq_gpt_free(&m);
+    return rc ? cli_fail(&err) : 0;
+}
+
+int cli_experiment_gguf_export(const char *model, const char *dir) {
+    /* the standard sweep but GPTQ, whose builder lives with GPTQ; plus lm_head kept FP32 for
+     * the two schemes llama.cpp users reach for first */
+    const char *schemes[16];
+    size_t n = 0;
+    for (size_t i = 0; MQ_STANDARD_SCHEMES[i] && n + 1 < sizeof schemes / sizeof schemes[0]; i++)
+        if (!strstr(MQ_STANDARD_SCHEMES[i], "_gptq")) schemes[n++] = MQ_STANDARD_SCHEMES[i];
+    schemes[n] = NULL;
+    static const char *const skip[] = {"int8_per_channel", "int4_g64", NULL};
+    return cli_experiment_gguf_export_runs(model, dir, NULL, schemes, skip, NULL, NULL);
+}
