@@ -134,11 +134,11 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
     mq_qmodel_opts_t qo = {.skip_lm_head = skip_lm_head, .only = -1, .keep_embeddings = 0};
     int rc = mq_qmodel_apply(out, m, &sg, &qo, err);
     if (rc) goto fail_early;
-    int nl = out->n_linear, todo = 0;
+    int nl = out->n_linear, n_pending = 0;
     for (int i = 0; i < nl; i++) {
         want[i] = out->active[i];
         out->active[i] = 0;
-        todo += want[i];
+        n_pending += want[i];
         if (stats) memset(&stats[i], 0, sizeof stats[i]);
     }
 
@@ -148,7 +148,7 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
     mq_progress_t bar;
     char label[64];
     snprintf(label, sizeof label, "gptq %s", sg.name);
-    mq_progress_start(&bar, label, todo);
+    mq_progress_start(&bar, label, n_pending);
     int done = 0;
     for (int i = 0; i < nl && rc == MQ_OK; i++) {
         if (!want[i]) continue;
