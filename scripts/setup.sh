@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package miniquant's build, tests and main job need.
+# Installs every Debian package miniquant's build, tests and main job need (clang, its libFuzzer
+# runtime and OpenMP are for the fuzz targets of fuzz/).
 # Idempotent: when everything is present it installs nothing and exits 0.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ PACKAGES=(
   libcriterion-dev
   gnuplot-nox
   wordnet-base
+  clang libclang-rt-14-dev libomp-dev
 )
 
 missing=()

@@ -415,7 +415,7 @@ Test(gguf, strings_with_nul_bytes) {
     bb_strn(&b, "x\0", 2);
     bb_strn(&b, "", 0);
     bb_strn(&b, "\0\0\0", 3);
-    bb_pad(&b, 32);
+    /* no tensors, so no data section: the file ends here, unpadded, as ggml's do */
 
     mq_gguf_t *g = read_ok(b.p, b.len);
     mq_error_t err;

@@ -1,34 +1,26 @@
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "files.h"
+#include "fixture.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/corpus.h"
 #include "miniquant/dataset.h"
+#include "miniquant/layers.h"
 #include "miniquant/train.h"
 
-/* A tokenizer and token streams from the fixture corpus (all splits, so the sample is big
- * enough to train on). */
+/* A tokenizer and token streams from the fixture corpus (fixture.h). */
 static mq_tokenizer_t *tok;
 static mq_tokens_t stream;
 
 static void setup(void) {
-    mq_corpus_t c;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_corpus_load_wordnet(MQ_TEST_DATA "/wordnet", &c, &err), MQ_OK, "%s", err.msg);
-    const char *docs[64];
-    size_t lens[64];
-    for (size_t i = 0; i < c.n_docs; i++) {
-        docs[i] = c.docs[i].text;
-        lens[i] = c.docs[i].len;
-        c.docs[i].split = MQ_SPLIT_TRAIN;
-    }
-    cr_assert_eq(mq_tokenizer_train(docs, lens, c.n_docs, 300, &tok, &err), MQ_OK, "%s", err.msg);
-    cr_assert_eq(mq_dataset_encode(&c, MQ_SPLIT_TRAIN, tok, &stream, &err), MQ_OK, "%s", err.msg);
-    mq_corpus_free(&c);
+    fixture_stream(&tok, &stream);
 }
 
 static void teardown(void) {
@@ -37,22 +29,11 @@ static void teardown(void) {
 }
 
 static void small_model(mq_gpt_t *m, uint64_t seed) {
-    mq_gpt_config_t cfg = {"custom", 300, 32, 32, 2, 2};
-    mq_error_t err = {0};
-    cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
-    mq_gpt_init_weights(m, seed);
+    fixture_model(m, seed);
 }
 
 static void small_opts(mq_train_opts_t *o, int64_t steps) {
-    mq_train_defaults("tiny", o);
-    o->batch_size = 4;
-    o->seq_len = 32;
-    o->steps = steps;
-    o->warmup = 5;
-    o->lr = 3e-3f;
-    o->eval_every = 0;
-    o->eval_windows = 4;
-    o->tok = tok;
+    fixture_opts(o, steps, tok);
 }
 
 TestSuite(train, .init = setup, .fini = teardown);
@@ -152,52 +133,157 @@ Test(train, checkpoint_round_trip_is_bit_exact) {
     mq_gpt_free(&back);
 }
 
+/* Two runs ended in the same state: weights, AdamW moments and the whole log, bit for bit. */
+static void assert_same_state(const mq_gpt_t *a, const mq_train_log_t *la, const mq_gpt_t *b,
+                              const mq_train_log_t *lb) {
+    size_t n = a->num_params * sizeof(float);
+    cr_assert_eq(b->num_params, a->num_params);
+    cr_assert_eq(memcmp(a->params_memory, b->params_memory, n), 0, "resumed weights differ");
+    cr_assert_eq(memcmp(a->m_memory, b->m_memory, n), 0, "resumed AdamW first moments differ");
+    cr_assert_eq(memcmp(a->v_memory, b->v_memory, n), 0, "resumed AdamW second moments differ");
+    cr_assert_eq(lb->n_steps, la->n_steps);
+    size_t k = (size_t)la->n_steps * sizeof(float);
+    cr_assert_eq(memcmp(la->loss, lb->loss, k), 0);
+    cr_assert_eq(memcmp(la->lr, lb->lr, k), 0);
+    cr_assert_eq(memcmp(la->grad_norm, lb->grad_norm, k), 0);
+    cr_assert_eq(lb->n_val, la->n_val);
+    cr_assert_eq(memcmp(la->val_step, lb->val_step, (size_t)la->n_val * sizeof(int64_t)), 0);
+    cr_assert_eq(memcmp(la->val_loss, lb->val_loss, (size_t)la->n_val * sizeof(float)), 0);
+}
+
+/* The uninterrupted run (a, its files at path_a) and the resumed one (c, at path_c) ended in
+ * the same state and wrote the same files but for the wall-clock seconds; frees both. */
+static void assert_same_end(mq_gpt_t *a, mq_train_log_t *la, const char *path_a, mq_gpt_t *c,
+                            mq_train_log_t *lc, const char *path_c) {
+    assert_same_state(a, la, c, lc);
+    char opt_a[300], opt_c[300];
+    snprintf(opt_a, sizeof opt_a, "%s.opt", path_a);
+    snprintf(opt_c, sizeof opt_c, "%s.opt", path_c);
+    cr_assert(same_gguf_untimed(path_a, path_c), "the resumed run's model file differs");
+    cr_assert(same_gguf_untimed(opt_a, opt_c), "the resumed run's .opt file differs");
+    mq_train_log_free(la);
+    mq_train_log_free(lc);
+    mq_gpt_free(a);
+    mq_gpt_free(c);
+}
+
+/* Resumes the run whose files are at path and trains it to the end of o's schedule. */
+static void resume(const char *path, mq_train_opts_t *o, int64_t want_step, mq_gpt_t *m,
+                   mq_train_log_t *log) {
+    mq_ckpt_info_t info;
+    int64_t step;
+    mq_error_t err = {0};
+    cr_assert_eq(mq_checkpoint_load(path, m, NULL, &info, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(info.step, want_step);
+    cr_assert_eq(mq_train_state_load(path, m, &step, log, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(step, want_step, "the model is at step %lld, its .opt at %lld",
+                 (long long)want_step, (long long)step);
+    o->ckpt_path = path;
+    o->stop_at = 0;
+    cr_assert_eq(mq_train(m, stream.ids, stream.n, stream.ids, stream.n, o, step, log, &err),
+                 MQ_OK, "%s", err.msg);
+}
+
+/* The uninterrupted run of o, with its checkpoints at path. */
+static void uninterrupted(const char *path, mq_train_opts_t *o, mq_gpt_t *m, mq_train_log_t *log) {
+    mq_error_t err = {0};
+    small_model(m, 5);
+    memset(log, 0, sizeof *log);
+    o->ckpt_path = path;
+    o->stop_at = 0;
+    cr_assert_eq(mq_train(m, stream.ids, stream.n, stream.ids, stream.n, o, 0, log, &err), MQ_OK,
+                 "%s", err.msg);
+}
+
 Test(train, resumed_run_ends_with_the_same_weights) {
-    char path[] = "/tmp/mq-resume-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    char opt[64];
-    snprintf(opt, sizeof opt, "%s.opt", path);
+    char dir[] = "/tmp/mq-resume-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path_a[256], path_c[256];
+    snprintf(path_a, sizeof path_a, "%s/a.gguf", dir);
+    snprintf(path_c, sizeof path_c, "%s/c.gguf", dir);
     mq_error_t err = {0};
     mq_train_opts_t o;
     small_opts(&o, 30);
     o.eval_every = 10;
 
-    /* uninterrupted */
-    mq_gpt_t a = {0};
-    small_model(&a, 5);
-    mq_train_log_t la = {0};
-    cr_assert_eq(mq_train(&a, stream.ids, stream.n, stream.ids, stream.n, &o, 0, &la, &err),
-                 MQ_OK, "%s", err.msg);
+    mq_gpt_t a = {0}, b = {0}, c = {0};
+    mq_train_log_t la, lb = {0}, lc;
+    uninterrupted(path_a, &o, &a, &la);
 
     /* stopped after 12 steps (checkpoint written), then resumed from the files alone */
-    mq_gpt_t b = {0};
     small_model(&b, 5);
-    mq_train_log_t lb = {0};
-    o.ckpt_path = path;
+    o.ckpt_path = path_c;
     o.stop_at = 12;
     cr_assert_eq(mq_train(&b, stream.ids, stream.n, stream.ids, stream.n, &o, 0, &lb, &err),
                  MQ_OK, "%s", err.msg);
     mq_train_log_free(&lb);
     mq_gpt_free(&b);
-    mq_gpt_t c = {0};
-    mq_ckpt_info_t info;
-    int64_t step;
-    cr_assert_eq(mq_checkpoint_load(path, &c, NULL, &info, &err), MQ_OK, "%s", err.msg);
-    cr_assert_eq(info.step, 12);
-    cr_assert_eq(mq_train_state_load(path, &c, &step, &lb, &err), MQ_OK, "%s", err.msg);
-    cr_assert_eq(step, 12);
-    o.stop_at = 0;
-    cr_assert_eq(mq_train(&c, stream.ids, stream.n, stream.ids, stream.n, &o, step, &lb, &err),
-                 MQ_OK, "%s", err.msg);
-    cr_assert_eq(memcmp(a.params_memory, c.params_memory, a.num_params * sizeof(float)), 0,
-                 "resumed weights differ");
-    cr_assert_eq(memcmp(la.loss, lb.loss, 30 * sizeof(float)), 0);
-    cr_assert_eq(lb.n_val, la.n_val);
-    unlink(path);
-    unlink(opt);
-    mq_train_log_free(&la);
-    mq_train_log_free(&lb);
-    mq_gpt_free(&a);
-    mq_gpt_free(&c);
+    resume(path_c, &o, 12, &c, &lc);
+    assert_same_end(&a, &la, path_a, &c, &lc, path_c);
+    remove_dir(dir);
+}
+
+/* A Linear replacement that computes what the model's own forward would, and kills the process
+ * (SIGKILL: no handler, no cleanup) at its kill_at-th call. */
+typedef struct killer {
+    mq_gpt_t *m;
+    long calls, kill_at;
+} killer_t;
+
+static int killing_linear(void *ctx, mq_linear_id_t id, float *out, const float *inp,
+                          const float *bias, int N, int C, int OC) {
+    killer_t *k = ctx;
+    if (++k->calls == k->kill_at) kill(getpid(), SIGKILL);
+    const float *W = mq_gpt_linear_weight(k->m, id, NULL, NULL, NULL);
+    mq_matmul_forward(out, inp, W, bias, N, C, OC);
+    return MQ_OK;
+}
+
+/* No .init here: the test forks before anything starts OpenMP's threads, which a forked child
+ * could not use. */
+TestSuite(resume);
+
+Test(resume, killed_partway_then_resumed_ends_as_the_uninterrupted_run) {
+    char dir[] = "/tmp/mq-kill-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[256], path_a[256];
+    snprintf(path, sizeof path, "%s/killed.gguf", dir);
+    snprintf(path_a, sizeof path_a, "%s/whole.gguf", dir);
+    const int L = 2, per_step = 4 * L + 1; /* Linear calls per forward */
+
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        /* checkpoints every 4 steps; killed in the middle of step 14's forward */
+        setup();
+        mq_train_opts_t o;
+        small_opts(&o, 30);
+        o.ckpt_every = 4;
+        o.ckpt_path = path;
+        mq_gpt_t m = {0};
+        small_model(&m, 5);
+        killer_t k = {&m, 0, 14L * per_step + 3};
+        m.linear_fn = killing_linear;
+        m.linear_ctx = &k;
+        mq_train_log_t log = {0};
+        mq_error_t err = {0};
+        mq_train(&m, stream.ids, stream.n, stream.ids, stream.n, &o, 0, &log, &err);
+        _exit(3); /* not reached */
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %d", status);
+    cr_assert_eq(count_entries(dir, ".tmp."), 0, "a kill between writes left a temporary file");
+
+    setup();
+    mq_train_opts_t o;
+    small_opts(&o, 30);
+    o.ckpt_every = 4;
+    mq_gpt_t a = {0}, c = {0};
+    mq_train_log_t la, lc;
+    uninterrupted(path_a, &o, &a, &la);
+    resume(path, &o, 12, &c, &lc);
+    assert_same_end(&a, &la, path_a, &c, &lc, path);
+    remove_dir(dir);
+    teardown();
 }

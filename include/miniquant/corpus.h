@@ -62,5 +62,8 @@ int mq_corpus_split_text(const mq_corpus_t *c, mq_split_t split, char **text, si
 
 /* Reads a split's text file (one document per line) back into documents of that split. */
 int mq_corpus_load_text(const char *path, mq_split_t split, mq_corpus_t *c, mq_error_t *err);
+/* The same from len bytes of text (for tests and fuzzing); name is used in messages. Appends. */
+int mq_corpus_parse_text(const char *text, size_t len, const char *name, mq_split_t split,
+                         mq_corpus_t *c, mq_error_t *err);
 
 #endif

@@ -13,7 +13,8 @@
  * NUL bytes (string values may); a dimension may be 0 (as in ggml); tensors may sit in any
  * order with gaps, but must be aligned, must not overlap, and the file must hold each tensor's
  * data and its padding to the alignment. The writer lays tensors out in order, each at the next
- * multiple of the alignment, and pads the end of the file to it, as ggml's writer does. */
+ * multiple of the alignment, and pads the end of the file to it, as ggml's writer does; a file
+ * without tensors ends right after its metadata (it has no data section to align). */
 #ifndef MINIQUANT_GGUF_H
 #define MINIQUANT_GGUF_H
 

@@ -125,4 +125,11 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
                            size_t n_calib_tokens, const mq_gptq_opts_t *o, int skip_lm_head,
                            mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err);
 
+/* The quantized model of any scheme, built the way its name says: GPTQ (with the default
+ * options, calibrated on calib) when s->gptq, round to nearest (mq_qmodel_apply) otherwise;
+ * calib may be NULL then. Installed on m as above; the same failure contract. */
+int mq_gptq_build_qmodel(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
+                         const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
+                         mq_error_t *err);
+
 #endif

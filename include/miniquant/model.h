@@ -122,6 +122,8 @@ typedef struct mq_gpt {
     void *linear_ctx;
 } mq_gpt_t;
 
+/* Number of parameters of a model of cfg (cfg must pass mq_gpt_config_check). */
+size_t mq_gpt_num_params(const mq_gpt_config_t *cfg);
 /* Allocates parameters (zeroed) for cfg. */
 int mq_gpt_init(mq_gpt_t *m, const mq_gpt_config_t *cfg, mq_error_t *err);
 /* GPT-2 initialisation: weights N(0, 0.02), the residual projections (attproj, fcproj) scaled by
@@ -151,6 +153,37 @@ int mq_gpt_adamw_update(mq_gpt_t *m, float lr, float beta1, float beta2, float e
  * (NULL for lm_head) and its shape in *OC, *C; any of the three may be NULL. NULL for an id that
  * names no Linear of m. */
 float *mq_gpt_linear_weight(mq_gpt_t *m, mq_linear_id_t id, float **bias, int *OC, int *C);
+
+/* out (N, OC) = inp (N, C) @ W^T + b for the Linear id of m, through m's Linear replacement when
+ * it has one (as forward does). MQ_ERR_ARG for an id that names no Linear of m. */
+int mq_gpt_linear_forward(mq_gpt_t *m, mq_linear_id_t id, float *out, const float *inp, int N,
+                          mq_error_t *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * KV-cached decoding: one token at a time (B = 1), each step attending to the keys and values of
+ * the positions before it, kept from their own steps, instead of a forward over the whole
+ * context. The numbers are mq_gpt_forward's up to FP32 rounding (its attention uses sgemm and
+ * a polynomial exp; this one dot products and expf). */
+typedef struct mq_gpt_kv {
+    int len;      /* positions held: the next step's token goes at position len */
+    int cap;      /* maxT */
+    float *k, *v; /* (L, maxT, C) keys and values of positions 0 .. len-1 */
+    float *x;     /* (C) the residual stream of the current token */
+    float *ln, *qkv, *atty, *proj, *fch, *fch_gelu; /* (C), (3C), (C), (C), (4C), (4C) */
+    float *ln_mean, *ln_rstd;                       /* (1) */
+    float *att;    /* (NH, maxT) attention weights of the current token */
+    float *logits; /* (V) the logits of the last step */
+    float *memory;
+} mq_gpt_kv_t;
+
+/* Allocates an empty cache for cfg. */
+int mq_gpt_kv_init(mq_gpt_kv_t *kv, const mq_gpt_config_t *cfg, mq_error_t *err);
+void mq_gpt_kv_free(mq_gpt_kv_t *kv);
+/* Runs token at position kv->len through m (its Linear replacement included), appends its keys
+ * and values to the cache and leaves its logits in kv->logits. MQ_ERR_ARG when the cache is full
+ * (len == maxT) or the token is not in [0, V). Lowering kv->len rewinds the cache: the next step
+ * overwrites the entries from there on. */
+int mq_gpt_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err);
 
 /* A parameter's name ("wte", "qkvw", ...), for messages and tables. */
 const char *mq_gpt_param_name(int param);

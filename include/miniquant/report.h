@@ -29,6 +29,19 @@ typedef struct mq_strbuf {
 void mq_strbuf_printf(mq_strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mq_strbuf_free(mq_strbuf_t *b);
 
+/* Places n_labels text labels beside the first n_labels of n_points points so that no two labels
+ * overlap, no label covers a point and every label stays inside the plot; the points after the
+ * first n_labels are obstacles only (e.g. samples along a drawn line). All coordinates are
+ * fractions of the plot area (0..1, as gnuplot's "graph" system): px, py the points; w, h each
+ * label's width and height (an estimate from its length and the font). For each label,
+ * candidates are tried in order (right, left, above, below the point, then right and left
+ * shifted up and down by growing steps) and the first free one is taken; when none is free the
+ * least crowded is. lx, ly receive the left end, vertical centre of each label (for
+ * "set label ... at graph lx,ly left"); moved[i] is 1 when the label sits away from its point,
+ * so that the caller may draw a leader line. */
+void mq_plot_place_labels(int n_labels, int n_points, const double *px, const double *py,
+                          const double *w, const double *h, double *lx, double *ly, int *moved);
+
 #endif
 
 #ifndef MINIQUANT_REPORT_MANIFEST

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "miniquant/error.h"
+#include "miniquant/gguf.h"
 #include "miniquant/model.h"
 #include "miniquant/tokenizer.h"
 
@@ -71,5 +72,8 @@ int mq_train_state_save(const char *model_path, const mq_gpt_t *m, int64_t step,
                         const mq_train_log_t *log, mq_error_t *err);
 int mq_train_state_load(const char *model_path, mq_gpt_t *m, int64_t *step, mq_train_log_t *log,
                         mq_error_t *err);
+/* The same from a state file already read; name is used in messages. */
+int mq_train_state_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, int64_t *step,
+                             mq_train_log_t *log, mq_error_t *err);
 
 #endif

@@ -120,3 +120,43 @@ int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path, mq_to
     if (rc == MQ_OK) fprintf(stderr, "tokenizer: wrote %s\n", path);
     return rc;
 }
+
+int cli_calibration_tokens(const mq_tokenizer_t *tok, mq_tokens_t *out, mq_error_t *err) {
+    mq_corpus_t c;
+    int rc = mq_corpus_load_wordnet(NULL, &c, err);
+    if (rc) return rc;
+    rc = mq_dataset_encode(&c, MQ_SPLIT_VALID, tok, out, err);
+    mq_corpus_free(&c);
+    return rc;
+}
+
+int cli_parse_scheme_list(const char *cmd, const char *usage, const char *list, char *buf,
+                          size_t bufsize, const char **names, int max) {
+    int n = 0;
+    if (!strcmp(list, "all")) {
+        for (; MQ_STANDARD_SCHEMES[n] && n < max; n++) names[n] = MQ_STANDARD_SCHEMES[n];
+        return n;
+    }
+    if (strlen(list) >= bufsize) {
+        cli_usage_error(cmd, usage, "--schemes: the list is too long%s", "");
+        return -1;
+    }
+    snprintf(buf, bufsize, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        mq_error_t err = {0};
+        mq_scheme_t s;
+        if (n == max) {
+            char what[64];
+            snprintf(what, sizeof what, "%d", max);
+            cli_usage_error(cmd, usage, "--schemes: more than %s schemes", what);
+            return -1;
+        }
+        if (mq_scheme_parse(t, &s, &err)) {
+            cli_usage_error(cmd, usage, "--schemes: %s", err.msg);
+            return -1;
+        }
+        names[n++] = t;
+    }
+    if (!n) cli_usage_error(cmd, usage, "--schemes lists no scheme%s", "");
+    return n ? n : -1;
+}

@@ -3,6 +3,7 @@
 #define MINIQUANT_CLI_H
 
 #include "miniquant/corpus.h"
+#include "miniquant/dataset.h"
 #include "miniquant/error.h"
 #include "miniquant/tokenizer.h"
 
@@ -22,7 +23,9 @@ int cmd_experiment(int argc, char **argv);
 int cmd_pairs(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_roofline(int argc, char **argv);
 int cmd_gptq_toy(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 /* Prints "miniquant: <message>" to stderr and returns exit status 1. */
 int cli_fail(const mq_error_t *err);
@@ -41,27 +44,30 @@ int cli_parse_int(const char *cmd, const char *usage, const char *flag, const ch
 int cli_parse_float(const char *cmd, const char *usage, const char *flag, const char *s,
                     double lo, double hi, double *out);
 
+/* Splits a comma-separated --schemes LIST into names (pointing into buf, of bufsize bytes),
+ * checking each name; "all" gives the standard schemes. Returns the count, or -1 after printing
+ * the command's usage with what was wrong. */
+int cli_parse_scheme_list(const char *cmd, const char *usage, const char *list, char *buf,
+                          size_t bufsize, const char **names, int max);
+
 /* Loads the tokenizer stored in any GGUF file. */
 int cli_load_tokenizer(const char *path, mq_tokenizer_t **tok, mq_error_t *err);
 /* The tokenizer of vocab tokens cached in data_dir/tokenizer-<vocab>.gguf, trained on the
  * corpus's train split (and cached) when absent. */
 int cli_tokenizer_for(const char *data_dir, int vocab, mq_tokenizer_t **tok,
                       mq_error_t *err);
+/* GPTQ's calibration text: the validation split of the WordNet corpus, encoded with tok. */
+int cli_calibration_tokens(const mq_tokenizer_t *tok, mq_tokens_t *out, mq_error_t *err);
 /* Trains a tokenizer on the train split; writes it to path when path is non-NULL. */
 int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path,
                         mq_tokenizer_t **tok, mq_error_t *err);
 
 #include <cjson/cJSON.h>
 #include "miniquant/qmodel.h"
-/* Builds the quantized model of a scheme (RTN, or GPTQ with calibration); used by the
- * experiments so that every scheme goes through one path. */
-typedef int (*cli_qmodel_build_fn)(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
-                                   mq_qmodel_t *q, void *ctx, mq_error_t *err);
 /* experiments/26-gguf-export: export, reload, compare, evaluate each scheme. */
 int cli_experiment_gguf_export(const char *model, const char *dir);
 int cli_experiment_gguf_export_runs(const char *model, const char *dir, const char *files_dir,
-                                    const char *const *schemes, const char *const *skip_schemes,
-                                    cli_qmodel_build_fn build, void *build_ctx);
+                                    const char *const *schemes, const char *const *skip_schemes);
 
 /* Prints / encodes where a model's bytes are. */
 void cli_print_bytes(const mq_model_bytes_t *b);

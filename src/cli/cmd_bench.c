@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "miniquant/checkpoint.h"
@@ -30,6 +29,7 @@
 #include "miniquant/qmodel.h"
 #include "miniquant/report.h"
 #include "miniquant/rng.h"
+#include "miniquant/roofline.h"
 
 #define MAX_REPS 1000
 #define DEFAULT_MODEL "models/minigpt-default.gguf"
@@ -65,105 +65,35 @@ static const char USAGE[] =
     "\n"
     "MQ_KERNEL=scalar|avx2|avx512 forces a kernel version. Run on an idle machine.\n";
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s) return v[0];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-    free(s);
-    return m;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * memory bandwidth */
 
 typedef struct stream {
-    float *a, *b, *c;
-    size_t n;
+    mq_stream_t buf;
     double triad[MAX_REPS * 16], read[MAX_REPS * 16];
     int samples;
 } stream_t;
 
-/* The last-level cache as the kernel describes it (sysconf's figure can be the whole socket's
- * in a virtual machine); 32 MiB when unknown. */
-static size_t llc_bytes(void) {
-    size_t best = 0;
-    for (int i = 0; i < 8; i++) {
-        char path[96];
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        unsigned long v = 0;
-        char unit = 0;
-        if (fscanf(f, "%lu%c", &v, &unit) >= 1) {
-            size_t b = v * (unit == 'K' ? 1024ul : unit == 'M' ? 1024ul * 1024 : 1ul);
-            if (b > best) best = b;
-        }
-        fclose(f);
-    }
-    if (best) return best;
-    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    return l3 > 0 ? (size_t)l3 : (size_t)32 << 20;
-}
-
 static int stream_init(stream_t *s, mq_error_t *err) {
     /* each array at least 4 times the last-level cache, and 64 MiB */
-    size_t bytes = 4 * llc_bytes();
+    size_t bytes = 4 * mq_llc_bytes();
     if (bytes < ((size_t)64 << 20)) bytes = (size_t)64 << 20;
-    s->n = bytes / sizeof(float);
-    s->a = malloc(bytes);
-    s->b = malloc(bytes);
-    s->c = malloc(bytes);
     s->samples = 0;
-    if (!s->a || !s->b || !s->c) {
-        free(s->a);
-        free(s->b);
-        free(s->c);
-        return mq_error_set(err, MQ_ERR_NOMEM, "cannot allocate the bandwidth buffers");
-    }
-    long n = (long)s->n;
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++) {
-        s->a[i] = 0.0f;
-        s->b[i] = 1.0f;
-        s->c[i] = 2.0f;
-    }
-    return MQ_OK;
+    return mq_stream_init(&s->buf, 3 * bytes, err);
 }
 
 /* One triad a = b + q c (STREAM counts 3 arrays of bytes) and one read-only pass (a sum). */
 static void stream_sample(stream_t *s) {
-    long n = (long)s->n;
-    float *a = s->a, q = 0.5f;
-    const float *b = s->b, *c = s->c;
-    double t0 = mq_now();
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++)
-        a[i] = b[i] + q * c[i];
-    double t1 = mq_now();
-    float sum = 0.0f;
-#pragma omp parallel for simd schedule(static) reduction(+ : sum)
-    for (long i = 0; i < n; i++)
-        sum += a[i];
-    double t2 = mq_now();
-    if (sum < 0.0f) fprintf(stderr, "%g", (double)sum); /* keeps the sum alive */
+    double triad = mq_stream_triad(&s->buf, 1), read = mq_stream_read(&s->buf, 1);
     if (s->samples < MAX_REPS * 16) {
-        s->triad[s->samples] = 3.0 * (double)n * sizeof(float) / (t1 - t0) / 1e9;
-        s->read[s->samples] = (double)n * sizeof(float) / (t2 - t1) / 1e9;
+        s->triad[s->samples] = triad;
+        s->read[s->samples] = read;
         s->samples++;
     }
 }
 
 static void stream_free(stream_t *s) {
-    free(s->a);
-    free(s->b);
-    free(s->c);
+    mq_stream_free(&s->buf);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -221,9 +151,9 @@ static double rel_l2(const float *a, const float *b, size_t n) {
 static void print_kernel_rows(const kbench_t *kb, const shape_t *sh, int mode, entry_t *e, int ne,
                               double triad, size_t llc) {
     int rows = mode ? PROMPT_ROWS : 1;
-    double t_fp32 = median(e[0].t[mode], kb->reps);
+    double t_fp32 = mq_median(e[0].t[mode], kb->reps);
     for (int i = 0; i < ne; i++) {
-        double t = median(e[i].t[mode], kb->reps);
+        double t = mq_median(e[i].t[mode], kb->reps);
         size_t bytes = mq_qpacked_bytes(&e[i].p);
         double gbs = (double)bytes / t / 1e9;
         double gflops = 2.0 * rows * (double)sh->K * sh->N / t / 1e9;
@@ -253,7 +183,8 @@ static void print_kernel_rows(const kbench_t *kb, const shape_t *sh, int mode, e
         cJSON_AddNumberToObject(r, "seconds", t);
         cJSON_AddNumberToObject(r, "gb_per_s", gbs);
         cJSON_AddNumberToObject(r, "fraction_of_triad", gbs / triad);
-        cJSON_AddNumberToObject(r, "fraction_of_read", gbs / median(kb->bw.read, kb->bw.samples));
+        cJSON_AddNumberToObject(r, "fraction_of_read",
+                                gbs / mq_median(kb->bw.read, kb->bw.samples));
         cJSON_AddNumberToObject(r, "gflop_per_s", gflops);
         cJSON_AddNumberToObject(r, "speedup_vs_fp32", t_fp32 / t);
         if (e[i].a8) cJSON_AddNumberToObject(r, "rel_err_vs_fp32_activations", e[i].rel_err[mode]);
@@ -355,7 +286,7 @@ static int bench_shape(kbench_t *kb, const shape_t *sh, size_t llc, mq_error_t *
         }
     }
     if (rc == MQ_OK) {
-        double triad = median(kb->bw.triad, kb->bw.samples);
+        double triad = mq_median(kb->bw.triad, kb->bw.samples);
         for (int mode = 0; mode < 2; mode++)
             print_kernel_rows(kb, sh, mode, e, ne, triad, llc);
         fflush(stdout);
@@ -453,7 +384,7 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
     cJSON *res = NULL;
     if (rc == MQ_OK) {
         int gen = total - plen;
-        double t_fp32 = median(d[0].t, reps);
+        double t_fp32 = mq_median(d[0].t, reps);
         printf("\n== end-to-end decode: %s, %d tokens generated one at a time after a %d-token "
                "prompt (context up to %d), greedy; median of %d runs\n",
                model, gen, plen, total, reps);
@@ -470,7 +401,7 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
                                 "over the whole context (B = 1, T = prompt + generated so far)");
         cJSON *arr = cJSON_AddArrayToObject(res, "results");
         for (int i = 0; i < nd; i++) {
-            double t = median(d[i].t, reps);
+            double t = mq_median(d[i].t, reps);
             int same = 0;
             for (int k = plen; k < total; k++)
                 same += d[i].tokens[k] == d[0].tokens[k];
@@ -598,7 +529,7 @@ int cmd_bench(int argc, char **argv) {
         kb.isa = mq_kernels_isa();
         kb.have_a8 = mq_isa_supports_a8(kb.isa);
         kb.rows = cJSON_CreateArray();
-        size_t llc = llc_bytes();
+        size_t llc = mq_llc_bytes();
         rc = stream_init(&kb.bw, &err);
         int n_shapes = o.quick ? N_SHAPES - 1 : N_SHAPES;
         if (rc == MQ_OK) {
@@ -620,16 +551,16 @@ int cmd_bench(int argc, char **argv) {
             rc = bench_shape(&kb, &SHAPES[s], llc, &err);
         if (rc == MQ_OK) {
             mq_progress_finish(&kb.prog, NULL);
-            double triad = median(kb.bw.triad, kb.bw.samples),
-                   rd = median(kb.bw.read, kb.bw.samples);
+            double triad = mq_median(kb.bw.triad, kb.bw.samples),
+                   rd = mq_median(kb.bw.read, kb.bw.samples);
             printf("\n== memory bandwidth, %d threads, %zu MiB arrays, median of %d samples taken "
                    "between the kernels: triad %.1f GB/s (STREAM's count, 3 arrays), read %.1f "
                    "GB/s; 'of BW' above is GB/s / triad\n",
-                   o.threads, (kb.bw.n * sizeof(float)) >> 20, kb.bw.samples, triad, rd);
+                   o.threads, (kb.bw.buf.n * sizeof(float)) >> 20, kb.bw.samples, triad, rd);
             cJSON *bw = cJSON_AddObjectToObject(root, "memory_bandwidth");
             cJSON_AddNumberToObject(bw, "triad_gb_per_s", triad);
             cJSON_AddNumberToObject(bw, "read_gb_per_s", rd);
-            cJSON_AddNumberToObject(bw, "array_bytes", (double)(kb.bw.n * sizeof(float)));
+            cJSON_AddNumberToObject(bw, "array_bytes", (double)(kb.bw.buf.n * sizeof(float)));
             cJSON_AddNumberToObject(bw, "llc_bytes", (double)llc);
             cJSON_AddNumberToObject(bw, "samples", kb.bw.samples);
             cJSON_AddItemToObject(root, "kernels", kb.rows);

@@ -10,6 +10,7 @@
 #include "miniquant/eval.h"
 #include "miniquant/fileio.h"
 #include "miniquant/export.h"
+#include "miniquant/gptq.h"
 #include "miniquant/pairs.h"
 #include "miniquant/qmodel.h"
 #include "miniquant/report.h"
@@ -28,7 +29,8 @@ static const char USAGE[] =
     "\n"
     "  --model FILE         the model (GGUF, gpt2 architecture)\n"
     "  --scheme NAME        quantize the Linear layers in memory first (fp32, fp16,\n"
-    "                       int{2..8}_{per_tensor|per_channel|g{N}}, nf4_g{N})\n"
+    "                       int{2..8}_{per_tensor|per_channel|g{N}}[_gptq], nf4_g{N}[_gptq];\n"
+    "                       _gptq: GPTQ calibrated on 128 sequences of the valid split)\n"
     "  --skip-lm-head       with --scheme: keep lm_head in FP32\n"
     "  --pairs FILE         also score minimal pairs: a BLiMP-layout jsonl file\n"
     "                       (sentence_good, sentence_bad per line), or 'verb-tense' for the\n"
@@ -106,8 +108,11 @@ int cmd_eval(int argc, char **argv) {
                               model, q.scheme.name);
     } else if (scheme_name) {
         mq_qmodel_free(&q);
-        mq_qmodel_opts_t qo = {skip_head, -1, 0};
-        rc = mq_qmodel_apply(&q, &m, &scheme, &qo, &err);
+        mq_tokens_t calib = {0};
+        if (scheme.gptq) rc = cli_calibration_tokens(tok, &calib, &err);
+        if (rc == MQ_OK)
+            rc = mq_gptq_build_qmodel(&m, &scheme, skip_head, calib.ids, calib.n, &q, &err);
+        mq_tokens_free(&calib);
     }
     if (rc) {
         mq_qmodel_free(&q);

@@ -19,10 +19,16 @@ static const char USAGE[] =
     "             Writes results.json, ppl_table.png, sensitivity.png, manifest.json\n"
     "             (default DIR experiments/26-int8-ptq)\n"
     "\n"
-    "  gguf-export every scheme exported to GGUF (Q8_0/Q4_0 where ggml has the grid), read\n"
-    "             back and compared with the in-memory model (round-trip error), evaluated\n"
-    "             from the file; writes results.json, manifest.json (default DIR\n"
+    "  gguf-export every scheme (GPTQ too) exported to GGUF (Q8_0/Q4_0 where ggml has\n"
+    "             the grid), read back and compared with the in-memory model (round-trip\n"
+    "             error), evaluated from the file; writes results.json, manifest.json (default DIR\n"
     "             experiments/26-gguf-export; the .gguf files go beside the model)\n"
+    "\n"
+    "  quant-curve every scheme (miniquant sweep): perplexity, verb-tense accuracy, bytes,\n"
+    "             the Pareto frontier; and the roofline of this machine with MiniGPT's decode\n"
+    "             step placed on it (miniquant roofline). Writes results.json, pareto.png,\n"
+    "             verb_tense_accuracy.png, roofline.json, roofline_overlay.png,\n"
+    "             manifest.json (default DIR experiments/26-quant-curve)\n"
     "\n"
     "  --model FILE  the FP32 model (default models/minigpt-default.gguf)\n"
     "  --out DIR     the experiment directory\n"
@@ -113,19 +119,10 @@ static int int8_ptq(const char *model, const char *dir) {
         fprintf(stderr, "== per-layer sensitivity (%s)\n", sens_scheme.name);
         rc = mq_sensitivity_run(&b.m, &sens_scheme, b.test.ids, b.test.n, &sv, &err);
     }
-    char path[4200], date[32];
-    mq_utc_now(date, sizeof date);
+    char path[4200];
     if (rc == MQ_OK) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "experiment", "26-int8-ptq");
-        cJSON_AddStringToObject(root, "date", date);
-        cJSON_AddStringToObject(root, "model", model);
-        cJSON_AddNumberToObject(root, "model_params", (double)b.m.num_params);
-        cJSON *ev = cJSON_AddObjectToObject(root, "evaluation");
-        cJSON_AddStringToObject(ev, "perplexity", "test split, default protocol (non-overlapping "
-                                                  "windows of the context length)");
-        cJSON_AddNumberToObject(ev, "test_tokens", (double)b.test.n);
-        cJSON_AddNumberToObject(ev, "verb_tense_items", (double)b.verbs.n_items);
+        cJSON *ev, *root = cli_results_root("26-int8-ptq", &b, &ev);
+        (void)ev;
         cJSON *schemes = cJSON_AddObjectToObject(root, "schemes");
         cJSON_AddItemToObject(schemes, "fp32", cli_measure_json(&res[0], NULL));
         for (int i = 1; i < NRUN; i += 2) {
@@ -179,16 +176,7 @@ static int int8_ptq(const char *model, const char *dir) {
         rc = plot_sensitivity(path, &sv, sens_scheme.name, &err);
     }
     if (rc == MQ_OK) {
-        cJSON *cfg = cJSON_CreateObject();
-        cJSON_AddStringToObject(cfg, "model", model);
-        cJSON_AddStringToObject(cfg, "model_config", b.m.cfg.name);
-        cJSON_AddNumberToObject(cfg, "vocab_size", b.m.cfg.vocab_size);
-        cJSON_AddNumberToObject(cfg, "n_ctx", b.m.cfg.n_ctx);
-        cJSON_AddNumberToObject(cfg, "n_embd", b.m.cfg.n_embd);
-        cJSON_AddNumberToObject(cfg, "n_layer", b.m.cfg.n_layer);
-        cJSON_AddNumberToObject(cfg, "n_head", b.m.cfg.n_head);
-        cJSON_AddNumberToObject(cfg, "train_steps", (double)b.info.step);
-        cJSON_AddStringToObject(cfg, "command", "miniquant experiment int8-ptq");
+        cJSON *cfg = cli_manifest_config(model, &b.m, &b.info, "miniquant experiment int8-ptq");
         cJSON *man = mq_manifest(b.info.seed, cfg);
         snprintf(path, sizeof path, "%s/manifest.json", dir);
         rc = mq_json_write(path, man, &err);
@@ -211,6 +199,19 @@ static int int8_ptq(const char *model, const char *dir) {
     return rc ? cli_fail(&err) : 0;
 }
 
+/* experiments/26-quant-curve: the sweep of every scheme, then the roofline with the decode
+ * step of each placed on it. */
+static int quant_curve(const char *model, const char *dir) {
+    int rc = cli_sweep(model, dir, MQ_STANDARD_SCHEMES, 0, "miniquant experiment quant-curve");
+    if (rc) return rc;
+    char json[4200], png[4200];
+    snprintf(json, sizeof json, "%s/roofline.json", dir);
+    snprintf(png, sizeof png, "%s/roofline_overlay.png", dir);
+    char *argv[] = {"roofline", "--model", (char *)model, "--json", json, "--plot", png, NULL};
+    optind = 0;
+    return cmd_roofline(7, argv);
+}
+
 int cmd_experiment(int argc, char **argv) {
     const char *model = "models/minigpt-default.gguf", *out = NULL;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
@@ -230,11 +231,14 @@ int cmd_experiment(int argc, char **argv) {
     }
     if (optind != argc - 1)
         return cli_usage_error("experiment", USAGE,
-                               "name one experiment (valid: int8-ptq, gguf-export)%s", "");
+                               "name one experiment (valid: int8-ptq, gguf-export, quant-curve)%s",
+                               "");
     const char *name = argv[optind];
     if (!strcmp(name, "int8-ptq")) return int8_ptq(model, out ? out : "experiments/26-int8-ptq");
     if (!strcmp(name, "gguf-export"))
         return cli_experiment_gguf_export(model, out ? out : "experiments/26-gguf-export");
+    if (!strcmp(name, "quant-curve")) return quant_curve(model, out ? out : "experiments/26-quant-curve");
     return cli_usage_error("experiment", USAGE,
-                           "unknown experiment '%s' (valid: int8-ptq, gguf-export)", name);
+                           "unknown experiment '%s' (valid: int8-ptq, gguf-export, quant-curve)",
+                           name);
 }

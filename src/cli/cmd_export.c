@@ -8,18 +8,21 @@
 #include <string.h>
 
 #include "cli.h"
+#include "measure.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/dataset.h"
 #include "miniquant/eval.h"
 #include "miniquant/export.h"
 #include "miniquant/fileio.h"
+#include "miniquant/gptq.h"
 #include "miniquant/qmodel.h"
 #include "miniquant/report.h"
 
 static const char USAGE[] =
     "usage: miniquant export --model FILE.gguf --scheme NAME [--skip-lm-head] --out FILE.gguf\n"
     "\n"
-    "Quantizes a model's Linear layers (round to nearest) and writes them as GGUF:\n"
+    "Quantizes a model's Linear layers (round to nearest, or GPTQ for the _gptq schemes,\n"
+    "calibrated on 128 sequences of the valid split) and writes them as GGUF:\n"
     "  fp32 as F32, fp16 as F16, int8_* as Q8_0 and int4_* as Q4_0 (when the group size and\n"
     "  the row lengths are multiples of 32): files that llama.cpp loads and runs as they are.\n"
     "  Other grids (nf4_g{N}, int2/3/5/6/7, groups that are not a multiple of 32) are written\n"
@@ -28,7 +31,8 @@ static const char USAGE[] =
     "file is read back and its dequantized weights compared with the in-memory ones.\n"
     "\n"
     "  --model FILE     the FP32 model (GGUF, gpt2 architecture)\n"
-    "  --scheme NAME    fp32, fp16, int{2..8}_{per_tensor|per_channel|g{N}}, nf4_g{N}\n"
+    "  --scheme NAME    fp32, fp16, int{2..8}_{per_tensor|per_channel|g{N}}[_gptq],\n"
+    "                   nf4_g{N}[_gptq]\n"
     "  --skip-lm-head   keep lm_head (output.weight) in FP32\n"
     "  --out FILE       the quantized GGUF file to write\n"
     "  --threads N      threads (default: all cores)\n"
@@ -147,21 +151,16 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "miniquant export: %s\n\n%s", err.msg, USAGE);
         return 2;
     }
-    if (s.gptq) {
-        mq_error_set(&err, MQ_ERR_UNSUPPORTED,
-                     "export: scheme %s needs GPTQ, which this command does not run; export "
-                     "quantizes by rounding to nearest",
-                     s.name);
-        return cli_fail(&err);
-    }
     cli_set_threads((int)threads);
 
     mq_gpt_t m = {0}, m2 = {0};
     mq_qmodel_t q = {0}, q2 = {0};
     mq_tokenizer_t *tok = NULL;
     if ((rc = mq_checkpoint_load(model, &m, &tok, NULL, &err))) return cli_fail(&err);
-    mq_qmodel_opts_t o = {skip, -1, 0};
-    rc = mq_qmodel_apply(&q, &m, &s, &o, &err);
+    mq_tokens_t calib = {0};
+    if (s.gptq) rc = cli_calibration_tokens(tok, &calib, &err);
+    if (rc == MQ_OK) rc = mq_gptq_build_qmodel(&m, &s, skip, calib.ids, calib.n, &q, &err);
+    mq_tokens_free(&calib);
     if (rc == MQ_OK) rc = mq_qmodel_save(out, &m, &q, tok, &err);
     int loaded = 0;
     roundtrip_t rt = {0};
@@ -215,17 +214,6 @@ typedef struct run_result {
     mq_ppl_result_t ppl, ppl_llamacpp;
 } run_result_t;
 
-static int build_rtn(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head, mq_qmodel_t *q, void *ctx,
-                     mq_error_t *err) {
-    (void)ctx;
-    if (s->gptq)
-        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "scheme %s needs a GPTQ builder (round to nearest would mislabel it)",
-                            s->name);
-    mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
-    return mq_qmodel_apply(q, m, s, &o, err);
-}
-
 static void file_types(const char *path, run_result_t *r) {
     mq_gguf_t *g;
     snprintf(r->linear_type, sizeof r->linear_type, "?");
@@ -244,12 +232,12 @@ static void file_types(const char *path, run_result_t *r) {
 /* One scheme: quantize, export, reload, compare, evaluate the reloaded file. */
 static int run_one(mq_gpt_t *m, const float *saved, const mq_tokenizer_t *tok,
                    const char *files_dir, const char *stem, const mq_tokens_t *test,
-                   const mq_tokens_t *test_text, cli_qmodel_build_fn build, void *ctx,
-                   run_result_t *r, mq_error_t *err) {
+                   const mq_tokens_t *test_text, const mq_tokens_t *calib, run_result_t *r,
+                   mq_error_t *err) {
     memcpy(m->params_memory, saved, m->num_params * sizeof(float));
     mq_qmodel_t q = {0}, q2 = {0};
     mq_gpt_t m2 = {0};
-    int rc = build(m, &r->scheme, r->skip_lm_head, &q, ctx, err);
+    int rc = mq_gptq_build_qmodel(m, &r->scheme, r->skip_lm_head, calib->ids, calib->n, &q, err);
     if (rc) return rc;
     snprintf(r->path, sizeof r->path, "%s/%s-%s%s.gguf", files_dir, stem, r->scheme.name,
              r->skip_lm_head ? "-lmhead-fp32" : "");
@@ -325,8 +313,7 @@ static void model_stem(const char *model, char *buf, size_t n) {
 }
 
 int cli_experiment_gguf_export_runs(const char *model, const char *dir, const char *files_dir,
-                                    const char *const *schemes, const char *const *skip_schemes,
-                                    cli_qmodel_build_fn build, void *build_ctx) {
+                                    const char *const *schemes, const char *const *skip_schemes) {
     mq_error_t err = {0};
     char fdir[4096], stem[256];
     if (!files_dir)
@@ -334,7 +321,6 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     else
         snprintf(fdir, sizeof fdir, "%s", files_dir);
     model_stem(model, stem, sizeof stem);
-    if (!build) build = build_rtn;
 
     /* the runs: every scheme with lm_head quantized, then the skip_schemes with it FP32 */
     size_t n_runs = 0, n_a = 0, n_b = 0;
@@ -360,7 +346,7 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     mq_tokenizer_t *tok = NULL;
     mq_ckpt_info_t info = {0};
     mq_corpus_t corpus = {0};
-    mq_tokens_t test = {0}, test_text = {0};
+    mq_tokens_t test = {0}, test_text = {0}, calib = {0};
     char *text = NULL;
     size_t len = 0;
     float *saved = NULL;
@@ -373,6 +359,7 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     if (rc == MQ_OK) memcpy(saved, m.params_memory, m.num_params * sizeof(float));
     if (rc == MQ_OK) rc = mq_corpus_load_wordnet(NULL, &corpus, &err);
     if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_TEST, tok, &test, &err);
+    if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_VALID, tok, &calib, &err);
     if (rc == MQ_OK) rc = mq_corpus_split_text(&corpus, MQ_SPLIT_TEST, &text, &len, &err);
     if (rc == MQ_OK) {
         if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads the file */
@@ -383,7 +370,7 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
         fprintf(stderr, "== %s%s\n", res[i].scheme.name,
                 res[i].skip_lm_head ? " (lm_head FP32)" : "");
         rc =
-            run_one(&m, saved, tok, fdir, stem, &test, &test_text, build, build_ctx, &res[i], &err);
+            run_one(&m, saved, tok, fdir, stem, &test, &test_text, &calib, &res[i], &err);
         if (rc == MQ_OK && base < 0 && res[i].scheme.kind == MQ_QK_FP32 && !res[i].skip_lm_head)
             base = (int)i;
         if (rc == MQ_OK && res[i].rt.n_diff)
@@ -427,18 +414,9 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
         cJSON_Delete(root);
     }
     if (rc == MQ_OK) {
-        cJSON *cfg = cJSON_CreateObject();
-        cJSON_AddStringToObject(cfg, "model", model);
-        cJSON_AddStringToObject(cfg, "model_config", m.cfg.name);
-        cJSON_AddNumberToObject(cfg, "vocab_size", m.cfg.vocab_size);
-        cJSON_AddNumberToObject(cfg, "n_ctx", m.cfg.n_ctx);
-        cJSON_AddNumberToObject(cfg, "n_embd", m.cfg.n_embd);
-        cJSON_AddNumberToObject(cfg, "n_layer", m.cfg.n_layer);
-        cJSON_AddNumberToObject(cfg, "n_head", m.cfg.n_head);
-        cJSON_AddNumberToObject(cfg, "train_steps", (double)info.step);
+        cJSON *cfg = cli_manifest_config(model, &m, &info, "miniquant experiment gguf-export");
         cJSON_AddNumberToObject(cfg, "export_version", MQ_EXPORT_VERSION);
         cJSON_AddStringToObject(cfg, "files_dir", fdir);
-        cJSON_AddStringToObject(cfg, "command", "miniquant experiment gguf-export");
         cJSON *man = mq_manifest(info.seed, cfg);
         snprintf(path, sizeof path, "%s/manifest.json", dir);
         rc = mq_json_write(path, man, &err);
@@ -460,6 +438,7 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     free(text);
     mq_tokens_free(&test);
     mq_tokens_free(&test_text);
+    mq_tokens_free(&calib);
     mq_corpus_free(&corpus);
     mq_tokenizer_free(tok);
     if (have_model) mq_gpt_free(&m);
@@ -467,13 +446,8 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
 }
 
 int cli_experiment_gguf_export(const char *model, const char *dir) {
-    /* the standard sweep but GPTQ, whose builder lives with GPTQ; plus lm_head kept FP32 for
-     * the two schemes llama.cpp users reach for first */
-    const char *schemes[16];
-    size_t n = 0;
-    for (size_t i = 0; MQ_STANDARD_SCHEMES[i] && n + 1 < sizeof schemes / sizeof schemes[0]; i++)
-        if (!strstr(MQ_STANDARD_SCHEMES[i], "_gptq")) schemes[n++] = MQ_STANDARD_SCHEMES[i];
-    schemes[n] = NULL;
+    /* every standard scheme; plus lm_head kept FP32 for the two schemes llama.cpp users reach
+     * for first */
     static const char *const skip[] = {"int8_per_channel", "int4_g64", NULL};
-    return cli_experiment_gguf_export_runs(model, dir, NULL, schemes, skip, NULL, NULL);
+    return cli_experiment_gguf_export_runs(model, dir, NULL, MQ_STANDARD_SCHEMES, skip);
 }

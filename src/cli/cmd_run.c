@@ -125,8 +125,12 @@ int cmd_run(int argc, char **argv) {
 
     char *ex1[] = {"experiment", "int8-ptq", "--model", model, NULL};
     if ((rc = step("experiment 26-int8-ptq", cmd_experiment, ex1))) return rc;
-    char *ex2[] = {"experiment", "gguf-export", "--model", model, NULL};
-    if ((rc = step("experiment 26-gguf-export", cmd_experiment, ex2))) return rc;
+    char *ex2[] = {"gptq-toy", "--seed", "26", "--out", "experiments/26-gptq-toy", NULL};
+    if ((rc = step("experiment 26-gptq-toy", cmd_gptq_toy, ex2))) return rc;
+    char *ex3[] = {"experiment", "gguf-export", "--model", model, NULL};
+    if ((rc = step("experiment 26-gguf-export", cmd_experiment, ex3))) return rc;
+    char *ex4[] = {"experiment", "quant-curve", "--model", model, NULL};
+    if ((rc = step("experiment 26-quant-curve", cmd_experiment, ex4))) return rc;
 
     printf("\nresults:\n");
     printf("  corpus        data/corpus/{train,valid,test}.txt\n");
@@ -136,7 +140,11 @@ int cmd_run(int argc, char **argv) {
     printf("  perplexity    %s, %s\n", json_default, json_llama);
     printf("  experiment    experiments/26-int8-ptq/{results.json,ppl_table.png,sensitivity.png,"
            "manifest.json}\n");
+    printf("  experiment    experiments/26-gptq-toy/{results.json,loss_curve.png,"
+           "ratio_vs_samples.png,manifest.json}\n");
     printf("  experiment    experiments/26-gguf-export/{results.json,manifest.json}; the .gguf "
            "files in models/gguf-export/\n");
+    printf("  experiment    experiments/26-quant-curve/{results.json,pareto.png,"
+           "verb_tense_accuracy.png,roofline.json,roofline_overlay.png,manifest.json}\n");
     return 0;
 }

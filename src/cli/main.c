@@ -11,11 +11,13 @@ static const mq_command_t COMMANDS[] = {
     {"train", "train MiniGPT (tiny or default preset), resumable", cmd_train},
     {"quantize", "quantize a model's Linear layers; per-layer error and bytes", cmd_quantize},
     {"pairs", "build the verb-tense minimal pairs, write them as BLiMP jsonl", cmd_pairs},
-    {"experiment", "regenerate an experiment directory (int8-ptq)", cmd_experiment},
+    {"experiment", "regenerate an experiment directory (int8-ptq, gguf-export, quant-curve)", cmd_experiment},
     {"eval", "perplexity of a model on the test split (default or llamacpp protocol)", cmd_eval},
     {"export", "quantize a model into a GGUF file (Q8_0/Q4_0 run in llama.cpp)", cmd_export},
     {"bench", "benchmark the fused kernels and decoding against FP32", cmd_bench},
+    {"roofline", "this machine's ceilings and a decode step per scheme on the roofline", cmd_roofline},
     {"gptq-toy", "GPTQ vs round to nearest on one synthetic layer (26-gptq-toy)", cmd_gptq_toy},
+    {"sweep", "every scheme measured: perplexity, verb-tense, bytes; the Pareto plot", cmd_sweep},
 };
 
 static void usage(FILE *fp) {

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "miniquant/gptq.h"
 #include "miniquant/progress.h"
+#include "miniquant/report.h"
 
 int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err) {
     memset(b, 0, sizeof *b);
@@ -21,6 +23,7 @@ int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err) {
     memcpy(b->saved, b->m.params_memory, b->m.num_params * sizeof(float));
     rc = mq_corpus_load_wordnet(NULL, &b->corpus, err);
     if (rc == MQ_OK) rc = mq_dataset_encode(&b->corpus, MQ_SPLIT_TEST, b->tok, &b->test, err);
+    if (rc == MQ_OK) rc = mq_dataset_encode(&b->corpus, MQ_SPLIT_VALID, b->tok, &b->valid, err);
     if (rc == MQ_OK) {
         mq_verbtense_stats_t st;
         rc = mq_verbtense_build(&b->corpus, NULL, 0, &b->verbs, &st, err);
@@ -32,6 +35,7 @@ int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err) {
 void cli_bench_close(cli_bench_t *b) {
     mq_mp_set_free(&b->verbs);
     mq_tokens_free(&b->test);
+    mq_tokens_free(&b->valid);
     mq_corpus_free(&b->corpus);
     mq_tokenizer_free(b->tok);
     mq_gpt_free(&b->m);
@@ -47,13 +51,22 @@ int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_meas
     /* every measurement starts from the FP32 weights (quantizing rounds the embeddings) */
     memcpy(b->m.params_memory, b->saved, b->m.num_params * sizeof(float));
     mq_qmodel_t q = {0};
-    mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
     int quantized = s->kind != MQ_QK_FP32 || skip_lm_head;
-    int rc = quantized ? mq_qmodel_apply(&q, &b->m, s, &o, err) : MQ_OK;
+    double t0 = mq_now();
+    int rc = quantized ? mq_gptq_build_qmodel(&b->m, s, skip_lm_head, b->valid.ids, b->valid.n,
+                                              &q, err)
+                       : MQ_OK;
     if (rc) return rc;
+    out->quantize_seconds = mq_now() - t0;
     mq_model_bytes(&b->m, quantized ? &q : NULL, &out->bytes);
-    out->item_correct = malloc(b->verbs.n_items ? b->verbs.n_items : 1);
-    if (!out->item_correct) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    /* the file's size, from the GGUF built in memory */
+    mq_gguf_t *g = mq_gguf_new();
+    if (!g) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    if (rc == MQ_OK) rc = mq_qmodel_to_gguf(&b->m, quantized ? &q : NULL, b->tok, g, err);
+    if (rc == MQ_OK) rc = mq_export_bytes(g, &out->gguf, err);
+    mq_gguf_free(g);
+    if (rc == MQ_OK && !(out->item_correct = malloc(b->verbs.n_items ? b->verbs.n_items : 1)))
+        rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     if (rc == MQ_OK)
         rc = mq_perplexity(&b->m, b->test.ids, b->test.n, MQ_PPL_DEFAULT, 0, 8, &out->ppl, err);
     if (rc == MQ_OK)
@@ -77,6 +90,9 @@ cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base) {
     cJSON_AddNumberToObject(o, "bytes", (double)r->bytes.total);
     cJSON_AddNumberToObject(o, "bits_per_weight", r->bytes.bits_per_weight);
     cJSON_AddItemToObject(o, "bytes_detail", cli_bytes_json(&r->bytes));
+    cJSON_AddNumberToObject(o, "gguf_bytes", (double)r->gguf.file);
+    cJSON_AddNumberToObject(o, "gguf_bits_per_weight", r->gguf.bits_per_weight);
+    cJSON_AddNumberToObject(o, "quantize_seconds", r->quantize_seconds);
     cJSON *v = cJSON_AddObjectToObject(o, "verb_tense");
     cJSON_AddNumberToObject(v, "accuracy", r->verb.accuracy);
     cJSON_AddNumberToObject(v, "ci95_low", r->verb.ci_low);
@@ -95,4 +111,36 @@ cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base) {
         cJSON_AddNumberToObject(v, "items_flipped_to_right", (double)gained);
     }
     return o;
+}
+
+cJSON *cli_manifest_config(const char *model_path, const mq_gpt_t *m, const mq_ckpt_info_t *info,
+                           const char *command) {
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON_AddStringToObject(cfg, "model", model_path);
+    cJSON_AddStringToObject(cfg, "model_config", m->cfg.name);
+    cJSON_AddNumberToObject(cfg, "vocab_size", m->cfg.vocab_size);
+    cJSON_AddNumberToObject(cfg, "n_ctx", m->cfg.n_ctx);
+    cJSON_AddNumberToObject(cfg, "n_embd", m->cfg.n_embd);
+    cJSON_AddNumberToObject(cfg, "n_layer", m->cfg.n_layer);
+    cJSON_AddNumberToObject(cfg, "n_head", m->cfg.n_head);
+    cJSON_AddNumberToObject(cfg, "train_steps", (double)info->step);
+    cJSON_AddStringToObject(cfg, "command", command);
+    return cfg;
+}
+
+cJSON *cli_results_root(const char *experiment, const cli_bench_t *b, cJSON **evaluation) {
+    char date[32];
+    mq_utc_now(date, sizeof date);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "experiment", experiment);
+    cJSON_AddStringToObject(root, "date", date);
+    cJSON_AddStringToObject(root, "model", b->model_path);
+    cJSON_AddNumberToObject(root, "model_params", (double)b->m.num_params);
+    cJSON *ev = cJSON_AddObjectToObject(root, "evaluation");
+    cJSON_AddStringToObject(ev, "ppl", "test split, default protocol (non-overlapping windows "
+                                       "of the context length)");
+    cJSON_AddNumberToObject(ev, "test_tokens", (double)b->test.n);
+    cJSON_AddNumberToObject(ev, "verb_tense_items", (double)b->verbs.n_items);
+    *evaluation = ev;
+    return root;
 }

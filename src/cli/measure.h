@@ -8,6 +8,7 @@
 #include "miniquant/corpus.h"
 #include "miniquant/dataset.h"
 #include "miniquant/eval.h"
+#include "miniquant/export.h"
 #include "miniquant/pairs.h"
 #include "miniquant/qmodel.h"
 
@@ -19,6 +20,7 @@ typedef struct cli_bench {
     float *saved; /* the FP32 parameters */
     mq_corpus_t corpus;
     mq_tokens_t test;  /* the test split's token stream */
+    mq_tokens_t valid; /* the validation split's: GPTQ's calibration text */
     mq_mp_set_t verbs; /* the verb-tense minimal pairs */
 } cli_bench_t;
 
@@ -31,14 +33,33 @@ typedef struct cli_measure {
     mq_ppl_result_t ppl;
     mq_mp_result_t verb;
     uint8_t *item_correct; /* per verb-tense item */
-    mq_model_bytes_t bytes;
+    mq_model_bytes_t bytes;  /* in memory, as the lab counts them */
+    mq_export_bytes_t gguf;  /* the GGUF file miniquant export writes for it */
+    double quantize_seconds; /* building the quantized model (GPTQ: calibration included) */
 } cli_measure_t;
 
-/* Quantizes (round to nearest) with s, measures, and restores the FP32 model. */
+/* Quantizes with s (round to nearest, or GPTQ calibrated on the validation split), measures,
+ * and restores the FP32 model. */
 int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_measure_t *out,
                 mq_error_t *err);
 void cli_measure_free(cli_measure_t *r);
-/* {ppl, nll, ppl_gap_pct (with base), bytes, bits_per_weight, bytes_detail, verb_tense} */
+/* {ppl, nll, ppl_gap_pct (with base), bytes, bits_per_weight, bytes_detail, gguf_bytes,
+ * gguf_bits_per_weight, verb_tense, quantize_seconds} */
 cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base);
+
+/* The head of an experiment's results.json: experiment, date, model, model_params, and an
+ * "evaluation" object (returned in *evaluation) describing the test tokens and verb-tense
+ * items the schemes were measured on. */
+cJSON *cli_results_root(const char *experiment, const cli_bench_t *b, cJSON **evaluation);
+
+/* The config part of an experiment's manifest: the model file, its configuration and training
+ * steps, the command that regenerates the experiment. */
+cJSON *cli_manifest_config(const char *model_path, const mq_gpt_t *m, const mq_ckpt_info_t *info,
+                           const char *command);
+
+/* Measures fp32 and then every scheme of names (NULL-terminated) and writes dir/results.json,
+ * pareto.png, verb_tense_accuracy.png and manifest.json (miniquant sweep). */
+int cli_sweep(const char *model, const char *dir, const char *const *names, int skip_lm_head,
+              const char *command);
 
 #endif

@@ -660,7 +660,7 @@ int mq_verb_lexicon_load(const char *dir, const mq_corpus_t *freq, mq_verb_lexic
         size_t e1 = e;
         while (e1 < n_exc && exc[e1].lemma == id)
             e1++;
-        if (make_cands(lx, (uint32_t)id, exc + e, e1 - e))
+        if (make_cands(lx, (uint32_t)id, n_exc ? exc + e : NULL, e1 - e))
             rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
         e = e1;
     }

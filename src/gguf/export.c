@@ -637,7 +637,13 @@ static int load_linear(loading_t *ld, mq_gpt_t *m, mq_qmodel_t *q, int i, const 
 
     mq_qlinear_t *ql = &q->ql[i];
     int rc = mq_qweight_alloc(&ql->w, s, OC, C, err);
-    if (rc) return mq_error_prefix(err, "%s: tensor %s", ld->file, t->name);
+    if (rc) {
+        /* a scheme whose groups do not divide the rows: the file contradicts itself */
+        mq_error_prefix(err, "%s: tensor %s", ld->file, t->name);
+        if (rc == MQ_ERR_ARG) rc = MQ_ERR_FORMAT;
+        if (err) err->code = rc;
+        return rc;
+    }
     ql->in = C;
     ql->out = OC;
     if (st->packed) {

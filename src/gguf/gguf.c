@@ -671,7 +671,10 @@ static void serialize(const mq_gguf_t *g, writer_t *w) {
         put_u64(w, off);
         off += t->nbytes + pad_len(t->nbytes, a);
     }
-    put_padding(w, a);
+    /* A file without tensors has no data section to align: it ends after its metadata, as
+     * ggml's vocabulary-only files do (and a general.alignment of 2^31 read from a small file
+     * does not make its copy 2 GiB). */
+    if (g->n_tensors) put_padding(w, a);
     for (int64_t i = 0; i < g->n_tensors; i++) {
         put(w, g->tensors[i].t.data, g->tensors[i].t.nbytes);
         put_padding(w, a);

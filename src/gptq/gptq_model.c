@@ -213,3 +213,17 @@ fail_early:
     free(want);
     return rc;
 }
+
+int mq_gptq_build_qmodel(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
+                         const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
+                         mq_error_t *err) {
+    if (!s->gptq) {
+        mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
+        return mq_qmodel_apply(out, m, s, &o, err);
+    }
+    if (!calib || n_calib_tokens == 0)
+        return mq_error_set(err, MQ_ERR_ARG, "scheme %s needs calibration tokens for GPTQ",
+                            s->name);
+    return mq_gptq_quantize_model(m, s, calib, n_calib_tokens, NULL, skip_lm_head, out, NULL,
+                                  err);
+}

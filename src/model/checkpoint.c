@@ -158,52 +158,76 @@ int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_
     if (mq_gguf_get_str(g, "miniquant.config", &cname, NULL) == MQ_OK)
         snprintf(cfg->name, sizeof cfg->name, "%s", cname.ptr);
     else snprintf(cfg->name, sizeof cfg->name, "custom");
-    rc = mq_gpt_config_check(cfg, err);
-    return rc ? mq_error_prefix(err, "%s", name) : MQ_OK;
+    /* a configuration no model can have is a malformed file, not a bad argument */
+    if (mq_gpt_config_check(cfg, err)) {
+        mq_error_prefix(err, "%s", name);
+        if (err) err->code = MQ_ERR_FORMAT;
+        return MQ_ERR_FORMAT;
+    }
+    /* The hyperparameters decide how much a loader allocates; a few bytes of metadata must not
+     * make it allocate gigabytes. No tensor type miniquant reads stores a weight in less than
+     * 2 bits, so the file's tensor data bounds the parameter count. (The bounds of
+     * mq_gpt_config_check keep this sum far from overflowing.) */
+    size_t n_params = mq_gpt_num_params(cfg), data_bytes = 0;
+    for (int64_t i = 0; i < mq_gguf_n_tensors(g); i++)
+        data_bytes += mq_gguf_tensor(g, i)->nbytes;
+    if (n_params / 4 > data_bytes)
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: the hyperparameters describe %zu parameters, more than the %zu "
+                            "bytes of tensor data in the file can hold",
+                            name, n_params, data_bytes);
+    return MQ_OK;
+}
+
+/* The tensor of parameter p, layer l, checked against the config: missing, of another shape, or
+ * of a type this reader does not load is an error. */
+static int param_tensor(const mq_gguf_t *g, const char *name, const mq_gpt_config_t *cfg, int p,
+                        int l, const mq_gguf_tensor_t **out, mq_error_t *err) {
+    int64_t rows, cols;
+    param_shape(cfg, p, &rows, &cols);
+    char tname[64];
+    mq_ckpt_tensor_name(p, l, tname, sizeof tname);
+    const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
+    if (!t) return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", name, tname);
+    if (t->n_dims != (rows ? 2 : 1) || t->ne[0] != cols || (rows && t->ne[1] != rows))
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name,
+                            tname, (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1),
+                            (long long)cols, (long long)(rows ? rows : 1));
+    if (t->type != MQ_GGML_F32 && t->type != MQ_GGML_F16) {
+        const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "%s: tensor %s has type %s, which this reader does not load (F32 and "
+                            "F16 only)",
+                            name, tname, ti ? ti->name : "unknown");
+    }
+    *out = t;
+    return MQ_OK;
 }
 
 int mq_gpt_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_error_t *err) {
     mq_gpt_config_t cfg;
+    const mq_gguf_tensor_t *t;
     int rc = mq_gpt_config_from_gguf(g, name, &cfg, err);
     if (rc) return rc;
+    /* every tensor is checked before the parameters are allocated */
+    for (int p = 0; p < MQ_NUM_PARAMS; p++)
+        for (int l = 0; l < (TENSOR_MAP[p].stacked ? cfg.n_layer : 1); l++)
+            if ((rc = param_tensor(g, name, &cfg, p, l, &t, err))) return rc;
     if ((rc = mq_gpt_init(m, &cfg, err))) return rc;
     float **params = (float **)&m->params;
-    for (int p = 0; p < MQ_NUM_PARAMS && rc == MQ_OK; p++) {
+    for (int p = 0; p < MQ_NUM_PARAMS; p++) {
         int64_t rows, cols;
         param_shape(&cfg, p, &rows, &cols);
-        int nl = TENSOR_MAP[p].stacked ? cfg.n_layer : 1;
         size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
-        for (int l = 0; l < nl && rc == MQ_OK; l++) {
-            char tname[64];
-            mq_ckpt_tensor_name(p, l, tname, sizeof tname);
-            const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
-            int64_t want_dims = rows ? 2 : 1;
-            if (!t) {
-                rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", name, tname);
-            } else if (t->n_dims != want_dims || t->ne[0] != cols ||
-                       (rows && t->ne[1] != rows)) {
-                rc = mq_error_set(err, MQ_ERR_FORMAT,
-                                  "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
-                                  name, tname, (long long)t->ne[0],
-                                  (long long)(t->n_dims > 1 ? t->ne[1] : 1), (long long)cols,
-                                  (long long)(rows ? rows : 1));
-            } else {
-                float *dst = params[p] + (size_t)l * slice;
-                if (t->type == MQ_GGML_F32) memcpy(dst, t->data, slice * sizeof(float));
-                else if (t->type == MQ_GGML_F16)
-                    mq_fp16_to_fp32_row((const mq_fp16_t *)t->data, dst, slice);
-                else {
-                    const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
-                    rc = mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                                      "%s: tensor %s has type %s, which this reader does not load "
-                                      "(F32 and F16 only)",
-                                      name, tname, ti ? ti->name : "unknown");
-                }
-            }
+        for (int l = 0; l < (TENSOR_MAP[p].stacked ? cfg.n_layer : 1); l++) {
+            param_tensor(g, name, &cfg, p, l, &t, NULL);
+            float *dst = params[p] + (size_t)l * slice;
+            if (t->type == MQ_GGML_F32) memcpy(dst, t->data, slice * sizeof(float));
+            else mq_fp16_to_fp32_row((const mq_fp16_t *)t->data, dst, slice);
         }
     }
-    if (rc) mq_gpt_free(m);
-    return rc;
+    return MQ_OK;
 }
 
 int mq_checkpoint_save(const char *path, const mq_gpt_t *m, const mq_tokenizer_t *tok,

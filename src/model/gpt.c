@@ -136,14 +136,21 @@ static void point_params(mq_gpt_params_t *p, float *mem, const size_t *sizes) {
     }
 }
 
+size_t mq_gpt_num_params(const mq_gpt_config_t *cfg) {
+    size_t sizes[MQ_NUM_PARAMS], n = 0;
+    fill_param_sizes(cfg, sizes);
+    for (int i = 0; i < MQ_NUM_PARAMS; i++)
+        n += sizes[i];
+    return n;
+}
+
 int mq_gpt_init(mq_gpt_t *m, const mq_gpt_config_t *cfg, mq_error_t *err) {
     memset(m, 0, sizeof *m);
     int rc = mq_gpt_config_check(cfg, err);
     if (rc) return rc;
     m->cfg = *cfg;
     fill_param_sizes(cfg, m->param_sizes);
-    for (int i = 0; i < MQ_NUM_PARAMS; i++)
-        m->num_params += m->param_sizes[i];
+    m->num_params = mq_gpt_num_params(cfg);
     m->params_memory = calloc(m->num_params, sizeof(float));
     if (!m->params_memory)
         return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for %zu model parameters",
@@ -394,6 +401,17 @@ static int linear_forward(mq_gpt_t *m, int param, int layer, float *out, const f
         return mq_error_set(err, rc, "forward: the replacement Linear %s of layer %d failed (%s)",
                             mq_gpt_param_name(param), layer, mq_status_name(rc));
     return MQ_OK;
+}
+
+int mq_gpt_linear_forward(mq_gpt_t *m, mq_linear_id_t id, float *out, const float *inp, int N,
+                          mq_error_t *err) {
+    float *bias;
+    int OC, C;
+    const float *w = mq_gpt_linear_weight(m, id, &bias, &OC, &C);
+    if (!w)
+        return mq_error_set(err, MQ_ERR_ARG, "forward: %s of layer %d is not a Linear of the model",
+                            mq_gpt_param_name(id.param), id.layer);
+    return linear_forward(m, id.param, id.layer, out, inp, w, bias, N, C, OC, err);
 }
 
 static int check_tokens(const int *tok, size_t n, int V, const char *what, mq_error_t *err) {

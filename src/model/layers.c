@@ -36,9 +36,10 @@ static inline float exp_fast(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t ti;
+    /* unsigned, so that a NaN x (a model with NaN weights) gives NaN, not undefined behaviour */
+    uint32_t ti;
     memcpy(&ti, &t, sizeof ti);
-    int32_t e = (ti - 0x4B400000 + 127) << 23;
+    uint32_t e = (ti - 0x4B400000u + 127u) << 23;
     float s;
     memcpy(&s, &e, sizeof s);
     return p * s;

@@ -252,17 +252,12 @@ static int get_array(const mq_gguf_t *g, const char *path, const char *key, int 
     return MQ_OK;
 }
 
-int mq_train_state_load(const char *model_path, mq_gpt_t *m, int64_t *step, mq_train_log_t *log,
-                        mq_error_t *err) {
-    char path[4200];
-    state_path(model_path, path, sizeof path);
+int mq_train_state_from_gguf(const mq_gguf_t *g, const char *path, mq_gpt_t *m, int64_t *step,
+                             mq_train_log_t *log, mq_error_t *err) {
     memset(log, 0, sizeof *log);
-    mq_gguf_t *g;
-    int rc = mq_gguf_read(path, &g, err);
-    if (rc) return rc;
     uint64_t np = 0;
     int64_t st = 0;
-    rc = mq_gguf_get_i64(g, "miniquant.train.step", &st, err);
+    int rc = mq_gguf_get_i64(g, "miniquant.train.step", &st, err);
     if (rc == MQ_OK) rc = mq_gguf_get_u64(g, "miniquant.train.num_params", &np, err);
     if (rc == MQ_OK) rc = mq_gguf_get_f64(g, "miniquant.train.seconds", &log->seconds, err);
     if (rc) mq_error_prefix(err, "%s", path);
@@ -316,6 +311,18 @@ int mq_train_state_load(const char *model_path, mq_gpt_t *m, int64_t *step, mq_t
     } else {
         mq_train_log_free(log);
     }
+    return rc;
+}
+
+int mq_train_state_load(const char *model_path, mq_gpt_t *m, int64_t *step, mq_train_log_t *log,
+                        mq_error_t *err) {
+    char path[4200];
+    state_path(model_path, path, sizeof path);
+    memset(log, 0, sizeof *log);
+    mq_gguf_t *g;
+    int rc = mq_gguf_read(path, &g, err);
+    if (rc) return rc;
+    rc = mq_train_state_from_gguf(g, path, m, step, log, err);
     mq_gguf_free(g);
     return rc;
 }

@@ -60,7 +60,11 @@ cJSON *mq_manifest(uint64_t seed, cJSON *config) {
 
     cJSON *v = cJSON_AddObjectToObject(m, "versions");
     cJSON_AddStringToObject(v, "miniquant", MQ_VERSION);
+#ifdef __clang__
+    cJSON_AddStringToObject(v, "compiler", "clang " __clang_version__);
+#else
     cJSON_AddStringToObject(v, "compiler", "gcc " __VERSION__);
+#endif
     snprintf(buf, sizeof buf, "%d", _OPENMP);
     cJSON_AddStringToObject(v, "openmp", buf);
     cJSON_AddStringToObject(v, "openblas", openblas_get_config());

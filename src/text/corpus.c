@@ -215,32 +215,39 @@ int mq_corpus_load_wordnet(const char *dir, mq_corpus_t *c, mq_error_t *err) {
     return MQ_OK;
 }
 
-int mq_corpus_load_text(const char *path, mq_split_t split, mq_corpus_t *c, mq_error_t *err) {
-    memset(c, 0, sizeof *c);
-    char *text;
-    size_t len;
-    int rc = mq_read_file(path, MAX_DATA_FILE, &text, &len, err);
-    if (rc) return rc;
+int mq_corpus_parse_text(const char *text, size_t len, const char *name, mq_split_t split,
+                         mq_corpus_t *c, mq_error_t *err) {
     arena_t arena = {0};
     pending_vec_t pend = {0};
     size_t lineno = 0;
+    int rc = MQ_OK;
     for (size_t pos = 0; pos < len && rc == MQ_OK;) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - text) : len;
         lineno++;
         size_t n = end - pos, at;
         if (memchr(text + pos, '\0', n))
-            rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: NUL byte", path, lineno);
+            rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: NUL byte", name, lineno);
         else if (n > UINT32_MAX)
-            rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: line too long", path, lineno);
+            rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: line too long", name, lineno);
         else if (n > 0 && (arena_push(&arena, text + pos, n, &at) ||
                            pending_push(&pend, (pending_t){at, (uint32_t)n, (uint32_t)lineno, 0})))
-            rc = mq_error_set(err, MQ_ERR_NOMEM, "%s: out of memory", path);
+            rc = mq_error_set(err, MQ_ERR_NOMEM, "%s: out of memory", name);
         pos = end + 1;
     }
     if (rc == MQ_OK) rc = adopt(c, &arena, &pend, (int)split, err);
     free(arena.buf);
     free(pend.v);
+    return rc;
+}
+
+int mq_corpus_load_text(const char *path, mq_split_t split, mq_corpus_t *c, mq_error_t *err) {
+    memset(c, 0, sizeof *c);
+    char *text;
+    size_t len;
+    int rc = mq_read_file(path, MAX_DATA_FILE, &text, &len, err);
+    if (rc) return rc;
+    rc = mq_corpus_parse_text(text, len, path, split, c, err);
     free(text);
     if (rc) mq_corpus_free(c);
     return rc;

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Regenerates this experiment (results.json, pareto.png, verb_tense_accuracy.png,
+# roofline.json, roofline_overlay.png, manifest.json) from the trained default MiniGPT
+# with miniquant's own CLI. Run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" --target miniquant_cli >/dev/null
+[ -f models/minigpt-default.gguf ] || ./build/miniquant train --config default --out models/minigpt-default.gguf
+./build/miniquant experiment quant-curve --model models/minigpt-default.gguf --out experiments/26-quant-curve

@@ -1,0 +1,133 @@
+/* The model loaders on arbitrary bytes: mq_qmodel_from_gguf (quantized files and checkpoints,
+ * what mq_qmodel_load runs after reading), mq_gpt_from_gguf (the FP32 checkpoint loader of
+ * mq_checkpoint_load), the tokenizer they load beside the model, and the bytes accounting.
+ *
+ * A model that loads must run a forward step, and must survive export: exported and loaded
+ * again it has the same codes and scales, and a second export writes the same bytes. When both
+ * loaders accept a file they must agree on every weight. */
+#include "fuzz.h"
+#include "miniquant/checkpoint.h"
+#include "miniquant/export.h"
+
+static void forward_one_token(mq_gpt_t *m) {
+    int tok = 0;
+    mq_error_t err = {0};
+    int rc = mq_gpt_forward(m, &tok, &tok, 1, 1, &err);
+    FUZZ_CHECK(rc == MQ_OK, "forward on a loaded model: %s", err.msg);
+}
+
+static void export_mem(const mq_gpt_t *m, const mq_qmodel_t *q, void **buf, size_t *len) {
+    mq_gguf_t *g = mq_gguf_new();
+    mq_error_t err = {0};
+    FUZZ_CHECK(g && mq_qmodel_to_gguf(m, q, NULL, g, &err) == MQ_OK, "export: %s", err.msg);
+    FUZZ_CHECK(mq_gguf_write_mem(g, buf, len, &err) == MQ_OK, "write: %s", err.msg);
+    mq_gguf_free(g);
+}
+
+static int load_mem(const void *buf, size_t len, mq_gpt_t *m, mq_qmodel_t *q, mq_error_t *err) {
+    mq_gguf_t *g;
+    int rc = mq_gguf_read_mem(buf, len, "exported", &g, err);
+    if (rc) return rc;
+    rc = mq_qmodel_from_gguf(g, "exported", m, q, err);
+    mq_gguf_free(g);
+    return rc;
+}
+
+static void same_layers(const mq_qmodel_t *a, const mq_qmodel_t *b) {
+    FUZZ_CHECK(!strcmp(a->scheme.name, b->scheme.name) && a->n_linear == b->n_linear &&
+                   a->skip_lm_head == b->skip_lm_head,
+               "scheme %s -> %s", a->scheme.name, b->scheme.name);
+    for (int i = 0; i < a->n_linear; i++) {
+        FUZZ_CHECK(a->active[i] == b->active[i], "Linear %d changed state", i);
+        if (!a->active[i]) continue;
+        const mq_qweight_t *x = &a->ql[i].w, *y = &b->ql[i].w;
+        size_t n = (size_t)x->rows * (size_t)x->cols;
+        FUZZ_CHECK(x->rows == y->rows && x->cols == y->cols && x->n_scales == y->n_scales,
+                   "Linear %d changed shape", i);
+        if (x->codes)
+            FUZZ_CHECK(!memcmp(x->codes, y->codes, n) &&
+                           !memcmp(x->scales, y->scales, x->n_scales * sizeof *x->scales),
+                       "Linear %d: codes or scales changed", i);
+        if (x->half)
+            FUZZ_CHECK(!memcmp(x->half, y->half, n * sizeof *x->half), "Linear %d changed", i);
+        if (x->full)
+            FUZZ_CHECK(!memcmp(x->full, y->full, n * sizeof *x->full), "Linear %d changed", i);
+    }
+}
+
+/* Export, load, export again: the loaded layers are the exported ones, and the second file is
+ * the first byte for byte. */
+static void check_export_round_trip(const mq_gpt_t *m, const mq_qmodel_t *q) {
+    void *f1, *f2;
+    size_t n1, n2;
+    export_mem(m, q, &f1, &n1);
+    mq_gpt_t m2;
+    mq_qmodel_t q2;
+    mq_error_t err = {0};
+    FUZZ_CHECK(load_mem(f1, n1, &m2, &q2, &err) == MQ_OK, "an exported model does not load: %s",
+               err.msg);
+    same_layers(q, &q2);
+    export_mem(&m2, &q2, &f2, &n2);
+    FUZZ_CHECK(n1 == n2 && !memcmp(f1, f2, n1), "export is not stable under load + export");
+    free(f1);
+    free(f2);
+    mq_qmodel_free(&q2);
+    mq_gpt_free(&m2);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    fuzz_quiet();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    mq_gguf_t *g = fuzz_read_gguf(data, size);
+    if (!g) return 0;
+    mq_error_t err = {0};
+    int rc;
+
+    mq_gpt_t m1, m2;
+    mq_qmodel_t q;
+    int loaded = mq_qmodel_from_gguf(g, FUZZ_NAME, &m1, &q, &err) == MQ_OK;
+    if (!loaded) {
+        fuzz_check_refusal(err.code, &err, FUZZ_NAME);
+    } else {
+        FUZZ_CHECK(q.n_linear == mq_qmodel_n_linear(&m1.cfg), "n_linear %d", q.n_linear);
+        mq_model_bytes_t mb;
+        mq_model_bytes(&m1, &q, &mb);
+        check_export_round_trip(&m1, &q);
+        mq_tokenizer_t *tok = NULL;
+        mq_error_t terr = {0};
+        rc = mq_tokenizer_from_gguf(g, FUZZ_NAME, &tok, &terr);
+        if (rc) fuzz_check_refusal(rc, &terr, FUZZ_NAME);
+        mq_tokenizer_free(tok);
+    }
+
+    mq_error_t err2 = {0};
+    if (mq_gpt_from_gguf(g, FUZZ_NAME, &m2, &err2) == MQ_OK) {
+        /* the model loader refuses more (tensors a model has no place for, a bad scheme) */
+        if (loaded)
+            FUZZ_CHECK(m2.num_params == m1.num_params &&
+                           !memcmp(m2.params_memory, m1.params_memory,
+                                   m1.num_params * sizeof(float)),
+                       "the two loaders read different weights");
+        forward_one_token(&m2);
+        mq_gpt_free(&m2);
+    } else {
+        fuzz_check_refusal(err2.code, &err2, FUZZ_NAME);
+    }
+    if (loaded) {
+        forward_one_token(&m1);
+        mq_qmodel_free(&q);
+        mq_gpt_free(&m1);
+    }
+
+    mq_export_bytes_t eb;
+    mq_error_t err3 = {0};
+    rc = mq_export_bytes(g, &eb, &err3);
+    if (rc) fuzz_check_refusal(rc, &err3, NULL);
+    mq_gguf_free(g);
+    return 0;
+}

@@ -1,0 +1,156 @@
+/* miniquant: the roofline of this machine and where a MiniGPT decode step sits under it.
+ *
+ * Ceilings, measured by miniquant itself on the OpenMP thread count in force:
+ *   peak FP32 FLOP/s   a register-blocked FMA loop (12 independent accumulator vectors per
+ *                      thread, no memory traffic) in the widest version this CPU runs: AVX-512,
+ *                      AVX2 + FMA, or portable C. This is the compute roof. OpenBLAS sgemm on an
+ *                      n x n x n product is measured beside it, as what a real kernel attains.
+ *   bandwidth          a STREAM triad a = b + q c (GB/s counted as STREAM does: 3 arrays, the
+ *                      write-allocate read of a not counted) and a read-only sum, over a working
+ *                      set (the three arrays) well above the last-level cache (DRAM) and one well
+ *                      inside it (in-cache).
+ * Every figure is the median of repeated samples.
+ *
+ * Arithmetic intensity of one decode step (mq_decode_cost): one token at position T - 1,
+ * attending to T positions (T - 1 read from the KV cache, its own written to it), B = 1. FLOPs
+ * count a multiply-add as 2 and every other arithmetic operation (add, multiply, compare, exp,
+ * division) as 1:
+ *   Linear (OC x C)            2 C OC, + OC for its bias (lm_head has none)
+ *   attention, per layer       4 T C (the q.k and weights.v dot products) + 5 NH T (per score:
+ *                              scale, max, subtract, exp, sum) + C + NH (normalise, 1 / sum)
+ *   LayerNorm of C             8 C (mean 1, variance 3, normalise and affine 4)
+ *   GELU (tanh form) of 4C     9 per element
+ *   residual adds, embedding   C each (2 residual adds per layer, 1 embedding add)
+ * Bytes count every tensor read or written once, at its stored type:
+ *   weights       every Linear at the scheme's packed form, as the fused kernels read it: codes
+ *                 at their container width (32 fp32, 16 fp16, 8 for int5..int8, 4 for int2..int4
+ *                 and nf4) plus one FP16 scale per output row and scale block (per-channel and
+ *                 per-tensor: one block a row). For shapes the panels fit exactly (OC a multiple
+ *                 of 16, C of 64) this is mq_qpacked_bytes.
+ *   params        Linear biases and LayerNorm weights and biases, FP32
+ *   embedding     the token's row of wte and the position's row of wpe: FP16 (FP32 for fp32),
+ *                 as the schemes store them
+ *   kv            per layer, the token's key and value written (2 C) and T keys and values read
+ *                 back (2 T C, its own included), FP32
+ *   activations   every op's FP32 inputs and outputs: per layer 38 C (LayerNorm 2 C twice,
+ *                 qkv 4 C, attention 4 C (q, the new k and v, its output), attention output
+ *                 Linear 2 C, residual adds 3 C twice, MLP up 5 C, GELU 8 C, MLP down 5 C), then
+ *                 the final LayerNorm 2 C, lm_head C + V and the embedding sum C. The NH x T
+ *                 attention weights stay in registers and L1 and are not counted.
+ * Arithmetic intensity = FLOPs / bytes. */
+#ifndef MINIQUANT_ROOFLINE_H
+#define MINIQUANT_ROOFLINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "miniquant/error.h"
+#include "miniquant/kernels.h"
+#include "miniquant/model.h"
+#include "miniquant/progress.h"
+#include "miniquant/quant.h"
+
+/* The median of v[0 .. n) (n >= 1); v is left as it is. */
+double mq_median(const double *v, int n);
+
+/* The last-level cache as the kernel describes it in sysfs (sysconf's figure can be the whole
+ * socket's in a virtual machine), else sysconf's, else 32 MiB. */
+size_t mq_llc_bytes(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * bandwidth: STREAM-style buffers */
+
+typedef struct mq_stream {
+    float *a, *b, *c;
+    size_t n; /* floats per array */
+} mq_stream_t;
+
+/* Three arrays of working_set / 3 bytes each (at least 1024 floats), filled in parallel so
+ * that each thread's pages lie where it runs. */
+int mq_stream_init(mq_stream_t *s, size_t working_set, mq_error_t *err);
+void mq_stream_free(mq_stream_t *s);
+/* GB/s of `passes` triads a = b + q c timed together (3 arrays counted per pass). */
+double mq_stream_triad(mq_stream_t *s, int passes);
+/* GB/s of `passes` read-only passes over a (a sum), timed together. */
+double mq_stream_read(mq_stream_t *s, int passes);
+
+/* ---------------------------------------------------------------------------------------------
+ * the ceilings */
+
+typedef struct mq_ceiling_opts {
+    int reps;              /* samples per figure (0: 7) */
+    double fma_seconds;    /* length of one FMA sample (0: 0.1 s) */
+    int sgemm_n;           /* sgemm shape n x n x n (0: 2048) */
+    size_t dram_bytes;     /* DRAM working set (0: 8 x the LLC, at least 256 MiB) */
+    size_t cache_bytes;    /* in-cache working set (0: LLC / 2) */
+    double stream_seconds; /* a bandwidth sample repeats passes to last about this long (0:
+                              0.05 s) */
+} mq_ceiling_opts_t;
+
+typedef struct mq_ceilings {
+    int threads;
+    mq_isa_t isa;        /* the FMA loop's version */
+    double peak_gflops;  /* FMA loop: the compute roof */
+    double sgemm_gflops; /* OpenBLAS sgemm */
+    int sgemm_n;
+    size_t llc_bytes, dram_bytes, cache_bytes; /* working sets: three arrays together */
+    double dram_triad_gbs, dram_read_gbs;
+    double cache_triad_gbs, cache_read_gbs;
+    int reps;
+} mq_ceilings_t;
+
+/* Total steps mq_ceilings_measure reports to its progress bar for opts. */
+int64_t mq_ceilings_steps(const mq_ceiling_opts_t *opts);
+/* Measures the ceilings (opts may be NULL: the defaults). prog, when non-NULL and started by
+ * the caller, advances by one per sample from its current count. */
+int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_progress_t *prog,
+                        mq_error_t *err);
+/* GFLOP/s of one FMA sample of about `seconds` on every thread, with version isa (which this
+ * CPU must run, see mq_isa_supported). */
+double mq_peak_fma_sample(mq_isa_t isa, double seconds);
+
+/* ---------------------------------------------------------------------------------------------
+ * the decode step */
+
+typedef struct mq_decode_cost {
+    int context; /* T: positions attended */
+    int64_t flops, flops_linear, flops_attention, flops_other;
+    int64_t bytes, bytes_weights, bytes_params, bytes_embedding, bytes_kv, bytes_activations;
+    double intensity; /* FLOP / byte */
+} mq_decode_cost_t;
+
+/* FLOPs and bytes of one decode step of a model of config cfg with every Linear (lm_head
+ * included) in scheme s, attending to T = context positions (1 <= context <= maxT), as the
+ * header describes. MQ_ERR_ARG for a context out of range or a group size that does not
+ * divide a Linear's input width. */
+int mq_decode_cost(const mq_gpt_config_t *cfg, const mq_scheme_t *s, int context,
+                   mq_decode_cost_t *out, mq_error_t *err);
+
+/* Fills kv with the first context - 1 tokens of greedy generation from `prompt` (kv->len =
+ * context - 1 on return) and leaves in *next the token of position context - 1: the step
+ * mq_decode_step_seconds times. */
+int mq_decode_prefill(mq_gpt_t *m, mq_gpt_kv_t *kv, int prompt, int context, int *next,
+                      mq_error_t *err);
+/* Seconds per step of `calls` decode steps of token at position kv->len (the cache is rewound
+ * after each, so every call is the same step). */
+int mq_decode_step_seconds(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, int calls, double *seconds,
+                           mq_error_t *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * the plot */
+
+typedef struct mq_roofline_point {
+    const char *label; /* beside the dot, e.g. the scheme's name */
+    double intensity;  /* FLOP / byte, > 0 */
+    double gflops;     /* achieved GFLOP/s, > 0 */
+    const char *note;  /* appended to the point's key entry (may be NULL) */
+} mq_roofline_point_t;
+
+/* Draws the roofline (log-log: arithmetic intensity against GFLOP/s) with the DRAM and in-cache
+ * triad roofs, the FMA peak and the sgemm line, each labelled, and a labelled dot per point
+ * (with its figures in a key below the plot), into png. subtitle (may be NULL) is a second title
+ * line. Quotes and backslashes in the texts are dropped. */
+int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_point_t *pts, int n,
+                     const char *subtitle, mq_error_t *err);
+
+#endif

@@ -1,0 +1,110 @@
+/* miniquant: the FMA loops that measure the peak FP32 FLOP/s, one per instruction set.
+ *
+ * Each thread updates 12 independent accumulator vectors, acc = acc * m + c, from registers
+ * only: 12 chains hide the latency of the FMA units (4 cycles, up to 2 issued a cycle on
+ * current x86 cores, so at least 8 chains are needed). The accumulators converge to
+ * c / (1 - m), so nothing overflows or turns denormal. Each version carries its own target
+ * attribute, so a portable build holds all of them; the caller picks one the CPU runs. */
+#include <immintrin.h>
+#include <omp.h>
+
+#include "miniquant/progress.h"
+#include "miniquant/roofline.h"
+
+#define CHAINS 12
+#define FMA_M 0.999999f
+#define FMA_C 1e-7f
+
+#define T512 __attribute__((target("avx512f")))
+#define T2 __attribute__((target("avx2,fma")))
+
+static T512 float fma_avx512(long iters) {
+    __m512 acc[CHAINS];
+    const __m512 m = _mm512_set1_ps(FMA_M), c = _mm512_set1_ps(FMA_C);
+    for (int k = 0; k < CHAINS; k++)
+        acc[k] = _mm512_set1_ps((float)k);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < CHAINS; k++)
+            acc[k] = _mm512_fmadd_ps(acc[k], m, c);
+    }
+    for (int k = 1; k < CHAINS; k++)
+        acc[0] = _mm512_add_ps(acc[0], acc[k]);
+    return _mm512_reduce_add_ps(acc[0]);
+}
+
+static T2 float fma_avx2(long iters) {
+    __m256 acc[CHAINS];
+    const __m256 m = _mm256_set1_ps(FMA_M), c = _mm256_set1_ps(FMA_C);
+    for (int k = 0; k < CHAINS; k++)
+        acc[k] = _mm256_set1_ps((float)k);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < CHAINS; k++)
+            acc[k] = _mm256_fmadd_ps(acc[k], m, c);
+    }
+    float out[8];
+    for (int k = 1; k < CHAINS; k++)
+        acc[0] = _mm256_add_ps(acc[0], acc[k]);
+    _mm256_storeu_ps(out, acc[0]);
+    return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+}
+
+/* Portable C: 12 scalar chains, which the compiler may keep scalar or vectorise. */
+static float fma_scalar(long iters) {
+    float acc[CHAINS];
+    for (int k = 0; k < CHAINS; k++)
+        acc[k] = (float)k;
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < CHAINS; k++)
+            acc[k] = acc[k] * FMA_M + FMA_C;
+    float s = 0.0f;
+    for (int k = 0; k < CHAINS; k++)
+        s += acc[k];
+    return s;
+}
+
+/* FP32 lanes of one accumulator. */
+static int lanes(mq_isa_t isa) {
+    return isa == MQ_ISA_AVX512 ? 16 : isa == MQ_ISA_AVX2 ? 8 : 1;
+}
+
+static float fma_run(mq_isa_t isa, long iters) {
+    switch (isa) {
+    case MQ_ISA_AVX512: return fma_avx512(iters);
+    case MQ_ISA_AVX2: return fma_avx2(iters);
+    default: return fma_scalar(iters);
+    }
+}
+
+/* Seconds of iters iterations on every thread at once; *threads is the team's size. */
+static double fma_parallel(mq_isa_t isa, long iters, int *threads) {
+    volatile float sink = 0.0f;
+    double t0 = mq_now();
+#pragma omp parallel
+    {
+        float r = fma_run(isa, iters);
+#pragma omp atomic
+        sink += r;
+#pragma omp single nowait
+        *threads = omp_get_num_threads();
+    }
+    (void)sink;
+    return mq_now() - t0;
+}
+
+double mq_peak_fma_sample(mq_isa_t isa, double seconds) {
+    /* size the sample from a short trial, so that it lasts about `seconds` */
+    long iters = 1 << 14;
+    int threads = 1;
+    double t = fma_parallel(isa, iters, &threads);
+    while (t < 2e-3 && iters < (1L << 40)) {
+        iters *= 4;
+        t = fma_parallel(isa, iters, &threads);
+    }
+    double want = (double)iters * seconds / (t > 1e-9 ? t : 1e-9);
+    iters = want < 1.0 ? 1 : want > 1e13 ? (long)1e13 : (long)want;
+    t = fma_parallel(isa, iters, &threads);
+    double flops = 2.0 * CHAINS * lanes(isa) * (double)iters * threads;
+    return flops / t / 1e9;
+}

@@ -1,0 +1,126 @@
+/* Tests of KV-cached decoding (src/model/decode.c): every step's logits are the full forward's
+ * at that position, in FP32 and through a quantized model's fused kernels; rewinding repeats a
+ * step exactly; a full cache and bad tokens are refused. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "miniquant/model.h"
+#include "miniquant/qmodel.h"
+#include "miniquant/rng.h"
+
+/* V = 50, maxT = 12, C = 32, NH = 4, L = 2 */
+static void small_model(mq_gpt_t *m) {
+    mq_gpt_config_t cfg = {"custom", 50, 12, 32, 4, 2}; /* name, V, maxT, C, NH, L */
+    mq_error_t err = {0};
+    cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
+    mq_gpt_init_weights(m, 11);
+    /* larger than the initialisation's weights, so that attention is far from uniform */
+    for (size_t i = 0; i < m->num_params; i++)
+        m->params_memory[i] *= 3.0f;
+}
+
+/* max |decode - forward| over every position's logits, relative to the largest logit. */
+static double decode_vs_forward(mq_gpt_t *m) {
+    int T = m->cfg.n_ctx, V = m->cfg.vocab_size;
+    int tok[64];
+    mq_rng_t r;
+    mq_rng_seed(&r, 3);
+    for (int t = 0; t < T; t++)
+        tok[t] = (int)mq_rng_below(&r, (uint64_t)V);
+    mq_error_t err = {0};
+    cr_assert_eq(mq_gpt_forward(m, tok, NULL, 1, T, &err), MQ_OK, "%s", err.msg);
+    float *full = malloc((size_t)T * V * sizeof *full);
+    cr_assert(full);
+    memcpy(full, m->acts.logits, (size_t)T * V * sizeof *full);
+    mq_gpt_kv_t kv;
+    cr_assert_eq(mq_gpt_kv_init(&kv, &m->cfg, &err), MQ_OK, "%s", err.msg);
+    double worst = 0.0, scale = 0.0;
+    for (int t = 0; t < T; t++) {
+        cr_assert_eq(mq_gpt_decode_step(m, &kv, tok[t], &err), MQ_OK, "%s", err.msg);
+        cr_assert_eq(kv.len, t + 1);
+        for (int v = 0; v < V; v++) {
+            double d = fabs((double)kv.logits[v] - full[(size_t)t * V + v]);
+            worst = d > worst ? d : worst;
+            scale = fabs(full[(size_t)t * V + v]) > scale ? fabs(full[(size_t)t * V + v]) : scale;
+        }
+    }
+    /* the cache is full now */
+    cr_assert_eq(mq_gpt_decode_step(m, &kv, tok[0], &err), MQ_ERR_ARG);
+    mq_gpt_kv_free(&kv);
+    free(full);
+    cr_assert(scale > 0.1, "logits too small to compare (%g)", scale);
+    return worst / scale;
+}
+
+Test(decode, matches_forward_fp32) {
+    mq_gpt_t m;
+    small_model(&m);
+    double e = decode_vs_forward(&m);
+    cr_assert(e < 1e-5, "relative difference %g", e);
+    mq_gpt_free(&m);
+}
+
+/* Through the fused kernels (one x row here, T rows in forward): FP32 summation order only. */
+Test(decode, matches_forward_quantized) {
+    static const char *const schemes[] = {"int8_per_channel", "int4_g32", "fp16", NULL};
+    for (int k = 0; schemes[k]; k++) {
+        mq_gpt_t m;
+        small_model(&m);
+        mq_scheme_t s;
+        mq_qmodel_t q;
+        mq_error_t err = {0};
+        cr_assert_eq(mq_scheme_parse(schemes[k], &s, &err), MQ_OK);
+        cr_assert_eq(mq_qmodel_apply(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
+        q.fused = 1;
+        double e = decode_vs_forward(&m);
+        cr_assert(e < 1e-5, "%s: relative difference %g", schemes[k], e);
+        mq_qmodel_free(&q);
+        mq_gpt_free(&m);
+    }
+}
+
+Test(decode, rewind_repeats_the_step) {
+    mq_gpt_t m;
+    small_model(&m);
+    mq_gpt_kv_t kv;
+    mq_error_t err = {0};
+    int V = m.cfg.vocab_size;
+    cr_assert_eq(mq_gpt_kv_init(&kv, &m.cfg, &err), MQ_OK);
+    for (int t = 0; t < 5; t++)
+        cr_assert_eq(mq_gpt_decode_step(&m, &kv, 7 * t + 1, &err), MQ_OK, "%s", err.msg);
+    float *first = malloc((size_t)V * sizeof *first);
+    cr_assert(first);
+    memcpy(first, kv.logits, (size_t)V * sizeof *first);
+    for (int rep = 0; rep < 3; rep++) {
+        kv.len = 4;
+        cr_assert_eq(mq_gpt_decode_step(&m, &kv, 29, &err), MQ_OK);
+        cr_assert_eq(kv.len, 5);
+        cr_assert_eq(memcmp(first, kv.logits, (size_t)V * sizeof *first), 0,
+                     "the same step gives the same logits");
+    }
+    cr_assert_eq(mq_gpt_decode_step(&m, &kv, V, &err), MQ_ERR_ARG);
+    cr_assert(strstr(err.msg, "token 50"), "%s", err.msg);
+    cr_assert_eq(mq_gpt_decode_step(&m, &kv, -1, &err), MQ_ERR_ARG);
+    cr_assert_eq(kv.len, 5, "a refused step leaves the cache as it was");
+    free(first);
+    mq_gpt_kv_free(&kv);
+    mq_gpt_free(&m);
+}
+
+/* The Linear dispatch names what it refuses. */
+Test(decode, linear_forward_refuses_non_linear) {
+    mq_gpt_t m;
+    small_model(&m);
+    float in[32] = {0}, out[128];
+    mq_error_t err = {0};
+    cr_assert_eq(mq_gpt_linear_forward(&m, (mq_linear_id_t){MQ_P_WTE, 0}, out, in, 1, &err),
+                 MQ_ERR_ARG);
+    cr_assert(strstr(err.msg, "wte"), "%s", err.msg);
+    cr_assert_eq(mq_gpt_linear_forward(&m, (mq_linear_id_t){MQ_P_QKVW, 2}, out, in, 1, &err),
+                 MQ_ERR_ARG);
+    cr_assert_eq(mq_gpt_linear_forward(&m, (mq_linear_id_t){MQ_P_FCW, 1}, out, in, 1, &err), MQ_OK,
+                 "%s", err.msg);
+    mq_gpt_free(&m);
+}
