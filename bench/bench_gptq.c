@@ -29,18 +29,6 @@
 #define MAX_ROUNDS 200
 #define DIM 768
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double s[MAX_ROUNDS];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
 static void check(int rc, const mq_error_t *err) {
     if (rc != MQ_OK) {
         fprintf(stderr, "bench_gptq: %s\n", err->msg);
@@ -77,8 +65,8 @@ static void run(const float *W, const float *X, int n, int act_order, int rounds
         mq_gptq_hessian_free(&h);
     }
     printf("%-6d %-9s %9.2f %9.2f %9.2f %9.2f | %9.2f %10.3f\n", n, act_order ? "yes" : "no",
-           1e3 * median(th, rounds), 1e3 * median(tf, rounds), 1e3 * median(ts, rounds),
-           1e3 * median(tt, rounds), 1e3 * median(tl, rounds), ratio);
+           1e3 * mq_median(th, rounds), 1e3 * mq_median(tf, rounds), 1e3 * mq_median(ts, rounds),
+           1e3 * mq_median(tt, rounds), 1e3 * mq_median(tl, rounds), ratio);
 }
 
 /* GPTQ of a whole model, calibration included. */
@@ -108,7 +96,7 @@ static void run_model(const char *path) {
     }
     printf("\nGPTQ of the whole model %s (MiniGPT-%s, %d Linears), int4_g64, calibration on 128\n"
            "sequences of the validation split included, median of %d rounds: %.2f s\n",
-           path, m.cfg.name, mq_qmodel_n_linear(&m.cfg), ROUNDS, median(t, ROUNDS));
+           path, m.cfg.name, mq_qmodel_n_linear(&m.cfg), ROUNDS, mq_median(t, ROUNDS));
     free(saved);
     mq_tokens_free(&calib);
     mq_corpus_free(&c);

@@ -32,18 +32,6 @@
 #define MAX_ROUNDS 200
 #define NUM_SHAPES 15
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double s[MAX_ROUNDS];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
 static void check(int rc, const mq_error_t *err) {
     if (rc != MQ_OK) {
         fprintf(stderr, "bench_train: %s\n", err->msg);
@@ -143,7 +131,7 @@ int main(int argc, char **argv) {
     double P = (double)L * 12.0 * C * C + (double)V * C;
     double flops_linear = 6.0 * N * P, flops_att = 12.0 * L * B * (double)T * T * C;
     double flops = flops_linear + flops_att;
-    double step = median(t_step, rounds), pass = median(t_pass, rounds);
+    double step = mq_median(t_step, rounds), pass = mq_median(t_pass, rounds);
     double train_gflops = flops / step * 1e-9, sgemm_gflops = flops_linear / pass * 1e-9;
 
     printf("miniquant bench_train: MiniGPT default (L=%d, C=%d, NH=%d, V=%d), B=%d, T=%d, "
@@ -153,14 +141,14 @@ int main(int argc, char **argv) {
     printf("  %-8s %-9s %5s %5s %5s %10s %9s\n", "linear", "product", "M", "N", "K", "ms",
            "GFLOP/s");
     for (int k = 0; k < NUM_SHAPES; k++) {
-        double t = median(t_shape[k], rounds), f = 2.0 * sh[k].M * sh[k].Nn * sh[k].K;
+        double t = mq_median(t_shape[k], rounds), f = 2.0 * sh[k].M * sh[k].Nn * sh[k].K;
         printf("  %-8s %-9s %5d %5d %5d %10.3f %9.1f\n", sh[k].linear, sh[k].product, sh[k].M,
                sh[k].Nn, sh[k].K, t * 1e3, f / t * 1e-9);
     }
     printf("\ntraining step:\n");
-    printf("  %-32s %10.1f ms\n", "forward", median(t_fwd, rounds) * 1e3);
-    printf("  %-32s %10.1f ms\n", "zero_grad + backward", median(t_bwd, rounds) * 1e3);
-    printf("  %-32s %10.1f ms\n", "clip + AdamW", median(t_opt, rounds) * 1e3);
+    printf("  %-32s %10.1f ms\n", "forward", mq_median(t_fwd, rounds) * 1e3);
+    printf("  %-32s %10.1f ms\n", "zero_grad + backward", mq_median(t_bwd, rounds) * 1e3);
+    printf("  %-32s %10.1f ms\n", "clip + AdamW", mq_median(t_opt, rounds) * 1e3);
     printf("  %-32s %10.1f ms\n", "whole step", step * 1e3);
     printf("  %-32s %10.0f\n", "tokens/s", N / step);
     printf("  %-32s %10.2f (Linears %.2f + attention %.2f)\n", "GFLOP per step", flops * 1e-9,

@@ -20,6 +20,8 @@ typedef struct mq_progress {
 
 /* Seconds from a monotonic clock. */
 double mq_now(void);
+/* The median of v[0 .. n) (n >= 1), e.g. of repeated timings; v is left as it is. */
+double mq_median(const double *v, int n);
 
 void mq_progress_start(mq_progress_t *p, const char *label, int64_t total);
 /* Sets progress to done; extra (may be NULL) is shown after the bar, e.g. "loss 3.21". */

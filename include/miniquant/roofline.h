@@ -50,9 +50,6 @@
 #include "miniquant/progress.h"
 #include "miniquant/quant.h"
 
-/* The median of v[0 .. n) (n >= 1); v is left as it is. */
-double mq_median(const double *v, int n);
-
 /* The last-level cache as the kernel describes it in sysfs (sysconf's figure can be the whole
  * socket's in a virtual machine), else sysconf's, else 32 MiB. */
 size_t mq_llc_bytes(void);

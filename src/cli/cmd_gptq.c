@@ -84,11 +84,6 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static double pearson(const double *a, const double *b, int n) {
     double ma = 0.0, mb = 0.0;
     for (int i = 0; i < n; i++) {
@@ -179,10 +174,10 @@ static int run_case(const float *W, const mq_qweight_t *rtn, int dist, mq_rng_t 
         mq_gptq_hessian_free(&h);
     }
     if (rc) goto done_hh;
-    tc->t_hessian = median(th, TIME_RUNS);
-    tc->t_factor = median(tf, TIME_RUNS);
-    tc->t_solve = median(ts, TIME_RUNS);
-    tc->t_total = median(tt, TIME_RUNS);
+    tc->t_hessian = mq_median(th, TIME_RUNS);
+    tc->t_factor = mq_median(tf, TIME_RUNS);
+    tc->t_solve = mq_median(ts, TIME_RUNS);
+    tc->t_total = mq_median(tt, TIME_RUNS);
 
     mq_gptq_result_t res;
     if ((rc = compare(W, rtn, pool, N_CALIB, &hh, s, &res, &tc->held, &tc->held_rtn, err)))

@@ -84,3 +84,19 @@ void mq_progress_finish(mq_progress_t *p, const char *extra) {
     p->done = p->total;
     draw(p, extra, 1);
 }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double mq_median(const double *v, int n) {
+    if (n < 1) return 0.0;
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s) return v[n / 2]; /* out of memory: a sample rather than nothing */
+    memcpy(s, v, (size_t)n * sizeof *v);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
+}
