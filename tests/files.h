@@ -1,4 +1,4 @@
-/* Helpers for tests that compare the files miniquant writes. Header-only: each test
+/* What tests that compare the files miniquant writes share. Header-only: each test
  * executable includes what it uses. */
 #ifndef MINIQUANT_TESTS_FILES_H
 #define MINIQUANT_TESTS_FILES_H

@@ -82,7 +82,10 @@ static int plot_sensitivity(const char *png, const mq_sensitivity_t *sv, const c
         "set yrange [*:*]\nset offsets 0,0,graph 0.08,0\n"
         "plot $d using 1:3:xtic(2) with boxes lc rgb '#4c72b0', \\\n"
         "     $d using ($1==%d?$1:NaN):3 with boxes lc rgb '#d62728', \\\n"
-        "     $d using 1:3:(sprintf('%%+.3f', $3)) with labels offset 0,0.8 font ',8'\n",
+        "     $d using 1:($3 >= 0 ? $3 : NaN):(sprintf('%%+.3f', $3)) with labels offset 0,0.8 "
+        "font ',8', \\\n"
+        "     $d using 1:($3 < 0 ? $3 : NaN):(sprintf('%%+.3f', $3)) with labels offset 0,-0.8 "
+        "font ',8'\n",
         scheme, sv->base_ppl, sv->n - 1, worst);
     int rc = s.oom ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory")
                    : mq_plot_png(png, 1000, 600, s.s, err);
