@@ -99,22 +99,30 @@ int cmd_eval(int argc, char **argv) {
     rc = mq_qmodel_load(model, &m, &q, &tok, &err);
     if (rc) return cli_fail(&err);
     int from_file = q.scheme.kind != MQ_QK_FP32;
-    if (from_file) {
+    int want_verbs = pairs && !strcmp(pairs, "verb-tense");
+    int gptq = !from_file && scheme_name && scheme.gptq;
+    /* the WordNet corpus, read once for whatever needs it: GPTQ's calibration (the valid
+     * split), the verb-tense set, the split evaluated */
+    mq_corpus_t c = {0};
+    int have_corpus = gptq || want_verbs || !text_file;
+    if (have_corpus && (rc = mq_corpus_load_wordnet(NULL, &c, &err))) have_corpus = 0;
+    if (rc == MQ_OK && from_file) {
         scheme = q.scheme;
         skip_head = q.skip_lm_head;
         if (scheme_name)
             rc = mq_error_set(&err, MQ_ERR_ARG,
                               "%s is already quantized (%s); --scheme applies to FP32 models",
                               model, q.scheme.name);
-    } else if (scheme_name) {
+    } else if (rc == MQ_OK && scheme_name) {
         mq_qmodel_free(&q);
         mq_tokens_t calib = {0};
-        if (scheme.gptq) rc = cli_calibration_tokens(tok, &calib, &err);
+        if (gptq) rc = mq_dataset_encode(&c, MQ_SPLIT_VALID, tok, &calib, &err);
         if (rc == MQ_OK)
             rc = mq_gptq_build_qmodel(&m, &scheme, skip_head, calib.ids, calib.n, &q, &err);
         mq_tokens_free(&calib);
     }
     if (rc) {
+        if (have_corpus) mq_corpus_free(&c);
         mq_qmodel_free(&q);
         mq_tokenizer_free(tok);
         mq_gpt_free(&m);
@@ -132,18 +140,15 @@ int cmd_eval(int argc, char **argv) {
     mq_mp_result_t pr = {0};
     if (rc == MQ_OK && pairs && strcmp(pairs, "verb-tense") != 0)
         rc = mq_blimp_read(pairs, &set, &err);
-    int want_verbs = pairs && !strcmp(pairs, "verb-tense");
-    if (rc == MQ_OK && (!text_file || want_verbs)) {
-        mq_corpus_t c;
-        rc = mq_corpus_load_wordnet(NULL, &c, &err);
-        if (rc == MQ_OK && want_verbs) rc = mq_verbtense_build(&c, NULL, 0, &set, NULL, &err);
+    if (rc == MQ_OK && have_corpus) {
+        if (want_verbs) rc = mq_verbtense_build(&c, NULL, 0, &set, NULL, &err);
         if (rc == MQ_OK && !text_file) {
             for (size_t i = 0; i < c.n_docs; i++) n_docs += c.docs[i].split == split;
             if (proto == MQ_PPL_DEFAULT) rc = mq_dataset_encode(&c, split, tok, &toks, &err);
             else rc = mq_corpus_split_text(&c, split, &text, &len, &err);
         }
-        mq_corpus_free(&c);
     }
+    if (have_corpus) mq_corpus_free(&c);
     if (rc == MQ_OK && text) {
         if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads a file */
         rc = mq_tokenizer_encode(tok, text, len, 0, &toks.ids, &toks.n, &err);

@@ -55,7 +55,7 @@ static int hidden(const char *name) {
 
 /* F16C is CPUID leaf 1, ECX bit 29; clang before 15 has no name for it in
  * __builtin_cpu_supports. Asked once: in a virtual machine CPUID traps to the hypervisor (about
- * 17 us on the KVM guests this was measured on), and every forward asks. */
+ * 17 us on the KVM guests this was measured on). */
 static int g_f16c;
 static pthread_once_t g_f16c_once = PTHREAD_ONCE_INIT;
 static void detect_f16c(void) {
