@@ -216,12 +216,14 @@ static int sweep_replot(const char *dir) {
     cJSON_ArrayForEach(it, arr) {
         const cJSON *name = cJSON_GetObjectItem(it, "scheme"),
                     *vt = cJSON_GetObjectItem(it, "verb_tense");
-        double v[6] = {0};
-        const char *keys[6] = {"ppl", "gguf_bytes", "", "accuracy", "ci95_low", "ci95_high"};
+        /* the numbers the plots draw: two of the scheme's, three of its verb_tense object */
+        const cJSON *src[5] = {it, it, vt, vt, vt};
+        static const char *const keys[5] = {"ppl", "gguf_bytes", "accuracy", "ci95_low",
+                                            "ci95_high"};
+        double v[5] = {0};
         int ok = cJSON_IsString(name) && n < MAX_SCHEMES && cJSON_IsObject(vt);
-        for (int k = 0; k < 6 && ok; k++) {
-            if (k == 2) continue;
-            const cJSON *x = cJSON_GetObjectItem(k < 3 ? it : vt, keys[k]);
+        for (int k = 0; k < 5 && ok; k++) {
+            const cJSON *x = cJSON_GetObjectItem(src[k], keys[k]);
             ok = cJSON_IsNumber(x);
             if (ok) v[k] = x->valuedouble;
         }
@@ -236,7 +238,7 @@ static int sweep_replot(const char *dir) {
         skip |= res[n].skip_lm_head;
         res[n].ppl.ppl = v[0];
         res[n].gguf.file = (size_t)v[1];
-        res[n].verb.accuracy = v[3], res[n].verb.ci_low = v[4], res[n].verb.ci_high = v[5];
+        res[n].verb.accuracy = v[2], res[n].verb.ci_low = v[3], res[n].verb.ci_high = v[4];
         n++;
     }
     if (rc == MQ_OK && n == 0)
