@@ -99,17 +99,35 @@ static int compare_models(mq_gpt_t *a, const mq_qmodel_t *qa, mq_gpt_t *b, const
     return MQ_OK;
 }
 
-static const char *linear_type_name(const char *path, mq_error_t *err) {
-    static char name[16];
+/* What a written file holds, read from it once: its bytes, the types of a Linear weight and
+ * of lm_head, general.file_type, and the model itself (m2, q2; loaded set when they must be
+ * freed). */
+typedef struct read_back {
+    mq_export_bytes_t bytes;
+    char linear_type[16], head_type[16];
+    uint32_t file_type;
+} read_back_t;
+
+static const char *tensor_type_name(const mq_gguf_t *g, const char *name) {
+    const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, name);
+    const mq_ggml_type_info_t *ti = t ? mq_ggml_type_info(t->type) : NULL;
+    return ti ? ti->name : "?";
+}
+
+static int read_back(const char *path, read_back_t *rb, mq_gpt_t *m2, mq_qmodel_t *q2,
+                     int *loaded, mq_error_t *err) {
     mq_gguf_t *g;
-    snprintf(name, sizeof name, "?");
-    if (mq_gguf_read(path, &g, err) == MQ_OK) {
-        const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, "blk.0.attn_qkv.weight");
-        const mq_ggml_type_info_t *ti = t ? mq_ggml_type_info(t->type) : NULL;
-        if (ti) snprintf(name, sizeof name, "%s", ti->name);
-        mq_gguf_free(g);
-    }
-    return name;
+    int rc = mq_gguf_read(path, &g, err);
+    if (rc) return rc;
+    rc = mq_export_bytes(g, &rb->bytes, err); /* .file: the size mq_gguf_write wrote */
+    snprintf(rb->linear_type, sizeof rb->linear_type, "%s",
+             tensor_type_name(g, "blk.0.attn_qkv.weight"));
+    snprintf(rb->head_type, sizeof rb->head_type, "%s", tensor_type_name(g, "output.weight"));
+    rb->file_type = 0;
+    mq_gguf_get_u32(g, "general.file_type", &rb->file_type, NULL);
+    if (rc == MQ_OK) *loaded = (rc = mq_qmodel_from_gguf(g, path, m2, q2, err)) == MQ_OK;
+    mq_gguf_free(g);
+    return rc;
 }
 
 int cmd_export(int argc, char **argv) {
@@ -164,9 +182,9 @@ int cmd_export(int argc, char **argv) {
     if (rc == MQ_OK) rc = mq_qmodel_save(out, &m, &q, tok, &err);
     int loaded = 0;
     roundtrip_t rt = {0};
-    mq_export_bytes_t eb = {0};
-    if (rc == MQ_OK) rc = mq_export_bytes_file(out, &eb, &err);
-    if (rc == MQ_OK) loaded = (rc = mq_qmodel_load(out, &m2, &q2, NULL, &err)) == MQ_OK;
+    read_back_t rb = {0};
+    const mq_export_bytes_t *eb = &rb.bytes;
+    if (rc == MQ_OK) rc = read_back(out, &rb, &m2, &q2, &loaded, &err);
     if (rc == MQ_OK) rc = compare_models(&m, &q, &m2, &q2, &rt, &err);
     if (rc == MQ_OK && rt.n_diff)
         rc = mq_error_set(&err, MQ_ERR_FORMAT,
@@ -174,16 +192,15 @@ int cmd_export(int argc, char **argv) {
                           "exported model (max |diff| %g)",
                           out, rt.n_diff, rt.max_abs_diff);
     if (rc == MQ_OK) {
-        mq_error_t e2 = {0};
-        const char *lt = linear_type_name(out, &e2);
+        const char *lt = rb.linear_type;
         int runs = strcmp(lt, "i8") != 0;
         printf("wrote %s: scheme %s%s, %zu bytes\n", out, s.name, skip ? " (lm_head FP32)" : "",
-               eb.file);
+               eb->file);
         printf("  Linear weights  %-5s %10zu bytes, %.4f bits per weight (%zu weights)\n", lt,
-               eb.linear, eb.bits_per_weight, eb.linear_params);
+               eb->linear, eb->bits_per_weight, eb->linear_params);
         printf("  embeddings      %-5s %10zu bytes\n", s.kind == MQ_QK_FP32 ? "f32" : "f16",
-               eb.embedding);
-        printf("  norms, biases   f32   %10zu bytes\n", eb.other);
+               eb->embedding);
+        printf("  norms, biases   f32   %10zu bytes\n", eb->other);
         printf("round trip: all %zu parameters read back bit-identical (max |diff| 0)\n", rt.n);
         printf("llama.cpp: %s\n", runs ? "loads and runs this file (llama-cli, llama-perplexity)"
                                        : "cannot run this file (miniquant-specific packed "
@@ -206,28 +223,11 @@ typedef struct run_result {
     mq_scheme_t scheme;
     int skip_lm_head;
     char path[4096 + 256 + 64]; /* files_dir, model stem, scheme and suffix */
-    char linear_type[16], head_type[16];
-    uint32_t file_type;
-    mq_export_bytes_t file;
+    read_back_t file;        /* what the written file holds */
     mq_model_bytes_t memory; /* the lab's accounting of the same model */
     roundtrip_t rt;
     mq_ppl_result_t ppl, ppl_llamacpp;
 } run_result_t;
-
-static void file_types(const char *path, run_result_t *r) {
-    mq_gguf_t *g;
-    snprintf(r->linear_type, sizeof r->linear_type, "?");
-    snprintf(r->head_type, sizeof r->head_type, "?");
-    if (mq_gguf_read(path, &g, NULL) != MQ_OK) return;
-    const mq_gguf_tensor_t *a = mq_gguf_find_tensor(g, "blk.0.attn_qkv.weight"),
-                           *h = mq_gguf_find_tensor(g, "output.weight");
-    if (a && mq_ggml_type_info(a->type))
-        snprintf(r->linear_type, sizeof r->linear_type, "%s", mq_ggml_type_info(a->type)->name);
-    if (h && mq_ggml_type_info(h->type))
-        snprintf(r->head_type, sizeof r->head_type, "%s", mq_ggml_type_info(h->type)->name);
-    mq_gguf_get_u32(g, "general.file_type", &r->file_type, NULL);
-    mq_gguf_free(g);
-}
 
 /* One scheme: quantize, export, reload, compare, evaluate the reloaded file. */
 static int run_one(mq_gpt_t *m, const float *saved, const mq_tokenizer_t *tok,
@@ -243,10 +243,8 @@ static int run_one(mq_gpt_t *m, const float *saved, const mq_tokenizer_t *tok,
              r->skip_lm_head ? "-lmhead-fp32" : "");
     mq_model_bytes(m, &q, &r->memory);
     rc = mq_qmodel_save(r->path, m, &q, tok, err);
-    if (rc == MQ_OK) rc = mq_export_bytes_file(r->path, &r->file, err);
-    if (rc == MQ_OK) file_types(r->path, r);
     int loaded = 0;
-    if (rc == MQ_OK) loaded = (rc = mq_qmodel_load(r->path, &m2, &q2, NULL, err)) == MQ_OK;
+    if (rc == MQ_OK) rc = read_back(r->path, &r->file, &m2, &q2, &loaded, err);
     if (rc == MQ_OK) rc = compare_models(m, &q, &m2, &q2, &r->rt, err);
     mq_qmodel_free(&q);
     memcpy(m->params_memory, saved, m->num_params * sizeof(float));
@@ -267,16 +265,16 @@ static cJSON *run_json(const run_result_t *r, const run_result_t *base) {
     cJSON_AddStringToObject(o, "scheme", r->scheme.name);
     cJSON_AddBoolToObject(o, "skip_lm_head", r->skip_lm_head);
     cJSON_AddStringToObject(o, "file", r->path);
-    cJSON_AddNumberToObject(o, "file_bytes", (double)r->file.file);
-    cJSON_AddStringToObject(o, "linear_type", r->linear_type);
-    cJSON_AddStringToObject(o, "lm_head_type", r->head_type);
-    cJSON_AddNumberToObject(o, "general_file_type", r->file_type);
-    cJSON_AddBoolToObject(o, "llama_cpp_runs", strcmp(r->linear_type, "i8") != 0);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)r->file.bytes.file);
+    cJSON_AddStringToObject(o, "linear_type", r->file.linear_type);
+    cJSON_AddStringToObject(o, "lm_head_type", r->file.head_type);
+    cJSON_AddNumberToObject(o, "general_file_type", r->file.file_type);
+    cJSON_AddBoolToObject(o, "llama_cpp_runs", strcmp(r->file.linear_type, "i8") != 0);
     cJSON *fb = cJSON_AddObjectToObject(o, "file_tensor_bytes");
-    cJSON_AddNumberToObject(fb, "linear", (double)r->file.linear);
-    cJSON_AddNumberToObject(fb, "embedding", (double)r->file.embedding);
-    cJSON_AddNumberToObject(fb, "layernorm_and_bias", (double)r->file.other);
-    cJSON_AddNumberToObject(o, "bits_per_weight", r->file.bits_per_weight);
+    cJSON_AddNumberToObject(fb, "linear", (double)r->file.bytes.linear);
+    cJSON_AddNumberToObject(fb, "embedding", (double)r->file.bytes.embedding);
+    cJSON_AddNumberToObject(fb, "layernorm_and_bias", (double)r->file.bytes.other);
+    cJSON_AddNumberToObject(o, "bits_per_weight", r->file.bytes.bits_per_weight);
     cJSON_AddNumberToObject(o, "bits_per_weight_packed_accounting", r->memory.bits_per_weight);
     cJSON_AddNumberToObject(o, "memory_bytes", (double)r->memory.total);
     cJSON_AddNumberToObject(o, "roundtrip_max_abs_diff", r->rt.max_abs_diff);
@@ -428,9 +426,9 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
         for (size_t i = 0; i < n_runs; i++)
             printf("%-18s %-8s %-6s %10zu %8.4f %10g %10.4f %12.4f\n", res[i].scheme.name,
                    res[i].skip_lm_head || res[i].scheme.kind == MQ_QK_FP32 ? "FP32"
-                                                                           : res[i].head_type,
-                   res[i].linear_type, res[i].file.file, res[i].file.bits_per_weight,
-                   res[i].rt.max_abs_diff, res[i].ppl.ppl, res[i].ppl_llamacpp.ppl);
+                                                                           : res[i].file.head_type,
+                   res[i].file.linear_type, res[i].file.bytes.file,
+                   res[i].file.bytes.bits_per_weight, res[i].rt.max_abs_diff, res[i].ppl.ppl, res[i].ppl_llamacpp.ppl);
         printf("wrote %s/{results.json,manifest.json}; the GGUF files are in %s\n", dir, fdir);
     }
     free(res);
