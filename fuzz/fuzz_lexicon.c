@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "miniquant/pairs.h"
+#include "miniquant/lexicon.h"
 
 #define SEPARATOR "\n@@@\n"
 

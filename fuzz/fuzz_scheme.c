@@ -2,12 +2,13 @@
  * strings.
  *
  * A refused name gets a message quoting the grammar. An accepted one is canonical (its parsed
- * name is the input) and works: a small Linear quantized with it keeps codes on the grid and
- * finite values, and the fused forward agrees with the reference forward. */
+ * name is the input) and works: a small Linear quantized with it is stored in the format
+ * mq_format_for names, keeps codes on the grid and finite values that are exactly the grid's,
+ * its bytes pass the loader's checks, and the fused forward agrees with the reference forward. */
 #include <math.h>
 
 #include "fuzz.h"
-#include "miniquant/export.h"
+#include "miniquant/format.h"
 #include "miniquant/kernels.h"
 #include "miniquant/quant.h"
 #include "miniquant/rng.h"
@@ -46,16 +47,39 @@ static void check_layer(const mq_scheme_t *s) {
     }
     FUZZ_CHECK(rc == MQ_OK, "%s: %s", s->name, err.msg);
     const mq_qweight_t *q = &ql.w;
-    FUZZ_CHECK(q->n_scales == mq_qweight_n_scales(s, ROWS, COLS), "%s: n_scales", s->name);
-    if (s->kind == MQ_QK_INT || s->kind == MQ_QK_NF4) {
-        int lo = s->kind == MQ_QK_NF4 ? 0 : -((1 << (s->bits - 1)) - 1);
-        int hi = s->kind == MQ_QK_NF4 ? 15 : (1 << (s->bits - 1)) - 1;
-        for (int i = 0; i < ROWS * COLS; i++)
-            FUZZ_CHECK(q->codes[i] >= lo && q->codes[i] <= hi, "%s: code %d", s->name,
-                       q->codes[i]);
-    }
+    const mq_format_t *f = mq_format_for(s, COLS, &err);
+    FUZZ_CHECK(f && q->format == f, "%s: stored as %s, not %s", s->name, q->format->name,
+               f ? f->name : err.msg);
+    FUZZ_CHECK(mq_ggml_type_info(f->ggml_type) != NULL, "%s: no GGUF type (%d)", s->name,
+               f->ggml_type);
+    FUZZ_CHECK(q->n_scales == mq_scheme_n_scales(s, ROWS, COLS), "%s: n_scales", s->name);
+    FUZZ_CHECK(q->row_bytes == f->row_bytes(s, COLS), "%s: row bytes", s->name);
     float D[ROWS * COLS], ref[N * ROWS], fused[N * ROWS];
     mq_qweight_dequantize(q, D);
+    if (mq_scheme_has_grid(s)) {
+        /* codes on the grid, and values exactly value(code, scale) */
+        const mq_family_t *fam = s->family;
+        int lo = fam->code_min(s->bits), hi = fam->code_max(s->bits), group = q->group;
+        int8_t codes[ROWS * COLS];
+        mq_fp16_t scales[ROWS * COLS];
+        FUZZ_CHECK(mq_qweight_to_codes(q, codes, scales, &err) == MQ_OK, "%s: %s", s->name,
+                   err.msg);
+        for (int i = 0; i < ROWS * COLS; i++) {
+            size_t k = s->gran == MQ_QG_TENSOR ? 0 : (size_t)i / (size_t)group;
+            float v = fam->value(codes[i], mq_fp16_to_fp32(scales[k]), s->bits);
+            FUZZ_CHECK(codes[i] >= lo && codes[i] <= hi, "%s: code %d", s->name, codes[i]);
+            FUZZ_CHECK(!memcmp(&v, &D[i], sizeof v), "%s: value %d is %g, the grid's %g", s->name,
+                       i, (double)D[i], (double)v);
+        }
+    }
+    /* what the quantizer writes, the loader accepts */
+    mq_qweight_t back;
+    mq_row_fault_t fault;
+    int bad_row = -1;
+    FUZZ_CHECK(mq_qweight_load(&back, s, f, ROWS, COLS, q->data, q->scales, 1, &bad_row, &fault,
+                               &err) == MQ_OK,
+               "%s: the loader refuses row %d: %s", s->name, bad_row, err.msg);
+    mq_qweight_free(&back);
     double mag[N * ROWS] = {0};
     for (int i = 0; i < ROWS * COLS; i++)
         FUZZ_CHECK(isfinite(D[i]), "%s: value %d is %g", s->name, i, (double)D[i]);
@@ -69,8 +93,6 @@ static void check_layer(const mq_scheme_t *s) {
         FUZZ_CHECK(fabs((double)ref[i] - fused[i]) <= 1e-5 * mag[i] + 1e-6,
                    "%s: output %d: reference %g, fused %g", s->name, i, (double)ref[i],
                    (double)fused[i]);
-    int type = mq_export_tensor_type(s, COLS);
-    FUZZ_CHECK(mq_ggml_type_info(type) != NULL, "%s: no GGUF type (%d)", s->name, type);
     mq_qlinear_free(&ql);
 }
 

@@ -126,30 +126,27 @@ static void tiny_model(mq_gpt_t *m, int vocab, uint64_t seed_value) {
 
 static void export_seed(const mq_gpt_t *m, const char *scheme, int skip_lm_head,
                         const mq_tokenizer_t *tok, const char *name) {
-    mq_gpt_t copy;
     mq_error_t err = {0};
-    check(mq_gpt_init(&copy, &m->cfg, &err), &err);
-    memcpy(copy.params_memory, m->params_memory, m->num_params * sizeof(float));
     mq_scheme_t s;
     check(mq_scheme_parse(scheme, &s, &err), &err);
     mq_qmodel_t q;
     mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
-    check(mq_qmodel_apply(&q, &copy, &s, &o, &err), &err);
+    check(mq_qmodel_quantize(&q, m, &s, &o, &err), &err);
     mq_gguf_t *g = mq_gguf_new();
     if (!g) exit(1);
-    check(mq_qmodel_to_gguf(&copy, &q, tok, g, &err), &err);
+    check(mq_qmodel_to_gguf(m, &q, tok, g, &err), &err);
     seed_gguf("model", name, g);
     seed_gguf("gguf", name, g);
     mq_gguf_free(g);
     mq_qmodel_free(&q);
-    mq_gpt_free(&copy);
 }
 
 static void model_seeds(void) {
     static const char *const SCHEMES[] = {
         "fp32",     "fp16",        "int8_per_tensor",  "int8_per_channel", "int8_g32",
         "int4_g32", "int4_per_channel", "int8_g16",         "int3_per_channel",
-        "int2_g8",  "int6_per_tensor", "nf4_g16",      "int5_g32_gptq",
+        "int2_g8",  "int6_per_tensor", "nf4_g16",      "int5_g32_gptq",    "nf3_g16",
+        "nf3_g32_gptq",
     };
     mq_gpt_t m;
     tiny_model(&m, 8, 1);
@@ -161,6 +158,7 @@ static void model_seeds(void) {
     }
     export_seed(&m, "int4_g32", 1, NULL, "int4_g32-skip-lm-head.gguf");
     export_seed(&m, "nf4_g32", 1, NULL, "nf4_g32-skip-lm-head.gguf");
+    export_seed(&m, "nf3_g32", 1, NULL, "nf3_g32-skip-lm-head.gguf");
 
     /* the FP32 checkpoint as training writes it */
     mq_gguf_t *g = mq_gguf_new();
@@ -322,7 +320,8 @@ static void scheme_seeds(void) {
     static const char *const EXTRA[] = {"int2_g3",           "int8_g999999999_gptq",
                                         "nf4_g16_gptq",      "int5_per_tensor",
                                         "int7_per_channel",  "int3_g96",
-                                        "int4_per_channel_gptq", NULL};
+                                        "int4_per_channel_gptq", "nf3_g32",
+                                        "nf3_g5_gptq",       NULL};
     for (int k = 0; k < 2; k++) {
         const char *const *list = k ? EXTRA : MQ_STANDARD_SCHEMES;
         for (int i = 0; list[i]; i++)

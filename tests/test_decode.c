@@ -62,23 +62,62 @@ Test(decode, matches_forward_fp32) {
     mq_gpt_free(&m);
 }
 
-/* Through the fused kernels (one x row here, T rows in forward): FP32 summation order only. */
+/* The logits of a full forward of m on a fixed sequence (T x V, malloc'ed). */
+static float *forward_logits(mq_gpt_t *m) {
+    int T = m->cfg.n_ctx, V = m->cfg.vocab_size, tok[64];
+    for (int t = 0; t < T; t++)
+        tok[t] = (5 * t + 2) % V;
+    mq_error_t err = {0};
+    cr_assert_eq(mq_gpt_forward(m, tok, NULL, 1, T, &err), MQ_OK, "%s", err.msg);
+    float *l = malloc((size_t)T * V * sizeof *l);
+    cr_assert(l);
+    memcpy(l, m->acts.logits, (size_t)T * V * sizeof *l);
+    return l;
+}
+
+/* max |a - b| over n logits, relative to the largest of a's. */
+static double logits_gap(const float *a, const float *b, size_t n) {
+    double worst = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs(a[i]));
+    }
+    return worst / scale;
+}
+
+/* Through the quantized model's fused kernels (one x row here, T rows in forward; Q8_0, Q4_0,
+ * packed and F16 weights): FP32 summation order only. The quantized model is its own: its
+ * logits are not the FP32 model's, and the FP32 model still decodes as before. */
 Test(decode, matches_forward_quantized) {
-    static const char *const schemes[] = {"int8_per_channel", "int4_g32", "fp16", NULL};
+    static const char *const schemes[] = {"int8_per_channel", "int4_g32", "fp16", "nf4_g16",
+                                          "nf3_g32",          "int3_g16", NULL};
+    mq_gpt_t m;
+    small_model(&m);
+    size_t n = (size_t)m.cfg.n_ctx * m.cfg.vocab_size;
+    float *fp32 = forward_logits(&m);
     for (int k = 0; schemes[k]; k++) {
-        mq_gpt_t m;
-        small_model(&m);
         mq_scheme_t s;
         mq_qmodel_t q;
         mq_error_t err = {0};
         cr_assert_eq(mq_scheme_parse(schemes[k], &s, &err), MQ_OK);
-        cr_assert_eq(mq_qmodel_apply(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
+        cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
         q.fused = 1;
-        double e = decode_vs_forward(&m);
+        double e = decode_vs_forward(q.model);
         cr_assert(e < 1e-5, "%s: relative difference %g", schemes[k], e);
+        float *ql = forward_logits(q.model);
+        double gap = logits_gap(fp32, ql, n);
+        cr_assert(gap > 1e-4, "%s: the quantized logits are the FP32 ones (%g)", schemes[k], gap);
+        free(ql);
         mq_qmodel_free(&q);
-        mq_gpt_free(&m);
+        float *after = forward_logits(&m);
+        cr_assert_arr_eq(after, fp32, n * sizeof *fp32, "%s changed the FP32 model", schemes[k]);
+        free(after);
+        e = decode_vs_forward(&m);
+        cr_assert(e < 1e-5, "%s: the FP32 model after quantizing: relative difference %g",
+                  schemes[k], e);
     }
+    free(fp32);
+    mq_gpt_free(&m);
 }
 
 Test(decode, rewind_repeats_the_step) {

@@ -1,7 +1,8 @@
 /* Determinism: the same work with the same seed and thread count writes the same bytes.
  * Training writes the same model and .opt files (but for the wall-clock seconds they record),
- * exporting writes the same GGUF, a results JSON is the same but for its date and timings, and
- * the CLI run twice writes the same files. */
+ * exporting writes the same GGUF (and so does exporting the model loaded back from it), a
+ * results JSON is the same but for its date and timings, and the CLI run twice writes the same
+ * files. */
 #include <criterion/criterion.h>
 #include <omp.h>
 #include <stdio.h>
@@ -68,8 +69,9 @@ Test(determinism, training_twice_writes_the_same_model_and_state) {
     cr_assert(same_gguf_untimed(opt_a, opt_b), "two identical training runs wrote different .opt");
 }
 
-/* The fixture model, quantized with scheme and exported to path. */
-static void export_to(const char *scheme, int skip_lm_head, const char *path) {
+/* The fixture model, quantized with scheme and exported to path; with reload, the file is
+ * loaded and exported again to path (a loaded model writes the bytes it was read from). */
+static void export_to(const char *scheme, int skip_lm_head, int reload, const char *path) {
     mq_gpt_t m = {0};
     fixture_model(&m, 12);
     mq_scheme_t s;
@@ -77,22 +79,33 @@ static void export_to(const char *scheme, int skip_lm_head, const char *path) {
     cr_assert_eq(mq_scheme_parse(scheme, &s, &err), MQ_OK, "%s", err.msg);
     mq_qmodel_t q;
     mq_qmodel_opts_t qo = {skip_lm_head, -1, 0};
-    cr_assert_eq(mq_qmodel_apply(&q, &m, &s, &qo, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, &qo, &err), MQ_OK, "%s", err.msg);
     cr_assert_eq(mq_qmodel_save(path, &m, &q, tok, &err), MQ_OK, "%s", err.msg);
     mq_qmodel_free(&q);
     mq_gpt_free(&m);
+    if (reload) {
+        mq_tokenizer_t *t2 = NULL;
+        cr_assert_eq(mq_qmodel_load(path, &q, &t2, &err), MQ_OK, "%s", err.msg);
+        cr_assert_eq(mq_qmodel_save(path, NULL, &q, t2, &err), MQ_OK, "%s", err.msg);
+        mq_tokenizer_free(t2);
+        mq_qmodel_free(&q);
+    }
 }
 
 Test(determinism, exporting_twice_writes_the_same_bytes) {
     static const char *const SCHEMES[] = {"fp32",     "fp16",    "int8_per_channel",
-                                          "int4_g32", "nf4_g32", "int3_per_channel"};
+                                          "int4_g32", "nf4_g32", "int3_per_channel",
+                                          "nf3_g32",  "nf3_g16"};
     for (size_t i = 0; i < sizeof SCHEMES / sizeof SCHEMES[0]; i++) {
         char a[256], b[256];
         in_dir(a, sizeof a, "qa.gguf");
         in_dir(b, sizeof b, "qb.gguf");
-        export_to(SCHEMES[i], i % 2, a);
-        export_to(SCHEMES[i], i % 2, b);
+        export_to(SCHEMES[i], i % 2, 0, a);
+        export_to(SCHEMES[i], i % 2, 0, b);
         cr_assert(same_bytes(a, b), "%s: two exports differ", SCHEMES[i]);
+        /* a file written over itself from the model loaded out of it */
+        export_to(SCHEMES[i], i % 2, 1, b);
+        cr_assert(same_bytes(a, b), "%s: the reloaded model exports differently", SCHEMES[i]);
     }
 }
 
@@ -120,12 +133,12 @@ static void results_to(const char *path) {
     mq_error_t err = {0};
     mq_scheme_parse("int4_g32", &s, NULL);
     mq_qmodel_t q;
-    cr_assert_eq(mq_qmodel_apply(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
     mq_ppl_result_t r;
-    cr_assert_eq(mq_perplexity(&m, stream.ids, stream.n, MQ_PPL_DEFAULT, 0, 0, &r, &err), MQ_OK,
-                 "%s", err.msg);
+    cr_assert_eq(mq_perplexity(q.model, stream.ids, stream.n, MQ_PPL_DEFAULT, 0, 0, &r, &err),
+                 MQ_OK, "%s", err.msg);
     mq_model_bytes_t b;
-    mq_model_bytes(&m, &q, &b);
+    mq_model_bytes(NULL, &q, &b);
     cJSON *root = cJSON_CreateObject(), *res = cJSON_AddObjectToObject(root, "int4_g32");
     cJSON_AddNumberToObject(res, "ppl", r.ppl);
     cJSON_AddNumberToObject(res, "nll_stderr", r.nll_stderr);

@@ -1,6 +1,7 @@
-/* Tests of miniquant's fused kernels: every SIMD version against the portable scalar one, the
- * scalar one against the reference path (dequantize + sgemm), the QuantizedLinear and qmodel
- * integration, the int8-activation mode's error bound, and the choice of version.
+/* Tests of miniquant's fused kernels, which read a weight's stored bytes: every version this CPU
+ * runs, on every format of the table, against the portable scalar one and the reference path
+ * (dequantize + sgemm), the QuantizedLinear and qmodel integration, the int8-activation mode's
+ * error bound, and the choice of version.
  *
  * Tolerance of "the same numbers up to FP32 summation order": for every output,
  *   |y - y_ref| <= 1e-5 * sum_i |x_i| |w_i|  (+ 1e-6 * |bias|)
@@ -8,8 +9,10 @@
  * most about C * 2^-24 of that sum; 1e-5 leaves room for C in the hundreds.
  *
  * Shapes are chosen not to fit the vector widths or blocks: 37 and 70 output rows (not
- * multiples of 16, 32 or 2), 37 and 130 columns for whole-row scales, 96 columns with groups of
- * 32 (not a multiple of 64), 1, 3, 13 and 64 x rows (every tile remainder). */
+ * multiples of 16, 32 or 2), 37 and 130 columns (not multiples of 16 or 32: int8 and int4 then
+ * leave Q8_0 / Q4_0 for the packed format), groups of 10, 13, 16, 24 and 48 (packed) beside
+ * groups of 32 and their multiples (Q8_0 / Q4_0), 1, 2, 3, 17 and 64 x rows (the decode kernels
+ * and every tile remainder of the prompt path). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <omp.h>
@@ -87,186 +90,252 @@ static void assert_close(const float *y, const float *want, const double *scale,
         }
 }
 
-/* Runs p with a version into a fresh buffer. */
-static float *run(const mq_qpacked_t *p, mq_isa_t isa, int a8, const float *bias, const float *x,
+/* Runs w with a version into a fresh buffer. */
+static float *run(const mq_qweight_t *w, mq_isa_t isa, int a8, const float *bias, const float *x,
                   int N) {
-    float *y = malloc((size_t)N * p->rows * sizeof *y);
+    float *y = malloc((size_t)N * w->rows * sizeof *y);
     cr_assert(y);
     mq_error_t err = {0};
-    cr_assert_eq(mq_qpacked_forward_with(p, isa, a8, bias, y, x, N, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_qweight_forward_with(w, isa, a8, bias, y, x, N, &err), MQ_OK, "%s %s: %s",
+                 w->scheme.name, mq_isa_name(isa), err.msg);
     return y;
 }
 
-/* A scheme with the shapes it is tested on. */
+/* The reference path (dequantize + sgemm) into a fresh buffer. */
+static float *run_ref(const mq_qlinear_t *ql, const float *x, int N) {
+    float *y = malloc((size_t)N * ql->out * sizeof *y);
+    cr_assert(y);
+    mq_error_t err = {0};
+    cr_assert_eq(mq_qlinear_forward_ref(ql, y, x, N, &err), MQ_OK, "%s", err.msg);
+    return y;
+}
+
+/* A scheme with the shapes it is tested on, and the format it must land in. */
 typedef struct kcase {
     const char *scheme;
     int OC, C;
+    const char *format;
 } kcase_t;
 
 static const kcase_t CASES[] = {
-    {"int8_per_tensor", 37, 37},
-    {"int8_per_tensor", 70, 130},
-    {"int8_per_channel", 37, 37},
-    {"int8_per_channel", 70, 130},
-    {"int8_g32", 37, 96},
-    {"int8_g64", 37, 192},
-    {"int4_per_channel", 37, 37},
-    {"int4_per_channel", 70, 130},
-    {"int4_g32", 37, 96},
-    {"int4_g64", 37, 192},
-    {"int4_g128", 37, 384},
-    {"nf4_g64", 37, 192},
-    {"nf4_g32", 70, 96},
-    {"fp16", 37, 37},
-    {"fp16", 70, 130},
-    {"int3_g48", 37, 96},
-    {"int2_g16", 37, 96},
-    {"int6_per_channel", 37, 130},
-    {"int5_g64", 70, 192},
-    {"int4_g24", 37, 96},
-    {"int8_g96", 37, 192},
-    {"int4_g64", 37, 1024},
-    {"int8_per_channel", 37, 1024}, /* rows 4 KiB apart */
+    {"int8_per_tensor", 37, 64, "q8_0"},
+    {"int8_per_tensor", 70, 130, "packed"},
+    {"int8_per_channel", 37, 37, "packed"},
+    {"int8_per_channel", 70, 160, "q8_0"},
+    {"int8_g32", 37, 96, "q8_0"},
+    {"int8_g64", 37, 192, "q8_0"},
+    {"int4_per_tensor", 37, 96, "q4_0"},
+    {"int4_per_channel", 37, 37, "packed"},
+    {"int4_per_channel", 70, 160, "q4_0"},
+    {"int4_g32", 37, 96, "q4_0"},
+    {"int4_g64", 37, 192, "q4_0"},
+    {"int4_g128", 37, 384, "q4_0"},
+    {"nf4_g64", 37, 192, "packed"},
+    {"nf4_g32", 70, 96, "packed"},
+    {"nf4_g10", 37, 130, "packed"},
+    {"nf3_g64", 37, 192, "packed"},
+    {"nf3_g10", 70, 130, "packed"},
+    {"fp16", 37, 37, "f16"},
+    {"fp16", 70, 130, "f16"},
+    {"fp32", 37, 37, "f32"},
+    {"fp32", 70, 130, "f32"},
+    {"int3_g48", 37, 96, "packed"},
+    {"int3_per_channel", 37, 37, "packed"},
+    {"int2_g16", 37, 96, "packed"},
+    {"int6_per_channel", 37, 130, "packed"},
+    {"int5_g64", 70, 192, "packed"},
+    {"int7_g13", 37, 130, "packed"},
+    {"int4_g24", 37, 96, "packed"},
+    {"int4_g16", 37, 48, "packed"},
+    {"int8_g96", 37, 192, "q8_0"},
+    {"int8_g48", 37, 96, "packed"},
+    {"int4_g64", 37, 1024, "q4_0"},
+    {"int8_per_channel", 37, 1024, "q8_0"}, /* rows 1 KiB apart */
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
-static const int ROWS_OF_X[] = {1, 3, 13, 64};
+static const int ROWS_OF_X[] = {1, 2, 3, 17, 64};
+#define N_ROWS_OF_X (sizeof ROWS_OF_X / sizeof *ROWS_OF_X)
 
 /* ---------------------------------------------------------------------------------------------
- * versions against the scalar reference */
+ * versions against the scalar reference and the reference path */
 
-Test(kernels, every_simd_version_matches_the_scalar_one) {
-    int tested = 0;
+Test(kernels, the_cases_cover_every_format) {
+    for (int f = 0; MQ_FORMATS[f]; f++) {
+        int n = 0;
+        for (size_t c = 0; c < N_CASES; c++)
+            n += !strcmp(CASES[c].format, MQ_FORMATS[f]->name);
+        cr_assert_gt(n, 0, "no case is stored as %s", MQ_FORMATS[f]->name);
+    }
+    for (size_t c = 0; c < N_CASES; c++) {
+        mq_scheme_t s = scheme(CASES[c].scheme);
+        const mq_format_t *f = mq_format_for(&s, CASES[c].C, NULL);
+        cr_assert(f && !strcmp(f->name, CASES[c].format), "%s with rows of %d: %s, not %s",
+                  CASES[c].scheme, CASES[c].C, f ? f->name : "(none)", CASES[c].format);
+    }
+}
+
+/* Every version this CPU runs, on every format, for N = 1 (the decode kernels), 2, 3, 17, 64
+ * (the prompt path and its tile remainders), agrees with the scalar reference and with the
+ * reference path within the documented bound. */
+Test(kernels, every_version_matches_the_scalar_one_and_the_reference_path) {
+    int simd = 0;
     for (size_t c = 0; c < N_CASES; c++) {
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             mq_qlinear_t ql;
             make_linear(&ql, CASES[c].scheme, CASES[c].OC, CASES[c].C, with_bias, 11 + c);
-            mq_qpacked_t p;
-            mq_error_t err = {0};
-            cr_assert_eq(mq_qpacked_init(&p, &ql.w, &err), MQ_OK, "%s", err.msg);
-            for (size_t k = 0; k < sizeof ROWS_OF_X / sizeof *ROWS_OF_X; k++) {
+            cr_assert_str_eq(ql.w.format->name, CASES[c].format);
+            for (size_t k = 0; k < N_ROWS_OF_X; k++) {
                 int N = ROWS_OF_X[k];
                 float *x = randn(100 + c * 7 + (size_t)k, (size_t)N * ql.in, 1.0f);
                 double *scale = abs_dot(&ql, x, N);
-                float *ys = run(&p, MQ_ISA_SCALAR, 0, ql.bias, x, N);
+                float *yr = run_ref(&ql, x, N);
+                float *ys = run(&ql.w, MQ_ISA_SCALAR, 0, ql.bias, x, N);
+                char what[128];
+                snprintf(what, sizeof what, "%s (%s) %dx%d N=%d bias=%d scalar vs reference",
+                         CASES[c].scheme, CASES[c].format, ql.out, ql.in, N, with_bias);
+                assert_close(ys, yr, scale, ql.bias, N, ql.out, TOL, what);
                 for (int isa = MQ_ISA_AVX2; isa < MQ_ISA_COUNT; isa++) {
                     if (!mq_isa_supported((mq_isa_t)isa)) continue;
-                    float *y = run(&p, (mq_isa_t)isa, 0, ql.bias, x, N);
-                    char what[96];
-                    snprintf(what, sizeof what, "%s %dx%d N=%d bias=%d %s", CASES[c].scheme, ql.out,
-                             ql.in, N, with_bias, mq_isa_name((mq_isa_t)isa));
+                    float *y = run(&ql.w, (mq_isa_t)isa, 0, ql.bias, x, N);
+                    snprintf(what, sizeof what, "%s (%s) %dx%d N=%d bias=%d %s vs scalar",
+                             CASES[c].scheme, CASES[c].format, ql.out, ql.in, N, with_bias,
+                             mq_isa_name((mq_isa_t)isa));
                     assert_close(y, ys, scale, ql.bias, N, ql.out, TOL, what);
+                    snprintf(what, sizeof what, "%s (%s) %dx%d N=%d bias=%d %s vs reference",
+                             CASES[c].scheme, CASES[c].format, ql.out, ql.in, N, with_bias,
+                             mq_isa_name((mq_isa_t)isa));
+                    assert_close(y, yr, scale, ql.bias, N, ql.out, TOL, what);
                     free(y);
-                    tested++;
+                    simd++;
                 }
                 free(ys);
+                free(yr);
                 free(scale);
                 free(x);
             }
-            mq_qpacked_free(&p);
             mq_qlinear_free(&ql);
         }
     }
-    if (mq_isa_supported(MQ_ISA_AVX2)) cr_assert_gt(tested, 0);
+    int n_simd = mq_isa_supported(MQ_ISA_AVX2) + mq_isa_supported(MQ_ISA_AVX512);
+    cr_assert_eq(simd, n_simd * (int)(2 * N_CASES * N_ROWS_OF_X));
 }
 
-Test(kernels, simd_versions_take_blocks_of_16_columns_and_whole_rows) {
+/* Which format a weight is stored in, and which take int8 activations, is the table's: Q8_0 and
+ * Q4_0 (32-blocks of an int8 / int4 grid) on the scalar and AVX-512 versions, nothing on AVX2. */
+Test(kernels, formats_and_int8_activations_follow_the_table) {
     static const struct {
         const char *scheme;
-        int C, simd, a8;
+        int C;
+        const char *format;
+        int a8;
     } want[] = {
-        {"int4_g64", 192, 1, 1},        {"int4_g32", 96, 1, 0},   {"int4_g24", 96, 0, 0},
-        {"int8_per_channel", 37, 1, 1}, {"nf4_g64", 192, 1, 0},   {"fp16", 37, 1, 0},
-        {"int8_g96", 192, 1, 0},        {"int8_g128", 256, 1, 1}, {"fp32", 37, 0, 0},
+        {"int4_g64", 192, "q4_0", 1},        {"int4_g32", 96, "q4_0", 1},
+        {"int4_g24", 96, "packed", 0},       {"int8_per_channel", 37, "packed", 0},
+        {"int8_per_channel", 64, "q8_0", 1}, {"nf4_g64", 192, "packed", 0},
+        {"nf3_g64", 192, "packed", 0},       {"fp16", 37, "f16", 0},
+        {"int8_g96", 192, "q8_0", 1},        {"int8_g128", 256, "q8_0", 1},
+        {"int8_g48", 96, "packed", 0},       {"int3_g64", 192, "packed", 0},
+        {"int4_per_tensor", 160, "q4_0", 1}, {"fp32", 37, "f32", 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         mq_qlinear_t ql;
         make_linear(&ql, want[i].scheme, 5, want[i].C, 0, 3);
-        mq_qpacked_t p;
-        cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
-        cr_assert_eq(p.simd, want[i].simd, "%s", want[i].scheme);
-        cr_assert_eq(p.a8, want[i].a8, "%s", want[i].scheme);
-        mq_qpacked_free(&p);
+        cr_assert_str_eq(ql.w.format->name, want[i].format, "%s", want[i].scheme);
+        cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), want[i].a8, "%s", want[i].scheme);
+        cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX512), want[i].a8, "%s", want[i].scheme);
+        cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX2), 0, "%s", want[i].scheme);
+        cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_COUNT), 0);
         mq_qlinear_free(&ql);
     }
 }
 
-Test(kernels, scalar_fused_path_matches_the_reference_path) {
-    for (size_t c = 0; c < N_CASES; c++) {
+/* One output, two scale blocks: acc = s0 * (sum of block 0) + s1 * (sum of block 1), with the
+ * codes and scales read back from the stored bytes; in the packed format (groups of 16) and in
+ * Q4_0 (groups of 32). */
+Test(kernels, the_scalar_kernel_follows_the_documented_order) {
+    static const struct {
+        const char *scheme, *format;
+        int g;
+    } cases[] = {{"int4_g16", "packed", 16}, {"int4_g32", "q4_0", 32}, {"int8_g32", "q8_0", 32}};
+    for (int k = 0; k < 3; k++) {
+        int C = 2 * cases[k].g;
+        float W[64], x[64];
+        for (int i = 0; i < C; i++) {
+            W[i] = (i < cases[k].g ? 0.1f : 3.0f) * (float)((i % 7) - 3);
+            x[i] = 0.25f * (float)(i % 5) - 0.5f;
+        }
         mq_qlinear_t ql;
-        make_linear(&ql, CASES[c].scheme, CASES[c].OC, CASES[c].C, 1, 21 + c);
-        mq_qpacked_t p;
-        cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
-        for (size_t k = 0; k < sizeof ROWS_OF_X / sizeof *ROWS_OF_X; k++) {
-            int N = ROWS_OF_X[k];
-            float *x = randn(200 + c + (size_t)k, (size_t)N * ql.in, 1.0f);
-            double *scale = abs_dot(&ql, x, N);
-            float *yr = malloc((size_t)N * ql.out * sizeof *yr);
-            cr_assert_eq(mq_qlinear_forward_ref(&ql, yr, x, N, NULL), MQ_OK);
-            float *ys = run(&p, MQ_ISA_SCALAR, 0, ql.bias, x, N);
-            char what[96];
-            snprintf(what, sizeof what, "%s %dx%d N=%d scalar vs reference", CASES[c].scheme,
-                     ql.out, ql.in, N);
-            assert_close(ys, yr, scale, ql.bias, N, ql.out, TOL, what);
-            free(ys);
-            free(yr);
+        mq_scheme_t s = scheme(cases[k].scheme);
+        cr_assert_eq(mq_qlinear_from_linear(&ql, W, NULL, 1, C, &s, NULL), MQ_OK);
+        cr_assert_str_eq(ql.w.format->name, cases[k].format);
+        int8_t codes[64];
+        mq_fp16_t sc[2];
+        cr_assert_eq(mq_qweight_to_codes(&ql.w, codes, sc, NULL), MQ_OK);
+        cr_assert_neq(sc[0], sc[1]);
+        float acc = 0.0f;
+        for (int b = 0; b < 2; b++) {
+            float g = 0.0f;
+            for (int i = cases[k].g * b; i < cases[k].g * (b + 1); i++)
+                g += (float)codes[i] * x[i];
+            acc += mq_fp16_to_fp32(sc[b]) * g;
+        }
+        cr_assert_gt(fabsf(acc), 1.0f);
+        float *y = run(&ql.w, MQ_ISA_SCALAR, 0, NULL, x, 1);
+        cr_assert_float_eq(y[0], acc, 1e-6f * fabsf(acc) + 1e-7f, "%s: %.9g vs %.9g",
+                           cases[k].scheme, y[0], acc);
+        free(y);
+        mq_qlinear_free(&ql);
+    }
+}
+
+/* Output rows are shared out among the threads, each computed by one in a fixed order: 1 and 3
+ * threads give the same bits, for every version and every format of miniquant's kernels, with
+ * int8 activations too. F32 weights are OpenBLAS's: its sgemm on a share of the x rows may sum
+ * in another order (the last bits of N = 64 outputs change with the thread count), so they are
+ * held to the summation bound instead. 300 x 512 is above the size from which a forward runs
+ * threaded. */
+Test(kernels, results_do_not_depend_on_the_thread_count) {
+    static const char *names[] = {
+        "int4_g64", "int8_per_channel", "nf4_g64", "nf3_g64", "int3_g32", "fp16", "fp32"};
+    int nth = omp_get_max_threads();
+    for (int i = 0; i < 7; i++) {
+        mq_qlinear_t ql;
+        make_linear(&ql, names[i], 300, 512, 1, 5);
+        int blas = ql.w.format->kernels[MQ_ISA_SCALAR].forward != NULL;
+        cr_assert_eq(blas, !strcmp(names[i], "fp32"), "%s", names[i]);
+        for (int N = 1; N <= 64; N += 63) {
+            float *x = randn(9, (size_t)N * 512, 1.0f);
+            double *scale = blas ? abs_dot(&ql, x, N) : NULL;
+            for (int isa = 0; isa < MQ_ISA_COUNT; isa++)
+                for (int a8 = 0; a8 < 2; a8++) {
+                    if (!mq_isa_supported((mq_isa_t)isa)) continue;
+                    if (a8 && !mq_isa_supports_a8((mq_isa_t)isa)) continue;
+                    omp_set_num_threads(1);
+                    float *y1 = run(&ql.w, (mq_isa_t)isa, a8, ql.bias, x, N);
+                    omp_set_num_threads(3);
+                    float *y3 = run(&ql.w, (mq_isa_t)isa, a8, ql.bias, x, N);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %s a8=%d N=%d", names[i],
+                             mq_isa_name((mq_isa_t)isa), a8, N);
+                    if (blas)
+                        assert_close(y3, y1, scale, ql.bias, N, 300, TOL, what);
+                    else
+                        cr_assert_arr_eq(y1, y3, (size_t)N * 300 * sizeof(float), "%s", what);
+                    free(y1);
+                    free(y3);
+                }
             free(scale);
             free(x);
         }
-        mq_qpacked_free(&p);
         mq_qlinear_free(&ql);
     }
-}
-
-Test(kernels, the_scalar_kernel_follows_the_documented_order) {
-    /* one output, two groups of 16: acc = s0 * (sum of group 0) + s1 * (sum of group 1) */
-    float W[32], x[32];
-    for (int i = 0; i < 32; i++) {
-        W[i] = (i < 16 ? 0.1f : 3.0f) * (float)((i % 7) - 3);
-        x[i] = 0.25f * (float)(i % 5) - 0.5f;
-    }
-    mq_qlinear_t ql;
-    mq_scheme_t s = scheme("int4_g16");
-    cr_assert_eq(mq_qlinear_from_linear(&ql, W, NULL, 1, 32, &s, NULL), MQ_OK);
-    mq_qpacked_t p;
-    cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
-    float acc = 0.0f;
-    for (int b = 0; b < 2; b++) {
-        float g = 0.0f;
-        for (int i = 16 * b; i < 16 * b + 16; i++)
-            g += (float)ql.w.codes[i] * x[i];
-        acc += mq_fp16_to_fp32(ql.w.scales[b]) * g;
-    }
-    float *y = run(&p, MQ_ISA_SCALAR, 0, NULL, x, 1);
-    cr_assert_float_eq(y[0], acc, 1e-6f * fabsf(acc) + 1e-7f);
-    free(y);
-    mq_qpacked_free(&p);
-    mq_qlinear_free(&ql);
-}
-
-Test(kernels, results_do_not_depend_on_the_thread_count) {
-    mq_qlinear_t ql;
-    make_linear(&ql, "int4_g64", 300, 256, 1, 5);
-    mq_qpacked_t p;
-    cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
-    for (int N = 1; N <= 64; N += 63) {
-        float *x = randn(9, (size_t)N * 256, 1.0f);
-        omp_set_num_threads(1);
-        float *y1 = run(&p, mq_isa_best(), 0, ql.bias, x, N);
-        omp_set_num_threads(3);
-        float *y3 = run(&p, mq_isa_best(), 0, ql.bias, x, N);
-        cr_assert_arr_eq(y1, y3, (size_t)N * 300 * sizeof(float), "N=%d", N);
-        free(y1);
-        free(y3);
-        free(x);
-    }
-    mq_qpacked_free(&p);
-    mq_qlinear_free(&ql);
+    omp_set_num_threads(nth);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * int8 activations */
 
-/* The rounding of x per 64-column block moves each x_i by at most max|x_block| / 254, so
+/* The rounding of x per 32-column block moves each x_i by at most max|x_block| / 254, so
  * |y_a8 - y| <= sum_blocks (max|x_block| / 254) * sum_{i in block} |w_i|. */
 static double *a8_bound(const mq_qlinear_t *ql, const float *x, int N) {
     int OC = ql->out, C = ql->in;
@@ -277,9 +346,9 @@ static double *a8_bound(const mq_qlinear_t *ql, const float *x, int N) {
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double b = 0.0;
-            for (int j = 0; j * 64 < C; j++) {
+            for (int j = 0; j * 32 < C; j++) {
                 double amax = 0.0, wsum = 0.0;
-                for (int i = j * 64; i < C && i < j * 64 + 64; i++) {
+                for (int i = j * 32; i < C && i < j * 32 + 32; i++) {
                     amax = fmax(amax, fabs(x[(size_t)n * C + i]));
                     wsum += fabs(W[(size_t)o * C + i]);
                 }
@@ -293,22 +362,22 @@ static double *a8_bound(const mq_qlinear_t *ql, const float *x, int N) {
 
 Test(kernels, int8_activations_stay_within_their_rounding_bound) {
     static const kcase_t a8_cases[] = {
-        {"int8_per_channel", 37, 130}, {"int8_per_tensor", 37, 37}, {"int8_g64", 70, 192},
-        {"int4_g64", 37, 192},         {"int4_g128", 37, 384},      {"int4_per_channel", 37, 130},
-        {"int3_g64", 37, 128},
+        {"int8_per_channel", 37, 160, "q8_0"}, {"int8_per_tensor", 37, 64, "q8_0"},
+        {"int8_g64", 70, 192, "q8_0"},         {"int8_g32", 37, 96, "q8_0"},
+        {"int4_g64", 37, 192, "q4_0"},         {"int4_g128", 37, 384, "q4_0"},
+        {"int4_per_channel", 37, 160, "q4_0"}, {"int4_g32", 70, 96, "q4_0"},
     };
     for (size_t c = 0; c < sizeof a8_cases / sizeof *a8_cases; c++) {
         mq_qlinear_t ql;
         make_linear(&ql, a8_cases[c].scheme, a8_cases[c].OC, a8_cases[c].C, 1, 31 + c);
-        mq_qpacked_t p;
-        cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
-        cr_assert(p.a8, "%s", a8_cases[c].scheme);
+        cr_assert_str_eq(ql.w.format->name, a8_cases[c].format);
+        cr_assert(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), "%s", a8_cases[c].scheme);
         for (int N = 1; N <= 13; N += 12) {
             float *x = randn(300 + c, (size_t)N * ql.in, 1.0f);
             if (N > 1) x[3] = 9.0f; /* an outlier in row 0 widens its block's step */
             double *scale = abs_dot(&ql, x, N), *bound = a8_bound(&ql, x, N);
-            float *yf = run(&p, MQ_ISA_SCALAR, 0, ql.bias, x, N);
-            float *ys = run(&p, MQ_ISA_SCALAR, 1, ql.bias, x, N);
+            float *yf = run(&ql.w, MQ_ISA_SCALAR, 0, ql.bias, x, N);
+            float *ys = run(&ql.w, MQ_ISA_SCALAR, 1, ql.bias, x, N);
             double worst = 0.0, mean = 0.0;
             for (size_t k = 0; k < (size_t)N * ql.out; k++) {
                 double d = fabs((double)ys[k] - yf[k]);
@@ -324,7 +393,8 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
             cr_assert_lt(mean, 1.0 / 508, "%s: mean relative error %.3g", a8_cases[c].scheme, mean);
             if (mq_isa_supports_a8(MQ_ISA_AVX512)) {
                 /* the integer dot products are exact: only FP32 summation differs */
-                float *yv = run(&p, MQ_ISA_AVX512, 1, ql.bias, x, N);
+                cr_assert(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX512));
+                float *yv = run(&ql.w, MQ_ISA_AVX512, 1, ql.bias, x, N);
                 char what[96];
                 snprintf(what, sizeof what, "%s N=%d avx512 a8 vs scalar a8", a8_cases[c].scheme,
                          N);
@@ -337,27 +407,41 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
             free(bound);
             free(x);
         }
-        mq_qpacked_free(&p);
         mq_qlinear_free(&ql);
     }
 }
 
+/* Packed, NF4 / NF3 and FP16 / FP32 weights run FP32 activations in the a8 mode: the same bits
+ * as without it, on every version that has the mode. */
 Test(kernels, int8_activations_leave_other_weights_on_fp32_activations) {
-    static const char *names[] = {"nf4_g64", "int4_g32", "fp16"};
-    for (int i = 0; i < 3; i++) {
+    static const kcase_t cases[] = {
+        {"nf4_g64", 37, 192, "packed"},
+        {"nf3_g64", 37, 192, "packed"},
+        {"int3_g64", 37, 192, "packed"},
+        {"int4_g24", 37, 96, "packed"},
+        {"int8_per_channel", 37, 130, "packed"},
+        {"fp16", 37, 192, "f16"},
+        {"fp32", 37, 192, "f32"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         mq_qlinear_t ql;
-        make_linear(&ql, names[i], 37, 192, 1, 41);
-        mq_qpacked_t p;
-        cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
-        cr_assert_not(p.a8);
-        float *x = randn(43, 3 * 192, 1.0f);
-        float *y0 = run(&p, MQ_ISA_SCALAR, 0, ql.bias, x, 3);
-        float *y1 = run(&p, MQ_ISA_SCALAR, 1, ql.bias, x, 3);
-        cr_assert_arr_eq(y0, y1, 3 * 37 * sizeof(float), "%s", names[i]);
-        free(y0);
-        free(y1);
-        free(x);
-        mq_qpacked_free(&p);
+        make_linear(&ql, cases[i].scheme, cases[i].OC, cases[i].C, 1, 41);
+        cr_assert_str_eq(ql.w.format->name, cases[i].format);
+        cr_assert_not(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), "%s", cases[i].scheme);
+        cr_assert_not(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX512), "%s", cases[i].scheme);
+        for (int N = 1; N <= 3; N += 2) {
+            float *x = randn(43, (size_t)N * ql.in, 1.0f);
+            for (int isa = 0; isa < MQ_ISA_COUNT; isa++) {
+                if (!mq_isa_supports_a8((mq_isa_t)isa)) continue;
+                float *y0 = run(&ql.w, (mq_isa_t)isa, 0, ql.bias, x, N);
+                float *y1 = run(&ql.w, (mq_isa_t)isa, 1, ql.bias, x, N);
+                cr_assert_arr_eq(y0, y1, (size_t)N * ql.out * sizeof(float), "%s %s N=%d",
+                                 cases[i].scheme, mq_isa_name((mq_isa_t)isa), N);
+                free(y0);
+                free(y1);
+            }
+            free(x);
+        }
         mq_qlinear_free(&ql);
     }
 }
@@ -365,26 +449,23 @@ Test(kernels, int8_activations_leave_other_weights_on_fp32_activations) {
 /* ---------------------------------------------------------------------------------------------
  * QuantizedLinear and the qmodel */
 
-Test(kernels, qlinear_forward_matches_the_reference_packed_or_not) {
-    static const char *names[] = {"fp32", "fp16", "int8_per_channel", "int4_g64", "nf4_g64"};
-    for (int i = 0; i < 5; i++) {
+Test(kernels, qlinear_forward_matches_the_reference) {
+    static const char *names[] = {"fp32",    "fp16",    "int8_per_channel", "int4_g64",
+                                  "nf4_g64", "nf3_g64", "int3_g64",         "int4_g24"};
+    for (int i = 0; i < 8; i++) {
         mq_qlinear_t ql;
         make_linear(&ql, names[i], 70, 192, 1, 51);
         for (int N = 1; N <= 64; N += 63) {
             float *x = randn(53, (size_t)N * 192, 1.0f);
             double *scale = abs_dot(&ql, x, N);
-            float *yr = malloc((size_t)N * 70 * sizeof *yr),
-                  *y = malloc((size_t)N * 70 * sizeof *y);
+            float *yr = run_ref(&ql, x, N), *y = malloc((size_t)N * 70 * sizeof *y);
             mq_error_t err = {0};
-            cr_assert_eq(mq_qlinear_forward_ref(&ql, yr, x, N, &err), MQ_OK);
             cr_assert_eq(mq_qlinear_forward(&ql, y, x, N, &err), MQ_OK, "%s", err.msg);
             assert_close(y, yr, scale, ql.bias, N, 70, TOL, names[i]);
-            cr_assert_eq(mq_qlinear_pack(&ql, &err), MQ_OK, "%s", err.msg);
-            cr_assert_eq(mq_qlinear_pack(&ql, &err), MQ_OK, "packing twice replaces");
-            cr_assert_eq(mq_qlinear_forward(&ql, y, x, N, &err), MQ_OK, "%s", err.msg);
-            assert_close(y, yr, scale, ql.bias, N, 70, TOL, names[i]);
-            mq_qlinear_unpack(&ql);
-            mq_qlinear_unpack(&ql); /* harmless */
+            /* the layer's own path is the weight's, with the layer's bias */
+            float *yw = run(&ql.w, mq_kernels_isa(), mq_kernels_a8(), ql.bias, x, N);
+            cr_assert_arr_eq(y, yw, (size_t)N * 70 * sizeof(float), "%s", names[i]);
+            free(yw);
             free(y);
             free(yr);
             free(scale);
@@ -394,42 +475,121 @@ Test(kernels, qlinear_forward_matches_the_reference_packed_or_not) {
     }
 }
 
-Test(kernels, a_changed_layer_is_not_served_a_stale_packed_form) {
-    mq_qlinear_t a, b;
-    make_linear(&a, "int4_g64", 8, 64, 0, 61);
-    cr_assert_eq(mq_qlinear_pack(&a, NULL), MQ_OK);
-    /* the same address now holds another weight: its buffers differ, so it is packed afresh */
-    make_linear(&b, "int4_g64", 8, 64, 0, 62);
-    mq_qlinear_t saved = a;
-    a = b;
-    float *x = randn(63, 64, 1.0f), y[8], yr[8];
-    cr_assert_eq(mq_qlinear_forward(&a, y, x, 1, NULL), MQ_OK);
-    cr_assert_eq(mq_qlinear_forward_ref(&a, yr, x, 1, NULL), MQ_OK);
-    for (int o = 0; o < 8; o++)
-        cr_assert_float_eq(y[o], yr[o], 1e-4f);
-    mq_qlinear_unpack(&a);
-    mq_qlinear_free(&saved);
-    mq_qlinear_free(&b);
+/* No registry: a forward reads the weight it is given. Two QuantizedLinears of the same weight
+ * give the same bits, and one whose bytes are replaced at the same address gives the new
+ * weight's output, not the old one's. */
+Test(kernels, forwards_read_the_weight_they_are_given) {
+    mq_qlinear_t a, b, c;
+    make_linear(&a, "int4_g64", 40, 128, 1, 61);
+    make_linear(&b, "int4_g64", 40, 128, 1, 61);
+    make_linear(&c, "int4_g64", 40, 128, 1, 62);
+    cr_assert_neq(a.w.data, b.w.data);
+    cr_assert_eq(memcmp(a.w.data, b.w.data, 40 * a.w.row_bytes), 0);
+    float *x = randn(63, 3 * 128, 1.0f);
+    for (int N = 1; N <= 3; N += 2) {
+        float ya[3 * 40], yb[3 * 40], yc[3 * 40], yr[3 * 40];
+        cr_assert_eq(mq_qlinear_forward(&a, ya, x, N, NULL), MQ_OK);
+        cr_assert_eq(mq_qlinear_forward(&b, yb, x, N, NULL), MQ_OK);
+        cr_assert_arr_eq(ya, yb, (size_t)N * 40 * sizeof(float), "N=%d", N);
+        cr_assert_eq(mq_qlinear_forward(&c, yc, x, N, NULL), MQ_OK);
+        /* a's address now holds c's bytes */
+        memcpy(a.w.data, c.w.data, 40 * a.w.row_bytes);
+        memcpy(a.bias, c.bias, 40 * sizeof(float));
+        cr_assert_eq(mq_qlinear_forward(&a, ya, x, N, NULL), MQ_OK);
+        cr_assert_arr_eq(ya, yc, (size_t)N * 40 * sizeof(float), "N=%d: a stale weight", N);
+        cr_assert_eq(mq_qlinear_forward_ref(&c, yr, x, N, NULL), MQ_OK);
+        int differ = 0;
+        for (int k = 0; k < N * 40; k++) {
+            cr_assert_float_eq(ya[k], yr[k], 1e-4f);
+            differ |= ya[k] != yb[k];
+        }
+        cr_assert(differ, "the two weights give the same output: the test shows nothing");
+        memcpy(a.w.data, b.w.data, 40 * a.w.row_bytes); /* back to a's weight */
+        memcpy(a.bias, b.bias, 40 * sizeof(float));
+    }
     free(x);
+    mq_qlinear_free(&a);
+    mq_qlinear_free(&b);
+    mq_qlinear_free(&c);
+}
+
+/* Freeing: a weight that borrows its bytes leaves them to their owner; freeing twice is
+ * harmless (the sanitizer build checks that nothing leaks or is freed twice). */
+Test(kernels, freeing_is_clean) {
+    mq_qlinear_t ql;
+    make_linear(&ql, "nf4_g32", 20, 64, 1, 65);
+    size_t nd = 20 * ql.w.row_bytes;
+    uint8_t *data = malloc(nd);
+    mq_fp16_t *sc = malloc(ql.w.n_scales * sizeof *sc);
+    cr_assert(data && sc);
+    memcpy(data, ql.w.data, nd);
+    memcpy(sc, ql.w.scales, ql.w.n_scales * sizeof *sc);
+    mq_qweight_t w;
+    int bad_row = -1;
+    mq_row_fault_t fault;
+    mq_error_t err = {0};
+    cr_assert_eq(
+        mq_qweight_load(&w, &ql.w.scheme, ql.w.format, 20, 64, data, sc, 1, &bad_row, &fault, &err),
+        MQ_OK, "%s", err.msg);
+    cr_assert(w.borrowed && w.data == data && w.scales == sc);
+    float x[64], y1[20], y2[20];
+    for (int i = 0; i < 64; i++)
+        x[i] = 0.1f * (float)(i % 9) - 0.4f;
+    cr_assert_eq(mq_qweight_forward(&w, ql.bias, y1, x, 1, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_qlinear_forward(&ql, y2, x, 1, &err), MQ_OK, "%s", err.msg);
+    cr_assert_arr_eq(y1, y2, sizeof y1);
+    mq_qweight_free(&w);
+    cr_assert_null(w.data);
+    mq_qweight_free(&w);
+    cr_assert_eq(data[0], ql.w.data[0]); /* still the owner's */
+    free(data);
+    free(sc);
+    mq_qlinear_free(&ql);
+    mq_qlinear_free(&ql);
+    cr_assert_null(ql.w.data);
+    cr_assert_null(ql.w.scales);
+    cr_assert_null(ql.bias);
 }
 
 Test(kernels, bad_arguments_are_refused) {
     mq_qlinear_t ql;
     make_linear(&ql, "int4_g64", 4, 64, 0, 71);
-    mq_qpacked_t p;
     mq_error_t err = {0};
     float x[64] = {0}, y[4];
-    cr_assert_eq(mq_qpacked_init(&p, &ql.w, &err), MQ_OK);
-    cr_assert_eq(mq_qpacked_forward_with(&p, MQ_ISA_SCALAR, 0, NULL, y, x, -1, &err), MQ_ERR_ARG);
-    cr_assert_eq(mq_qpacked_forward_with(&p, MQ_ISA_SCALAR, 0, NULL, y, x, 0, &err), MQ_OK);
-    cr_assert_eq(mq_qpacked_forward_with(&p, MQ_ISA_COUNT, 0, NULL, y, x, 1, &err), MQ_ERR_ARG);
-    mq_qpacked_free(&p);
-    ql.w.codes[5] = 9; /* beyond the 4-bit grid */
-    cr_assert_eq(mq_qpacked_init(&p, &ql.w, &err), MQ_ERR_ARG);
+    cr_assert_eq(mq_qweight_forward_with(&ql.w, MQ_ISA_SCALAR, 0, NULL, y, x, -1, &err),
+                 MQ_ERR_ARG);
+    cr_assert_eq(mq_qweight_forward_with(&ql.w, MQ_ISA_SCALAR, 0, NULL, y, x, 0, &err), MQ_OK);
+    cr_assert_eq(mq_qweight_forward_with(&ql.w, MQ_ISA_COUNT, 0, NULL, y, x, 1, &err), MQ_ERR_ARG);
+    cr_assert_eq(mq_qweight_forward_with(NULL, MQ_ISA_SCALAR, 0, NULL, y, x, 1, &err), MQ_ERR_ARG);
+    mq_qweight_t empty = {0};
+    cr_assert_eq(mq_qweight_forward(&empty, NULL, y, x, 1, &err), MQ_ERR_ARG);
+    mq_qlinear_t none = {0};
+    cr_assert_eq(mq_qlinear_forward(&none, y, x, 1, &err), MQ_ERR_ARG);
+
+    /* a code beyond the 4-bit grid never becomes a weight: from codes, or from stored bytes */
+    int8_t codes[4 * 64];
+    mq_fp16_t sc[4];
+    cr_assert_eq(mq_qweight_to_codes(&ql.w, codes, sc, &err), MQ_OK, "%s", err.msg);
+    codes[5] = 9;
+    mq_qweight_t w;
+    cr_assert_eq(mq_qweight_from_codes(&w, &ql.w.scheme, 4, 64, codes, sc, &err), MQ_ERR_ARG);
+    cr_assert(strstr(err.msg, "code 9") && strstr(err.msg, "[-7, 7]"), "%s", err.msg);
+    cr_assert_null(w.data);
+    size_t nd = 4 * ql.w.row_bytes;
+    uint8_t *bytes = malloc(nd);
+    cr_assert(bytes);
+    memcpy(bytes, ql.w.data, nd);
+    bytes[ql.w.row_bytes + 2] &= 0xf0; /* row 1, weight 0: nibble 0 is code -8 */
+    int bad_row = -1;
+    mq_row_fault_t fault;
+    cr_assert_eq(mq_qweight_load(&w, &ql.w.scheme, ql.w.format, 4, 64, bytes, NULL, 0, &bad_row,
+                                 &fault, &err),
+                 MQ_ERR_FORMAT);
+    cr_assert_eq(bad_row, 1);
     cr_assert(strstr(err.msg, "grid"), "%s", err.msg);
-    mq_qpacked_free(&p);
+    cr_assert_null(w.data);
+    free(bytes);
     mq_qlinear_free(&ql);
-    cr_assert_eq(mq_qpacked_init(&p, NULL, &err), MQ_ERR_ARG);
 }
 
 static void tiny_model(mq_gpt_t *m) {
@@ -449,34 +609,80 @@ static float *logits(mq_gpt_t *m, const int *tok, int T) {
     return l;
 }
 
+/* The quantized model is a model of its own: its logits through the fused kernels match the
+ * reference path's, they are not the FP32 model's (its Linears are really quantized), and the
+ * FP32 model it was made from gives the same bits before and after. */
 Test(kernels, the_qmodel_runs_the_fused_path_by_default) {
     mq_gpt_t m;
     tiny_model(&m);
     int tok[20];
     for (int t = 0; t < 20; t++)
         tok[t] = (t * 37) % 96;
-    static const char *names[] = {"int8_per_channel", "int4_g64", "nf4_g32", "fp16"};
-    for (int i = 0; i < 4; i++) {
+    float *orig = logits(&m, tok, 20);
+    size_t n = (size_t)20 * m.cfg.vocab_size;
+    static const char *names[] = {"int8_per_channel", "int4_g64", "nf4_g32",
+                                  "nf3_g32",          "int3_g16", "fp16"};
+    for (int i = 0; i < 6; i++) {
         mq_qmodel_t q;
         mq_scheme_t s = scheme(names[i]);
         mq_qmodel_opts_t opts = {0, -1, 1};
-        cr_assert_eq(mq_qmodel_apply(&q, &m, &s, &opts, NULL), MQ_OK);
+        mq_error_t err = {0};
+        cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, &opts, &err), MQ_OK, "%s", err.msg);
         cr_assert_eq(q.fused, 1);
-        float *fused = logits(&m, tok, 20);
+        cr_assert(q.model && q.model != &m);
+        for (int k = 0; k < q.n_linear; k++)
+            cr_assert(q.active[k] && !q.ql[k].w.borrowed, "%s: Linear %d", names[i], k);
+        float *fused = logits(q.model, tok, 20);
         q.fused = 0;
-        float *ref = logits(&m, tok, 20);
-        size_t n = (size_t)20 * m.cfg.vocab_size;
-        double num = 0.0, den = 0.0;
+        float *ref = logits(q.model, tok, 20);
+        double num = 0.0, den = 0.0, dq = 0.0;
         for (size_t k = 0; k < n; k++) {
             num += ((double)fused[k] - ref[k]) * ((double)fused[k] - ref[k]);
             den += (double)ref[k] * ref[k];
+            dq += ((double)orig[k] - ref[k]) * ((double)orig[k] - ref[k]);
         }
         cr_assert_lt(sqrt(num / den), 1e-5, "%s: fused and reference logits differ by %.3g",
                      names[i], sqrt(num / den));
+        cr_assert_gt(sqrt(dq / den), 1e-4, "%s: the quantized logits are the FP32 ones", names[i]);
+        float *after = logits(&m, tok, 20);
+        cr_assert_arr_eq(after, orig, n * sizeof *orig, "%s changed the FP32 model", names[i]);
+        free(after);
         free(fused);
         free(ref);
         mq_qmodel_free(&q);
     }
+    free(orig);
+    mq_gpt_free(&m);
+}
+
+/* only = -2: every Linear F32, borrowing the FP32 model's weights, none marked quantized; the
+ * logits are the FP32 model's (embeddings kept FP32 here). */
+Test(kernels, a_qmodel_of_no_quantized_linear_borrows_the_fp32_weights) {
+    mq_gpt_t m;
+    tiny_model(&m);
+    int tok[12];
+    for (int t = 0; t < 12; t++)
+        tok[t] = (t * 11) % 96;
+    float *orig = logits(&m, tok, 12);
+    mq_qmodel_t q;
+    mq_scheme_t s = scheme("int4_g64");
+    mq_qmodel_opts_t opts = {0, -2, 1};
+    cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, &opts, NULL), MQ_OK);
+    for (int k = 0; k < q.n_linear; k++) {
+        int OC, C;
+        const float *W = mq_gpt_linear_weight(&m, mq_qmodel_linear_id(&m.cfg, k), NULL, &OC, &C);
+        cr_assert_not(q.active[k]);
+        cr_assert(q.ql[k].w.borrowed);
+        cr_assert_str_eq(q.ql[k].w.format->name, "f32");
+        cr_assert_eq((const void *)q.ql[k].w.data, (const void *)W);
+    }
+    float *l = logits(q.model, tok, 12);
+    size_t n = (size_t)12 * m.cfg.vocab_size;
+    for (size_t k = 0; k < n; k++)
+        cr_assert_float_eq(l[k], orig[k], 1e-5f * (1.0f + fabsf(orig[k])));
+    free(l);
+    free(orig);
+    mq_qmodel_free(&q);
     mq_gpt_free(&m);
 }
 
@@ -486,7 +692,7 @@ Test(kernels, mq_reference_selects_the_reference_path) {
     tiny_model(&m);
     mq_qmodel_t q;
     mq_scheme_t s = scheme("int4_g64");
-    cr_assert_eq(mq_qmodel_apply(&q, &m, &s, NULL, NULL), MQ_OK);
+    cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, NULL, NULL), MQ_OK);
     cr_assert_eq(q.fused, 0);
     mq_qmodel_free(&q);
     mq_gpt_free(&m);
@@ -519,15 +725,12 @@ Test(dispatch, mq_kernel_forces_the_scalar_version) {
     /* and forwards run it: equal to the scalar version bit for bit */
     mq_qlinear_t ql;
     make_linear(&ql, "int4_g64", 37, 192, 1, 81);
-    mq_qpacked_t p;
-    cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
     float *x = randn(83, 3 * 192, 1.0f), y[3 * 37];
-    cr_assert_eq(mq_qpacked_forward(&p, ql.bias, y, x, 3, &err), MQ_OK, "%s", err.msg);
-    float *ys = run(&p, MQ_ISA_SCALAR, 0, ql.bias, x, 3);
+    cr_assert_eq(mq_qweight_forward(&ql.w, ql.bias, y, x, 3, &err), MQ_OK, "%s", err.msg);
+    float *ys = run(&ql.w, MQ_ISA_SCALAR, 0, ql.bias, x, 3);
     cr_assert_arr_eq(y, ys, sizeof y);
     free(ys);
     free(x);
-    mq_qpacked_free(&p);
     mq_qlinear_free(&ql);
 }
 
@@ -547,15 +750,12 @@ Test(dispatch, a_version_the_cpu_lacks_is_refused) {
     cr_assert_str_eq(ferr.msg, err.msg);
     /* explicit requests are refused too */
     cr_assert_eq(mq_kernels_select(MQ_ISA_AVX512, 0, &err), MQ_ERR_UNSUPPORTED);
-    mq_qpacked_t p;
-    cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
-    cr_assert_eq(mq_qpacked_forward_with(&p, MQ_ISA_AVX512, 0, NULL, y, x, 1, &err),
+    cr_assert_eq(mq_qweight_forward_with(&ql.w, MQ_ISA_AVX512, 0, NULL, y, x, 1, &err),
                  MQ_ERR_UNSUPPORTED);
     /* and the automatic choice falls back */
     cr_assert_neq(mq_isa_best(), MQ_ISA_AVX512);
     cr_assert_eq(mq_kernels_select(mq_isa_best(), 0, &err), MQ_OK);
-    cr_assert_eq(mq_qpacked_forward(&p, NULL, y, x, 1, &err), MQ_OK);
-    mq_qpacked_free(&p);
+    cr_assert_eq(mq_qweight_forward(&ql.w, NULL, y, x, 1, &err), MQ_OK, "%s", err.msg);
     mq_qlinear_free(&ql);
 }
 
@@ -583,14 +783,18 @@ Test(dispatch, mq_vnni_turns_on_int8_activations) {
     cr_assert_eq(mq_kernels_a8(), 1);
     mq_qlinear_t ql;
     make_linear(&ql, "int4_g64", 37, 192, 1, 93);
-    mq_qpacked_t p;
-    cr_assert_eq(mq_qpacked_init(&p, &ql.w, NULL), MQ_OK);
+    cr_assert(mq_qweight_takes_a8(&ql.w, mq_isa_best()));
     float *x = randn(95, 192, 1.0f), y[37];
-    cr_assert_eq(mq_qpacked_forward(&p, ql.bias, y, x, 1, NULL), MQ_OK);
-    float *ya8 = run(&p, mq_isa_best(), 1, ql.bias, x, 1);
+    cr_assert_eq(mq_qweight_forward(&ql.w, ql.bias, y, x, 1, NULL), MQ_OK);
+    float *ya8 = run(&ql.w, mq_isa_best(), 1, ql.bias, x, 1);
+    float *yf = run(&ql.w, mq_isa_best(), 0, ql.bias, x, 1);
     cr_assert_arr_eq(y, ya8, sizeof y);
+    int differ = 0;
+    for (int o = 0; o < 37; o++)
+        differ |= y[o] != yf[o];
+    cr_assert(differ, "the int8-activation forward is the FP32 one");
+    free(yf);
     free(ya8);
     free(x);
-    mq_qpacked_free(&p);
     mq_qlinear_free(&ql);
 }

@@ -1,6 +1,7 @@
-/* Tests of miniquant's quantization schemes: the name grammar, the grids (scales, codes, ties,
- * zero / tiny / huge blocks), round-trip error on Gaussian weights, bytes and bits per weight,
- * and QuantizedLinear against a naive double-precision reference.
+/* Tests of miniquant's quantization schemes: the name grammar, the families' grids (scales,
+ * codes, ties, zero / tiny / huge blocks), round-trip error on Gaussian weights, bytes (the lab's
+ * accounting and the stored bytes) and bits per weight, and QuantizedLinear against a naive
+ * double-precision reference. The stored formats themselves are tested in test_format.c.
  *
  * Round-trip error is ||W - deq(q(W))||_F / ||W||_F on a seeded 256 x 512 matrix of N(0, 1). */
 #include <criterion/criterion.h>
@@ -42,6 +43,33 @@ static void quantize(mq_qweight_t *q, const char *name, const float *W, int rows
     cr_assert_eq(mq_qweight_quantize(q, &s, W, rows, cols, &err), MQ_OK, "%s: %s", name, err.msg);
 }
 
+static const mq_family_t *family(const char *prefix) {
+    for (int i = 0; MQ_FAMILIES[i]; i++)
+        if (!strcmp(MQ_FAMILIES[i]->prefix, prefix)) return MQ_FAMILIES[i];
+    cr_assert_fail("no family %s in the table", prefix);
+    return NULL;
+}
+
+/* Where the scale of weight (r, c) lies in the layout mq_qweight_from_codes takes: one scale,
+ * one per row, or row-major per group (quant.h), worked out here from the scheme alone. */
+static size_t scale_index(const mq_qweight_t *q, int r, int c) {
+    switch (q->scheme.gran) {
+    case MQ_QG_TENSOR: return 0;
+    case MQ_QG_CHANNEL: return (size_t)r;
+    default: return (size_t)r * (size_t)(q->cols / q->scheme.group) + (size_t)(c / q->scheme.group);
+    }
+}
+
+/* The codes (rows x cols) and scales (n_scales) a grid weight's bytes hold. */
+static void codes_of(const mq_qweight_t *q, int8_t **codes, mq_fp16_t **scales) {
+    *codes = malloc((size_t)q->rows * q->cols);
+    *scales = malloc((q->n_scales ? q->n_scales : 1) * sizeof(mq_fp16_t));
+    cr_assert(*codes && *scales);
+    mq_error_t err = {0};
+    cr_assert_eq(mq_qweight_to_codes(q, *codes, *scales, &err), MQ_OK, "%s: %s", q->scheme.name,
+                 err.msg);
+}
+
 static float *dequantized(const mq_qweight_t *q) {
     float *D = malloc((size_t)q->rows * q->cols * sizeof(float));
     cr_assert(D);
@@ -76,20 +104,20 @@ static double roundtrip_err(const char *name, const float *W, int rows, int cols
 Test(scheme, standard_schemes_parse_to_their_fields) {
     static const struct {
         const char *name;
-        mq_qkind_t kind;
+        const char *family;
         int bits;
         mq_qgran_t gran;
         int group, gptq;
     } want[] = {
-        {"fp32", MQ_QK_FP32, 32, MQ_QG_NONE, 0, 0},
-        {"fp16", MQ_QK_FP16, 16, MQ_QG_NONE, 0, 0},
-        {"int8_per_tensor", MQ_QK_INT, 8, MQ_QG_TENSOR, 0, 0},
-        {"int8_per_channel", MQ_QK_INT, 8, MQ_QG_CHANNEL, 0, 0},
-        {"int4_g64", MQ_QK_INT, 4, MQ_QG_GROUP, 64, 0},
-        {"int4_g128", MQ_QK_INT, 4, MQ_QG_GROUP, 128, 0},
-        {"int4_g64_gptq", MQ_QK_INT, 4, MQ_QG_GROUP, 64, 1},
-        {"int4_g128_gptq", MQ_QK_INT, 4, MQ_QG_GROUP, 128, 1},
-        {"nf4_g64", MQ_QK_NF4, 4, MQ_QG_GROUP, 64, 0},
+        {"fp32", "fp32", 32, MQ_QG_NONE, 0, 0},
+        {"fp16", "fp16", 16, MQ_QG_NONE, 0, 0},
+        {"int8_per_tensor", "int", 8, MQ_QG_TENSOR, 0, 0},
+        {"int8_per_channel", "int", 8, MQ_QG_CHANNEL, 0, 0},
+        {"int4_g64", "int", 4, MQ_QG_GROUP, 64, 0},
+        {"int4_g128", "int", 4, MQ_QG_GROUP, 128, 0},
+        {"int4_g64_gptq", "int", 4, MQ_QG_GROUP, 64, 1},
+        {"int4_g128_gptq", "int", 4, MQ_QG_GROUP, 128, 1},
+        {"nf4_g64", "nf4", 4, MQ_QG_GROUP, 64, 0},
     };
     size_t n = 0;
     while (MQ_STANDARD_SCHEMES[n])
@@ -99,16 +127,20 @@ Test(scheme, standard_schemes_parse_to_their_fields) {
         cr_assert_str_eq(MQ_STANDARD_SCHEMES[i], want[i].name);
         mq_scheme_t s = scheme(want[i].name);
         cr_assert_str_eq(s.name, want[i].name);
-        cr_assert_eq(s.kind, want[i].kind, "%s", want[i].name);
+        cr_assert_eq(s.family, family(want[i].family), "%s", want[i].name);
         cr_assert_eq(s.bits, want[i].bits, "%s", want[i].name);
         cr_assert_eq(s.gran, want[i].gran, "%s", want[i].name);
         cr_assert_eq(s.group, want[i].group, "%s", want[i].name);
         cr_assert_eq(s.gptq, want[i].gptq, "%s", want[i].name);
+        cr_assert_eq(mq_scheme_check(&s, NULL), MQ_OK, "%s", want[i].name);
+        cr_assert_eq(mq_scheme_has_grid(&s), i >= 2, "%s", want[i].name);
+        cr_assert_eq(mq_scheme_is_identity(&s), i == 0, "%s", want[i].name);
     }
 }
 
 Test(scheme, general_grammar) {
     static const char *grans[] = {"per_tensor", "per_channel", "g32", "g100", "g4096"};
+    const mq_family_t *fint = family("int");
     for (int b = 2; b <= 8; b++)
         for (int g = 0; g < 5; g++)
             for (int gptq = 0; gptq < 2; gptq++) {
@@ -116,18 +148,21 @@ Test(scheme, general_grammar) {
                 snprintf(name, sizeof name, "int%d_%s%s", b, grans[g], gptq ? "_gptq" : "");
                 mq_scheme_t s = scheme(name);
                 cr_assert_str_eq(s.name, name);
-                cr_assert_eq(s.kind, MQ_QK_INT);
+                cr_assert_eq(s.family, fint);
                 cr_assert_eq(s.bits, b);
                 cr_assert_eq(s.gptq, gptq);
                 cr_assert_eq(s.gran, g == 0 ? MQ_QG_TENSOR : g == 1 ? MQ_QG_CHANNEL : MQ_QG_GROUP);
                 cr_assert_eq(s.group, g < 2 ? 0 : atoi(grans[g] + 1), "%s", name);
             }
     mq_scheme_t s = scheme("nf4_g32");
-    cr_assert(s.kind == MQ_QK_NF4 && s.bits == 4 && s.gran == MQ_QG_GROUP && s.group == 32 &&
+    cr_assert(s.family == family("nf4") && s.bits == 4 && s.gran == MQ_QG_GROUP && s.group == 32 &&
               !s.gptq);
     s = scheme("nf4_g128_gptq");
-    cr_assert(s.kind == MQ_QK_NF4 && s.group == 128 && s.gptq);
+    cr_assert(s.family == family("nf4") && s.group == 128 && s.gptq);
     cr_assert_str_eq(s.name, "nf4_g128_gptq");
+    s = scheme("nf3_g16_gptq");
+    cr_assert(s.family == family("nf3") && s.bits == 3 && s.group == 16 && s.gptq);
+    cr_assert_str_eq(s.name, "nf3_g16_gptq");
     s = scheme("int3_g2");
     cr_assert_eq(s.group, 2);
 }
@@ -159,6 +194,10 @@ Test(scheme, malformed_names_are_rejected_with_the_grammar) {
         "int8_per_tensorx",
         "gptq",
         "nf8_g64",
+        "nf3_per_channel",
+        "nf3_per_tensor",
+        "nf3",
+        "nf33_g64",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mq_error_t err = {0};
@@ -176,16 +215,33 @@ Test(scheme, malformed_names_are_rejected_with_the_grammar) {
 /* ---------------------------------------------------------------------------------------------
  * the grids */
 
+/* The families' rows: a grid is all of scale / code / value / ratio / code range or none of
+ * them, and only the NormalFloat families carry a codebook. */
 Test(traits, table_and_codebook) {
-    for (int k = 0; k < MQ_QK_COUNT; k++) {
-        const mq_qkind_traits_t *t = mq_qkind_traits((mq_qkind_t)k);
-        cr_assert(t && t->kind == (mq_qkind_t)k && t->name);
-        int coded = k == MQ_QK_INT || k == MQ_QK_NF4;
-        cr_assert_eq(t->scale != NULL, coded);
-        cr_assert_eq(t->code != NULL, coded);
-        cr_assert_eq(t->value != NULL, coded);
+    static const struct {
+        const char *prefix;
+        int grid, codebook;
+    } want[] = {{"fp32", 0, 0}, {"fp16", 0, 0}, {"int", 1, 0}, {"nf4", 1, 1}, {"nf3", 1, 1}};
+    int n = 0;
+    while (MQ_FAMILIES[n])
+        n++;
+    cr_assert_eq(n, 5);
+    for (int k = 0; k < n; k++) {
+        const mq_family_t *f = MQ_FAMILIES[k];
+        cr_assert_str_eq(f->prefix, want[k].prefix);
+        cr_assert(f->grammar && strstr(mq_scheme_grammar(), f->grammar), "%s", f->prefix);
+        cr_assert(f->formats && f->formats[0], "%s", f->prefix);
+        cr_assert_eq(f->scale != NULL, want[k].grid, "%s", f->prefix);
+        cr_assert_eq(f->code != NULL, want[k].grid, "%s", f->prefix);
+        cr_assert_eq(f->value != NULL, want[k].grid, "%s", f->prefix);
+        cr_assert_eq(f->ratio != NULL, want[k].grid, "%s", f->prefix);
+        cr_assert_eq(f->code_min != NULL && f->code_max != NULL, want[k].grid, "%s", f->prefix);
+        cr_assert_eq(f->grans != 0, want[k].grid, "%s", f->prefix);
+        cr_assert_eq(f->codebook != NULL, want[k].codebook, "%s", f->prefix);
     }
-    cr_assert_null(mq_qkind_traits(MQ_QK_COUNT));
+    cr_assert_eq(family("nf4")->codebook, MQ_NF4_CODEBOOK);
+    cr_assert_eq(family("nf4")->code_zero, 7);
+    cr_assert_eq(family("int")->code_zero, 0);
     cr_assert_eq(MQ_NF4_CODEBOOK[0], -1.0f);
     cr_assert_eq(MQ_NF4_CODEBOOK[7], 0.0f);
     cr_assert_eq(MQ_NF4_CODEBOOK[15], 1.0f);
@@ -196,7 +252,7 @@ Test(traits, table_and_codebook) {
 }
 
 Test(traits, int_scale_code_value_and_ties) {
-    const mq_qkind_traits_t *t = mq_qkind_traits(MQ_QK_INT);
+    const mq_family_t *t = family("int");
     cr_assert_eq(t->scale(7.0f, 4), mq_fp32_to_fp16(1.0f));
     cr_assert_eq(t->scale(127.0f, 8), mq_fp32_to_fp16(1.0f));
     cr_assert_eq(t->scale(1.0f, 2), mq_fp32_to_fp16(1.0f)); /* qmax = 1 */
@@ -206,6 +262,8 @@ Test(traits, int_scale_code_value_and_ties) {
     cr_assert_eq(t->scale(1e-12f, 4), 0x0001); /* tiny block: smallest positive half */
     cr_assert_eq(t->scale(1e12f, 8), 0x7bff);  /* clamped to the largest finite half */
     cr_assert_eq(t->scale(INFINITY, 8), 0x7bff);
+    cr_assert_eq(t->ratio(14.0f, 4), 2.0f); /* unrounded absmax / qmax */
+    cr_assert_eq(t->ratio(254.0f, 8), 2.0f);
     /* ties go away from zero */
     cr_assert_eq(t->code(2.5f, 1.0f, 4), 3);
     cr_assert_eq(t->code(-2.5f, 1.0f, 4), -3);
@@ -215,6 +273,8 @@ Test(traits, int_scale_code_value_and_ties) {
     /* clamped to [-qmax, qmax] */
     for (int b = 2; b <= 8; b++) {
         int qmax = (1 << (b - 1)) - 1;
+        cr_assert_eq(t->code_max(b), qmax);
+        cr_assert_eq(t->code_min(b), -qmax);
         cr_assert_eq(t->code(1000.0f, 1.0f, b), qmax);
         cr_assert_eq(t->code(-1000.0f, 1.0f, b), -qmax);
         cr_assert_eq(t->code(INFINITY, 1.0f, b), qmax);
@@ -227,11 +287,14 @@ Test(traits, int_scale_code_value_and_ties) {
 }
 
 Test(traits, nf4_scale_code_value_and_ties) {
-    const mq_qkind_traits_t *t = mq_qkind_traits(MQ_QK_NF4);
+    const mq_family_t *t = family("nf4");
     cr_assert_eq(t->scale(3.0f, 4), mq_fp32_to_fp16(3.0f));
     cr_assert_eq(t->scale(0.0f, 4), 0);
     cr_assert_eq(t->scale(1e-12f, 4), 0x0001);
     cr_assert_eq(t->scale(1e9f, 4), 0x7bff);
+    cr_assert_eq(t->ratio(3.0f, 4), 3.0f);
+    cr_assert_eq(t->code_min(4), 0);
+    cr_assert_eq(t->code_max(4), 15);
     for (int i = 0; i < 16; i++) {
         cr_assert_eq(t->code(MQ_NF4_CODEBOOK[i], 1.0f, 4), i);
         cr_assert_eq(t->code(2.0f * MQ_NF4_CODEBOOK[i], 2.0f, 4), i);
@@ -249,53 +312,60 @@ Test(traits, nf4_scale_code_value_and_ties) {
 
 /* Every stored code is in range and is the nearest grid point to w / scale, every scale is the
  * FP16 of the block's absmax (over qmax), and every dequantized value is exactly value(code,
- * scale): the numbers that export writes. */
+ * scale): the numbers that export writes. The codes and scales are read back from the
+ * weight's bytes (mq_qweight_to_codes). */
 static void check_codes(const char *name, const float *W, int rows, int cols) {
     mq_qweight_t q;
     quantize(&q, name, W, rows, cols);
-    const mq_qkind_traits_t *t = mq_qkind_traits(q.scheme.kind);
-    int nf4 = q.scheme.kind == MQ_QK_NF4;
-    int qmax = nf4 ? 0 : (1 << (q.scheme.bits - 1)) - 1;
+    const mq_family_t *t = q.scheme.family;
+    const float *cb = t->codebook;
+    int bits = q.scheme.bits, ncb = 1 << bits;
+    int qmax = cb ? 0 : (1 << (bits - 1)) - 1;
     float *D = dequantized(&q);
     float *row = malloc((size_t)cols * sizeof(float));
     cr_assert(row);
+    int8_t *codes;
+    mq_fp16_t *scales;
+    codes_of(&q, &codes, &scales);
 
     /* block absmax recomputed here, independently of quant.c's block walk */
     float *amax = calloc(q.n_scales, sizeof(float));
     cr_assert(amax);
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
-            size_t si = mq_qweight_scale_index(&q, r, c);
+            size_t si = scale_index(&q, r, c);
             cr_assert_lt(si, q.n_scales);
             float a = fabsf(W[(size_t)r * cols + c]);
             amax[si] = a > amax[si] ? a : amax[si];
         }
     for (size_t si = 0; si < q.n_scales; si++)
-        cr_assert_eq(q.scales[si], mq_fp32_to_fp16(nf4 ? amax[si] : amax[si] / qmax),
-                     "%s: scale %zu", name, si);
+        cr_assert_eq(scales[si], mq_fp32_to_fp16(cb ? amax[si] : amax[si] / qmax), "%s: scale %zu",
+                     name, si);
 
     for (int r = 0; r < rows; r++) {
         mq_qweight_dequantize_row(&q, r, row);
         for (int c = 0; c < cols; c++) {
             size_t i = (size_t)r * cols + c;
-            int code = q.codes[i];
-            float s = mq_fp16_to_fp32(q.scales[mq_qweight_scale_index(&q, r, c)]);
-            if (nf4) {
-                cr_assert(code >= 0 && code <= 15, "%s: code %d", name, code);
-                float x = W[i] / s, d = fabsf(x - MQ_NF4_CODEBOOK[code]);
-                for (int j = 0; j < 16; j++)
-                    cr_assert_leq(d, fabsf(x - MQ_NF4_CODEBOOK[j]), "%s: not nearest", name);
-                cr_assert_eq(D[i], MQ_NF4_CODEBOOK[code] * s);
+            int code = codes[i];
+            float s = mq_fp16_to_fp32(scales[scale_index(&q, r, c)]);
+            if (cb) {
+                cr_assert(code >= 0 && code < ncb, "%s: code %d", name, code);
+                float x = W[i] / s, d = fabsf(x - cb[code]);
+                for (int j = 0; j < ncb; j++)
+                    cr_assert_leq(d, fabsf(x - cb[j]), "%s: not nearest", name);
+                cr_assert_eq(D[i], cb[code] * s);
             } else {
                 cr_assert(code >= -qmax && code <= qmax, "%s: code %d", name, code);
                 if (code > -qmax && code < qmax)
                     cr_assert_leq(fabsf(W[i] / s - code), 0.5f, "%s: not nearest", name);
                 cr_assert_eq(D[i], (float)code * s, "%s", name);
             }
-            cr_assert_eq(D[i], t->value((int8_t)code, s, q.scheme.bits));
+            cr_assert_eq(D[i], t->value((int8_t)code, s, bits));
             cr_assert_eq(row[c], D[i]);
         }
     }
+    free(codes);
+    free(scales);
     free(amax);
     free(row);
     free(D);
@@ -315,7 +385,13 @@ Test(quant, codes_in_range_nearest_and_values_exact) {
     }
     check_codes("nf4_g32", W, rows, cols);
     check_codes("nf4_g128", W, rows, cols);
+    check_codes("nf3_g32", W, rows, cols);
+    check_codes("nf3_g64", W, rows, cols);
     check_codes("int4_g64_gptq", W, rows, cols); /* RTN start for GPTQ */
+    /* rows of 40 inputs: int8 and int4 leave Q8_0 / Q4_0 for the packed format */
+    check_codes("int8_per_channel", W, rows, 40);
+    check_codes("int4_per_tensor", W, rows, 40);
+    check_codes("int4_g20", W, rows, 40);
     free(W);
 }
 
@@ -342,11 +418,11 @@ Test(quant, fp16_is_round_to_nearest_half) {
 /* Bounds on N(0, 1) weights. A uniform grid of step s has RMS error s / sqrt(12), and the step
  * is absmax / qmax; the mean absmax of n Gaussians is 2.60 (n = 64), 2.83 (128), 3.25 (512), so
  * the expected errors are int4_g64 0.107, int4_g128 0.117, int4_per_channel 0.134,
- * int8_per_channel 0.0074; int8_per_tensor hangs on the single largest of 131072 weights (4.4 to
- * 5.5, so 0.010 to 0.013). fp16 keeps 11 significant bits: ~2.1e-4. Measured with this seed in
- * the comments (seeds 1..8 agree to within 2%, per-tensor to within 30%); each bound is ~8%
- * above the expectation, so a qmax one too small (int4: 6), a truncating round (about twice
- * the error) or a scale from the wrong block fails. */
+ * int8_per_channel 0.0074, int3_g64 0.250; int8_per_tensor hangs on the single largest of
+ * 131072 weights (4.4 to 5.5, so 0.010 to 0.013). fp16 keeps 11 significant bits: ~2.1e-4.
+ * Measured with this seed in the comments (seeds 1..8 agree to within 2%, per-tensor to within
+ * 30%); each bound is ~8% above the expectation, so a qmax one too small (int4: 6), a truncating
+ * round (about twice the error) or a scale from the wrong block fails. */
 static const struct {
     const char *name;
     double bound;
@@ -358,6 +434,8 @@ static const struct {
     {"int4_g128", 0.127},         /* measured 0.1178 */
     {"int4_per_channel", 0.146},  /* measured 0.1354 */
     {"nf4_g64", 0.100},           /* measured 0.0920 */
+    {"int3_g64", 0.272},          /* measured 0.2517; expected 0.250 */
+    {"nf3_g64", 0.218},           /* measured 0.2017 */
 };
 
 Test(quant, roundtrip_error_bounds_and_ordering) {
@@ -376,8 +454,11 @@ Test(quant, roundtrip_error_bounds_and_ordering) {
     cr_assert_lt(e[3], e[4]);
     cr_assert_lt(e[4], e[5]);
     cr_assert_lt(e[2], e[1]);
-    /* NF4 matches the normal distribution better than the uniform int4 grid at equal bytes */
+    /* NF4 matches the normal distribution better than the uniform int4 grid at equal bytes, and
+     * NF3 better than int3; a bit more is worth more than the grid's shape */
     cr_assert_lt(e[6], e[3]);
+    cr_assert_lt(e[8], 0.85 * e[7]);
+    cr_assert_lt(e[6], e[8]);
     free(W);
 }
 
@@ -412,13 +493,21 @@ Test(quant, zero_rows_and_groups_give_zeros_not_nan) {
     float *W = randn(9, (size_t)rows * cols);
     memset(W + 3 * cols, 0, cols * sizeof(float));    /* row 3 */
     memset(W + 5 * cols + 32, 0, 32 * sizeof(float)); /* second group of row 5 */
-    static const char *names[] = {"int4_g32", "nf4_g32", "int8_per_channel", "int2_g32"};
-    for (int k = 0; k < 4; k++) {
+    static const char *names[] = {"int4_g32", "nf4_g32", "int8_per_channel", "int2_g32", "nf3_g32"};
+    for (int k = 0; k < 5; k++) {
         mq_qweight_t q;
         quantize(&q, names[k], W, rows, cols);
-        cr_assert_eq(q.scales[mq_qweight_scale_index(&q, 3, 0)], 0, "%s", names[k]);
+        int8_t *codes;
+        mq_fp16_t *sc;
+        codes_of(&q, &codes, &sc);
+        cr_assert_eq(sc[scale_index(&q, 3, 0)], 0, "%s", names[k]);
         if (q.scheme.gran == MQ_QG_GROUP)
-            cr_assert_eq(q.scales[mq_qweight_scale_index(&q, 5, 32)], 0, "%s", names[k]);
+            cr_assert_eq(sc[scale_index(&q, 5, 32)], 0, "%s", names[k]);
+        /* the code of 0 in every zero block */
+        for (int c = 0; c < cols; c++)
+            cr_assert_eq(codes[3 * cols + c], q.scheme.family->code_zero, "%s", names[k]);
+        free(codes);
+        free(sc);
         float *D = dequantized(&q);
         for (int i = 0; i < rows * cols; i++)
             cr_assert(isfinite(D[i]), "%s: element %d", names[k], i);
@@ -448,7 +537,12 @@ Test(quant, zero_rows_and_groups_give_zeros_not_nan) {
     float Z[4 * 16] = {0};
     mq_qweight_t q;
     quantize(&q, "int8_per_tensor", Z, 4, 16);
-    cr_assert_eq(q.scales[0], 0);
+    int8_t *codes;
+    mq_fp16_t *sc;
+    codes_of(&q, &codes, &sc);
+    cr_assert_eq(sc[0], 0);
+    free(codes);
+    free(sc);
     float *D = dequantized(&q);
     for (int i = 0; i < 64; i++)
         cr_assert_eq(D[i], 0.0f);
@@ -463,13 +557,18 @@ Test(quant, tiny_blocks_keep_a_positive_scale_and_finite_codes) {
     for (int i = 0; i < 64; i++)
         W[i] = (i % 2 ? -1.0f : 1.0f) * 1e-9f * (float)(i + 1);
     W[40] = 1e-7f; /* second row: up to 1.7 steps of 2^-24 */
-    static const char *names[] = {"int4_g32", "int8_per_channel", "nf4_g32"};
-    for (int k = 0; k < 3; k++) {
+    static const char *names[] = {"int4_g32", "int8_per_channel", "nf4_g32", "nf3_g32"};
+    for (int k = 0; k < 4; k++) {
         mq_qweight_t q;
         quantize(&q, names[k], W, 2, 32);
         float *D = dequantized(&q);
+        int8_t *codes;
+        mq_fp16_t *sc;
+        codes_of(&q, &codes, &sc);
         for (size_t s = 0; s < q.n_scales; s++)
-            cr_assert_gt(q.scales[s], 0, "%s", names[k]);
+            cr_assert_gt(sc[s], 0, "%s", names[k]);
+        free(codes);
+        free(sc);
         for (int i = 0; i < 64; i++) {
             cr_assert(isfinite(D[i]));
             cr_assert_leq(fabsf(D[i] - W[i]), 1e-7f, "%s: %g vs %g", names[k], D[i], W[i]);
@@ -490,7 +589,8 @@ Test(quant, non_finite_and_oversized_weights_are_errors) {
     mq_scheme_t s = scheme("int8_per_channel");
     cr_assert_eq(mq_qweight_quantize(&q, &s, W, 4, 32, &err), MQ_ERR_ARG);
     cr_assert(strstr(err.msg, "(2, 5)"), "%s", err.msg);
-    cr_assert_null(q.codes);
+    cr_assert_null(q.data);
+    cr_assert_null(q.scales);
     W[2 * 32 + 5] = INFINITY;
     s = scheme("fp32");
     cr_assert_eq(mq_qweight_quantize(&q, &s, W, 4, 32, &err), MQ_ERR_ARG);
@@ -511,7 +611,9 @@ Test(quant, non_finite_and_oversized_weights_are_errors) {
     cr_assert_eq(mq_qweight_quantize(&q, &s, W, 4, 32, &err), MQ_ERR_ARG);
     s = scheme("nf4_g32");
     cr_assert_eq(mq_qweight_quantize(&q, &s, W, 4, 32, &err), MQ_ERR_ARG);
-    cr_assert_null(q.codes);
+    cr_assert(strstr(err.msg, "65504"), "%s", err.msg);
+    cr_assert_null(q.data);
+    cr_assert_null(q.scales);
     mq_qweight_free(&q); /* harmless after a failure */
 }
 
@@ -522,14 +624,15 @@ Test(quant, group_that_does_not_divide_the_row_is_an_error) {
     mq_scheme_t s = scheme("int4_g64");
     cr_assert_eq(mq_qweight_quantize(&q, &s, W, 10, 100, &err), MQ_ERR_ARG);
     cr_assert(strstr(err.msg, "group size 64 does not divide the row length 100"), "%s", err.msg);
-    cr_assert_null(q.codes);
+    cr_assert_null(q.data);
     cr_assert_null(q.scales);
+    cr_assert_null(mq_format_for(&s, 100, NULL));
 
     mq_qlinear_t ql;
     s = scheme("nf4_g64");
     cr_assert_eq(mq_qlinear_from_linear(&ql, W, NULL, 10, 100, &s, &err), MQ_ERR_ARG);
     cr_assert(strstr(err.msg, "64") && strstr(err.msg, "100"), "%s", err.msg);
-    cr_assert_eq(mq_qweight_n_scales(&s, 10, 100), 0);
+    cr_assert_eq(mq_scheme_n_scales(&s, 10, 100), 0);
 
     /* a hand-built scheme is checked like a parsed one */
     s = scheme("int4_g50");
@@ -539,6 +642,12 @@ Test(quant, group_that_does_not_divide_the_row_is_an_error) {
     cr_assert_eq(mq_qweight_alloc(&q, &s, 10, 0, &err), MQ_ERR_ARG);
     cr_assert_eq(mq_qweight_alloc(&q, &s, 10, 100, &err), MQ_OK);
     cr_assert_eq(q.n_scales, 20);
+    cr_assert_eq(mq_scheme_n_scales(&s, 10, 100), 20);
+    cr_assert_eq(q.group, 50);
+    /* groups of 50 do not fit Q4_0's 32-blocks: the packed format, 4 bits a weight */
+    cr_assert_str_eq(q.format->name, "packed");
+    cr_assert_eq(q.row_bytes, 50);
+    cr_assert(q.data && q.scales);
     mq_qweight_free(&q);
     free(W);
 }
@@ -546,6 +655,9 @@ Test(quant, group_that_does_not_divide_the_row_is_an_error) {
 /* ---------------------------------------------------------------------------------------------
  * bytes */
 
+/* Two counts of a 64 x 256 weight: the lab's accounting (codes as int8 + 2 bytes a scale, which
+ * the reports use) and the bytes actually held, its format's rows: Q8_0 34 and Q4_0 18 bytes per
+ * 32 weights, packed codes ceil(256 * b / 8) bytes a row plus the FP16 scales beside them. */
 Test(quant, bytes_and_bits_per_weight_are_exact) {
     int rows = 64, cols = 256;
     size_t numel = (size_t)rows * cols;
@@ -554,17 +666,22 @@ Test(quant, bytes_and_bits_per_weight_are_exact) {
         const char *name;
         size_t bytes;
         double bpw;
+        const char *format;
+        size_t stored;
     } want[] = {
-        {"fp32", 4 * 16384, 32.0},
-        {"fp16", 2 * 16384, 16.0},
-        {"int8_per_tensor", 16384 + 2, 8.0 + 16.0 / 16384},
-        {"int8_per_channel", 16384 + 2 * 64, 8.0625},
-        {"int8_g64", 16384 + 2 * 64 * 4, 8.25},
-        {"int4_g64", 16384 + 2 * 64 * 4, 4.25},
-        {"int4_g128", 16384 + 2 * 64 * 2, 4.125},
-        {"int4_g64_gptq", 16384 + 2 * 64 * 4, 4.25},
-        {"nf4_g64", 16384 + 2 * 64 * 4, 4.25},
-        {"int2_g32", 16384 + 2 * 64 * 8, 2.5},
+        {"fp32", 4 * 16384, 32.0, "f32", 4 * 16384},
+        {"fp16", 2 * 16384, 16.0, "f16", 2 * 16384},
+        {"int8_per_tensor", 16384 + 2, 8.0 + 16.0 / 16384, "q8_0", 64 * 8 * 34},
+        {"int8_per_channel", 16384 + 2 * 64, 8.0625, "q8_0", 64 * 8 * 34},
+        {"int8_g64", 16384 + 2 * 64 * 4, 8.25, "q8_0", 64 * 8 * 34},
+        {"int4_g64", 16384 + 2 * 64 * 4, 4.25, "q4_0", 64 * 8 * 18},
+        {"int4_g128", 16384 + 2 * 64 * 2, 4.125, "q4_0", 64 * 8 * 18},
+        {"int4_g64_gptq", 16384 + 2 * 64 * 4, 4.25, "q4_0", 64 * 8 * 18},
+        {"nf4_g64", 16384 + 2 * 64 * 4, 4.25, "packed", 64 * 128 + 2 * 64 * 4},
+        {"int2_g32", 16384 + 2 * 64 * 8, 2.5, "packed", 64 * 64 + 2 * 64 * 8},
+        {"int3_per_tensor", 16384 + 2, 3.0 + 16.0 / 16384, "packed", 64 * 96 + 2},
+        {"int4_g16", 16384 + 2 * 64 * 16, 5.0, "packed", 64 * 128 + 2 * 64 * 16},
+        {"nf3_g64", 16384 + 2 * 64 * 4, 3.25, "packed", 64 * 96 + 2 * 64 * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         mq_qweight_t q;
@@ -573,6 +690,9 @@ Test(quant, bytes_and_bits_per_weight_are_exact) {
                      mq_qweight_bytes(&q));
         cr_assert_eq(mq_qweight_bits_per_weight(&q), want[i].bpw, "%s: %g", want[i].name,
                      mq_qweight_bits_per_weight(&q));
+        cr_assert_str_eq(q.format->name, want[i].format, "%s", want[i].name);
+        cr_assert_eq(mq_qweight_stored_bytes(&q), want[i].stored, "%s: %zu stored", want[i].name,
+                     mq_qweight_stored_bytes(&q));
         mq_qweight_free(&q);
     }
     /* int8 per channel: a quarter of fp32, plus one FP16 scale per row */
@@ -585,35 +705,57 @@ Test(quant, bytes_and_bits_per_weight_are_exact) {
     free(W);
 }
 
-Test(qlinear, holds_codes_scales_and_bias_only) {
+Test(qlinear, holds_its_stored_bytes_and_bias_only) {
     int out = 48, in = 128;
     float *W = randn(12, (size_t)out * in), *b = randn(13, out);
-    static const char *names[] = {"int8_per_tensor", "int8_per_channel", "int4_g64",
-                                  "int4_g64_gptq",   "nf4_g64",          "int3_g32"};
-    for (int k = 0; k < 6; k++) {
+    /* row bytes worked out from the formats: Q8_0 4 x 34, Q4_0 4 x 18, packed 128 * b / 8 */
+    static const struct {
+        const char *name;
+        const char *format;
+        size_t row_bytes;
+        int side_scales;
+    } want[] = {
+        {"int8_per_tensor", "q8_0", 136, 0},
+        {"int8_per_channel", "q8_0", 136, 0},
+        {"int4_g64", "q4_0", 72, 0},
+        {"int4_g64_gptq", "q4_0", 72, 0},
+        {"nf4_g64", "packed", 64, 1},
+        {"int3_g32", "packed", 48, 1},
+        {"nf3_g32", "packed", 48, 1},
+        {"fp16", "f16", 256, 0},
+        {"fp32", "f32", 512, 0},
+    };
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
         mq_qlinear_t ql;
         mq_error_t err = {0};
-        mq_scheme_t s = scheme(names[k]);
+        mq_scheme_t s = scheme(want[k].name);
         cr_assert_eq(mq_qlinear_from_linear(&ql, W, b, out, in, &s, &err), MQ_OK, "%s", err.msg);
-        cr_assert_null(ql.w.full, "%s keeps an FP32 weight", names[k]);
-        cr_assert_null(ql.w.half, "%s keeps an FP16 weight", names[k]);
-        cr_assert(ql.w.codes && ql.w.scales && ql.bias);
+        cr_assert_str_eq(ql.w.format->name, want[k].format, "%s", want[k].name);
+        cr_assert_eq(ql.w.row_bytes, want[k].row_bytes, "%s", want[k].name);
+        cr_assert(ql.w.data && ql.bias);
+        cr_assert_not(ql.w.borrowed);
+        /* scales beside the codes only where the format's blocks do not carry them */
+        cr_assert_eq(ql.w.scales != NULL, want[k].side_scales, "%s", want[k].name);
         cr_assert_neq(ql.bias, b); /* its own copy */
+        cr_assert_eq(memcmp(ql.bias, b, (size_t)out * sizeof *b), 0);
         cr_assert_eq(ql.in, in);
         cr_assert_eq(ql.out, out);
-        size_t want = (size_t)out * in + 2 * ql.w.n_scales + 4 * (size_t)out;
-        cr_assert_eq(mq_qlinear_bytes(&ql), want, "%s", names[k]);
+        size_t held =
+            (size_t)out * want[k].row_bytes + (want[k].side_scales ? 2 * ql.w.n_scales : 0);
+        cr_assert_eq(mq_qweight_stored_bytes(&ql.w), held, "%s", want[k].name);
+        /* the lab's accounting: codes as int8, 2 bytes a scale; FP16 / FP32 values as they are */
+        size_t lab = s.bits >= 16 ? (size_t)out * in * (size_t)(s.bits / 8)
+                                  : (size_t)out * in + 2 * ql.w.n_scales;
+        cr_assert_eq(mq_qlinear_bytes(&ql), lab + 4 * (size_t)out, "%s", want[k].name);
         mq_qlinear_free(&ql);
+        cr_assert_null(ql.w.data);
+        cr_assert_null(ql.bias);
+        mq_qlinear_free(&ql); /* harmless twice */
         cr_assert_eq(mq_qlinear_from_linear(&ql, W, NULL, out, in, &s, &err), MQ_OK);
-        cr_assert_eq(mq_qlinear_bytes(&ql), want - 4 * (size_t)out);
+        cr_assert_null(ql.bias);
+        cr_assert_eq(mq_qlinear_bytes(&ql), lab);
         mq_qlinear_free(&ql);
     }
-    mq_qlinear_t ql;
-    mq_scheme_t s = scheme("fp16");
-    cr_assert_eq(mq_qlinear_from_linear(&ql, W, b, out, in, &s, NULL), MQ_OK);
-    cr_assert(ql.w.half && !ql.w.full && !ql.w.codes && !ql.w.scales);
-    cr_assert_eq(mq_qlinear_bytes(&ql), 2 * (size_t)out * in + 4 * (size_t)out);
-    mq_qlinear_free(&ql);
     free(W);
     free(b);
 }
@@ -624,11 +766,15 @@ Test(qlinear, holds_codes_scales_and_bias_only) {
 Test(qlinear, forward_matches_naive_reference) {
     int out = 40, in = 96;
     float *W = randn(14, (size_t)out * in), *b = randn(15, out), *x = randn(16, 7 * (size_t)in);
+    /* with how close each quantized weight must be to W (relative Frobenius error) */
     static const char *names[] = {"fp32",     "fp16",    "int8_per_channel", "int8_per_tensor",
-                                  "int4_g32", "nf4_g32", "int4_g32_gptq"};
+                                  "int4_g32", "nf4_g32", "int4_g32_gptq",    "int3_g32",
+                                  "nf3_g32"};
+    static const double close[] = {1e-7, 1e-3, 0.01, 0.02, 0.15, 0.15, 0.15, 0.25, 0.25};
+    enum { N_NAMES = sizeof names / sizeof names[0] };
     float *y = malloc((7 * (size_t)out + 16) * sizeof(float));
     cr_assert(y);
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < N_NAMES; k++)
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             mq_qlinear_t ql;
             mq_error_t err = {0};
@@ -661,7 +807,7 @@ Test(qlinear, forward_matches_naive_reference) {
             }
             /* and the quantized weight is close to W: the forward used it, not something else */
             double e = rel_err_rows(W, D, 0, out, in);
-            cr_assert_lt(e, k < 2 ? 1e-3 : k == 3 ? 0.02 : 0.15, "%s: %g", names[k], e);
+            cr_assert_lt(e, close[k], "%s: %g", names[k], e);
             free(D);
             mq_qlinear_free(&ql);
         }
@@ -681,21 +827,26 @@ Test(qlinear, forward_matches_naive_reference) {
 
 Test(quant, deterministic_across_runs_and_thread_counts) {
     float *W = randn(17, (size_t)ROWS * COLS); /* large enough for the threaded loops */
-    static const char *names[] = {"int8_per_tensor", "int4_g64", "nf4_g64", "int8_per_channel"};
+    static const char *names[] = {"int8_per_tensor",  "int4_g64", "nf4_g64",
+                                  "int8_per_channel", "nf3_g64",  "int3_per_channel"};
     int nth = omp_get_max_threads();
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
         mq_qweight_t a, b, c;
         quantize(&a, names[k], W, ROWS, COLS);
         quantize(&b, names[k], W, ROWS, COLS);
         omp_set_num_threads(1);
         quantize(&c, names[k], W, ROWS, COLS);
         omp_set_num_threads(nth);
-        size_t numel = (size_t)ROWS * COLS;
+        size_t bytes = (size_t)ROWS * a.row_bytes;
         cr_assert_eq(a.n_scales, b.n_scales);
-        cr_assert_eq(memcmp(a.codes, b.codes, numel), 0, "%s", names[k]);
-        cr_assert_eq(memcmp(a.scales, b.scales, a.n_scales * 2), 0, "%s", names[k]);
-        cr_assert_eq(memcmp(a.codes, c.codes, numel), 0, "%s", names[k]);
-        cr_assert_eq(memcmp(a.scales, c.scales, a.n_scales * 2), 0, "%s", names[k]);
+        cr_assert_eq(a.row_bytes, c.row_bytes);
+        cr_assert_eq(memcmp(a.data, b.data, bytes), 0, "%s", names[k]);
+        cr_assert_eq(memcmp(a.data, c.data, bytes), 0, "%s", names[k]);
+        cr_assert_eq(a.scales != NULL, a.format->side_scales != 0, "%s", names[k]);
+        if (a.scales) {
+            cr_assert_eq(memcmp(a.scales, b.scales, a.n_scales * 2), 0, "%s", names[k]);
+            cr_assert_eq(memcmp(a.scales, c.scales, a.n_scales * 2), 0, "%s", names[k]);
+        }
         mq_qweight_free(&a);
         mq_qweight_free(&b);
         mq_qweight_free(&c);

@@ -1,7 +1,8 @@
 /* Tests of the roofline module: the FLOPs and bytes of a decode step against a count by hand on
- * a tiny configuration, the weight bytes against the fused kernels' own packed forms, the
- * argument checks, and a smoke run of the ceilings (sane numbers only: nothing here asserts
- * how fast this machine is, or that the cache is faster than DRAM). */
+ * a tiny configuration, the weight bytes against the stored bytes of every Linear (its format's
+ * rows and side scales, which the fused kernels read), the argument checks, and a smoke run of the
+ * ceilings (sane numbers only: nothing here asserts how fast this machine is, or that the cache is
+ * faster than DRAM). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -56,23 +57,34 @@ Test(decode_cost, hand_count_fp32) {
     cr_assert_float_eq(c.intensity, 2546.0 / 5856.0, 1e-12);
 }
 
+/* Weights as stored (format.h): rows of 8 inputs (qkv 24, attproj 8, fc 32, lm_head 16 rows)
+ * fit no 32-block, so every int / nf grid packs them, ceil(8 b / 8) = b bytes a row, with the
+ * FP16 scales beside; fcproj's 8 rows of 32 inputs take Q8_0 (34 bytes a row) for int8 and Q4_0
+ * (18 bytes a row) for int4 when the scales are whole rows or the tensor's. */
 Test(decode_cost, hand_count_quantized) {
     mq_gpt_config_t cfg = hand_config();
     mq_decode_cost_t f = cost_of(&cfg, "fp32", 4);
-    /* int4_g4: 4-bit codes (896 / 2 bytes) and an FP16 scale per 4 inputs of each row:
-     * qkv 24 x 2, attproj 8 x 2, fc 32 x 2, fcproj 8 x 8, lm_head 16 x 2 = 224 scales */
+    /* int4_g4: packed everywhere (groups of 4), 4-bit codes (896 / 2 bytes) and an FP16 scale
+     * per 4 inputs of each row: qkv 24 x 2, attproj 8 x 2, fc 32 x 2, fcproj 8 x 8, lm_head
+     * 16 x 2 = 224 scales */
     mq_decode_cost_t q4 = cost_of(&cfg, "int4_g4", 4);
     cr_assert_eq(q4.bytes_weights, 896 / 2 + 2 * 224);
-    /* int8_per_channel: 1-byte codes and one scale per row (24 + 8 + 32 + 8 + 16 rows) */
+    /* int8_per_channel: packed rows of 8 bytes and one scale per row (24 + 8 + 32 + 16 rows);
+     * fcproj in Q8_0, one 34-byte block a row */
     mq_decode_cost_t q8 = cost_of(&cfg, "int8_per_channel", 4);
-    cr_assert_eq(q8.bytes_weights, 896 + 2 * 88);
-    /* per-tensor reads a scale per row too: the panels copy it beside every 16 rows */
-    cr_assert_eq(cost_of(&cfg, "int8_per_tensor", 4).bytes_weights, 896 + 2 * 88);
+    cr_assert_eq(q8.bytes_weights, 8 * 80 + 2 * 80 + 8 * 34);
+    /* per-tensor keeps one side scale per packed tensor; Q8_0's blocks carry it in every row */
+    cr_assert_eq(cost_of(&cfg, "int8_per_tensor", 4).bytes_weights, 8 * 80 + 2 * 4 + 8 * 34);
+    /* int4_per_channel: 4 bytes a packed row, fcproj in Q4_0 (18 bytes a row) */
+    cr_assert_eq(cost_of(&cfg, "int4_per_channel", 4).bytes_weights, 4 * 80 + 2 * 80 + 8 * 18);
     cr_assert_eq(cost_of(&cfg, "fp16", 4).bytes_weights, 2 * 896);
+    /* nf4_g8: a scale per 8 inputs: one a row, fcproj 4 a row */
     cr_assert_eq(cost_of(&cfg, "nf4_g8", 4).bytes_weights, 896 / 2 + 2 * (24 + 8 + 32 + 32 + 16));
-    /* int3 and int6 codes sit in the kernels' 4- and 8-bit containers */
-    cr_assert_eq(cost_of(&cfg, "int3_g4", 4).bytes_weights, q4.bytes_weights);
-    cr_assert_eq(cost_of(&cfg, "int6_per_channel", 4).bytes_weights, q8.bytes_weights);
+    /* int3 and int6 codes at their own width: 3 and 6 bytes per row of 8, 12 and 24 per row of 32
+     */
+    cr_assert_eq(cost_of(&cfg, "int3_g4", 4).bytes_weights, 3 * 80 + 12 * 8 + 2 * 224);
+    cr_assert_eq(cost_of(&cfg, "nf3_g8", 4).bytes_weights, 3 * 80 + 12 * 8 + 2 * 112);
+    cr_assert_eq(cost_of(&cfg, "int6_per_channel", 4).bytes_weights, 6 * 80 + 24 * 8 + 2 * 88);
     /* everything else is the scheme's embedding rows (FP16) and the rest unchanged */
     cr_assert_eq(q4.bytes_embedding, 2 * 8 * 2);
     cr_assert_eq(q4.bytes,
@@ -109,36 +121,65 @@ Test(decode_cost, refuses_bad_arguments) {
     cr_assert_neq(mq_decode_cost(&bad, &s, 4, &c, &err), MQ_OK);
 }
 
-/* The weight bytes are what the fused kernels read: the sum of mq_qpacked_bytes over the
- * Linears of a model whose shapes the panels fit exactly (tiny preset: C = 64). */
-Test(decode_cost, weights_match_the_packed_forms) {
-    static const char *const schemes[] = {"fp32",    "fp16",     "int8_per_channel", "int4_g64",
-                                          "nf4_g64", "int4_g32", "int8_per_tensor",  NULL};
+/* Bytes of an OC x C weight of a scheme as its format stores them, worked out here from the
+ * formats' definitions (export.h): F32 4 and F16 2 bytes a weight; Q8_0 34 and Q4_0 18 bytes per
+ * 32 weights (int8 / int4 whose rows and groups are whole 32-blocks); every other grid packed,
+ * ceil(C * b / 8) bytes a row plus an FP16 scale per row and scale block (one per tensor). */
+static size_t stored_by_hand(const mq_scheme_t *s, size_t OC, size_t C) {
+    if (!strcmp(s->name, "fp32")) return 4 * OC * C;
+    if (!strcmp(s->name, "fp16")) return 2 * OC * C;
+    int is_int = !strncmp(s->name, "int", 3);
+    int blocks = C % 32 == 0 && (s->gran != MQ_QG_GROUP || s->group % 32 == 0);
+    if (is_int && blocks && s->bits == 8) return OC * C / 32 * 34;
+    if (is_int && blocks && s->bits == 4) return OC * C / 32 * 18;
+    size_t scales = s->gran == MQ_QG_TENSOR    ? 1
+                    : s->gran == MQ_QG_CHANNEL ? OC
+                                               : OC * (C / (size_t)s->group);
+    return OC * ((C * (size_t)s->bits + 7) / 8) + 2 * scales;
+}
+
+/* The weight bytes are the stored bytes of the Linears: the count by hand above, which is also
+ * the sum of mq_qweight_stored_bytes over a quantized model's layers (tiny preset: C = 64, so
+ * Q8_0 / Q4_0 rows for int8 / int4 with groups of 32 or 64, packed rows otherwise). */
+Test(decode_cost, weights_are_the_stored_bytes) {
+    static const char *const schemes[] = {"fp32",
+                                          "fp16",
+                                          "int8_per_channel",
+                                          "int4_g64",
+                                          "nf4_g64",
+                                          "int4_g32",
+                                          "nf3_g32",
+                                          "int8_per_tensor",
+                                          "int4_per_tensor",
+                                          "int3_g16",
+                                          "int5_g64",
+                                          "int4_g16",
+                                          NULL};
     mq_error_t err = {0};
     mq_gpt_config_t cfg;
     cr_assert_eq(mq_gpt_preset("tiny", 256, &cfg, &err), MQ_OK, "%s", err.msg);
+    mq_gpt_t m;
+    cr_assert_eq(mq_gpt_init(&m, &cfg, &err), MQ_OK, "%s", err.msg);
+    mq_gpt_init_weights(&m, 5);
     for (int k = 0; schemes[k]; k++) {
-        mq_gpt_t m;
-        cr_assert_eq(mq_gpt_init(&m, &cfg, &err), MQ_OK, "%s", err.msg);
-        mq_gpt_init_weights(&m, 5);
         mq_scheme_t s;
         mq_qmodel_t q;
         cr_assert_eq(mq_scheme_parse(schemes[k], &s, &err), MQ_OK);
-        cr_assert_eq(mq_qmodel_apply(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
-        size_t packed = 0;
+        cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
+        size_t stored = 0, by_hand = 0;
         for (int i = 0; i < q.n_linear; i++) {
-            mq_qpacked_t p;
-            cr_assert_eq(mq_qpacked_init(&p, &q.ql[i].w, &err), MQ_OK, "%s", err.msg);
-            packed += mq_qpacked_bytes(&p);
-            mq_qpacked_free(&p);
+            cr_assert(q.active[i]);
+            stored += mq_qweight_stored_bytes(&q.ql[i].w);
+            by_hand += stored_by_hand(&s, (size_t)q.ql[i].out, (size_t)q.ql[i].in);
         }
+        cr_assert_eq(stored, by_hand, "%s: %zu stored, %zu by hand", schemes[k], stored, by_hand);
         mq_decode_cost_t c;
         cr_assert_eq(mq_decode_cost(&cfg, &s, cfg.n_ctx, &c, &err), MQ_OK, "%s", err.msg);
-        cr_assert_eq((size_t)c.bytes_weights, packed, "%s: %lld counted, %zu packed", schemes[k],
-                     (long long)c.bytes_weights, packed);
+        cr_assert_eq((size_t)c.bytes_weights, by_hand, "%s: %lld counted, %zu by hand", schemes[k],
+                     (long long)c.bytes_weights, by_hand);
         mq_qmodel_free(&q);
-        mq_gpt_free(&m);
     }
+    mq_gpt_free(&m);
 }
 
 Test(median, odd_even_and_untouched) {

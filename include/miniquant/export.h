@@ -60,6 +60,7 @@
 #include <stdint.h>
 
 #include "miniquant/error.h"
+#include "miniquant/format.h"
 #include "miniquant/fp16.h"
 #include "miniquant/gguf.h"
 #include "miniquant/model.h"
@@ -68,65 +69,33 @@
 #include "miniquant/tokenizer.h"
 
 #define MQ_EXPORT_VERSION 1
-#define MQ_GGML_TYPE_I8 MQ_GGML_I8 /* ggml's GGML_TYPE_I8: the packed codes */
-#define MQ_QBLOCK 32       /* weights per Q8_0 / Q4_0 block */
-#define MQ_Q8_0_BLOCK_BYTES 34
-#define MQ_Q4_0_BLOCK_BYTES 18
 #define MQ_FTYPE_ALL_F32 0 /* llama_ftype values of general.file_type */
-#define MQ_FTYPE_MOSTLY_F16 1
-#define MQ_FTYPE_MOSTLY_Q4_0 2
-#define MQ_FTYPE_MOSTLY_Q8_0 7
 #define MQ_FTYPE_GUESSED 1024
-
-/* ---- ggml's blocks: nb blocks of 32 codes, one FP16 scale each ---- */
-
-/* codes[32 * nb] in [-128, 127] and d[nb] into nb block_q8_0. */
-void mq_q8_0_encode(const int8_t *codes, const mq_fp16_t *d, size_t nb, void *blocks);
-void mq_q8_0_decode(const void *blocks, size_t nb, int8_t *codes, mq_fp16_t *d);
-/* codes[32 * nb] in [-8, 7] (nibble = code + 8) and d[nb] into nb block_q4_0. */
-void mq_q4_0_encode(const int8_t *codes, const mq_fp16_t *d, size_t nb, void *blocks);
-void mq_q4_0_decode(const void *blocks, size_t nb, int8_t *codes, mq_fp16_t *d);
-/* y[32 * nb] = the blocks' values, as ggml's dequantize_row_q8_0 / _q4_0 compute them. */
-void mq_q8_0_dequantize(const void *blocks, size_t nb, float *y);
-void mq_q4_0_dequantize(const void *blocks, size_t nb, float *y);
-
-/* ---- packed codes ---- */
-
-/* Bytes of n fields of bits (1..8) bits. */
-size_t mq_packed_bytes(size_t n, int bits);
-/* Packs n fields (each below 2^bits) into mq_packed_bytes(n, bits) bytes. */
-void mq_pack_fields(const uint8_t *fields, size_t n, int bits, uint8_t *out);
-/* Unpacks n fields; returns 0, or -1 when the bits after the last field are not all 0. */
-int mq_unpack_fields(const uint8_t *in, size_t n, int bits, uint8_t *fields);
 
 /* ---- the exporter and the loader ---- */
 
-/* The GGUF type (MQ_GGML_*, or MQ_GGML_TYPE_I8 for packed codes) of a Linear weight of scheme s
- * whose rows hold cols inputs. */
-int mq_export_tensor_type(const mq_scheme_t *s, int cols);
-
-/* Builds the GGUF of a quantized model: the checkpoint's metadata and tokenizer (tok may be
- * NULL), the tensors as the contract says. q is a model made by mq_qmodel_apply (or built by
- * GPTQ and installed) on m; NULL exports the FP32 model as the fp32 scheme. Linears of q that
- * are not active are written F32 from m. */
+/* Builds the GGUF of a model: the checkpoint's metadata and tokenizer (tok may be NULL), the
+ * tensors as the contract says, every Linear's bytes as its layer holds them. q is a quantized
+ * model (mq_qmodel_quantize, GPTQ, or loaded); NULL exports the FP32 model m as the fp32
+ * scheme (m is ignored when q is given). */
 int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenizer_t *tok,
                       mq_gguf_t *g, mq_error_t *err);
 /* The same, written crash-safely to path. */
 int mq_qmodel_save(const char *path, const mq_gpt_t *m, const mq_qmodel_t *q,
                    const mq_tokenizer_t *tok, mq_error_t *err);
 
-/* Initialises m and q from a gpt2 GGUF (name is used in messages): the codes and scales exactly
- * as they were exported, q installed in m (m's Linear weights hold the dequantized values, its
- * embeddings the stored ones). A file of the fp32 scheme, or one that miniquant's exporter did
- * not write (no miniquant.scheme, or general.quantization_version present), gives the plain
- * model: q->scheme is fp32, no layer is active and q is not installed. q->ql and q->active
- * always have q->n_linear entries, so mq_model_bytes(m, q) works on every result. Free with
- * mq_qmodel_free(q) then mq_gpt_free(m). On failure m and q hold nothing. */
-int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_qmodel_t *q,
-                        mq_error_t *err);
-/* Reads path; loads its tokenizer too when tok is non-NULL. */
-int mq_qmodel_load(const char *path, mq_gpt_t *m, mq_qmodel_t *q, mq_tokenizer_t **tok,
-                   mq_error_t *err);
+/* The quantized model of a gpt2 GGUF (name is used in messages), its layers' bytes copied from
+ * g and checked row by row. A file of the fp32 scheme, or one that miniquant's exporter did not
+ * write (no miniquant.scheme, or general.quantization_version present), gives the plain model:
+ * scheme fp32, every Linear F32 (a foreign file's F16 / Q8_0 / Q4_0 tensors dequantized), no
+ * layer active unless the file says fp32. Free with mq_qmodel_free. On failure q holds nothing. */
+int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_qmodel_t *q, mq_error_t *err);
+/* Reads path; the layers point into the file's bytes, which q keeps. Loads its tokenizer too
+ * when tok is non-NULL. */
+int mq_qmodel_load(const char *path, mq_qmodel_t *q, mq_tokenizer_t **tok, mq_error_t *err);
+/* The FP32 model of q's values (every Linear dequantized), e.g. to quantize a loaded file again:
+ * m is initialised here. */
+int mq_qmodel_dequantize(const mq_qmodel_t *q, mq_gpt_t *m, mq_error_t *err);
 
 /* Where the bytes of an exported file are. */
 typedef struct mq_export_bytes {

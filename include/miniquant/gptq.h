@@ -27,7 +27,7 @@
  *              miniquant's follow the original columns. Per-channel is one group spanning the
  *              row (its scale comes from W itself); per-tensor has one scale for the whole
  *              matrix, computed up front from max|W|.
- *   rounding   through the grid's traits (mq_qkind_traits): scale(absmax, bits) then
+ *   rounding   through the family's grid (format.h): scale(absmax, bits) then
  *              code(w, scale, bits), exactly as round to nearest does, so a GPTQ weight is a
  *              point of the same grid.
  *
@@ -75,7 +75,8 @@ int mq_gptq_hessian_add(mq_gptq_hessian_t *h, const float *X, int N, mq_error_t 
 void mq_gptq_hessian_free(mq_gptq_hessian_t *h);
 
 typedef struct mq_gptq_result {
-    mq_qweight_t q; /* codes and FP16 scales, exactly what a QuantizedLinear holds */
+    mq_qweight_t q; /* the codes and scales in the scheme's stored format, as a
+                       QuantizedLinear holds them */
     int n_dead;     /* dead inputs */
     /* With opts.losses: tr((W - Q) H (W - Q)^T) with H = X X^T / n undamped (dead inputs at 0),
      * W the original weight, in total and per row; the same for round to nearest on the same
@@ -113,22 +114,21 @@ typedef struct mq_gptq_layer_stats {
  * over calib (the caller passes the validation split's stream), run o->batch at a time.
  * The Linears are quantized in forward order (mq_qmodel_linear_id), each on the inputs it sees
  * when every Linear before it is already quantized, so later layers compensate for the errors
- * of earlier ones. The embeddings are rounded to FP16 first, as mq_qmodel_apply does for every
- * non-fp32 scheme, so the calibration inputs are those of the quantized model. skip_lm_head
- * keeps lm_head FP32.
+ * of earlier ones. The passes run on the quantized model's own parameters, embeddings rounded
+ * to FP16 as mq_qmodel_quantize rounds them, so the calibration inputs are those of the
+ * quantized model. skip_lm_head keeps lm_head FP32.
  *
- * On success out is filled as mq_qmodel_apply fills it and installed: m's forward then runs
- * through the GPTQ layers, and mq_model_bytes / mq_qmodel_free apply. stats (may be NULL)
- * receives mq_qmodel_n_linear entries. On failure m is as it was (FP32 forward, embeddings
- * restored) and out holds nothing. A progress bar shows the layers. */
-int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
+ * On success out is a new quantized model as mq_qmodel_quantize makes one (m must outlive it);
+ * stats (may be NULL) receives mq_qmodel_n_linear entries. m is never changed. On failure out
+ * holds nothing. A progress bar shows the layers. */
+int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
                            size_t n_calib_tokens, const mq_gptq_opts_t *o, int skip_lm_head,
                            mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err);
 
 /* The quantized model of any scheme, built the way its name says: GPTQ (with the default
- * options, calibrated on calib) when s->gptq, round to nearest (mq_qmodel_apply) otherwise;
- * calib may be NULL then. Installed on m as above; the same failure contract. */
-int mq_gptq_build_qmodel(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
+ * options, calibrated on calib) when s->gptq, round to nearest (mq_qmodel_quantize)
+ * otherwise; calib may be NULL then. The same contract as above. */
+int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err);
 

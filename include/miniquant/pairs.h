@@ -17,22 +17,12 @@
 
 #include "miniquant/corpus.h"
 #include "miniquant/error.h"
+#include "miniquant/lexicon.h"
 #include "miniquant/model.h"
 #include "miniquant/tokenizer.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Sets */
-
-/* The inflections of an English verb, as bits of a mask: one spelling may fill several
- * ("walked" is past and past participle; "put" is base, past and past participle). */
-enum {
-    MQ_INFL_BASE = 1 << 0, /* walk */
-    MQ_INFL_3SG = 1 << 1,  /* walks */
-    MQ_INFL_PAST = 1 << 2, /* walked */
-    MQ_INFL_PP = 1 << 3,   /* walked (past participle) */
-    MQ_INFL_ING = 1 << 4,  /* walking */
-};
-#define MQ_NUM_INFL 5
 
 typedef struct mq_mp_item {
     const char *good;   /* the attested sentence */
@@ -93,43 +83,6 @@ int mq_blimp_parse(const char *text, size_t len, const char *name, mq_mp_set_t *
 /* Writes one line per (good, bad) pair, crash-safely; an item with k alternatives gives k lines
  * sharing its item_id, and pair_id numbers the lines. */
 int mq_blimp_write(const char *path, const mq_mp_set_t *s, mq_error_t *err);
-
-/* ---------------------------------------------------------------------------------------------
- * English verb forms
- *
- * Lemmas are the single-word ([a-z]+) entries of index.verb. Each inflection has candidate
- * spellings: the regular rule's (3rd singular -s/-es/-ies; past and past participle -ed with
- * e-drop, y -> ied and consonant doubling for consonant-vowel-consonant monosyllables; -ing with
- * e-drop, ie -> ying and the same doubling) and verb.exc's irregular forms, sorted into slots:
- * "-ing" forms, "-s" forms (has), "-ed" forms (past and participle), and the rest by shape: a form
- * ending in -n/-ne where the lemma does not (gone, seen, written, done) is the participle, and of
- * vowel-changing pairs the u-form (begun, drunk, sung) is; any other is past and participle
- * (made, taught, held). verb.exc omits verbs whose past is spelled as the base, so a table of
- * them is built in (put, cut, hit, read, set, ...), as is the come/run family whose participle
- * is the base (come, become, run, overrun ...). A slot's spelling is the candidate used most in
- * the corpus given to the lexicon (learned over learnt, made over maked), a participle-shaped
- * form first for the participle (shown over showed); a regular spelling that is also another
- * verb's form ("seed" for see, "singed" for sing) does not count as used. A word is recognised
- * as a form of the lemma when it is an attested candidate or a chosen spelling; a regular
- * spelling that lost ("maked", "singed" for sing) is not. "be" (eight forms, not five) and the
- * modals can, may, must, shall, will are left out.
- * SemCor sense-tag counts (cntlist.rev) say how often each lemma is used as a verb, noun and
- * adjective; the verb-tense builder uses them to tell verbs from nouns. */
-typedef struct mq_verb_lexicon mq_verb_lexicon_t;
-
-/* Loads index.verb, verb.exc and cntlist.rev from dir (MQ_WORDNET_DIR when NULL). freq (may be
- * NULL) is the corpus whose word counts choose among spellings; without it, verb.exc's wins. */
-int mq_verb_lexicon_load(const char *dir, const mq_corpus_t *freq, mq_verb_lexicon_t **out,
-                         mq_error_t *err);
-void mq_verb_lexicon_free(mq_verb_lexicon_t *lx);
-size_t mq_verb_lexicon_size(const mq_verb_lexicon_t *lx);
-/* The five forms of a lemma, forms[i] for inflection bit 1 << i (pointers into the lexicon).
- * MQ_ERR_NOT_FOUND when lemma is not a verb of the lexicon. */
-int mq_verb_paradigm(const mq_verb_lexicon_t *lx, const char *lemma,
-                     const char *forms[MQ_NUM_INFL]);
-/* The regular rule's spelling of one inflection (a single MQ_INFL_* bit) of a lowercase lemma,
- * irregular verbs not considered. Returns the length (like snprintf), or -1 for a bad argument. */
-int mq_verb_regular_form(const char *lemma, int infl, char *buf, size_t n);
 
 /* ---------------------------------------------------------------------------------------------
  * The verb-tense set

@@ -1,9 +1,13 @@
-/* miniquant: a MiniGPT whose Linear layers are QuantizedLinear.
+/* miniquant: a quantized MiniGPT, a model of its own beside the FP32 one it was made from.
  *
- * Every Linear (per block: qkv, attention output, MLP up, MLP down; then lm_head) is replaced
- * by a QuantizedLinear of one scheme; LayerNorm parameters and biases stay FP32, and the token
- * and position embeddings are rounded to FP16 in every scheme but fp32 (as they are stored).
- * The model's forward then runs through the quantized layers (m->linear_fn). */
+ * Every Linear (per block: qkv, attention output, MLP up, MLP down; then lm_head) is a
+ * QuantizedLinear of one scheme, or an F32 one where it stays FP32 (lm_head with skip_lm_head,
+ * the other layers of a one-layer sensitivity run, every layer of a checkpoint); LayerNorm
+ * parameters and biases stay FP32, and the token and position embeddings are rounded to FP16
+ * where the scheme's family stores them so. Quantizing leaves the FP32 model untouched: the
+ * quantized model holds its own non-Linear parameters, and its F32 layers read the FP32
+ * model's weights (which must then outlive it). Its forward is q->model's, whose Linears all
+ * run through the QuantizedLinears. */
 #ifndef MINIQUANT_QMODEL_H
 #define MINIQUANT_QMODEL_H
 
@@ -23,27 +27,36 @@ typedef struct mq_qmodel {
     mq_scheme_t scheme;
     int skip_lm_head;
     int n_linear;
-    mq_qlinear_t *ql;  /* [n_linear]; ql[i].w.rows == 0 where the Linear stays FP32 */
-    int *active;       /* [n_linear]: 1 where the quantized layer replaces the Linear */
-    int fused;         /* 1: the fast fused kernels (when the build has them); 0: reference */
-    mq_gpt_t *model;
+    mq_qlinear_t *ql;  /* [n_linear]: every Linear, quantized or F32 */
+    int *active;       /* [n_linear]: 1 where the Linear is quantized with the scheme */
+    int fused;         /* 1: the fused kernels; 0: the reference path (dequantize, sgemm) */
+    mq_gpt_t *model;   /* owned: the model to run (forward, decode step): the
+                          non-Linear parameters as stored, its Linears routed through ql. Its
+                          own Linear weights are not held (zero): read them through ql. */
+    void *file;        /* owned: the GGUF a loaded model's layers point into, or NULL */
 } mq_qmodel_t;
 
-/* Options of mq_qmodel_apply. */
+/* Options of mq_qmodel_quantize. */
 typedef struct mq_qmodel_opts {
     int skip_lm_head;        /* keep lm_head FP32 (the LLM.int8() convention) */
-    int only;                /* >= 0: quantize only this Linear (per-layer sensitivity) */
+    int only;                /* >= 0: quantize only this Linear (per-layer sensitivity); -1 all;
+                                -2 none (every Linear F32: the start of GPTQ) */
     int keep_embeddings;     /* 1: do not round embeddings to FP16 (sensitivity) */
 } mq_qmodel_opts_t;
 
-/* Quantizes m's Linears with scheme s (round to nearest; GPTQ schemes are built elsewhere and
- * installed with mq_qmodel_install) and routes m's forward through them. Rounds m's embeddings
- * to FP16 in place unless keep_embeddings or s is fp32. */
-int mq_qmodel_apply(mq_qmodel_t *q, mq_gpt_t *m, const mq_scheme_t *s,
-                    const mq_qmodel_opts_t *opts, mq_error_t *err);
-/* Routes m's forward through q (whose layers were filled by the caller). */
-void mq_qmodel_install(mq_qmodel_t *q, mq_gpt_t *m);
-/* Detaches from the model (its forward uses the FP32 weights again) and frees the layers. */
+/* A new quantized model of m with scheme s by round to nearest (GPTQ schemes are built by
+ * gptq.h, which starts from this with only = -2). m is not changed; it must outlive q. On
+ * failure q holds nothing. */
+int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
+                       const mq_qmodel_opts_t *opts, mq_error_t *err);
+/* Replaces Linear i of q with w (moved into the layer; w emptied) and marks it quantized. */
+int mq_qmodel_set_linear(mq_qmodel_t *q, int i, mq_qweight_t *w, mq_error_t *err);
+/* An empty quantized model of configuration cfg and scheme s (every layer unset, parameters
+ * zero), for loaders to fill; its forward is wired once mq_qmodel_ready is called. */
+int mq_qmodel_init(mq_qmodel_t *q, const mq_gpt_config_t *cfg, const mq_scheme_t *s,
+                   mq_error_t *err);
+/* Wires q->model's forward through q->ql (the fused kernels unless MQ_REFERENCE=1). */
+void mq_qmodel_ready(mq_qmodel_t *q);
 void mq_qmodel_free(mq_qmodel_t *q);
 
 /* Where the bytes of a (quantized) model are, as the lab counts them: numel x dtype size of
@@ -59,7 +72,7 @@ typedef struct mq_model_bytes {
     double bits_per_weight_memory; /* in-memory bits per Linear weight (codes as int8) */
 } mq_model_bytes_t;
 
-/* Bytes of m under q (NULL: the FP32 model). */
+/* Bytes of the model m (q NULL: as FP32) or of the quantized model q (m may then be NULL). */
 void mq_model_bytes(const mq_gpt_t *m, const mq_qmodel_t *q, mq_model_bytes_t *out);
 
 #endif

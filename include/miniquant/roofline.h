@@ -22,11 +22,9 @@
  *   GELU (tanh form) of 4C     9 per element
  *   residual adds, embedding   C each (2 residual adds per layer, 1 embedding add)
  * Bytes count every tensor read or written once, at its stored type:
- *   weights       every Linear at the scheme's packed form, as the fused kernels read it: codes
- *                 at their container width (32 fp32, 16 fp16, 8 for int5..int8, 4 for int2..int4
- *                 and nf4) plus one FP16 scale per output row and scale block (per-channel and
- *                 per-tensor: one block a row). For shapes the panels fit exactly (OC a multiple
- *                 of 16, C of 64) this is mq_qpacked_bytes.
+ *   weights       every Linear as stored, which is what the fused kernels read: its format's
+ *                 rows (format.h: row_bytes, e.g. 18 bytes per 32 weights for Q4_0) plus the
+ *                 FP16 scales of formats that keep them apart (mq_qweight_stored_bytes).
  *   params        Linear biases and LayerNorm weights and biases, FP32
  *   embedding     the token's row of wte and the position's row of wpe: FP16 (FP32 for fp32),
  *                 as the schemes store them

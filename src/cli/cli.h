@@ -6,6 +6,7 @@
 #include "miniquant/dataset.h"
 #include "miniquant/error.h"
 #include "miniquant/tokenizer.h"
+#include "options.h"
 
 typedef struct mq_command {
     const char *name;
@@ -29,8 +30,6 @@ int cmd_sweep(int argc, char **argv);
 
 /* Prints "miniquant: <message>" to stderr and returns exit status 1. */
 int cli_fail(const mq_error_t *err);
-/* Prints "miniquant CMD: <fmt with arg>", then the command's usage, to stderr; returns 2. */
-int cli_usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg);
 
 /* Writes the three split files of a corpus into dir. */
 int cli_write_corpus(const mq_corpus_t *c, const char *dir, mq_error_t *err);
@@ -38,17 +37,6 @@ void cli_print_corpus_stats(const mq_corpus_t *c);
 
 /* Sets the OpenMP and OpenBLAS thread counts (n <= 0: leave the defaults). */
 void cli_set_threads(int n);
-/* Parse a flag's number in [lo, hi]; on failure print the usage and return 2. */
-int cli_parse_int(const char *cmd, const char *usage, const char *flag, const char *s, long lo,
-                  long hi, long *out);
-int cli_parse_float(const char *cmd, const char *usage, const char *flag, const char *s,
-                    double lo, double hi, double *out);
-
-/* Splits a comma-separated --schemes LIST into names (pointing into buf, of bufsize bytes),
- * checking each name; "all" gives the standard schemes. Returns the count, or -1 after printing
- * the command's usage with what was wrong. */
-int cli_parse_scheme_list(const char *cmd, const char *usage, const char *list, char *buf,
-                          size_t bufsize, const char **names, int max);
 
 /* Loads the tokenizer stored in any GGUF file. */
 int cli_load_tokenizer(const char *path, mq_tokenizer_t **tok, mq_error_t *err);

@@ -6,7 +6,7 @@
  * (a STREAM triad over buffers much larger than the last-level cache) measured in the same run.
  * The schemes take turns inside every repetition, and the triad runs between them, so that the
  * noise of a shared machine hits all of them alike; figures are medians over the repetitions.
- * Weight bytes are the packed form's (codes at their packed width plus FP16 scales); a shape
+ * Weight bytes are the stored form's (the format's rows plus any separate FP16 scales); a shape
  * whose weights fit in the last-level cache is timed over repeated calls and so runs from cache.
  *
  * bench decode: tokens per second of greedy generation with a trained MiniGPT, per scheme.
@@ -14,7 +14,6 @@
  * 1, T = prompt + tokens generated): this measures the Linears at T rows (the prompt-shaped
  * kernels), attention, LayerNorm and the softmax over the vocabulary, as the model runs. */
 #include <cblas.h>
-#include <getopt.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -32,16 +31,10 @@
 #include "miniquant/roofline.h"
 
 #define MAX_REPS 1000
-#define DEFAULT_MODEL "models/minigpt-default.gguf"
 #define PROMPT_ROWS 64
 #define SAMPLE_SECONDS 2e-3 /* a timed sample repeats a call until it lasts about this long */
 
-static const char USAGE[] =
-    "usage: miniquant bench kernels [--threads N] [--reps N] [--json FILE] [--quick]\n"
-    "                               [--model FILE] [--tokens N] [--no-decode]\n"
-    "       miniquant bench decode  [--model FILE] [--threads N] [--reps N] [--tokens N]\n"
-    "                               [--json FILE]\n"
-    "\n"
+static const char ABOUT[] =
     "kernels: time, GB/s of weight bytes and GFLOP/s of every scheme's fused kernel on\n"
     "MiniGPT's Linear shapes (K x N = 256x768, 256x256, 256x1024, 1024x256, 256x4096) and on\n"
     "4096x14336, for 1 row of x (decode) and 64 (prompt), against OpenBLAS sgemv / sgemm on the\n"
@@ -52,18 +45,12 @@ static const char USAGE[] =
     "\n"
     "decode: greedy generation of N tokens, one at a time, with the model quantized per scheme\n"
     "(fp32, int8_per_channel, int4_g64, nf4_g64, and the +vnni forms): tokens per second.\n"
-    "MiniGPT has no KV cache: every step is a forward over the whole context (B = 1).\n"
-    "\n"
-    "  --threads N   threads (default: all cores)\n"
-    "  --reps N      repetitions (default: 9 for kernels, 5 for decode)\n"
-    "  --json FILE   also write the results as JSON\n"
-    "  --quick       3 repetitions, without the 4096x14336 shape, 32 decode tokens\n"
-    "  --model FILE  the trained model (default: " DEFAULT_MODEL ")\n"
-    "  --tokens N    tokens to generate (default: fill the context)\n"
-    "  --no-decode   kernels only\n"
-    "  -h, --help    this message\n"
-    "\n"
+    "MiniGPT has no KV cache: every step is a forward over the whole context (B = 1).\n";
+
+static const char EPILOG[] =
     "MQ_KERNEL=scalar|avx2|avx512 forces a kernel version. Run on an idle machine.\n";
+
+static const cli_sub_t SUBS[] = {{"kernels", NULL}, {"decode", NULL}, {NULL, NULL}};
 
 /* ---------------------------------------------------------------------------------------------
  * memory bandwidth */
@@ -115,8 +102,8 @@ typedef struct entry {
     const char *scheme;
     int a8;
     int base; /* index of the entry holding the same weight (the a8 forms share it) */
-    mq_qweight_t w;
-    mq_qpacked_t p;
+    const mq_qweight_t *wp; /* the weight timed: w, or the base entry's */
+    mq_qweight_t w; /* the a8 forms read their base entry's */
     int inner[2];          /* calls per sample, per mode */
     double t[2][MAX_REPS]; /* seconds per call, per mode and repetition */
     double rel_err[2];     /* a8: ||y - y_fp|| / ||y_fp|| against FP32 activations */
@@ -135,7 +122,7 @@ typedef struct kbench {
 static double time_calls(const entry_t *e, int inner, const float *x, int rows, float *y) {
     double t0 = mq_now();
     for (int i = 0; i < inner; i++)
-        mq_qpacked_forward_with(&e->p, mq_kernels_isa(), e->a8, NULL, y, x, rows, NULL);
+        mq_qweight_forward_with(e->wp, mq_kernels_isa(), e->a8, NULL, y, x, rows, NULL);
     return (mq_now() - t0) / inner;
 }
 
@@ -154,7 +141,7 @@ static void print_kernel_rows(const kbench_t *kb, const shape_t *sh, int mode, e
     double t_fp32 = mq_median(e[0].t[mode], kb->reps);
     for (int i = 0; i < ne; i++) {
         double t = mq_median(e[i].t[mode], kb->reps);
-        size_t bytes = mq_qpacked_bytes(&e[i].p);
+        size_t bytes = mq_qweight_stored_bytes(e[i].wp);
         double gbs = (double)bytes / t / 1e9;
         double gflops = 2.0 * rows * (double)sh->K * sh->N / t / 1e9;
         char label[48], err[32] = "";
@@ -211,8 +198,9 @@ static int build_entries(const kbench_t *kb, const shape_t *sh, entry_t *e, int 
         e[n].base = n;
         rc = mq_scheme_parse(e[n].scheme, &s, err);
         if (rc == MQ_OK) rc = mq_qweight_quantize(&e[n].w, &s, W, sh->N, sh->K, err);
-        if (rc == MQ_OK) rc = mq_qpacked_init(&e[n].p, &e[n].w, err);
     }
+    for (int k = 0; k < n; k++)
+        e[k].wp = &e[k].w;
     for (int i = 0; kb->have_a8 && A8_SCHEMES[i] && rc == MQ_OK; i++) {
         int base = -1;
         for (int k = 0; k < n; k++)
@@ -222,7 +210,7 @@ static int build_entries(const kbench_t *kb, const shape_t *sh, entry_t *e, int 
         e[n].scheme = A8_SCHEMES[i];
         e[n].a8 = 1;
         e[n].base = base;
-        e[n].p = e[base].p; /* shares the packed weight (and its buffers) */
+        e[n].wp = &e[base].w; /* shares the weight */
         n++;
     }
     free(W);
@@ -232,10 +220,7 @@ static int build_entries(const kbench_t *kb, const shape_t *sh, entry_t *e, int 
 
 static void free_entries(entry_t *e, int ne) {
     for (int i = 0; i < ne; i++)
-        if (e[i].base == i) {
-            mq_qpacked_free(&e[i].p);
-            mq_qweight_free(&e[i].w);
-        }
+        if (e[i].base == i) mq_qweight_free(&e[i].w);
 }
 
 /* Times one shape in both modes. */
@@ -263,8 +248,8 @@ static int bench_shape(kbench_t *kb, const shape_t *sh, size_t llc, mq_error_t *
             if (e[i].a8) {
                 const entry_t *b = &e[e[i].base];
                 size_t n = (size_t)rows * sh->N;
-                mq_qpacked_forward_with(&b->p, mq_kernels_isa(), 0, NULL, yref, x, rows, NULL);
-                mq_qpacked_forward_with(&e[i].p, mq_kernels_isa(), 1, NULL, y, x, rows, NULL);
+                mq_qweight_forward_with(b->wp, mq_kernels_isa(), 0, NULL, yref, x, rows, NULL);
+                mq_qweight_forward_with(e[i].wp, mq_kernels_isa(), 1, NULL, y, x, rows, NULL);
                 e[i].rel_err[mode] = rel_l2(y, yref, n);
             }
             double t = time_calls(&e[i], 1, x, rows, y);
@@ -275,7 +260,7 @@ static int bench_shape(kbench_t *kb, const shape_t *sh, size_t llc, mq_error_t *
             int inner = (int)(SAMPLE_SECONDS / (t > 1e-9 ? t : 1e-9));
             /* weights near the cache's size are timed one call at a time, streamed from memory
              * (the other schemes' calls in between evict them) */
-            if (mq_qpacked_bytes(&e[i].p) > llc / 4) inner = 1;
+            if (mq_qweight_stored_bytes(e[i].wp) > llc / 4) inner = 1;
             e[i].inner[mode] = inner < 1 ? 1 : inner > 100000 ? 100000 : inner;
         }
         for (int rep = 0; rep < kb->reps; rep++) {
@@ -315,6 +300,20 @@ typedef struct dentry {
     double t[MAX_REPS];
 } dentry_t;
 
+/* 1 when the int8-activation mode takes the scheme's weights (asked of its format's row, for
+ * MiniGPT's rows of 256 inputs). */
+static int scheme_takes_a8(const char *name) {
+    mq_scheme_t s;
+    if (mq_scheme_parse(name, &s, NULL)) return 0;
+    const mq_format_t *f = mq_format_for(&s, 256, NULL);
+    return f && f->kernels[mq_kernels_isa()].a8 != NULL;
+}
+
+/* The model an entry runs: its quantized model, or the FP32 one. */
+static mq_gpt_t *run_model(dentry_t *d) {
+    return d->quantized ? d->q.model : &d->m;
+}
+
 /* Greedy generation from tokens[0 .. plen): each step a forward over the context so far. */
 static int generate(mq_gpt_t *m, int *tokens, int plen, int total, mq_error_t *err) {
     int V = m->cfg.vocab_size;
@@ -337,9 +336,7 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
     memset(d, 0, sizeof d);
     for (int i = 0; DECODE_SCHEMES[i]; i++)
         for (int a8 = 0; a8 < 2; a8++) {
-            if (a8 && (!isa_a8 || !strcmp(DECODE_SCHEMES[i], "fp32") ||
-                       !strcmp(DECODE_SCHEMES[i], "nf4_g64")))
-                continue;
+            if (a8 && (!isa_a8 || !scheme_takes_a8(DECODE_SCHEMES[i]))) continue;
             d[nd].scheme = DECODE_SCHEMES[i];
             d[nd++].a8 = a8;
         }
@@ -359,12 +356,12 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
         if (rc == MQ_OK && strcmp(d[i].scheme, "fp32")) {
             mq_scheme_t s;
             rc = mq_scheme_parse(d[i].scheme, &s, err);
-            if (rc == MQ_OK) rc = mq_qmodel_apply(&d[i].q, &d[i].m, &s, NULL, err);
+            if (rc == MQ_OK) rc = mq_qmodel_quantize(&d[i].q, &d[i].m, &s, NULL, err);
             d[i].quantized = rc == MQ_OK;
             if (rc == MQ_OK) d[i].q.fused = 1; /* the fused kernels, whatever MQ_REFERENCE says */
         }
         /* size the activations for the longest context once, outside the timing */
-        if (rc == MQ_OK) rc = mq_gpt_forward(&d[i].m, d[i].tokens, NULL, 1, total, err);
+        if (rc == MQ_OK) rc = mq_gpt_forward(run_model(&d[i]), d[i].tokens, NULL, 1, total, err);
     }
     mq_tokenizer_free(tok);
     mq_isa_t isa = mq_kernels_isa();
@@ -375,7 +372,7 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
             rc = mq_kernels_select(isa, d[i].a8, err);
             d[i].tokens[0] = prompt;
             double t0 = mq_now();
-            if (rc == MQ_OK) rc = generate(&d[i].m, d[i].tokens, plen, total, err);
+            if (rc == MQ_OK) rc = generate(run_model(&d[i]), d[i].tokens, plen, total, err);
             d[i].t[rep] = mq_now() - t0;
             if (progress_on) mq_progress_update(&prog, (int64_t)rep * nd + i + 1, NULL);
         }
@@ -437,49 +434,6 @@ typedef struct opts {
     const char *json, *model;
 } opts_t;
 
-static int parse(int argc, char **argv, const char *sub, opts_t *o) {
-    static const struct option lo[] = {{"threads", required_argument, 0, 't'},
-                                       {"reps", required_argument, 0, 'r'},
-                                       {"json", required_argument, 0, 'j'},
-                                       {"quick", no_argument, 0, 'q'},
-                                       {"model", required_argument, 0, 'm'},
-                                       {"tokens", required_argument, 0, 'k'},
-                                       {"no-decode", no_argument, 0, 'n'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    int ch;
-    long v;
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (ch) {
-        case 't':
-            if (cli_parse_int("bench", USAGE, "--threads", optarg, 1, 1024, &v)) return 2;
-            o->threads = (int)v;
-            break;
-        case 'r':
-            if (cli_parse_int("bench", USAGE, "--reps", optarg, 1, MAX_REPS, &v)) return 2;
-            o->reps = (int)v;
-            break;
-        case 'k':
-            if (cli_parse_int("bench", USAGE, "--tokens", optarg, 1, 1 << 20, &v)) return 2;
-            o->tokens = (int)v;
-            break;
-        case 'j': o->json = optarg; break;
-        case 'q': o->quick = 1; break;
-        case 'm': o->model = optarg; break;
-        case 'n': o->no_decode = 1; break;
-        case 'h': fputs(USAGE, stdout); return -1;
-        default: return cli_usage_error("bench", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("bench", USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!strcmp(sub, "decode") && o->no_decode)
-        return cli_usage_error("bench", USAGE, "%s: --no-decode makes no sense here", sub);
-    return 0;
-}
-
 static int write_json(const char *path, cJSON *root, const opts_t *o, const char *sub) {
     cJSON *cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(cfg, "command", sub);
@@ -495,18 +449,28 @@ static int write_json(const char *path, cJSON *root, const opts_t *o, const char
 }
 
 int cmd_bench(int argc, char **argv) {
-    if (argc < 2 || (strcmp(argv[1], "kernels") && strcmp(argv[1], "decode"))) {
-        if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        return cli_usage_error("bench", USAGE, "expected a benchmark: kernels or decode%s", "");
-    }
-    const char *sub = argv[1];
-    int is_kernels = !strcmp(sub, "kernels");
     opts_t o = {0, 0, 0, 0, 0, NULL, NULL};
-    int prc = parse(argc - 1, argv + 1, sub, &o);
-    if (prc) return prc < 0 ? 0 : prc;
+    cli_option_t opts[] = {
+        {CLI_OPT_THREADS(&o.threads)},
+        {CLI_OPT_REPS(&o.reps, MAX_REPS, "9 for kernels, 5 for decode")},
+        {CLI_OPT_JSON(&o.json)},
+        {.name = "quick", .flag = &o.quick,
+         .help = "3 repetitions, without the 4096x14336 shape, 32 decode tokens"},
+        {CLI_OPT_MODEL(&o.model, "the trained model"), .def_text = CLI_DEFAULT_MODEL},
+        {.name = "tokens", .arg = "N", .i = &o.tokens, .lo = 1, .hi = 1 << 20,
+         .def_text = "fill the context", .help = "tokens to generate"},
+        {.name = "no-decode", .flag = &o.no_decode, .subs = "kernels", .help = "kernels only"},
+        {0},
+    };
+    const cli_command_t cmd = {
+        .name = "bench", .subs = SUBS, .about = ABOUT, .epilog = EPILOG, .opts = opts};
+    cli_args_t args;
+    int prc = cli_parse(&cmd, argc, argv, &args);
+    if (prc != CLI_CONTINUE) return prc;
+    const char *sub = args.sub;
+    int is_kernels = !strcmp(sub, "kernels");
+    if (!is_kernels && o.no_decode)
+        return cli_usage_error(&cmd, "%s: --no-decode makes no sense here", sub);
     if (o.quick && !o.reps) o.reps = 3;
     if (!o.reps) o.reps = is_kernels ? 9 : 5;
     if (o.quick && !o.tokens) o.tokens = 32;
@@ -514,7 +478,7 @@ int cmd_bench(int argc, char **argv) {
     o.threads = omp_get_max_threads();
     mq_error_t err = {0};
     if (mq_kernels_init(&err)) return cli_fail(&err);
-    const char *model = o.model ? o.model : DEFAULT_MODEL;
+    const char *model = o.model ? o.model : CLI_DEFAULT_MODEL;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "kernel_version", mq_isa_name(mq_kernels_isa()));
     cJSON_AddNumberToObject(root, "threads", o.threads);

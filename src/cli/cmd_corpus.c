@@ -1,5 +1,4 @@
 /* miniquant corpus: WordNet glosses -> documents -> train/valid/test split files. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,16 +7,10 @@
 #include "miniquant/corpus.h"
 #include "miniquant/fileio.h"
 
-static const char USAGE[] =
-    "usage: miniquant corpus [--wordnet DIR] [--out DIR]\n"
-    "\n"
+static const char ABOUT[] =
     "Builds the corpus: one document per WordNet 3.0 synset (its gloss), split 90/5/5 into\n"
     "train / valid / test by a hash of the synset. Prints document, word and byte counts per\n"
-    "split and writes DIR/{train,valid,test}.txt, one document per line.\n"
-    "\n"
-    "  --wordnet DIR  WordNet data files (default " MQ_WORDNET_DIR ", package wordnet-base)\n"
-    "  --out DIR      where the split files go (default data/corpus)\n"
-    "  -h, --help     this message\n";
+    "split and writes DIR/{train,valid,test}.txt, one document per line.\n";
 
 int cli_write_corpus(const mq_corpus_t *c, const char *dir, mq_error_t *err) {
     int rc = mq_mkdir_p(dir, err);
@@ -48,22 +41,16 @@ void cli_print_corpus_stats(const mq_corpus_t *c) {
 }
 
 int cmd_corpus(int argc, char **argv) {
-    const char *wordnet = NULL, *out = "data/corpus";
-    static const struct option opts[] = {{"wordnet", required_argument, 0, 'w'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'w': wordnet = optarg; break;
-        case 'o': out = optarg; break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("corpus", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("corpus", USAGE, "unexpected argument '%s'", argv[optind]);
+    const char *wordnet = NULL, *out = NULL;
+    cli_option_t opts[] = {
+        {CLI_OPT_WORDNET(&wordnet)},
+        {.name = "out", .arg = "DIR", .str = &out, .def = "data/corpus",
+         .help = "where the split files go"},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "corpus", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&cmd, argc, argv, NULL);
+    if (prc != CLI_CONTINUE) return prc;
     mq_error_t err = {0};
     mq_corpus_t c;
     if (mq_corpus_load_wordnet(wordnet, &c, &err)) return cli_fail(&err);

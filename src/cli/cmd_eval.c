@@ -1,5 +1,4 @@
 /* miniquant eval: perplexity of a model on a corpus split or a text file. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,90 +14,67 @@
 #include "miniquant/qmodel.h"
 #include "miniquant/report.h"
 
-static const char USAGE[] =
-    "usage: miniquant eval --model FILE.gguf [--ppl-protocol default|llamacpp] [options]\n"
-    "\n"
+static const char ABOUT[] =
     "Perplexity of a model (with the tokenizer stored in its GGUF) on the test split. The model\n"
     "is an FP32 checkpoint (optionally quantized in memory with --scheme) or a quantized file\n"
-    "written by 'miniquant export'.\n"
+    "written by 'miniquant export'. The protocols (--ppl-protocol):\n"
     "  default   non-overlapping windows of the context length over the split's documents,\n"
     "            each followed by \"\\n\" and <|endoftext|>; every token but the first scored\n"
     "  llamacpp  llama-perplexity's protocol on the split as a text file (documents one per\n"
     "            line, the final newline dropped as llama-perplexity -f does): chunks of n_ctx\n"
-    "            tokens, the second half of each scored; compare with llama-perplexity -c N\n"
-    "\n"
-    "  --model FILE         the model (GGUF, gpt2 architecture)\n"
-    "  --scheme NAME        quantize the Linear layers in memory first (fp32, fp16,\n"
-    "                       int{2..8}_{per_tensor|per_channel|g{N}}[_gptq], nf4_g{N}[_gptq];\n"
-    "                       _gptq: GPTQ calibrated on 128 sequences of the valid split)\n"
-    "  --skip-lm-head       with --scheme: keep lm_head in FP32\n"
-    "  --pairs FILE         also score minimal pairs: a BLiMP-layout jsonl file\n"
-    "                       (sentence_good, sentence_bad per line), or 'verb-tense' for the\n"
-    "                       verb-tense set built from the test split\n"
-    "  --ppl-protocol NAME  default or llamacpp (default: default)\n"
-    "  --split NAME         train, valid or test (default test)\n"
-    "  --text FILE          evaluate a text file instead (one trailing newline dropped)\n"
-    "  --ctx N              window length (default: the model's context)\n"
-    "  --batch N            windows per forward pass (default 8)\n"
-    "  --json FILE          also write the result as JSON\n"
-    "  --threads N          threads (default: all cores)\n"
-    "  -h, --help           this message\n";
+    "            tokens, the second half of each scored; compare with llama-perplexity -c N\n";
 
 int cmd_eval(int argc, char **argv) {
     const char *scheme_name = NULL, *pairs = NULL;
     int skip_head = 0;
-    const char *model = NULL, *proto_name = "default", *split_name = "test", *text_file = NULL,
+    const char *model = NULL, *proto_name = NULL, *split_name = NULL, *text_file = NULL,
                *json = NULL;
-    long ctx = 0, batch = 8, threads = 0;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"ppl-protocol", required_argument, 0, 'p'},
-        {"split", required_argument, 0, 's'}, {"text", required_argument, 0, 'x'},
-        {"ctx", required_argument, 0, 'c'},   {"batch", required_argument, 0, 'b'},
-        {"json", required_argument, 0, 'j'},  {"threads", required_argument, 0, 't'},
-        {"scheme", required_argument, 0, 'S'}, {"skip-lm-head", no_argument, 0, 'k'},
-        {"pairs", required_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    int ch, rc;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        rc = 0;
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'p': proto_name = optarg; break;
-        case 's': split_name = optarg; break;
-        case 'x': text_file = optarg; break;
-        case 'c': rc = cli_parse_int("eval", USAGE, "--ctx", optarg, 2, 1 << 20, &ctx); break;
-        case 'b': rc = cli_parse_int("eval", USAGE, "--batch", optarg, 1, 4096, &batch); break;
-        case 'j': json = optarg; break;
-        case 'S': scheme_name = optarg; break;
-        case 'k': skip_head = 1; break;
-        case 'P': pairs = optarg; break;
-        case 't': rc = cli_parse_int("eval", USAGE, "--threads", optarg, 1, 1024, &threads); break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("eval", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-        if (rc) return rc;
-    }
-    if (optind < argc) return cli_usage_error("eval", USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("eval", USAGE, "--model FILE.gguf is required%s", "");
+    long ctx = 0, batch = 0, threads = 0;
+    cli_option_t opts[] = {
+        {CLI_OPT_MODEL(&model, "the model (GGUF, gpt2 architecture)"), .required = 1},
+        {CLI_OPT_SCHEME(&scheme_name, "quantize the Linear layers in memory first (with "
+                                      "--skip-lm-head, all but lm_head); _gptq: GPTQ "
+                                      "calibrated on 128 sequences of the valid split")},
+        {CLI_OPT_SKIP_LM_HEAD(&skip_head)},
+        {.name = "pairs", .arg = "FILE", .str = &pairs,
+         .help = "also score minimal pairs: a BLiMP-layout jsonl file (sentence_good, "
+                 "sentence_bad per line), or 'verb-tense' for the verb-tense set built from the "
+                 "test split"},
+        {.name = "ppl-protocol", .arg = "NAME", .str = &proto_name, .def = "default",
+         .help = "default or llamacpp"},
+        {.name = "split", .arg = "NAME", .str = &split_name, .def = "test",
+         .help = "train, valid or test"},
+        {.name = "text", .arg = "FILE", .str = &text_file,
+         .help = "evaluate a text file instead (one trailing newline dropped)"},
+        {.name = "ctx", .arg = "N", .l = &ctx, .lo = 2, .hi = 1 << 20,
+         .def_text = "the model's context", .help = "window length"},
+        {.name = "batch", .arg = "N", .l = &batch, .lo = 1, .hi = 4096, .def = "8",
+         .help = "windows per forward pass"},
+        {CLI_OPT_JSON(&json)},
+        {CLI_OPT_THREADS(&threads)},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "eval", .about = ABOUT, .opts = opts};
+    int rc = cli_parse(&cmd, argc, argv, NULL);
+    if (rc != CLI_CONTINUE) return rc;
     mq_error_t err = {0};
     mq_ppl_protocol_t proto;
     mq_split_t split;
     mq_scheme_t scheme;
     if (mq_ppl_protocol_parse(proto_name, &proto, &err) || mq_split_parse(split_name, &split, &err) ||
-        mq_scheme_parse(scheme_name ? scheme_name : "fp32", &scheme, &err)) {
-        fprintf(stderr, "miniquant eval: %s\n\n%s", err.msg, USAGE);
-        return 2;
-    }
+        mq_scheme_parse(scheme_name ? scheme_name : "fp32", &scheme, &err))
+        return cli_usage_error(&cmd, "%s", err.msg);
     cli_set_threads((int)threads);
 
     mq_gpt_t m = {0};
     mq_tokenizer_t *tok = NULL;
     /* any miniquant GGUF: an FP32 checkpoint, or a quantized file from miniquant export */
-    mq_qmodel_t q = {0};
-    rc = mq_qmodel_load(model, &m, &q, &tok, &err);
+    mq_qmodel_t file = {0}, q = {0};
+    rc = mq_qmodel_load(model, &file, &tok, &err);
     if (rc) return cli_fail(&err);
-    int from_file = q.scheme.kind != MQ_QK_FP32;
+    int from_file = !mq_scheme_is_identity(&file.scheme);
+    mq_gpt_t *run = file.model;          /* the model evaluated */
+    const mq_qmodel_t *counted = NULL;   /* whose bytes are reported (NULL: FP32) */
     int want_verbs = pairs && !strcmp(pairs, "verb-tense");
     int gptq = !from_file && scheme_name && scheme.gptq;
     /* the WordNet corpus, read once for whatever needs it: GPTQ's calibration (the valid
@@ -107,29 +83,35 @@ int cmd_eval(int argc, char **argv) {
     int have_corpus = gptq || want_verbs || !text_file;
     if (have_corpus && (rc = mq_corpus_load_wordnet(NULL, &c, &err))) have_corpus = 0;
     if (rc == MQ_OK && from_file) {
-        scheme = q.scheme;
-        skip_head = q.skip_lm_head;
+        scheme = file.scheme;
+        skip_head = file.skip_lm_head;
+        counted = &file;
         if (scheme_name)
             rc = mq_error_set(&err, MQ_ERR_ARG,
                               "%s is already quantized (%s); --scheme applies to FP32 models",
-                              model, q.scheme.name);
+                              model, file.scheme.name);
     } else if (rc == MQ_OK && scheme_name) {
-        mq_qmodel_free(&q);
         mq_tokens_t calib = {0};
-        if (gptq) rc = mq_dataset_encode(&c, MQ_SPLIT_VALID, tok, &calib, &err);
+        rc = mq_qmodel_dequantize(&file, &m, &err);
+        if (rc == MQ_OK && gptq) rc = mq_dataset_encode(&c, MQ_SPLIT_VALID, tok, &calib, &err);
         if (rc == MQ_OK)
             rc = mq_gptq_build_qmodel(&m, &scheme, skip_head, calib.ids, calib.n, &q, &err);
         mq_tokens_free(&calib);
+        if (rc == MQ_OK) {
+            run = q.model;
+            counted = &q;
+        }
     }
     if (rc) {
         if (have_corpus) mq_corpus_free(&c);
         mq_qmodel_free(&q);
+        mq_qmodel_free(&file);
         mq_tokenizer_free(tok);
         mq_gpt_free(&m);
         return cli_fail(&err);
     }
     mq_model_bytes_t bytes;
-    mq_model_bytes(&m, scheme_name || from_file ? &q : NULL, &bytes);
+    mq_model_bytes(run, counted, &bytes);
     mq_tokens_t toks = {0};
     char *text = NULL;
     size_t len = 0, n_docs = 0;
@@ -154,10 +136,11 @@ int cmd_eval(int argc, char **argv) {
         rc = mq_tokenizer_encode(tok, text, len, 0, &toks.ids, &toks.n, &err);
     }
     mq_ppl_result_t r;
-    if (rc == MQ_OK) rc = mq_perplexity(&m, toks.ids, toks.n, proto, (int)ctx, (int)batch, &r, &err);
-    if (rc == MQ_OK && pairs) rc = mq_mp_score(&m, tok, &set, NULL, &pr, &err);
+    if (rc == MQ_OK) rc = mq_perplexity(run, toks.ids, toks.n, proto, (int)ctx, (int)batch, &r, &err);
+    if (rc == MQ_OK && pairs) rc = mq_mp_score(run, tok, &set, NULL, &pr, &err);
     if (rc == MQ_OK) {
-        printf("model        %s (MiniGPT-%s, %zu parameters)\n", model, m.cfg.name, m.num_params);
+        printf("model        %s (MiniGPT-%s, %zu parameters)\n", model, run->cfg.name,
+               run->num_params);
         printf("scheme       %s%s (%zu bytes, %.3f bits per Linear weight)\n", scheme.name,
                skip_head ? ", lm_head FP32" : "", bytes.total, bytes.bits_per_weight);
         if (proto == MQ_PPL_LLAMACPP)
@@ -179,8 +162,8 @@ int cmd_eval(int argc, char **argv) {
     if (rc == MQ_OK && json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "model", model);
-        cJSON_AddStringToObject(root, "config", m.cfg.name);
-        cJSON_AddNumberToObject(root, "model_params", (double)m.num_params);
+        cJSON_AddStringToObject(root, "config", run->cfg.name);
+        cJSON_AddNumberToObject(root, "model_params", (double)run->num_params);
         cJSON_AddStringToObject(root, "scheme", scheme.name);
         cJSON_AddBoolToObject(root, "skip_lm_head", skip_head);
         cJSON_AddItemToObject(root, "bytes", cli_bytes_json(&bytes));
@@ -212,6 +195,7 @@ int cmd_eval(int argc, char **argv) {
     mq_tokens_free(&toks);
     mq_tokenizer_free(tok);
     mq_qmodel_free(&q);
+    mq_qmodel_free(&file);
     mq_gpt_free(&m);
     return rc ? cli_fail(&err) : 0;
 }

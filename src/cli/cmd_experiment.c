@@ -1,5 +1,4 @@
 /* miniquant experiment: regenerates an experiment directory's results, plots and manifest. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +8,7 @@
 #include "miniquant/report.h"
 #include "miniquant/sensitivity.h"
 
-static const char USAGE[] =
-    "usage: miniquant experiment NAME [--model FILE.gguf] [--out DIR]\n"
-    "\n"
+static const char ABOUT[] =
     "Regenerates an experiment: results.json, its plots (PNG) and manifest.json in DIR.\n"
     "\n"
     "  int8-ptq   fp32 vs int8_per_tensor vs int8_per_channel (lm_head quantized or FP32):\n"
@@ -28,11 +25,7 @@ static const char USAGE[] =
     "             the Pareto frontier; and the roofline of this machine with MiniGPT's decode\n"
     "             step placed on it (miniquant roofline). Writes results.json, pareto.png,\n"
     "             verb_tense_accuracy.png, roofline.json, roofline_overlay.png,\n"
-    "             manifest.json (default DIR experiments/26-quant-curve)\n"
-    "\n"
-    "  --model FILE  the FP32 model (default models/minigpt-default.gguf)\n"
-    "  --out DIR     the experiment directory\n"
-    "  -h, --help    this message\n";
+    "             manifest.json (default DIR experiments/26-quant-curve)\n";
 
 /* A table as a picture: rows of cells drawn as text, the header bold, rules between. */
 static int plot_table(const char *png, const char *title, int ncol, const char *const *head,
@@ -211,37 +204,30 @@ static int quant_curve(const char *model, const char *dir) {
     snprintf(json, sizeof json, "%s/roofline.json", dir);
     snprintf(png, sizeof png, "%s/roofline_overlay.png", dir);
     char *argv[] = {"roofline", "--model", (char *)model, "--json", json, "--plot", png, NULL};
-    optind = 0;
     return cmd_roofline(7, argv);
 }
 
 int cmd_experiment(int argc, char **argv) {
-    const char *model = "models/minigpt-default.gguf", *out = NULL;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'o': out = optarg; break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default:
-            return cli_usage_error("experiment", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return cli_usage_error("experiment", USAGE,
-                               "name one experiment (valid: int8-ptq, gguf-export, quant-curve)%s",
-                               "");
-    const char *name = argv[optind];
+    const char *model = NULL, *out = NULL;
+    cli_option_t opts[] = {
+        {CLI_OPT_MODEL(&model, "the FP32 model"), .def = CLI_DEFAULT_MODEL},
+        {.name = "out", .arg = "DIR", .str = &out, .def_text = "per experiment, above",
+         .help = "the experiment directory"},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "experiment", .args = "NAME", .about = ABOUT, .opts = opts};
+    cli_args_t args;
+    int prc = cli_parse(&cmd, argc, argv, &args);
+    if (prc != CLI_CONTINUE) return prc;
+    if (args.n != 1)
+        return cli_usage_error(&cmd,
+                               "name one experiment (valid: int8-ptq, gguf-export, quant-curve)");
+    const char *name = args.v[0];
     if (!strcmp(name, "int8-ptq")) return int8_ptq(model, out ? out : "experiments/26-int8-ptq");
     if (!strcmp(name, "gguf-export"))
         return cli_experiment_gguf_export(model, out ? out : "experiments/26-gguf-export");
     if (!strcmp(name, "quant-curve")) return quant_curve(model, out ? out : "experiments/26-quant-curve");
-    return cli_usage_error("experiment", USAGE,
+    return cli_usage_error(&cmd,
                            "unknown experiment '%s' (valid: int8-ptq, gguf-export, quant-curve)",
                            name);
 }

@@ -1,7 +1,6 @@
 /* miniquant export: a quantized model as a GGUF file llama.cpp runs; and the experiment that
  * measures every scheme's file (size, bits per weight, round trip, perplexity of the reloaded
  * file). */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,38 +17,21 @@
 #include "miniquant/qmodel.h"
 #include "miniquant/report.h"
 
-static const char USAGE[] =
-    "usage: miniquant export --model FILE.gguf --scheme NAME [--skip-lm-head] --out FILE.gguf\n"
-    "\n"
+static const char ABOUT[] =
     "Quantizes a model's Linear layers (round to nearest, or GPTQ for the _gptq schemes,\n"
-    "calibrated on 128 sequences of the valid split) and writes them as GGUF:\n"
-    "  fp32 as F32, fp16 as F16, int8_* as Q8_0 and int4_* as Q4_0 (when the group size and\n"
-    "  the row lengths are multiples of 32): files that llama.cpp loads and runs as they are.\n"
-    "  Other grids (nf4_g{N}, int2/3/5/6/7, groups that are not a multiple of 32) are written\n"
-    "  as miniquant-specific packed tensors that only miniquant reads.\n"
-    "The embeddings are stored FP16 (FP32 for fp32), LayerNorm parameters and biases FP32. The\n"
-    "file is read back and its dequantized weights compared with the in-memory ones.\n"
-    "\n"
-    "  --model FILE     the FP32 model (GGUF, gpt2 architecture)\n"
-    "  --scheme NAME    fp32, fp16, int{2..8}_{per_tensor|per_channel|g{N}}[_gptq],\n"
-    "                   nf4_g{N}[_gptq]\n"
-    "  --skip-lm-head   keep lm_head (output.weight) in FP32\n"
-    "  --out FILE       the quantized GGUF file to write\n"
-    "  --threads N      threads (default: all cores)\n"
-    "  -h, --help       this message\n";
+    "calibrated on 128 sequences of the valid split) and writes them as GGUF, each Linear's\n"
+    "bytes as the quantized layer holds them (the formats are listed below). The embeddings\n"
+    "are stored FP16 (FP32 for fp32), LayerNorm parameters and biases FP32. The file is read\n"
+    "back and its dequantized weights compared with the in-memory ones.\n";
 
-/* The weight Linear i multiplies by: dequantized when q holds the layer, else m's own. */
-static int effective_weight(mq_gpt_t *m, const mq_qmodel_t *q, int i, float **out, size_t *numel,
+/* The weight Linear i of q multiplies by, dequantized. */
+static int effective_weight(const mq_qmodel_t *q, int i, float **out, size_t *numel,
                             mq_error_t *err) {
-    int OC, C;
-    const float *W = mq_gpt_linear_weight(m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
-    *numel = (size_t)OC * (size_t)C;
+    const mq_qweight_t *w = &q->ql[i].w;
+    *numel = (size_t)w->rows * (size_t)w->cols;
     *out = malloc(*numel * sizeof(float));
     if (!*out) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-    if (q && q->n_linear && q->active[i])
-        mq_qweight_dequantize(&q->ql[i].w, *out);
-    else
-        memcpy(*out, W, *numel * sizeof(float));
+    mq_qweight_dequantize(w, *out);
     return MQ_OK;
 }
 
@@ -60,16 +42,17 @@ typedef struct roundtrip {
     size_t n;
 } roundtrip_t;
 
-static int compare_models(mq_gpt_t *a, const mq_qmodel_t *qa, mq_gpt_t *b, const mq_qmodel_t *qb,
-                          roundtrip_t *rt, mq_error_t *err) {
+static int compare_models(const mq_qmodel_t *qa, const mq_qmodel_t *qb, roundtrip_t *rt,
+                          mq_error_t *err) {
     memset(rt, 0, sizeof *rt);
+    const mq_gpt_t *a = qa->model, *b = qb->model;
     int n = mq_qmodel_n_linear(&a->cfg);
     for (int i = 0; i < n; i++) {
         float *x, *y;
         size_t numel;
-        int rc = effective_weight(a, qa, i, &x, &numel, err);
+        int rc = effective_weight(qa, i, &x, &numel, err);
         if (rc) return rc;
-        if ((rc = effective_weight(b, qb, i, &y, &numel, err))) {
+        if ((rc = effective_weight(qb, i, &y, &numel, err))) {
             free(x);
             return rc;
         }
@@ -86,7 +69,7 @@ static int compare_models(mq_gpt_t *a, const mq_qmodel_t *qa, mq_gpt_t *b, const
     }
     for (int p = 0; p < MQ_NUM_PARAMS; p++) {
         if (mq_gpt_param_is_matrix(p) && p != MQ_P_WTE && p != MQ_P_WPE) continue;
-        const float *x = ((float **)&a->params)[p], *y = ((float **)&b->params)[p];
+        const float *x = ((float *const *)&a->params)[p], *y = ((float *const *)&b->params)[p];
         for (size_t k = 0; k < a->param_sizes[p]; k++) {
             if (memcmp(&x[k], &y[k], sizeof(float)) != 0) {
                 double d = fabs((double)x[k] - (double)y[k]);
@@ -100,11 +83,11 @@ static int compare_models(mq_gpt_t *a, const mq_qmodel_t *qa, mq_gpt_t *b, const
 }
 
 /* What a written file holds, read from it once: its bytes, the types of a Linear weight and
- * of lm_head, general.file_type, and the model itself (m2, q2; loaded set when they must be
- * freed). */
+ * of lm_head, general.file_type, and the model itself (q2; loaded set when it must be freed). */
 typedef struct read_back {
     mq_export_bytes_t bytes;
     char linear_type[16], head_type[16];
+    int llama_cpp_runs; /* every tensor of the file is of a type llama.cpp runs */
     uint32_t file_type;
 } read_back_t;
 
@@ -114,8 +97,8 @@ static const char *tensor_type_name(const mq_gguf_t *g, const char *name) {
     return ti ? ti->name : "?";
 }
 
-static int read_back(const char *path, read_back_t *rb, mq_gpt_t *m2, mq_qmodel_t *q2,
-                     int *loaded, mq_error_t *err) {
+static int read_back(const char *path, read_back_t *rb, mq_qmodel_t *q2, int *loaded,
+                     mq_error_t *err) {
     mq_gguf_t *g;
     int rc = mq_gguf_read(path, &g, err);
     if (rc) return rc;
@@ -123,9 +106,14 @@ static int read_back(const char *path, read_back_t *rb, mq_gpt_t *m2, mq_qmodel_
     snprintf(rb->linear_type, sizeof rb->linear_type, "%s",
              tensor_type_name(g, "blk.0.attn_qkv.weight"));
     snprintf(rb->head_type, sizeof rb->head_type, "%s", tensor_type_name(g, "output.weight"));
+    rb->llama_cpp_runs = 1;
+    for (int64_t k = 0; k < mq_gguf_n_tensors(g); k++) {
+        const mq_format_t *f = mq_format_of_ggml_type(mq_gguf_tensor(g, k)->type);
+        rb->llama_cpp_runs &= f && f->llama_cpp;
+    }
     rb->file_type = 0;
     mq_gguf_get_u32(g, "general.file_type", &rb->file_type, NULL);
-    if (rc == MQ_OK) *loaded = (rc = mq_qmodel_from_gguf(g, path, m2, q2, err)) == MQ_OK;
+    if (rc == MQ_OK) *loaded = (rc = mq_qmodel_from_gguf(g, path, q2, err)) == MQ_OK;
     mq_gguf_free(g);
     return rc;
 }
@@ -134,44 +122,25 @@ int cmd_export(int argc, char **argv) {
     const char *model = NULL, *scheme_name = NULL, *out = NULL;
     int skip = 0;
     long threads = 0;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"scheme", required_argument, 0, 's'},
-                                         {"skip-lm-head", no_argument, 0, 'k'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch, rc;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        rc = 0;
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 's': scheme_name = optarg; break;
-        case 'k': skip = 1; break;
-        case 'o': out = optarg; break;
-        case 't':
-            rc = cli_parse_int("export", USAGE, "--threads", optarg, 1, 1024, &threads);
-            break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("export", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-        if (rc) return rc;
-    }
-    if (optind < argc)
-        return cli_usage_error("export", USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage_error("export", USAGE, "--model FILE.gguf is required%s", "");
-    if (!scheme_name) return cli_usage_error("export", USAGE, "--scheme NAME is required%s", "");
-    if (!out) return cli_usage_error("export", USAGE, "--out FILE.gguf is required%s", "");
+    cli_option_t opts[] = {
+        {CLI_OPT_MODEL(&model, "the FP32 model (GGUF, gpt2 architecture)"), .required = 1},
+        {CLI_OPT_SCHEME(&scheme_name, "how the Linear layers are quantized"), .required = 1},
+        {CLI_OPT_SKIP_LM_HEAD(&skip)},
+        {.name = "out", .arg = "FILE.gguf", .str = &out, .required = 1,
+         .help = "the quantized GGUF file to write"},
+        {CLI_OPT_THREADS(&threads)},
+        {0},
+    };
+    const cli_command_t cmd = {
+        .name = "export", .about = ABOUT, .epilog = mq_formats_help(), .opts = opts};
+    int rc = cli_parse(&cmd, argc, argv, NULL);
+    if (rc != CLI_CONTINUE) return rc;
     mq_error_t err = {0};
     mq_scheme_t s;
-    if (mq_scheme_parse(scheme_name, &s, &err)) {
-        fprintf(stderr, "miniquant export: %s\n\n%s", err.msg, USAGE);
-        return 2;
-    }
+    if (mq_scheme_parse(scheme_name, &s, &err)) return cli_usage_error(&cmd, "%s", err.msg);
     cli_set_threads((int)threads);
 
-    mq_gpt_t m = {0}, m2 = {0};
+    mq_gpt_t m = {0};
     mq_qmodel_t q = {0}, q2 = {0};
     mq_tokenizer_t *tok = NULL;
     if ((rc = mq_checkpoint_load(model, &m, &tok, NULL, &err))) return cli_fail(&err);
@@ -184,8 +153,8 @@ int cmd_export(int argc, char **argv) {
     roundtrip_t rt = {0};
     read_back_t rb = {0};
     const mq_export_bytes_t *eb = &rb.bytes;
-    if (rc == MQ_OK) rc = read_back(out, &rb, &m2, &q2, &loaded, &err);
-    if (rc == MQ_OK) rc = compare_models(&m, &q, &m2, &q2, &rt, &err);
+    if (rc == MQ_OK) rc = read_back(out, &rb, &q2, &loaded, &err);
+    if (rc == MQ_OK) rc = compare_models(&q, &q2, &rt, &err);
     if (rc == MQ_OK && rt.n_diff)
         rc = mq_error_set(&err, MQ_ERR_FORMAT,
                           "%s: reading the file back gives %zu weights that differ from the "
@@ -193,12 +162,12 @@ int cmd_export(int argc, char **argv) {
                           out, rt.n_diff, rt.max_abs_diff);
     if (rc == MQ_OK) {
         const char *lt = rb.linear_type;
-        int runs = strcmp(lt, "i8") != 0;
+        int runs = rb.llama_cpp_runs;
         printf("wrote %s: scheme %s%s, %zu bytes\n", out, s.name, skip ? " (lm_head FP32)" : "",
                eb->file);
         printf("  Linear weights  %-5s %10zu bytes, %.4f bits per weight (%zu weights)\n", lt,
                eb->linear, eb->bits_per_weight, eb->linear_params);
-        printf("  embeddings      %-5s %10zu bytes\n", s.kind == MQ_QK_FP32 ? "f32" : "f16",
+        printf("  embeddings      %-5s %10zu bytes\n", s.family->embeddings_f16 ? "f16" : "f32",
                eb->embedding);
         printf("  norms, biases   f32   %10zu bytes\n", eb->other);
         printf("round trip: all %zu parameters read back bit-identical (max |diff| 0)\n", rt.n);
@@ -206,10 +175,7 @@ int cmd_export(int argc, char **argv) {
                                        : "cannot run this file (miniquant-specific packed "
                                          "tensors; miniquant reads it)");
     }
-    if (loaded) {
-        mq_qmodel_free(&q2);
-        mq_gpt_free(&m2);
-    }
+    if (loaded) mq_qmodel_free(&q2);
     mq_qmodel_free(&q);
     mq_tokenizer_free(tok);
     mq_gpt_free(&m);
@@ -230,13 +196,10 @@ typedef struct run_result {
 } run_result_t;
 
 /* One scheme: quantize, export, reload, compare, evaluate the reloaded file. */
-static int run_one(mq_gpt_t *m, const float *saved, const mq_tokenizer_t *tok,
-                   const char *files_dir, const char *stem, const mq_tokens_t *test,
-                   const mq_tokens_t *test_text, const mq_tokens_t *calib, run_result_t *r,
-                   mq_error_t *err) {
-    memcpy(m->params_memory, saved, m->num_params * sizeof(float));
+static int run_one(const mq_gpt_t *m, const mq_tokenizer_t *tok, const char *files_dir,
+                   const char *stem, const mq_tokens_t *test, const mq_tokens_t *test_text,
+                   const mq_tokens_t *calib, run_result_t *r, mq_error_t *err) {
     mq_qmodel_t q = {0}, q2 = {0};
-    mq_gpt_t m2 = {0};
     int rc = mq_gptq_build_qmodel(m, &r->scheme, r->skip_lm_head, calib->ids, calib->n, &q, err);
     if (rc) return rc;
     snprintf(r->path, sizeof r->path, "%s/%s-%s%s.gguf", files_dir, stem, r->scheme.name,
@@ -244,19 +207,15 @@ static int run_one(mq_gpt_t *m, const float *saved, const mq_tokenizer_t *tok,
     mq_model_bytes(m, &q, &r->memory);
     rc = mq_qmodel_save(r->path, m, &q, tok, err);
     int loaded = 0;
-    if (rc == MQ_OK) rc = read_back(r->path, &r->file, &m2, &q2, &loaded, err);
-    if (rc == MQ_OK) rc = compare_models(m, &q, &m2, &q2, &r->rt, err);
+    if (rc == MQ_OK) rc = read_back(r->path, &r->file, &q2, &loaded, err);
+    if (rc == MQ_OK) rc = compare_models(&q, &q2, &r->rt, err);
     mq_qmodel_free(&q);
-    memcpy(m->params_memory, saved, m->num_params * sizeof(float));
     if (rc == MQ_OK)
-        rc = mq_perplexity(&m2, test->ids, test->n, MQ_PPL_DEFAULT, 0, 8, &r->ppl, err);
+        rc = mq_perplexity(q2.model, test->ids, test->n, MQ_PPL_DEFAULT, 0, 8, &r->ppl, err);
     if (rc == MQ_OK)
-        rc = mq_perplexity(&m2, test_text->ids, test_text->n, MQ_PPL_LLAMACPP, 0, 8,
+        rc = mq_perplexity(q2.model, test_text->ids, test_text->n, MQ_PPL_LLAMACPP, 0, 8,
                            &r->ppl_llamacpp, err);
-    if (loaded) {
-        mq_qmodel_free(&q2);
-        mq_gpt_free(&m2);
-    }
+    if (loaded) mq_qmodel_free(&q2);
     return rc;
 }
 
@@ -269,7 +228,7 @@ static cJSON *run_json(const run_result_t *r, const run_result_t *base) {
     cJSON_AddStringToObject(o, "linear_type", r->file.linear_type);
     cJSON_AddStringToObject(o, "lm_head_type", r->file.head_type);
     cJSON_AddNumberToObject(o, "general_file_type", r->file.file_type);
-    cJSON_AddBoolToObject(o, "llama_cpp_runs", strcmp(r->file.linear_type, "i8") != 0);
+    cJSON_AddBoolToObject(o, "llama_cpp_runs", r->file.llama_cpp_runs);
     cJSON *fb = cJSON_AddObjectToObject(o, "file_tensor_bytes");
     cJSON_AddNumberToObject(fb, "linear", (double)r->file.bytes.linear);
     cJSON_AddNumberToObject(fb, "embedding", (double)r->file.bytes.embedding);
@@ -347,14 +306,10 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     mq_tokens_t test = {0}, test_text = {0}, calib = {0};
     char *text = NULL;
     size_t len = 0;
-    float *saved = NULL;
     int rc = mq_mkdir_p(dir, &err);
     if (rc == MQ_OK) rc = mq_mkdir_p(fdir, &err);
     if (rc == MQ_OK) rc = mq_checkpoint_load(model, &m, &tok, &info, &err);
     int have_model = rc == MQ_OK;
-    if (rc == MQ_OK && !(saved = malloc(m.num_params * sizeof(float))))
-        rc = mq_error_set(&err, MQ_ERR_NOMEM, "out of memory");
-    if (rc == MQ_OK) memcpy(saved, m.params_memory, m.num_params * sizeof(float));
     if (rc == MQ_OK) rc = mq_corpus_load_wordnet(NULL, &corpus, &err);
     if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_TEST, tok, &test, &err);
     if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_VALID, tok, &calib, &err);
@@ -367,9 +322,9 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     for (size_t i = 0; i < n_runs && rc == MQ_OK; i++) {
         fprintf(stderr, "== %s%s\n", res[i].scheme.name,
                 res[i].skip_lm_head ? " (lm_head FP32)" : "");
-        rc =
-            run_one(&m, saved, tok, fdir, stem, &test, &test_text, &calib, &res[i], &err);
-        if (rc == MQ_OK && base < 0 && res[i].scheme.kind == MQ_QK_FP32 && !res[i].skip_lm_head)
+        rc = run_one(&m, tok, fdir, stem, &test, &test_text, &calib, &res[i], &err);
+        if (rc == MQ_OK && base < 0 && mq_scheme_is_identity(&res[i].scheme) &&
+            !res[i].skip_lm_head)
             base = (int)i;
         if (rc == MQ_OK && res[i].rt.n_diff)
             rc = mq_error_set(&err, MQ_ERR_FORMAT,
@@ -425,14 +380,13 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
                "bpw", "roundtrip", "ppl", "ppl_llamacpp");
         for (size_t i = 0; i < n_runs; i++)
             printf("%-18s %-8s %-6s %10zu %8.4f %10g %10.4f %12.4f\n", res[i].scheme.name,
-                   res[i].skip_lm_head || res[i].scheme.kind == MQ_QK_FP32 ? "FP32"
+                   res[i].skip_lm_head || mq_scheme_is_identity(&res[i].scheme) ? "FP32"
                                                                            : res[i].file.head_type,
                    res[i].file.linear_type, res[i].file.bytes.file,
                    res[i].file.bytes.bits_per_weight, res[i].rt.max_abs_diff, res[i].ppl.ppl, res[i].ppl_llamacpp.ppl);
         printf("wrote %s/{results.json,manifest.json}; the GGUF files are in %s\n", dir, fdir);
     }
     free(res);
-    free(saved);
     free(text);
     mq_tokens_free(&test);
     mq_tokens_free(&test_text);

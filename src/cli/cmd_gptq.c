@@ -17,7 +17,6 @@
  *     depends on the draw).
  * Writes results.json, loss_curve.png (per-row loss by row, both distributions),
  * ratio_vs_samples.png and manifest.json. */
-#include <getopt.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -31,19 +30,13 @@
 #include "miniquant/report.h"
 #include "miniquant/rng.h"
 
-static const char USAGE[] =
-    "usage: miniquant gptq-toy [--out DIR] [--seed N]\n"
-    "\n"
+static const char ABOUT[] =
     "GPTQ against round to nearest on one synthetic 768 x 768 layer, W ~ N(0, 0.02^2), with 128\n"
     "calibration inputs X ~ N(0, 1) and X ~ Cauchy(0, 1), scheme int4_g64: the layer loss\n"
     "tr((W - Q) H (W - Q)^T) with H = X X^T / n, in total and per row, its ratio GPTQ / RTN, the\n"
     "share of weights GPTQ puts on another grid point than RTN, the loss on held-out inputs, the\n"
     "time per layer, and the ratio for 64 to 4096 calibration inputs.\n"
-    "Writes results.json, loss_curve.png, ratio_vs_samples.png and manifest.json in DIR.\n"
-    "\n"
-    "  --out DIR    the experiment directory (default experiments/26-gptq-toy)\n"
-    "  --seed N     random seed of W and X (default 26)\n"
-    "  -h, --help   this message\n";
+    "Writes results.json, loss_curve.png, ratio_vs_samples.png and manifest.json in DIR.\n";
 
 enum { DIM = 768, N_CALIB = 128, N_HELD = 8192, N_POOL = 4096, TIME_RUNS = 9, N_SWEEP = 7,
        N_DRAWS = 10 };
@@ -108,11 +101,21 @@ static int hessian_of(mq_gptq_hessian_t *h, const float *X, int n, mq_error_t *e
     return rc;
 }
 
+/* The share of weights whose codes differ (the stored rows read back as codes); -1 when the
+ * codes cannot be read. */
 static double share_changed(const mq_qweight_t *a, const mq_qweight_t *b) {
-    size_t n = (size_t)a->rows * a->cols, k = 0;
-    for (size_t i = 0; i < n; i++)
-        k += a->codes[i] != b->codes[i];
-    return (double)k / (double)n;
+    size_t n = (size_t)a->rows * a->cols, k = 0, ns = a->n_scales;
+    int8_t *ca = malloc(n), *cb = malloc(n);
+    mq_fp16_t *sa = malloc(ns * sizeof *sa), *sb = malloc(ns * sizeof *sb);
+    int ok = ca && cb && sa && sb && mq_qweight_to_codes(a, ca, sa, NULL) == MQ_OK &&
+             mq_qweight_to_codes(b, cb, sb, NULL) == MQ_OK;
+    for (size_t i = 0; ok && i < n; i++)
+        k += ca[i] != cb[i];
+    free(ca);
+    free(cb);
+    free(sa);
+    free(sb);
+    return ok ? (double)k / (double)n : -1.0;
 }
 
 /* GPTQ and RTN on the first n inputs of the pool; losses on the calibration H and on held-out
@@ -444,27 +447,17 @@ static int write_outputs(const char *dir, uint64_t seed, const mq_scheme_t *s,
 }
 
 int cmd_gptq_toy(int argc, char **argv) {
-    const char *dir = "experiments/26-gptq-toy";
-    long seed = 26;
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'},
-                                         {"seed", required_argument, 0, 's'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'o': dir = optarg; break;
-        case 's':
-            if (cli_parse_int("gptq-toy", USAGE, "--seed", optarg, 0, 2147483647L, &seed))
-                return 2;
-            break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("gptq-toy", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("gptq-toy", USAGE, "unexpected argument '%s'", argv[optind]);
+    const char *dir = NULL;
+    long seed = 0;
+    cli_option_t opts[] = {
+        {.name = "out", .arg = "DIR", .str = &dir, .def = "experiments/26-gptq-toy",
+         .help = "the experiment directory"},
+        {CLI_OPT_SEED(&seed, "random seed of W and X"), .def = "26"},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "gptq-toy", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&cmd, argc, argv, NULL);
+    if (prc != CLI_CONTINUE) return prc;
 
     mq_error_t err = {0};
     mq_scheme_t s;

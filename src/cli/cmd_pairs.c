@@ -1,41 +1,27 @@
 /* miniquant pairs: the verb-tense minimal pairs, written in the BLiMP jsonl layout. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 #include "miniquant/pairs.h"
 
-static const char USAGE[] =
-    "usage: miniquant pairs --out FILE.jsonl [--wordnet DIR]\n"
-    "\n"
+static const char ABOUT[] =
     "Builds the verb-tense minimal pairs from the test split's usage examples (WordNet 3.0: verb\n"
     "lemmas from index.verb, irregular forms from verb.exc, regular inflection otherwise) and\n"
     "writes them in the BLiMP jsonl layout (sentence_good, sentence_bad; one line per\n"
     "alternative). Prints how the set was built. Score any such file with\n"
-    "'miniquant eval --model M.gguf --pairs FILE.jsonl'.\n"
-    "\n"
-    "  --out FILE     the jsonl file to write\n"
-    "  --wordnet DIR  WordNet data files (default " MQ_WORDNET_DIR ")\n"
-    "  -h, --help     this message\n";
+    "'miniquant eval --model M.gguf --pairs FILE.jsonl'.\n";
 
 int cmd_pairs(int argc, char **argv) {
     const char *out = NULL, *wordnet = NULL;
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'},
-                                         {"wordnet", required_argument, 0, 'w'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'o': out = optarg; break;
-        case 'w': wordnet = optarg; break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("pairs", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("pairs", USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!out) return cli_usage_error("pairs", USAGE, "--out FILE.jsonl is required%s", "");
+    cli_option_t opts[] = {
+        {.name = "out", .arg = "FILE.jsonl", .str = &out, .required = 1,
+         .help = "the jsonl file to write"},
+        {CLI_OPT_WORDNET(&wordnet)},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "pairs", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&cmd, argc, argv, NULL);
+    if (prc != CLI_CONTINUE) return prc;
     mq_error_t err = {0};
     mq_corpus_t c;
     if (mq_corpus_load_wordnet(wordnet, &c, &err)) return cli_fail(&err);

@@ -1,6 +1,5 @@
 /* miniquant quantize: quantize a model's Linear layers and report, per layer and in total,
  * the error and the bytes. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +10,10 @@
 #include "miniquant/qmodel.h"
 #include "miniquant/report.h"
 
-static const char USAGE[] =
-    "usage: miniquant quantize --model FILE.gguf --scheme NAME [--skip-lm-head] [--json FILE]\n"
-    "\n"
+static const char ABOUT[] =
     "Quantizes every Linear layer of the model (weights only, symmetric, round to nearest) and\n"
     "prints per layer its shape, relative error ||W - deq(q(W))|| / ||W||, bytes and bits per\n"
-    "weight, then where the model's bytes are (Linear weights, biases, embeddings, LayerNorm).\n"
-    "\n"
-    "  --model FILE     the model (GGUF, gpt2 architecture)\n"
-    "  --scheme NAME    fp32, fp16, int{2..8}_{per_tensor|per_channel|g{N}}, nf4_g{N}\n"
-    "  --skip-lm-head   keep lm_head in FP32 (the LLM.int8() convention)\n"
-    "  --json FILE      also write the table as JSON\n"
-    "  -h, --help       this message\n";
+    "weight, then where the model's bytes are (Linear weights, biases, embeddings, LayerNorm).\n";
 
 /* Prints the byte accounting of a model (used by quantize and eval). */
 void cli_print_bytes(const mq_model_bytes_t *b) {
@@ -51,34 +42,21 @@ cJSON *cli_bytes_json(const mq_model_bytes_t *b) {
 int cmd_quantize(int argc, char **argv) {
     const char *model = NULL, *scheme_name = NULL, *json = NULL;
     int skip_head = 0;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"scheme", required_argument, 0, 's'},
-                                         {"skip-lm-head", no_argument, 0, 'k'},
-                                         {"json", required_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 's': scheme_name = optarg; break;
-        case 'k': skip_head = 1; break;
-        case 'j': json = optarg; break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("quantize", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("quantize", USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!model || !scheme_name)
-        return cli_usage_error("quantize", USAGE, "--model and --scheme are required%s", "");
+    cli_option_t opts[] = {
+        {CLI_OPT_MODEL(&model, "the model (GGUF, gpt2 architecture)"), .required = 1},
+        {CLI_OPT_SCHEME(&scheme_name, "round to nearest; the _gptq schemes need calibration, "
+                                      "which 'miniquant eval' and 'miniquant export' do"),
+         .required = 1},
+        {CLI_OPT_SKIP_LM_HEAD(&skip_head)},
+        {CLI_OPT_JSON(&json)},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "quantize", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&cmd, argc, argv, NULL);
+    if (prc != CLI_CONTINUE) return prc;
     mq_error_t err = {0};
     mq_scheme_t s;
-    if (mq_scheme_parse(scheme_name, &s, &err)) {
-        fprintf(stderr, "miniquant quantize: %s\n\n%s", err.msg, USAGE);
-        return 2;
-    }
+    if (mq_scheme_parse(scheme_name, &s, &err)) return cli_usage_error(&cmd, "%s", err.msg);
     if (s.gptq) {
         fprintf(stderr, "miniquant quantize: %s needs calibration; GPTQ schemes are built by "
                         "'miniquant gptq'\n", s.name);
@@ -88,7 +66,7 @@ int cmd_quantize(int argc, char **argv) {
     if (mq_checkpoint_load(model, &m, NULL, NULL, &err)) return cli_fail(&err);
     mq_qmodel_t q;
     mq_qmodel_opts_t qo = {skip_head, -1, 0};
-    int rc = mq_qmodel_apply(&q, &m, &s, &qo, &err);
+    int rc = mq_qmodel_quantize(&q, &m, &s, &qo, &err);
     if (rc) {
         mq_gpt_free(&m);
         return cli_fail(&err);

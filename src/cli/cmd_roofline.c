@@ -6,7 +6,6 @@
  * KV cache: the timed step is the token at position T - 1 attending to T positions, repeated
  * (the cache rewound after each). The schemes take turns inside every repetition, so that the
  * noise of a shared machine hits all of them alike; figures are medians. */
-#include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,17 +21,11 @@
 #include "miniquant/report.h"
 #include "miniquant/roofline.h"
 
-#define DEFAULT_MODEL "models/minigpt-default.gguf"
 #define MAX_SCHEMES 32
 #define MAX_REPS 1000
 #define SAMPLE_SECONDS 5e-3 /* a timed sample repeats the step until it lasts about this long */
 
-static const char *const DEFAULT_SCHEMES[] = {"fp32", "int8_per_channel", "int4_g64", NULL};
-
-static const char USAGE[] =
-    "usage: miniquant roofline [--model FILE] [--schemes LIST] [--context T] [--threads N]\n"
-    "                          [--reps N] [--quick] [--json FILE] [--plot FILE]\n"
-    "\n"
+static const char ABOUT[] =
     "Measures this machine's ceilings (peak FP32 FLOP/s with an FMA loop, OpenBLAS sgemm beside\n"
     "it, and STREAM triad / read bandwidth over a working set of 8 x the last-level cache and\n"
     "one of half of it), then times one KV-cached decode step of the model per scheme (B = 1,\n"
@@ -40,27 +33,17 @@ static const char USAGE[] =
     "on the roofline: FLOPs and bytes of the step (weights at the scheme's packed width plus\n"
     "scales, biases, LayerNorm, the embedding rows, KV cache reads and writes, activations),\n"
     "arithmetic intensity, achieved GFLOP/s and GB/s, the roof it sits under and the fraction\n"
-    "of that roof achieved. Medians over the repetitions.\n"
-    "\n"
-    "  --model FILE    the trained model (default: " DEFAULT_MODEL ")\n"
-    "  --schemes LIST  comma-separated schemes, or 'all' for the sweep's (default:\n"
-    "                  fp32,int8_per_channel,int4_g64)\n"
-    "  --context T     positions the step attends to, 1 .. the model's context (default: the\n"
-    "                  whole context, the last step of a full window)\n"
-    "  --threads N     threads (default: all cores)\n"
-    "  --reps N        repetitions (default: 7; 3 with --quick)\n"
-    "  --quick         fewer and shorter samples (a smoke run, noisier)\n"
-    "  --json FILE     also write the results as JSON\n"
-    "  --plot FILE     draw the roofline with the schemes' points (PNG)\n"
-    "  -h, --help      this message\n"
-    "\n"
+    "of that roof achieved. Medians over the repetitions.\n";
+
+static const char EPILOG[] =
     "Schemes ending in _gptq are timed with their round-to-nearest codes: the same grid, packed\n"
     "form and kernel, so the same speed. Run on an idle machine with OMP_WAIT_POLICY=PASSIVE\n"
     "where the cores are shared.\n";
 
 typedef struct opts {
-    const char *model, *json, *plot, *schemes;
+    const char *model, *json, *plot;
     int threads, reps, quick, context;
+    cli_scheme_list_t schemes;
 } opts_t;
 
 typedef struct point {
@@ -80,60 +63,21 @@ typedef struct point {
     int memory_bound;
 } point_t;
 
-static int parse(int argc, char **argv, opts_t *o) {
-    static const struct option lo[] = {
-        {"model", required_argument, 0, 'm'},   {"schemes", required_argument, 0, 's'},
-        {"context", required_argument, 0, 'c'}, {"threads", required_argument, 0, 't'},
-        {"reps", required_argument, 0, 'r'},    {"quick", no_argument, 0, 'q'},
-        {"json", required_argument, 0, 'j'},    {"plot", required_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    int ch;
-    long v;
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (ch) {
-        case 'm': o->model = optarg; break;
-        case 's': o->schemes = optarg; break;
-        case 'c':
-            if (cli_parse_int("roofline", USAGE, "--context", optarg, 1, 1 << 16, &v)) return 2;
-            o->context = (int)v;
-            break;
-        case 't':
-            if (cli_parse_int("roofline", USAGE, "--threads", optarg, 1, 1024, &v)) return 2;
-            o->threads = (int)v;
-            break;
-        case 'r':
-            if (cli_parse_int("roofline", USAGE, "--reps", optarg, 1, MAX_REPS, &v)) return 2;
-            o->reps = (int)v;
-            break;
-        case 'q': o->quick = 1; break;
-        case 'j': o->json = optarg; break;
-        case 'p': o->plot = optarg; break;
-        case 'h': fputs(USAGE, stdout); return -1;
-        default: return cli_usage_error("roofline", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("roofline", USAGE, "unexpected argument '%s'", argv[optind]);
-    return 0;
-}
-
 /* Loads the model for one scheme, quantizes it (fused kernels) and fills its KV cache up to the
  * timed position. */
 static int prepare(point_t *p, const char *model, int prompt, int context, mq_error_t *err) {
     int rc = mq_checkpoint_load(model, &p->m, NULL, NULL, err);
     if (rc == MQ_OK) rc = mq_scheme_parse(p->name, &p->scheme, err);
-    if (rc == MQ_OK) rc = mq_qmodel_apply(&p->q, &p->m, &p->scheme, NULL, err);
+    if (rc == MQ_OK) rc = mq_qmodel_quantize(&p->q, &p->m, &p->scheme, NULL, err);
     p->quantized = rc == MQ_OK;
     if (rc == MQ_OK) p->q.fused = 1; /* the fused kernels, whatever MQ_REFERENCE says */
     if (rc == MQ_OK) rc = mq_gpt_kv_init(&p->kv, &p->m.cfg, err);
-    if (rc == MQ_OK) rc = mq_decode_prefill(&p->m, &p->kv, prompt, context, &p->token, err);
+    if (rc == MQ_OK) rc = mq_decode_prefill(p->q.model, &p->kv, prompt, context, &p->token, err);
     if (rc == MQ_OK) rc = mq_decode_cost(&p->m.cfg, &p->scheme, context, &p->cost, err);
     /* calls per sample: the fastest of a few single calls (a stall is not the step) */
     double best = 1e9, t;
     for (int k = 0; k < 5 && rc == MQ_OK; k++) {
-        rc = mq_decode_step_seconds(&p->m, &p->kv, p->token, 1, &t, err);
+        rc = mq_decode_step_seconds(p->q.model, &p->kv, p->token, 1, &t, err);
         best = t < best ? t : best;
     }
     p->calls = best > 0.0 ? (int)(SAMPLE_SECONDS / best) : 1;
@@ -350,19 +294,30 @@ static int write_json(const char *path, const opts_t *o, const char *model, int 
 }
 
 int cmd_roofline(int argc, char **argv) {
-    opts_t o = {DEFAULT_MODEL, NULL, NULL, NULL, 0, 0, 0, 0};
-    int prc = parse(argc, argv, &o);
-    if (prc) return prc < 0 ? 0 : prc;
+    opts_t o = {.schemes.max = MAX_SCHEMES};
+    cli_option_t opts[] = {
+        {CLI_OPT_MODEL(&o.model, "the trained model"), .def = CLI_DEFAULT_MODEL},
+        {CLI_OPT_SCHEMES(&o.schemes, "comma-separated scheme names"),
+         .def = "fp32,int8_per_channel,int4_g64"},
+        {.name = "context", .arg = "T", .i = &o.context, .lo = 1, .hi = 1 << 16,
+         .def_text = "the whole context, the last step of a full window",
+         .help = "positions the step attends to, 1 .. the model's context"},
+        {CLI_OPT_THREADS(&o.threads)},
+        {CLI_OPT_REPS(&o.reps, MAX_REPS, "7; 3 with --quick")},
+        {.name = "quick", .flag = &o.quick,
+         .help = "fewer and shorter samples (a smoke run, noisier)"},
+        {CLI_OPT_JSON(&o.json)},
+        {.name = "plot", .arg = "FILE", .str = &o.plot,
+         .help = "draw the roofline with the schemes' points (PNG)"},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "roofline", .about = ABOUT, .epilog = EPILOG, .opts = opts};
+    int prc = cli_parse(&cmd, argc, argv, NULL);
+    if (prc != CLI_CONTINUE) return prc;
     if (!o.reps) o.reps = o.quick ? 3 : 7;
     char buf[1024];
-    const char *names[MAX_SCHEMES];
-    int n = 0;
-    if (o.schemes)
-        n = cli_parse_scheme_list("roofline", USAGE, o.schemes, buf, sizeof buf, names,
-                                  MAX_SCHEMES);
-    else
-        while (DEFAULT_SCHEMES[n]) names[n] = DEFAULT_SCHEMES[n], n++;
-    if (n < 0) return 2;
+    const char *const *names = o.schemes.names;
+    int n = o.schemes.n;
     cli_set_threads(o.threads);
     mq_error_t err = {0};
     if (mq_kernels_init(&err)) return cli_fail(&err);
@@ -384,7 +339,7 @@ int cmd_roofline(int argc, char **argv) {
     if (context > n_ctx) {
         mq_gpt_free(&probe);
         snprintf(buf, sizeof buf, "%d (the model's context is %d)", context, n_ctx);
-        return cli_usage_error("roofline", USAGE, "--context %s is too long", buf);
+        return cli_usage_error(&cmd, "--context %s is too long", buf);
     }
     /* every scheme must fit the model's shapes before anything is measured */
     for (int i = 0; i < n && rc == MQ_OK; i++) {

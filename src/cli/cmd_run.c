@@ -1,5 +1,4 @@
 /* miniquant run: the main job, from nothing to every result, reusing what exists. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,17 +7,11 @@
 #include "miniquant/checkpoint.h"
 #include "miniquant/fileio.h"
 
-static const char USAGE[] =
-    "usage: miniquant run [--config tiny|default] [--threads N]\n"
-    "\n"
+static const char ABOUT[] =
     "The main job: builds the corpus (data/corpus), the tokenizer (data/tokenizer-4096.gguf),\n"
     "trains MiniGPT when no finished model exists (models/minigpt-<config>.gguf; an interrupted\n"
     "run is resumed), evaluates it, and regenerates every experiment under experiments/.\n"
-    "Reuses a trained model. Prints where each result went.\n"
-    "\n"
-    "  --config NAME  tiny or default (default: default)\n"
-    "  --threads N    threads (default: all cores)\n"
-    "  -h, --help     this message\n";
+    "Reuses a trained model. Prints where each result went.\n";
 
 typedef int (*cmd_fn)(int, char **);
 
@@ -33,37 +26,33 @@ static int copy_file(const char *from, const char *to, mq_error_t *err) {
     return rc;
 }
 
-/* Runs one subcommand as if from the command line (getopt restarted). */
+/* Runs one subcommand as if from the command line. */
 static int step(const char *title, cmd_fn fn, char **argv) {
     int argc = 0;
     while (argv[argc]) argc++;
     fprintf(stderr, "\n== %s\n", title);
     fflush(stdout);
-    optind = 0;
     int rc = fn(argc, argv);
     fflush(stdout);
     return rc;
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *config = "default", *threads = NULL;
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': config = optarg; break;
-        case 't': threads = optarg; break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("run", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("run", USAGE, "unexpected argument '%s'", argv[optind]);
+    const char *config = NULL;
+    long threads = 0;
+    cli_option_t opts[] = {
+        {CLI_OPT_CONFIG(&config)},
+        {CLI_OPT_THREADS(&threads)},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "run", .about = ABOUT, .opts = opts};
+    int prc = cli_parse(&cmd, argc, argv, NULL);
+    if (prc != CLI_CONTINUE) return prc;
     if (strcmp(config, "tiny") && strcmp(config, "default"))
-        return cli_usage_error("run", USAGE, "unknown config '%s' (valid: tiny, default)", config);
+        return cli_usage_error(&cmd, "unknown config '%s' (valid: tiny, default)", config);
+    /* train parses its own --threads from its argv */
+    char threads_arg[32];
+    snprintf(threads_arg, sizeof threads_arg, "%ld", threads);
     char model[256], eval_dir[] = "data/eval", json_default[256], json_llama[256];
     snprintf(model, sizeof model, "models/minigpt-%s.gguf", config);
     snprintf(json_default, sizeof json_default, "%s/minigpt-%s-ppl-default.json", eval_dir, config);
@@ -92,13 +81,13 @@ int cmd_run(int argc, char **argv) {
         int n = 5;
         if (threads) {
             train[n++] = "--threads";
-            train[n++] = (char *)threads;
+            train[n++] = threads_arg;
         }
         if (resume) train[n++] = "--resume";
         if ((rc = step(resume ? "train (resuming)" : "train", cmd_train, train))) return rc;
     }
     if (mq_mkdir_p(eval_dir, &err)) return cli_fail(&err);
-    if (threads) cli_set_threads(atoi(threads));
+    cli_set_threads((int)threads);
     char *ev1[] = {"eval", "--model", model, "--json", json_default, NULL};
     if ((rc = step("perplexity, default protocol", cmd_eval, ev1))) return rc;
     char *ev2[] = {"eval", "--model", model, "--ppl-protocol", "llamacpp", "--json", json_llama,

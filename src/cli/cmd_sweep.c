@@ -1,6 +1,5 @@
 /* miniquant sweep: every scheme measured on the same splits, the Pareto curve of size against
  * perplexity, and the verb-tense accuracy of each scheme. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,28 +10,14 @@
 #include "miniquant/progress.h"
 #include "miniquant/report.h"
 
-static const char USAGE[] =
-    "usage: miniquant sweep [--model FILE.gguf] [--out DIR] [--schemes LIST] [--skip-lm-head]\n"
-    "                       [--threads N]\n"
-    "\n"
+static const char ABOUT[] =
     "Measures every scheme on the same deterministic splits: test perplexity (default\n"
     "protocol) and its gap to fp32, verb-tense accuracy with its 95% interval, bytes in memory\n"
     "(the lab's accounting: codes as int8, scales included), bytes of the GGUF file that\n"
     "'miniquant export' writes, bits per Linear weight. GPTQ schemes are calibrated on 128\n"
     "sequences of the valid split. fp32 is always measured, first, as the baseline.\n"
     "Writes DIR/results.json, DIR/pareto.png (GGUF size against perplexity, the Pareto\n"
-    "frontier drawn), DIR/verb_tense_accuracy.png and DIR/manifest.json; prints a table.\n"
-    "\n"
-    "  --model FILE     the FP32 model (default models/minigpt-default.gguf)\n"
-    "  --out DIR        where the results go (default experiments/26-quant-curve)\n"
-    "  --schemes LIST   comma-separated scheme names (default: fp32, fp16, int8_per_tensor,\n"
-    "                   int8_per_channel, int4_g64, int4_g128, int4_g64_gptq, int4_g128_gptq,\n"
-    "                   nf4_g64); grammar: fp32, fp16,\n"
-    "                   int{2..8}_{per_tensor|per_channel|g{N}}[_gptq], nf4_g{N}[_gptq]\n"
-    "  --skip-lm-head   keep lm_head FP32 in every scheme\n"
-    "  --plots-only     redraw DIR's plots from DIR/results.json, measuring nothing\n"
-    "  --threads N      threads (default: all cores)\n"
-    "  -h, --help       this message\n";
+    "frontier drawn), DIR/verb_tense_accuracy.png and DIR/manifest.json; prints a table.\n";
 
 #define MAX_SCHEMES 64
 
@@ -362,43 +347,26 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
 }
 
 int cmd_sweep(int argc, char **argv) {
-    const char *model = "models/minigpt-default.gguf", *out = "experiments/26-quant-curve",
-               *list = NULL;
+    const char *model = NULL, *out = NULL;
     int skip = 0, replot = 0;
     long threads = 0;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"schemes", required_argument, 0, 's'},
-                                         {"skip-lm-head", no_argument, 0, 'k'},
-                                         {"plots-only", no_argument, 0, 'p'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int ch, rc;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        rc = 0;
-        switch (ch) {
-        case 'm': model = optarg; break;
-        case 'o': out = optarg; break;
-        case 's': list = optarg; break;
-        case 'k': skip = 1; break;
-        case 'p': replot = 1; break;
-        case 't': rc = cli_parse_int("sweep", USAGE, "--threads", optarg, 1, 1024, &threads); break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("sweep", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-        if (rc) return rc;
-    }
-    if (optind < argc)
-        return cli_usage_error("sweep", USAGE, "unexpected argument '%s'", argv[optind]);
+    cli_scheme_list_t schemes = {.max = MAX_SCHEMES};
+    cli_option_t opts[] = {
+        {CLI_OPT_MODEL(&model, "the FP32 model"), .def = CLI_DEFAULT_MODEL},
+        {.name = "out", .arg = "DIR", .str = &out, .def = "experiments/26-quant-curve",
+         .help = "where the results go"},
+        {CLI_OPT_SCHEMES(&schemes, "comma-separated scheme names"), .def = "all"},
+        {CLI_OPT_SKIP_LM_HEAD(&skip)},
+        {.name = "plots-only", .flag = &replot,
+         .help = "redraw DIR's plots from DIR/results.json, measuring nothing"},
+        {CLI_OPT_THREADS(&threads)},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "sweep", .about = ABOUT, .opts = opts};
+    int rc = cli_parse(&cmd, argc, argv, NULL);
+    if (rc != CLI_CONTINUE) return rc;
     if (replot) return sweep_replot(out);
-    const char *names[MAX_SCHEMES + 1];
-    char buf[4096];
-    int n = cli_parse_scheme_list("sweep", USAGE, list ? list : "all", buf, sizeof buf, names,
-                                  MAX_SCHEMES);
-    if (n < 0) return 2;
-    names[n] = NULL;
+    const char *const *names = schemes.names;
     cli_set_threads((int)threads);
     return cli_sweep(model, out, names, skip, "miniquant sweep");
 }

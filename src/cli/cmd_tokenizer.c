@@ -1,5 +1,4 @@
 /* miniquant tokenizer train|encode|decode */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,25 +8,16 @@
 #include "miniquant/fileio.h"
 #include "miniquant/progress.h"
 
-static const char USAGE[] =
-    "usage: miniquant tokenizer train  [--vocab N] [--out FILE.gguf]\n"
-    "       miniquant tokenizer encode --model FILE.gguf [--special] [--file F | TEXT...]\n"
-    "       miniquant tokenizer decode --model FILE.gguf [--file F | ID...]\n"
-    "\n"
+static const char ABOUT[] =
     "Byte-level BPE in the GPT-2 convention.\n"
     "  train   learns merges on the corpus's train split and writes a vocabulary-only GGUF\n"
-    "          (default vocab 4096, default out data/tokenizer-<vocab>.gguf)\n"
     "  encode  prints the token ids of TEXT (words joined by spaces) or of a file's bytes, one\n"
     "          line of space-separated ids; --model is any GGUF whose tokenizer is gpt2,\n"
     "          including llama.cpp's vocabulary files (GPT-2's own 50,257 tokens)\n"
-    "  decode  prints the bytes of ids given as arguments or in a file (whitespace-separated)\n"
-    "\n"
-    "  --vocab N     vocabulary size including the 256 byte tokens and <|endoftext|>\n"
-    "  --out FILE    where train writes the tokenizer\n"
-    "  --model FILE  the GGUF file whose tokenizer to use\n"
-    "  --file F      read the input from F ('-' for standard input)\n"
-    "  --special     encode: '<|endoftext|>' in the text is the special token\n"
-    "  -h, --help    this message\n";
+    "  decode  prints the bytes of ids given as arguments or in a file (whitespace-separated)\n";
+
+static const cli_sub_t SUBS[] = {
+    {"train", NULL}, {"encode", "[TEXT...]"}, {"decode", "[ID...]"}, {NULL, NULL}};
 
 static int read_input(const char *file, char **buf, size_t *len, mq_error_t *err) {
     if (strcmp(file, "-") != 0) return mq_read_file(file, 0, buf, len, err);
@@ -71,45 +61,28 @@ static char *join_args(int argc, char **argv, size_t *len) {
 }
 
 int cmd_tokenizer(int argc, char **argv) {
-    if (argc < 2) return cli_usage_error("tokenizer", USAGE, "missing subcommand%s", "");
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
-        fputs(USAGE, stdout);
-        return 0;
-    }
-    if (strcmp(sub, "train") && strcmp(sub, "encode") && strcmp(sub, "decode"))
-        return cli_usage_error("tokenizer", USAGE,
-                               "unknown subcommand '%s' (valid: train, encode, decode)", sub);
-    long vocab = 4096;
+    long vocab = 0;
     const char *out = NULL, *model = NULL, *file = NULL;
-    int special = 0;
-    static const struct option opts[] = {
-        {"vocab", required_argument, 0, 'v'}, {"out", required_argument, 0, 'o'},
-        {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
-        {"special", no_argument, 0, 's'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int ch, rc;
-    opterr = 0;
-    optind = 2;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'v':
-            if ((rc = cli_parse_int("tokenizer", USAGE, "--vocab", optarg, 258, 1 << 20, &vocab)))
-                return rc;
-            break;
-        case 'o': out = optarg; break;
-        case 'm': model = optarg; break;
-        case 'f': file = optarg; break;
-        case 's': special = 1; break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default:
-            return cli_usage_error("tokenizer", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    int special = 0, rc;
+    cli_option_t opts[] = {
+        {CLI_OPT_VOCAB(&vocab), .subs = "train"},
+        {.name = "out", .arg = "FILE.gguf", .str = &out, .subs = "train",
+         .def_text = "data/tokenizer-<vocab>.gguf", .help = "where train writes the tokenizer"},
+        {CLI_OPT_MODEL(&model, "the GGUF file whose tokenizer to use"), .required = 1,
+         .subs = "encode decode"},
+        {.name = "file", .arg = "F", .str = &file, .subs = "encode decode",
+         .help = "read the input from F ('-' for standard input) instead of the arguments"},
+        {.name = "special", .flag = &special, .subs = "encode",
+         .help = "encode: '<|endoftext|>' in the text is the special token"},
+        {0},
+    };
+    const cli_command_t cmd = {
+        .name = "tokenizer", .subs = SUBS, .in_order = 1, .about = ABOUT, .opts = opts};
+    cli_args_t args;
+    if ((rc = cli_parse(&cmd, argc, argv, &args)) != CLI_CONTINUE) return rc;
+    const char *sub = args.sub;
     mq_error_t err = {0};
     if (!strcmp(sub, "train")) {
-        if (optind < argc)
-            return cli_usage_error("tokenizer", USAGE, "unexpected argument '%s'", argv[optind]);
         char def[64];
         snprintf(def, sizeof def, "data/tokenizer-%ld.gguf", vocab);
         if (!out) out = def;
@@ -125,14 +98,13 @@ int cmd_tokenizer(int argc, char **argv) {
         mq_tokenizer_free(tok);
         return 0;
     }
-    if (!model) return cli_usage_error("tokenizer", USAGE, "%s needs --model FILE.gguf", sub);
-    if (file && optind < argc)
-        return cli_usage_error("tokenizer", USAGE, "give --file or arguments, not both%s", "");
+    if (file && args.n)
+        return cli_usage_error(&cmd, "give --file or arguments, not both");
     char *buf = NULL;
     size_t len = 0;
     if (file) {
         if (read_input(file, &buf, &len, &err)) return cli_fail(&err);
-    } else if (!(buf = join_args(argc - optind, argv + optind, &len))) {
+    } else if (!(buf = join_args(args.n, args.v, &len))) {
         return cli_fail(&(mq_error_t){MQ_ERR_NOMEM, "out of memory"});
     }
     mq_tokenizer_t *tok;

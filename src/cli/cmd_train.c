@@ -1,5 +1,4 @@
 /* miniquant train: corpus -> tokenizer -> MiniGPT, with checkpoints, --resume and a curve. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,29 +13,11 @@
 #include "miniquant/report.h"
 #include "miniquant/train.h"
 
-static const char USAGE[] =
-    "usage: miniquant train [--config tiny|default] [--out FILE.gguf] [options]\n"
-    "\n"
+static const char ABOUT[] =
     "Trains MiniGPT (GPT-2 architecture, FP32) on the corpus's train split: AdamW, linear\n"
     "warmup + cosine decay, gradient clipping; deterministic for a seed and thread count.\n"
     "Writes the model (a GGUF llama.cpp reads), its training state FILE.gguf.opt, the curve\n"
-    "FILE.gguf.train.json and FILE.gguf.curve.png. A progress bar shows loss, tokens/s, ETA.\n"
-    "\n"
-    "  --config NAME     tiny (L=2 C=64, seconds) or default (L=4 C=256, ~10 minutes)\n"
-    "  --out FILE        model file (default models/minigpt-<config>.gguf)\n"
-    "  --resume          continue the run saved in --out (same options) from its checkpoint\n"
-    "  --data DIR        where the tokenizer is cached (default data)\n"
-    "  --vocab N         tokenizer vocabulary (default 4096)\n"
-    "  --steps N         optimizer steps (default: tiny 300, default 1600)\n"
-    "  --batch N         sequences per step (default: tiny 8, default 16)\n"
-    "  --seq N           tokens per sequence, at most the context (default: the context)\n"
-    "  --lr X            peak learning rate (default: tiny 3e-3, default 2e-3)\n"
-    "  --warmup N        warmup steps\n"
-    "  --seed N          random seed (default 1337)\n"
-    "  --ckpt-every N    checkpoint every N steps (default: tiny 0 = end only, default 200)\n"
-    "  --eval-every N    validation loss every N steps\n"
-    "  --threads N       threads (default: all cores)\n"
-    "  -h, --help        this message\n";
+    "FILE.gguf.train.json and FILE.gguf.curve.png. A progress bar shows loss, tokens/s, ETA.\n";
 
 static int write_curve(const char *model_path, const mq_gpt_config_t *cfg,
                        const mq_train_opts_t *o, const mq_train_log_t *log, mq_error_t *err) {
@@ -108,51 +89,43 @@ static int write_curve(const char *model_path, const mq_gpt_config_t *cfg,
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *config = "default", *out = NULL, *data = "data";
-    long vocab = 4096, threads = 0, steps = -1, batch = -1, seq = -1, warmup = -1, seed = -1,
+    const char *config = NULL, *out = NULL, *data = NULL;
+    long vocab = 0, threads = 0, steps = -1, batch = -1, seq = -1, warmup = -1, seed = -1,
          ckpt_every = -1, eval_every = -1;
     double lr = -1;
     int resume = 0, rc;
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},     {"out", required_argument, 0, 'o'},
-        {"resume", no_argument, 0, 'r'},           {"data", required_argument, 0, 'd'},
-        {"vocab", required_argument, 0, 'v'},      {"steps", required_argument, 0, 's'},
-        {"batch", required_argument, 0, 'b'},      {"seq", required_argument, 0, 'q'},
-        {"lr", required_argument, 0, 'l'},         {"warmup", required_argument, 0, 'w'},
-        {"seed", required_argument, 0, 'S'},       {"ckpt-every", required_argument, 0, 'k'},
-        {"eval-every", required_argument, 0, 'e'}, {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        rc = 0;
-        switch (ch) {
-        case 'c': config = optarg; break;
-        case 'o': out = optarg; break;
-        case 'r': resume = 1; break;
-        case 'd': data = optarg; break;
-        case 'v': rc = cli_parse_int("train", USAGE, "--vocab", optarg, 258, 1 << 20, &vocab); break;
-        case 's': rc = cli_parse_int("train", USAGE, "--steps", optarg, 1, 100000000, &steps); break;
-        case 'b': rc = cli_parse_int("train", USAGE, "--batch", optarg, 1, 4096, &batch); break;
-        case 'q': rc = cli_parse_int("train", USAGE, "--seq", optarg, 2, 1 << 16, &seq); break;
-        case 'l': rc = cli_parse_float("train", USAGE, "--lr", optarg, 0, 1, &lr); break;
-        case 'w': rc = cli_parse_int("train", USAGE, "--warmup", optarg, 0, 100000000, &warmup); break;
-        case 'S': rc = cli_parse_int("train", USAGE, "--seed", optarg, 0, 0x7fffffffL, &seed); break;
-        case 'k': rc = cli_parse_int("train", USAGE, "--ckpt-every", optarg, 0, 100000000, &ckpt_every); break;
-        case 'e': rc = cli_parse_int("train", USAGE, "--eval-every", optarg, 0, 100000000, &eval_every); break;
-        case 't': rc = cli_parse_int("train", USAGE, "--threads", optarg, 1, 1024, &threads); break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error("train", USAGE, "unknown option '%s'", argv[optind - 1]);
-        }
-        if (rc) return rc;
-    }
-    if (optind < argc) return cli_usage_error("train", USAGE, "unexpected argument '%s'", argv[optind]);
+    cli_option_t opts[] = {
+        {CLI_OPT_CONFIG(&config)},
+        {.name = "out", .arg = "FILE.gguf", .str = &out, .def_text = "models/minigpt-<config>.gguf",
+         .help = "model file"},
+        {.name = "resume", .flag = &resume,
+         .help = "continue the run saved in --out (same options) from its checkpoint"},
+        {.name = "data", .arg = "DIR", .str = &data, .def = "data",
+         .help = "where the tokenizer is cached"},
+        {CLI_OPT_VOCAB(&vocab)},
+        {.name = "steps", .arg = "N", .l = &steps, .lo = 1, .hi = 100000000,
+         .def_text = "tiny 300, default 1600", .help = "optimizer steps"},
+        {.name = "batch", .arg = "N", .l = &batch, .lo = 1, .hi = 4096,
+         .def_text = "tiny 8, default 16", .help = "sequences per step"},
+        {.name = "seq", .arg = "N", .l = &seq, .lo = 2, .hi = 1 << 16, .def_text = "the context",
+         .help = "tokens per sequence, at most the context"},
+        {.name = "lr", .arg = "X", .d = &lr, .lo = 0, .hi = 1,
+         .def_text = "tiny 3e-3, default 2e-3", .help = "peak learning rate"},
+        {.name = "warmup", .arg = "N", .l = &warmup, .lo = 0, .hi = 100000000,
+         .help = "warmup steps"},
+        {CLI_OPT_SEED(&seed, "random seed"), .def_text = "1337"},
+        {.name = "ckpt-every", .arg = "N", .l = &ckpt_every, .lo = 0, .hi = 100000000,
+         .def_text = "tiny 0 = end only, default 200", .help = "checkpoint every N steps"},
+        {.name = "eval-every", .arg = "N", .l = &eval_every, .lo = 0, .hi = 100000000,
+         .help = "validation loss every N steps"},
+        {CLI_OPT_THREADS(&threads)},
+        {0},
+    };
+    const cli_command_t cmd = {.name = "train", .about = ABOUT, .opts = opts};
+    if ((rc = cli_parse(&cmd, argc, argv, NULL)) != CLI_CONTINUE) return rc;
     mq_error_t err = {0};
     mq_gpt_config_t cfg;
-    if (mq_gpt_preset(config, (int)vocab, &cfg, &err)) {
-        fprintf(stderr, "miniquant train: %s\n\n%s", err.msg, USAGE);
-        return 2;
-    }
+    if (mq_gpt_preset(config, (int)vocab, &cfg, &err)) return cli_usage_error(&cmd, "%s", err.msg);
     mq_train_opts_t o;
     mq_train_defaults(config, &o);
     o.seq_len = cfg.n_ctx;

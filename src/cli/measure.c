@@ -15,12 +15,6 @@ int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err) {
     b->model_path = model_path;
     int rc = mq_checkpoint_load(model_path, &b->m, &b->tok, &b->info, err);
     if (rc) return rc;
-    b->saved = malloc(b->m.num_params * sizeof(float));
-    if (!b->saved) {
-        cli_bench_close(b);
-        return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-    }
-    memcpy(b->saved, b->m.params_memory, b->m.num_params * sizeof(float));
     rc = mq_corpus_load_wordnet(NULL, &b->corpus, err);
     if (rc == MQ_OK) rc = mq_dataset_encode(&b->corpus, MQ_SPLIT_TEST, b->tok, &b->test, err);
     if (rc == MQ_OK) rc = mq_dataset_encode(&b->corpus, MQ_SPLIT_VALID, b->tok, &b->valid, err);
@@ -39,7 +33,6 @@ void cli_bench_close(cli_bench_t *b) {
     mq_corpus_free(&b->corpus);
     mq_tokenizer_free(b->tok);
     mq_gpt_free(&b->m);
-    free(b->saved);
     memset(b, 0, sizeof *b);
 }
 
@@ -48,16 +41,15 @@ int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_meas
     memset(out, 0, sizeof *out);
     out->scheme = *s;
     out->skip_lm_head = skip_lm_head;
-    /* every measurement starts from the FP32 weights (quantizing rounds the embeddings) */
-    memcpy(b->m.params_memory, b->saved, b->m.num_params * sizeof(float));
     mq_qmodel_t q = {0};
-    int quantized = s->kind != MQ_QK_FP32 || skip_lm_head;
+    int quantized = !mq_scheme_is_identity(s) || skip_lm_head;
     double t0 = mq_now();
     int rc = quantized ? mq_gptq_build_qmodel(&b->m, s, skip_lm_head, b->valid.ids, b->valid.n,
                                               &q, err)
                        : MQ_OK;
     if (rc) return rc;
     out->quantize_seconds = mq_now() - t0;
+    mq_gpt_t *run = quantized ? q.model : &b->m; /* the FP32 model itself is never changed */
     mq_model_bytes(&b->m, quantized ? &q : NULL, &out->bytes);
     /* the file's size, from the GGUF built in memory */
     mq_gguf_t *g = mq_gguf_new();
@@ -68,11 +60,9 @@ int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_meas
     if (rc == MQ_OK && !(out->item_correct = malloc(b->verbs.n_items ? b->verbs.n_items : 1)))
         rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     if (rc == MQ_OK)
-        rc = mq_perplexity(&b->m, b->test.ids, b->test.n, MQ_PPL_DEFAULT, 0, 8, &out->ppl, err);
-    if (rc == MQ_OK)
-        rc = mq_mp_score(&b->m, b->tok, &b->verbs, out->item_correct, &out->verb, err);
+        rc = mq_perplexity(run, b->test.ids, b->test.n, MQ_PPL_DEFAULT, 0, 8, &out->ppl, err);
+    if (rc == MQ_OK) rc = mq_mp_score(run, b->tok, &b->verbs, out->item_correct, &out->verb, err);
     if (quantized) mq_qmodel_free(&q);
-    memcpy(b->m.params_memory, b->saved, b->m.num_params * sizeof(float));
     if (rc) cli_measure_free(out);
     return rc;
 }

@@ -17,7 +17,6 @@ typedef struct cli_bench {
     mq_gpt_t m;
     mq_tokenizer_t *tok;
     mq_ckpt_info_t info;
-    float *saved; /* the FP32 parameters */
     mq_corpus_t corpus;
     mq_tokens_t test;  /* the test split's token stream */
     mq_tokens_t valid; /* the validation split's: GPTQ's calibration text */

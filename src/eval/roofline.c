@@ -224,17 +224,16 @@ typedef struct walk {
 
 #define F32 ((int64_t)sizeof(float))
 
-/* Bytes of an OC x C weight in the packed form of the fused kernels (see the header). */
+/* Bytes of an OC x C weight as stored, which the fused kernels read (see the header). */
 static int64_t weight_bytes(walk_t *w, int64_t OC, int64_t C) {
     const mq_scheme_t *s = w->s;
-    if (s->kind == MQ_QK_FP32) return F32 * OC * C;
-    if (s->kind == MQ_QK_FP16) return 2 * OC * C;
-    int64_t bits = s->kind == MQ_QK_NF4 || s->bits <= 4 ? 4 : 8, blocks = 1;
-    if (s->gran == MQ_QG_GROUP) {
-        if (s->group < 1 || C % s->group) w->bad_group = (int)C;
-        blocks = s->group > 0 ? C / s->group : 1;
+    const mq_format_t *f = mq_format_for(s, (int)C, NULL);
+    if (!f) {
+        w->bad_group = (int)C;
+        return 0;
     }
-    return OC * C * bits / 8 + 2 * OC * blocks;
+    int64_t side = f->side_scales ? 2 * (int64_t)mq_scheme_n_scales(s, (int)OC, (int)C) : 0;
+    return OC * (int64_t)f->row_bytes(s, (int)C) + side;
 }
 
 static void linear(walk_t *w, int64_t OC, int64_t C, int has_bias) {
@@ -268,7 +267,7 @@ int mq_decode_cost(const mq_gpt_config_t *cfg, const mq_scheme_t *s, int context
     walk_t w = {out, s, 0};
     out->context = context;
     /* the token's and the position's embedding rows, added */
-    out->bytes_embedding = 2 * C * (s->kind == MQ_QK_FP32 ? F32 : 2);
+    out->bytes_embedding = 2 * C * (s->family->embeddings_f16 ? 2 : F32);
     out->flops_other += C;
     out->bytes_activations += F32 * C;
     for (int l = 0; l < cfg->n_layer; l++) {

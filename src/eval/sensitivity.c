@@ -31,10 +31,10 @@ int mq_sensitivity_run(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *tokens,
         mq_qmodel_linear_name(&m->cfg, i, out->names[i], sizeof out->names[i]);
         mq_qmodel_t q;
         mq_qmodel_opts_t o = {0, i, 1};
-        rc = mq_qmodel_apply(&q, m, s, &o, err);
+        rc = mq_qmodel_quantize(&q, m, s, &o, err);
         if (rc) break;
         mq_progress_mute(+1);
-        rc = mq_perplexity(m, tokens, n, MQ_PPL_DEFAULT, 0, 8, &r, err);
+        rc = mq_perplexity(q.model, tokens, n, MQ_PPL_DEFAULT, 0, 8, &r, err);
         mq_progress_mute(-1);
         mq_qmodel_free(&q);
         if (rc) break;

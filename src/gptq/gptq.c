@@ -143,7 +143,7 @@ int mq_gptq_loss(const float *W, const mq_qweight_t *q, const mq_gptq_hessian_t 
 
 /* Everything one solve needs, shared by the row workers. */
 typedef struct solver {
-    const mq_qkind_traits_t *tr;
+    const mq_family_t *tr;    /* the grid: scale, code and value */
     int bits, rows, n, group; /* group: columns per scale block (n for per-tensor/channel) */
     int n_groups;             /* scale blocks per row */
     int per_tensor;
@@ -155,7 +155,8 @@ typedef struct solver {
     const double *U;          /* (n, n) upper */
     double *E;                /* (rows, block): the errors of the current block */
     int ldE;
-    mq_qweight_t *q;
+    int8_t *codes;            /* (rows, n) in original column order */
+    mq_fp16_t *scales;        /* 1 (per-tensor) or (rows, n_groups) */
 } solver_t;
 
 /* Scales of group g of row r, computed at position p of block [i1, i2) from the current
@@ -172,7 +173,7 @@ static void group_scale(const solver_t *S, int r, int g, int p, int i1, int i2) 
                 v -= e[t - i1] * S->U[(size_t)t * S->n + k];
         amax = fabs(v) > amax ? fabs(v) : amax;
     }
-    S->q->scales[(size_t)r * S->n_groups + g] = S->tr->scale((float)amax, S->bits);
+    S->scales[(size_t)r * S->n_groups + g] = S->tr->scale((float)amax, S->bits);
 }
 
 /* Columns [i1, i2) of rows [r0, r1), one column after the other, each error reaching the rest
@@ -194,7 +195,7 @@ static void solve_tile_block(const solver_t *S, int r0, int r1, int i1, int i2) 
         if (new_scale || g != g_prev)
             for (int r = r0; r < r1; r++)
                 scale[r - r0] = mq_fp16_to_fp32(
-                    S->q->scales[S->per_tensor ? 0 : (size_t)r * S->n_groups + g]);
+                    S->scales[S->per_tensor ? 0 : (size_t)r * S->n_groups + g]);
         g_prev = g;
         /* the rows' roundings first, independent of each other, then their updates */
         for (int r = r0; r < r1; r++) {
@@ -202,7 +203,7 @@ static void solve_tile_block(const solver_t *S, int r0, int r1, int i1, int i2) 
             float sc = scale[r - r0];
             int8_t code = S->tr->code((float)x, sc, S->bits);
             double e = (x - (double)S->tr->value(code, sc, S->bits)) / u[p];
-            S->q->codes[(size_t)r * S->n + c] = code;
+            S->codes[(size_t)r * S->n + c] = code;
             S->E[(size_t)r * S->ldE + (p - i1)] = e;
             err[r - r0] = e;
         }
@@ -289,9 +290,13 @@ static int check_inputs(const float *W, int rows, int cols, const mq_gptq_hessia
                         const mq_scheme_t *s, const mq_gptq_opts_t *o, mq_error_t *err) {
     if (!W || rows <= 0 || cols <= 0)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no weight, or a %d x %d one", rows, cols);
-    if (!s || (s->kind != MQ_QK_INT && s->kind != MQ_QK_NF4))
-        return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no integer or nf4 grid",
+    if (!mq_scheme_has_grid(s) || mq_scheme_check(s, NULL))
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no grid to choose codes on",
                             s ? s->name : "(none)");
+    if (s->gran == MQ_QG_GROUP && cols % s->group)
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "scheme %.32s: group size %d does not divide the row length %d",
+                            s->name, s->group, cols);
     if (!h || !h->sum || h->cols != cols)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: Hessian of %d columns for a weight of %d",
                             h ? h->cols : 0, cols);
@@ -322,13 +327,11 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     memset(res, 0, sizeof *res);
     int rc = check_inputs(W, rows, cols, h, s, o, err);
     if (rc) return rc;
-    rc = mq_qweight_alloc(&res->q, s, rows, cols, err);
-    if (rc) return rc;
 
     int n = cols, B = o->block < n ? o->block : n;
     size_t rn = (size_t)rows * n;
     solver_t S = {0};
-    S.tr = mq_qkind_traits(s->kind);
+    S.tr = s->family;
     S.bits = s->bits;
     S.rows = rows;
     S.n = n;
@@ -336,15 +339,19 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     S.group = s->gran == MQ_QG_GROUP ? s->group : n;
     S.n_groups = n / S.group;
     S.dynamic = s->gran == MQ_QG_GROUP && !o->static_groups;
-    S.q = &res->q;
     S.ldE = B;
+    size_t n_scales = mq_scheme_n_scales(s, rows, cols);
     int *perm = malloc((size_t)n * sizeof *perm), *invperm = malloc((size_t)n * sizeof *invperm);
     int *first = malloc((size_t)S.n_groups * sizeof *first);
     unsigned char *dead = malloc((size_t)n);
     diag_idx_t *di = malloc((size_t)n * sizeof *di);
     double *Wp = malloc(rn * sizeof *Wp), *U = malloc((size_t)n * n * sizeof *U);
     double *E = malloc((size_t)rows * B * sizeof *E);
-    if (!perm || !invperm || !first || !dead || !di || !Wp || !U || !E) {
+    int8_t *codes = calloc(rn, 1);
+    mq_fp16_t *scales = calloc(n_scales, sizeof *scales);
+    S.codes = codes;
+    S.scales = scales;
+    if (!perm || !codes || !scales || !invperm || !first || !dead || !di || !Wp || !U || !E) {
         rc = mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory for a %d x %d weight", rows, n);
         goto done;
     }
@@ -388,9 +395,9 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
                 }
                 tmax = amax > tmax ? amax : tmax;
                 if (!S.per_tensor)
-                    res->q.scales[(size_t)r * S.n_groups + g] = S.tr->scale(amax, S.bits);
+                    scales[(size_t)r * S.n_groups + g] = S.tr->scale(amax, S.bits);
             }
-        if (S.per_tensor) res->q.scales[0] = S.tr->scale(tmax, S.bits);
+        if (S.per_tensor) scales[0] = S.tr->scale(tmax, S.bits);
     }
     rc = factor(h, perm, dead, o->damp, U, err);
     if (rc) goto done;
@@ -412,6 +419,9 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     }
     double t2 = mq_now();
     res->t_solve = t2 - t1;
+    /* the codes into the scheme's stored format */
+    rc = mq_qweight_from_codes(&res->q, s, rows, cols, codes, scales, err);
+    if (rc) goto done;
 
     if (o->losses) {
         mq_qweight_t rtn;
@@ -441,6 +451,8 @@ done:
     free(Wp);
     free(U);
     free(E);
+    free(codes);
+    free(scales);
     if (rc) mq_gptq_result_free(res);
     return rc;
 }

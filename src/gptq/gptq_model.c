@@ -7,10 +7,9 @@
  * stops there: the passes cost about half of n_linear full ones and the largest Linear,
  * lm_head, runs once. Only the Hessian is kept, never the activations of all windows.
  *
- * The quantized model is built as round to nearest builds it (mq_qmodel_apply: the embeddings
- * rounded to FP16, biases copied, every QuantizedLinear allocated with the scheme's layout),
- * with every layer switched off; each GPTQ result then replaces its layer's codes and scales
- * and switches it on. */
+ * The quantized model starts as round to nearest starts it (mq_qmodel_quantize with no layer
+ * quantized: the embeddings rounded to FP16, every Linear reading the FP32 weight); each GPTQ
+ * result then replaces its layer. The FP32 model is never changed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,21 +41,15 @@ static int linear_index(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
     return -1;
 }
 
-/* The Linears before the target run quantized through the reference path (dequantize, then
- * matmul), which defines what a QuantizedLinear computes: the fused kernels' packed copies of
- * the codes are only made once every layer's codes are final (mq_qmodel_install at the end). */
+/* The Linears before the target run through the reference path (dequantize, then matmul),
+ * which defines what a QuantizedLinear computes (an F32 one is its own weight). */
 static int capture_linear(void *ctx, mq_linear_id_t id, float *out, const float *inp,
                           const float *bias, int N, int C, int OC) {
+    (void)bias, (void)C, (void)OC;
     capture_t *cap = ctx;
     int i = linear_index(&cap->model->cfg, id);
-    if (i != cap->target) {
-        if (i >= 0 && cap->q->active[i])
-            return mq_qlinear_forward_ref(&cap->q->ql[i], out, inp, N, NULL);
-        const float *W = mq_gpt_linear_weight(cap->model, id, NULL, NULL, NULL);
-        if (!W) return MQ_ERR_ARG;
-        mq_matmul_forward(out, inp, W, bias, N, C, OC);
-        return MQ_OK;
-    }
+    if (i < 0) return MQ_ERR_ARG;
+    if (i != cap->target) return mq_qlinear_forward_ref(&cap->q->ql[i], out, inp, N, NULL);
     cap->status = mq_gptq_hessian_add(cap->h, inp, N, &cap->err);
     cap->seen = cap->status == MQ_OK;
     return STOP_FORWARD;
@@ -93,7 +86,7 @@ static int calibrate(mq_gpt_t *m, capture_t *cap, const int32_t *calib, size_t n
     return MQ_OK;
 }
 
-int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
+int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
                            size_t n_calib_tokens, const mq_gptq_opts_t *o, int skip_lm_head,
                            mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err) {
     mq_gptq_opts_t def;
@@ -102,8 +95,8 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
     if (!m || !m->params_memory || !out)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no model or no quantized model to fill");
     memset(out, 0, sizeof *out);
-    if (!s || (s->kind != MQ_QK_INT && s->kind != MQ_QK_NF4))
-        return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no integer or nf4 grid",
+    if (!mq_scheme_has_grid(s))
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no grid to choose codes on",
                             s ? s->name : "(none)");
     if (!calib || n_calib_tokens == 0)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no calibration tokens");
@@ -118,33 +111,35 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
     int T = n_calib_tokens < (size_t)m->cfg.n_ctx ? (int)n_calib_tokens : m->cfg.n_ctx;
     int batch = o->batch < o->n_samples ? o->batch : o->n_samples;
 
-    /* the embeddings as they were, restored if anything fails */
-    size_t n_emb = m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE];
-    float *emb = malloc(n_emb * sizeof *emb);
     int *inputs = malloc((size_t)batch * T * sizeof *inputs);
     int *want = calloc((size_t)mq_qmodel_n_linear(&m->cfg), sizeof *want);
-    if (!emb || !inputs || !want) {
-        free(emb);
+    if (!inputs || !want) {
         free(inputs);
         free(want);
         return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory");
     }
-    memcpy(emb, m->params.wte, n_emb * sizeof *emb);
 
-    mq_qmodel_opts_t qo = {.skip_lm_head = skip_lm_head, .only = -1, .keep_embeddings = 0};
-    int rc = mq_qmodel_apply(out, m, &sg, &qo, err);
-    if (rc) goto fail_early;
+    /* every Linear FP32 at first; the forward passes run on the quantized model's own
+     * parameters (embeddings rounded), so the calibration inputs are the quantized model's */
+    mq_qmodel_opts_t qo = {.skip_lm_head = skip_lm_head, .only = -2, .keep_embeddings = 0};
+    int rc = mq_qmodel_quantize(out, m, &sg, &qo, err);
+    if (rc) {
+        free(inputs);
+        free(want);
+        return rc;
+    }
     int nl = out->n_linear, n_pending = 0;
     for (int i = 0; i < nl; i++) {
-        want[i] = out->active[i];
-        out->active[i] = 0;
+        want[i] = !(skip_lm_head && i == nl - 1);
         n_pending += want[i];
         if (stats) memset(&stats[i], 0, sizeof stats[i]);
     }
+    out->skip_lm_head = skip_lm_head;
 
-    capture_t cap = {.model = m, .q = out};
-    m->linear_fn = capture_linear;
-    m->linear_ctx = &cap;
+    mq_gpt_t *qm = out->model;
+    capture_t cap = {.model = qm, .q = out};
+    qm->linear_fn = capture_linear;
+    qm->linear_ctx = &cap;
     mq_progress_t bar;
     char label[64];
     snprintf(label, sizeof label, "gptq %s", sg.name);
@@ -156,7 +151,8 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
         char name[64];
         mq_qmodel_linear_name(&m->cfg, i, name, sizeof name);
         int OC, C;
-        const float *W = mq_gpt_linear_weight(m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
+        const float *W =
+            mq_gpt_linear_weight((mq_gpt_t *)m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
         mq_gptq_hessian_t h;
         mq_gptq_result_t res = {0};
         rc = mq_gptq_hessian_init(&h, C, err);
@@ -164,19 +160,10 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
             cap.target = i;
             cap.h = &h;
             cap.status = MQ_OK;
-            rc = calibrate(m, &cap, calib, n_calib_tokens, T, o->n_samples, batch, inputs, err);
+            rc = calibrate(qm, &cap, calib, n_calib_tokens, T, o->n_samples, batch, inputs, err);
         }
         if (rc == MQ_OK) rc = mq_gptq_quantize(W, OC, C, &h, &sg, o, &res, err);
-        if (rc == MQ_OK) {
-            mq_qweight_t *dst = &out->ql[i].w;
-            if (dst->rows != OC || dst->cols != C || dst->n_scales != res.q.n_scales) {
-                rc = mq_error_set(err, MQ_ERR_ARG, "gptq: layout mismatch");
-            } else {
-                memcpy(dst->codes, res.q.codes, (size_t)OC * C * sizeof *dst->codes);
-                memcpy(dst->scales, res.q.scales, res.q.n_scales * sizeof *dst->scales);
-                out->active[i] = 1;
-            }
-        }
+        if (rc == MQ_OK) rc = mq_qmodel_set_linear(out, i, &res.q, err);
         if (rc == MQ_OK && stats)
             stats[i] = (mq_gptq_layer_stats_t){1,        OC,           C,
                                                res.n_dead, res.loss,   res.loss_rtn,
@@ -196,30 +183,22 @@ int mq_gptq_quantize_model(mq_gpt_t *m, const mq_scheme_t *s, const int32_t *cal
         mq_gptq_hessian_free(&h);
     }
     mq_progress_finish(&bar, rc == MQ_OK ? "done" : "failed");
-    mq_qmodel_install(out, m);
+    free(inputs);
+    free(want);
     if (rc) {
         mq_qmodel_free(out);
-        goto fail_early;
+        return rc;
     }
-    free(emb);
-    free(inputs);
-    free(want);
+    mq_qmodel_ready(out);
     return MQ_OK;
-
-fail_early:
-    memcpy(m->params.wte, emb, n_emb * sizeof *emb);
-    free(emb);
-    free(inputs);
-    free(want);
-    return rc;
 }
 
-int mq_gptq_build_qmodel(mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
+int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err) {
     if (!s->gptq) {
         mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
-        return mq_qmodel_apply(out, m, s, &o, err);
+        return mq_qmodel_quantize(out, m, s, &o, err);
     }
     if (!calib || n_calib_tokens == 0)
         return mq_error_set(err, MQ_ERR_ARG, "scheme %s needs calibration tokens for GPTQ",

@@ -1,16 +1,17 @@
 /* miniquant: the AVX2 fused kernels (AVX2, FMA, F16C), for x86-64 CPUs without AVX-512.
  *
  * Every function carries its own target attribute, so a portable build holds these kernels and
- * the dispatcher runs them only on a CPU that has the instructions.
- *
- * The shapes follow the AVX-512 version with 8 lanes. Panels (int8 codes, 4-bit indices): a
- * panel's 16 rows are two vectors of 8 lanes; int8 codes are shifted out of their lane, int
- * 4-bit indices converted (s * u - 8 s in one FMA), nf4 ones go through two 8-entry permutes
- * and a blend on the index's bit 3. Halves (row-major): one x row runs two chains per row, 4
- * rows sharing each load of x, 8 rows reduced together; several x rows run tiles of 2 output
- * rows x up to 4 x rows (16 registers hold 8 accumulators and the expanded weights). */
+ * the dispatcher runs them only on a CPU that has the instructions. The shapes follow the
+ * AVX-512 version (kernels_avx512.c) with 8 lanes. Halves (row-major): one x row runs two chains
+ * per row, 4 rows sharing each load of x, 8 rows reduced together; several x rows run tiles of 2
+ * output rows x up to 4 x rows. Q8_0 codes are sign-extended 8 at a time; Q4_0 nibbles are
+ * split, made signed (nibble - 8) as bytes and converted; 4-bit packed codes are interleaved
+ * into column order and read from the grid's 16-entry table with two 8-entry permutes and a
+ * blend on the field's bit 3. Several x rows of a quantized weight: rows dequantized into a
+ * buffer, against x transposed, 8 x rows in the lanes, 4 output rows x up to 16 x rows. */
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels_isa.h"
@@ -18,8 +19,8 @@
 #define T2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
-/* The formats as the loops see them: 4-bit int and nf4 expand differently here. */
-enum { F_F16 = 0, F_Q8, F_Q4I, F_Q4N };
+/* The formats as the loops of the halves see them. */
+enum { F_F16 = 0, F_Q8 };
 
 /* Lane k of the result is the sum of the 8 lanes of v[k]. */
 INLINE T2 __m256 hsum8(const __m256 *v) {
@@ -33,9 +34,9 @@ INLINE T2 __m256 hsum8(const __m256 *v) {
 /* ---------------------------------------------------------------------------------------------
  * halves, row-major (the functions keep a format argument: F_F16 is the only one) */
 
-INLINE T2 const uint8_t *row_ptr(const mq_qpacked_t *p, int f, int o) {
+INLINE T2 const uint8_t *row_ptr(const mq_qweight_t *p, int f, int o) {
     (void)f;
-    return (const uint8_t *)(p->f16 + (size_t)o * (size_t)p->cols);
+    return (const uint8_t *)((const mq_fp16_t *)p->data + (size_t)o * (size_t)p->cols);
 }
 
 /* Unscaled weights 8u .. 8u+7 of a row. */
@@ -60,9 +61,9 @@ INLINE T2 __m256 x_tail(const float *x, int u, int n) {
     return _mm256_maskload_ps(x + 8 * u, m);
 }
 
-INLINE T2 float scale_of(const mq_qpacked_t *p, int f, int o, int b) {
-    if (f == F_F16) return 1.0f;
-    return _cvtsh_ss(mq_kscale_ptr(p, o)[b]);
+INLINE T2 float scale_of(const mq_qweight_t *p, int f, int o, int b) {
+    (void)p, (void)f, (void)o, (void)b;
+    return 1.0f;
 }
 
 /* Blocks of a row: nb blocks of nu full units of 8, then (whole rows only) a partial unit. */
@@ -70,7 +71,7 @@ typedef struct blocks {
     int nb, nu, tail;
 } blocks_t;
 
-INLINE T2 blocks_t row_blocks(const mq_qpacked_t *p) {
+INLINE T2 blocks_t row_blocks(const mq_qweight_t *p) {
     int C = p->cols, g = p->group;
     if (g == C) return (blocks_t){1, C / 8, C % 8};
     return (blocks_t){C / g, g / 8, 0};
@@ -78,7 +79,7 @@ INLINE T2 blocks_t row_blocks(const mq_qpacked_t *p) {
 
 /* v[w] = unreduced 8 lanes of row (o + w)'s dot product with x, w < WR; each 8 of x loaded
  * once for the WR rows. Per scale block two chains per row, their sum times the row's scale. */
-INLINE T2 void dot_rows(const mq_qpacked_t *p, int f, int WR, blocks_t bl, int o, const float *x,
+INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o, const float *x,
                         __m256 *v) {
     const uint8_t *row[4];
     __m256 acc[4], g0[4], g1[4];
@@ -127,9 +128,9 @@ INLINE T2 void dot_rows(const mq_qpacked_t *p, int f, int WR, blocks_t bl, int o
         v[w] = acc[w];
 }
 
-typedef void (*dot_rows_fn)(const mq_qpacked_t *p, int o, const float *x, __m256 *v);
+typedef void (*dot_rows_fn)(const mq_qweight_t *p, int o, const float *x, __m256 *v);
 #define DOT_FN(F, WR)                                                                              \
-    static T2 void dot_##F##_##WR(const mq_qpacked_t *p, int o, const float *x, __m256 *v) {       \
+    static T2 void dot_##F##_##WR(const mq_qweight_t *p, int o, const float *x, __m256 *v) {       \
         dot_rows(p, F, WR, row_blocks(p), o, x, v);                                                \
     }
 DOT_FN(F_F16, 4)
@@ -149,7 +150,7 @@ INLINE T2 void tile8(int WR, int R, const __m256 *wv, const float *x, int ldx, i
 }
 
 /* v[w * 4 + r] = unreduced dot product of weight row o + w with x row r (rows ldx apart). */
-INLINE T2 void tile(const mq_qpacked_t *p, int f, int WR, int R, const float *x, int ldx, int o,
+INLINE T2 void tile(const mq_qweight_t *p, int f, int WR, int R, const float *x, int ldx, int o,
                     __m256 *v) {
     blocks_t bl = row_blocks(p);
     const uint8_t *row[2];
@@ -187,9 +188,9 @@ INLINE T2 void tile(const mq_qpacked_t *p, int f, int WR, int R, const float *x,
             v[w * 4 + r] = acc[w][r];
 }
 
-typedef void (*tile_fn)(const mq_qpacked_t *p, const float *x, int ldx, int o, __m256 *v);
+typedef void (*tile_fn)(const mq_qweight_t *p, const float *x, int ldx, int o, __m256 *v);
 #define TILE_FN(F, R, WR)                                                                          \
-    static T2 void tile_##F##_##R##_##WR(const mq_qpacked_t *p, const float *x, int ldx, int o,    \
+    static T2 void tile_##F##_##R##_##WR(const mq_qweight_t *p, const float *x, int ldx, int o,    \
                                          __m256 *v) {                                              \
         tile(p, F, WR, R, x, ldx, o, v);                                                           \
     }
@@ -205,27 +206,29 @@ TILE_FNS(F_F16)
 /* [x rows: 1, 2, 4][weight rows: 1, 2] */
 static const tile_fn TILES[3][2] = TILE_ROW(F_F16);
 
-static T2 void rows_f16(const mq_qpacked_t *p, const float *x, int ldx, int N, const float *bias,
-                        float *y, int o0, int o1) {
+void T2 mq_kavx2_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    __m256 v[8];
+    float t[8];
+    for (int o = o0; o < o1; o += 8) {
+        int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
+        for (; k + 4 <= cnt; k += 4)
+            dot_F_F16_4(p, o + k, x, v + k);
+        for (; k < cnt; k++)
+            dot_F_F16_1(p, o + k, x, v + k);
+        for (; k < 8; k++)
+            v[k] = _mm256_setzero_ps();
+        _mm256_storeu_ps(t, hsum8(v));
+        for (int k = 0; k < cnt; k++)
+            y[o + k] = t[k];
+    }
+}
+
+void T2 mq_kavx2_gemm_f16(const mq_qweight_t *p, const float *x, int ldx, int N, float *y, int o0,
+                          int o1) {
     // x is (N, C) with rows ldx apart, the weight is (OC, C), y is (N, OC)
     int OC = p->rows;
     __m256 v[8];
     float t[8];
-    if (N == 1) {
-        for (int o = o0; o < o1; o += 8) {
-            int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
-            for (; k + 4 <= cnt; k += 4)
-                dot_F_F16_4(p, o + k, x, v + k);
-            for (; k < cnt; k++)
-                dot_F_F16_1(p, o + k, x, v + k);
-            for (; k < 8; k++)
-                v[k] = _mm256_setzero_ps();
-            _mm256_storeu_ps(t, hsum8(v));
-            for (int k = 0; k < cnt; k++)
-                y[o + k] = t[k] + (bias ? bias[o + k] : 0.0f);
-        }
-        return;
-    }
     for (int n0 = 0; n0 < N;) {
         int left = N - n0, ri = left >= 4 ? 2 : left >= 2 ? 1 : 0, R = 1 << ri;
         for (int o = o0; o < o1; o += 2) {
@@ -236,158 +239,243 @@ static T2 void rows_f16(const mq_qpacked_t *p, const float *x, int ldx, int N, c
             _mm256_storeu_ps(t, hsum8(v));
             for (int w = 0; w < WR; w++)
                 for (int r = 0; r < R; r++)
-                    y[(size_t)(n0 + r) * OC + o + w] = t[w * 4 + r] + (bias ? bias[o + w] : 0.0f);
+                    y[(size_t)(n0 + r) * OC + o + w] = t[w * 4 + r];
         }
         n0 += R;
     }
 }
 
 /* ---------------------------------------------------------------------------------------------
- * panels: rows 0-7 of a panel in bytes 0-31 of each chunk, rows 8-15 in bytes 32-63 */
+ * quantized rows, one x row */
 
-/* The nf4 codebook's entries 0-7 and 8-15. */
-typedef struct luts {
-    __m256 lo, hi;
-} luts_t;
+INLINE T2 float half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
 
-/* Column k of a half chunk's 8 rows, times s (per lane): int8 code k of each lane, or the value
- * of 4-bit index k (int grids: s * u - 8 s in one FMA). */
-INLINE T2 __m256 panel_col(int f, __m256i v, int k, luts_t lut, __m256 s) {
-    if (f == F_Q8) {
-        __m256i c = k == 3 ? v : _mm256_slli_epi32(v, 24 - 8 * k);
-        return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(c, 24)), s);
+/* 8 signed bytes as floats. */
+INLINE T2 __m256 i8x8(__m128i v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+}
+
+/* v[w] = unreduced 8 lanes of row (o + w)'s dot product with x for Q8_0 (q8) or Q4_0 rows: per
+ * 32-block four FMAs into the block's sum, then the sum times the block's d. */
+INLINE T2 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const float *x,
+                           __m256 *v) {
+    int nb = p->cols / MQ_QBLOCK;
+    size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
+    const uint8_t *row[4];
+    __m256 acc[4];
+    const __m128i lo4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        acc[w] = _mm256_setzero_ps();
     }
-    int sh = 8 * (k & 3) + 4 * (k >> 2);
-    __m256i idx = sh ? _mm256_srli_epi32(v, sh) : v;
-    if (f == F_Q4I)
-        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(idx, _mm256_set1_epi32(15))), s,
-                               _mm256_mul_ps(s, _mm256_set1_ps(-8.0f)));
-    __m256 lo = _mm256_permutevar8x32_ps(lut.lo, idx), hi = _mm256_permutevar8x32_ps(lut.hi, idx);
-    return _mm256_mul_ps(_mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28))),
-                         s);
-}
-
-#define CPC(f) ((f) == F_Q8 ? 4 : 8)
-
-typedef struct pblocks {
-    int nb, cpb, last;
-} pblocks_t;
-
-INLINE T2 pblocks_t panel_blocks(const mq_qpacked_t *p) {
-    int cpc = p->fmt == MQ_KF_Q8 ? 4 : 8, last = (p->cols + cpc - 1) / cpc;
-    if (p->group == p->cols) return (pblocks_t){1, last, last};
-    return (pblocks_t){p->nb, p->group / cpc, last};
-}
-
-/* The scales of rows 8h .. 8h+7 of panel q in block b. */
-INLINE T2 __m256 panel_scales(const mq_qpacked_t *p, int q, int b, int h) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(mq_panel_scale_ptr(p, q, b) + 8 * h)));
-}
-
-/* out[h * 4 + r] = rows 8h .. 8h+7 of panel q against x row r < R (ldx apart). One x row:
- * the block's sums times its scales; several: the weights times their scales, then FMAs. */
-INLINE T2 void panel(const mq_qpacked_t *p, int f, pblocks_t bl, int R, int q, const float *x,
-                     int ldx, __m256 *out) {
-    const uint8_t *w = p->panel + (size_t)q * p->panel_bytes;
-    luts_t lut = {_mm256_loadu_ps(p->lut), _mm256_loadu_ps(p->lut + 8)};
-    const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 acc[2][4];
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + MQ_QBLOCK * b;
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-        acc[0][r] = acc[1][r] = _mm256_setzero_ps();
-    for (int b = 0; b < bl.nb; b++) {
-        __m256 s[2] = {panel_scales(p, q, b, 0), panel_scales(p, q, b, 1)}, g[2][2];
-        if (R == 1) g[0][0] = g[0][1] = g[1][0] = g[1][1] = _mm256_setzero_ps();
-        int c = b * bl.cpb, ce = c + bl.cpb < bl.last ? c + bl.cpb : bl.last;
-        for (; c < ce; c++) {
-            __m256i v[2] = {_mm256_loadu_si256((const __m256i *)(w + (size_t)c * 64)),
-                            _mm256_loadu_si256((const __m256i *)(w + (size_t)c * 64 + 32))};
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                if (k >= CPC(f)) break;
-#pragma GCC unroll 2
-                for (int h = 0; h < 2; h++) {
-                    if (R == 1) { /* scale after the block's sum */
-                        __m256 wk = panel_col(f, v[h], k, lut, one);
-                        g[h][k & 1] =
-                            _mm256_fmadd_ps(wk, _mm256_set1_ps(x[CPC(f) * c + k]), g[h][k & 1]);
-                        continue;
-                    }
-                    __m256 wk = panel_col(f, v[h], k, lut, s[h]);
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            __m128i c0, c1; /* codes 0-15 and 16-31 as signed bytes */
+            if (q8) {
+                c0 = _mm_loadu_si128((const __m128i *)(blk + 2));
+                c1 = _mm_loadu_si128((const __m128i *)(blk + 18));
+            } else {
+                __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+                c0 = _mm_sub_epi8(_mm_and_si128(q, lo4), eight);
+                c1 = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), eight);
+            }
+            __m256 s = _mm256_mul_ps(i8x8(c0), _mm256_loadu_ps(xb));
+            s = _mm256_fmadd_ps(i8x8(_mm_srli_si128(c0, 8)), _mm256_loadu_ps(xb + 8), s);
+            s = _mm256_fmadd_ps(i8x8(c1), _mm256_loadu_ps(xb + 16), s);
+            s = _mm256_fmadd_ps(i8x8(_mm_srli_si128(c1, 8)), _mm256_loadu_ps(xb + 24), s);
+            acc[w] = _mm256_fmadd_ps(_mm256_set1_ps(half_at(blk)), s, acc[w]);
+        }
+    }
 #pragma GCC unroll 4
-                    for (int r = 0; r < R; r++)
-                        acc[h][r] = _mm256_fmadd_ps(
-                            wk, _mm256_set1_ps(x[(size_t)r * ldx + CPC(f) * c + k]), acc[h][r]);
-                }
+    for (int w = 0; w < WR; w++)
+        v[w] = acc[w];
+}
+
+/* The grid's value of 8 4-bit fields (in the low 4 bits of 8 bytes) from its 16-entry table. */
+INLINE T2 __m256 nib8(__m128i u, __m256 lo, __m256 hi) {
+    __m256i idx = _mm256_cvtepu8_epi32(u);
+    __m256 a = _mm256_permutevar8x32_ps(lo, idx), b = _mm256_permutevar8x32_ps(hi, idx);
+    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+}
+
+/* 4-bit packed codes (two per byte, column order) with side scales per group of g columns, g a
+ * multiple of 16. */
+INLINE T2 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *x, __m256 lo,
+                            __m256 hi, __m256 *v) {
+    int C = p->cols, g = p->group, nb = C / g;
+    const uint8_t *row[4];
+    const mq_fp16_t *sc[4];
+    __m256 acc[4], gs[4];
+    const __m128i lo4 = _mm_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        sc[w] = mq_qweight_row_scales(p, o + w);
+        acc[w] = _mm256_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++)
+            gs[w] = _mm256_setzero_ps();
+        for (int c = b * g; c < (b + 1) * g; c += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+#pragma GCC unroll 4
+            for (int w = 0; w < WR; w++) {
+                __m128i q = _mm_loadl_epi64((const __m128i *)(row[w] + c / 2));
+                __m128i u = _mm_unpacklo_epi8(_mm_and_si128(q, lo4),
+                                              _mm_and_si128(_mm_srli_epi16(q, 4), lo4));
+                gs[w] = _mm256_fmadd_ps(nib8(u, lo, hi), x0, gs[w]);
+                gs[w] = _mm256_fmadd_ps(nib8(_mm_srli_si128(u, 8), lo, hi), x1, gs[w]);
             }
         }
-        if (R == 1)
-            for (int h = 0; h < 2; h++)
-                acc[h][0] = _mm256_fmadd_ps(s[h], _mm256_add_ps(g[h][0], g[h][1]), acc[h][0]);
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            float s = _cvtsh_ss(p->scheme.gran == MQ_QG_TENSOR ? sc[w][0] : sc[w][b]);
+            acc[w] = _mm256_fmadd_ps(_mm256_set1_ps(s), gs[w], acc[w]);
+        }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-        out[r] = acc[0][r];
-        out[4 + r] = acc[1][r];
-    }
+    for (int w = 0; w < WR; w++)
+        v[w] = acc[w];
 }
 
-typedef void (*panel_fn)(const mq_qpacked_t *p, pblocks_t bl, int q, const float *x, int ldx,
-                         __m256 *out);
-#define PANEL_FN(F, R)                                                                             \
-    static T2 void panel_##F##_##R(const mq_qpacked_t *p, pblocks_t bl, int q, const float *x,     \
-                                   int ldx, __m256 *out) {                                         \
-        panel(p, F, bl, R, q, x, ldx, out);                                                        \
-    }
-PANEL_FN(F_Q8, 1)
-PANEL_FN(F_Q8, 2)
-PANEL_FN(F_Q8, 4)
-PANEL_FN(F_Q4I, 1)
-PANEL_FN(F_Q4I, 2)
-PANEL_FN(F_Q4I, 4)
-PANEL_FN(F_Q4N, 1)
-PANEL_FN(F_Q4N, 2)
-PANEL_FN(F_Q4N, 4)
-/* [Q8, Q4 int, nf4][x rows: 1, 2, 4] */
-static const panel_fn PANELS[3][3] = {{panel_F_Q8_1, panel_F_Q8_2, panel_F_Q8_4},
-                                      {panel_F_Q4I_1, panel_F_Q4I_2, panel_F_Q4I_4},
-                                      {panel_F_Q4N_1, panel_F_Q4N_2, panel_F_Q4N_4}};
+typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+                        __m256 *v);
 
-/* y[16q + 8h .. +7] = v + bias, the rows that exist. */
-INLINE T2 void panel_store(const mq_qpacked_t *p, int q, int h, __m256 v, const float *bias,
-                           float *y) {
-    static const int32_t ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    int o = 16 * q + 8 * h, left = p->rows - o;
-    if (left <= 0) return;
-    __m256i m = _mm256_loadu_si256((const __m256i *)(ones + 8 - (left < 8 ? left : 8)));
-    if (bias) v = _mm256_add_ps(v, _mm256_maskload_ps(bias + o, m));
-    _mm256_maskstore_ps(y + o, m, v);
-}
-
-static T2 void rows_panels(const mq_qpacked_t *p, const float *x, int ldx, int N, const float *bias,
-                           float *y, int o0, int o1) {
-    int OC = p->rows, q0 = o0 / 16, q1 = (o1 + 15) / 16;
-    int fi = p->fmt == MQ_KF_Q8 ? 0 : p->nf4 ? 2 : 1;
-    pblocks_t bl = panel_blocks(p);
-    __m256 out[8];
-    for (int n0 = 0; n0 < N;) {
-        int left = N - n0, ri = left >= 4 ? 2 : left >= 2 ? 1 : 0, R = 1 << ri;
-        for (int q = q0; q < q1; q++) {
-            PANELS[fi][ri](p, bl, q, x + (size_t)n0 * ldx, ldx, out);
-            for (int r = 0; r < R; r++)
-                for (int h = 0; h < 2; h++)
-                    panel_store(p, q, h, out[4 * h + r], bias, y + (size_t)(n0 + r) * OC);
-        }
-        n0 += R;
-    }
-}
-
-static T2 void avx2_rows(const mq_qpacked_t *p, const float *x, int ldx, int N, const float *bias,
-                         float *y, int o0, int o1) {
-    if (p->fmt == MQ_KF_F16)
-        rows_f16(p, x, ldx, N, bias, y, o0, o1);
+static T2 void rows_q8(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+                       __m256 *v) {
+    (void)lut;
+    if (WR == 4)
+        blocks_rows(p, 1, 4, o, x, v);
     else
-        rows_panels(p, x, ldx, N, bias, y, o0, o1);
+        blocks_rows(p, 1, 1, o, x, v);
+}
+static T2 void rows_q4(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+                       __m256 *v) {
+    (void)lut;
+    if (WR == 4)
+        blocks_rows(p, 0, 4, o, x, v);
+    else
+        blocks_rows(p, 0, 1, o, x, v);
+}
+static T2 void rows_p4(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+                       __m256 *v) {
+    __m256 lo = _mm256_loadu_ps(lut), hi = _mm256_loadu_ps(lut + 8);
+    if (WR == 4)
+        packed4_rows(p, 4, o, x, lo, hi, v);
+    else
+        packed4_rows(p, 1, o, x, lo, hi, v);
 }
 
-const mq_kernel_ops_t mq_kernels_avx2_ops = {MQ_ISA_AVX2, avx2_rows, NULL};
+INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const float *lut, const float *x,
+                      float *y, int o0, int o1) {
+    __m256 v[8];
+    float t[8];
+    for (int o = o0; o < o1; o += 8) {
+        int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
+        for (; k + 4 <= cnt; k += 4)
+            fn(p, 4, o + k, x, lut, v + k);
+        for (; k < cnt; k++)
+            fn(p, 1, o + k, x, lut, v + k);
+        for (; k < 8; k++)
+            v[k] = _mm256_setzero_ps();
+        _mm256_storeu_ps(t, hsum8(v));
+        for (k = 0; k < cnt; k++)
+            y[o + k] = t[k];
+    }
+}
+
+void T2 mq_kavx2_dot_q8_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q8, NULL, x, y, o0, o1);
+}
+
+void T2 mq_kavx2_dot_q4_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q4, NULL, x, y, o0, o1);
+}
+
+/* Packed codes: 4-bit grids with groups of whole 16s run fused; other widths and groups go
+ * through the scalar reference. */
+void T2 mq_kavx2_dot_packed(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    if (p->scheme.bits != 4 || p->group % 16) {
+        mq_kscalar_dot(p, x, y, o0, o1);
+        return;
+    }
+    /* the grid's value of each of the 16 fields, read by the format's own row reader */
+    static const uint8_t fields[8] = {0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe};
+    float t[16];
+    p->format->values_row(fields, &p->scheme, 16, t);
+    dot_8s(p, rows_p4, t, x, y, o0, o1);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * several x rows: dequantized rows against x transposed */
+
+INLINE T2 void deq_tile(int WR, int K, const float *wb, int C, const float *xt, int ldt, int n0,
+                        float *y, int OC, int N, int o) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+#pragma GCC unroll 2
+        for (int k = 0; k < K; k++)
+            acc[w][k] = _mm256_setzero_ps();
+    for (int i = 0; i < C; i++) {
+        const float *xr = xt + (size_t)i * ldt + n0;
+        __m256 xv[2];
+#pragma GCC unroll 2
+        for (int k = 0; k < K; k++)
+            xv[k] = _mm256_loadu_ps(xr + 8 * k);
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            __m256 wv = _mm256_broadcast_ss(wb + (size_t)w * C + i);
+#pragma GCC unroll 2
+            for (int k = 0; k < K; k++)
+                acc[w][k] = _mm256_fmadd_ps(wv, xv[k], acc[w][k]);
+        }
+    }
+    float t[8];
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+#pragma GCC unroll 2
+        for (int k = 0; k < K; k++) {
+            _mm256_storeu_ps(t, acc[w][k]);
+            int n = n0 + 8 * k, cnt = N - n < 8 ? N - n : 8;
+            for (int l = 0; l < cnt; l++)
+                y[(size_t)(n + l) * OC + o + w] = t[l];
+        }
+}
+
+#define DEQ_FN(WR, K)                                                                              \
+    static T2 void deq_##WR##_##K(const float *wb, int C, const float *xt, int ldt, int n0,       \
+                                  float *y, int OC, int N, int o) {                                \
+        deq_tile(WR, K, wb, C, xt, ldt, n0, y, OC, N, o);                                          \
+    }
+DEQ_FN(1, 1)
+DEQ_FN(1, 2)
+DEQ_FN(4, 1)
+DEQ_FN(4, 2)
+typedef void (*deq_fn)(const float *wb, int C, const float *xt, int ldt, int n0, float *y, int OC,
+                       int N, int o);
+static const deq_fn DEQ_TILES[2][2] = {{deq_1_1, deq_1_2}, {deq_4_1, deq_4_2}};
+
+void T2 mq_kavx2_gemm_deq(const mq_qweight_t *p, const float *xt, int ldt, int N, float *y, int o0,
+                          int o1, float *wb) {
+    int C = p->cols, OC = p->rows, nr = o1 - o0;
+    (void)nr;
+    for (int o = o0; o < o1; o++)
+        mq_qweight_dequantize_row(p, o, wb + (size_t)(o - o0) * C);
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        int K = N - n0 > 8 ? 2 : 1, o = o0;
+        for (; o + 4 <= o1; o += 4)
+            DEQ_TILES[1][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, y, OC, N, o);
+        for (; o < o1; o++)
+            DEQ_TILES[0][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, y, OC, N, o);
+    }
+}

@@ -1,27 +1,27 @@
 /* miniquant: the AVX-512 fused kernels (AVX512 F/BW/VL/DQ; the int8-activation ones also VNNI).
  *
  * Every function carries its own target attribute, so a portable build holds these kernels and
- * the dispatcher runs them only on a CPU that has the instructions.
+ * the dispatcher runs them only on a CPU that has the instructions. They read the weight's
+ * stored rows (quant.h) as they are.
  *
- * Panels (int8 codes, 4-bit indices; kernels.h): the 16 lanes are 16 output rows, so results
- * need no horizontal sums and a scale block's 16 scales are one vector. Column k of a 64-byte
- * chunk is a shift or two away: int8 codes by shifting byte k of each lane to the top and back
- * (arithmetic), 4-bit indices by one shift, after which vpermps on the 16-entry table reads the
- * low 4 bits of each lane. One x row (decode): per scale block four chains of column products
- * against x broadcast, their sum times the 16 scales. Several x rows (prompt): the weights of a
- * column times their scales once, then one FMA per x row, up to 16 x rows.
+ * One x row (decode): per output row 16-lane partial sums over the columns, 4 rows sharing each
+ * load of x, 16 rows reduced together at the end. Halves are converted 16 at a time; ggml's
+ * Q8_0 blocks sign-extend their 32 codes, Q4_0 blocks split their 16 bytes into low and high
+ * nibbles whose values come from a 16-entry table (vpermps); miniquant's 4-bit packed codes
+ * (two per byte, in column order) are interleaved back into column order first and read from
+ * the grid's table (int: u - 8, nf4: the codebook). The block's sum is multiplied by its scale.
  *
- * Halves (fp16, row-major as stored): per output row 16-lane partial sums, 4 rows sharing each
- * load of x, 16 rows reduced together (decode); tiles of 2 output rows x up to 8 x rows
- * (prompt), each 16 weights converted once per tile.
+ * Several x rows (prompt): F16 runs tiles of 2 output rows x up to 8 x rows on row-major
+ * halves; every other format is dequantized row by row into a buffer (the exact values v * s)
+ * and multiplied with x transposed, 16 x rows in the lanes, 4 output rows x up to 64 x rows per
+ * tile, each output one FMA chain over the columns in order.
  *
- * Int8 activations (VNNI): vpdpbusd multiplies unsigned by signed bytes, so the weights enter
- * with an offset (int8 code + 128, 4-bit index = code + 8) and a correction computed from x
- * alone (kernels_isa.h) starts each block's integer sum. One vpdpbusd takes 4 columns of the 16
- * rows against 4 broadcast activations; one conversion and multiply per 64 columns serves all
- * 16 rows. */
+ * Int8 activations (VNNI): vpdpbusd multiplies unsigned by signed bytes, so Q8_0 codes enter
+ * with an offset of 128 and Q4_0 nibbles as they are (code + 8); the offset times the sum of
+ * the block's activations is taken back from the block's integer sum. */
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels_isa.h"
@@ -67,13 +67,13 @@ INLINE T512 __m512 h16_tail(const mq_fp16_t *row, int h, __mmask16 m) {
 
 /* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR. Each 16 of x is loaded
  * once for the WR rows (x is read from cache 4 bytes per weight otherwise); two chains per row. */
-INLINE T512 void f16_rows(const mq_qpacked_t *p, int WR, int o, const float *x, __m512 *v) {
+INLINE T512 void f16_rows(const mq_qweight_t *p, int WR, int o, const float *x, __m512 *v) {
     int C = p->cols, nh = C / 16, tail = C % 16;
     const mq_fp16_t *row[4];
     __m512 g0[4], g1[4];
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
-        row[w] = p->f16 + (size_t)(o + w) * (size_t)C;
+        row[w] = (const mq_fp16_t *)p->data + (size_t)(o + w) * (size_t)C;
         g0[w] = g1[w] = _mm512_setzero_ps();
     }
     int h = 0;
@@ -106,10 +106,10 @@ INLINE T512 void f16_rows(const mq_qpacked_t *p, int WR, int o, const float *x, 
         v[w] = _mm512_add_ps(g0[w], g1[w]);
 }
 
-static T512 void f16_rows_4(const mq_qpacked_t *p, int o, const float *x, __m512 *v) {
+static T512 void f16_rows_4(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
     f16_rows(p, 4, o, x, v);
 }
-static T512 void f16_rows_1(const mq_qpacked_t *p, int o, const float *x, __m512 *v) {
+static T512 void f16_rows_1(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
     f16_rows(p, 1, o, x, v);
 }
 
@@ -131,14 +131,14 @@ INLINE T512 void tile16(int WR, int R, __m512 wv[2], const float *x, int ldx, in
 
 /* v[w * 8 + r] = unreduced dot product of weight row o + w with x row r (x: the tile's first
  * row; rows ldx apart). */
-INLINE T512 void f16_tile(const mq_qpacked_t *p, int WR, int R, const float *x, int ldx, int o,
+INLINE T512 void f16_tile(const mq_qweight_t *p, int WR, int R, const float *x, int ldx, int o,
                           __m512 *v) {
     int C = p->cols, nh = C / 16, tail = C % 16;
     const mq_fp16_t *row[2];
     __m512 acc[2][8], wv[2];
 #pragma GCC unroll 2
     for (int w = 0; w < WR; w++) {
-        row[w] = p->f16 + (size_t)(o + w) * (size_t)C;
+        row[w] = (const mq_fp16_t *)p->data + (size_t)(o + w) * (size_t)C;
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++)
             acc[w][r] = _mm512_setzero_ps();
@@ -164,9 +164,9 @@ INLINE T512 void f16_tile(const mq_qpacked_t *p, int WR, int R, const float *x, 
             v[w * 8 + r] = acc[w][r];
 }
 
-typedef void (*tile_fn)(const mq_qpacked_t *p, const float *x, int ldx, int o, __m512 *v);
+typedef void (*tile_fn)(const mq_qweight_t *p, const float *x, int ldx, int o, __m512 *v);
 #define TILE_FN(R, WR)                                                                             \
-    static T512 void f16_tile_##R##_##WR(const mq_qpacked_t *p, const float *x, int ldx, int o,    \
+    static T512 void f16_tile_##R##_##WR(const mq_qweight_t *p, const float *x, int ldx, int o,    \
                                          __m512 *v) {                                              \
         f16_tile(p, WR, R, x, ldx, o, v);                                                          \
     }
@@ -184,27 +184,29 @@ static const tile_fn F16_TILES[4][2] = {{f16_tile_1_1, f16_tile_1_2},
                                         {f16_tile_4_1, f16_tile_4_2},
                                         {f16_tile_8_1, f16_tile_8_2}};
 
-static T512 void rows_f16(const mq_qpacked_t *p, const float *x, int ldx, int N, const float *bias,
-                          float *y, int o0, int o1) {
+void T512 mq_kavx512_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    __m512 v[16];
+    float t[16];
+    for (int o = o0; o < o1; o += 16) {
+        int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
+        for (; k + 4 <= cnt; k += 4)
+            f16_rows_4(p, o + k, x, v + k);
+        for (; k < cnt; k++)
+            f16_rows_1(p, o + k, x, v + k);
+        for (; k < 16; k++)
+            v[k] = _mm512_setzero_ps();
+        _mm512_storeu_ps(t, hsum16(v));
+        for (k = 0; k < cnt; k++)
+            y[o + k] = t[k];
+    }
+}
+
+void T512 mq_kavx512_gemm_f16(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,
+                              int o0, int o1) {
     // x is (N, C) with rows ldx apart, the weight is (OC, C), y is (N, OC)
     int OC = p->rows;
     __m512 v[16];
     float t[16];
-    if (N == 1) {
-        for (int o = o0; o < o1; o += 16) {
-            int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
-            for (; k + 4 <= cnt; k += 4)
-                f16_rows_4(p, o + k, x, v + k);
-            for (; k < cnt; k++)
-                f16_rows_1(p, o + k, x, v + k);
-            for (; k < 16; k++)
-                v[k] = _mm512_setzero_ps();
-            _mm512_storeu_ps(t, hsum16(v));
-            for (k = 0; k < cnt; k++)
-                y[o + k] = t[k] + (bias ? bias[o + k] : 0.0f);
-        }
-        return;
-    }
     for (int n0 = 0; n0 < N;) {
         int left = N - n0, ri = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0, R = 1 << ri;
         for (int o = o0; o < o1; o += 2) {
@@ -215,260 +217,364 @@ static T512 void rows_f16(const mq_qpacked_t *p, const float *x, int ldx, int N,
             _mm512_storeu_ps(t, hsum16(v));
             for (int w = 0; w < WR; w++)
                 for (int r = 0; r < R; r++)
-                    y[(size_t)(n0 + r) * OC + o + w] = t[w * 8 + r] + (bias ? bias[o + w] : 0.0f);
+                    y[(size_t)(n0 + r) * OC + o + w] = t[w * 8 + r];
         }
         n0 += R;
     }
 }
 
 /* ---------------------------------------------------------------------------------------------
- * panels */
+ * quantized rows, one x row */
 
-/* Columns per 64-byte chunk. */
-#define CPC(fmt) ((fmt) == MQ_KF_Q4 ? 8 : 4)
+INLINE T512 float half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
 
-/* Column k of a chunk's 16 rows, unscaled: int8 code k of each lane (shifted to the top, then
- * arithmetically back), or the table's value of 4-bit index k. */
-INLINE T512 __m512 panel_col(int fmt, __m512i v, int k, __m512 lut) {
-    if (fmt == MQ_KF_Q8) {
-        __m512i c = k == 3 ? v : _mm512_slli_epi32(v, (unsigned)(24 - 8 * k));
-        return _mm512_cvtepi32_ps(_mm512_srai_epi32(c, 24));
+/* Q4_0's values, code = nibble - 8, as a table vpermps reads with the low 4 bits of each lane. */
+INLINE T512 __m512 q4_lut(void) {
+    return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+/* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR, for Q8_0 (q8) or Q4_0
+ * rows, two chains per row. Q4_0: the 16 bytes of a block widened to 16 lanes, whose low nibble
+ * (weights 0-15) and, shifted, high nibble (weights 16-31) index the block's table of values
+ * times d; Q8_0: the codes sign-extended and times d. */
+INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const float *x,
+                             __m512 *v) {
+    int nb = p->cols / MQ_QBLOCK;
+    size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
+    const uint8_t *row[4];
+    __m512 a0[4], a1[4];
+    const __m512 lut = q4_lut();
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        a0[w] = a1[w] = _mm512_setzero_ps();
     }
-    int sh = 8 * (k & 3) + 4 * (k >> 2);
-    return _mm512_permutexvar_ps(sh ? _mm512_srli_epi32(v, (unsigned)sh) : v, lut);
-}
-
-/* The panel's scale blocks as the loops see them: nb blocks of cpb chunks (a whole-row block
- * stops at the last chunk holding a column < C). */
-typedef struct pblocks {
-    int nb, cpb, last;
-} pblocks_t;
-
-INLINE T512 pblocks_t panel_blocks(const mq_qpacked_t *p) {
-    int cpc = CPC(p->fmt), last = (p->cols + cpc - 1) / cpc;
-    if (p->group == p->cols) return (pblocks_t){1, last, last};
-    return (pblocks_t){p->nb, p->group / cpc, last};
-}
-
-INLINE T512 __m512 panel_scales(const mq_qpacked_t *p, int q, int b) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)mq_panel_scale_ptr(p, q, b)));
-}
-
-/* Panel q against one x row: lane r is row 16q + r's dot product. Per scale block four chains
- * of columns, their sum times the 16 scales. */
-INLINE T512 __m512 panel_dot(const mq_qpacked_t *p, int fmt, pblocks_t bl, int q, const float *x,
-                             __m512 lut) {
-    const uint8_t *w = p->panel + (size_t)q * p->panel_bytes;
-    __m512 acc = _mm512_setzero_ps();
-    for (int b = 0; b < bl.nb; b++) {
-        int c = b * bl.cpb, ce = c + bl.cpb < bl.last ? c + bl.cpb : bl.last;
-        __m512 g[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                       _mm512_setzero_ps()};
-        for (; c < ce; c++) {
-            _mm_prefetch((const char *)w + (size_t)c * 64 + PF_BYTES, _MM_HINT_T0);
-            __m512i v = _mm512_loadu_si512(w + (size_t)c * 64);
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++)
-                if (k < CPC(fmt))
-                    g[k & 3] = _mm512_fmadd_ps(panel_col(fmt, v, k, lut),
-                                               _mm512_set1_ps(x[CPC(fmt) * c + k]), g[k & 3]);
+    for (int b = 0; b < nb; b++) {
+        __m512 x0 = _mm512_loadu_ps(x + MQ_QBLOCK * b), x1 = _mm512_loadu_ps(x + MQ_QBLOCK * b + 16);
+        __asm__("" : "+v"(x0), "+v"(x1)); /* one load for every row */
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            _mm_prefetch((const char *)blk + PF_BYTES, _MM_HINT_T0);
+            __m512 d = _mm512_set1_ps(half_at(blk)), c0, c1;
+            if (q8) {
+                c0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                          _mm_loadu_si128((const __m128i *)(blk + 2)))));
+                c1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                          _mm_loadu_si128((const __m128i *)(blk + 18)))));
+            } else {
+                __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+                __m512 ld = _mm512_mul_ps(lut, d);
+                c0 = _mm512_permutexvar_ps(q, ld);
+                c1 = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ld);
+            }
+            a0[w] = _mm512_fmadd_ps(c0, x0, a0[w]);
+            a1[w] = _mm512_fmadd_ps(c1, x1, a1[w]);
         }
-        __m512 sum = _mm512_add_ps(_mm512_add_ps(g[0], g[1]), _mm512_add_ps(g[2], g[3]));
-        acc = _mm512_fmadd_ps(panel_scales(p, q, b), sum, acc);
     }
-    return acc;
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+        v[w] = _mm512_add_ps(a0[w], a1[w]);
 }
 
-/* out[r] = panel q against x rows r < R (ldx apart): a column's weights times their scales
- * once, then one FMA per x row. */
-INLINE T512 void panel_tile(const mq_qpacked_t *p, int fmt, pblocks_t bl, int R, int q,
-                            const float *x, int ldx, __m512 lut, __m512 *out) {
-    const uint8_t *w = p->panel + (size_t)q * p->panel_bytes;
-    __m512 acc[16];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; r++)
-        acc[r] = _mm512_setzero_ps();
-    for (int b = 0; b < bl.nb; b++) {
-        __m512 s = panel_scales(p, q, b);
-        int c = b * bl.cpb, ce = c + bl.cpb < bl.last ? c + bl.cpb : bl.last;
-        for (; c < ce; c++) {
-            __m512i v = _mm512_loadu_si512(w + (size_t)c * 64);
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) {
-                if (k >= CPC(fmt)) break;
-                __m512 wk = _mm512_mul_ps(panel_col(fmt, v, k, lut), s);
-#pragma GCC unroll 16
-                for (int r = 0; r < R; r++)
-                    acc[r] = _mm512_fmadd_ps(
-                        wk, _mm512_set1_ps(x[(size_t)r * ldx + CPC(fmt) * c + k]), acc[r]);
+/* The same for 4-bit packed codes (two per byte, column order) with side scales per group of g
+ * columns, g a multiple of 32. xd is x de-interleaved per 32 columns (even columns, then odd):
+ * the low nibbles of 16 bytes are the even weights, the high ones the odd. */
+INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *xd, __m512 lut,
+                              __m512 *v) {
+    int C = p->cols, g = p->group, nb = C / g, tensor = p->scheme.gran == MQ_QG_TENSOR;
+    const uint8_t *row[4];
+    const mq_fp16_t *sc[4];
+    __m512 a0[4], a1[4];
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        sc[w] = mq_qweight_row_scales(p, o + w);
+        a0[w] = a1[w] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        __m512 ls[4];
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++)
+            ls[w] = _mm512_mul_ps(lut, _mm512_set1_ps(_cvtsh_ss(tensor ? sc[w][0] : sc[w][b])));
+        for (int c = b * g; c < (b + 1) * g; c += 32) {
+            __m512 x0 = _mm512_loadu_ps(xd + c), x1 = _mm512_loadu_ps(xd + c + 16);
+            __asm__("" : "+v"(x0), "+v"(x1));
+#pragma GCC unroll 4
+            for (int w = 0; w < WR; w++) {
+                const uint8_t *by = row[w] + c / 2;
+                _mm_prefetch((const char *)by + PF_BYTES, _MM_HINT_T0);
+                __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)by));
+                a0[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, ls[w]), x0, a0[w]);
+                a1[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ls[w]), x1,
+                                        a1[w]);
             }
         }
     }
-#pragma GCC unroll 16
-    for (int r = 0; r < R; r++)
-        out[r] = acc[r];
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+        v[w] = _mm512_add_ps(a0[w], a1[w]);
 }
 
-/* [Q4][x rows: 1, 2, 4, 8, 16]; R = 0 is the one-row dot product. */
-typedef void (*panel_fn)(const mq_qpacked_t *p, pblocks_t bl, int q, const float *x, int ldx,
-                         __m512 *out);
-#define PANEL_FN(F, R)                                                                             \
-    static T512 void panel_##F##_##R(const mq_qpacked_t *p, pblocks_t bl, int q, const float *x,   \
-                                     int ldx, __m512 *out) {                                       \
-        __m512 lut = _mm512_loadu_ps(p->lut);                                                      \
-        if (R == 0)                                                                                \
-            out[0] = panel_dot(p, MQ_KF_##F, bl, q, x, lut);                                       \
+/* The dot kernels over 16 rows at a time: 4 rows per call of the row functions, then one
+ * reduction of the 16. */
+typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,
+                        __m512 *v);
+
+#define ROWS_FN(NAME, CALL)                                                                        \
+    static T512 void NAME(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,      \
+                          __m512 *v) {                                                             \
+        (void)lut;                                                                                 \
+        if (WR == 4)                                                                               \
+            CALL(4);                                                                               \
         else                                                                                       \
-            panel_tile(p, MQ_KF_##F, bl, R, q, x, ldx, lut, out);                                  \
+            CALL(1);                                                                               \
     }
-PANEL_FN(Q8, 0)
-PANEL_FN(Q8, 2)
-PANEL_FN(Q8, 4)
-PANEL_FN(Q8, 8)
-PANEL_FN(Q8, 16)
-PANEL_FN(Q4, 0)
-PANEL_FN(Q4, 2)
-PANEL_FN(Q4, 4)
-PANEL_FN(Q4, 8)
-PANEL_FN(Q4, 16)
-static const panel_fn PANELS[2][5] = {
-    {panel_Q8_0, panel_Q8_2, panel_Q8_4, panel_Q8_8, panel_Q8_16},
-    {panel_Q4_0, panel_Q4_2, panel_Q4_4, panel_Q4_8, panel_Q4_16}};
+#define Q8_CALL(WR) blocks_rows(p, 1, WR, o, x, v)
+#define Q4_CALL(WR) blocks_rows(p, 0, WR, o, x, v)
+#define P4_CALL(WR) packed4_rows(p, WR, o, x, lut, v)
+ROWS_FN(rows_q8, Q8_CALL)
+ROWS_FN(rows_q4, Q4_CALL)
+ROWS_FN(rows_p4, P4_CALL)
 
-/* y[16q .. 16q+15] = v + bias, the rows that exist. */
-INLINE T512 void panel_store(const mq_qpacked_t *p, int q, __m512 v, const float *bias, float *y) {
-    int left = p->rows - 16 * q;
-    __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
-    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + 16 * q));
-    _mm512_mask_storeu_ps(y + 16 * q, m, v);
+INLINE T512 void dot_16s(const mq_qweight_t *p, rows_fn fn, __m512 lut, const float *x, float *y,
+                         int o0, int o1) {
+    __m512 v[16];
+    float t[16];
+    for (int o = o0; o < o1; o += 16) {
+        int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
+        for (; k + 4 <= cnt; k += 4)
+            fn(p, 4, o + k, x, lut, v + k);
+        for (; k < cnt; k++)
+            fn(p, 1, o + k, x, lut, v + k);
+        for (; k < 16; k++)
+            v[k] = _mm512_setzero_ps();
+        _mm512_storeu_ps(t, hsum16(v));
+        for (k = 0; k < cnt; k++)
+            y[o + k] = t[k];
+    }
 }
 
-static T512 void rows_panels(const mq_qpacked_t *p, const float *x, int ldx, int N,
-                             const float *bias, float *y, int o0, int o1) {
-    int OC = p->rows, q0 = o0 / 16, q1 = (o1 + 15) / 16, q4 = p->fmt == MQ_KF_Q4;
-    pblocks_t bl = panel_blocks(p);
-    __m512 out[16];
-    for (int n0 = 0; n0 < N;) {
-        int left = N - n0, ri = left >= 16 ? 4 : left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
-        int R = 1 << ri;
-        for (int q = q0; q < q1; q++) {
-            PANELS[q4][ri](p, bl, q, x + (size_t)n0 * ldx, ldx, out);
-            for (int r = 0; r < R; r++)
-                panel_store(p, q, out[r], bias, y + (size_t)(n0 + r) * OC);
+void T512 mq_kavx512_dot_q8_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q8, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+void T512 mq_kavx512_dot_q4_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q4, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+/* The grid's value of each of the 16 fields of a 4-bit packed weight, read by the format's own
+ * row reader. */
+INLINE T512 __m512 packed4_lut(const mq_qweight_t *p) {
+    static const uint8_t fields[8] = {0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe};
+    float t[16];
+    p->format->values_row(fields, &p->scheme, 16, t);
+    return _mm512_loadu_ps(t);
+}
+
+/* Packed codes: 4-bit grids whose groups are whole 32s run fused (x de-interleaved once per
+ * call); other widths and groups go through the scalar reference. */
+void T512 mq_kavx512_dot_packed(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    int C = p->cols;
+    if (p->scheme.bits != 4 || p->group % 32) {
+        mq_kscalar_dot(p, x, y, o0, o1);
+        return;
+    }
+    float *xd = malloc((size_t)C * sizeof *xd);
+    if (!xd) {
+        mq_kscalar_dot(p, x, y, o0, o1);
+        return;
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (int c = 0; c < C; c += 32) {
+        __m512 a = _mm512_loadu_ps(x + c), b = _mm512_loadu_ps(x + c + 16);
+        _mm512_storeu_ps(xd + c, _mm512_permutex2var_ps(a, even, b));
+        _mm512_storeu_ps(xd + c + 16, _mm512_permutex2var_ps(a, odd, b));
+    }
+    dot_16s(p, rows_p4, packed4_lut(p), xd, y, o0, o1);
+    free(xd);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * dequantized rows, exactly the reference's values v * s */
+
+/* Row r of a Q8_0 / Q4_0 weight, or of a 4-bit packed one whose groups are whole 32s, into y;
+ * other formats through their row's dequantize_row. */
+static T512 void deq_row(const mq_qweight_t *p, int r, float *y) {
+    int C = p->cols, nb = C / MQ_QBLOCK;
+    const uint8_t *row = p->data + (size_t)r * p->row_bytes;
+    const mq_format_t *f = p->format;
+    if (f->block && f->block_bytes == MQ_Q4_0_BYTES) {
+        const __m512 lut = q4_lut();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * MQ_Q4_0_BYTES;
+            __m512 ld = _mm512_mul_ps(lut, _mm512_set1_ps(half_at(blk)));
+            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+            _mm512_storeu_ps(y + MQ_QBLOCK * b, _mm512_permutexvar_ps(q, ld));
+            _mm512_storeu_ps(y + MQ_QBLOCK * b + 16,
+                             _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ld));
         }
-        n0 += R;
+    } else if (f->block && f->block_bytes == MQ_Q8_0_BYTES) {
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * MQ_Q8_0_BYTES;
+            __m512 d = _mm512_set1_ps(half_at(blk));
+            for (int h = 0; h < 2; h++)
+                _mm512_storeu_ps(y + MQ_QBLOCK * b + 16 * h,
+                                 _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                                   (const __m128i *)(blk + 2 + 16 * h)))),
+                                               d));
+        }
+    } else if (f->side_scales && p->scheme.bits == 4 && p->group % 32 == 0) {
+        const __m512 lut = packed4_lut(p);
+        const __m512i lo_idx =
+            _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
+        const mq_fp16_t *sc = mq_qweight_row_scales(p, r);
+        int tensor = p->scheme.gran == MQ_QG_TENSOR;
+        for (int c = 0; c < C; c += 32) {
+            __m512 ls = _mm512_mul_ps(lut, _mm512_set1_ps(_cvtsh_ss(sc[tensor ? 0 : c / p->group])));
+            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + c / 2)));
+            __m512 ev = _mm512_permutexvar_ps(q, ls), od = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ls);
+            _mm512_storeu_ps(y + c, _mm512_permutex2var_ps(ev, lo_idx, od));
+            _mm512_storeu_ps(y + c + 16, _mm512_permutex2var_ps(ev, hi_idx, od));
+        }
+    } else {
+        mq_qweight_dequantize_row(p, r, y);
     }
 }
 
-static T512 void avx512_rows(const mq_qpacked_t *p, const float *x, int ldx, int N,
-                             const float *bias, float *y, int o0, int o1) {
-    if (p->fmt == MQ_KF_F16)
-        rows_f16(p, x, ldx, N, bias, y, o0, o1);
-    else
-        rows_panels(p, x, ldx, N, bias, y, o0, o1);
+/* ---------------------------------------------------------------------------------------------
+ * several x rows: dequantized rows against x transposed */
+
+/* t[w * 64 + n - n0] for output rows w < WR of wb (rows C floats apart) and x rows n0 + 16 k ..,
+ * k < K: each one FMA chain over the columns in order. */
+INLINE T512 void deq_tile(int WR, int K, const float *wb, int C, const float *xt, int ldt, int n0,
+                          float *t) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+#pragma GCC unroll 4
+        for (int k = 0; k < K; k++)
+            acc[w][k] = _mm512_setzero_ps();
+    for (int i = 0; i < C; i++) {
+        const float *xr = xt + (size_t)i * ldt + n0;
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < K; k++)
+            xv[k] = _mm512_loadu_ps(xr + 16 * k);
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            __m512 wv = _mm512_set1_ps(wb[(size_t)w * C + i]);
+#pragma GCC unroll 4
+            for (int k = 0; k < K; k++)
+                acc[w][k] = _mm512_fmadd_ps(wv, xv[k], acc[w][k]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+#pragma GCC unroll 4
+        for (int k = 0; k < K; k++)
+            _mm512_storeu_ps(t + w * 64 + 16 * k, acc[w][k]);
+}
+
+#define DEQ_FN(WR, K)                                                                              \
+    static T512 void deq_##WR##_##K(const float *wb, int C, const float *xt, int ldt, int n0,     \
+                                    float *t) {                                                    \
+        deq_tile(WR, K, wb, C, xt, ldt, n0, t);                                                    \
+    }
+DEQ_FN(1, 1)
+DEQ_FN(1, 2)
+DEQ_FN(1, 3)
+DEQ_FN(1, 4)
+DEQ_FN(4, 1)
+DEQ_FN(4, 2)
+DEQ_FN(4, 3)
+DEQ_FN(4, 4)
+typedef void (*deq_fn)(const float *wb, int C, const float *xt, int ldt, int n0, float *t);
+/* [4 output rows][vectors of x rows - 1] */
+static const deq_fn DEQ_TILES[2][4] = {{deq_1_1, deq_1_2, deq_1_3, deq_1_4},
+                                       {deq_4_1, deq_4_2, deq_4_3, deq_4_4}};
+
+void T512 mq_kavx512_gemm_deq(const mq_qweight_t *p, const float *xt, int ldt, int N, float *y,
+                              int o0, int o1, float *wb) {
+    int C = p->cols, OC = p->rows;
+    for (int o = o0; o < o1; o++)
+        deq_row(p, o, wb + (size_t)(o - o0) * C);
+    /* 64 x rows at a time, so that their columns stay in cache across the output rows; the
+     * outputs of 16 rows gathered in t and written to y a row of 16 at a time */
+    float t[16 * 64];
+    for (int n0 = 0; n0 < N; n0 += 64) {
+        int K = (N - n0 + 15) / 16, nn = N - n0 < 64 ? N - n0 : 64;
+        if (K > 4) K = 4;
+        for (int o16 = o0; o16 < o1; o16 += 16) {
+            int oe = o16 + 16 < o1 ? o16 + 16 : o1, o = o16;
+            for (; o + 4 <= oe; o += 4)
+                DEQ_TILES[1][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, t + (o - o16) * 64);
+            for (; o < oe; o++)
+                DEQ_TILES[0][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, t + (o - o16) * 64);
+            for (int n = 0; n < nn; n++)
+                for (int j = 0; j < oe - o16; j++)
+                    y[(size_t)(n0 + n) * OC + o16 + j] = t[j * 64 + n];
+        }
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------
  * int8 activations (VNNI) */
 
-/* 4 activations as one int32, broadcast. */
-INLINE T512V __m512i bcast4(const int8_t *x) {
-    int32_t v;
-    memcpy(&v, x, sizeof v);
-    return _mm512_set1_epi32(v);
-}
-
-/* out[r] = panel q against x rows n0 + r, r < R. Per 64-column block j and x row: an integer
- * sum over 16 vpdpbusd (4 columns of the 16 rows each, in 4 chains) started by the correction,
- * converted and times sx[j]; per scale block that sum times the 16 rows' scales. */
-INLINE T512V void a8_panel(const mq_qpacked_t *p, int fmt, int R, const mq_a8_t *xa, int n0, int q,
-                           __m512 *out) {
-    enum { CH = 4 };
-    int nblk = xa->nblk, whole = p->group == p->cols;
-    int per = whole ? nblk : p->group / 64, ng = whole ? 1 : p->nb;
-    const uint8_t *w = p->panel + (size_t)q * p->panel_bytes;
-    const __m512i nib = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
-    __m512 acc[4], g[4];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-        acc[r] = _mm512_setzero_ps();
-    for (int b = 0; b < ng; b++) {
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            g[r] = _mm512_setzero_ps();
-        for (int j = b * per; j < (b + 1) * per; j++) {
-            __m512i ia[4][CH];
-            const int8_t *xj[4];
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                size_t k = (size_t)(n0 + r) * nblk + (size_t)j;
-                xj[r] = xa->xq + k * 64;
-                ia[r][0] = _mm512_set1_epi32(xa->csum[k]);
-                ia[r][1] = ia[r][2] = ia[r][3] = _mm512_setzero_si512();
-            }
-            const uint8_t *wj = w + (size_t)j * (fmt == MQ_KF_Q4 ? 512 : 1024);
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; i++) { /* 4 columns each */
-                __m512i u;
-                if (fmt == MQ_KF_Q8) {
-                    if ((i & 3) == 0)
-                        _mm_prefetch((const char *)wj + (size_t)i * 64 + PF_BYTES, _MM_HINT_T0);
-                    u = _mm512_xor_si512(_mm512_loadu_si512(wj + (size_t)i * 64), flip);
-                } else {
-                    __m512i v = _mm512_loadu_si512(wj + (size_t)(i >> 1) * 64);
-                    if ((i & 7) == 0)
-                        _mm_prefetch((const char *)wj + (size_t)(i >> 1) * 64 + PF_BYTES,
-                                     _MM_HINT_T0);
-                    u = _mm512_and_si512((i & 1) ? _mm512_srli_epi16(v, 4) : v, nib);
-                }
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++)
-                    ia[r][i % CH] = _mm512_dpbusd_epi32(ia[r][i % CH], u, bcast4(xj[r] + 4 * i));
-            }
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                __m512i is = _mm512_add_epi32(_mm512_add_epi32(ia[r][0], ia[r][1]),
-                                              _mm512_add_epi32(ia[r][2], ia[r][3]));
-                __m512 sx = _mm512_set1_ps(xa->sx[(size_t)(n0 + r) * nblk + j]);
-                g[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sx, g[r]);
-            }
+/* Row o against x row n: per 32-block an integer dot product of the unsigned weights (code +
+ * off) with xq, the offset taken back, times sx and the block's d. */
+INLINE T512V float a8_row(const mq_qweight_t *p, int q8, int o, const mq_a8_t *xa, int n) {
+    int nb = p->cols / MQ_QBLOCK;
+    size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
+    const uint8_t *row = p->data + (size_t)o * p->row_bytes;
+    const int8_t *xq = xa->xq + (size_t)n * xa->nblk * MQ_QBLOCK;
+    const float *sx = xa->sx + (size_t)n * xa->nblk;
+    const int32_t *xs = xa->xsum + (size_t)n * xa->nblk;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const __m128i lo4 = _mm_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = row + (size_t)b * bb;
+        __m256i u;
+        if (q8) {
+            u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), flip);
+        } else {
+            __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+            u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), _mm_and_si128(q, lo4));
         }
-        __m512 s = panel_scales(p, q, b);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            acc[r] = _mm512_fmadd_ps(s, g[r], acc[r]);
+        __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u,
+                                        _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
+        /* the 8 partial sums, less the offset, as one float lane each; summed at the end */
+        int off = q8 ? 128 : 8;
+        __m256 f = _mm256_cvtepi32_ps(d);
+        float corr = (float)(-off * xs[b]);
+        f = _mm256_add_ps(f, _mm256_setr_ps(corr, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(sx[b] * half_at(blk)), f, acc);
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-        out[r] = acc[r];
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
 }
 
-typedef void (*a8_fn)(const mq_qpacked_t *p, const mq_a8_t *xa, int n0, int q, __m512 *out);
-#define A8_FN(F, R)                                                                                \
-    static T512V void a8_##F##_##R(const mq_qpacked_t *p, const mq_a8_t *xa, int n0, int q,        \
-                                   __m512 *out) {                                                  \
-        a8_panel(p, MQ_KF_##F, R, xa, n0, q, out);                                                 \
-    }
-A8_FN(Q8, 1)
-A8_FN(Q8, 4)
-A8_FN(Q4, 1)
-A8_FN(Q4, 4)
-/* [Q4][x rows: 1, 4] */
-static const a8_fn A8_PANELS[2][2] = {{a8_Q8_1, a8_Q8_4}, {a8_Q4_1, a8_Q4_4}};
-
-static T512V void avx512_a8_rows(const mq_qpacked_t *p, const mq_a8_t *xa, const float *bias,
-                                 float *y, int o0, int o1) {
-    int OC = p->rows, N = xa->N, q0 = o0 / 16, q1 = (o1 + 15) / 16, q4 = p->fmt == MQ_KF_Q4;
-    __m512 out[4];
-    for (int n0 = 0; n0 < N;) {
-        int R = N - n0 >= 4 ? 4 : 1;
-        for (int q = q0; q < q1; q++) {
-            A8_PANELS[q4][R == 4](p, xa, n0, q, out);
-            for (int r = 0; r < R; r++)
-                panel_store(p, q, out[r], bias, y + (size_t)(n0 + r) * OC);
-        }
-        n0 += R;
-    }
+INLINE T512V void a8_rows(const mq_qweight_t *p, int q8, const mq_a8_t *xa, float *y, int o0,
+                          int o1) {
+    int OC = p->rows;
+    for (int n = 0; n < xa->N; n++)
+        for (int o = o0; o < o1; o++)
+            y[(size_t)n * OC + o] = a8_row(p, q8, o, xa, n);
 }
 
-const mq_kernel_ops_t mq_kernels_avx512_ops = {MQ_ISA_AVX512, avx512_rows, avx512_a8_rows};
+void T512V mq_kavx512_a8_q8_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1) {
+    a8_rows(p, 1, xa, y, o0, o1);
+}
+
+void T512V mq_kavx512_a8_q4_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1) {
+    a8_rows(p, 0, xa, y, o0, o1);
+}

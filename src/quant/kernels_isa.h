@@ -1,67 +1,75 @@
-/* miniquant: what each instruction-set file of the fused kernels provides to the dispatcher
- * (kernels.c). Private to src/quant. */
+/* miniquant: the kernels each instruction-set file provides, which the format table
+ * (format.c) names in its rows and the dispatcher (kernels.c) calls. Private to src/quant.
+ *
+ * Contracts (every function computes output rows [o0, o1), without the bias):
+ *   dot    y[o] = row o of w . x, one x row (C floats).
+ *   gemm   y[n * OC + o] = row o of w . x row n, for n < N; x rows ldx floats apart.
+ *   a8     y[n * OC + o] from the quantized x rows of xa (int8 activations).
+ * The generic prompt path of an ISA (mq_k<isa>_gemm_deq) takes any format: it dequantizes rows
+ * with the row's dequantize_row into a per-thread buffer and reads x transposed (xt: C rows of
+ * ldt floats, column n of row i being x[n][i]; ldt a multiple of 16, padded with zeros), so
+ * that the 16 lanes of a vector are 16 x rows. */
 #ifndef MINIQUANT_KERNELS_ISA_H
 #define MINIQUANT_KERNELS_ISA_H
 
 #include <stdint.h>
 
 #include "miniquant/kernels.h"
+#include "miniquant/quant.h"
 
-/* Output rows handled by one call, shared out among the threads: a multiple of 16, so that a
- * call covers whole panels and whole sets of accumulators. */
+#define MQ_QBLOCK 32       /* weights per Q8_0 / Q4_0 block */
+#define MQ_Q8_0_BYTES 34   /* ggml's block_q8_0: FP16 d, 32 int8 codes */
+#define MQ_Q4_0_BYTES 18   /* ggml's block_q4_0: FP16 d, 16 bytes of nibbles */
+
+/* Output rows handled by one call of a kernel, shared out among the threads: a multiple of 16. */
 #define MQ_KROWS 32
 
 /* x quantized for the int8-activation mode, built once per forward by kernels.c. Each x row has
- * nblk blocks of 64 columns (the last padded with zeros); block k = n * nblk + j holds
- *   xq    64 int8 codes, xq = round-half-even(x * 127 / max|x_block|), in column order,
+ * nblk blocks of 32 columns (the last padded with zeros); block k = n * nblk + j holds
+ *   xq    32 int8 codes, xq = round-half-even(x * 127 / max|x_block|), in column order,
  *   sx    the block's scale, max|x_block| / 127,
- *   csum  -off * (sum of the block's xq), which removes the offset that makes the weights
- *         unsigned for vpdpbusd (off = 128 for int8 codes, 8 for 4-bit indices). */
+ *   xsum  the sum of the block's xq (removes the offset that makes weights unsigned). */
 typedef struct mq_a8 {
     int N, nblk;
-    int8_t *xq;    /* N * nblk * 64 */
-    int32_t *csum; /* N * nblk */
+    int8_t *xq;    /* N * nblk * 32 */
+    int32_t *xsum; /* N * nblk */
     float *sx;     /* N * nblk */
 } mq_a8_t;
 
-/* y rows [o0, o1) of out (N, OC) for FP32 activations x (N rows, ldx apart; for panels ldx is
- * a multiple of 8 and columns C .. ldx hold zeros, as kernels.c arranges). o0 is a multiple of
- * MQ_KROWS. */
-typedef void (*mq_rows_fn)(const mq_qpacked_t *p, const float *x, int ldx, int N, const float *bias,
-                           float *y, int o0, int o1);
-/* The same from quantized activations. */
-typedef void (*mq_a8_rows_fn)(const mq_qpacked_t *p, const mq_a8_t *xa, const float *bias, float *y,
-                              int o0, int o1);
+/* The generic prompt path, from x transposed; wb holds (o1 - o0) * C floats of scratch. */
+typedef void (*mq_gemm_deq_fn)(const mq_qweight_t *w, const float *xt, int ldt, int N, float *y,
+                               int o0, int o1, float *wb);
 
-typedef struct mq_kernel_ops {
-    mq_isa_t isa;
-    mq_rows_fn rows;       /* for p->simd weights (the scalar one takes every weight) */
-    mq_a8_rows_fn a8_rows; /* NULL: no int8-activation mode */
-} mq_kernel_ops_t;
+/* OpenBLAS (F32 weights, every ISA): sgemv for one x row, mq_matmul_forward for several */
+void mq_kblas_forward(const mq_qweight_t *w, const float *bias, float *out, const float *inp,
+                      int N);
 
-extern const mq_kernel_ops_t mq_kernels_scalar_ops;
-extern const mq_kernel_ops_t mq_kernels_avx2_ops;
-extern const mq_kernel_ops_t mq_kernels_avx512_ops;
+/* scalar: the reference, any format (a row buffer it cannot allocate gives NaN outputs) */
+void mq_kscalar_dot(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kscalar_gemm(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
+                     int o1);
+void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
 
-/* The FP16 scales of row o (block b at [b]) as the mq_qweight_t holds them. */
-static inline const mq_fp16_t *mq_kscale_ptr(const mq_qpacked_t *p, int o) {
-    return p->scales + (size_t)o * (size_t)p->scale_stride;
-}
+/* AVX2 */
+void mq_kavx2_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx2_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
+                       int o1);
+void mq_kavx2_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx2_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx2_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx2_gemm_deq(const mq_qweight_t *w, const float *xt, int ldt, int N, float *y, int o0,
+                       int o1, float *wb);
 
-/* The 16 scales of block b of panel q, one per row. */
-static inline const mq_fp16_t *mq_panel_scale_ptr(const mq_qpacked_t *p, int q, int b) {
-    return p->panel_scales + ((size_t)q * (size_t)p->nb + (size_t)b) * 16;
-}
-
-/* The byte holding weight (o, i) in a panel, and the shift to its nibble (MQ_KF_Q4). */
-static inline const uint8_t *mq_panel_byte(const mq_qpacked_t *p, int o, int i, int *shift) {
-    const uint8_t *panel = p->panel + (size_t)(o >> 4) * p->panel_bytes + 4 * (size_t)(o & 15);
-    if (p->fmt == MQ_KF_Q8) {
-        *shift = 0;
-        return panel + (size_t)(i >> 2) * 64 + (size_t)(i & 3);
-    }
-    *shift = (i & 4) ? 4 : 0;
-    return panel + (size_t)(i >> 3) * 64 + (size_t)(i & 3);
-}
+/* AVX-512 */
+void mq_kavx512_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
+                         int o0, int o1);
+void mq_kavx512_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_gemm_deq(const mq_qweight_t *w, const float *xt, int ldt, int N, float *y,
+                         int o0, int o1, float *wb);
+void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
+void mq_kavx512_a8_q4_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
 
 #endif

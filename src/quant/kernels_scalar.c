@@ -1,80 +1,83 @@
-/* miniquant: the portable scalar fused kernels, the reference the SIMD versions are tested
- * against. The summation order is the one documented in miniquant/kernels.h. */
+/* miniquant: the portable scalar kernels, the reference the SIMD versions are tested against.
+ * They read any format through its row (values_row, block_scale); the summation order is the
+ * one documented in miniquant/kernels.h. */
+#include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "kernels_isa.h"
 #include "miniquant/fp16.h"
 
-/* The 4-bit index of weight (o, i) (MQ_KF_Q4). */
-static inline int weight_index(const mq_qpacked_t *p, int o, int i) {
-    int sh;
-    uint8_t b = *mq_panel_byte(p, o, i, &sh);
-    return b >> sh & 15;
-}
-
-/* The signed integer code of weight (o, i) (int grids only). */
-static inline int weight_code(const mq_qpacked_t *p, int o, int i) {
-    int sh;
-    if (p->fmt == MQ_KF_Q8) return (int8_t)*mq_panel_byte(p, o, i, &sh);
-    return weight_index(p, o, i) - 8;
-}
-
-/* The unscaled value of weight (o, i): code, codebook value or half. */
-static inline float weight_value(const mq_qpacked_t *p, int o, int i) {
-    switch (p->fmt) {
-    case MQ_KF_Q8: return (float)weight_code(p, o, i);
-    case MQ_KF_Q4: return p->lut[weight_index(p, o, i)];
-    case MQ_KF_F16: return mq_fp16_to_fp32(p->f16[(size_t)o * p->cols + i]);
-    default: return p->f32[(size_t)o * p->cols + i];
+/* y[n * OC + o] for x rows n < N (ldx apart), rows [o0, o1). */
+static void reference(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
+                      int o1) {
+    int C = w->cols, OC = w->rows, g = w->group, nb = C / g;
+    const mq_format_t *f = w->format;
+    float *v = malloc((size_t)C * sizeof *v);
+    if (!v) { /* out of memory: outputs that cannot pass for results */
+        for (int n = 0; n < N; n++)
+            for (int o = o0; o < o1; o++)
+                y[(size_t)n * OC + o] = NAN;
+        return;
     }
-}
-
-static float block_scale(const mq_qpacked_t *p, int o, int b) {
-    if (p->fmt == MQ_KF_F16 || p->fmt == MQ_KF_F32) return 1.0f;
-    return mq_fp16_to_fp32(mq_panel_scale_ptr(p, o >> 4, b)[o & 15]);
-}
-
-static void scalar_rows(const mq_qpacked_t *p, const float *x, int ldx, int N, const float *bias,
-                        float *y, int o0, int o1) {
-    // x is (N, C) with rows ldx apart, the weight is (OC, C), y is (N, OC)
-    int C = p->cols, OC = p->rows, g = p->group, nb = C / g;
     for (int o = o0; o < o1; o++) {
+        const uint8_t *row = w->data + (size_t)o * w->row_bytes;
+        const mq_fp16_t *sc = mq_qweight_row_scales(w, o);
+        f->values_row(row, &w->scheme, C, v);
         for (int n = 0; n < N; n++) {
             const float *xn = x + (size_t)n * ldx;
             float acc = 0.0f;
             for (int b = 0; b < nb; b++) {
                 float gsum = 0.0f;
                 for (int i = b * g; i < (b + 1) * g; i++)
-                    gsum += weight_value(p, o, i) * xn[i];
-                acc += block_scale(p, o, b) * gsum;
+                    gsum += v[i] * xn[i];
+                acc += f->block_scale(row, sc, g, b) * gsum;
             }
-            y[(size_t)n * OC + o] = acc + (bias ? bias[o] : 0.0f);
+            y[(size_t)n * OC + o] = acc;
         }
     }
+    free(v);
 }
 
-static void scalar_a8_rows(const mq_qpacked_t *p, const mq_a8_t *xa, const float *bias, float *y,
-                           int o0, int o1) {
-    int C = p->cols, OC = p->rows, nblk = xa->nblk;
-    /* a row-wide scale block spans every 64-column block; otherwise group / 64 of them */
-    int per_block = p->group == C ? nblk : p->group / 64;
+void mq_kscalar_dot(const mq_qweight_t *w, const float *x, float *y, int o0, int o1) {
+    reference(w, x, w->cols, 1, y, o0, o1);
+}
+
+void mq_kscalar_gemm(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
+                     int o1) {
+    reference(w, x, ldx, N, y, o0, o1);
+}
+
+void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1) {
+    int C = w->cols, OC = w->rows, nblk = xa->nblk, g = w->group, nb = C / g;
+    int per = g / MQ_QBLOCK; /* 32-column blocks per scale block */
+    const mq_format_t *f = w->format;
+    float *v = malloc((size_t)C * sizeof *v);
+    if (!v) {
+        for (int n = 0; n < xa->N; n++)
+            for (int o = o0; o < o1; o++)
+                y[(size_t)n * OC + o] = NAN;
+        return;
+    }
     for (int o = o0; o < o1; o++) {
+        const uint8_t *row = w->data + (size_t)o * w->row_bytes;
+        const mq_fp16_t *sc = mq_qweight_row_scales(w, o);
+        f->values_row(row, &w->scheme, C, v); /* the integer codes, as floats */
         for (int n = 0; n < xa->N; n++) {
             float acc = 0.0f;
-            for (int b = 0; b * per_block < nblk; b++) {
+            for (int b = 0; b < nb; b++) {
                 float gsum = 0.0f;
-                for (int j = b * per_block; j < (b + 1) * per_block; j++) {
-                    const int8_t *xq = xa->xq + ((size_t)n * nblk + j) * 64;
+                for (int j = b * per; j < (b + 1) * per; j++) {
+                    const int8_t *xq = xa->xq + ((size_t)n * nblk + j) * MQ_QBLOCK;
                     int32_t dot = 0;
-                    for (int i = 0; i < 64 && j * 64 + i < C; i++)
-                        dot += weight_code(p, o, j * 64 + i) * xq[i];
+                    for (int i = 0; i < MQ_QBLOCK; i++)
+                        dot += (int32_t)v[j * MQ_QBLOCK + i] * xq[i];
                     gsum += xa->sx[(size_t)n * nblk + j] * (float)dot;
                 }
-                acc += block_scale(p, o, b) * gsum;
+                acc += f->block_scale(row, sc, g, b) * gsum;
             }
-            y[(size_t)n * OC + o] = acc + (bias ? bias[o] : 0.0f);
+            y[(size_t)n * OC + o] = acc;
         }
     }
+    free(v);
 }
-
-const mq_kernel_ops_t mq_kernels_scalar_ops = {MQ_ISA_SCALAR, scalar_rows, scalar_a8_rows};

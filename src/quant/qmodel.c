@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "miniquant/fp16.h"
+#include "miniquant/gguf.h"
 #include "miniquant/kernels.h"
 #include "miniquant/layers.h"
 
@@ -30,99 +31,151 @@ static int index_of(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
     return -1;
 }
 
-/* The model's forward calls this for every Linear. */
+/* q->model's forward calls this for every Linear. */
 static int qmodel_linear(void *ctx, mq_linear_id_t id, float *out, const float *inp,
                          const float *bias, int N, int C, int OC) {
+    (void)bias, (void)C, (void)OC; /* the layer holds its own copy of the bias */
     mq_qmodel_t *q = ctx;
     int i = index_of(&q->model->cfg, id);
-    if (i < 0 || !q->active[i]) {
-        const float *W = mq_gpt_linear_weight(q->model, id, NULL, NULL, NULL);
-        if (!W) return MQ_ERR_ARG;
-        mq_matmul_forward(out, inp, W, bias, N, C, OC);
-        return MQ_OK;
-    }
+    if (i < 0 || !q->ql[i].w.data) return MQ_ERR_ARG;
     if (q->fused) return mq_qlinear_forward(&q->ql[i], out, inp, N, NULL);
     return mq_qlinear_forward_ref(&q->ql[i], out, inp, N, NULL);
 }
 
-void mq_qmodel_install(mq_qmodel_t *q, mq_gpt_t *m) {
-    q->model = m;
-    /* the fused kernels unless MQ_REFERENCE=1; callers may set q->fused = 0 afterwards. A layer
-     * that cannot be packed here (out of memory) is packed per call instead. */
+void mq_qmodel_ready(mq_qmodel_t *q) {
     q->fused = !mq_kernels_reference_requested();
-    for (int i = 0; q->fused && i < q->n_linear; i++)
-        if (q->active[i]) mq_qlinear_pack(&q->ql[i], NULL);
-    m->linear_fn = qmodel_linear;
-    m->linear_ctx = q;
+    q->model->linear_fn = qmodel_linear;
+    q->model->linear_ctx = q;
 }
 
-static int qmodel_alloc(mq_qmodel_t *q, const mq_gpt_t *m, mq_error_t *err) {
-    q->n_linear = mq_qmodel_n_linear(&m->cfg);
+int mq_qmodel_init(mq_qmodel_t *q, const mq_gpt_config_t *cfg, const mq_scheme_t *s,
+                   mq_error_t *err) {
+    memset(q, 0, sizeof *q);
+    int rc = mq_scheme_check(s, err);
+    if (rc) return rc;
+    q->scheme = *s;
+    q->n_linear = mq_qmodel_n_linear(cfg);
     q->ql = calloc((size_t)q->n_linear, sizeof *q->ql);
     q->active = calloc((size_t)q->n_linear, sizeof *q->active);
-    if (!q->ql || !q->active) {
-        free(q->ql);
-        free(q->active);
+    q->model = calloc(1, sizeof *q->model);
+    if (!q->ql || !q->active || !q->model) {
+        mq_qmodel_free(q);
         return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     }
+    /* the Linear weights' share of the allocation is never written, so its pages are never
+     * touched (calloc maps large blocks on demand) */
+    rc = mq_gpt_init(q->model, cfg, err);
+    if (rc) {
+        free(q->model);
+        q->model = NULL;
+        mq_qmodel_free(q);
+    }
+    return rc;
+}
+
+static int is_linear_weight(int p) {
+    for (int k = 0; k < 4; k++)
+        if (BLOCK_LINEARS[k] == p) return 1;
+    return p == MQ_P_LMW;
+}
+
+int mq_qmodel_set_linear(mq_qmodel_t *q, int i, mq_qweight_t *w, mq_error_t *err) {
+    if (i < 0 || i >= q->n_linear) return mq_error_set(err, MQ_ERR_ARG, "no Linear %d", i);
+    float *bias;
+    int OC, C;
+    mq_gpt_linear_weight(q->model, mq_qmodel_linear_id(&q->model->cfg, i), &bias, &OC, &C);
+    if (w->rows != OC || w->cols != C)
+        return mq_error_set(err, MQ_ERR_ARG, "Linear %d is %d x %d, the weight %d x %d", i, OC, C,
+                            w->rows, w->cols);
+    mq_qlinear_t ql;
+    int rc = mq_qlinear_from_weight(&ql, w, bias, err);
+    if (rc) return rc;
+    mq_qlinear_free(&q->ql[i]);
+    q->ql[i] = ql;
+    q->active[i] = !mq_scheme_is_identity(&ql.w.scheme) || mq_scheme_is_identity(&q->scheme);
     return MQ_OK;
 }
 
-int mq_qmodel_apply(mq_qmodel_t *q, mq_gpt_t *m, const mq_scheme_t *s,
-                    const mq_qmodel_opts_t *opts, mq_error_t *err) {
+/* Linear i of q as the FP32 weight of m, read where it lies. */
+static int borrow_fp32(mq_qmodel_t *q, const mq_gpt_t *m, int i, mq_error_t *err) {
+    int OC, C;
+    const float *W =
+        mq_gpt_linear_weight((mq_gpt_t *)m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
+    mq_scheme_t fp32;
+    mq_qweight_t w;
+    int bad_row;
+    mq_row_fault_t fault;
+    mq_scheme_parse("fp32", &fp32, NULL);
+    int rc = mq_qweight_load(&w, &fp32, mq_format_for(&fp32, C, NULL), OC, C,
+                             (const uint8_t *)W, NULL, 1, &bad_row, &fault, err);
+    if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &w, err);
+    q->active[i] = mq_scheme_is_identity(&q->scheme);
+    return rc;
+}
+
+int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
+                       const mq_qmodel_opts_t *opts, mq_error_t *err) {
     mq_qmodel_opts_t def = {0, -1, 0};
     if (!opts) opts = &def;
-    memset(q, 0, sizeof *q);
-    q->scheme = *s;
-    q->skip_lm_head = opts->skip_lm_head;
-    int rc = qmodel_alloc(q, m, err);
+    int rc = mq_qmodel_init(q, &m->cfg, s, err);
     if (rc) return rc;
+    q->skip_lm_head = opts->skip_lm_head;
+    /* the non-Linear parameters, as this scheme stores them */
+    float **dst = (float **)&q->model->params, *const *src = (float *const *)&m->params;
+    for (int p = 0; p < MQ_NUM_PARAMS; p++)
+        if (!is_linear_weight(p)) memcpy(dst[p], src[p], m->param_sizes[p] * sizeof(float));
+    if (s->family->embeddings_f16 && !opts->keep_embeddings) {
+        size_t n = m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE];
+        float *e = q->model->params.wte; /* wte and wpe are adjacent in the parameter block */
+        for (size_t k = 0; k < n; k++)
+            e[k] = mq_round_fp16(e[k]);
+    }
     for (int i = 0; i < q->n_linear && rc == MQ_OK; i++) {
         int is_head = i == 4 * m->cfg.n_layer;
-        if ((opts->only >= 0 && i != opts->only) || (is_head && opts->skip_lm_head)) continue;
+        if (opts->only == -2 || (opts->only >= 0 && i != opts->only) ||
+            (is_head && opts->skip_lm_head)) {
+            rc = borrow_fp32(q, m, i, err);
+            continue;
+        }
         float *bias;
         int OC, C;
-        const float *W = mq_gpt_linear_weight(m, mq_qmodel_linear_id(&m->cfg, i), &bias, &OC, &C);
-        rc = mq_qlinear_from_linear(&q->ql[i], W, bias, OC, C, s, err);
+        const float *W =
+            mq_gpt_linear_weight((mq_gpt_t *)m, mq_qmodel_linear_id(&m->cfg, i), &bias, &OC, &C);
+        mq_qweight_t w;
+        rc = mq_qweight_quantize(&w, s, W, OC, C, err);
+        if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &w, err);
         if (rc) {
             char name[64];
             mq_qmodel_linear_name(&m->cfg, i, name, sizeof name);
             mq_error_prefix(err, "%s", name);
-        } else {
-            q->active[i] = 1;
         }
     }
     if (rc) {
         mq_qmodel_free(q);
         return rc;
     }
-    if (s->kind != MQ_QK_FP32 && !opts->keep_embeddings) {
-        size_t n = m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE];
-        float *e = m->params.wte; /* wte and wpe are adjacent in the parameter block */
-        for (size_t k = 0; k < n; k++) e[k] = mq_round_fp16(e[k]);
-    }
-    mq_qmodel_install(q, m);
+    mq_qmodel_ready(q);
     return MQ_OK;
 }
 
 void mq_qmodel_free(mq_qmodel_t *q) {
-    if (q->model && q->model->linear_ctx == q) {
-        q->model->linear_fn = NULL;
-        q->model->linear_ctx = NULL;
-    }
-    for (int i = 0; q->ql && i < q->n_linear; i++) {
-        mq_qlinear_unpack(&q->ql[i]);
+    for (int i = 0; q->ql && i < q->n_linear; i++)
         mq_qlinear_free(&q->ql[i]);
+    if (q->model) {
+        mq_gpt_free(q->model);
+        free(q->model);
     }
     free(q->ql);
     free(q->active);
+    mq_gguf_free(q->file);
     memset(q, 0, sizeof *q);
 }
 
 void mq_model_bytes(const mq_gpt_t *m, const mq_qmodel_t *q, mq_model_bytes_t *out) {
     memset(out, 0, sizeof *out);
+    if (q) m = q->model;
     const mq_gpt_config_t *c = &m->cfg;
-    int fp32 = !q || q->scheme.kind == MQ_QK_FP32;
+    int f16_embeddings = q && q->scheme.family->embeddings_f16;
     size_t packed_bits = 0;
     int n = mq_qmodel_n_linear(c);
     for (int i = 0; i < n; i++) {
@@ -142,7 +195,7 @@ void mq_model_bytes(const mq_gpt_t *m, const mq_qmodel_t *q, mq_model_bytes_t *o
         }
     }
     out->embedding =
-        (m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE]) * (fp32 ? sizeof(float) : 2);
+        (m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE]) * (f16_embeddings ? 2 : sizeof(float));
     out->layernorm = (m->param_sizes[MQ_P_LN1W] + m->param_sizes[MQ_P_LN1B] +
                       m->param_sizes[MQ_P_LN2W] + m->param_sizes[MQ_P_LN2B] +
                       m->param_sizes[MQ_P_LNFW] + m->param_sizes[MQ_P_LNFB]) *

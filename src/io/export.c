@@ -2,265 +2,19 @@
  *
  * The exporter starts from the checkpoint's own GGUF (mq_gpt_to_gguf), so that an exported
  * model carries exactly the metadata, tokenizer and tensor names llama.cpp already reads in
- * MiniGPT checkpoints, and replaces only the tensors' types. The loader rebuilds the codes and
- * scales from the blocks and refuses blocks that no miniquant quantizer could have written:
- * evaluating a reloaded file is then evaluating the model that was exported. */
+ * MiniGPT checkpoints, and replaces only the tensors' types. A Linear's tensor is its weight's
+ * bytes as they are (quant.h); the loader takes them as they are too, after checking every row
+ * through its format (format.h): blocks that no miniquant quantizer could have written are
+ * refused, so evaluating a reloaded file is evaluating the model that was exported. */
 #include "miniquant/export.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "miniquant/checkpoint.h"
-
-/* ---------------------------------------------------------------------------------------------
- * how a Linear weight is stored: one row per storage, as ggml's type traits */
-
-typedef struct storage storage_t;
-
-/* What a row decoder needs to say where a bad block is. */
-typedef struct where {
-    const char *file, *tensor;
-    mq_error_t *err;
-} where_t;
-
-struct storage {
-    int type; /* GGUF tensor type */
-    /* 1 when a weight of scheme s with rows of cols inputs is stored this way */
-    int (*fits)(const mq_scheme_t *s, int cols);
-    /* bytes of one stored row; the tensor's ne[0] is cols, or these bytes for packed codes */
-    size_t (*row_bytes)(const mq_scheme_t *s, int cols);
-    int packed;
-    /* row r of w into dst; scratch holds cols bytes */
-    void (*encode_row)(const mq_qweight_t *w, int r, uint8_t *dst, uint8_t *scratch);
-    /* row r of w (allocated, and for packed codes its scales already read) from src */
-    int (*decode_row)(const uint8_t *src, mq_qweight_t *w, int r, uint8_t *scratch,
-                      const where_t *at);
-};
-
-static int qmax_of(const mq_scheme_t *s) {
-    return (1 << (s->bits - 1)) - 1;
-}
-
-/* A 32-block never straddles two scale blocks. */
-static int blocks_fit(const mq_scheme_t *s, int cols) {
-    return cols % MQ_QBLOCK == 0 && (s->gran != MQ_QG_GROUP || s->group % MQ_QBLOCK == 0);
-}
-
-/* Scales miniquant writes are +0 or positive and finite (quant.c). */
-static int scale_ok(mq_fp16_t h) {
-    return (h & 0x8000u) == 0 && (h & 0x7c00u) != 0x7c00u;
-}
-
-static int bad_scale(const where_t *at, int r, int c, mq_fp16_t h) {
-    return mq_error_set(at->err, MQ_ERR_FORMAT,
-                        "%s: tensor %s: row %d, column %d: scale 0x%04x (%g) is negative or not "
-                        "finite",
-                        at->file, at->tensor, r, c, h, (double)mq_fp16_to_fp32(h));
-}
-
-/* -- F32 and F16: the weights themselves -- */
-
-static int fits_f32(const mq_scheme_t *s, int cols) {
-    (void)cols;
-    return s->kind == MQ_QK_FP32;
-}
-static int fits_f16(const mq_scheme_t *s, int cols) {
-    (void)cols;
-    return s->kind == MQ_QK_FP16;
-}
-static size_t row_bytes_f32(const mq_scheme_t *s, int cols) {
-    (void)s;
-    return (size_t)cols * sizeof(float);
-}
-static size_t row_bytes_f16(const mq_scheme_t *s, int cols) {
-    (void)s;
-    return (size_t)cols * sizeof(mq_fp16_t);
-}
-static void encode_f32(const mq_qweight_t *w, int r, uint8_t *dst, uint8_t *scratch) {
-    (void)scratch;
-    memcpy(dst, w->full + (size_t)r * w->cols, (size_t)w->cols * sizeof(float));
-}
-static void encode_f16(const mq_qweight_t *w, int r, uint8_t *dst, uint8_t *scratch) {
-    (void)scratch;
-    memcpy(dst, w->half + (size_t)r * w->cols, (size_t)w->cols * sizeof(mq_fp16_t));
-}
-static int decode_f32(const uint8_t *src, mq_qweight_t *w, int r, uint8_t *scratch,
-                      const where_t *at) {
-    (void)scratch;
-    (void)at;
-    memcpy(w->full + (size_t)r * w->cols, src, (size_t)w->cols * sizeof(float));
-    return MQ_OK;
-}
-static int decode_f16(const uint8_t *src, mq_qweight_t *w, int r, uint8_t *scratch,
-                      const where_t *at) {
-    (void)scratch;
-    (void)at;
-    memcpy(w->half + (size_t)r * w->cols, src, (size_t)w->cols * sizeof(mq_fp16_t));
-    return MQ_OK;
-}
-
-/* -- Q8_0 and Q4_0: each 32-block carries the scale of its group, row or tensor -- */
-
-static int fits_q8_0(const mq_scheme_t *s, int cols) {
-    return s->kind == MQ_QK_INT && s->bits == 8 && blocks_fit(s, cols);
-}
-static int fits_q4_0(const mq_scheme_t *s, int cols) {
-    return s->kind == MQ_QK_INT && s->bits == 4 && blocks_fit(s, cols);
-}
-static size_t row_bytes_q8_0(const mq_scheme_t *s, int cols) {
-    (void)s;
-    return (size_t)(cols / MQ_QBLOCK) * MQ_Q8_0_BLOCK_BYTES;
-}
-static size_t row_bytes_q4_0(const mq_scheme_t *s, int cols) {
-    (void)s;
-    return (size_t)(cols / MQ_QBLOCK) * MQ_Q4_0_BLOCK_BYTES;
-}
-
-static void encode_blocks(const mq_qweight_t *w, int r, uint8_t *dst, int q8) {
-    int nb = w->cols / MQ_QBLOCK;
-    const int8_t *codes = w->codes + (size_t)r * w->cols;
-    for (int b = 0; b < nb; b++) {
-        mq_fp16_t d = w->scales[mq_qweight_scale_index(w, r, b * MQ_QBLOCK)];
-        if (q8)
-            mq_q8_0_encode(codes + b * MQ_QBLOCK, &d, 1, dst + b * MQ_Q8_0_BLOCK_BYTES);
-        else
-            mq_q4_0_encode(codes + b * MQ_QBLOCK, &d, 1, dst + b * MQ_Q4_0_BLOCK_BYTES);
-    }
-}
-static void encode_q8_0(const mq_qweight_t *w, int r, uint8_t *dst, uint8_t *scratch) {
-    (void)scratch;
-    encode_blocks(w, r, dst, 1);
-}
-static void encode_q4_0(const mq_qweight_t *w, int r, uint8_t *dst, uint8_t *scratch) {
-    (void)scratch;
-    encode_blocks(w, r, dst, 0);
-}
-
-/* Whether block b of row r is the first of its scale block in reading order: the blocks are
- * read row by row, so a later block must repeat the scale the first one recorded. */
-static int first_of_scale(const mq_scheme_t *s, int r, int b) {
-    switch (s->gran) {
-    case MQ_QG_TENSOR: return r == 0 && b == 0;
-    case MQ_QG_CHANNEL: return b == 0;
-    default: return (b * MQ_QBLOCK) % s->group == 0;
-    }
-}
-
-static const char *gran_word(const mq_scheme_t *s) {
-    switch (s->gran) {
-    case MQ_QG_TENSOR: return "tensor";
-    case MQ_QG_CHANNEL: return "row";
-    default: return "group";
-    }
-}
-
-static int decode_blocks(const uint8_t *src, mq_qweight_t *w, int r, const where_t *at, int q8) {
-    const mq_scheme_t *s = &w->scheme;
-    int nb = w->cols / MQ_QBLOCK, qmax = qmax_of(s);
-    int8_t *codes = w->codes + (size_t)r * w->cols;
-    for (int b = 0; b < nb; b++) {
-        mq_fp16_t d;
-        int8_t *c = codes + b * MQ_QBLOCK;
-        if (q8)
-            mq_q8_0_decode(src + (size_t)b * MQ_Q8_0_BLOCK_BYTES, 1, c, &d);
-        else
-            mq_q4_0_decode(src + (size_t)b * MQ_Q4_0_BLOCK_BYTES, 1, c, &d);
-        if (!scale_ok(d)) return bad_scale(at, r, b * MQ_QBLOCK, d);
-        for (int j = 0; j < MQ_QBLOCK; j++)
-            if (c[j] < -qmax || c[j] > qmax)
-                return mq_error_set(at->err, MQ_ERR_FORMAT,
-                                    "%s: tensor %s: row %d, column %d: code %d is outside "
-                                    "[-%d, %d], the grid of %s",
-                                    at->file, at->tensor, r, b * MQ_QBLOCK + j, c[j], qmax, qmax,
-                                    s->name);
-        mq_fp16_t *slot = &w->scales[mq_qweight_scale_index(w, r, b * MQ_QBLOCK)];
-        if (first_of_scale(s, r, b))
-            *slot = d;
-        else if (*slot != d)
-            return mq_error_set(at->err, MQ_ERR_FORMAT,
-                                "%s: tensor %s: row %d, block %d has scale 0x%04x but its %s's "
-                                "first block has 0x%04x: the blocks disagree with scheme %s",
-                                at->file, at->tensor, r, b, d, gran_word(s), *slot, s->name);
-    }
-    return MQ_OK;
-}
-static int decode_q8_0(const uint8_t *src, mq_qweight_t *w, int r, uint8_t *scratch,
-                       const where_t *at) {
-    (void)scratch;
-    return decode_blocks(src, w, r, at, 1);
-}
-static int decode_q4_0(const uint8_t *src, mq_qweight_t *w, int r, uint8_t *scratch,
-                       const where_t *at) {
-    (void)scratch;
-    return decode_blocks(src, w, r, at, 0);
-}
-
-/* -- packed codes, with the scales in a tensor of their own -- */
-
-static int fits_packed(const mq_scheme_t *s, int cols) {
-    (void)cols;
-    return s->kind == MQ_QK_INT || s->kind == MQ_QK_NF4;
-}
-static int field_bits(const mq_scheme_t *s) {
-    return s->kind == MQ_QK_NF4 ? 4 : s->bits;
-}
-/* int codes are offset to be unsigned, as Q4_0's nibbles are; nf4 codes already are */
-static int field_offset(const mq_scheme_t *s) {
-    return s->kind == MQ_QK_NF4 ? 0 : 1 << (s->bits - 1);
-}
-static size_t row_bytes_packed(const mq_scheme_t *s, int cols) {
-    return mq_packed_bytes((size_t)cols, field_bits(s));
-}
-static void encode_packed(const mq_qweight_t *w, int r, uint8_t *dst, uint8_t *scratch) {
-    const int8_t *codes = w->codes + (size_t)r * w->cols;
-    int off = field_offset(&w->scheme);
-    for (int c = 0; c < w->cols; c++)
-        scratch[c] = (uint8_t)(codes[c] + off);
-    mq_pack_fields(scratch, (size_t)w->cols, field_bits(&w->scheme), dst);
-}
-static int decode_packed(const uint8_t *src, mq_qweight_t *w, int r, uint8_t *scratch,
-                         const where_t *at) {
-    const mq_scheme_t *s = &w->scheme;
-    if (mq_unpack_fields(src, (size_t)w->cols, field_bits(s), scratch))
-        return mq_error_set(at->err, MQ_ERR_FORMAT,
-                            "%s: tensor %s: row %d: the padding bits after the last code are not 0",
-                            at->file, at->tensor, r);
-    int8_t *codes = w->codes + (size_t)r * w->cols;
-    int off = field_offset(s);
-    for (int c = 0; c < w->cols; c++) {
-        if (s->kind == MQ_QK_INT && scratch[c] == 0)
-            return mq_error_set(at->err, MQ_ERR_FORMAT,
-                                "%s: tensor %s: row %d, column %d: field 0 is not a code of %s "
-                                "(codes are stored as code + %d)",
-                                at->file, at->tensor, r, c, s->name, off);
-        codes[c] = (int8_t)(scratch[c] - off);
-    }
-    return MQ_OK;
-}
-
-enum { ST_F32, ST_F16, ST_Q8_0, ST_Q4_0, ST_PACKED, ST_COUNT };
-
-/* In order of preference: the first row that fits a scheme is how it is stored. */
-static const storage_t STORAGES[ST_COUNT] = {
-    [ST_F32] = {MQ_GGML_F32, fits_f32, row_bytes_f32, 0, encode_f32, decode_f32},
-    [ST_F16] = {MQ_GGML_F16, fits_f16, row_bytes_f16, 0, encode_f16, decode_f16},
-    [ST_Q8_0] = {MQ_GGML_Q8_0, fits_q8_0, row_bytes_q8_0, 0, encode_q8_0, decode_q8_0},
-    [ST_Q4_0] = {MQ_GGML_Q4_0, fits_q4_0, row_bytes_q4_0, 0, encode_q4_0, decode_q4_0},
-    [ST_PACKED] = {MQ_GGML_TYPE_I8, fits_packed, row_bytes_packed, 1, encode_packed, decode_packed},
-};
-
-static const storage_t *storage_for(const mq_scheme_t *s, int cols) {
-    for (int i = 0; i < ST_COUNT; i++)
-        if (STORAGES[i].fits(s, cols)) return &STORAGES[i];
-    return NULL;
-}
-
-int mq_export_tensor_type(const mq_scheme_t *s, int cols) {
-    const storage_t *st = storage_for(s, cols);
-    return st ? st->type : -1;
-}
 
 static const char *type_name(int type) {
     const mq_ggml_type_info_t *ti = mq_ggml_type_info(type);
@@ -397,69 +151,61 @@ static int copy_metadata(const mq_gguf_t *src, mq_gguf_t *dst, mq_error_t *err) 
 }
 
 /* A quantized model's layers must be what the file will claim they are. */
-static int check_qmodel(const mq_gpt_t *m, const mq_qmodel_t *q, mq_error_t *err) {
-    int n = mq_qmodel_n_linear(&m->cfg);
+static int check_qmodel(const mq_qmodel_t *q, mq_error_t *err) {
+    const mq_gpt_config_t *c = &q->model->cfg;
+    int n = mq_qmodel_n_linear(c);
     if (q->n_linear != n || (n && (!q->ql || !q->active)))
         return mq_error_set(err, MQ_ERR_ARG,
                             "export: the quantized model has %d Linear layers, the model %d",
                             q->n_linear, n);
     const mq_scheme_t *s = &q->scheme;
     for (int i = 0; i < n; i++) {
-        if (!q->active[i]) continue;
         const mq_qweight_t *w = &q->ql[i].w;
         int OC, C;
         char name[48];
-        mq_qmodel_linear_name(&m->cfg, i, name, sizeof name);
-        mq_gpt_linear_weight((mq_gpt_t *)m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
+        mq_qmodel_linear_name(c, i, name, sizeof name);
+        mq_gpt_linear_weight(q->model, mq_qmodel_linear_id(c, i), NULL, &OC, &C);
+        if (!w->data) return mq_error_set(err, MQ_ERR_ARG, "export: %s holds no weights", name);
         if (w->rows != OC || w->cols != C)
             return mq_error_set(err, MQ_ERR_ARG, "export: %s is %d x %d, the model's %d x %d", name,
                                 w->rows, w->cols, OC, C);
-        if (w->scheme.kind != s->kind || w->scheme.bits != s->bits || w->scheme.gran != s->gran ||
-            (s->gran == MQ_QG_GROUP && w->scheme.group != s->group))
+        if (!q->active[i]) continue;
+        if (w->scheme.family != s->family || w->scheme.bits != s->bits ||
+            w->scheme.gran != s->gran || (s->gran == MQ_QG_GROUP && w->scheme.group != s->group))
             return mq_error_set(err, MQ_ERR_ARG,
                                 "export: %s is quantized with %s, the model with %s", name,
                                 w->scheme.name, s->name);
-        int have = s->kind == MQ_QK_FP32 ? w->full != NULL
-                   : s->kind == MQ_QK_FP16
-                       ? w->half != NULL
-                       : w->codes && w->scales && w->n_scales == mq_qweight_n_scales(s, OC, C);
-        if (!have) return mq_error_set(err, MQ_ERR_ARG, "export: %s holds no weights", name);
     }
     return MQ_OK;
 }
 
-/* A quantized Linear's weight (and, for packed codes, its scales) as tensors of g. */
+/* A Linear's weight (and, for formats that keep them apart, its scales) as tensors of g: the
+ * bytes as the layer holds them. */
 static int add_linear(mq_gguf_t *g, const mq_gpt_config_t *c, int i, const char *name,
-                      const mq_qweight_t *w, int *packed, mq_error_t *err) {
-    const storage_t *st = storage_for(&w->scheme, w->cols);
-    size_t rb = st->row_bytes(&w->scheme, w->cols);
-    uint8_t *buf = malloc(rb * (size_t)w->rows), *scratch = malloc((size_t)w->cols);
-    int rc = MQ_OK;
-    if (!buf || !scratch)
-        rc = mq_error_set(err, MQ_ERR_NOMEM, "export: out of memory for %s", name);
-    for (int r = 0; rc == MQ_OK && r < w->rows; r++)
-        st->encode_row(w, r, buf + (size_t)r * rb, scratch);
-    int64_t ne[2] = {st->packed ? (int64_t)rb : w->cols, w->rows};
-    if (rc == MQ_OK) rc = mq_gguf_add_tensor(g, name, st->type, 2, ne, buf, err);
-    if (rc == MQ_OK && st->packed) {
+                      const mq_qweight_t *w, mq_error_t *err) {
+    const mq_format_t *f = w->format;
+    int64_t ne[2] = {f->ne0(&w->scheme, w->cols), w->rows};
+    int rc = mq_gguf_add_tensor(g, name, f->ggml_type, 2, ne, w->data, err);
+    if (rc == MQ_OK && f->side_scales) {
         char sname[64];
         scales_name(c, i, sname, sizeof sname);
         int64_t ns = (int64_t)w->n_scales;
         rc = mq_gguf_add_tensor(g, sname, MQ_GGML_F16, 1, &ns, w->scales, err);
-        *packed = 1;
     }
-    free(buf);
-    free(scratch);
     return rc;
 }
 
-static uint32_t file_type(const mq_scheme_t *s, int any_packed) {
-    if (any_packed) return MQ_FTYPE_GUESSED;
-    switch (s->kind) {
-    case MQ_QK_FP32: return MQ_FTYPE_ALL_F32;
-    case MQ_QK_FP16: return MQ_FTYPE_MOSTLY_F16;
-    default: return s->bits == 8 ? MQ_FTYPE_MOSTLY_Q8_0 : MQ_FTYPE_MOSTLY_Q4_0;
+/* llama.cpp's llama_ftype of the file: its quantized Linears' format's, GUESSED when one of them
+ * is a format llama.cpp has no name for. */
+static uint32_t file_type(const mq_qmodel_t *q) {
+    int ft = -1;
+    for (int i = 0; q && i < q->n_linear; i++) {
+        const mq_format_t *f = q->ql[i].w.format;
+        if (!q->active[i]) continue;
+        if (f->llama_ftype == MQ_FTYPE_GUESSED) return MQ_FTYPE_GUESSED;
+        if (ft < 0) ft = f->llama_ftype;
     }
+    return ft < 0 ? MQ_FTYPE_ALL_F32 : (uint32_t)ft;
 }
 
 int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenizer_t *tok,
@@ -467,7 +213,9 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
     mq_scheme_t fp32;
     mq_scheme_parse("fp32", &fp32, NULL);
     const mq_scheme_t *s = q ? &q->scheme : &fp32;
-    int rc = q ? check_qmodel(m, q, err) : MQ_OK;
+    if (q) m = q->model;
+    if (!m) return mq_error_set(err, MQ_ERR_ARG, "export: no model");
+    int rc = q ? check_qmodel(q, err) : MQ_OK;
     if (rc) return rc;
     mq_gguf_t *g0 = mq_gguf_new();
     if (!g0) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
@@ -476,7 +224,6 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
 
     const mq_gpt_config_t *c = &m->cfg;
     float *half_buf = NULL;
-    int any_packed = 0;
     for (int p = 0; p < MQ_NUM_PARAMS && rc == MQ_OK; p++) {
         int nl = is_stacked(p) ? c->n_layer : 1;
         for (int l = 0; l < nl && rc == MQ_OK; l++) {
@@ -488,13 +235,13 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
                 break;
             }
             int is_bias, i = linear_of(c, p, l, &is_bias);
-            const mq_qlinear_t *ql = q && i >= 0 && q->active[i] ? &q->ql[i] : NULL;
+            const mq_qlinear_t *ql = q && i >= 0 ? &q->ql[i] : NULL;
             if (ql && !is_bias) {
-                rc = add_linear(g, c, i, name, &ql->w, &any_packed, err);
+                rc = add_linear(g, c, i, name, &ql->w, err);
             } else if (ql && ql->bias) {
                 /* the quantized forward adds the layer's own copy of the bias */
                 rc = mq_gguf_add_tensor(g, name, MQ_GGML_F32, t->n_dims, t->ne, ql->bias, err);
-            } else if ((p == MQ_P_WTE || p == MQ_P_WPE) && s->kind != MQ_QK_FP32) {
+            } else if ((p == MQ_P_WTE || p == MQ_P_WPE) && s->family->embeddings_f16) {
                 size_t n = t->nbytes / sizeof(float);
                 free(half_buf);
                 half_buf = malloc(n * sizeof(mq_fp16_t));
@@ -512,7 +259,7 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
     free(half_buf);
     mq_gguf_free(g0);
     if (rc) return rc;
-    rc |= mq_gguf_set_u32(g, "general.file_type", file_type(s, any_packed));
+    rc |= mq_gguf_set_u32(g, "general.file_type", file_type(q));
     rc |= mq_gguf_set_str(g, "miniquant.scheme", s->name);
     rc |= mq_gguf_set_bool(g, "miniquant.skip_lm_head", q ? q->skip_lm_head : 0);
     rc |= mq_gguf_set_u32(g, "miniquant.export_version", MQ_EXPORT_VERSION);
@@ -549,44 +296,25 @@ static int bad_shape(const char *file, const mq_gguf_tensor_t *t, int64_t ne0, i
                         t->name, type_name(t->type), have, want);
 }
 
-/* n floats from a tensor of any type this reader knows, whose data holds exactly n values. */
+/* n floats from a tensor whose data holds exactly n values: F32, F16, or (foreign files only)
+ * a format whose blocks carry their own scales (ggml's Q8_0, Q4_0), dequantized as ggml does. */
 static int read_floats(const char *file, const mq_gguf_tensor_t *t, int allow_blocks, float *dst,
                        size_t n, mq_error_t *err) {
-    switch (t->type) {
-    case MQ_GGML_F32:
-        if (t->nbytes == n * sizeof(float)) {
-            memcpy(dst, t->data, t->nbytes);
-            return MQ_OK;
-        }
-        break;
-    case MQ_GGML_F16:
-        if (t->nbytes == n * sizeof(mq_fp16_t)) {
-            mq_fp16_to_fp32_row(t->data, dst, n);
-            return MQ_OK;
-        }
-        break;
-    case MQ_GGML_Q8_0:
-        if (!allow_blocks) goto unsupported;
-        if (n % MQ_QBLOCK == 0 && t->nbytes == n / MQ_QBLOCK * MQ_Q8_0_BLOCK_BYTES) {
-            mq_q8_0_dequantize(t->data, n / MQ_QBLOCK, dst);
-            return MQ_OK;
-        }
-        break;
-    case MQ_GGML_Q4_0:
-        if (!allow_blocks) goto unsupported;
-        if (n % MQ_QBLOCK == 0 && t->nbytes == n / MQ_QBLOCK * MQ_Q4_0_BLOCK_BYTES) {
-            mq_q4_0_dequantize(t->data, n / MQ_QBLOCK, dst);
-            return MQ_OK;
-        }
-        break;
-    default: goto unsupported;
-    }
-    return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s holds %zu bytes, not %zu values of %s",
-                        file, t->name, t->nbytes, n, type_name(t->type));
-unsupported:
-    return mq_error_set(
-        err, MQ_ERR_FORMAT, "%s: tensor %s has type %s, which is not allowed here%s", file, t->name,
-        type_name(t->type), allow_blocks ? " (f32, f16, q8_0 or q4_0)" : " (f32 or f16)");
+    const mq_format_t *f = mq_format_of_ggml_type(t->type);
+    int ok = f && (!f->block ? !f->side_scales && !f->decode_row : allow_blocks);
+    if (!ok)
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: tensor %s has type %s, which is not allowed here%s", file,
+                            t->name, type_name(t->type),
+                            allow_blocks ? " (f32, f16, q8_0 or q4_0)" : " (f32 or f16)");
+    size_t want = f->block ? (n % (size_t)f->block ? 0 : n / (size_t)f->block * f->block_bytes)
+                           : n * (f->ggml_type == MQ_GGML_F32 ? sizeof(float) : 2);
+    if (!want || t->nbytes != want || n > (size_t)INT_MAX)
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: tensor %s holds %zu bytes, not %zu values of %s", file, t->name,
+                            t->nbytes, n, type_name(t->type));
+    f->dequantize_row(t->data, NULL, NULL, (int)n, (int)n, dst);
+    return MQ_OK;
 }
 
 /* What the loader knows of the file being read. */
@@ -594,61 +322,77 @@ typedef struct loading {
     const mq_gguf_t *g;
     const char *file;
     mq_scheme_t scheme;
-    int foreign; /* no miniquant.scheme: every tensor is dequantized into the plain model */
+    int foreign; /* no miniquant.scheme: every tensor is dequantized into a plain model */
     int skip_lm_head;
+    int borrow;  /* the layers point into g's data, which outlives them */
     const mq_gguf_tensor_t **seen; /* the tensors read, to find any the file should not hold */
     int64_t n_seen;
 } loading_t;
 
-/* Linear i of the file into q->ql[i] (when quantized) and into its FP32 weight in m. */
-static int load_linear(loading_t *ld, mq_gpt_t *m, mq_qmodel_t *q, int i, const mq_gguf_tensor_t *t,
+/* Linear i of the file (tensor t) into q->ql[i], as its bytes. */
+static int load_linear(loading_t *ld, mq_qmodel_t *q, int i, const mq_gguf_tensor_t *t,
                        mq_error_t *err) {
     const mq_scheme_t *s = &ld->scheme;
+    const mq_gpt_config_t *c = &q->model->cfg;
     int OC, C;
-    float *W = mq_gpt_linear_weight(m, mq_qmodel_linear_id(&m->cfg, i), NULL, &OC, &C);
-    size_t numel = (size_t)OC * (size_t)C;
-    int is_head = i == 4 * m->cfg.n_layer;
-    const storage_t *st = storage_for(s, C);
-
+    mq_gpt_linear_weight(q->model, mq_qmodel_linear_id(c, i), NULL, &OC, &C);
+    int is_head = i == 4 * c->n_layer;
     if (is_head && ld->skip_lm_head && t->type != MQ_GGML_F32)
         return mq_error_set(err, MQ_ERR_FORMAT,
                             "%s: miniquant.skip_lm_head is set but tensor %s is %s, not f32",
                             ld->file, t->name, type_name(t->type));
-    int plain = ld->foreign || s->kind == MQ_QK_FP32 || t->type == MQ_GGML_F32;
-    if (!plain && t->type != st->type)
-        return mq_error_set(err, MQ_ERR_FORMAT,
-                            "%s: tensor %s has type %s, but scheme %s stores it as %s (or f32 for "
-                            "a Linear left in FP32)",
-                            ld->file, t->name, type_name(t->type), s->name, type_name(st->type));
-    size_t rb = plain ? 0 : st->row_bytes(s, C);
-    int64_t ne0 = plain || !st->packed ? C : (int64_t)rb;
-    if (t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != OC)
-        return bad_shape(ld->file, t, ne0, OC, err);
+    mq_scheme_t fp32;
+    mq_scheme_parse("fp32", &fp32, NULL);
+    mq_qweight_t w;
+    int rc, plain = ld->foreign || mq_scheme_is_identity(s) || t->type == MQ_GGML_F32;
     if (plain) {
-        if (s->kind == MQ_QK_FP32 && !ld->foreign && t->type != MQ_GGML_F32)
+        if (mq_scheme_is_identity(s) && !ld->foreign && t->type != MQ_GGML_F32)
             return mq_error_set(err, MQ_ERR_FORMAT,
                                 "%s: tensor %s has type %s, but scheme fp32 stores it as f32",
                                 ld->file, t->name, type_name(t->type));
-        return read_floats(ld->file, t, ld->foreign, W, numel, err);
+        if (t->n_dims != 2 || t->ne[0] != C || t->ne[1] != OC)
+            return bad_shape(ld->file, t, C, OC, err);
+        if (t->type == MQ_GGML_F32) { /* as it is */
+            const mq_format_t *f32 = mq_format_for(&fp32, C, NULL);
+            if (t->nbytes != (size_t)OC * f32->row_bytes(&fp32, C))
+                return read_floats(ld->file, t, 0, NULL, (size_t)OC * C, err);
+            int bad_row;
+            mq_row_fault_t fault;
+            rc = mq_qweight_load(&w, &fp32, f32, OC, C, t->data, NULL, ld->borrow, &bad_row,
+                                 &fault, err);
+        } else { /* a foreign file's F16 / Q8_0 / Q4_0: the plain model's FP32 weight */
+            rc = mq_qweight_alloc(&w, &fp32, OC, C, err);
+            if (rc == MQ_OK &&
+                (rc = read_floats(ld->file, t, 1, (float *)w.data, (size_t)OC * C, err)))
+                mq_qweight_free(&w);
+        }
+        if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &w, err);
+        q->active[i] = mq_scheme_is_identity(s) && !ld->foreign;
+        return rc;
     }
+
+    mq_error_t ferr = {0};
+    const mq_format_t *f = mq_format_for(s, C, &ferr);
+    if (!f) /* a scheme whose groups do not divide the rows: the file contradicts itself */
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s: %s", ld->file, t->name, ferr.msg);
+    if (t->type != f->ggml_type)
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: tensor %s has type %s, but scheme %s stores it as %s (or f32 for "
+                            "a Linear left in FP32)",
+                            ld->file, t->name, type_name(t->type), s->name,
+                            type_name(f->ggml_type));
+    int64_t ne0 = f->ne0(s, C);
+    if (t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != OC)
+        return bad_shape(ld->file, t, ne0, OC, err);
+    size_t rb = f->row_bytes(s, C);
     if (t->nbytes != rb * (size_t)OC)
         return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s holds %zu bytes, expected %zu",
                             ld->file, t->name, t->nbytes, rb * (size_t)OC);
-
-    mq_qlinear_t *ql = &q->ql[i];
-    int rc = mq_qweight_alloc(&ql->w, s, OC, C, err);
-    if (rc) {
-        /* a scheme whose groups do not divide the rows: the file contradicts itself */
-        mq_error_prefix(err, "%s: tensor %s", ld->file, t->name);
-        if (rc == MQ_ERR_ARG) rc = MQ_ERR_FORMAT;
-        if (err) err->code = rc;
-        return rc;
-    }
-    ql->in = C;
-    ql->out = OC;
-    if (st->packed) {
-        char sname[64];
-        scales_name(&m->cfg, i, sname, sizeof sname);
+    const mq_fp16_t *side = NULL;
+    char sname[64];
+    if (f->side_scales) {
+        size_t n_scales = mq_scheme_n_scales(s, OC, C);
+        scales_name(c, i, sname, sizeof sname);
         const mq_gguf_tensor_t *ts = mq_gguf_find_tensor(ld->g, sname);
         if (!ts)
             return mq_error_set(err, MQ_ERR_FORMAT,
@@ -658,31 +402,31 @@ static int load_linear(loading_t *ld, mq_gpt_t *m, mq_qmodel_t *q, int i, const 
         if (ts->type != MQ_GGML_F16)
             return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s has type %s, expected f16",
                                 ld->file, sname, type_name(ts->type));
-        if (ts->n_dims != 1 || ts->ne[0] != (int64_t)ql->w.n_scales)
-            return bad_shape(ld->file, ts, (int64_t)ql->w.n_scales, 0, err);
-        memcpy(ql->w.scales, ts->data, ql->w.n_scales * sizeof(mq_fp16_t));
-        for (size_t k = 0; k < ql->w.n_scales; k++)
-            if (!scale_ok(ql->w.scales[k]))
+        if (ts->n_dims != 1 || ts->ne[0] != (int64_t)n_scales)
+            return bad_shape(ld->file, ts, (int64_t)n_scales, 0, err);
+        side = ts->data;
+        for (size_t k = 0; k < n_scales; k++)
+            if ((side[k] & 0x8000u) || (side[k] & 0x7c00u) == 0x7c00u)
                 return mq_error_set(err, MQ_ERR_FORMAT,
                                     "%s: tensor %s: scale %zu is 0x%04x (%g), negative or not "
                                     "finite",
-                                    ld->file, sname, k, ql->w.scales[k],
-                                    (double)mq_fp16_to_fp32(ql->w.scales[k]));
+                                    ld->file, sname, k, side[k], (double)mq_fp16_to_fp32(side[k]));
     }
-    uint8_t *scratch = malloc((size_t)C);
-    if (!scratch) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-    where_t at = {ld->file, t->name, err};
-    const uint8_t *src = t->data;
-    for (int r = 0; r < OC && rc == MQ_OK; r++)
-        rc = st->decode_row(src + (size_t)r * rb, &ql->w, r, scratch, &at);
-    free(scratch);
-    if (rc) return rc;
-    mq_qweight_dequantize(&ql->w, W);
-    q->active[i] = 1;
-    return MQ_OK;
+    int bad_row = 0;
+    mq_row_fault_t fault;
+    mq_error_t lerr = {0};
+    rc = mq_qweight_load(&w, s, f, OC, C, t->data, side, ld->borrow, &bad_row, &fault, &lerr);
+    if (rc == MQ_ERR_FORMAT)
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s: %s", ld->file, t->name, lerr.msg);
+    if (rc) {
+        if (err) *err = lerr;
+        return rc;
+    }
+    return mq_qmodel_set_linear(q, i, &w, err);
 }
 
-static int load_tensors(loading_t *ld, mq_gpt_t *m, mq_qmodel_t *q, mq_error_t *err) {
+static int load_tensors(loading_t *ld, mq_qmodel_t *q, mq_error_t *err) {
+    mq_gpt_t *m = q->model;
     const mq_gpt_config_t *c = &m->cfg;
     float **params = (float **)&m->params;
     for (int p = 0; p < MQ_NUM_PARAMS; p++) {
@@ -699,7 +443,7 @@ static int load_tensors(loading_t *ld, mq_gpt_t *m, mq_qmodel_t *q, mq_error_t *
             ld->seen[ld->n_seen++] = t;
             int is_bias, i = linear_of(c, p, l, &is_bias), rc;
             if (i >= 0 && !is_bias) {
-                rc = load_linear(ld, m, q, i, t, err);
+                rc = load_linear(ld, q, i, t, err);
             } else {
                 int ok = rows ? t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows
                               : t->n_dims == 1 && t->ne[0] == cols;
@@ -755,72 +499,84 @@ static int read_scheme(loading_t *ld, mq_error_t *err) {
     return MQ_OK;
 }
 
-int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_qmodel_t *q,
-                        mq_error_t *err) {
+/* The biases the loaded layers add, from the parameters just read. */
+static int bias_copies(mq_qmodel_t *q, mq_error_t *err) {
+    for (int i = 0; i < q->n_linear; i++) {
+        float *bias;
+        mq_gpt_linear_weight(q->model, mq_qmodel_linear_id(&q->model->cfg, i), &bias, NULL, NULL);
+        if (!bias || !q->ql[i].bias) continue;
+        memcpy(q->ql[i].bias, bias, (size_t)q->ql[i].out * sizeof(float));
+    }
+    (void)err;
+    return MQ_OK;
+}
+
+static int from_gguf(const mq_gguf_t *g, const char *name, int borrow, mq_qmodel_t *q,
+                     mq_error_t *err) {
     memset(q, 0, sizeof *q);
-    memset(m, 0, sizeof *m);
-    loading_t ld = {.g = g, .file = name};
+    loading_t ld = {.g = g, .file = name, .borrow = borrow};
     int rc = read_scheme(&ld, err);
     if (rc) return rc;
     mq_gpt_config_t cfg;
     if ((rc = mq_gpt_config_from_gguf(g, name, &cfg, err))) return rc;
-    if ((rc = mq_gpt_init(m, &cfg, err))) return rc;
-    q->scheme = ld.scheme;
+    if ((rc = mq_qmodel_init(q, &cfg, &ld.scheme, err))) return rc;
     q->skip_lm_head = ld.skip_lm_head;
-    q->n_linear = mq_qmodel_n_linear(&cfg);
-    q->ql = calloc((size_t)q->n_linear, sizeof *q->ql);
-    q->active = calloc((size_t)q->n_linear, sizeof *q->active);
     /* every parameter tensor, and a scales tensor per Linear at most */
     size_t max_seen = (size_t)MQ_NUM_PARAMS * (size_t)cfg.n_layer + (size_t)q->n_linear;
     ld.seen = malloc(max_seen * sizeof *ld.seen);
-    if (!q->ql || !q->active || !ld.seen) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-    if (rc == MQ_OK) rc = load_tensors(&ld, m, q, err);
+    if (!ld.seen) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    if (rc == MQ_OK) rc = load_tensors(&ld, q, err);
+    if (rc == MQ_OK) rc = bias_copies(q, err);
     free(ld.seen);
-    int any_active = 0;
-    for (int i = 0; rc == MQ_OK && i < q->n_linear; i++) {
-        if (!q->active[i]) continue;
-        any_active = 1;
-        float *bias;
-        mq_gpt_linear_weight(m, mq_qmodel_linear_id(&cfg, i), &bias, NULL, NULL);
-        if (!bias) continue;
-        q->ql[i].bias = malloc((size_t)q->ql[i].out * sizeof(float));
-        if (!q->ql[i].bias)
-            rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-        else
-            memcpy(q->ql[i].bias, bias, (size_t)q->ql[i].out * sizeof(float));
-    }
     if (rc) {
         mq_qmodel_free(q);
-        mq_gpt_free(m);
         return rc;
     }
-    if (any_active) mq_qmodel_install(q, m);
+    mq_qmodel_ready(q);
     return MQ_OK;
 }
 
-int mq_qmodel_load(const char *path, mq_gpt_t *m, mq_qmodel_t *q, mq_tokenizer_t **tok,
-                   mq_error_t *err) {
+int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_qmodel_t *q, mq_error_t *err) {
+    return from_gguf(g, name, 0, q, err);
+}
+
+int mq_qmodel_load(const char *path, mq_qmodel_t *q, mq_tokenizer_t **tok, mq_error_t *err) {
     mq_gguf_t *g;
     if (tok) *tok = NULL;
     int rc = mq_gguf_read(path, &g, err);
     if (rc) return rc;
-    rc = mq_qmodel_from_gguf(g, path, m, q, err);
-    if (rc == MQ_OK && tok) {
+    /* the layers keep pointing into the file's bytes: loading is reading */
+    rc = from_gguf(g, path, 1, q, err);
+    if (rc) {
+        mq_gguf_free(g);
+        return rc;
+    }
+    q->file = g;
+    if (tok) {
         rc = mq_tokenizer_from_gguf(g, path, tok, err);
-        if (rc == MQ_OK && mq_tokenizer_n_vocab(*tok) != m->cfg.vocab_size) {
+        if (rc == MQ_OK && mq_tokenizer_n_vocab(*tok) != q->model->cfg.vocab_size) {
             rc = mq_error_set(err, MQ_ERR_FORMAT,
                               "%s: tokenizer has %d tokens but the model's vocabulary is %d", path,
-                              mq_tokenizer_n_vocab(*tok), m->cfg.vocab_size);
+                              mq_tokenizer_n_vocab(*tok), q->model->cfg.vocab_size);
             mq_tokenizer_free(*tok);
         }
         if (rc) {
             *tok = NULL;
             mq_qmodel_free(q);
-            mq_gpt_free(m);
         }
     }
-    mq_gguf_free(g);
     return rc;
+}
+
+int mq_qmodel_dequantize(const mq_qmodel_t *q, mq_gpt_t *m, mq_error_t *err) {
+    int rc = mq_gpt_init(m, &q->model->cfg, err);
+    if (rc) return rc;
+    memcpy(m->params_memory, q->model->params_memory, m->num_params * sizeof(float));
+    for (int i = 0; i < q->n_linear; i++) {
+        float *W = mq_gpt_linear_weight(m, mq_qmodel_linear_id(&m->cfg, i), NULL, NULL, NULL);
+        mq_qweight_dequantize(&q->ql[i].w, W);
+    }
+    return MQ_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------
