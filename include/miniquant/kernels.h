@@ -12,22 +12,27 @@
  * results do not depend on the thread count. F32 weights run OpenBLAS (sgemv for one x row,
  * sgemm for several) on every version.
  *
- * Summation order of the scalar reference:
+ * Summation order of the scalar reference (every product rounded before it is added):
  *   for each x row n and output row o:
  *     acc = 0
  *     for each scale block b in column order:
  *       gsum = 0;  for each column i of the block in order: gsum += v(o, i) * x[n][i]
  *       acc += s(o, b) * gsum
  *     y[n][o] = acc + bias[o]
- *   v is the code (int) or codebook value (nf4) or the half (fp16, whose "scale" is 1), s the
- *   FP16 scale as FP32.
- * The SIMD versions, for several x rows (prompt), dequantize each weight row into a buffer
- * (v * s, the reference path's value, exact) and accumulate every output in one chain over the
- * columns in order, y[n][o] = fma(w[o][C-1], x[n][C-1], ... fma(w[o][0], x[n][0], 0)), 16 x
- * rows in the lanes of a vector (x is transposed once per call); for one x row (decode) they
- * keep lanes of partial sums per row and reduce them at the end (F16: the same for both). Their
- * results agree with the scalar reference within FP32 summation error,
- * |y - y_ref| <= 1e-5 * sum_i |x_i| |w_i| (tested).
+ *   v is the code (int) or codebook value (nf4, nf3) or the half (fp16, whose "scale" is 1), s
+ *   the FP16 scale as FP32.
+ * The SIMD versions, for several x rows (prompt), copy each 16 (AVX-512) or 8 (AVX2) output
+ * rows of their share into a float panel (the rows' unscaled values column by column, one lane
+ * per row, read straight from the blocks' bytes), and run each output as one FMA chain over the
+ * columns in order of the weights times their scales (v * s, the reference path's value):
+ * y[n][o] = fma(v s, x[n][C-1], ... fma(v s, x[n][0], 0)); a last single x row of an odd
+ * batch, on AVX-512, runs four chains per scale block (column i in chain i % 4), their sum times
+ * the scales. For one x row (decode) they read the blocks in row order: per output row lanes of
+ * partial sums, each block's values times its scale, reduced at the end (F16: the same for
+ * both). Their results agree with the scalar reference within FP32 summation error,
+ * |y - y_ref| <= 1e-5 * sum_i |x_i| |w_i| (tested). The SIMD versions take weights whose scale
+ * blocks are whole rows or multiples of 16 columns; a weight with another group size (e.g.
+ * g24) runs the scalar kernels whatever the selection.
  *
  * Int8-activation mode ("a8", opt-in: MQ_VNNI=1 or mq_kernels_select): each x row is quantized
  * per block of 32 columns, xq = round-half-even(x * 127 / max|x_block|), scale max / 127, and

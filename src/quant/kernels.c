@@ -23,8 +23,8 @@
 static const char *const ISA_NAMES[MQ_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
 /* Each ISA's generic prompt path, for formats whose row gives no gemm of their own. */
-static const mq_gemm_deq_fn GEMM_DEQ[MQ_ISA_COUNT] = {NULL, mq_kavx2_gemm_deq,
-                                                      mq_kavx512_gemm_deq};
+static const mq_gemm_panels_fn GEMM_PANELS[MQ_ISA_COUNT] = {NULL, mq_kavx2_gemm_panels,
+                                                            mq_kavx512_gemm_panels};
 
 /* ---------------------------------------------------------------------------------------------
  * instruction sets and the selection */
@@ -240,23 +240,6 @@ static int a8_prepare(int C, const float *x, int N, mq_a8_t *xa, mq_error_t *err
     return MQ_OK;
 }
 
-/* x (N, C) transposed into C rows of ldt = 16 * ceil(N / 16) floats, zero-padded. */
-static float *transpose_x(const float *x, int N, int C, int *ldt) {
-    int ld = (N + 15) / 16 * 16;
-    float *xt = alloc64((size_t)C * (size_t)ld * sizeof *xt);
-    if (!xt) return NULL;
-#pragma omp parallel for schedule(static) if ((size_t)C * (size_t)ld >= PAR_MIN_MACS)
-    for (int i = 0; i < C; i++) {
-        float *t = xt + (size_t)i * ld;
-        for (int n = 0; n < N; n++)
-            t[n] = x[(size_t)n * C + i];
-        for (int n = N; n < ld; n++)
-            t[n] = 0.0f;
-    }
-    *ldt = ld;
-    return xt;
-}
-
 int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const float *bias,
                             float *out, const float *inp, int N, mq_error_t *err) {
     if (!w || w->rows <= 0 || !w->data)
@@ -274,20 +257,31 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     }
     int C = w->cols, OC = w->rows;
     mq_a8_t xa = {0};
-    float *xt = NULL;
-    int ldt = 0, use_a8 = a8 && k->a8;
-    mq_gemm_deq_fn deq = N > 1 && !use_a8 && !k->gemm ? GEMM_DEQ[isa] : NULL;
+    int use_a8 = a8 && k->a8;
+    /* panels take scale blocks of whole rows or 16s; other groups run the scalar reference */
+    int panel_ok = w->group == C || w->group % 16 == 0;
+    mq_gemm_panels_fn panels =
+        N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
     if (use_a8 && (rc = a8_prepare(C, inp, N, &xa, err))) return rc;
-    float *wb = NULL;
-    int rows = N > 1 ? 4 * MQ_KROWS : MQ_KROWS;
-    if (deq) {
-        xt = transpose_x(inp, N, C, &ldt);
-        wb = alloc64((size_t)omp_get_max_threads() * (size_t)rows * (size_t)C * sizeof *wb);
-        if (!xt || !wb) {
+    const float *x = inp;
+    float *xpad = NULL, *wb = NULL;
+    int ldx = C, rows = N > 1 ? 4 * MQ_KROWS : MQ_KROWS;
+    if (panels) {
+        /* x rows a multiple of 4 KiB apart would all fall in one set of the L1 cache and evict
+         * each other as a tile reads 16 of them: they are spaced by 64 more bytes */
+        if (((size_t)C * sizeof(float)) % 4096 == 0) {
+            ldx = C + 16;
+            xpad = malloc((size_t)N * (size_t)ldx * sizeof *xpad);
+            for (int n = 0; xpad && n < N; n++)
+                memcpy(xpad + (size_t)n * ldx, inp + (size_t)n * C, (size_t)C * sizeof *xpad);
+            x = xpad;
+        }
+        wb = alloc64((size_t)omp_get_max_threads() * MQ_PANEL_SCRATCH(rows, C) * sizeof *wb);
+        if (!wb || (ldx != C && !xpad)) {
             free(xa.xq);
-            free(xt);
+            free(xpad);
             free(wb);
-            return mq_error_set(err, MQ_ERR_NOMEM, "fused forward: out of memory for x");
+            return mq_error_set(err, MQ_ERR_NOMEM, "fused forward: out of memory for panels");
         }
     }
 
@@ -302,9 +296,9 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
             k->a8(w, &xa, out, o0, o1);
         else if (N == 1)
             k->dot(w, inp, out, o0, o1);
-        else if (deq)
-            deq(w, xt, ldt, N, out, o0, o1,
-                wb + (size_t)omp_get_thread_num() * (size_t)rows * (size_t)C);
+        else if (panels)
+            panels(w, x, ldx, N, out, o0, o1,
+                   wb + (size_t)omp_get_thread_num() * MQ_PANEL_SCRATCH(rows, C));
         else
             (k->gemm ? k->gemm : w->format->kernels[MQ_ISA_SCALAR].gemm)(w, inp, C, N, out, o0,
                                                                           o1);
@@ -314,7 +308,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
                     out[(size_t)n * OC + o] += bias[o];
     }
     free(xa.xq);
-    free(xt);
+    free(xpad);
     free(wb);
     return MQ_OK;
 }

@@ -416,66 +416,147 @@ void T2 mq_kavx2_dot_packed(const mq_qweight_t *p, const float *x, float *y, int
 }
 
 /* ---------------------------------------------------------------------------------------------
- * several x rows: dequantized rows against x transposed */
+ * several x rows: panels of 8 rows as floats */
 
-INLINE T2 void deq_tile(int WR, int K, const float *wb, int C, const float *xt, int ldt, int n0,
-                        float *y, int OC, int N, int o) {
-    __m256 acc[4][2];
-#pragma GCC unroll 4
-    for (int w = 0; w < WR; w++)
-#pragma GCC unroll 2
-        for (int k = 0; k < K; k++)
-            acc[w][k] = _mm256_setzero_ps();
-    for (int i = 0; i < C; i++) {
-        const float *xr = xt + (size_t)i * ldt + n0;
-        __m256 xv[2];
-#pragma GCC unroll 2
-        for (int k = 0; k < K; k++)
-            xv[k] = _mm256_loadu_ps(xr + 8 * k);
-#pragma GCC unroll 4
-        for (int w = 0; w < WR; w++) {
-            __m256 wv = _mm256_broadcast_ss(wb + (size_t)w * C + i);
-#pragma GCC unroll 2
-            for (int k = 0; k < K; k++)
-                acc[w][k] = _mm256_fmadd_ps(wv, xv[k], acc[w][k]);
-        }
+/* Unscaled values of row r (codes as floats, codebook values): SIMD for Q8_0 and Q4_0 rows,
+ * the row's values_row otherwise. */
+static T2 void row_values(const mq_qweight_t *p, int r, float *v) {
+    int C = p->cols, nb = C / MQ_QBLOCK;
+    const uint8_t *row = p->data + (size_t)r * p->row_bytes;
+    const mq_format_t *f = p->format;
+    int q4 = f->block && f->block_bytes == MQ_Q4_0_BYTES;
+    if (!(q4 || (f->block && f->block_bytes == MQ_Q8_0_BYTES))) {
+        f->values_row(row, &p->scheme, C, v);
+        return;
     }
-    float t[8];
-#pragma GCC unroll 4
-    for (int w = 0; w < WR; w++)
-#pragma GCC unroll 2
-        for (int k = 0; k < K; k++) {
-            _mm256_storeu_ps(t, acc[w][k]);
-            int n = n0 + 8 * k, cnt = N - n < 8 ? N - n : 8;
-            for (int l = 0; l < cnt; l++)
-                y[(size_t)(n + l) * OC + o + w] = t[l];
+    const __m128i lo4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    for (int b = 0; b < nb; b++) {
+        __m128i c0, c1;
+        if (q4) {
+            __m128i q = _mm_loadu_si128((const __m128i *)(row + (size_t)b * MQ_Q4_0_BYTES + 2));
+            c0 = _mm_sub_epi8(_mm_and_si128(q, lo4), eight);
+            c1 = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), eight);
+        } else {
+            c0 = _mm_loadu_si128((const __m128i *)(row + (size_t)b * MQ_Q8_0_BYTES + 2));
+            c1 = _mm_loadu_si128((const __m128i *)(row + (size_t)b * MQ_Q8_0_BYTES + 18));
         }
+        float *o = v + MQ_QBLOCK * b;
+        _mm256_storeu_ps(o, i8x8(c0));
+        _mm256_storeu_ps(o + 8, i8x8(_mm_srli_si128(c0, 8)));
+        _mm256_storeu_ps(o + 16, i8x8(c1));
+        _mm256_storeu_ps(o + 24, i8x8(_mm_srli_si128(c1, 8)));
+    }
 }
 
-#define DEQ_FN(WR, K)                                                                              \
-    static T2 void deq_##WR##_##K(const float *wb, int C, const float *xt, int ldt, int n0,       \
-                                  float *y, int OC, int N, int o) {                                \
-        deq_tile(WR, K, wb, C, xt, ldt, n0, y, OC, N, o);                                          \
+/* 8 rows of 8 floats (rows ld apart) transposed into 8 rows of 8 (8 apart). */
+INLINE T2 void transpose8(const float *src, size_t ld, float *dst) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + (size_t)i * ld);
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-DEQ_FN(1, 1)
-DEQ_FN(1, 2)
-DEQ_FN(4, 1)
-DEQ_FN(4, 2)
-typedef void (*deq_fn)(const float *wb, int C, const float *xt, int ldt, int n0, float *y, int OC,
-                       int N, int o);
-static const deq_fn DEQ_TILES[2][2] = {{deq_1_1, deq_1_2}, {deq_4_1, deq_4_2}};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            r[4 * i + 2 * j] = _mm256_shuffle_ps(t[4 * i + j], t[4 * i + j + 2], 0x44);
+            r[4 * i + 2 * j + 1] = _mm256_shuffle_ps(t[4 * i + j], t[4 * i + j + 2], 0xee);
+        }
+    /* r[4i + k] holds, per 128-bit lane l, element k of rows 4i..4i+3 at column 4l + k */
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(dst + (size_t)k * 8, _mm256_permute2f128_ps(r[k], r[4 + k], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(4 + k) * 8, _mm256_permute2f128_ps(r[k], r[4 + k], 0x31));
+    }
+}
 
-void T2 mq_kavx2_gemm_deq(const mq_qweight_t *p, const float *xt, int ldt, int N, float *y, int o0,
-                          int o1, float *wb) {
-    int C = p->cols, OC = p->rows, nr = o1 - o0;
-    (void)nr;
-    for (int o = o0; o < o1; o++)
-        mq_qweight_dequantize_row(p, o, wb + (size_t)(o - o0) * C);
-    for (int n0 = 0; n0 < N; n0 += 16) {
-        int K = N - n0 > 8 ? 2 : 1, o = o0;
-        for (; o + 4 <= o1; o += 4)
-            DEQ_TILES[1][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, y, OC, N, o);
-        for (; o < o1; o++)
-            DEQ_TILES[0][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, y, OC, N, o);
+/* Panel of rows o8 .. o8 + 7: P[i * 8 + r] the unscaled value of (o8 + r, i), S[b * 8 + r] the
+ * scale of its block b (rows past the end: 0). tmp holds 8 * C floats. */
+static T2 void build_panel(const mq_qweight_t *p, int o8, int nb, float *P, float *S, float *tmp) {
+    int C = p->cols, g = C / nb;
+    for (int r = 0; r < 8; r++) {
+        int o = o8 + r;
+        float *v = tmp + (size_t)r * C;
+        if (o >= p->rows) {
+            memset(v, 0, (size_t)C * sizeof *v);
+            for (int b = 0; b < nb; b++)
+                S[b * 8 + r] = 0.0f;
+            continue;
+        }
+        row_values(p, o, v);
+        const uint8_t *row = p->data + (size_t)o * p->row_bytes;
+        const mq_fp16_t *sc = mq_qweight_row_scales(p, o);
+        for (int b = 0; b < nb; b++)
+            S[b * 8 + r] = p->format->block_scale(row, sc, g, b);
+    }
+    int c = 0;
+    for (; c + 8 <= C; c += 8)
+        transpose8(tmp + c, (size_t)C, P + (size_t)c * 8);
+    for (; c < C; c++)
+        for (int r = 0; r < 8; r++)
+            P[(size_t)c * 8 + r] = tmp[(size_t)r * C + c];
+}
+
+/* out[r] = the panel against x rows r < R (ldx apart): a column's 8 weights times their scales,
+ * then one FMA per x row, every output one chain over the columns in order. */
+INLINE T2 void ptile(int R, const float *P, const float *S, int nb, int g, const float *x, int ldx,
+                     __m256 *out) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256 s = _mm256_loadu_ps(S + 8 * b);
+        for (int i = b * g; i < (b + 1) * g; i++) {
+            __m256 wk = _mm256_mul_ps(_mm256_loadu_ps(P + (size_t)i * 8), s);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                acc[r] = _mm256_fmadd_ps(wk, _mm256_broadcast_ss(x + (size_t)r * ldx + i), acc[r]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        out[r] = acc[r];
+}
+
+typedef void (*ptile_fn)(const float *P, const float *S, int nb, int g, const float *x, int ldx,
+                         __m256 *out);
+#define PTILE_FN(R)                                                                                \
+    static T2 void ptile_##R(const float *P, const float *S, int nb, int g, const float *x,       \
+                             int ldx, __m256 *out) {                                               \
+        ptile(R, P, S, nb, g, x, ldx, out);                                                        \
+    }
+PTILE_FN(1)
+PTILE_FN(2)
+PTILE_FN(4)
+PTILE_FN(8)
+/* [x rows: 1, 2, 4, 8] */
+static const ptile_fn PTILES[4] = {ptile_1, ptile_2, ptile_4, ptile_8};
+
+void T2 mq_kavx2_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,
+                             int o0, int o1, float *wb) {
+    int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
+    int np = (o1 - o0 + 7) / 8;
+    float *P = wb, *S = P + (size_t)np * 8 * C, *tmp = S + (size_t)np * 8 * nb;
+    for (int q = 0; q < np; q++)
+        build_panel(p, o0 + 8 * q, nb, P + (size_t)q * 8 * C, S + (size_t)q * 8 * nb, tmp);
+    __m256 out[8];
+    float t[8];
+    for (int n0 = 0; n0 < N;) {
+        int left = N - n0, ri = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0, R = 1 << ri;
+        for (int q = 0; q < np; q++) {
+            int o = o0 + 8 * q, cnt = OC - o < 8 ? OC - o : 8;
+            PTILES[ri](P + (size_t)q * 8 * C, S + (size_t)q * 8 * nb, nb, g, x + (size_t)n0 * ldx,
+                       ldx, out);
+            for (int r = 0; r < R; r++) {
+                float *yr = y + (size_t)(n0 + r) * OC + o;
+                if (cnt == 8) {
+                    _mm256_storeu_ps(yr, out[r]);
+                } else {
+                    _mm256_storeu_ps(t, out[r]);
+                    memcpy(yr, t, (size_t)cnt * sizeof *t);
+                }
+            }
+        }
+        n0 += R;
     }
 }

@@ -401,126 +401,281 @@ void T512 mq_kavx512_dot_packed(const mq_qweight_t *p, const float *x, float *y,
 }
 
 /* ---------------------------------------------------------------------------------------------
- * dequantized rows, exactly the reference's values v * s */
+ * several x rows: panels of 16 rows as floats */
 
-/* Row r of a Q8_0 / Q4_0 weight, or of a 4-bit packed one whose groups are whole 32s, into y;
- * other formats through their row's dequantize_row. */
-static T512 void deq_row(const mq_qweight_t *p, int r, float *y) {
+/* Unscaled values of row r (codes as floats, codebook values): SIMD for Q8_0, Q4_0 and 4-bit
+ * packed rows, the row's values_row otherwise. */
+static T512 void row_values(const mq_qweight_t *p, int r, float *v) {
     int C = p->cols, nb = C / MQ_QBLOCK;
     const uint8_t *row = p->data + (size_t)r * p->row_bytes;
     const mq_format_t *f = p->format;
     if (f->block && f->block_bytes == MQ_Q4_0_BYTES) {
         const __m512 lut = q4_lut();
         for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = row + (size_t)b * MQ_Q4_0_BYTES;
-            __m512 ld = _mm512_mul_ps(lut, _mm512_set1_ps(half_at(blk)));
-            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
-            _mm512_storeu_ps(y + MQ_QBLOCK * b, _mm512_permutexvar_ps(q, ld));
-            _mm512_storeu_ps(y + MQ_QBLOCK * b + 16,
-                             _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ld));
+            __m512i q = _mm512_cvtepu8_epi32(
+                _mm_loadu_si128((const __m128i *)(row + (size_t)b * MQ_Q4_0_BYTES + 2)));
+            _mm512_storeu_ps(v + MQ_QBLOCK * b, _mm512_permutexvar_ps(q, lut));
+            _mm512_storeu_ps(v + MQ_QBLOCK * b + 16,
+                             _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut));
         }
     } else if (f->block && f->block_bytes == MQ_Q8_0_BYTES) {
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = row + (size_t)b * MQ_Q8_0_BYTES;
-            __m512 d = _mm512_set1_ps(half_at(blk));
+        for (int b = 0; b < nb; b++)
             for (int h = 0; h < 2; h++)
-                _mm512_storeu_ps(y + MQ_QBLOCK * b + 16 * h,
-                                 _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                                                   (const __m128i *)(blk + 2 + 16 * h)))),
-                                               d));
-        }
-    } else if (f->side_scales && p->scheme.bits == 4 && p->group % 32 == 0) {
+                _mm512_storeu_ps(v + MQ_QBLOCK * b + 16 * h,
+                                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                     (const __m128i *)(row + (size_t)b * MQ_Q8_0_BYTES + 2 +
+                                                       16 * h)))));
+    } else if (f->side_scales && p->scheme.bits == 4 && C % 32 == 0) {
         const __m512 lut = packed4_lut(p);
         const __m512i lo_idx =
             _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
-        const mq_fp16_t *sc = mq_qweight_row_scales(p, r);
-        int tensor = p->scheme.gran == MQ_QG_TENSOR;
         for (int c = 0; c < C; c += 32) {
-            __m512 ls = _mm512_mul_ps(lut, _mm512_set1_ps(_cvtsh_ss(sc[tensor ? 0 : c / p->group])));
             __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + c / 2)));
-            __m512 ev = _mm512_permutexvar_ps(q, ls), od = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ls);
-            _mm512_storeu_ps(y + c, _mm512_permutex2var_ps(ev, lo_idx, od));
-            _mm512_storeu_ps(y + c + 16, _mm512_permutex2var_ps(ev, hi_idx, od));
+            __m512 ev = _mm512_permutexvar_ps(q, lut);
+            __m512 od = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut);
+            _mm512_storeu_ps(v + c, _mm512_permutex2var_ps(ev, lo_idx, od));
+            _mm512_storeu_ps(v + c + 16, _mm512_permutex2var_ps(ev, hi_idx, od));
         }
     } else {
-        mq_qweight_dequantize_row(p, r, y);
+        f->values_row(row, &p->scheme, C, v);
     }
 }
 
-/* ---------------------------------------------------------------------------------------------
- * several x rows: dequantized rows against x transposed */
+/* 16 rows of 16 floats (rows ld apart) transposed into 16 rows of 16 (16 apart). */
+INLINE T512 void transpose16(const float *src, size_t ld, float *dst) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + (size_t)i * ld);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 2; j++) {
+            __m512d a = _mm512_castps_pd(t[4 * i + j]), b = _mm512_castps_pd(t[4 * i + j + 2]);
+            r[4 * i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[4 * i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* r[4i + k] now holds, in each 128-bit lane l, element k of rows 4i..4i+3 at columns 4l+k */
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 4; k++) {
+            t[8 * i + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + 4 + k], 0x88);
+            t[8 * i + 4 + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + 4 + k], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+    }
+    /* r[c] is now column c of the block */
+    for (int c = 0; c < 16; c++)
+        _mm512_storeu_ps(dst + (size_t)c * 16, r[c]);
+}
 
-/* t[w * 64 + n - n0] for output rows w < WR of wb (rows C floats apart) and x rows n0 + 16 k ..,
- * k < K: each one FMA chain over the columns in order. */
-INLINE T512 void deq_tile(int WR, int K, const float *wb, int C, const float *xt, int ldt, int n0,
-                          float *t) {
-    __m512 acc[4][4];
-#pragma GCC unroll 4
-    for (int w = 0; w < WR; w++)
-#pragma GCC unroll 4
-        for (int k = 0; k < K; k++)
-            acc[w][k] = _mm512_setzero_ps();
-    for (int i = 0; i < C; i++) {
-        const float *xr = xt + (size_t)i * ldt + n0;
-        __m512 xv[4];
-#pragma GCC unroll 4
-        for (int k = 0; k < K; k++)
-            xv[k] = _mm512_loadu_ps(xr + 16 * k);
-#pragma GCC unroll 4
-        for (int w = 0; w < WR; w++) {
-            __m512 wv = _mm512_set1_ps(wb[(size_t)w * C + i]);
-#pragma GCC unroll 4
-            for (int k = 0; k < K; k++)
-                acc[w][k] = _mm512_fmadd_ps(wv, xv[k], acc[w][k]);
+/* 16 rows of 16 bytes (rows ld apart) transposed: out[j] holds byte j of the 16 rows, row r in
+ * byte r. */
+INLINE T512 void transpose16x16_bytes(const uint8_t *const *src, __m128i *out) {
+    __m128i a[16], b[16];
+    for (int i = 0; i < 16; i++)
+        a[i] = _mm_loadu_si128((const __m128i *)src[i]);
+    for (int i = 0; i < 8; i++) {
+        b[i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+        b[8 + i] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+    }
+    /* b[i] (i < 8): bytes 0-7 of rows 2i, 2i+1 interleaved; b[8 + i]: bytes 8-15 */
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++) {
+            a[8 * h + i] = _mm_unpacklo_epi16(b[8 * h + 2 * i], b[8 * h + 2 * i + 1]);
+            a[8 * h + 4 + i] = _mm_unpackhi_epi16(b[8 * h + 2 * i], b[8 * h + 2 * i + 1]);
+        }
+    /* a[8h + i] (i < 4): bytes 8h + 0..3 of rows 4i..4i+3; a[8h + 4 + i]: bytes 8h + 4..7 */
+    for (int q = 0; q < 4; q++)
+        for (int i = 0; i < 2; i++) {
+            b[4 * q + i] = _mm_unpacklo_epi32(a[4 * q + 2 * i], a[4 * q + 2 * i + 1]);
+            b[4 * q + 2 + i] = _mm_unpackhi_epi32(a[4 * q + 2 * i], a[4 * q + 2 * i + 1]);
+        }
+    /* b[4q + i] (i < 2): bytes 4q + 0, 1 of rows 8i..8i+7; b[4q + 2 + i]: bytes 4q + 2, 3 */
+    for (int q = 0; q < 4; q++)
+        for (int k = 0; k < 2; k++) {
+            out[4 * q + 2 * k] = _mm_unpacklo_epi64(b[4 * q + 2 * k], b[4 * q + 2 * k + 1]);
+            out[4 * q + 2 * k + 1] = _mm_unpackhi_epi64(b[4 * q + 2 * k], b[4 * q + 2 * k + 1]);
+        }
+}
+
+/* Panel of rows o16 .. o16 + 15: P[i * 16 + r] the unscaled value of (o16 + r, i), S[b * 16 + r]
+ * the scale of its block b (rows past the end: 0). Q8_0 and Q4_0 rows are read 16 at a time
+ * straight from their blocks (their bytes transposed in registers); other formats through a
+ * row buffer (tmp, 16 * C floats) and a float transpose. */
+static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, float *S,
+                             float *tmp) {
+    int C = p->cols, g = C / nb;
+    const mq_format_t *f = p->format;
+    int q4 = f->block && f->block_bytes == MQ_Q4_0_BYTES;
+    int q8 = f->block && f->block_bytes == MQ_Q8_0_BYTES;
+    int p4 = f->side_scales && p->scheme.bits == 4 && C % 32 == 0;
+    static const uint8_t zeros[MQ_Q8_0_BYTES];
+    for (int r = 0; r < 16; r++) {
+        int o = o16 + r;
+        if (o >= p->rows) {
+            for (int b = 0; b < nb; b++)
+                S[b * 16 + r] = 0.0f;
+            if (!(q4 || q8 || p4)) memset(tmp + (size_t)r * C, 0, (size_t)C * sizeof *tmp);
+            continue;
+        }
+        const uint8_t *row = p->data + (size_t)o * p->row_bytes;
+        const mq_fp16_t *sc = mq_qweight_row_scales(p, o);
+        for (int b = 0; b < nb; b++)
+            S[b * 16 + r] = f->block_scale(row, sc, g, b);
+        if (!(q4 || q8 || p4)) row_values(p, o, tmp + (size_t)r * C);
+    }
+    if (p4) { /* 16 bytes of a row: weights 2j (low nibble of byte j) and 2j + 1 (high) */
+        const __m512 lut = packed4_lut(p);
+        for (int c = 0; c < C; c += 32) {
+            const uint8_t *src[16];
+            __m128i col[16];
+            for (int r = 0; r < 16; r++)
+                src[r] = o16 + r < p->rows ? p->data + (size_t)(o16 + r) * p->row_bytes + c / 2
+                                           : zeros;
+            transpose16x16_bytes(src, col);
+            float *dst = P + (size_t)c * 16;
+            for (int j = 0; j < 16; j++) {
+                __m512i u = _mm512_cvtepu8_epi32(col[j]);
+                _mm512_storeu_ps(dst + 16 * (2 * j), _mm512_permutexvar_ps(u, lut));
+                _mm512_storeu_ps(dst + 16 * (2 * j + 1),
+                                 _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), lut));
+            }
+        }
+        return;
+    }
+    if (q4 || q8) {
+        size_t bb = f->block_bytes;
+        const __m512 lut = q4_lut();
+        for (int b = 0; b < C / MQ_QBLOCK; b++) {
+            const uint8_t *src[16];
+            __m128i col[16];
+            for (int r = 0; r < 16; r++)
+                src[r] = o16 + r < p->rows
+                             ? p->data + (size_t)(o16 + r) * p->row_bytes + (size_t)b * bb + 2
+                             : zeros;
+            float *dst = P + (size_t)b * MQ_QBLOCK * 16;
+            if (q4) {
+                transpose16x16_bytes(src, col);
+                for (int j = 0; j < 16; j++) {
+                    __m512i u = _mm512_cvtepu8_epi32(col[j]);
+                    _mm512_storeu_ps(dst + 16 * j, _mm512_permutexvar_ps(u, lut));
+                    _mm512_storeu_ps(dst + 16 * (j + 16),
+                                     _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), lut));
+                }
+            } else {
+                for (int h = 0; h < 2; h++) {
+                    const uint8_t *sh[16];
+                    for (int r = 0; r < 16; r++)
+                        sh[r] = src[r] + 16 * h;
+                    transpose16x16_bytes(sh, col);
+                    for (int j = 0; j < 16; j++)
+                        _mm512_storeu_ps(dst + 16 * (16 * h + j),
+                                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(col[j])));
+                }
+            }
+        }
+        return;
+    }
+    int c = 0;
+    for (; c + 16 <= C; c += 16)
+        transpose16(tmp + c, (size_t)C, P + (size_t)c * 16);
+    for (; c < C; c++)
+        for (int r = 0; r < 16; r++)
+            P[(size_t)c * 16 + r] = tmp[(size_t)r * C + c];
+}
+
+/* out[r] = the panel against x rows r < R (ldx apart): a column's 16 weights times their scales,
+ * then one FMA per x row, every output one chain over the columns in order. */
+INLINE T512 void ptile(int R, const float *P, const float *S, int nb, int g, const float *x,
+                       int ldx, __m512 *out) {
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 s = _mm512_loadu_ps(S + 16 * b);
+        int i = b * g, e = (b + 1) * g;
+        /* 8 columns a step: the 16 x rows' addresses are formed once per step */
+        for (; i + 8 <= e; i += 8) {
+            const float *xi = x + i;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m512 wk = _mm512_mul_ps(_mm512_loadu_ps(P + (size_t)(i + k) * 16), s);
+#pragma GCC unroll 16
+                for (int r = 0; r < R; r++)
+                    acc[r] = _mm512_fmadd_ps(wk, _mm512_set1_ps(xi[(size_t)r * ldx + k]), acc[r]);
+            }
+        }
+        for (; i < e; i++) {
+            __m512 wk = _mm512_mul_ps(_mm512_loadu_ps(P + (size_t)i * 16), s);
+#pragma GCC unroll 16
+            for (int r = 0; r < R; r++)
+                acc[r] = _mm512_fmadd_ps(wk, _mm512_set1_ps(x[(size_t)r * ldx + i]), acc[r]);
         }
     }
-#pragma GCC unroll 4
-    for (int w = 0; w < WR; w++)
-#pragma GCC unroll 4
-        for (int k = 0; k < K; k++)
-            _mm512_storeu_ps(t + w * 64 + 16 * k, acc[w][k]);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        out[r] = acc[r];
 }
 
-#define DEQ_FN(WR, K)                                                                              \
-    static T512 void deq_##WR##_##K(const float *wb, int C, const float *xt, int ldt, int n0,     \
-                                    float *t) {                                                    \
-        deq_tile(WR, K, wb, C, xt, ldt, n0, t);                                                    \
+/* One x row against the panel: per scale block four chains (column i in chain i % 4), their sum
+ * times the 16 scales. */
+INLINE T512 __m512 pdot(const float *P, const float *S, int nb, int g, const float *x) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                       _mm512_setzero_ps()};
+        for (int i = b * g; i < (b + 1) * g; i++)
+            c[i & 3] =
+                _mm512_fmadd_ps(_mm512_loadu_ps(P + (size_t)i * 16), _mm512_set1_ps(x[i]), c[i & 3]);
+        __m512 sum = _mm512_add_ps(_mm512_add_ps(c[0], c[1]), _mm512_add_ps(c[2], c[3]));
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(S + 16 * b), sum, acc);
     }
-DEQ_FN(1, 1)
-DEQ_FN(1, 2)
-DEQ_FN(1, 3)
-DEQ_FN(1, 4)
-DEQ_FN(4, 1)
-DEQ_FN(4, 2)
-DEQ_FN(4, 3)
-DEQ_FN(4, 4)
-typedef void (*deq_fn)(const float *wb, int C, const float *xt, int ldt, int n0, float *t);
-/* [4 output rows][vectors of x rows - 1] */
-static const deq_fn DEQ_TILES[2][4] = {{deq_1_1, deq_1_2, deq_1_3, deq_1_4},
-                                       {deq_4_1, deq_4_2, deq_4_3, deq_4_4}};
+    return acc;
+}
 
-void T512 mq_kavx512_gemm_deq(const mq_qweight_t *p, const float *xt, int ldt, int N, float *y,
+typedef void (*ptile_fn)(const float *P, const float *S, int nb, int g, const float *x, int ldx,
+                         __m512 *out);
+#define PTILE_FN(R)                                                                                \
+    static T512 void ptile_##R(const float *P, const float *S, int nb, int g, const float *x,     \
+                               int ldx, __m512 *out) {                                             \
+        if (R == 1)                                                                                \
+            out[0] = pdot(P, S, nb, g, x);                                                         \
+        else                                                                                       \
+            ptile(R, P, S, nb, g, x, ldx, out);                                                    \
+    }
+PTILE_FN(1)
+PTILE_FN(2)
+PTILE_FN(4)
+PTILE_FN(8)
+PTILE_FN(16)
+/* [x rows: 1, 2, 4, 8, 16] */
+static const ptile_fn PTILES[5] = {ptile_1, ptile_2, ptile_4, ptile_8, ptile_16};
+
+void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,
                               int o0, int o1, float *wb) {
-    int C = p->cols, OC = p->rows;
-    for (int o = o0; o < o1; o++)
-        deq_row(p, o, wb + (size_t)(o - o0) * C);
-    /* 64 x rows at a time, so that their columns stay in cache across the output rows; the
-     * outputs of 16 rows gathered in t and written to y a row of 16 at a time */
-    float t[16 * 64];
-    for (int n0 = 0; n0 < N; n0 += 64) {
-        int K = (N - n0 + 15) / 16, nn = N - n0 < 64 ? N - n0 : 64;
-        if (K > 4) K = 4;
-        for (int o16 = o0; o16 < o1; o16 += 16) {
-            int oe = o16 + 16 < o1 ? o16 + 16 : o1, o = o16;
-            for (; o + 4 <= oe; o += 4)
-                DEQ_TILES[1][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, t + (o - o16) * 64);
-            for (; o < oe; o++)
-                DEQ_TILES[0][K - 1](wb + (size_t)(o - o0) * C, C, xt, ldt, n0, t + (o - o16) * 64);
-            for (int n = 0; n < nn; n++)
-                for (int j = 0; j < oe - o16; j++)
-                    y[(size_t)(n0 + n) * OC + o16 + j] = t[j * 64 + n];
+    int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
+    int np = (o1 - o0 + 15) / 16;
+    float *P = wb, *S = P + (size_t)np * 16 * C, *tmp = S + (size_t)np * 16 * nb;
+    for (int q = 0; q < np; q++)
+        build_panel(p, o0 + 16 * q, nb, P + (size_t)q * 16 * C, S + (size_t)q * 16 * nb, tmp);
+    __m512 out[16];
+    for (int n0 = 0; n0 < N;) {
+        int left = N - n0, ri = left >= 16 ? 4 : left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
+        int R = 1 << ri;
+        for (int q = 0; q < np; q++) {
+            int o = o0 + 16 * q, cnt = OC - o < 16 ? OC - o : 16;
+            __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffff : (1u << cnt) - 1);
+            PTILES[ri](P + (size_t)q * 16 * C, S + (size_t)q * 16 * nb, nb, g,
+                       x + (size_t)n0 * ldx, ldx, out);
+            for (int r = 0; r < R; r++)
+                _mm512_mask_storeu_ps(y + (size_t)(n0 + r) * OC + o, m, out[r]);
         }
+        n0 += R;
     }
 }
 

@@ -5,10 +5,11 @@
  *   dot    y[o] = row o of w . x, one x row (C floats).
  *   gemm   y[n * OC + o] = row o of w . x row n, for n < N; x rows ldx floats apart.
  *   a8     y[n * OC + o] from the quantized x rows of xa (int8 activations).
- * The generic prompt path of an ISA (mq_k<isa>_gemm_deq) takes any format: it dequantizes rows
- * with the row's dequantize_row into a per-thread buffer and reads x transposed (xt: C rows of
- * ldt floats, column n of row i being x[n][i]; ldt a multiple of 16, padded with zeros), so
- * that the 16 lanes of a vector are 16 x rows. */
+ * The generic prompt path of an ISA (mq_k<isa>_gemm_panels) takes any grid format whose scale
+ * blocks are whole rows or multiples of 16 columns: it copies each 16 (AVX-512) or 8 (AVX2)
+ * output rows of its share into a float panel (unscaled values column by column, one lane per
+ * row, with the rows' block scales beside them) in a per-thread scratch buffer, then runs every
+ * output as one FMA chain over the columns in order. */
 #ifndef MINIQUANT_KERNELS_ISA_H
 #define MINIQUANT_KERNELS_ISA_H
 
@@ -36,9 +37,12 @@ typedef struct mq_a8 {
     float *sx;     /* N * nblk */
 } mq_a8_t;
 
-/* The generic prompt path, from x transposed; wb holds (o1 - o0) * C floats of scratch. */
-typedef void (*mq_gemm_deq_fn)(const mq_qweight_t *w, const float *xt, int ldt, int N, float *y,
-                               int o0, int o1, float *wb);
+/* The generic prompt path; wb holds MQ_PANEL_SCRATCH(rows, C) floats for a share of rows. */
+typedef void (*mq_gemm_panels_fn)(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
+                                  int o0, int o1, float *wb);
+#define MQ_PANEL_SCRATCH(rows, C) \
+    (((size_t)(rows) + 16) * (size_t)(C) + ((size_t)(rows) + 16) * ((size_t)(C) / 16 + 1) + \
+     16 * (size_t)(C))
 
 /* OpenBLAS (F32 weights, every ISA): sgemv for one x row, mq_matmul_forward for several */
 void mq_kblas_forward(const mq_qweight_t *w, const float *bias, float *out, const float *inp,
@@ -57,8 +61,8 @@ void mq_kavx2_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, fl
 void mq_kavx2_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
-void mq_kavx2_gemm_deq(const mq_qweight_t *w, const float *xt, int ldt, int N, float *y, int o0,
-                       int o1, float *wb);
+void mq_kavx2_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
+                          int o0, int o1, float *wb);
 
 /* AVX-512 */
 void mq_kavx512_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
@@ -67,8 +71,8 @@ void mq_kavx512_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, 
 void mq_kavx512_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
-void mq_kavx512_gemm_deq(const mq_qweight_t *w, const float *xt, int ldt, int N, float *y,
-                         int o0, int o1, float *wb);
+void mq_kavx512_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
+                            int o0, int o1, float *wb);
 void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
 void mq_kavx512_a8_q4_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
 

@@ -1,12 +1,19 @@
 /* miniquant: the portable scalar kernels, the reference the SIMD versions are tested against.
  * They read any format through its row (values_row, block_scale); the summation order is the
- * one documented in miniquant/kernels.h. */
+ * one documented in miniquant/kernels.h, and every product is rounded before it is added (no
+ * fused multiply-add), so the reference is the same on every compiler and CPU. */
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 
 #include "kernels_isa.h"
 #include "miniquant/fp16.h"
+
+/* GCC would otherwise fuse a product with the sum it is added to (its default for GNU C); clang
+ * fuses only within one expression, which the separate statements below rule out. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 /* y[n * OC + o] for x rows n < N (ldx apart), rows [o0, o1). */
 static void reference(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
@@ -29,9 +36,12 @@ static void reference(const mq_qweight_t *w, const float *x, int ldx, int N, flo
             float acc = 0.0f;
             for (int b = 0; b < nb; b++) {
                 float gsum = 0.0f;
-                for (int i = b * g; i < (b + 1) * g; i++)
-                    gsum += v[i] * xn[i];
-                acc += f->block_scale(row, sc, g, b) * gsum;
+                for (int i = b * g; i < (b + 1) * g; i++) {
+                    float prod = v[i] * xn[i];
+                    gsum += prod;
+                }
+                float scaled = f->block_scale(row, sc, g, b) * gsum;
+                acc += scaled;
             }
             y[(size_t)n * OC + o] = acc;
         }
@@ -72,9 +82,11 @@ void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, i
                     int32_t dot = 0;
                     for (int i = 0; i < MQ_QBLOCK; i++)
                         dot += (int32_t)v[j * MQ_QBLOCK + i] * xq[i];
-                    gsum += xa->sx[(size_t)n * nblk + j] * (float)dot;
+                    float part = xa->sx[(size_t)n * nblk + j] * (float)dot;
+                    gsum += part;
                 }
-                acc += f->block_scale(row, sc, g, b) * gsum;
+                float scaled = f->block_scale(row, sc, g, b) * gsum;
+                acc += scaled;
             }
             y[(size_t)n * OC + o] = acc;
         }
