@@ -59,7 +59,7 @@ int cmd_quantize(int argc, char **argv) {
     if (mq_scheme_parse(scheme_name, &s, &err)) return cli_usage_error(&cmd, "%s", err.msg);
     if (s.gptq) {
         fprintf(stderr, "miniquant quantize: %s needs calibration; GPTQ schemes are built by "
-                        "'miniquant gptq'\n", s.name);
+                        "'miniquant eval --scheme' and 'miniquant export'\n", s.name);
         return 2;
     }
     mq_gpt_t m = {0};

@@ -232,6 +232,13 @@ INLINE T512 float half_at(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
+/* A block's FP16 scale, broadcast to 16 lanes (one load-and-broadcast, one conversion). */
+INLINE T512 __m512 half_bcast(const uint8_t *p) {
+    int16_t h;
+    memcpy(&h, p, sizeof h);
+    return _mm512_cvtph_ps(_mm256_set1_epi16(h));
+}
+
 /* Q4_0's values, code = nibble - 8, as a table vpermps reads with the low 4 bits of each lane. */
 INLINE T512 __m512 q4_lut(void) {
     return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
@@ -260,7 +267,7 @@ INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const
         for (int w = 0; w < WR; w++) {
             const uint8_t *blk = row[w] + (size_t)b * bb;
             _mm_prefetch((const char *)blk + PF_BYTES, _MM_HINT_T0);
-            __m512 d = _mm512_set1_ps(half_at(blk)), c0, c1;
+            __m512 d = half_bcast(blk), c0, c1;
             if (q8) {
                 c0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
                                           _mm_loadu_si128((const __m128i *)(blk + 2)))));
