@@ -690,30 +690,18 @@ void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx,
 /* ---------------------------------------------------------------------------------------------
  * int8 activations (VNNI) */
 
-INLINE T512V float hsum8(__m256 v) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
-}
-
-/* Row o against x rows n0 .. n0 + R - 1: per 32-block the block's unsigned weights (code + off)
- * are made once and multiplied with each x row's codes (vpdpbusd: 8 partial sums), converted and
- * accumulated times sx * d; the offset times the block's activation sum is taken back apart. */
-INLINE T512V void a8_tile(const mq_qweight_t *p, int q8, int o, const mq_a8_t *xa, int n0, int R,
-                          float *y) {
-    int nb = p->cols / MQ_QBLOCK, OC = p->rows, nblk = xa->nblk;
+/* Row o against x row n: per 32-block an integer dot product of the unsigned weights (code +
+ * off) with xq, the offset taken back, times sx and the block's d. */
+INLINE T512V float a8_row(const mq_qweight_t *p, int q8, int o, const mq_a8_t *xa, int n) {
+    int nb = p->cols / MQ_QBLOCK;
     size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
     const uint8_t *row = p->data + (size_t)o * p->row_bytes;
+    const int8_t *xq = xa->xq + (size_t)n * xa->nblk * MQ_QBLOCK;
+    const float *sx = xa->sx + (size_t)n * xa->nblk;
+    const int32_t *xs = xa->xsum + (size_t)n * xa->nblk;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     const __m128i lo4 = _mm_set1_epi8(0x0f);
-    const float off = q8 ? 128.0f : 8.0f;
-    __m256 acc[8];
-    float corr[8];
-    for (int r = 0; r < R; r++) {
-        acc[r] = _mm256_setzero_ps();
-        corr[r] = 0.0f;
-    }
+    __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = row + (size_t)b * bb;
         __m256i u;
@@ -723,26 +711,27 @@ INLINE T512V void a8_tile(const mq_qweight_t *p, int q8, int o, const mq_a8_t *x
             __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
             u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), _mm_and_si128(q, lo4));
         }
-        float d = half_at(blk);
-        for (int r = 0; r < R; r++) {
-            size_t k = (size_t)(n0 + r) * nblk + (size_t)b;
-            __m256i dot = _mm256_dpbusd_epi32(
-                _mm256_setzero_si256(), u,
-                _mm256_loadu_si256((const __m256i *)(xa->xq + k * MQ_QBLOCK)));
-            float sd = xa->sx[k] * d;
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(sd), _mm256_cvtepi32_ps(dot), acc[r]);
-            corr[r] -= sd * off * (float)xa->xsum[k];
-        }
+        __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u,
+                                        _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
+        /* the 8 partial sums, less the offset, as one float lane each; summed at the end */
+        int off = q8 ? 128 : 8;
+        __m256 f = _mm256_cvtepi32_ps(d);
+        float corr = (float)(-off * xs[b]);
+        f = _mm256_add_ps(f, _mm256_setr_ps(corr, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(sx[b] * half_at(blk)), f, acc);
     }
-    for (int r = 0; r < R; r++)
-        y[(size_t)(n0 + r) * OC + o] = hsum8(acc[r]) + corr[r];
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
 }
 
 INLINE T512V void a8_rows(const mq_qweight_t *p, int q8, const mq_a8_t *xa, float *y, int o0,
                           int o1) {
-    for (int o = o0; o < o1; o++)
-        for (int n0 = 0; n0 < xa->N; n0 += 8)
-            a8_tile(p, q8, o, xa, n0, xa->N - n0 < 8 ? xa->N - n0 : 8, y);
+    int OC = p->rows;
+    for (int n = 0; n < xa->N; n++)
+        for (int o = o0; o < o1; o++)
+            y[(size_t)n * OC + o] = a8_row(p, q8, o, xa, n);
 }
 
 void T512V mq_kavx512_a8_q8_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1) {
