@@ -90,6 +90,9 @@ int mq_qmodel_save(const char *path, const mq_gpt_t *m, const mq_qmodel_t *q,
  * scheme fp32, every Linear F32 (a foreign file's F16 / Q8_0 / Q4_0 tensors dequantized), no
  * layer active unless the file says fp32. Free with mq_qmodel_free. On failure q holds nothing. */
 int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_qmodel_t *q, mq_error_t *err);
+/* The same with the layers pointing into g's tensor data, which must outlive q. */
+int mq_qmodel_from_gguf_borrowed(const mq_gguf_t *g, const char *name, mq_qmodel_t *q,
+                                 mq_error_t *err);
 /* Reads path; the layers point into the file's bytes, which q keeps. Loads its tokenizer too
  * when tok is non-NULL. */
 int mq_qmodel_load(const char *path, mq_qmodel_t *q, mq_tokenizer_t **tok, mq_error_t *err);

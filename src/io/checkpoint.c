@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "miniquant/export.h"
+#include "miniquant/format.h"
 #include "miniquant/fp16.h"
 
 /* Where each parameter goes in the file: llama.cpp's gpt2 tensor names. A Linear W[out][in]
@@ -194,7 +196,8 @@ static int param_tensor(const mq_gguf_t *g, const char *name, const mq_gpt_confi
                             "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name,
                             tname, (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1),
                             (long long)cols, (long long)(rows ? rows : 1));
-    if (t->type != MQ_GGML_F32 && t->type != MQ_GGML_F16) {
+    const mq_format_t *f = mq_format_of_ggml_type(t->type);
+    if (!f || f->decode_row || f->side_scales) { /* codes on a grid are not a checkpoint's */
         const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
         return mq_error_set(err, MQ_ERR_UNSUPPORTED,
                             "%s: tensor %s has type %s, which this reader does not load (F32 and "
@@ -210,24 +213,16 @@ int mq_gpt_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_error
     const mq_gguf_tensor_t *t;
     int rc = mq_gpt_config_from_gguf(g, name, &cfg, err);
     if (rc) return rc;
-    /* every tensor is checked before the parameters are allocated */
+    /* a checkpoint holds values (F32 or F16), every tensor checked before anything is allocated */
     for (int p = 0; p < MQ_NUM_PARAMS; p++)
         for (int l = 0; l < (TENSOR_MAP[p].stacked ? cfg.n_layer : 1); l++)
             if ((rc = param_tensor(g, name, &cfg, p, l, &t, err))) return rc;
-    if ((rc = mq_gpt_init(m, &cfg, err))) return rc;
-    float **params = (float **)&m->params;
-    for (int p = 0; p < MQ_NUM_PARAMS; p++) {
-        int64_t rows, cols;
-        param_shape(&cfg, p, &rows, &cols);
-        size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
-        for (int l = 0; l < (TENSOR_MAP[p].stacked ? cfg.n_layer : 1); l++) {
-            param_tensor(g, name, &cfg, p, l, &t, NULL);
-            float *dst = params[p] + (size_t)l * slice;
-            if (t->type == MQ_GGML_F32) memcpy(dst, t->data, slice * sizeof(float));
-            else mq_fp16_to_fp32_row((const mq_fp16_t *)t->data, dst, slice);
-        }
-    }
-    return MQ_OK;
+    /* then the one reader of model files reads it, and its values become the FP32 model */
+    mq_qmodel_t q;
+    if ((rc = mq_qmodel_from_gguf_borrowed(g, name, &q, err))) return rc;
+    rc = mq_qmodel_dequantize(&q, m, err);
+    mq_qmodel_free(&q);
+    return rc;
 }
 
 int mq_checkpoint_save(const char *path, const mq_gpt_t *m, const mq_tokenizer_t *tok,

@@ -540,6 +540,11 @@ int mq_qmodel_from_gguf(const mq_gguf_t *g, const char *name, mq_qmodel_t *q, mq
     return from_gguf(g, name, 0, q, err);
 }
 
+int mq_qmodel_from_gguf_borrowed(const mq_gguf_t *g, const char *name, mq_qmodel_t *q,
+                                 mq_error_t *err) {
+    return from_gguf(g, name, 1, q, err);
+}
+
 int mq_qmodel_load(const char *path, mq_qmodel_t *q, mq_tokenizer_t **tok, mq_error_t *err) {
     mq_gguf_t *g;
     if (tok) *tok = NULL;
