@@ -140,15 +140,20 @@ includes_of() {
     grep -nHE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "${files[@]}" || true
 }
 
+# One line of includes_of ("file:line:text") into file, lineno and inc; fails when the text is
+# not a quoted include.
+parse_hit() {
+    file=${1%%:*}
+    local rest=${1#*:}
+    lineno=${rest%%:*}
+    [[ ${rest#*:} =~ $include_re ]] || return 1
+    inc=${BASH_REMATCH[1]}
+}
+
 # The library: every include must resolve and must not reach upward.
 n_includes=0
 while IFS= read -r hit; do
-    file=${hit%%:*}
-    hit=${hit#*:}
-    lineno=${hit%%:*}
-    line=${hit#*:}
-    [[ $line =~ $include_re ]] || continue
-    inc=${BASH_REMATCH[1]}
+    parse_hit "$hit" || continue
     n_includes=$((n_includes + 1))
     module_of_path "$file"
     from=$REPLY
@@ -181,12 +186,7 @@ done < <(includes_of src include)
 
 # Tests, benchmarks and fuzz targets: the public headers they name must exist.
 while IFS= read -r hit; do
-    file=${hit%%:*}
-    hit=${hit#*:}
-    lineno=${hit%%:*}
-    line=${hit#*:}
-    [[ $line =~ $include_re ]] || continue
-    inc=${BASH_REMATCH[1]}
+    parse_hit "$hit" || continue
     if [[ $inc == miniquant/* && ! -f include/$inc ]]; then
         fail "$file:$lineno: #include \"$inc\": no such header in include/"
     fi

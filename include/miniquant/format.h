@@ -102,12 +102,15 @@ typedef void (*mq_a8_fn)(const mq_qweight_t *w, const struct mq_a8 *xa, float *y
 /* A whole forward, bias included, for formats that hand it to a library (F32: OpenBLAS). */
 typedef void (*mq_forward_fn)(const mq_qweight_t *w, const float *bias, float *out,
                               const float *inp, int N);
+/* One x row rearranged once per forward for a decode kernel that reads it so (xp: cols floats). */
+typedef void (*mq_prep_fn)(const mq_qweight_t *w, const float *x, float *xp);
 typedef struct mq_format_kernels {
     mq_forward_fn forward; /* when set, the whole call: no split into rows by the dispatcher */
     mq_dot_fn dot;   /* one x row (decode) */
     mq_gemm_fn gemm; /* several x rows (prompt); NULL: the ISA's generic path, which
                         dequantizes rows with dequantize_row and multiplies */
     mq_a8_fn a8;     /* int8 activations; NULL: the mode does not take this format here */
+    mq_prep_fn prep; /* x for dot, made once per forward; NULL: dot reads x as it is */
 } mq_format_kernels_t;
 
 #define MQ_FORMAT_ISAS 3 /* scalar, avx2, avx512 (kernels.h's mq_isa_t) */
@@ -122,7 +125,6 @@ struct mq_format {
     size_t block_bytes;
     int side_scales;  /* 1: FP16 scales in a tensor "<base>.scales" beside "<base>.weight" */
     int llama_ftype;  /* general.file_type of a file whose Linears are all this format */
-    const char *ftype_name; /* "MOSTLY_Q4_0", ... */
     /* 1 when a weight of scheme s with rows of cols inputs can be stored this way */
     int (*fits)(const mq_scheme_t *s, int cols);
     /* bytes of one stored row */

@@ -41,6 +41,10 @@ enum {
 /* Lemmas and forms are shorter than this many bytes; a longer word is no verb form. */
 #define MQ_VERB_MAX_WORD 64
 
+/* 1 when w is one of the n words of list; MQ_IN_LIST takes a static array. */
+int mq_word_in_list(const char *w, const char *const *list, size_t n);
+#define MQ_IN_LIST(w, list) mq_word_in_list(w, list, sizeof list / sizeof list[0])
+
 typedef struct mq_verb_lexicon mq_verb_lexicon_t;
 
 /* Loads index.verb, verb.exc and cntlist.rev from dir (MQ_WORDNET_DIR when NULL). freq (may be

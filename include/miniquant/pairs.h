@@ -19,6 +19,7 @@
 #include "miniquant/error.h"
 #include "miniquant/lexicon.h"
 #include "miniquant/model.h"
+#include "miniquant/strpool.h"
 #include "miniquant/tokenizer.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -42,8 +43,7 @@ typedef struct mq_mp_set {
     size_t n_bad;
     /* storage, owned by the set */
     size_t items_cap, bad_cap;
-    char **blocks;
-    size_t n_blocks, blocks_cap, block_used, block_size;
+    mq_strpool_t strings;
 } mq_mp_set_t;
 
 /* Appends an item (strings are copied; lemma, source and bad_infl may be NULL). n_bad >= 1. */

@@ -16,47 +16,6 @@
 /* ---------------------------------------------------------------------------------------------
  * sets */
 
-/* Copies n bytes plus a NUL into the set's string blocks. Strings never move once stored, so
- * items can point at them while the set grows. */
-static char *set_strndup(mq_mp_set_t *s, const char *str, size_t n) {
-    if (!s->block_size) s->block_size = 1 << 16;
-    if (s->n_blocks == 0 || s->block_used + n + 1 > s->block_size) {
-        if (s->n_blocks == s->blocks_cap) {
-            size_t cap = s->blocks_cap ? 2 * s->blocks_cap : 16;
-            char **b = realloc(s->blocks, cap * sizeof *b);
-            if (!b) return NULL;
-            s->blocks = b;
-            s->blocks_cap = cap;
-        }
-        /* a string larger than a block gets a block of its own, and the current block stays
-         * the one being filled */
-        if (n + 1 > s->block_size) {
-            char *big = malloc(n + 1);
-            if (!big) return NULL;
-            if (s->n_blocks == 0) {
-                s->blocks[s->n_blocks++] = big;
-                s->block_used = s->block_size; /* full: the next string opens a new block */
-            } else {
-                s->blocks[s->n_blocks] = s->blocks[s->n_blocks - 1];
-                s->blocks[s->n_blocks - 1] = big;
-                s->n_blocks++;
-            }
-            memcpy(big, str, n);
-            big[n] = 0;
-            return big;
-        }
-        char *blk = malloc(s->block_size);
-        if (!blk) return NULL;
-        s->blocks[s->n_blocks++] = blk;
-        s->block_used = 0;
-    }
-    char *dst = s->blocks[s->n_blocks - 1] + s->block_used;
-    memcpy(dst, str, n);
-    dst[n] = 0;
-    s->block_used += n + 1;
-    return dst;
-}
-
 int mq_mp_add(mq_mp_set_t *s, const char *good, const char *const *bad, const uint8_t *bad_infl,
               uint32_t n_bad, const char *lemma, uint8_t infl, const char *source,
               mq_error_t *err) {
@@ -84,16 +43,16 @@ int mq_mp_add(mq_mp_set_t *s, const char *good, const char *const *bad, const ui
         s->bad_cap = cap;
     }
     mq_mp_item_t it = {0};
-    it.good = set_strndup(s, good, strlen(good));
-    it.lemma = lemma ? set_strndup(s, lemma, strlen(lemma)) : NULL;
-    it.source = source ? set_strndup(s, source, strlen(source)) : NULL;
+    it.good = mq_strpool_dup(&s->strings, good, strlen(good));
+    it.lemma = lemma ? mq_strpool_dup(&s->strings, lemma, strlen(lemma)) : NULL;
+    it.source = source ? mq_strpool_dup(&s->strings, source, strlen(source)) : NULL;
     if (!it.good || (lemma && !it.lemma) || (source && !it.source))
         return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for sentences");
     it.first_bad = s->n_bad;
     it.n_bad = n_bad;
     it.infl = infl;
     for (uint32_t j = 0; j < n_bad; j++) {
-        const char *b = set_strndup(s, bad[j], strlen(bad[j]));
+        const char *b = mq_strpool_dup(&s->strings, bad[j], strlen(bad[j]));
         if (!b) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for sentences");
         s->bad[s->n_bad + j] = b;
         s->bad_infl[s->n_bad + j] = bad_infl ? bad_infl[j] : 0;
@@ -105,9 +64,7 @@ int mq_mp_add(mq_mp_set_t *s, const char *good, const char *const *bad, const ui
 
 void mq_mp_set_free(mq_mp_set_t *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->n_blocks; i++)
-        free(s->blocks[i]);
-    free(s->blocks);
+    mq_strpool_free(&s->strings);
     free(s->items);
     free((void *)s->bad);
     free(s->bad_infl);

@@ -62,12 +62,6 @@ static int all_digits(const char *w) {
     return 1;
 }
 
-static int in_list(const char *w, const char *const *list, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(w, list[i])) return 1;
-    return 0;
-}
-#define IN_LIST(w, list) in_list(w, list, sizeof list / sizeof list[0])
 
 /* A growable byte buffer for one sentence. */
 typedef struct {
@@ -157,12 +151,12 @@ static int example_items(build_t *b, const char *ex, size_t n, const char *sourc
         const mq_verb_lemma_t *l = &lm;
         prev_word(ex, tk, k, p1);
         p2[0] = 0;
-        if (IN_LIST(p1, ADVERBS)) prev_word(ex, tk, k - 1, p2);
+        if (MQ_IN_LIST(p1, ADVERBS)) prev_word(ex, tk, k - 1, p2);
         if (slots & MQ_INFL_BASE) {
             int verbish = l->n_verb > 0 && (uint64_t)l->n_verb >= (uint64_t)l->n_noun + l->n_adj;
-            int ok = IN_LIST(p1, MODALS) || IN_LIST(p2, MODALS) ||
-                     (verbish &&
-                      (IN_LIST(p1, TO_SUBJECT) || IN_LIST(p2, TO_SUBJECT) || (k == 0 && capital)));
+            int ok = MQ_IN_LIST(p1, MODALS) || MQ_IN_LIST(p2, MODALS) ||
+                     (verbish && (MQ_IN_LIST(p1, TO_SUBJECT) || MQ_IN_LIST(p2, TO_SUBJECT) ||
+                                  (k == 0 && capital)));
             if (!ok) {
                 b->st->skip_base_context++;
                 continue;
@@ -171,12 +165,12 @@ static int example_items(build_t *b, const char *ex, size_t n, const char *sourc
             /* after a determiner an -s form is a plural noun and a past-only form ("a bit")
              * some other word; participles there are adjectives ("a broken vase") and stay */
             if ((slots & MQ_INFL_3SG || slots == MQ_INFL_PAST) &&
-                (IN_LIST(p1, DETERMINERS) || all_digits(p1))) {
+                (MQ_IN_LIST(p1, DETERMINERS) || all_digits(p1))) {
                 b->st->skip_plural_det++;
                 continue;
             }
             if ((b->flags & MQ_VT_SKIP_NOUN_PLURALS) && (slots & MQ_INFL_3SG) &&
-                l->n_noun > l->n_verb && !IN_LIST(p1, PRONOUNS_3SG)) {
+                l->n_noun > l->n_verb && !MQ_IN_LIST(p1, PRONOUNS_3SG)) {
                 b->st->skip_plural_noun++;
                 continue;
             }

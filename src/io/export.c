@@ -352,14 +352,11 @@ static int load_linear(loading_t *ld, mq_qmodel_t *q, int i, const mq_gguf_tenso
                                 ld->file, t->name, type_name(t->type));
         if (t->n_dims != 2 || t->ne[0] != C || t->ne[1] != OC)
             return bad_shape(ld->file, t, C, OC, err);
-        if (t->type == MQ_GGML_F32) { /* as it is */
-            const mq_format_t *f32 = mq_format_for(&fp32, C, NULL);
-            if (t->nbytes != (size_t)OC * f32->row_bytes(&fp32, C))
-                return read_floats(ld->file, t, 0, NULL, (size_t)OC * C, err);
+        if (t->type == MQ_GGML_F32) { /* as it is (the container checked its bytes against ne) */
             int bad_row;
             mq_row_fault_t fault;
-            rc = mq_qweight_load(&w, &fp32, f32, OC, C, t->data, NULL, ld->borrow, &bad_row,
-                                 &fault, err);
+            rc = mq_qweight_load(&w, &fp32, mq_format_for(&fp32, C, NULL), OC, C, t->data, NULL,
+                                 ld->borrow, &bad_row, &fault, err);
         } else { /* a foreign file's F16 / Q8_0 / Q4_0: the plain model's FP32 weight */
             rc = mq_qweight_alloc(&w, &fp32, OC, C, err);
             if (rc == MQ_OK &&
@@ -499,16 +496,15 @@ static int read_scheme(loading_t *ld, mq_error_t *err) {
     return MQ_OK;
 }
 
-/* The biases the loaded layers add, from the parameters just read. */
-static int bias_copies(mq_qmodel_t *q, mq_error_t *err) {
+/* The biases the loaded layers add, from the parameters just read (a layer is set before its
+ * bias tensor is read, so its copy is refreshed here). */
+static void bias_copies(mq_qmodel_t *q) {
     for (int i = 0; i < q->n_linear; i++) {
         float *bias;
         mq_gpt_linear_weight(q->model, mq_qmodel_linear_id(&q->model->cfg, i), &bias, NULL, NULL);
         if (!bias || !q->ql[i].bias) continue;
         memcpy(q->ql[i].bias, bias, (size_t)q->ql[i].out * sizeof(float));
     }
-    (void)err;
-    return MQ_OK;
 }
 
 static int from_gguf(const mq_gguf_t *g, const char *name, int borrow, mq_qmodel_t *q,
@@ -526,7 +522,7 @@ static int from_gguf(const mq_gguf_t *g, const char *name, int borrow, mq_qmodel
     ld.seen = malloc(max_seen * sizeof *ld.seen);
     if (!ld.seen) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     if (rc == MQ_OK) rc = load_tensors(&ld, q, err);
-    if (rc == MQ_OK) rc = bias_copies(q, err);
+    if (rc == MQ_OK) bias_copies(q);
     free(ld.seen);
     if (rc) {
         mq_qmodel_free(q);

@@ -263,8 +263,16 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     mq_gemm_panels_fn panels =
         N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
     if (use_a8 && (rc = a8_prepare(C, inp, N, &xa, err))) return rc;
-    const float *x = inp;
-    float *xpad = NULL, *wb = NULL;
+    const float *x = inp, *xdot = inp;
+    float *xpad = NULL, *wb = NULL, *xprep = NULL;
+    if (N == 1 && !use_a8 && k->prep) { /* once for every row the dot kernel runs */
+        if (!(xprep = malloc((size_t)C * sizeof *xprep))) {
+            free(xa.xq);
+            return mq_error_set(err, MQ_ERR_NOMEM, "fused forward: out of memory for x");
+        }
+        k->prep(w, inp, xprep);
+        xdot = xprep;
+    }
     int ldx = C, rows = N > 1 ? 4 * MQ_KROWS : MQ_KROWS;
     if (panels) {
         /* x rows a multiple of 4 KiB apart would all fall in one set of the L1 cache and evict
@@ -295,7 +303,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
         if (use_a8)
             k->a8(w, &xa, out, o0, o1);
         else if (N == 1)
-            k->dot(w, inp, out, o0, o1);
+            k->dot(w, xdot, out, o0, o1);
         else if (panels)
             panels(w, x, ldx, N, out, o0, o1,
                    wb + (size_t)omp_get_thread_num() * MQ_PANEL_SCRATCH(rows, C));
@@ -310,6 +318,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     free(xa.xq);
     free(xpad);
     free(wb);
+    free(xprep);
     return MQ_OK;
 }
 

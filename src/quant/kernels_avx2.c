@@ -7,8 +7,9 @@
  * output rows x up to 4 x rows. Q8_0 codes are sign-extended 8 at a time; Q4_0 nibbles are
  * split, made signed (nibble - 8) as bytes and converted; 4-bit packed codes are interleaved
  * into column order and read from the grid's 16-entry table with two 8-entry permutes and a
- * blend on the field's bit 3. Several x rows of a quantized weight: rows dequantized into a
- * buffer, against x transposed, 8 x rows in the lanes, 4 output rows x up to 16 x rows. */
+ * blend on the field's bit 3. Several x rows of a quantized weight: 8 output rows at a time
+ * copied into a float panel (unscaled values column by column, one lane per row) with their block
+ * scales, then each output one FMA chain over the columns of v * s, up to 8 x rows a tile. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdlib.h>

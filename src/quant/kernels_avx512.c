@@ -6,15 +6,18 @@
  *
  * One x row (decode): per output row 16-lane partial sums over the columns, 4 rows sharing each
  * load of x, 16 rows reduced together at the end. Halves are converted 16 at a time; ggml's
- * Q8_0 blocks sign-extend their 32 codes, Q4_0 blocks split their 16 bytes into low and high
- * nibbles whose values come from a 16-entry table (vpermps); miniquant's 4-bit packed codes
- * (two per byte, in column order) are interleaved back into column order first and read from
- * the grid's table (int: u - 8, nf4: the codebook). The block's sum is multiplied by its scale.
+ * Q8_0 blocks sign-extend their 32 codes and scale the block's sum; Q4_0 blocks widen their 16
+ * bytes to 16 lanes whose low and (shifted) high nibbles index a 16-entry table of values times
+ * d (vpermps); miniquant's 4-bit packed codes (two per byte, in column order) are read the same
+ * way against x de-interleaved once per call (even columns, then odd), the grid's table being
+ * u - 8 (int) or the codebook, times the group's scale.
  *
  * Several x rows (prompt): F16 runs tiles of 2 output rows x up to 8 x rows on row-major
- * halves; every other format is dequantized row by row into a buffer (the exact values v * s)
- * and multiplied with x transposed, 16 x rows in the lanes, 4 output rows x up to 64 x rows per
- * tile, each output one FMA chain over the columns in order.
+ * halves; every other format is copied, 16 output rows at a time, into a float panel (unscaled
+ * values column by column, one lane per row; Q8_0, Q4_0 and 4-bit packed rows straight from
+ * their bytes through a 16 x 16 byte transpose) with the rows' block scales beside it, and each
+ * output is one FMA chain over the columns of v * s against x broadcast, up to 16 x rows a
+ * tile; a last single x row runs four chains per scale block.
  *
  * Int8 activations (VNNI): vpdpbusd multiplies unsigned by signed bytes, so Q8_0 codes enter
  * with an offset of 128 and Q4_0 nibbles as they are (code + 8); the offset times the sum of
@@ -384,71 +387,37 @@ INLINE T512 __m512 packed4_lut(const mq_qweight_t *p) {
     return _mm512_loadu_ps(t);
 }
 
-/* Packed codes: 4-bit grids whose groups are whole 32s run fused (x de-interleaved once per
- * call); other widths and groups go through the scalar reference. */
-void T512 mq_kavx512_dot_packed(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+/* 4-bit packed weights whose groups are whole 32s read x de-interleaved per 32 columns (even
+ * columns, then odd), made once per forward; other packed weights read x as it is. */
+static int packed_fused(const mq_qweight_t *p) {
+    return p->scheme.bits == 4 && p->group % 32 == 0;
+}
+
+void T512 mq_kavx512_prep_packed(const mq_qweight_t *p, const float *x, float *xp) {
     int C = p->cols;
-    if (p->scheme.bits != 4 || p->group % 32) {
-        mq_kscalar_dot(p, x, y, o0, o1);
-        return;
-    }
-    float *xd = malloc((size_t)C * sizeof *xd);
-    if (!xd) {
-        mq_kscalar_dot(p, x, y, o0, o1);
+    if (!packed_fused(p)) {
+        memcpy(xp, x, (size_t)C * sizeof *xp);
         return;
     }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int c = 0; c < C; c += 32) {
         __m512 a = _mm512_loadu_ps(x + c), b = _mm512_loadu_ps(x + c + 16);
-        _mm512_storeu_ps(xd + c, _mm512_permutex2var_ps(a, even, b));
-        _mm512_storeu_ps(xd + c + 16, _mm512_permutex2var_ps(a, odd, b));
+        _mm512_storeu_ps(xp + c, _mm512_permutex2var_ps(a, even, b));
+        _mm512_storeu_ps(xp + c + 16, _mm512_permutex2var_ps(a, odd, b));
     }
-    dot_16s(p, rows_p4, packed4_lut(p), xd, y, o0, o1);
-    free(xd);
+}
+
+/* x as mq_kavx512_prep_packed made it: the fused 4-bit path, or the scalar reference. */
+void T512 mq_kavx512_dot_packed(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    if (packed_fused(p))
+        dot_16s(p, rows_p4, packed4_lut(p), x, y, o0, o1);
+    else
+        mq_kscalar_dot(p, x, y, o0, o1);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * several x rows: panels of 16 rows as floats */
-
-/* Unscaled values of row r (codes as floats, codebook values): SIMD for Q8_0, Q4_0 and 4-bit
- * packed rows, the row's values_row otherwise. */
-static T512 void row_values(const mq_qweight_t *p, int r, float *v) {
-    int C = p->cols, nb = C / MQ_QBLOCK;
-    const uint8_t *row = p->data + (size_t)r * p->row_bytes;
-    const mq_format_t *f = p->format;
-    if (f->block && f->block_bytes == MQ_Q4_0_BYTES) {
-        const __m512 lut = q4_lut();
-        for (int b = 0; b < nb; b++) {
-            __m512i q = _mm512_cvtepu8_epi32(
-                _mm_loadu_si128((const __m128i *)(row + (size_t)b * MQ_Q4_0_BYTES + 2)));
-            _mm512_storeu_ps(v + MQ_QBLOCK * b, _mm512_permutexvar_ps(q, lut));
-            _mm512_storeu_ps(v + MQ_QBLOCK * b + 16,
-                             _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut));
-        }
-    } else if (f->block && f->block_bytes == MQ_Q8_0_BYTES) {
-        for (int b = 0; b < nb; b++)
-            for (int h = 0; h < 2; h++)
-                _mm512_storeu_ps(v + MQ_QBLOCK * b + 16 * h,
-                                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                                     (const __m128i *)(row + (size_t)b * MQ_Q8_0_BYTES + 2 +
-                                                       16 * h)))));
-    } else if (f->side_scales && p->scheme.bits == 4 && C % 32 == 0) {
-        const __m512 lut = packed4_lut(p);
-        const __m512i lo_idx =
-            _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
-        for (int c = 0; c < C; c += 32) {
-            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + c / 2)));
-            __m512 ev = _mm512_permutexvar_ps(q, lut);
-            __m512 od = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut);
-            _mm512_storeu_ps(v + c, _mm512_permutex2var_ps(ev, lo_idx, od));
-            _mm512_storeu_ps(v + c + 16, _mm512_permutex2var_ps(ev, hi_idx, od));
-        }
-    } else {
-        f->values_row(row, &p->scheme, C, v);
-    }
-}
 
 /* 16 rows of 16 floats (rows ld apart) transposed into 16 rows of 16 (16 apart). */
 INLINE T512 void transpose16(const float *src, size_t ld, float *dst) {
@@ -534,7 +503,7 @@ static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, f
         const mq_fp16_t *sc = mq_qweight_row_scales(p, o);
         for (int b = 0; b < nb; b++)
             S[b * 16 + r] = f->block_scale(row, sc, g, b);
-        if (!(q4 || q8 || p4)) row_values(p, o, tmp + (size_t)r * C);
+        if (!(q4 || q8 || p4)) f->values_row(row, &p->scheme, C, tmp + (size_t)r * C);
     }
     if (p4) { /* 16 bytes of a row: weights 2j (low nibble of byte j) and 2j + 1 (high) */
         const __m512 lut = packed4_lut(p);

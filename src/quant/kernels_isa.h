@@ -71,6 +71,7 @@ void mq_kavx512_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, 
 void mq_kavx512_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_prep_packed(const mq_qweight_t *w, const float *x, float *xp);
 void mq_kavx512_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
                             int o0, int o1, float *wb);
 void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);

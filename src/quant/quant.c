@@ -67,19 +67,18 @@ int mq_qweight_alloc(mq_qweight_t *q, const mq_scheme_t *s, int rows, int cols, 
     return MQ_OK;
 }
 
-const mq_fp16_t *mq_qweight_row_scales(const mq_qweight_t *q, int r) {
-    if (!q->scales) return NULL;
-    switch (q->scheme.gran) {
-    case MQ_QG_TENSOR: return q->scales;
-    case MQ_QG_CHANNEL: return q->scales + r;
-    default: return q->scales + (size_t)r * (size_t)(q->cols / q->group);
-    }
-}
-
-/* The scales of row r within a scales array laid out as mq_qweight_from_codes takes it. */
+/* The scales of row r within a scales array laid out as mq_qweight_from_codes takes it (one for
+ * per-tensor, one per row, or one per group row by row), and how many a row has. */
 static const mq_fp16_t *row_scales_of(const mq_qweight_t *q, const mq_fp16_t *scales, int r) {
     return q->scheme.gran == MQ_QG_TENSOR ? scales
                                           : scales + (size_t)r * (size_t)(q->cols / q->group);
+}
+static size_t row_n_scales(const mq_qweight_t *q) {
+    return q->scheme.gran == MQ_QG_TENSOR ? 1 : (size_t)(q->cols / q->group);
+}
+
+const mq_fp16_t *mq_qweight_row_scales(const mq_qweight_t *q, int r) {
+    return q->scales ? row_scales_of(q, q->scales, r) : NULL;
 }
 
 /* Row r of codes and scales into q's bytes (and side scales). */
@@ -87,8 +86,7 @@ static void store_row(mq_qweight_t *q, int r, const int8_t *codes, const mq_fp16
     mq_qrow_t src = {NULL, codes, sc, q->cols, q->group};
     q->format->encode_row(&src, &q->scheme, q->data + (size_t)r * q->row_bytes);
     if (q->scales && (q->scheme.gran != MQ_QG_TENSOR || r == 0))
-        memcpy((mq_fp16_t *)mq_qweight_row_scales(q, r), sc,
-               (size_t)(q->scheme.gran == MQ_QG_TENSOR ? 1 : q->cols / q->group) * 2);
+        memcpy((mq_fp16_t *)mq_qweight_row_scales(q, r), sc, row_n_scales(q) * 2);
 }
 
 /* The largest |w| of a block, and whether the block holds a NaN or an infinity. */
@@ -230,8 +228,7 @@ int mq_qweight_to_codes(const mq_qweight_t *q, int8_t *codes, mq_fp16_t *scales,
             rc = mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: row %d%s", q->scheme.name, r,
                               f.what);
         else if (q->scheme.gran != MQ_QG_TENSOR || r == 0)
-            memcpy((mq_fp16_t *)row_scales_of(q, scales, r), row_sc,
-                   (size_t)(q->scheme.gran == MQ_QG_TENSOR ? 1 : q->cols / q->group) * 2);
+            memcpy((mq_fp16_t *)row_scales_of(q, scales, r), row_sc, row_n_scales(q) * 2);
     }
     free(row_sc);
     return rc;

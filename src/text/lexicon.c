@@ -98,12 +98,11 @@ static const char *const PP_IS_BASE[] = {"become",   "come",    "forerun", "misb
 /* Left out: "be" has eight forms, not five, and the modals' forms are auxiliaries. */
 static const char *const NOT_VERBS[] = {"be", "can", "may", "must", "shall", "will"};
 
-static int in_list(const char *w, const char *const *list, size_t n) {
+int mq_word_in_list(const char *w, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!strcmp(w, list[i])) return 1;
     return 0;
 }
-#define IN_LIST(w, list) in_list(w, list, sizeof list / sizeof list[0])
 
 /* ---------------------------------------------------------------------------------------------
  * the lexicon */
@@ -237,7 +236,7 @@ static int load_index(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
         char w[MQ_VERB_MAX_WORD];
         memcpy(w, fs[0], fl[0]);
         w[fl[0]] = 0;
-        if (IN_LIST(w, NOT_VERBS) || mq_strindex_get(&lx->lemma_map, w, fl[0], NULL)) continue;
+        if (MQ_IN_LIST(w, NOT_VERBS) || mq_strindex_get(&lx->lemma_map, w, fl[0], NULL)) continue;
         if (lx->n_lemmas == lx->cap_lemmas) {
             size_t cap = lx->cap_lemmas ? 2 * lx->cap_lemmas : 4096;
             lemma_t *l = realloc(lx->lemmas, cap * sizeof *l);
@@ -418,7 +417,7 @@ static int make_cands(mq_verb_lexicon_t *lx, uint32_t id, const exc_t *exc, size
     const char *L = l->lemma;
     char buf[MQ_VERB_MAX_WORD + 8];
     l->first_cand = (uint32_t)lx->n_cands;
-    int same_past = IN_LIST(L, SAME_PAST), pp_base = IN_LIST(L, PP_IS_BASE), rc;
+    int same_past = MQ_IN_LIST(L, SAME_PAST), pp_base = MQ_IN_LIST(L, PP_IS_BASE), rc;
     uint8_t base_slots =
         MQ_INFL_BASE | (same_past ? MQ_INFL_PAST | MQ_INFL_PP : 0) | (pp_base ? MQ_INFL_PP : 0);
     if ((rc = add_cand(lx, id, L, base_slots, 1, 0))) return rc;
