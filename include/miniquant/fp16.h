@@ -15,6 +15,10 @@ float mq_fp16_to_fp32(mq_fp16_t h);
 /* Rounds a float to the nearest half and back: the value an FP16 store would hold. */
 static inline float mq_round_fp16(float f) { return mq_fp16_to_fp32(mq_fp32_to_fp16(f)); }
 
+/* The float of every half, indexed by its bits (65,536 entries, 256 KiB), built on the first
+ * call (thread-safe): a kernel reads a block's scale with one load instead of a conversion. */
+const float *mq_fp16_table(void);
+
 void mq_fp32_to_fp16_row(const float *x, mq_fp16_t *y, size_t n);
 void mq_fp16_to_fp32_row(const mq_fp16_t *x, float *y, size_t n);
 

@@ -1,6 +1,7 @@
 #include "miniquant/fp16.h"
 
 #include <string.h>
+#include <threads.h>
 
 static inline uint32_t f32_bits(float f) {
     uint32_t u;
@@ -63,4 +64,17 @@ void mq_fp32_to_fp16_row(const float *x, mq_fp16_t *y, size_t n) {
 
 void mq_fp16_to_fp32_row(const mq_fp16_t *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = mq_fp16_to_fp32(x[i]);
+}
+
+static float fp16_table[65536];
+static once_flag fp16_table_once = ONCE_FLAG_INIT;
+
+static void fp16_table_build(void) {
+    for (uint32_t h = 0; h < 65536; h++)
+        fp16_table[h] = mq_fp16_to_fp32((mq_fp16_t)h);
+}
+
+const float *mq_fp16_table(void) {
+    call_once(&fp16_table_once, fp16_table_build);
+    return fp16_table;
 }

@@ -5,10 +5,11 @@
  * stored rows (quant.h) as they are.
  *
  * One x row (decode): per output row 16-lane partial sums over the columns, 4 rows sharing each
- * load of x, 16 rows reduced together at the end. Halves are converted 16 at a time; ggml's
- * Q8_0 blocks sign-extend their 32 codes and scale the block's sum; Q4_0 blocks widen their 16
- * bytes to 16 lanes whose low and (shifted) high nibbles index a 16-entry table of values times
- * d (vpermps); miniquant's 4-bit packed codes (two per byte, in column order) are read the same
+ * load of x, 16 rows reduced together at the end; each row's bytes are requested ahead, and
+ * past a row's end the next group's (prefetch_rows). Halves are converted 16 at a time; ggml's
+ * Q8_0 blocks sign-extend their 32 codes, Q4_0 blocks widen their 16 bytes to 16 lanes whose
+ * low and (shifted) high nibbles index the 16 codes (vpermps), and the block's sum is scaled by
+ * d read from a table of every half's float; miniquant's 4-bit packed codes (two per byte, in column order) are read the same
  * way against x de-interleaved once per call (even columns, then odd), the grid's table being
  * u - 8 (int) or the codebook, times the group's scale.
  *
@@ -35,7 +36,16 @@
 
 /* Weight bytes are requested this far ahead of their use: the hardware prefetcher stops at page
  * boundaries, and a decode streams every byte once. */
-#define PF_BYTES 8192
+#define PF_BYTES 4096
+
+/* Prefetch for a row read in a group of WR consecutive rows, at byte pos of WR parallel streams:
+ * PF_BYTES further along the same row, or, past its end, at the same place in the row WR below
+ * (the next group's), so a group starts warm. */
+INLINE void prefetch_rows(const void *row, size_t pos, size_t row_bytes, int WR) {
+    size_t off = pos + PF_BYTES;
+    if (off >= row_bytes) off += (size_t)(WR - 1) * row_bytes;
+    _mm_prefetch((const char *)row + off, _MM_HINT_T0);
+}
 
 /* Lane k of the result is the sum of the 16 lanes of v[k]. */
 INLINE T512 __m512 hsum16(const __m512 *v) {
@@ -85,7 +95,7 @@ INLINE T512 void f16_rows(const mq_qweight_t *p, int WR, int o, const float *x, 
         __asm__("" : "+v"(x0), "+v"(x1)); /* one load for every row (see tile16) */
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
-            _mm_prefetch((const char *)(row[w] + 16 * h) + PF_BYTES, _MM_HINT_T0);
+            prefetch_rows(row[w], (size_t)h * 32, (size_t)C * 2, WR);
             g0[w] = _mm512_fmadd_ps(h16(row[w], h), x0, g0[w]);
             g1[w] = _mm512_fmadd_ps(h16(row[w], h + 1), x1, g1[w]);
         }
@@ -235,33 +245,28 @@ INLINE T512 float half_at(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
-/* A block's FP16 scale, broadcast to 16 lanes (one load-and-broadcast, one conversion). */
-INLINE T512 __m512 half_bcast(const uint8_t *p) {
-    int16_t h;
-    memcpy(&h, p, sizeof h);
-    return _mm512_cvtph_ps(_mm256_set1_epi16(h));
-}
-
 /* Q4_0's values, code = nibble - 8, as a table vpermps reads with the low 4 bits of each lane. */
 INLINE T512 __m512 q4_lut(void) {
     return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 
 /* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR, for Q8_0 (q8) or Q4_0
- * rows, two chains per row. Q4_0: the 16 bytes of a block widened to 16 lanes, whose low nibble
- * (weights 0-15) and, shifted, high nibble (weights 16-31) index the block's table of values
- * times d; Q8_0: the codes sign-extended and times d. */
+ * rows. Each block's unscaled sum, then times d: Q4_0's 16 bytes widened to 16 lanes, whose low
+ * nibble (weights 0-15) and, shifted, high nibble (weights 16-31) index the table of codes;
+ * Q8_0's codes sign-extended. d is read from the table of every half's float (mq_fp16_table),
+ * a load folded into the multiply-add instead of a broadcast and a conversion per block. */
 INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const float *x,
                              __m512 *v) {
     int nb = p->cols / MQ_QBLOCK;
     size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
     const uint8_t *row[4];
-    __m512 a0[4], a1[4];
+    const float *f16tab = mq_fp16_table();
+    __m512 a0[4];
     const __m512 lut = q4_lut();
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
         row[w] = p->data + (size_t)(o + w) * p->row_bytes;
-        a0[w] = a1[w] = _mm512_setzero_ps();
+        a0[w] = _mm512_setzero_ps();
     }
     for (int b = 0; b < nb; b++) {
         __m512 x0 = _mm512_loadu_ps(x + MQ_QBLOCK * b), x1 = _mm512_loadu_ps(x + MQ_QBLOCK * b + 16);
@@ -269,27 +274,28 @@ INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             const uint8_t *blk = row[w] + (size_t)b * bb;
-            _mm_prefetch((const char *)blk + PF_BYTES, _MM_HINT_T0);
-            __m512 d = half_bcast(blk);
-            if (q8) { /* the block's unscaled sum, then times d: one multiply a block */
+            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+            uint16_t h;
+            memcpy(&h, blk, sizeof h);
+            __m512 sum;
+            if (q8) {
                 __m512 c0 = _mm512_cvtepi32_ps(
                     _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
                 __m512 c1 = _mm512_cvtepi32_ps(
                     _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
-                __m512 sum = _mm512_fmadd_ps(c1, x1, _mm512_mul_ps(c0, x0));
-                a0[w] = _mm512_fmadd_ps(d, sum, a0[w]);
+                sum = _mm512_fmadd_ps(c1, x1, _mm512_mul_ps(c0, x0));
             } else {
                 __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
-                __m512 ld = _mm512_mul_ps(lut, d);
-                a0[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, ld), x0, a0[w]);
-                a1[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ld), x1,
-                                        a1[w]);
+                sum = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut), x1,
+                                      _mm512_mul_ps(_mm512_permutexvar_ps(q, lut), x0));
             }
+            /* d from the table: a load folded into the multiply-add, no conversion */
+            a0[w] = _mm512_fmadd_ps(_mm512_set1_ps(f16tab[h]), sum, a0[w]);
         }
     }
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++)
-        v[w] = _mm512_add_ps(a0[w], a1[w]);
+        v[w] = a0[w];
 }
 
 /* The same for 4-bit packed codes (two per byte, column order) with side scales per group of g
@@ -298,6 +304,7 @@ INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const
 INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *xd, __m512 lut,
                               __m512 *v) {
     int C = p->cols, g = p->group, nb = C / g, tensor = p->scheme.gran == MQ_QG_TENSOR;
+    const float *f16tab = mq_fp16_table();
     const uint8_t *row[4];
     const mq_fp16_t *sc[4];
     __m512 a0[4], a1[4];
@@ -311,14 +318,14 @@ INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float 
         __m512 ls[4];
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++)
-            ls[w] = _mm512_mul_ps(lut, _mm512_set1_ps(_cvtsh_ss(tensor ? sc[w][0] : sc[w][b])));
+            ls[w] = _mm512_mul_ps(lut, _mm512_set1_ps(f16tab[tensor ? sc[w][0] : sc[w][b]]));
         for (int c = b * g; c < (b + 1) * g; c += 32) {
             __m512 x0 = _mm512_loadu_ps(xd + c), x1 = _mm512_loadu_ps(xd + c + 16);
             __asm__("" : "+v"(x0), "+v"(x1));
 #pragma GCC unroll 4
             for (int w = 0; w < WR; w++) {
                 const uint8_t *by = row[w] + c / 2;
-                _mm_prefetch((const char *)by + PF_BYTES, _MM_HINT_T0);
+                prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
                 __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)by));
                 a0[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, ls[w]), x0, a0[w]);
                 a1[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ls[w]), x1,
@@ -490,6 +497,7 @@ static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, f
     int q4 = f->block && f->block_bytes == MQ_Q4_0_BYTES;
     int q8 = f->block && f->block_bytes == MQ_Q8_0_BYTES;
     int p4 = f->side_scales && p->scheme.bits == 4 && C % 32 == 0;
+    const float *f16tab = mq_fp16_table();
     static const uint8_t zeros[MQ_Q8_0_BYTES];
     for (int r = 0; r < 16; r++) {
         int o = o16 + r;
@@ -501,8 +509,15 @@ static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, f
         }
         const uint8_t *row = p->data + (size_t)o * p->row_bytes;
         const mq_fp16_t *sc = mq_qweight_row_scales(p, o);
-        for (int b = 0; b < nb; b++)
-            S[b * 16 + r] = f->block_scale(row, sc, g, b);
+        if (q4 || q8) /* d at the head of each scale block's first 32-block */
+            for (int b = 0; b < nb; b++) {
+                uint16_t h;
+                memcpy(&h, row + (size_t)(b * (g / MQ_QBLOCK)) * f->block_bytes, sizeof h);
+                S[b * 16 + r] = f16tab[h];
+            }
+        else
+            for (int b = 0; b < nb; b++)
+                S[b * 16 + r] = f->block_scale(row, sc, g, b);
         if (!(q4 || q8 || p4)) f->values_row(row, &p->scheme, C, tmp + (size_t)r * C);
     }
     if (p4) { /* 16 bytes of a row: weights 2j (low nibble of byte j) and 2j + 1 (high) */
@@ -633,8 +648,170 @@ PTILE_FN(16)
 /* [x rows: 1, 2, 4, 8, 16] */
 static const ptile_fn PTILES[5] = {ptile_1, ptile_2, ptile_4, ptile_8, ptile_16};
 
+/* Byte panels: Q8_0, Q4_0 and 4-bit packed rows keep their bytes, 16 rows transposed (byte j of
+ * the 16 rows' 32-column unit side by side, 16 bytes), 256 bytes a unit (512 for Q8_0's 32
+ * codes); the tiles widen one byte per row to 16 lanes and read its value (vpermps on the code
+ * table, or a sign extension) as they go, column by column in order: the same values and the
+ * same chains as the float panels, at an eighth of their bytes and without their stores. */
+enum { BP_Q8 = 1, BP_Q4 = 2, BP_P4 = 3 };
+
+static int byte_panel_kind(const mq_qweight_t *p) {
+    const mq_format_t *f = p->format;
+    if (p->group % 32 && p->group != p->cols) return 0;
+    if (f->block && f->block_bytes == MQ_Q8_0_BYTES) return BP_Q8;
+    if (f->block && f->block_bytes == MQ_Q4_0_BYTES) return BP_Q4;
+    if (f->side_scales && p->scheme.bits == 4 && p->cols % 32 == 0 && p->group % 32 == 0)
+        return BP_P4;
+    return 0;
+}
+
+/* Rows o16 .. o16 + 15 (past the end: zero bytes, scale 0) into B and their scales into S. */
+static T512 void build_byte_panel(const mq_qweight_t *p, int kind, int o16, int nb, uint8_t *B,
+                                  float *S) {
+    int C = p->cols, g = C / nb, units = C / 32;
+    size_t bb = kind == BP_Q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES, ub = kind == BP_Q8 ? 512 : 256;
+    const float *f16tab = mq_fp16_table();
+    static const uint8_t zeros[MQ_Q8_0_BYTES];
+    for (int r = 0; r < 16; r++) {
+        int o = o16 + r;
+        const uint8_t *row = o < p->rows ? p->data + (size_t)o * p->row_bytes : NULL;
+        const mq_fp16_t *sc = row ? mq_qweight_row_scales(p, o) : NULL;
+        for (int b = 0; b < nb; b++) {
+            float v = 0.0f;
+            if (row && kind == BP_P4) {
+                v = f16tab[sc[p->scheme.gran == MQ_QG_TENSOR ? 0 : b]];
+            } else if (row) { /* d at the head of the scale block's first 32-block */
+                uint16_t h;
+                memcpy(&h, row + (size_t)(b * (g / MQ_QBLOCK)) * bb, sizeof h);
+                v = f16tab[h];
+            }
+            S[b * 16 + r] = v;
+        }
+    }
+    for (int u = 0; u < units; u++)
+        for (int half = 0; half < (kind == BP_Q8 ? 2 : 1); half++) {
+            const uint8_t *src[16];
+            for (int r = 0; r < 16; r++) {
+                const uint8_t *row = p->data + (size_t)(o16 + r) * p->row_bytes;
+                src[r] = o16 + r >= p->rows ? zeros
+                         : kind == BP_P4    ? row + (size_t)u * 16
+                                            : row + (size_t)u * bb + 2 + 16 * half;
+            }
+            transpose16x16_bytes(src, (__m128i *)(B + (size_t)u * ub + 256 * half));
+        }
+}
+
+/* Column c of the 32-column unit at U, unscaled, one lane per row. */
+INLINE T512 __m512 byte_col(int kind, const uint8_t *U, int c, __m512 lut) {
+    if (kind == BP_Q8)
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+            _mm_load_si128((const __m128i *)(U + 256 * (c >> 4) + 16 * (c & 15)))));
+    /* Q4_0: byte j holds columns j (low nibble) and j + 16; packed: 2j and 2j + 1 */
+    int j = kind == BP_Q4 ? c & 15 : c >> 1, hi = kind == BP_Q4 ? c >> 4 : c & 1;
+    __m512i v = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(U + 16 * j)));
+    return _mm512_permutexvar_ps(hi ? _mm512_srli_epi32(v, 4) : v, lut);
+}
+
+/* out[r] = the byte panel against x rows r < R, as ptile: a column's 16 weights times their
+ * scales, then one FMA per x row, every output one chain over the columns in order; R = 1: as
+ * pdot, four chains per scale block. xt holds the R x rows column by column (xt[c * R + r]), so
+ * every broadcast is one base address and a constant offset. */
+INLINE T512 void btile(int kind, int R, const uint8_t *B, const float *S, int nb, int g,
+                       const float *xt, __m512 lut, __m512 *out) {
+    size_t ub = kind == BP_Q8 ? 512 : 256;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512 s = _mm512_loadu_ps(S + 16 * b);
+        __m512 c4[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                        _mm512_setzero_ps()};
+        for (int u = b * g / 32; u < (b + 1) * g / 32; u++) {
+            const uint8_t *U = B + (size_t)u * ub;
+            const float *xc = xt + (size_t)u * 32 * R;
+#pragma GCC unroll 32
+            for (int c = 0; c < 32; c++) {
+                __m512 v = byte_col(kind, U, c, lut);
+                if (R == 1) {
+                    c4[c & 3] = _mm512_fmadd_ps(v, _mm512_set1_ps(xc[c]), c4[c & 3]);
+                } else {
+                    __m512 wk = _mm512_mul_ps(v, s);
+#pragma GCC unroll 16
+                    for (int r = 0; r < R; r++)
+                        acc[r] = _mm512_fmadd_ps(wk, _mm512_set1_ps(xc[c * R + r]), acc[r]);
+                }
+            }
+        }
+        if (R == 1)
+            acc[0] = _mm512_fmadd_ps(
+                s, _mm512_add_ps(_mm512_add_ps(c4[0], c4[1]), _mm512_add_ps(c4[2], c4[3])), acc[0]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        out[r] = acc[r];
+}
+
+typedef void (*btile_fn)(const uint8_t *B, const float *S, int nb, int g, const float *xt,
+                         __m512 lut, __m512 *out);
+#define BTILE_FN(K, R)                                                                             \
+    static T512 void btile_##K##_##R(const uint8_t *B, const float *S, int nb, int g,             \
+                                     const float *xt, __m512 lut, __m512 *out) {                   \
+        btile(BP_##K, R, B, S, nb, g, xt, lut, out);                                               \
+    }
+#define BTILE_FNS(K) BTILE_FN(K, 1) BTILE_FN(K, 2) BTILE_FN(K, 4) BTILE_FN(K, 8) BTILE_FN(K, 16)
+BTILE_FNS(Q8)
+BTILE_FNS(Q4)
+BTILE_FNS(P4)
+/* [kind][x rows: 1, 2, 4, 8, 16] */
+static const btile_fn BTILES[4][5] = {
+    {NULL},
+    {btile_Q8_1, btile_Q8_2, btile_Q8_4, btile_Q8_8, btile_Q8_16},
+    {btile_Q4_1, btile_Q4_2, btile_Q4_4, btile_Q4_8, btile_Q4_16},
+    {btile_P4_1, btile_P4_2, btile_P4_4, btile_P4_8, btile_P4_16}};
+
+static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *x, int ldx, int N,
+                                  float *y, int o0, int o1, float *wb) {
+    int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
+    int np = (o1 - o0 + 15) / 16;
+    size_t pbytes = (size_t)(C / 32) * (kind == BP_Q8 ? 512 : 256);
+    /* wb (64-byte aligned): the x tile (16 * C), the scales, the byte panels */
+    float *xt = wb, *S = xt + (size_t)16 * C;
+    uint8_t *B = (uint8_t *)(((uintptr_t)(S + (size_t)np * 16 * nb) + 63) & ~(uintptr_t)63);
+    for (int q = 0; q < np; q++)
+        build_byte_panel(p, kind, o0 + 16 * q, nb, B + (size_t)q * pbytes, S + (size_t)q * 16 * nb);
+    const __m512 lut = kind == BP_Q4   ? q4_lut()
+                       : kind == BP_P4 ? packed4_lut(p)
+                                       : _mm512_setzero_ps();
+    __m512 out[16];
+    for (int n0 = 0; n0 < N;) {
+        int left = N - n0, ri = left >= 16 ? 4 : left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
+        int R = 1 << ri;
+        int c = 0;
+        if (R == 16)
+            for (; c + 16 <= C; c += 16)
+                transpose16(x + (size_t)n0 * ldx + c, (size_t)ldx, xt + (size_t)c * 16);
+        for (; c < C; c++)
+            for (int r = 0; r < R; r++)
+                xt[(size_t)c * R + r] = x[(size_t)(n0 + r) * ldx + c];
+        for (int q = 0; q < np; q++) {
+            int o = o0 + 16 * q, cnt = OC - o < 16 ? OC - o : 16;
+            __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffff : (1u << cnt) - 1);
+            BTILES[kind][ri](B + (size_t)q * pbytes, S + (size_t)q * 16 * nb, nb, g, xt, lut, out);
+            for (int r = 0; r < R; r++)
+                _mm512_mask_storeu_ps(y + (size_t)(n0 + r) * OC + o, m, out[r]);
+        }
+        n0 += R;
+    }
+}
+
 void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,
                               int o0, int o1, float *wb) {
+    int kind = byte_panel_kind(p);
+    if (kind) {
+        gemm_byte_panels(p, kind, x, ldx, N, y, o0, o1, wb);
+        return;
+    }
     int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
     int np = (o1 - o0 + 15) / 16;
     float *P = wb, *S = P + (size_t)np * 16 * C, *tmp = S + (size_t)np * 16 * nb;
