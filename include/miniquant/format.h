@@ -98,7 +98,7 @@ typedef void (*mq_dot_fn)(const mq_qweight_t *w, const float *x, float *y, int o
 typedef void (*mq_gemm_fn)(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
                            int o0, int o1);
 typedef void (*mq_a8_fn)(const mq_qweight_t *w, const struct mq_a8 *xa, float *y, int o0,
-                         int o1);
+                         int o1, void *scratch);
 /* A whole forward, bias included, for formats that hand it to a library (F32: OpenBLAS). */
 typedef void (*mq_forward_fn)(const mq_qweight_t *w, const float *bias, float *out,
                               const float *inp, int N);

@@ -263,6 +263,11 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     mq_gemm_panels_fn panels =
         N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
     if (use_a8 && (rc = a8_prepare(C, inp, N, &xa, err))) return rc;
+    uint8_t *ab = NULL;
+    if (use_a8 && !(ab = alloc64((size_t)omp_get_max_threads() * MQ_A8_SCRATCH(C)))) {
+        free(xa.xq);
+        return mq_error_set(err, MQ_ERR_NOMEM, "fused forward: out of memory for int8 panels");
+    }
     const float *x = inp, *xdot = inp;
     float *xpad = NULL, *wb = NULL, *xprep = NULL;
     if (N == 1 && !use_a8 && k->prep) { /* once for every row the dot kernel runs */
@@ -301,7 +306,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     for (int b = 0; b < nblk; b++) {
         int o0 = b * rows, o1 = o0 + rows < OC ? o0 + rows : OC;
         if (use_a8)
-            k->a8(w, &xa, out, o0, o1);
+            k->a8(w, &xa, out, o0, o1, ab + (size_t)omp_get_thread_num() * MQ_A8_SCRATCH(C));
         else if (N == 1)
             k->dot(w, xdot, out, o0, o1);
         else if (panels)
@@ -316,6 +321,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
                     out[(size_t)n * OC + o] += bias[o];
     }
     free(xa.xq);
+    free(ab);
     free(xpad);
     free(wb);
     free(xprep);

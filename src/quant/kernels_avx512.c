@@ -836,54 +836,220 @@ void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx,
 /* ---------------------------------------------------------------------------------------------
  * int8 activations (VNNI) */
 
-/* Row o against x row n: per 32-block an integer dot product of the unsigned weights (code +
- * off) with xq, the offset taken back, times sx and the block's d. */
-INLINE T512V float a8_row(const mq_qweight_t *p, int q8, int o, const mq_a8_t *xa, int n) {
+/* One x row, rows o .. o + WR - 1: two 32-blocks a vector, their unsigned codes (Q8_0: code +
+ * 128; Q4_0: the low nibbles, then the high ones, in x's column order) against the two blocks
+ * of xq in one vpdpbusd started by the offset's correction (lanes 0 and 8), converted, times
+ * d * sx of each half; the 16 lanes summed at the end. The x side (codes, correction, sx) is
+ * made once for the WR rows. An odd last block runs with an empty second half. */
+INLINE T512V void a8_dot_rows(const mq_qweight_t *p, int q8, int WR, int o, const mq_a8_t *xa,
+                              float *y) {
+    int nb = p->cols / MQ_QBLOCK, off = q8 ? 128 : 8;
+    size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
+    const float *f16tab = mq_fp16_table();
+    static const uint8_t zeros[MQ_Q8_0_BYTES];
+    const __m512i flip = _mm512_set1_epi8((char)0x80), nib = _mm512_set1_epi8(0x0F);
+    const uint8_t *row[4];
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        acc[w] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < nb; b += 2) {
+        int two = b + 1 < nb;
+        __m512i xv = two ? _mm512_loadu_si512(xa->xq + (size_t)b * MQ_QBLOCK)
+                         : _mm512_castsi256_si512(
+                               _mm256_loadu_si256((const __m256i *)(xa->xq + (size_t)b * MQ_QBLOCK)));
+        if (!two) xv = _mm512_inserti64x4(xv, _mm256_setzero_si256(), 1);
+        __m512i corr = _mm512_maskz_set1_epi32(0x0001, -off * xa->xsum[b]);
+        if (two) corr = _mm512_mask_set1_epi32(corr, 0x0100, -off * xa->xsum[b + 1]);
+        __m512 sxv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(xa->sx[b]),
+                                          _mm512_set1_ps(two ? xa->sx[b + 1] : 0.0f));
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *b0 = row[w] + (size_t)b * bb, *b1 = two ? b0 + bb : zeros;
+            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+            __m512i u;
+            if (q8) {
+                u = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                    _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+                u = _mm512_xor_si512(u, flip);
+            } else { /* [block b low | high | block b + 1 low | high] */
+                __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b0 + 2)));
+                v = _mm512_mask_broadcast_i32x4(v, 0xFF00,
+                                                _mm_loadu_si128((const __m128i *)(b1 + 2)));
+                u = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4),
+                                     nib);
+            }
+            uint16_t h0, h1;
+            memcpy(&h0, b0, sizeof h0);
+            memcpy(&h1, b1, sizeof h1);
+            __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16tab[h0]),
+                                            _mm512_set1_ps(f16tab[h1]));
+            acc[w] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(corr, u, xv)),
+                                     _mm512_mul_ps(d, sxv), acc[w]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+        y[o + w] = _mm512_reduce_add_ps(acc[w]);
+}
+
+/* Rows o16 .. o16 + 15 of Q8_0 (q8) or Q4_0 blocks as unsigned bytes with one lane per row
+ * (kernels_isa.h's offsets: code + 128, nibble = code + 8): for block b, 8 chunks of 64 bytes,
+ * chunk i holding columns 4i .. 4i + 3 of the 16 rows (dword r: row o16 + r), at A + 512 b; the
+ * rows' d at S[16 b + r] (rows past the end: zero bytes, d 0). Each 16 bytes of a row go into a
+ * 128-bit lane with three other rows' (rows r, r + 4, r + 8, r + 12), and a 4 x 4 transpose of
+ * dwords in every lane puts dword i of rows 4L .. 4L + 3 in lane L of vector i. */
+static T512V void build_a8_panel(const mq_qweight_t *p, int q8, int o16, uint8_t *A, float *S) {
     int nb = p->cols / MQ_QBLOCK;
     size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
-    const uint8_t *row = p->data + (size_t)o * p->row_bytes;
-    const int8_t *xq = xa->xq + (size_t)n * xa->nblk * MQ_QBLOCK;
-    const float *sx = xa->sx + (size_t)n * xa->nblk;
-    const int32_t *xs = xa->xsum + (size_t)n * xa->nblk;
-    const __m256i flip = _mm256_set1_epi8((char)0x80);
-    const __m128i lo4 = _mm_set1_epi8(0x0f);
-    __m256 acc = _mm256_setzero_ps();
+    const float *f16tab = mq_fp16_table();
+    static const uint8_t zeros[MQ_Q8_0_BYTES];
+    const uint8_t *row[16];
+    for (int r = 0; r < 16; r++)
+        row[r] = o16 + r < p->rows ? p->data + (size_t)(o16 + r) * p->row_bytes : NULL;
+    const __m512i nib = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
     for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = row + (size_t)b * bb;
-        __m256i u;
-        if (q8) {
-            u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), flip);
-        } else {
-            __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
-            u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), _mm_and_si128(q, lo4));
+        const uint8_t *blk[16];
+        for (int r = 0; r < 16; r++) {
+            blk[r] = row[r] ? row[r] + (size_t)b * bb : zeros;
+            uint16_t h;
+            memcpy(&h, blk[r], sizeof h);
+            S[16 * b + r] = row[r] ? f16tab[h] : 0.0f;
         }
-        __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u,
-                                        _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
-        /* the 8 partial sums, less the offset, as one float lane each; summed at the end */
-        int off = q8 ? 128 : 8;
-        __m256 f = _mm256_cvtepi32_ps(d);
-        float corr = (float)(-off * xs[b]);
-        f = _mm256_add_ps(f, _mm256_setr_ps(corr, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(sx[b] * half_at(blk)), f, acc);
+        uint8_t *dst = A + (size_t)b * 512;
+        for (int half = 0; half < (q8 ? 2 : 1); half++) {
+            __m512i z[4], t[4], T[4];
+            for (int k = 0; k < 4; k++) {
+                size_t at = 2 + 16 * (size_t)half; /* the codes' 16 bytes */
+                z[k] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(blk[k] + at)));
+                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 4] + at)), 1);
+                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 8] + at)), 2);
+                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 12] + at)), 3);
+            }
+            t[0] = _mm512_unpacklo_epi32(z[0], z[1]);
+            t[1] = _mm512_unpackhi_epi32(z[0], z[1]);
+            t[2] = _mm512_unpacklo_epi32(z[2], z[3]);
+            t[3] = _mm512_unpackhi_epi32(z[2], z[3]);
+            T[0] = _mm512_unpacklo_epi64(t[0], t[2]);
+            T[1] = _mm512_unpackhi_epi64(t[0], t[2]);
+            T[2] = _mm512_unpacklo_epi64(t[1], t[3]);
+            T[3] = _mm512_unpackhi_epi64(t[1], t[3]);
+            for (int i = 0; i < 4; i++) {
+                if (q8) {
+                    _mm512_store_si512(dst + 64 * (4 * half + i), _mm512_xor_si512(T[i], flip));
+                } else { /* low nibbles: columns 4i ..; high: 16 + 4i .. */
+                    _mm512_store_si512(dst + 64 * i, _mm512_and_si512(T[i], nib));
+                    _mm512_store_si512(dst + 64 * (4 + i),
+                                       _mm512_and_si512(_mm512_srli_epi16(T[i], 4), nib));
+                }
+            }
+        }
     }
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
 }
 
+/* 4 activations as one int32, broadcast. */
+INLINE T512V __m512i bcast4(const int8_t *x) {
+    int32_t v;
+    memcpy(&v, x, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+/* out[r] = the 16 rows of the panel against x rows n0 + r, r < R: per block and x row an
+ * integer sum of 8 vpdpbusd (4 columns of the 16 rows each, in 4 chains) started by the offset's
+ * correction, converted, times d * sx. */
+INLINE T512V void a8_tile(int q8, int R, const uint8_t *A, const float *S, int nb,
+                          const mq_a8_t *xa, int n0, __m512 *out) {
+    int off = q8 ? 128 : 8;
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *Ab = A + (size_t)b * 512;
+        __m512i is[4][4];
+        const int8_t *xq[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            size_t k = (size_t)(n0 + r) * xa->nblk + (size_t)b;
+            xq[r] = xa->xq + k * MQ_QBLOCK;
+            is[r][0] = _mm512_set1_epi32(-off * xa->xsum[k]);
+            is[r][1] = is[r][2] = is[r][3] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            __m512i u = _mm512_load_si512(Ab + 64 * i);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                is[r][i & 3] = _mm512_dpbusd_epi32(is[r][i & 3], u, bcast4(xq[r] + 4 * i));
+        }
+        __m512 d = _mm512_loadu_ps(S + 16 * b);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i t = _mm512_add_epi32(_mm512_add_epi32(is[r][0], is[r][1]),
+                                         _mm512_add_epi32(is[r][2], is[r][3]));
+            float sx = xa->sx[(size_t)(n0 + r) * xa->nblk + (size_t)b];
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(d, _mm512_set1_ps(sx)),
+                                     acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        out[r] = acc[r];
+}
+
+typedef void (*a8_tile_fn)(const uint8_t *A, const float *S, int nb, const mq_a8_t *xa, int n0,
+                           __m512 *out);
+#define A8_TILE_FN(NAME, Q8, R)                                                                    \
+    static T512V void NAME(const uint8_t *A, const float *S, int nb, const mq_a8_t *xa, int n0,   \
+                           __m512 *out) {                                                          \
+        a8_tile(Q8, R, A, S, nb, xa, n0, out);                                                     \
+    }
+A8_TILE_FN(a8_q4_1, 0, 1)
+A8_TILE_FN(a8_q4_4, 0, 4)
+A8_TILE_FN(a8_q8_1, 1, 1)
+A8_TILE_FN(a8_q8_4, 1, 4)
+/* [q8][x rows: 1, 4] */
+static const a8_tile_fn A8_TILES[2][2] = {{a8_q4_1, a8_q4_4}, {a8_q8_1, a8_q8_4}};
+
+/* One x row: row by row (a panel would be read once). Several: each 16 rows of the share made
+ * into a panel once, then run against every x row. */
 INLINE T512V void a8_rows(const mq_qweight_t *p, int q8, const mq_a8_t *xa, float *y, int o0,
-                          int o1) {
-    int OC = p->rows;
-    for (int n = 0; n < xa->N; n++)
-        for (int o = o0; o < o1; o++)
-            y[(size_t)n * OC + o] = a8_row(p, q8, o, xa, n);
+                          int o1, void *scratch) {
+    int OC = p->rows, N = xa->N, nb = p->cols / MQ_QBLOCK;
+    if (N == 1) {
+        int o = o0;
+        for (; o + 4 <= o1; o += 4)
+            a8_dot_rows(p, q8, 4, o, xa, y);
+        for (; o < o1; o++)
+            a8_dot_rows(p, q8, 1, o, xa, y);
+        return;
+    }
+    uint8_t *A = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *S = (float *)(A + (size_t)nb * 512);
+    __m512 out[4];
+    for (int o = o0; o < o1; o += 16) {
+        int cnt = o1 - o < 16 ? o1 - o : 16;
+        __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffff : (1u << cnt) - 1);
+        build_a8_panel(p, q8, o, A, S);
+        for (int n0 = 0; n0 < N;) {
+            int R = N - n0 >= 4 ? 4 : 1;
+            A8_TILES[q8][R == 4](A, S, nb, xa, n0, out);
+            for (int r = 0; r < R; r++)
+                _mm512_mask_storeu_ps(y + (size_t)(n0 + r) * OC + o, m, out[r]);
+            n0 += R;
+        }
+    }
 }
 
-void T512V mq_kavx512_a8_q8_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1) {
-    a8_rows(p, 1, xa, y, o0, o1);
+void T512V mq_kavx512_a8_q8_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1,
+                              void *scratch) {
+    a8_rows(p, 1, xa, y, o0, o1, scratch);
 }
 
-void T512V mq_kavx512_a8_q4_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1) {
-    a8_rows(p, 0, xa, y, o0, o1);
+void T512V mq_kavx512_a8_q4_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1,
+                              void *scratch) {
+    a8_rows(p, 0, xa, y, o0, o1, scratch);
 }

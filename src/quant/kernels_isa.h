@@ -4,7 +4,8 @@
  * Contracts (every function computes output rows [o0, o1), without the bias):
  *   dot    y[o] = row o of w . x, one x row (C floats).
  *   gemm   y[n * OC + o] = row o of w . x row n, for n < N; x rows ldx floats apart.
- *   a8     y[n * OC + o] from the quantized x rows of xa (int8 activations).
+ *   a8     y[n * OC + o] from the quantized x rows of xa (int8 activations), with a scratch of
+ *          MQ_A8_SCRATCH(cols) bytes of its own.
  * The generic prompt path of an ISA (mq_k<isa>_gemm_panels) takes any grid format whose scale
  * blocks are whole rows or multiples of 16 columns: it copies each 16 (AVX-512) or 8 (AVX2)
  * output rows of its share into a float panel (unscaled values column by column, one lane per
@@ -37,6 +38,10 @@ typedef struct mq_a8 {
     float *sx;     /* N * nblk */
 } mq_a8_t;
 
+/* Per-thread scratch of an int8-activation kernel (bytes): 16 rows' codes transposed and their
+ * block scales. */
+#define MQ_A8_SCRATCH(C) (16 * (size_t)(C) + 16 * ((size_t)(C) / 32 + 1) * sizeof(float) + 64)
+
 /* The generic prompt path; wb holds MQ_PANEL_SCRATCH(rows, C) floats for a share of rows. */
 typedef void (*mq_gemm_panels_fn)(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
                                   int o0, int o1, float *wb);
@@ -52,7 +57,8 @@ void mq_kblas_forward(const mq_qweight_t *w, const float *bias, float *out, cons
 void mq_kscalar_dot(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kscalar_gemm(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
                      int o1);
-void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
+void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                   void *scratch);
 
 /* AVX2 */
 void mq_kavx2_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
@@ -74,7 +80,9 @@ void mq_kavx512_dot_packed(const mq_qweight_t *w, const float *x, float *y, int 
 void mq_kavx512_prep_packed(const mq_qweight_t *w, const float *x, float *xp);
 void mq_kavx512_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
                             int o0, int o1, float *wb);
-void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
-void mq_kavx512_a8_q4_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1);
+void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                        void *scratch);
+void mq_kavx512_a8_q4_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                        void *scratch);
 
 #endif

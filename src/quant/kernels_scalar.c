@@ -58,7 +58,9 @@ void mq_kscalar_gemm(const mq_qweight_t *w, const float *x, int ldx, int N, floa
     reference(w, x, ldx, N, y, o0, o1);
 }
 
-void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1) {
+void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                   void *scratch) {
+    (void)scratch;
     int C = w->cols, OC = w->rows, nblk = xa->nblk, g = w->group, nb = C / g;
     int per = g / MQ_QBLOCK; /* 32-column blocks per scale block */
     const mq_format_t *f = w->format;
