@@ -288,6 +288,68 @@ Test(kernels, the_scalar_kernel_follows_the_documented_order) {
     }
 }
 
+/* The AVX-512 prompt path, byte panels or float panels, sums in one order: x rows in tiles of
+ * 16, 8, 4, 2 (each output a chain over the columns in order of fma(v * s, x)) and a last single
+ * row in four chains per scale block, ((c0 + c1) + (c2 + c3)) times s. Computed here from the
+ * format's own values and scales, it must match bit for bit. */
+static float panel_order_dot(const float *v, const float *s, int nb, int g, const float *x,
+                             int single) {
+    float acc = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        if (single) {
+            float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int i = b * g; i < (b + 1) * g; i++)
+                c[i & 3] = fmaf(v[i], x[i], c[i & 3]);
+            float sum = (c[0] + c[1]) + (c[2] + c[3]);
+            acc = fmaf(s[b], sum, acc);
+        } else {
+            for (int i = b * g; i < (b + 1) * g; i++) {
+                float wk = v[i] * s[b];
+                acc = fmaf(wk, x[i], acc);
+            }
+        }
+    }
+    return acc;
+}
+
+Test(kernels, avx512_prompt_sums_in_the_panel_order) {
+    if (!mq_isa_supported(MQ_ISA_AVX512)) return; /* nothing of this path runs here */
+    static const kcase_t cases[] = {
+        {"int4_g64", 37, 192, "q4_0"},         {"int4_per_channel", 37, 192, "q4_0"},
+        {"int8_per_channel", 37, 192, "q8_0"}, {"int8_g32", 37, 192, "q8_0"},
+        {"nf4_g64", 37, 192, "packed"},        {"nf4_g16", 37, 192, "packed"},
+        {"int3_g32", 37, 192, "packed"},
+    };
+    const int N = 17; /* a tile of 16, then a single row */
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        mq_qlinear_t ql;
+        make_linear(&ql, cases[c].scheme, cases[c].OC, cases[c].C, 0, 51 + c);
+        cr_assert_str_eq(ql.w.format->name, cases[c].format);
+        const mq_qweight_t *w = &ql.w;
+        int C = w->cols, nb = w->group == C ? 1 : C / w->group, g = C / nb;
+        float *x = randn(61 + c, (size_t)N * C, 1.0f), *y = run(w, MQ_ISA_AVX512, 0, NULL, x, N);
+        float *v = malloc((size_t)C * sizeof *v), *sc = malloc((size_t)nb * sizeof *sc);
+        cr_assert(v && sc);
+        for (int o = 0; o < w->rows; o++) {
+            const uint8_t *row = w->data + (size_t)o * w->row_bytes;
+            w->format->values_row(row, &w->scheme, C, v);
+            for (int b = 0; b < nb; b++)
+                sc[b] = w->format->block_scale(row, mq_qweight_row_scales(w, o), g, b);
+            for (int n = 0; n < N; n++) {
+                float want = panel_order_dot(v, sc, nb, g, x + (size_t)n * C, n == N - 1);
+                float got = y[(size_t)n * w->rows + o];
+                cr_assert(memcmp(&got, &want, sizeof got) == 0, "%s: y[%d][%d] = %.9g, want %.9g",
+                          cases[c].scheme, n, o, (double)got, (double)want);
+            }
+        }
+        free(v);
+        free(sc);
+        free(x);
+        free(y);
+        mq_qlinear_free(&ql);
+    }
+}
+
 /* Output rows are shared out among the threads, each computed by one in a fixed order: 1 and 3
  * threads give the same bits, for every version and every format of miniquant's kernels, with
  * int8 activations too. F32 weights are OpenBLAS's: its sgemm on a share of the x rows may sum

@@ -9,20 +9,26 @@
  * past a row's end the next group's (prefetch_rows). Halves are converted 16 at a time; ggml's
  * Q8_0 blocks sign-extend their 32 codes, Q4_0 blocks widen their 16 bytes to 16 lanes whose
  * low and (shifted) high nibbles index the 16 codes (vpermps), and the block's sum is scaled by
- * d read from a table of every half's float; miniquant's 4-bit packed codes (two per byte, in column order) are read the same
- * way against x de-interleaved once per call (even columns, then odd), the grid's table being
- * u - 8 (int) or the codebook, times the group's scale.
+ * d read from a table of every half's float (mq_fp16_table); miniquant's 4-bit packed codes
+ * (two per byte, in column order) are read the same way against x de-interleaved once per call
+ * (even columns, then odd), the grid's table being u - 8 (int) or the codebook, times the
+ * group's scale.
  *
  * Several x rows (prompt): F16 runs tiles of 2 output rows x up to 8 x rows on row-major
- * halves; every other format is copied, 16 output rows at a time, into a float panel (unscaled
- * values column by column, one lane per row; Q8_0, Q4_0 and 4-bit packed rows straight from
- * their bytes through a 16 x 16 byte transpose) with the rows' block scales beside it, and each
- * output is one FMA chain over the columns of v * s against x broadcast, up to 16 x rows a
- * tile; a last single x row runs four chains per scale block.
+ * halves. Q8_0, Q4_0 and 4-bit packed rows are read 16 output rows at a time through a byte
+ * panel: their bytes transposed (byte j of the 16 rows side by side) with the rows' block
+ * scales beside them, each column widened and looked up in the tile; x is laid out column by
+ * column once per tile. Other grids go through a float panel (unscaled values column by column,
+ * one lane per row). Either way each output is one FMA chain over the columns of v * s against
+ * x broadcast, up to 16 x rows a tile, and a last single x row runs four chains per scale
+ * block: the same sums, bit for bit, whichever panel.
  *
  * Int8 activations (VNNI): vpdpbusd multiplies unsigned by signed bytes, so Q8_0 codes enter
  * with an offset of 128 and Q4_0 nibbles as they are (code + 8); the offset times the sum of
- * the block's activations is taken back from the block's integer sum. */
+ * the block's activations starts the block's integer sum. One x row: two blocks a vector, four
+ * rows sharing the x side. Several: 16 rows' codes transposed once into an int8 panel (one lane
+ * per row, 4 columns a dword) in the thread's scratch, then every x row runs 8 vpdpbusd a
+ * block against it. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -239,12 +245,6 @@ void T512 mq_kavx512_gemm_f16(const mq_qweight_t *p, const float *x, int ldx, in
 /* ---------------------------------------------------------------------------------------------
  * quantized rows, one x row */
 
-INLINE T512 float half_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, sizeof h);
-    return _cvtsh_ss(h);
-}
-
 /* Q4_0's values, code = nibble - 8, as a table vpermps reads with the low 4 bits of each lane. */
 INLINE T512 __m512 q4_lut(void) {
     return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
@@ -325,7 +325,8 @@ INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float 
 #pragma GCC unroll 4
             for (int w = 0; w < WR; w++) {
                 const uint8_t *by = row[w] + c / 2;
-                prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
+                if (!(c & 127)) /* once per 64 bytes */
+                    prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
                 __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)by));
                 a0[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, ls[w]), x0, a0[w]);
                 a1[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ls[w]), x1,
@@ -487,38 +488,28 @@ INLINE T512 void transpose16x16_bytes(const uint8_t *const *src, __m128i *out) {
 }
 
 /* Panel of rows o16 .. o16 + 15: P[i * 16 + r] the unscaled value of (o16 + r, i), S[b * 16 + r]
- * the scale of its block b (rows past the end: 0). Q8_0 and Q4_0 rows are read 16 at a time
- * straight from their blocks (their bytes transposed in registers); other formats through a
- * row buffer (tmp, 16 * C floats) and a float transpose. */
+ * the scale of its block b (rows past the end: 0), for the formats byte panels do not take:
+ * 4-bit packed rows straight from their bytes (transposed in registers, groups of 16 or other
+ * sizes), any other through a row buffer (tmp, 16 * C floats) and a float transpose. */
 static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, float *S,
                              float *tmp) {
     int C = p->cols, g = C / nb;
     const mq_format_t *f = p->format;
-    int q4 = f->block && f->block_bytes == MQ_Q4_0_BYTES;
-    int q8 = f->block && f->block_bytes == MQ_Q8_0_BYTES;
     int p4 = f->side_scales && p->scheme.bits == 4 && C % 32 == 0;
-    const float *f16tab = mq_fp16_table();
-    static const uint8_t zeros[MQ_Q8_0_BYTES];
+    static const uint8_t zeros[16];
     for (int r = 0; r < 16; r++) {
         int o = o16 + r;
         if (o >= p->rows) {
             for (int b = 0; b < nb; b++)
                 S[b * 16 + r] = 0.0f;
-            if (!(q4 || q8 || p4)) memset(tmp + (size_t)r * C, 0, (size_t)C * sizeof *tmp);
+            if (!p4) memset(tmp + (size_t)r * C, 0, (size_t)C * sizeof *tmp);
             continue;
         }
         const uint8_t *row = p->data + (size_t)o * p->row_bytes;
         const mq_fp16_t *sc = mq_qweight_row_scales(p, o);
-        if (q4 || q8) /* d at the head of each scale block's first 32-block */
-            for (int b = 0; b < nb; b++) {
-                uint16_t h;
-                memcpy(&h, row + (size_t)(b * (g / MQ_QBLOCK)) * f->block_bytes, sizeof h);
-                S[b * 16 + r] = f16tab[h];
-            }
-        else
-            for (int b = 0; b < nb; b++)
-                S[b * 16 + r] = f->block_scale(row, sc, g, b);
-        if (!(q4 || q8 || p4)) f->values_row(row, &p->scheme, C, tmp + (size_t)r * C);
+        for (int b = 0; b < nb; b++)
+            S[b * 16 + r] = f->block_scale(row, sc, g, b);
+        if (!p4) f->values_row(row, &p->scheme, C, tmp + (size_t)r * C);
     }
     if (p4) { /* 16 bytes of a row: weights 2j (low nibble of byte j) and 2j + 1 (high) */
         const __m512 lut = packed4_lut(p);
@@ -535,39 +526,6 @@ static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, f
                 _mm512_storeu_ps(dst + 16 * (2 * j), _mm512_permutexvar_ps(u, lut));
                 _mm512_storeu_ps(dst + 16 * (2 * j + 1),
                                  _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), lut));
-            }
-        }
-        return;
-    }
-    if (q4 || q8) {
-        size_t bb = f->block_bytes;
-        const __m512 lut = q4_lut();
-        for (int b = 0; b < C / MQ_QBLOCK; b++) {
-            const uint8_t *src[16];
-            __m128i col[16];
-            for (int r = 0; r < 16; r++)
-                src[r] = o16 + r < p->rows
-                             ? p->data + (size_t)(o16 + r) * p->row_bytes + (size_t)b * bb + 2
-                             : zeros;
-            float *dst = P + (size_t)b * MQ_QBLOCK * 16;
-            if (q4) {
-                transpose16x16_bytes(src, col);
-                for (int j = 0; j < 16; j++) {
-                    __m512i u = _mm512_cvtepu8_epi32(col[j]);
-                    _mm512_storeu_ps(dst + 16 * j, _mm512_permutexvar_ps(u, lut));
-                    _mm512_storeu_ps(dst + 16 * (j + 16),
-                                     _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), lut));
-                }
-            } else {
-                for (int h = 0; h < 2; h++) {
-                    const uint8_t *sh[16];
-                    for (int r = 0; r < 16; r++)
-                        sh[r] = src[r] + 16 * h;
-                    transpose16x16_bytes(sh, col);
-                    for (int j = 0; j < 16; j++)
-                        _mm512_storeu_ps(dst + 16 * (16 * h + j),
-                                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(col[j])));
-                }
             }
         }
         return;
