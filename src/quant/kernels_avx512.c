@@ -303,40 +303,40 @@ INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const
  * the low nibbles of 16 bytes are the even weights, the high ones the odd. */
 INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *xd, __m512 lut,
                               __m512 *v) {
-    int C = p->cols, g = p->group, nb = C / g, tensor = p->scheme.gran == MQ_QG_TENSOR;
+    int C = p->cols, g = p->group, tensor = p->scheme.gran == MQ_QG_TENSOR;
     const float *f16tab = mq_fp16_table();
     const uint8_t *row[4];
     const mq_fp16_t *sc[4];
-    __m512 a0[4], a1[4];
+    __m512 a0[4];
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
         row[w] = p->data + (size_t)(o + w) * p->row_bytes;
         sc[w] = mq_qweight_row_scales(p, o + w);
-        a0[w] = a1[w] = _mm512_setzero_ps();
+        a0[w] = _mm512_setzero_ps();
     }
-    for (int b = 0; b < nb; b++) {
-        __m512 ls[4];
+    /* each 32 columns' unscaled sum, then times the group's scale (gb: the group of c, counted
+     * without a division) */
+    for (int c = 0, gb = 0, gnext = g; c < C; c += 32) {
+        if (c == gnext) {
+            gb += !tensor;
+            gnext += g;
+        }
+        __m512 x0 = _mm512_loadu_ps(xd + c), x1 = _mm512_loadu_ps(xd + c + 16);
+        __asm__("" : "+v"(x0), "+v"(x1));
 #pragma GCC unroll 4
-        for (int w = 0; w < WR; w++)
-            ls[w] = _mm512_mul_ps(lut, _mm512_set1_ps(f16tab[tensor ? sc[w][0] : sc[w][b]]));
-        for (int c = b * g; c < (b + 1) * g; c += 32) {
-            __m512 x0 = _mm512_loadu_ps(xd + c), x1 = _mm512_loadu_ps(xd + c + 16);
-            __asm__("" : "+v"(x0), "+v"(x1));
-#pragma GCC unroll 4
-            for (int w = 0; w < WR; w++) {
-                const uint8_t *by = row[w] + c / 2;
-                if (!(c & 127)) /* once per 64 bytes */
-                    prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
-                __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)by));
-                a0[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, ls[w]), x0, a0[w]);
-                a1[w] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), ls[w]), x1,
-                                        a1[w]);
-            }
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *by = row[w] + c / 2;
+            if (!(c & 127)) /* once per 64 bytes */
+                prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
+            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)by));
+            __m512 sum = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut), x1,
+                                         _mm512_mul_ps(_mm512_permutexvar_ps(q, lut), x0));
+            a0[w] = _mm512_fmadd_ps(_mm512_set1_ps(f16tab[sc[w][gb]]), sum, a0[w]);
         }
     }
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++)
-        v[w] = _mm512_add_ps(a0[w], a1[w]);
+        v[w] = a0[w];
 }
 
 /* The dot kernels over 16 rows at a time: 4 rows per call of the row functions, then one
