@@ -671,6 +671,49 @@ Test(gguf, file_write_matches_memory) {
     mq_gguf_free(g);
 }
 
+/* A file of MQ_GGUF_MAP_MIN bytes or more is mapped, a smaller one read; both give the same
+ * keys, tensors and bytes, and a mapped file's tensors can be written to without touching it. */
+Test(gguf, large_files_are_mapped) {
+    char dir[] = "/tmp/mq_test_gguf_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    size_t sizes[2] = {1000, MQ_GGUF_MAP_MIN / 4 + 1000}; /* floats: under and over the bound */
+    for (int k = 0; k < 2; k++) {
+        size_t n = sizes[k];
+        float *v = malloc(n * sizeof *v);
+        cr_assert_not_null(v);
+        for (size_t i = 0; i < n; i++)
+            v[i] = (float)i * 0.5f - 7.0f;
+        mq_gguf_t *g = mq_gguf_new();
+        int64_t ne[1] = {(int64_t)n};
+        cr_assert_eq(mq_gguf_set_str(g, "general.name", "mapped"), MQ_OK);
+        mq_error_t err = {0};
+        cr_assert_eq(mq_gguf_add_tensor(g, "t", MQ_GGML_F32, 1, ne, v, &err), MQ_OK, "%s", err.msg);
+        char path[256];
+        snprintf(path, sizeof path, "%s/f%d.gguf", dir, k);
+        cr_assert_eq(mq_gguf_write(g, path, &err), MQ_OK, "%s", err.msg);
+        mq_gguf_t *h = NULL;
+        cr_assert_eq(mq_gguf_read(path, &h, &err), MQ_OK, "%s", err.msg);
+        cr_assert_eq(mq_gguf_mapped(h), k == 1, "%zu floats", n);
+        cr_assert_eq(mq_gguf_n_tensors(h), 1);
+        const mq_gguf_tensor_t *t = mq_gguf_tensor(h, 0);
+        cr_assert_eq(t->nbytes, n * sizeof *v);
+        cr_assert(memcmp(t->data, v, t->nbytes) == 0);
+        mq_gguf_str_t name;
+        cr_assert_eq(mq_gguf_get_str(h, "general.name", &name, &err), MQ_OK);
+        cr_assert(name.len == 6 && !memcmp(name.ptr, "mapped", 6));
+        ((float *)t->data)[0] = 1e9f; /* private: the file keeps its bytes */
+        mq_gguf_t *again = NULL;
+        cr_assert_eq(mq_gguf_read(path, &again, &err), MQ_OK, "%s", err.msg);
+        cr_assert_eq(((const float *)mq_gguf_tensor(again, 0)->data)[0], v[0]);
+        mq_gguf_free(again);
+        mq_gguf_free(h);
+        mq_gguf_free(g);
+        unlink(path);
+        free(v);
+    }
+    rmdir(dir);
+}
+
 Test(gguf, output_is_deterministic) {
     void *a, *b;
     size_t la, lb;

@@ -93,8 +93,14 @@ typedef struct mq_gguf mq_gguf_t;
 mq_gguf_t *mq_gguf_new(void);
 void mq_gguf_free(mq_gguf_t *g);
 
-/* Reads and validates a whole GGUF file. */
+/* Reads and validates a whole GGUF file. A regular file of MQ_GGUF_MAP_MIN bytes or more is
+ * mapped (mmap, private) instead of copied, so tensor data is read from the page cache as it is
+ * first used; a smaller one is read into memory. Either way the result owns the bytes and the
+ * tensors point into them. */
+#define MQ_GGUF_MAP_MIN ((size_t)1 << 20)
 int mq_gguf_read(const char *path, mq_gguf_t **out, mq_error_t *err);
+/* 1 when g's bytes are a mapping of its file. */
+int mq_gguf_mapped(const mq_gguf_t *g);
 /* The same from a buffer; name is used in messages. The buffer is copied. */
 int mq_gguf_read_mem(const void *buf, size_t len, const char *name, mq_gguf_t **out,
                      mq_error_t *err);

@@ -7,12 +7,16 @@
  * drift apart. */
 #include "miniquant/gguf.h"
 
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "miniquant/fileio.h"
 
@@ -150,7 +154,8 @@ struct mq_gguf {
     int64_t n_kv, cap_kv;
     tensor_t *tensors;
     int64_t n_tensors, cap_tensors;
-    char *file; /* the bytes a read file came from */
+    char *file;    /* the bytes a read file came from */
+    size_t mapped; /* their length when mapped from the file (munmap), 0 when malloc'd */
 };
 
 mq_gguf_t *mq_gguf_new(void) {
@@ -179,7 +184,10 @@ void mq_gguf_free(mq_gguf_t *g) {
     }
     free(g->kv);
     free(g->tensors);
-    free(g->file);
+    if (g->mapped)
+        munmap(g->file, g->mapped);
+    else
+        free(g->file);
     free(g);
 }
 
@@ -557,15 +565,21 @@ done:
     return rc;
 }
 
-/* Parses buf (len bytes, owned by the result on success and on failure). */
-static int read_owned(char *buf, size_t len, const char *name, mq_gguf_t **out, mq_error_t *err) {
+/* Parses buf (len bytes, owned by the result on success and on failure; mapped: buf is a
+ * mapping of len bytes, else malloc'd). */
+static int read_owned(char *buf, size_t len, int mapped, const char *name, mq_gguf_t **out,
+                      mq_error_t *err) {
     *out = NULL;
     mq_gguf_t *g = mq_gguf_new();
     if (!g) {
-        free(buf);
+        if (mapped)
+            munmap(buf, len);
+        else
+            free(buf);
         return mq_error_set(err, MQ_ERR_NOMEM, "%s: out of memory", name);
     }
     g->file = buf;
+    g->mapped = mapped ? len : 0;
     reader_t r = {(const uint8_t *)buf, len, 0, name, err};
     int rc = parse(&r, g);
     if (rc) {
@@ -576,13 +590,35 @@ static int read_owned(char *buf, size_t len, const char *name, mq_gguf_t **out, 
     return MQ_OK;
 }
 
+/* A regular file of at least MQ_GGUF_MAP_MIN bytes, mapped privately (pages read when first
+ * touched, written copies private); NULL when it is smaller, not regular or cannot be mapped,
+ * and the caller reads it instead. */
+static char *map_file(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return NULL;
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= MQ_GGUF_MAP_MIN &&
+        (uint64_t)st.st_size <= SIZE_MAX) {
+        *len = (size_t)st.st_size;
+        p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    }
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 int mq_gguf_read(const char *path, mq_gguf_t **out, mq_error_t *err) {
     char *buf;
     size_t len;
     *out = NULL;
+    if ((buf = map_file(path, &len))) return read_owned(buf, len, 1, path, out, err);
     int rc = mq_read_file(path, 0, &buf, &len, err);
     if (rc) return rc;
-    return read_owned(buf, len, path, out, err);
+    return read_owned(buf, len, 0, path, out, err);
+}
+
+int mq_gguf_mapped(const mq_gguf_t *g) {
+    return g && g->mapped > 0;
 }
 
 int mq_gguf_read_mem(const void *buf, size_t len, const char *name, mq_gguf_t **out,
@@ -593,7 +629,7 @@ int mq_gguf_read_mem(const void *buf, size_t len, const char *name, mq_gguf_t **
     char *copy = malloc(len + 1);
     if (!copy) return mq_error_set(err, MQ_ERR_NOMEM, "%s: out of memory", name);
     if (len) memcpy(copy, buf, len);
-    return read_owned(copy, len, name, out, err);
+    return read_owned(copy, len, 0, name, out, err);
 }
 
 /* ---- writing ---- */

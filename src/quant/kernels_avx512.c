@@ -308,10 +308,12 @@ INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float 
     const uint8_t *row[4];
     const mq_fp16_t *sc[4];
     __m512 a0[4];
+    const mq_fp16_t *sc0 = mq_qweight_row_scales(p, o);
+    size_t sc_step = tensor ? 0 : (size_t)(C / g);
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
         row[w] = p->data + (size_t)(o + w) * p->row_bytes;
-        sc[w] = mq_qweight_row_scales(p, o + w);
+        sc[w] = sc0 + (size_t)w * sc_step;
         a0[w] = _mm512_setzero_ps();
     }
     /* each 32 columns' unscaled sum, then times the group's scale (gb: the group of c, counted
