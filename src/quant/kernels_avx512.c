@@ -625,6 +625,29 @@ static int byte_panel_kind(const mq_qweight_t *p) {
     return 0;
 }
 
+/* 16 rows of 16 bytes transposed into dst (64-byte aligned): dst[16 j + r] = byte j of row r.
+ * Four rows a vector (rows k, k + 4, k + 8, k + 12 in its 128-bit lanes), two unpacks leave
+ * bytes 4i .. 4i + 3 of four rows per dword, and one dword permute per vector gathers each
+ * byte's 16 rows in order. */
+INLINE T512 void transpose16x16_bytes_to(const uint8_t *const *src, uint8_t *dst) {
+    __m512i z[4], t[4];
+    for (int k = 0; k < 4; k++) {
+        z[k] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)src[k]));
+        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 4]), 1);
+        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 8]), 2);
+        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 12]), 3);
+    }
+    t[0] = _mm512_unpacklo_epi8(z[0], z[1]); /* lane L: bytes 0-7 of rows 4L, 4L + 1 */
+    t[1] = _mm512_unpackhi_epi8(z[0], z[1]);
+    t[2] = _mm512_unpacklo_epi8(z[2], z[3]);
+    t[3] = _mm512_unpackhi_epi8(z[2], z[3]);
+    const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i u[4] = {_mm512_unpacklo_epi16(t[0], t[2]), _mm512_unpackhi_epi16(t[0], t[2]),
+                    _mm512_unpacklo_epi16(t[1], t[3]), _mm512_unpackhi_epi16(t[1], t[3])};
+    for (int k = 0; k < 4; k++) /* u[k], lane L, dword i: byte 4k + i of rows 4L .. 4L + 3 */
+        _mm512_store_si512(dst + 64 * k, _mm512_permutexvar_epi32(gather, u[k]));
+}
+
 /* Rows o16 .. o16 + 15 (past the end: zero bytes, scale 0) into B and their scales into S. */
 static T512 void build_byte_panel(const mq_qweight_t *p, int kind, int o16, int nb, uint8_t *B,
                                   float *S) {
@@ -657,7 +680,7 @@ static T512 void build_byte_panel(const mq_qweight_t *p, int kind, int o16, int 
                          : kind == BP_P4    ? row + (size_t)u * 16
                                             : row + (size_t)u * bb + 2 + 16 * half;
             }
-            transpose16x16_bytes(src, (__m128i *)(B + (size_t)u * ub + 256 * half));
+            transpose16x16_bytes_to(src, B + (size_t)u * ub + 256 * half);
         }
 }
 
