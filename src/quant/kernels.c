@@ -25,6 +25,8 @@ static const char *const ISA_NAMES[MQ_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 /* Each ISA's generic prompt path, for formats whose row gives no gemm of their own. */
 static const mq_gemm_panels_fn GEMM_PANELS[MQ_ISA_COUNT] = {NULL, mq_kavx2_gemm_panels,
                                                             mq_kavx512_gemm_panels};
+/* The ISAs whose prompt path reads x in tiles, made once per forward. */
+static const mq_x_tiles_fn X_TILES[MQ_ISA_COUNT] = {NULL, NULL, mq_kavx512_x_tiles};
 
 /* ---------------------------------------------------------------------------------------------
  * instruction sets and the selection */
@@ -269,7 +271,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
         return mq_error_set(err, MQ_ERR_NOMEM, "fused forward: out of memory for int8 panels");
     }
     const float *x = inp, *xdot = inp;
-    float *xpad = NULL, *wb = NULL, *xprep = NULL;
+    float *xpad = NULL, *wb = NULL, *xprep = NULL, *xt = NULL;
     if (N == 1 && !use_a8 && k->prep) { /* once for every row the dot kernel runs */
         if (!(xprep = malloc((size_t)C * sizeof *xprep))) {
             free(xa.xq);
@@ -290,7 +292,10 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
             x = xpad;
         }
         wb = alloc64((size_t)omp_get_max_threads() * MQ_PANEL_SCRATCH(rows, C) * sizeof *wb);
-        if (!wb || (ldx != C && !xpad)) {
+        if (X_TILES[isa] && (xt = alloc64((size_t)N * (size_t)C * sizeof *xt)))
+            X_TILES[isa](x, ldx, N, C, xt);
+        if (!wb || (ldx != C && !xpad) || (X_TILES[isa] && !xt)) {
+            free(xt);
             free(xa.xq);
             free(xpad);
             free(wb);
@@ -310,7 +315,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
         else if (N == 1)
             k->dot(w, xdot, out, o0, o1);
         else if (panels)
-            panels(w, x, ldx, N, out, o0, o1,
+            panels(w, x, ldx, xt, N, out, o0, o1,
                    wb + (size_t)omp_get_thread_num() * MQ_PANEL_SCRATCH(rows, C));
         else
             (k->gemm ? k->gemm : w->format->kernels[MQ_ISA_SCALAR].gemm)(w, inp, C, N, out, o0,
@@ -324,6 +329,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     free(ab);
     free(xpad);
     free(wb);
+    free(xt);
     free(xprep);
     return MQ_OK;
 }

@@ -533,8 +533,9 @@ PTILE_FN(8)
 /* [x rows: 1, 2, 4, 8] */
 static const ptile_fn PTILES[4] = {ptile_1, ptile_2, ptile_4, ptile_8};
 
-void T2 mq_kavx2_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,
-                             int o0, int o1, float *wb) {
+void T2 mq_kavx2_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, const float *xt,
+                             int N, float *y, int o0, int o1, float *wb) {
+    (void)xt;
     int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
     int np = (o1 - o0 + 7) / 8;
     float *P = wb, *S = P + (size_t)np * 8 * C, *tmp = S + (size_t)np * 8 * nb;

@@ -753,13 +753,33 @@ static const btile_fn BTILES[4][5] = {
     {btile_Q4_1, btile_Q4_2, btile_Q4_4, btile_Q4_8, btile_Q4_16},
     {btile_P4_1, btile_P4_2, btile_P4_4, btile_P4_8, btile_P4_16}};
 
-static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *x, int ldx, int N,
+/* x rows per tile as the prompt kernels take them: 16 while 16 remain, then 8, 4, 2, 1. */
+INLINE int tile_rows(int left) {
+    return left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+}
+
+/* Each tile of R x rows (starting at row n0) column by column at xt + n0 * C: xt[c * R + r]. */
+void T512 mq_kavx512_x_tiles(const float *x, int ldx, int N, int C, float *xt) {
+    for (int n0 = 0; n0 < N;) {
+        int R = tile_rows(N - n0), c = 0;
+        float *t = xt + (size_t)n0 * C;
+        if (R == 16)
+            for (; c + 16 <= C; c += 16)
+                transpose16(x + (size_t)n0 * ldx + c, (size_t)ldx, t + (size_t)c * 16);
+        for (; c < C; c++)
+            for (int r = 0; r < R; r++)
+                t[(size_t)c * R + r] = x[(size_t)(n0 + r) * ldx + c];
+        n0 += R;
+    }
+}
+
+static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *xt, int N,
                                   float *y, int o0, int o1, float *wb) {
     int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
     int np = (o1 - o0 + 15) / 16;
     size_t pbytes = (size_t)(C / 32) * (kind == BP_Q8 ? 512 : 256);
-    /* wb (64-byte aligned): the x tile (16 * C), the scales, the byte panels */
-    float *xt = wb, *S = xt + (size_t)16 * C;
+    /* wb (64-byte aligned): the scales, then the byte panels */
+    float *S = wb;
     uint8_t *B = (uint8_t *)(((uintptr_t)(S + (size_t)np * 16 * nb) + 63) & ~(uintptr_t)63);
     for (int q = 0; q < np; q++)
         build_byte_panel(p, kind, o0 + 16 * q, nb, B + (size_t)q * pbytes, S + (size_t)q * 16 * nb);
@@ -768,19 +788,12 @@ static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *
                                        : _mm512_setzero_ps();
     __m512 out[16];
     for (int n0 = 0; n0 < N;) {
-        int left = N - n0, ri = left >= 16 ? 4 : left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
-        int R = 1 << ri;
-        int c = 0;
-        if (R == 16)
-            for (; c + 16 <= C; c += 16)
-                transpose16(x + (size_t)n0 * ldx + c, (size_t)ldx, xt + (size_t)c * 16);
-        for (; c < C; c++)
-            for (int r = 0; r < R; r++)
-                xt[(size_t)c * R + r] = x[(size_t)(n0 + r) * ldx + c];
+        int R = tile_rows(N - n0), ri = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : R == 2 ? 1 : 0;
         for (int q = 0; q < np; q++) {
             int o = o0 + 16 * q, cnt = OC - o < 16 ? OC - o : 16;
             __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffff : (1u << cnt) - 1);
-            BTILES[kind][ri](B + (size_t)q * pbytes, S + (size_t)q * 16 * nb, nb, g, xt, lut, out);
+            BTILES[kind][ri](B + (size_t)q * pbytes, S + (size_t)q * 16 * nb, nb, g,
+                             xt + (size_t)n0 * C, lut, out);
             for (int r = 0; r < R; r++)
                 _mm512_mask_storeu_ps(y + (size_t)(n0 + r) * OC + o, m, out[r]);
         }
@@ -788,11 +801,11 @@ static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *
     }
 }
 
-void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,
-                              int o0, int o1, float *wb) {
+void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, const float *xt,
+                              int N, float *y, int o0, int o1, float *wb) {
     int kind = byte_panel_kind(p);
     if (kind) {
-        gemm_byte_panels(p, kind, x, ldx, N, y, o0, o1, wb);
+        gemm_byte_panels(p, kind, xt, N, y, o0, o1, wb);
         return;
     }
     int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;

@@ -42,9 +42,13 @@ typedef struct mq_a8 {
  * block scales. */
 #define MQ_A8_SCRATCH(C) (16 * (size_t)(C) + 16 * ((size_t)(C) / 32 + 1) * sizeof(float) + 64)
 
-/* The generic prompt path; wb holds MQ_PANEL_SCRATCH(rows, C) floats for a share of rows. */
-typedef void (*mq_gemm_panels_fn)(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
-                                  int o0, int o1, float *wb);
+/* The generic prompt path; wb holds MQ_PANEL_SCRATCH(rows, C) floats for a share of rows; xt,
+ * when the ISA lays x out in tiles (mq_x_tiles_fn), is that layout, made once per forward for
+ * every share. */
+typedef void (*mq_gemm_panels_fn)(const mq_qweight_t *w, const float *x, int ldx, const float *xt,
+                                  int N, float *y, int o0, int o1, float *wb);
+/* x (N rows, ldx apart) into xt (N * C floats) in the tiles its gemm_panels reads. */
+typedef void (*mq_x_tiles_fn)(const float *x, int ldx, int N, int C, float *xt);
 #define MQ_PANEL_SCRATCH(rows, C) \
     (((size_t)(rows) + 16) * (size_t)(C) + ((size_t)(rows) + 16) * ((size_t)(C) / 16 + 1) + \
      16 * (size_t)(C))
@@ -67,8 +71,8 @@ void mq_kavx2_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, fl
 void mq_kavx2_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
-void mq_kavx2_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
-                          int o0, int o1, float *wb);
+void mq_kavx2_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, const float *xt,
+                          int N, float *y, int o0, int o1, float *wb);
 
 /* AVX-512 */
 void mq_kavx512_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
@@ -78,8 +82,9 @@ void mq_kavx512_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0
 void mq_kavx512_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_prep_packed(const mq_qweight_t *w, const float *x, float *xp);
-void mq_kavx512_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
-                            int o0, int o1, float *wb);
+void mq_kavx512_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, const float *xt,
+                            int N, float *y, int o0, int o1, float *wb);
+void mq_kavx512_x_tiles(const float *x, int ldx, int N, int C, float *xt);
 void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
                         void *scratch);
 void mq_kavx512_a8_q4_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
