@@ -292,8 +292,8 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
             x = xpad;
         }
         wb = alloc64((size_t)omp_get_max_threads() * MQ_PANEL_SCRATCH(rows, C) * sizeof *wb);
-        if (X_TILES[isa] && (xt = alloc64((size_t)N * (size_t)C * sizeof *xt)))
-            X_TILES[isa](x, ldx, N, C, xt);
+        if (X_TILES[isa]) /* a copy per thread: no line of it is written by one core, read by another */
+            xt = alloc64((size_t)omp_get_max_threads() * (size_t)N * (size_t)C * sizeof *xt);
         if (!wb || (ldx != C && !xpad) || (X_TILES[isa] && !xt)) {
             free(xt);
             free(xa.xq);
@@ -307,23 +307,28 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
      * output rows instead of per 32 */
     int nblk = (OC + rows - 1) / rows;
     double macs = (double)OC * (double)C * (double)N;
-#pragma omp parallel for schedule(static) if (macs >= PAR_MIN_MACS && nblk > 1)
-    for (int b = 0; b < nblk; b++) {
-        int o0 = b * rows, o1 = o0 + rows < OC ? o0 + rows : OC;
-        if (use_a8)
-            k->a8(w, &xa, out, o0, o1, ab + (size_t)omp_get_thread_num() * MQ_A8_SCRATCH(C));
-        else if (N == 1)
-            k->dot(w, xdot, out, o0, o1);
-        else if (panels)
-            panels(w, x, ldx, xt, N, out, o0, o1,
-                   wb + (size_t)omp_get_thread_num() * MQ_PANEL_SCRATCH(rows, C));
-        else
-            (k->gemm ? k->gemm : w->format->kernels[MQ_ISA_SCALAR].gemm)(w, inp, C, N, out, o0,
-                                                                          o1);
-        if (bias)
-            for (int n = 0; n < N; n++)
-                for (int o = o0; o < o1; o++)
-                    out[(size_t)n * OC + o] += bias[o];
+#pragma omp parallel if (macs >= PAR_MIN_MACS && nblk > 1)
+    {
+        float *xtt = xt ? xt + (size_t)omp_get_thread_num() * (size_t)N * (size_t)C : NULL;
+        if (xt) X_TILES[isa](x, ldx, N, C, xtt); /* x in tiles, once per thread */
+#pragma omp for schedule(static)
+        for (int b = 0; b < nblk; b++) {
+            int o0 = b * rows, o1 = o0 + rows < OC ? o0 + rows : OC;
+            if (use_a8)
+                k->a8(w, &xa, out, o0, o1, ab + (size_t)omp_get_thread_num() * MQ_A8_SCRATCH(C));
+            else if (N == 1)
+                k->dot(w, xdot, out, o0, o1);
+            else if (panels)
+                panels(w, x, ldx, xtt, N, out, o0, o1,
+                       wb + (size_t)omp_get_thread_num() * MQ_PANEL_SCRATCH(rows, C));
+            else
+                (k->gemm ? k->gemm : w->format->kernels[MQ_ISA_SCALAR].gemm)(w, inp, C, N, out, o0,
+                                                                              o1);
+            if (bias)
+                for (int n = 0; n < N; n++)
+                    for (int o = o0; o < o1; o++)
+                        out[(size_t)n * OC + o] += bias[o];
+        }
     }
     free(xa.xq);
     free(ab);

@@ -43,8 +43,8 @@ typedef struct mq_a8 {
 #define MQ_A8_SCRATCH(C) (16 * (size_t)(C) + 16 * ((size_t)(C) / 32 + 1) * sizeof(float) + 64)
 
 /* The generic prompt path; wb holds MQ_PANEL_SCRATCH(rows, C) floats for a share of rows; xt,
- * when the ISA lays x out in tiles (mq_x_tiles_fn), is that layout, made once per forward for
- * every share. */
+ * when the ISA lays x out in tiles (mq_x_tiles_fn), is that layout, made once per forward by
+ * each thread for all its shares. */
 typedef void (*mq_gemm_panels_fn)(const mq_qweight_t *w, const float *x, int ldx, const float *xt,
                                   int N, float *y, int o0, int o1, float *wb);
 /* x (N rows, ldx apart) into xt (N * C floats) in the tiles its gemm_panels reads. */
