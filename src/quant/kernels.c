@@ -311,7 +311,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     {
         float *xtt = xt ? xt + (size_t)omp_get_thread_num() * (size_t)N * (size_t)C : NULL;
         if (xt) X_TILES[isa](x, ldx, N, C, xtt); /* x in tiles, once per thread */
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int b = 0; b < nblk; b++) {
             int o0 = b * rows, o1 = o0 + rows < OC ? o0 + rows : OC;
             if (use_a8)

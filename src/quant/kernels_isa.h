@@ -8,9 +8,10 @@
  *          MQ_A8_SCRATCH(cols) bytes of its own.
  * The generic prompt path of an ISA (mq_k<isa>_gemm_panels) takes any grid format whose scale
  * blocks are whole rows or multiples of 16 columns: it copies each 16 (AVX-512) or 8 (AVX2)
- * output rows of its share into a float panel (unscaled values column by column, one lane per
- * row, with the rows' block scales beside them) in a per-thread scratch buffer, then runs every
- * output as one FMA chain over the columns in order. */
+ * output rows of its share into a panel in a per-thread scratch buffer (AVX-512: the rows' bytes
+ * transposed for Q8_0, Q4_0 and 4-bit packed rows, else unscaled values column by column, one
+ * lane per row, with the rows' block scales beside them), then runs every output as one FMA
+ * chain over the columns in order. */
 #ifndef MINIQUANT_KERNELS_ISA_H
 #define MINIQUANT_KERNELS_ISA_H
 
