@@ -18,6 +18,7 @@
 #include "miniquant/export.h"
 #include "miniquant/fileio.h"
 #include "miniquant/rng.h"
+#include "qhelpers.h"
 
 /* In the sanitizer build (MQ_SANITIZE), whether anything allocated so far is unreachable now:
  * LeakSanitizer's check of the moment, which fails the test where Criterion would only print
@@ -71,19 +72,6 @@ static void random_model(mq_gpt_t *m, int V, int maxT, int C, int NH, int L, uin
     }
     memset(m->params.qkvw + 5 * (size_t)C, 0, (size_t)C * sizeof(float));
     memset(m->params.fcprojw + 64, 0, 64 * sizeof(float));
-}
-
-static mq_scheme_t scheme(const char *name) {
-    mq_scheme_t s;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_scheme_parse(name, &s, &err), MQ_OK, "%s: %s", name, err.msg);
-    return s;
-}
-
-static const mq_format_t *format(const char *name) {
-    const mq_format_t *f = mq_format_by_name(name);
-    cr_assert(f, "no format %s", name);
-    return f;
 }
 
 static void quantize(mq_qmodel_t *q, const mq_gpt_t *m, const char *name, int skip) {

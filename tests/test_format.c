@@ -23,32 +23,10 @@
 #include "miniquant/kernels.h"
 #include "miniquant/quant.h"
 #include "miniquant/rng.h"
+#include "qhelpers.h"
 
 /* ---------------------------------------------------------------------------------------------
  * helpers */
-
-static mq_scheme_t scheme(const char *name) {
-    mq_scheme_t s;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_scheme_parse(name, &s, &err), MQ_OK, "%s: %s", name, err.msg);
-    return s;
-}
-
-static const mq_format_t *format(const char *name) {
-    const mq_format_t *f = mq_format_by_name(name);
-    cr_assert(f, "no format %s", name);
-    return f;
-}
-
-static float *randn(uint64_t seed, size_t n) {
-    mq_rng_t r;
-    mq_rng_seed(&r, seed);
-    float *x = malloc(n * sizeof(float));
-    cr_assert(x);
-    for (size_t i = 0; i < n; i++)
-        x[i] = mq_rng_normal(&r);
-    return x;
-}
 
 static void assert_bytes(const uint8_t *got, const uint8_t *want, size_t n, const char *what) {
     for (size_t i = 0; i < n; i++)
@@ -437,7 +415,7 @@ Test(bytes, decode_row_refuses_what_no_quantizer_writes) {
  * reference sums (values_row times block_scale) is that value too. */
 static void roundtrip(const mq_scheme_t *s, int rows, int cols, uint64_t seed) {
     const mq_family_t *fam = s->family;
-    float *W = randn(seed, (size_t)rows * cols);
+    float *W = randn_sd(seed, (size_t)rows * cols, 1.0f);
     mq_qweight_t q, q2;
     mq_error_t err = {0};
     cr_assert_eq(mq_qweight_quantize(&q, s, W, rows, cols, &err), MQ_OK, "%s: %s", s->name,
@@ -632,7 +610,7 @@ Test(nf3, codebook_grid_and_codes) {
 
     /* a quantized weight's codes are indices 0..7, and use all eight */
     mq_scheme_t s = scheme("nf3_g64");
-    float *W = randn(77, 16 * 128);
+    float *W = randn_sd(77, 16 * 128, 1.0f);
     mq_qweight_t q;
     cr_assert_eq(mq_qweight_quantize(&q, &s, W, 16, 128, NULL), MQ_OK);
     int8_t *codes = malloc(16 * 128);

@@ -25,34 +25,18 @@
 #include "miniquant/qmodel.h"
 #include "miniquant/quant.h"
 #include "miniquant/rng.h"
+#include "qhelpers.h"
 
 #define TOL 1e-5
 
 /* ---------------------------------------------------------------------------------------------
  * helpers */
 
-static float *randn(uint64_t seed, size_t n, float sd) {
-    mq_rng_t r;
-    mq_rng_seed(&r, seed);
-    float *x = malloc(n * sizeof(float));
-    cr_assert(x);
-    for (size_t i = 0; i < n; i++)
-        x[i] = sd * mq_rng_normal(&r);
-    return x;
-}
-
-static mq_scheme_t scheme(const char *name) {
-    mq_scheme_t s;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_scheme_parse(name, &s, &err), MQ_OK, "%s: %s", name, err.msg);
-    return s;
-}
-
 /* A QuantizedLinear of a seeded random weight (and bias when with_bias). */
 static void make_linear(mq_qlinear_t *ql, const char *name, int OC, int C, int with_bias,
                         uint64_t seed) {
-    float *W = randn(seed, (size_t)OC * C, 0.05f);
-    float *b = with_bias ? randn(seed + 1, (size_t)OC, 0.5f) : NULL;
+    float *W = randn_sd(seed, (size_t)OC * C, 0.05f);
+    float *b = with_bias ? randn_sd(seed + 1, (size_t)OC, 0.5f) : NULL;
     mq_scheme_t s = scheme(name);
     mq_error_t err = {0};
     cr_assert_eq(mq_qlinear_from_linear(ql, W, b, OC, C, &s, &err), MQ_OK, "%s: %s", name, err.msg);
@@ -186,7 +170,7 @@ Test(kernels, every_version_matches_the_scalar_one_and_the_reference_path) {
             cr_assert_str_eq(ql.w.format->name, CASES[c].format);
             for (size_t k = 0; k < N_ROWS_OF_X; k++) {
                 int N = ROWS_OF_X[k];
-                float *x = randn(100 + c * 7 + (size_t)k, (size_t)N * ql.in, 1.0f);
+                float *x = randn_sd(100 + c * 7 + (size_t)k, (size_t)N * ql.in, 1.0f);
                 double *scale = abs_dot(&ql, x, N);
                 float *yr = run_ref(&ql, x, N);
                 float *ys = run(&ql.w, MQ_ISA_SCALAR, 0, ql.bias, x, N);
@@ -327,7 +311,7 @@ Test(kernels, avx512_prompt_sums_in_the_panel_order) {
         cr_assert_str_eq(ql.w.format->name, cases[c].format);
         const mq_qweight_t *w = &ql.w;
         int C = w->cols, nb = w->group == C ? 1 : C / w->group, g = C / nb;
-        float *x = randn(61 + c, (size_t)N * C, 1.0f), *y = run(w, MQ_ISA_AVX512, 0, NULL, x, N);
+        float *x = randn_sd(61 + c, (size_t)N * C, 1.0f), *y = run(w, MQ_ISA_AVX512, 0, NULL, x, N);
         float *v = malloc((size_t)C * sizeof *v), *sc = malloc((size_t)nb * sizeof *sc);
         cr_assert(v && sc);
         for (int o = 0; o < w->rows; o++) {
@@ -366,7 +350,7 @@ Test(kernels, results_do_not_depend_on_the_thread_count) {
         int blas = ql.w.format->kernels[MQ_ISA_SCALAR].forward != NULL;
         cr_assert_eq(blas, !strcmp(names[i], "fp32"), "%s", names[i]);
         for (int N = 1; N <= 64; N += 63) {
-            float *x = randn(9, (size_t)N * 512, 1.0f);
+            float *x = randn_sd(9, (size_t)N * 512, 1.0f);
             double *scale = blas ? abs_dot(&ql, x, N) : NULL;
             for (int isa = 0; isa < MQ_ISA_COUNT; isa++)
                 for (int a8 = 0; a8 < 2; a8++) {
@@ -435,7 +419,7 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
         cr_assert_str_eq(ql.w.format->name, a8_cases[c].format);
         cr_assert(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), "%s", a8_cases[c].scheme);
         for (int N = 1; N <= 13; N += 12) {
-            float *x = randn(300 + c, (size_t)N * ql.in, 1.0f);
+            float *x = randn_sd(300 + c, (size_t)N * ql.in, 1.0f);
             if (N > 1) x[3] = 9.0f; /* an outlier in row 0 widens its block's step */
             double *scale = abs_dot(&ql, x, N), *bound = a8_bound(&ql, x, N);
             float *yf = run(&ql.w, MQ_ISA_SCALAR, 0, ql.bias, x, N);
@@ -492,7 +476,7 @@ Test(kernels, int8_activations_leave_other_weights_on_fp32_activations) {
         cr_assert_not(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), "%s", cases[i].scheme);
         cr_assert_not(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX512), "%s", cases[i].scheme);
         for (int N = 1; N <= 3; N += 2) {
-            float *x = randn(43, (size_t)N * ql.in, 1.0f);
+            float *x = randn_sd(43, (size_t)N * ql.in, 1.0f);
             for (int isa = 0; isa < MQ_ISA_COUNT; isa++) {
                 if (!mq_isa_supports_a8((mq_isa_t)isa)) continue;
                 float *y0 = run(&ql.w, (mq_isa_t)isa, 0, ql.bias, x, N);
@@ -518,7 +502,7 @@ Test(kernels, qlinear_forward_matches_the_reference) {
         mq_qlinear_t ql;
         make_linear(&ql, names[i], 70, 192, 1, 51);
         for (int N = 1; N <= 64; N += 63) {
-            float *x = randn(53, (size_t)N * 192, 1.0f);
+            float *x = randn_sd(53, (size_t)N * 192, 1.0f);
             double *scale = abs_dot(&ql, x, N);
             float *yr = run_ref(&ql, x, N), *y = malloc((size_t)N * 70 * sizeof *y);
             mq_error_t err = {0};
@@ -547,7 +531,7 @@ Test(kernels, forwards_read_the_weight_they_are_given) {
     make_linear(&c, "int4_g64", 40, 128, 1, 62);
     cr_assert_neq(a.w.data, b.w.data);
     cr_assert_eq(memcmp(a.w.data, b.w.data, 40 * a.w.row_bytes), 0);
-    float *x = randn(63, 3 * 128, 1.0f);
+    float *x = randn_sd(63, 3 * 128, 1.0f);
     for (int N = 1; N <= 3; N += 2) {
         float ya[3 * 40], yb[3 * 40], yc[3 * 40], yr[3 * 40];
         cr_assert_eq(mq_qlinear_forward(&a, ya, x, N, NULL), MQ_OK);
@@ -787,7 +771,7 @@ Test(dispatch, mq_kernel_forces_the_scalar_version) {
     /* and forwards run it: equal to the scalar version bit for bit */
     mq_qlinear_t ql;
     make_linear(&ql, "int4_g64", 37, 192, 1, 81);
-    float *x = randn(83, 3 * 192, 1.0f), y[3 * 37];
+    float *x = randn_sd(83, 3 * 192, 1.0f), y[3 * 37];
     cr_assert_eq(mq_qweight_forward(&ql.w, ql.bias, y, x, 3, &err), MQ_OK, "%s", err.msg);
     float *ys = run(&ql.w, MQ_ISA_SCALAR, 0, ql.bias, x, 3);
     cr_assert_arr_eq(y, ys, sizeof y);
@@ -846,7 +830,7 @@ Test(dispatch, mq_vnni_turns_on_int8_activations) {
     mq_qlinear_t ql;
     make_linear(&ql, "int4_g64", 37, 192, 1, 93);
     cr_assert(mq_qweight_takes_a8(&ql.w, mq_isa_best()));
-    float *x = randn(95, 192, 1.0f), y[37];
+    float *x = randn_sd(95, 192, 1.0f), y[37];
     cr_assert_eq(mq_qweight_forward(&ql.w, ql.bias, y, x, 1, NULL), MQ_OK);
     float *ya8 = run(&ql.w, mq_isa_best(), 1, ql.bias, x, 1);
     float *yf = run(&ql.w, mq_isa_best(), 0, ql.bias, x, 1);

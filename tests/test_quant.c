@@ -13,29 +13,13 @@
 
 #include "miniquant/quant.h"
 #include "miniquant/rng.h"
+#include "qhelpers.h"
 
 #define ROWS 256
 #define COLS 512
 
 /* ---------------------------------------------------------------------------------------------
  * helpers */
-
-static float *randn(uint64_t seed, size_t n) {
-    mq_rng_t r;
-    mq_rng_seed(&r, seed);
-    float *x = malloc(n * sizeof(float));
-    cr_assert(x);
-    for (size_t i = 0; i < n; i++)
-        x[i] = mq_rng_normal(&r);
-    return x;
-}
-
-static mq_scheme_t scheme(const char *name) {
-    mq_scheme_t s;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_scheme_parse(name, &s, &err), MQ_OK, "%s: %s", name, err.msg);
-    return s;
-}
 
 static void quantize(mq_qweight_t *q, const char *name, const float *W, int rows, int cols) {
     mq_scheme_t s = scheme(name);
@@ -374,7 +358,7 @@ static void check_codes(const char *name, const float *W, int rows, int cols) {
 
 Test(quant, codes_in_range_nearest_and_values_exact) {
     int rows = 24, cols = 128;
-    float *W = randn(3, (size_t)rows * cols);
+    float *W = randn_sd(3, (size_t)rows * cols, 1.0f);
     char name[32];
     for (int b = 2; b <= 8; b++) {
         static const char *grans[] = {"per_tensor", "per_channel", "g32"};
@@ -396,7 +380,7 @@ Test(quant, codes_in_range_nearest_and_values_exact) {
 }
 
 Test(quant, fp16_is_round_to_nearest_half) {
-    float *W = randn(4, 64 * 32);
+    float *W = randn_sd(4, 64 * 32, 1.0f);
     mq_qweight_t q;
     quantize(&q, "fp16", W, 64, 32);
     float *D = dequantized(&q);
@@ -439,7 +423,7 @@ static const struct {
 };
 
 Test(quant, roundtrip_error_bounds_and_ordering) {
-    float *W = randn(7, (size_t)ROWS * COLS);
+    float *W = randn_sd(7, (size_t)ROWS * COLS, 1.0f);
     double e[sizeof ROUNDTRIP / sizeof ROUNDTRIP[0]];
     int verbose = !getenv("MQ_QUIET");
     for (size_t i = 0; i < sizeof ROUNDTRIP / sizeof ROUNDTRIP[0]; i++) {
@@ -463,7 +447,7 @@ Test(quant, roundtrip_error_bounds_and_ordering) {
 }
 
 Test(quant, per_channel_beats_per_tensor_with_an_outlier_row) {
-    float *W = randn(8, (size_t)ROWS * COLS);
+    float *W = randn_sd(8, (size_t)ROWS * COLS, 1.0f);
     int out_row = 17;
     for (int c = 0; c < COLS; c++)
         W[(size_t)out_row * COLS + c] *= 100.0f;
@@ -490,7 +474,7 @@ Test(quant, per_channel_beats_per_tensor_with_an_outlier_row) {
 
 Test(quant, zero_rows_and_groups_give_zeros_not_nan) {
     int rows = 8, cols = 64;
-    float *W = randn(9, (size_t)rows * cols);
+    float *W = randn_sd(9, (size_t)rows * cols, 1.0f);
     memset(W + 3 * cols, 0, cols * sizeof(float));    /* row 3 */
     memset(W + 5 * cols + 32, 0, 32 * sizeof(float)); /* second group of row 5 */
     static const char *names[] = {"int4_g32", "nf4_g32", "int8_per_channel", "int2_g32", "nf3_g32"};
@@ -618,7 +602,7 @@ Test(quant, non_finite_and_oversized_weights_are_errors) {
 }
 
 Test(quant, group_that_does_not_divide_the_row_is_an_error) {
-    float *W = randn(10, 10 * 100);
+    float *W = randn_sd(10, 10 * 100, 1.0f);
     mq_error_t err = {0};
     mq_qweight_t q;
     mq_scheme_t s = scheme("int4_g64");
@@ -661,7 +645,7 @@ Test(quant, group_that_does_not_divide_the_row_is_an_error) {
 Test(quant, bytes_and_bits_per_weight_are_exact) {
     int rows = 64, cols = 256;
     size_t numel = (size_t)rows * cols;
-    float *W = randn(11, numel);
+    float *W = randn_sd(11, numel, 1.0f);
     static const struct {
         const char *name;
         size_t bytes;
@@ -707,7 +691,7 @@ Test(quant, bytes_and_bits_per_weight_are_exact) {
 
 Test(qlinear, holds_its_stored_bytes_and_bias_only) {
     int out = 48, in = 128;
-    float *W = randn(12, (size_t)out * in), *b = randn(13, out);
+    float *W = randn_sd(12, (size_t)out * in, 1.0f), *b = randn_sd(13, out, 1.0f);
     /* row bytes worked out from the formats: Q8_0 4 x 34, Q4_0 4 x 18, packed 128 * b / 8 */
     static const struct {
         const char *name;
@@ -765,7 +749,7 @@ Test(qlinear, holds_its_stored_bytes_and_bias_only) {
 
 Test(qlinear, forward_matches_naive_reference) {
     int out = 40, in = 96;
-    float *W = randn(14, (size_t)out * in), *b = randn(15, out), *x = randn(16, 7 * (size_t)in);
+    float *W = randn_sd(14, (size_t)out * in, 1.0f), *b = randn_sd(15, out, 1.0f), *x = randn_sd(16, 7 * (size_t)in, 1.0f);
     /* with how close each quantized weight must be to W (relative Frobenius error) */
     static const char *names[] = {"fp32",     "fp16",    "int8_per_channel", "int8_per_tensor",
                                   "int4_g32", "nf4_g32", "int4_g32_gptq",    "int3_g32",
@@ -826,7 +810,7 @@ Test(qlinear, forward_matches_naive_reference) {
  * determinism */
 
 Test(quant, deterministic_across_runs_and_thread_counts) {
-    float *W = randn(17, (size_t)ROWS * COLS); /* large enough for the threaded loops */
+    float *W = randn_sd(17, (size_t)ROWS * COLS, 1.0f); /* large enough for the threaded loops */
     static const char *names[] = {"int8_per_tensor",  "int4_g64", "nf4_g64",
                                   "int8_per_channel", "nf3_g64",  "int3_per_channel"};
     int nth = omp_get_max_threads();

@@ -459,34 +459,27 @@ INLINE T512 void transpose16(const float *src, size_t ld, float *dst) {
         _mm512_storeu_ps(dst + (size_t)c * 16, r[c]);
 }
 
-/* 16 rows of 16 bytes (rows ld apart) transposed: out[j] holds byte j of the 16 rows, row r in
- * byte r. */
-INLINE T512 void transpose16x16_bytes(const uint8_t *const *src, __m128i *out) {
-    __m128i a[16], b[16];
-    for (int i = 0; i < 16; i++)
-        a[i] = _mm_loadu_si128((const __m128i *)src[i]);
-    for (int i = 0; i < 8; i++) {
-        b[i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
-        b[8 + i] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+/* 16 rows of 16 bytes transposed into dst (64-byte aligned): dst[16 j + r] = byte j of row r.
+ * Four rows a vector (rows k, k + 4, k + 8, k + 12 in its 128-bit lanes), two unpacks leave
+ * bytes 4i .. 4i + 3 of four rows per dword, and one dword permute per vector gathers each
+ * byte's 16 rows in order. */
+INLINE T512 void transpose16x16_bytes_to(const uint8_t *const *src, uint8_t *dst) {
+    __m512i z[4], t[4];
+    for (int k = 0; k < 4; k++) {
+        z[k] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)src[k]));
+        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 4]), 1);
+        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 8]), 2);
+        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 12]), 3);
     }
-    /* b[i] (i < 8): bytes 0-7 of rows 2i, 2i+1 interleaved; b[8 + i]: bytes 8-15 */
-    for (int h = 0; h < 2; h++)
-        for (int i = 0; i < 4; i++) {
-            a[8 * h + i] = _mm_unpacklo_epi16(b[8 * h + 2 * i], b[8 * h + 2 * i + 1]);
-            a[8 * h + 4 + i] = _mm_unpackhi_epi16(b[8 * h + 2 * i], b[8 * h + 2 * i + 1]);
-        }
-    /* a[8h + i] (i < 4): bytes 8h + 0..3 of rows 4i..4i+3; a[8h + 4 + i]: bytes 8h + 4..7 */
-    for (int q = 0; q < 4; q++)
-        for (int i = 0; i < 2; i++) {
-            b[4 * q + i] = _mm_unpacklo_epi32(a[4 * q + 2 * i], a[4 * q + 2 * i + 1]);
-            b[4 * q + 2 + i] = _mm_unpackhi_epi32(a[4 * q + 2 * i], a[4 * q + 2 * i + 1]);
-        }
-    /* b[4q + i] (i < 2): bytes 4q + 0, 1 of rows 8i..8i+7; b[4q + 2 + i]: bytes 4q + 2, 3 */
-    for (int q = 0; q < 4; q++)
-        for (int k = 0; k < 2; k++) {
-            out[4 * q + 2 * k] = _mm_unpacklo_epi64(b[4 * q + 2 * k], b[4 * q + 2 * k + 1]);
-            out[4 * q + 2 * k + 1] = _mm_unpackhi_epi64(b[4 * q + 2 * k], b[4 * q + 2 * k + 1]);
-        }
+    t[0] = _mm512_unpacklo_epi8(z[0], z[1]); /* lane L: bytes 0-7 of rows 4L, 4L + 1 */
+    t[1] = _mm512_unpackhi_epi8(z[0], z[1]);
+    t[2] = _mm512_unpacklo_epi8(z[2], z[3]);
+    t[3] = _mm512_unpackhi_epi8(z[2], z[3]);
+    const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i u[4] = {_mm512_unpacklo_epi16(t[0], t[2]), _mm512_unpackhi_epi16(t[0], t[2]),
+                    _mm512_unpacklo_epi16(t[1], t[3]), _mm512_unpackhi_epi16(t[1], t[3])};
+    for (int k = 0; k < 4; k++) /* u[k], lane L, dword i: byte 4k + i of rows 4L .. 4L + 3 */
+        _mm512_store_si512(dst + 64 * k, _mm512_permutexvar_epi32(gather, u[k]));
 }
 
 /* Panel of rows o16 .. o16 + 15: P[i * 16 + r] the unscaled value of (o16 + r, i), S[b * 16 + r]
@@ -517,14 +510,14 @@ static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, f
         const __m512 lut = packed4_lut(p);
         for (int c = 0; c < C; c += 32) {
             const uint8_t *src[16];
-            __m128i col[16];
+            _Alignas(64) uint8_t col[256];
             for (int r = 0; r < 16; r++)
                 src[r] = o16 + r < p->rows ? p->data + (size_t)(o16 + r) * p->row_bytes + c / 2
                                            : zeros;
-            transpose16x16_bytes(src, col);
+            transpose16x16_bytes_to(src, col);
             float *dst = P + (size_t)c * 16;
             for (int j = 0; j < 16; j++) {
-                __m512i u = _mm512_cvtepu8_epi32(col[j]);
+                __m512i u = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(col + 16 * j)));
                 _mm512_storeu_ps(dst + 16 * (2 * j), _mm512_permutexvar_ps(u, lut));
                 _mm512_storeu_ps(dst + 16 * (2 * j + 1),
                                  _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), lut));
@@ -623,29 +616,6 @@ static int byte_panel_kind(const mq_qweight_t *p) {
     if (f->side_scales && p->scheme.bits == 4 && p->cols % 32 == 0 && p->group % 32 == 0)
         return BP_P4;
     return 0;
-}
-
-/* 16 rows of 16 bytes transposed into dst (64-byte aligned): dst[16 j + r] = byte j of row r.
- * Four rows a vector (rows k, k + 4, k + 8, k + 12 in its 128-bit lanes), two unpacks leave
- * bytes 4i .. 4i + 3 of four rows per dword, and one dword permute per vector gathers each
- * byte's 16 rows in order. */
-INLINE T512 void transpose16x16_bytes_to(const uint8_t *const *src, uint8_t *dst) {
-    __m512i z[4], t[4];
-    for (int k = 0; k < 4; k++) {
-        z[k] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)src[k]));
-        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 4]), 1);
-        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 8]), 2);
-        z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)src[k + 12]), 3);
-    }
-    t[0] = _mm512_unpacklo_epi8(z[0], z[1]); /* lane L: bytes 0-7 of rows 4L, 4L + 1 */
-    t[1] = _mm512_unpackhi_epi8(z[0], z[1]);
-    t[2] = _mm512_unpacklo_epi8(z[2], z[3]);
-    t[3] = _mm512_unpackhi_epi8(z[2], z[3]);
-    const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    __m512i u[4] = {_mm512_unpacklo_epi16(t[0], t[2]), _mm512_unpackhi_epi16(t[0], t[2]),
-                    _mm512_unpacklo_epi16(t[1], t[3]), _mm512_unpackhi_epi16(t[1], t[3])};
-    for (int k = 0; k < 4; k++) /* u[k], lane L, dword i: byte 4k + i of rows 4L .. 4L + 3 */
-        _mm512_store_si512(dst + 64 * k, _mm512_permutexvar_epi32(gather, u[k]));
 }
 
 /* Rows o16 .. o16 + 15 (past the end: zero bytes, scale 0) into B and their scales into S. */
