@@ -5,7 +5,10 @@
  * OUT_DIR/<target>/ receives, for
  *   gguf, model       a tiny model's checkpoint and its export under every storage of export.h
  *                     (F32, F16, Q8_0, Q4_0, packed codes with F16 scales, lm_head kept F32),
- *                     one with its tokenizer; gguf also a file of every metadata value type
+ *                     one with its tokenizer, and another tool's file of each type miniquant
+ *                     only reads (bf16, q4_1 .. q6_K, iq4_nl, iq4_xs); gguf also a file of
+ *                     every metadata value type
+ *   blocks            blocks of each of those types (first byte: the type)
  *   train_state       the "<model>.opt" of fuzz_train_state's model
  *   tokenizer_gguf    a learned tokenizer, and one with user-defined and control tokens
  *   tokenizer_encode  texts (first byte: tokenizer and flags, see fuzz_tokenizer_encode.c)
@@ -23,6 +26,7 @@
 #include "miniquant/corpus.h"
 #include "miniquant/export.h"
 #include "miniquant/fileio.h"
+#include "miniquant/format.h"
 #include "miniquant/pairs.h"
 #include "miniquant/progress.h"
 #include "miniquant/rng.h"
@@ -175,6 +179,74 @@ static void model_seeds(void) {
     export_seed(&m, "int8_per_channel", 0, tok, "int8_per_channel-tokenizer.gguf");
     mq_tokenizer_free(tok);
     mq_gpt_free(&m);
+}
+
+/* Another tool's file (no miniquant.scheme) of a model with C = 64, whose blk.0.ffn_down.weight
+ * (256 inputs) is of each type miniquant only reads, holding blocks of a pattern whose every
+ * half is finite: the tensor's type field and data patched in the written bytes. Also those
+ * types' blocks alone, for fuzz_blocks. */
+static void read_type_seeds(void) {
+    mq_gpt_t m;
+    mq_gpt_config_t cfg = {"custom", 8, 4, 64, 2, 1};
+    mq_error_t err = {0};
+    check(mq_gpt_init(&m, &cfg, &err), &err);
+    mq_gpt_init_weights(&m, 5);
+    mq_gguf_t *g = mq_gguf_new();
+    if (!g) exit(1);
+    check(mq_gpt_to_gguf(&m, NULL, NULL, g, &err), &err);
+    void *buf;
+    size_t len;
+    check(mq_gguf_write_mem(g, &buf, &len, &err), &err);
+    mq_gguf_free(g);
+    mq_gpt_free(&m);
+    /* where the tensor's type field and data are */
+    const char *name = "blk.0.ffn_down.weight";
+    size_t n = strlen(name), type_at = 0, data_at = 0, data_end = 0;
+    for (size_t i = 0; i + 8 + n <= len && !type_at; i++) {
+        uint64_t l;
+        memcpy(&l, (uint8_t *)buf + i, 8);
+        if (l == n && !memcmp((uint8_t *)buf + i + 8, name, n)) type_at = i + 8 + n + 4 + 2 * 8;
+    }
+    check(mq_gguf_read_mem(buf, len, "seed", &g, &err), &err);
+    for (int64_t k = 0; k < mq_gguf_n_tensors(g); k++) {
+        const mq_gguf_tensor_t *t = mq_gguf_tensor(g, k);
+        size_t e = (size_t)t->offset + t->nbytes;
+        data_end = e > data_end ? e : data_end;
+        if (!strcmp(t->name, name)) data_at = (size_t)t->offset;
+    }
+    size_t a = mq_gguf_alignment(g);
+    data_at += len - (data_end + a - 1) / a * a;
+    mq_gguf_free(g);
+    if (!type_at) exit(1);
+    int k = 0;
+    for (int i = 0; MQ_FORMATS[i]; i++) {
+        const mq_format_t *f = MQ_FORMATS[i];
+        if (mq_format_writes(f)) continue;
+        uint8_t *p = malloc(len);
+        if (!p) exit(1);
+        memcpy(p, buf, len);
+        uint32_t type = (uint32_t)f->ggml_type;
+        memcpy(p + type_at, &type, 4);
+        size_t nbytes = 0;
+        check(mq_ggml_nbytes(f->ggml_type, 2, (int64_t[]){256, 64}, &nbytes, &err), &err);
+        for (size_t j = 0; j < nbytes; j++)
+            p[data_at + j] = (uint8_t)((j * 37 + (j >> 5) * 11 + (size_t)i) & 0x3f);
+        char fname[64];
+        snprintf(fname, sizeof fname, "foreign-%s.gguf", f->name);
+        seed("model", fname, p, len);
+        /* two blocks: the first byte picks the type among the read rows */
+        const mq_ggml_type_info_t *ti = mq_ggml_type_info(f->ggml_type);
+        size_t bb = 2 * ti->type_size;
+        uint8_t *b = malloc(bb + 1);
+        if (!b) exit(1);
+        b[0] = (uint8_t)k++;
+        memcpy(b + 1, p + data_at, bb);
+        snprintf(fname, sizeof fname, "%s.blocks", f->name);
+        seed("blocks", fname, b, bb + 1);
+        free(b);
+        free(p);
+    }
+    free(buf);
 }
 
 /* The training state of fuzz_train_state's model, {V 8, maxT 4, C 8, NH 1, L 1}. */
@@ -364,6 +436,7 @@ int main(int argc, char **argv) {
     mq_progress_mute(1);
     tokenizer_seeds();
     model_seeds();
+    read_type_seeds();
     train_state_seed();
     metadata_seed();
     blimp_seed();

@@ -139,8 +139,9 @@ Test(bounds, hyperparameters_beyond_the_file_are_refused_before_allocating) {
     free(buf);
 }
 
-/* A checkpoint whose hyperparameters fit its data but which lacks a tensor, or holds one of
- * another type: refused with the tensor's name (and now before anything is allocated). */
+/* A checkpoint whose hyperparameters fit its data but which lacks a tensor, or holds one of a
+ * type miniquant does not read: refused with the tensor's name (before anything is allocated).
+ * One of a type it reads (q8_0) gives its values. */
 Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
     mq_gpt_config_t cfg = {"custom", 8, 4, 32, 2, 1};
     mq_gpt_t m;
@@ -148,7 +149,7 @@ Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
     cr_assert_eq(mq_gpt_init(&m, &cfg, &err), MQ_OK);
     mq_gguf_t *g = mq_gguf_new(), *g2 = mq_gguf_new();
     cr_assert_eq(mq_gpt_to_gguf(&m, NULL, NULL, g, &err), MQ_OK, "%s", err.msg);
-    /* the same file without blk.0.ffn_up.bias, and with output.weight as q8_0 */
+    /* the same file without blk.0.ffn_up.bias, and with output.weight as q8_0, then q8_1 */
     for (int64_t i = 0; i < mq_gguf_n_kv(g); i++) {
         mq_gguf_str_t s;
         uint32_t u;
@@ -168,32 +169,43 @@ Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
     expect_refusal(mq_gpt_from_gguf(g2, "holes.gguf", &back, &err), &err, MQ_ERR_FORMAT,
                    "holes.gguf", "tensor blk.0.ffn_up.bias is missing");
     mq_gguf_free(g2);
-    g2 = mq_gguf_new();
-    for (int64_t i = 0; i < mq_gguf_n_kv(g); i++) {
-        uint32_t u;
-        mq_gguf_str_t s;
-        const char *key = mq_gguf_kv_key(g, i);
-        if (mq_gguf_get_str(g, key, &s, NULL) == MQ_OK) mq_gguf_set_str(g2, key, s.ptr);
-        else if (mq_gguf_get_u32(g, key, &u, NULL) == MQ_OK) mq_gguf_set_u32(g2, key, u);
-    }
-    for (int64_t i = 0; i < mq_gguf_n_tensors(g); i++) {
-        const mq_gguf_tensor_t *t = mq_gguf_tensor(g, i);
-        if (strcmp(t->name, "output.weight")) {
-            cr_assert_eq(mq_gguf_add_tensor(g2, t->name, t->type, t->n_dims, t->ne, t->data, &err),
-                         MQ_OK);
-        } else {
-            /* one block of 32 weights per row */
-            const mq_format_t *q8 = mq_format_by_name("q8_0");
-            cr_assert(q8 && t->ne[0] == q8->block);
-            uint8_t *blocks = calloc((size_t)t->ne[1], q8->block_bytes);
-            cr_assert_eq(mq_gguf_add_tensor(g2, t->name, MQ_GGML_Q8_0, 2, t->ne, blocks, &err),
-                         MQ_OK);
-            free(blocks);
+    for (int type = MQ_GGML_Q8_0; type <= MQ_GGML_Q8_1; type++) {
+        g2 = mq_gguf_new();
+        for (int64_t i = 0; i < mq_gguf_n_kv(g); i++) {
+            uint32_t u;
+            mq_gguf_str_t s;
+            const char *key = mq_gguf_kv_key(g, i);
+            if (mq_gguf_get_str(g, key, &s, NULL) == MQ_OK) mq_gguf_set_str(g2, key, s.ptr);
+            else if (mq_gguf_get_u32(g, key, &u, NULL) == MQ_OK) mq_gguf_set_u32(g2, key, u);
         }
+        for (int64_t i = 0; i < mq_gguf_n_tensors(g); i++) {
+            const mq_gguf_tensor_t *t = mq_gguf_tensor(g, i);
+            if (strcmp(t->name, "output.weight")) {
+                cr_assert_eq(
+                    mq_gguf_add_tensor(g2, t->name, t->type, t->n_dims, t->ne, t->data, &err),
+                    MQ_OK);
+            } else { /* one block of 32 weights per row, scale 0 */
+                const mq_ggml_type_info_t *ti = mq_ggml_type_info(type);
+                cr_assert(ti && t->ne[0] == ti->block_size);
+                uint8_t *blocks = calloc((size_t)t->ne[1], ti->type_size);
+                cr_assert_eq(mq_gguf_add_tensor(g2, t->name, type, 2, t->ne, blocks, &err), MQ_OK);
+                free(blocks);
+            }
+        }
+        if (type == MQ_GGML_Q8_0) {
+            cr_assert_eq(mq_gpt_from_gguf(g2, "q8.gguf", &back, &err), MQ_OK, "%s", err.msg);
+            int OC, C;
+            const float *W = mq_gpt_linear_weight(&back, (mq_linear_id_t){MQ_P_LMW, 0}, NULL, &OC, &C);
+            for (int k = 0; k < OC * C; k++)
+                cr_assert(W[k] == 0.0f);
+            mq_gpt_free(&back);
+        } else {
+            expect_refusal(mq_gpt_from_gguf(g2, "q8.gguf", &back, &err), &err,
+                           MQ_ERR_UNSUPPORTED, "q8.gguf",
+                           "output.weight has type q8_1, which miniquant does not read");
+        }
+        mq_gguf_free(g2);
     }
-    expect_refusal(mq_gpt_from_gguf(g2, "q8.gguf", &back, &err), &err, MQ_ERR_UNSUPPORTED,
-                   "q8.gguf", "output.weight has type q8_0");
-    mq_gguf_free(g2);
     mq_gguf_free(g);
     mq_gpt_free(&m);
 }

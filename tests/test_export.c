@@ -823,10 +823,13 @@ Test(export, files_keep_the_tokenizer_and_a_plain_checkpoint_reads_them) {
         cr_assert(w->borrowed && (const void *)w->data == t->data, "%s", tname);
         cr_assert(memcmp(w->data, q.ql[i].w.data, t->nbytes) == 0, "%s", tname);
     }
-    /* the plain checkpoint reader refuses Q4_0 with a message, and reads an fp16 export */
+    /* the plain checkpoint reader gives the values of a Q4_0 export, and of an fp16 one */
     mq_gpt_t m3;
-    cr_assert_neq(mq_checkpoint_load(path, &m3, NULL, NULL, &err), MQ_OK);
-    cr_assert(strstr(err.msg, "q4_0"), "%s", err.msg);
+    cr_assert_eq(mq_checkpoint_load(path, &m3, NULL, NULL, &err), MQ_OK, "%s", err.msg);
+    float *Q = layer_values(&q, 0);
+    cr_assert(bits_equal(Q, m3.params.qkvw, m.param_sizes[MQ_P_QKVW]));
+    free(Q);
+    mq_gpt_free(&m3);
     mq_qmodel_free(&q);
     quantize(&q, &m, "fp16", 0);
     cr_assert_eq(mq_qmodel_save(path16, &m, &q, tok, &err), MQ_OK, "%s", err.msg);
@@ -1053,6 +1056,68 @@ Test(export, a_file_without_the_scheme_key_loads_as_a_plain_model) {
     mq_qmodel_free(&q2);
     mq_qmodel_free(&q);
     mq_gpt_free(&m);
+}
+
+/* A foreign file whose blk.0.ffn_down.weight (256 inputs, 64 rows) is of ggml type `type`
+ * holding block bytes of a pattern (every half finite); *at: where its data starts. */
+static void *foreign_with_type(int type, size_t *len, size_t *at) {
+    mq_gpt_t m;
+    random_model(&m, VOCAB, 32, 64, 2, 1, 61);
+    void *buf;
+    export_mem(&m, NULL, NULL, &buf, len);
+    mq_gpt_free(&m);
+    uint8_t *p = buf;
+    size_t k = string_at(p, *len, "miniquant.scheme");
+    p[k + 8 + strlen("miniquant.scheme") - 1] = 'X'; /* no scheme: another tool's file */
+    *at = data_of(buf, *len, "blk.0.ffn_down.weight");
+    uint32_t t = (uint32_t)type;
+    memcpy(p + tensor_type_at(p, *len, "blk.0.ffn_down.weight"), &t, 4);
+    size_t n = 0;
+    cr_assert_eq(mq_ggml_nbytes(type, 2, (int64_t[]){256, 64}, &n, NULL), MQ_OK);
+    for (size_t i = 0; i < n; i++) /* below 0x40: every FP16 and BF16 field is finite */
+        p[*at + i] = (uint8_t)((i * 37 + (i >> 5) * 11 + 5) & 0x3f);
+    return buf;
+}
+
+Test(export, files_of_every_type_miniquant_reads_load_dequantized_as_ggml_does) {
+    static const int TYPES[] = {MQ_GGML_BF16, MQ_GGML_Q4_1, MQ_GGML_Q5_0, MQ_GGML_Q5_1,
+                                MQ_GGML_Q2_K, MQ_GGML_Q3_K, MQ_GGML_Q4_K, MQ_GGML_Q5_K,
+                                MQ_GGML_Q6_K, MQ_GGML_IQ4_NL, MQ_GGML_IQ4_XS};
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) {
+        size_t len, at;
+        uint8_t *buf = foreign_with_type(TYPES[i], &len, &at);
+        mq_qmodel_t q;
+        mq_error_t err = {0};
+        const char *name = mq_ggml_type_info(TYPES[i])->name;
+        cr_assert_eq(load_mem(buf, len, &q, &err), MQ_OK, "%s: %s", name, err.msg);
+        check_plain(&q);
+        float *got = layer_values(&q, 3), *want = malloc((size_t)256 * 64 * sizeof(float));
+        mq_format_of_ggml_type(TYPES[i])->dequantize_row(buf + at, NULL, NULL, 256 * 64, 256 * 64,
+                                                         want);
+        cr_assert(bits_equal(got, want, (size_t)256 * 64), "%s", name);
+        free(got);
+        free(want);
+        mq_qmodel_free(&q);
+        free(buf);
+    }
+}
+
+Test(export, a_type_miniquant_does_not_read_is_refused_by_tensor_and_name) {
+    static const int TYPES[] = {MQ_GGML_IQ2_XXS, MQ_GGML_Q8_K, MQ_GGML_TQ2_0, MQ_GGML_I8};
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) {
+        size_t len, at;
+        uint8_t *buf = foreign_with_type(TYPES[i], &len, &at);
+        mq_qmodel_t q;
+        mq_error_t err = {0};
+        cr_assert_neq(load_mem(buf, len, &q, &err), MQ_OK);
+        char want[96];
+        snprintf(want, sizeof want, "tensor blk.0.ffn_down.weight has type %s, which miniquant does "
+                 "not read", mq_ggml_type_info(TYPES[i])->name);
+        cr_assert(strstr(err.msg, "hostile.gguf: "), "%s", err.msg);
+        cr_assert(strstr(err.msg, want), "%s", err.msg);
+        cr_assert(strstr(err.msg, "q4_K"), "the types it reads are listed: %s", err.msg);
+        free(buf);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------

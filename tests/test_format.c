@@ -55,12 +55,16 @@ Test(table, the_real_table_passes_its_check) {
         cr_assert_eq(mq_format_by_name(MQ_FORMATS[i]->name), MQ_FORMATS[i]);
         cr_assert_eq(mq_format_of_ggml_type(MQ_FORMATS[i]->ggml_type), MQ_FORMATS[i]);
     }
-    cr_assert_eq(n, 5);
+    cr_assert_eq(n, 16);
     for (int i = 0; MQ_FAMILIES[i]; i++)
         cr_assert_eq(mq_family_check_row(MQ_FAMILIES[i], &err), MQ_OK, "%s", err.msg);
-    cr_assert_null(mq_format_by_name("q5_0"));
+    cr_assert_null(mq_format_by_name("q8_1"));
     cr_assert_null(mq_format_by_name(NULL));
-    cr_assert_null(mq_format_of_ggml_type(6)); /* GGML_TYPE_Q5_0 */
+    cr_assert_null(mq_format_of_ggml_type(MQ_GGML_Q8_1));
+    cr_assert_null(mq_format_of_ggml_type(MQ_GGML_IQ2_XXS));
+    cr_assert_str_eq(mq_formats_read_list(),
+                     "f32, f16, q8_0, q4_0, bf16, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, "
+                     "iq4_nl, iq4_xs");
 }
 
 /* ggml's types and blocks, as ggml defines them. */
@@ -71,10 +75,14 @@ Test(table, rows_carry_ggml_types_and_blocks) {
         size_t block_bytes;
         int side_scales;
     } want[] = {
-        {"f32", 0, 0, 0, 0},    {"f16", 1, 0, 0, 0},     {"q8_0", 8, 32, 34, 0},
-        {"q4_0", 2, 32, 18, 0}, {"packed", 24, 0, 0, 1},
+        {"f32", 0, 0, 0, 0},        {"f16", 1, 0, 0, 0},      {"q8_0", 8, 32, 34, 0},
+        {"q4_0", 2, 32, 18, 0},     {"packed", 24, 0, 0, 1},  {"bf16", 30, 0, 0, 0},
+        {"q4_1", 3, 32, 20, 0},     {"q5_0", 6, 32, 22, 0},   {"q5_1", 7, 32, 24, 0},
+        {"q2_k", 10, 256, 84, 0},   {"q3_k", 11, 256, 110, 0}, {"q4_k", 12, 256, 144, 0},
+        {"q5_k", 13, 256, 176, 0},  {"q6_k", 14, 256, 210, 0}, {"iq4_nl", 20, 32, 18, 0},
+        {"iq4_xs", 23, 256, 136, 0},
     };
-    for (int i = 0; i < 5; i++) {
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const mq_format_t *f = format(want[i].name);
         cr_assert_eq(f->ggml_type, want[i].ggml_type, "%s", want[i].name);
         cr_assert_eq(f->block, want[i].block, "%s", want[i].name);
@@ -96,9 +104,38 @@ static void assert_refused(const mq_format_t *copy, const char *entry) {
     cr_assert(strstr(err.msg, want), "%s without %s: %s", copy->name, entry, err.msg);
 }
 
+/* A row miniquant only reads needs its layout and its dequantization, and no writer's entry
+ * without fits; a written row needs everything. */
+Test(table, a_read_row_missing_an_entry_is_refused) {
+    int n = 0;
+    for (int i = 0; MQ_FORMATS[i]; i++) {
+        const mq_format_t *f = MQ_FORMATS[i];
+        if (mq_format_writes(f)) continue;
+        n++;
+        mq_format_t c = *f;
+        cr_assert_eq(mq_format_check_row(&c, NULL), MQ_OK, "an unchanged copy of %s", f->name);
+        c.dequantize_row = NULL;
+        assert_refused(&c, "dequantize_row");
+        c = *f;
+        c.about = NULL;
+        assert_refused(&c, "about");
+        c = *f;
+        c.block_bytes += 1;
+        assert_refused(&c, "block bytes matching the GGUF type");
+        c = *f;
+        c.block = f->block ? f->block / 2 : 32;
+        assert_refused(&c, "a block matching the GGUF type");
+        c = *f;
+        c.encode_row = format("q4_0")->encode_row; /* half a writer */
+        assert_refused(&c, "encode_row without fits");
+    }
+    cr_assert_eq(n, 11);
+}
+
 Test(table, a_format_row_missing_an_entry_is_refused) {
     for (int i = 0; MQ_FORMATS[i]; i++) {
         const mq_format_t *f = MQ_FORMATS[i];
+        if (!mq_format_writes(f)) continue;
         mq_format_t c = *f;
         cr_assert_eq(mq_format_check_row(&c, NULL), MQ_OK, "an unchanged copy of %s", f->name);
         c.dequantize_row = NULL;

@@ -146,8 +146,32 @@ Test(gguf, type_table) {
     cr_assert_eq(t->type_size, 18);
     cr_assert_eq(mq_ggml_type_info(MQ_GGML_F32)->type_size, 4);
     cr_assert_eq(mq_ggml_type_info(MQ_GGML_F16)->type_size, 2);
-    cr_assert_null(mq_ggml_type_info(3));
-    cr_assert_null(mq_ggml_type_info(-1));
+    /* every type ggml defines, with ggml's names, block sizes and block bytes (ggml-common.h) */
+    static const struct {
+        int type;
+        const char *name;
+        int block;
+        size_t bytes;
+    } ggml[] = {{3, "q4_1", 32, 20},      {6, "q5_0", 32, 22},     {7, "q5_1", 32, 24},
+                {9, "q8_1", 32, 36},      {10, "q2_K", 256, 84},   {11, "q3_K", 256, 110},
+                {12, "q4_K", 256, 144},   {13, "q5_K", 256, 176},  {14, "q6_K", 256, 210},
+                {15, "q8_K", 256, 292},   {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74},
+                {18, "iq3_xxs", 256, 98}, {19, "iq1_s", 256, 50},  {20, "iq4_nl", 32, 18},
+                {21, "iq3_s", 256, 110},  {22, "iq2_s", 256, 82},  {23, "iq4_xs", 256, 136},
+                {24, "i8", 1, 1},         {25, "i16", 1, 2},       {26, "i32", 1, 4},
+                {27, "i64", 1, 8},        {28, "f64", 1, 8},       {29, "iq1_m", 256, 56},
+                {30, "bf16", 1, 2},       {34, "tq1_0", 256, 54},  {35, "tq2_0", 256, 66}};
+    for (size_t i = 0; i < sizeof ggml / sizeof ggml[0]; i++) {
+        t = mq_ggml_type_info(ggml[i].type);
+        cr_assert_not_null(t, "type %d", ggml[i].type);
+        cr_assert_str_eq(t->name, ggml[i].name);
+        cr_assert_eq(t->block_size, ggml[i].block, "%s", ggml[i].name);
+        cr_assert_eq(t->type_size, ggml[i].bytes, "%s", ggml[i].name);
+    }
+    /* numbers ggml retired or never used */
+    static const int retired[] = {4, 5, 31, 32, 33, 36, 37, 38, 39, -1};
+    for (size_t i = 0; i < sizeof retired / sizeof retired[0]; i++)
+        cr_assert_null(mq_ggml_type_info(retired[i]), "type %d", retired[i]);
 }
 
 Test(gguf, nbytes) {
@@ -169,7 +193,11 @@ Test(gguf, nbytes) {
     cr_assert_eq(mq_ggml_nbytes(MQ_GGML_F32, 2, (int64_t[]){1LL << 32, 1LL << 32}, &n, &err),
                  MQ_ERR_FORMAT);
     cr_assert_eq(mq_ggml_nbytes(MQ_GGML_F32, 1, (int64_t[]){1LL << 62}, &n, &err), MQ_ERR_FORMAT);
-    cr_assert_eq(mq_ggml_nbytes(7, 1, (int64_t[]){32}, &n, &err), MQ_ERR_FORMAT);
+    cr_assert_eq(mq_ggml_nbytes(4, 1, (int64_t[]){32}, &n, &err), MQ_ERR_FORMAT);
+    cr_assert_eq(mq_ggml_nbytes(MQ_GGML_Q4_K, 2, (int64_t[]){512, 3}, &n, &err), MQ_OK);
+    cr_assert_eq(n, 2 * 144 * 3);
+    cr_assert_eq(mq_ggml_nbytes(MQ_GGML_Q6_K, 1, (int64_t[]){384}, &n, &err), MQ_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "block size 256"), "%s", err.msg);
     cr_assert_eq(mq_ggml_nbytes(MQ_GGML_F32, 5, (int64_t[]){1, 1, 1, 1, 1}, &n, &err),
                  MQ_ERR_FORMAT);
 }

@@ -145,6 +145,7 @@ static const int ROWS_OF_X[] = {1, 2, 3, 17, 64};
 
 Test(kernels, the_cases_cover_every_format) {
     for (int f = 0; MQ_FORMATS[f]; f++) {
+        if (!mq_format_writes(MQ_FORMATS[f])) continue; /* read formats are dequantized */
         int n = 0;
         for (size_t c = 0; c < N_CASES; c++)
             n += !strcmp(CASES[c].format, MQ_FORMATS[f]->name);

@@ -32,10 +32,11 @@ int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_i
 /* Reads the config of a gpt2 GGUF (hyperparameters + tensor shapes checked). */
 int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_t *cfg,
                             mq_error_t *err);
-/* Initialises m from a gpt2 GGUF whose tensors hold values (F32 or F16; a tensor of codes is
- * MQ_ERR_UNSUPPORTED naming it), every tensor checked before anything is allocated; the file is
- * then read by the one reader of model files (export.h: mq_qmodel_from_gguf) and its values
- * copied into m. name is used in messages. */
+/* Initialises m from a gpt2 GGUF: a checkpoint, or a quantized file of any type miniquant reads
+ * (format.h), whose values become m's FP32 weights; a tensor of a type miniquant does not read
+ * is MQ_ERR_UNSUPPORTED naming it and its type. Every tensor is checked before anything is
+ * allocated; the file is then read by the one reader of model files (export.h:
+ * mq_qmodel_from_gguf) and its values copied into m. name is used in messages. */
 int mq_gpt_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_error_t *err);
 
 /* Writes the model file (crash-safely). */

@@ -108,6 +108,8 @@ typedef struct mq_export_bytes {
     size_t other;           /* tensor data of LayerNorm parameters and biases */
     size_t linear_params;   /* weights in the Linears */
     double bits_per_weight; /* 8 * linear / linear_params */
+    char linear_types[192]; /* the Linear weights' GGUF types by count: "q4_K x12, q6_K x5" */
+    int linear_all_f32;     /* 1 when every Linear weight is F32 */
 } mq_export_bytes_t;
 
 /* The bytes of a gpt2 GGUF in memory (file is then the size mq_gguf_write would write) or on

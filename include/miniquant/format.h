@@ -180,6 +180,12 @@ const mq_format_t *mq_format_of_ggml_type(int ggml_type);
 /* The format named name ("q4_0"), or NULL. */
 const mq_format_t *mq_format_by_name(const char *name);
 
+/* 1 when schemes write the format (its row has fits and the writer's entries); 0 for formats
+ * miniquant only reads, dequantizing them when a file is loaded. */
+int mq_format_writes(const mq_format_t *f);
+/* The GGUF types of every format a model file may hold, by ggml's names: "f32, f16, ...". */
+const char *mq_formats_read_list(void);
+
 /* The table as help text: every family with its grammar and the formats it takes, and every
  * format's GGUF type and description (one line each). */
 const char *mq_formats_help(void);

@@ -51,14 +51,42 @@ typedef enum mq_ggml_type {
     MQ_GGML_F32 = 0,
     MQ_GGML_F16 = 1,
     MQ_GGML_Q4_0 = 2,
+    MQ_GGML_Q4_1 = 3,
+    MQ_GGML_Q5_0 = 6,
+    MQ_GGML_Q5_1 = 7,
     MQ_GGML_Q8_0 = 8,
+    MQ_GGML_Q8_1 = 9,
+    MQ_GGML_Q2_K = 10,
+    MQ_GGML_Q3_K = 11,
+    MQ_GGML_Q4_K = 12,
+    MQ_GGML_Q5_K = 13,
+    MQ_GGML_Q6_K = 14,
+    MQ_GGML_Q8_K = 15,
+    MQ_GGML_IQ2_XXS = 16,
+    MQ_GGML_IQ2_XS = 17,
+    MQ_GGML_IQ3_XXS = 18,
+    MQ_GGML_IQ1_S = 19,
+    MQ_GGML_IQ4_NL = 20,
+    MQ_GGML_IQ3_S = 21,
+    MQ_GGML_IQ2_S = 22,
+    MQ_GGML_IQ4_XS = 23,
     MQ_GGML_I8 = 24, /* plain int8 elements: miniquant's packed codes (see export.h) */
+    MQ_GGML_I16 = 25,
+    MQ_GGML_I32 = 26,
+    MQ_GGML_I64 = 27,
+    MQ_GGML_F64 = 28,
+    MQ_GGML_IQ1_M = 29,
+    MQ_GGML_BF16 = 30,
+    MQ_GGML_TQ1_0 = 34,
+    MQ_GGML_TQ2_0 = 35,
 } mq_ggml_type_t;
 
-/* One row per tensor type miniquant knows: ggml's type traits. */
+/* One row per tensor type a GGUF file may hold: ggml's type traits (block size and bytes), so
+ * that the container reads any file; which types a model may hold is the format table's
+ * business (format.h). */
 typedef struct mq_ggml_type_info {
     int type;          /* mq_ggml_type_t */
-    const char *name;  /* "f32", "f16", "q4_0", "q8_0" */
+    const char *name;  /* ggml's name: "f32", "q4_0", "q6_K", "iq4_nl", ... */
     int block_size;    /* elements per block (1 for f32/f16) */
     size_t type_size;  /* bytes per block */
 } mq_ggml_type_info_t;

@@ -16,8 +16,9 @@
 
 static const char ABOUT[] =
     "Perplexity of a model (with the tokenizer stored in its GGUF) on the test split. The model\n"
-    "is an FP32 checkpoint (optionally quantized in memory with --scheme) or a quantized file\n"
-    "written by 'miniquant export'. The protocols (--ppl-protocol):\n"
+    "is an FP32 checkpoint (optionally quantized in memory with --scheme), a quantized file\n"
+    "written by 'miniquant export', or another tool's (llama-quantize's) gpt2 file of any type\n"
+    "miniquant reads, dequantized to FP32. The protocols (--ppl-protocol):\n"
     "  default   non-overlapping windows of the context length over the split's documents,\n"
     "            each followed by \"\\n\" and <|endoftext|>; every token but the first scored\n"
     "  llamacpp  llama-perplexity's protocol on the split as a text file (documents one per\n"
@@ -112,6 +113,10 @@ int cmd_eval(int argc, char **argv) {
     }
     mq_model_bytes_t bytes;
     mq_model_bytes(run, counted, &bytes);
+    /* another tool's quantized file (llama-quantize's): its own types, dequantized here */
+    mq_export_bytes_t fb = {0};
+    int foreign = rc == MQ_OK && !from_file && mq_export_bytes_file(model, &fb, NULL) == MQ_OK &&
+                  !fb.linear_all_f32;
     mq_tokens_t toks = {0};
     char *text = NULL;
     size_t len = 0, n_docs = 0;
@@ -141,6 +146,10 @@ int cmd_eval(int argc, char **argv) {
     if (rc == MQ_OK) {
         printf("model        %s (MiniGPT-%s, %zu parameters)\n", model, run->cfg.name,
                run->num_params);
+        if (foreign)
+            printf("file         Linears %s (%.3f bits per Linear weight, %zu bytes), "
+                   "dequantized to FP32\n",
+                   fb.linear_types, fb.bits_per_weight, fb.file);
         printf("scheme       %s%s (%zu bytes, %.3f bits per Linear weight)\n", scheme.name,
                skip_head ? ", lm_head FP32" : "", bytes.total, bytes.bits_per_weight);
         if (proto == MQ_PPL_LLAMACPP)
@@ -167,6 +176,12 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(root, "scheme", scheme.name);
         cJSON_AddBoolToObject(root, "skip_lm_head", skip_head);
         cJSON_AddItemToObject(root, "bytes", cli_bytes_json(&bytes));
+        if (foreign) {
+            cJSON *f = cJSON_AddObjectToObject(root, "file");
+            cJSON_AddStringToObject(f, "linear_types", fb.linear_types);
+            cJSON_AddNumberToObject(f, "bits_per_weight", fb.bits_per_weight);
+            cJSON_AddNumberToObject(f, "bytes", (double)fb.file);
+        }
         cJSON_AddStringToObject(root, "protocol", mq_ppl_protocol_name(proto));
         if (text_file) cJSON_AddStringToObject(root, "text", text_file);
         else cJSON_AddStringToObject(root, "split", mq_split_name(split));

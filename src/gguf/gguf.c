@@ -38,8 +38,34 @@ static const mq_ggml_type_info_t ggml_types[] = {
     {MQ_GGML_F32, "f32", 1, 4},
     {MQ_GGML_F16, "f16", 1, 2},
     {MQ_GGML_Q4_0, "q4_0", 32, 18}, /* fp16 scale + 16 bytes of nibbles */
+    {MQ_GGML_Q4_1, "q4_1", 32, 20},
+    {MQ_GGML_Q5_0, "q5_0", 32, 22},
+    {MQ_GGML_Q5_1, "q5_1", 32, 24},
     {MQ_GGML_Q8_0, "q8_0", 32, 34}, /* fp16 scale + 32 int8 */
-    {24, "i8", 1, 1},               /* ggml's GGML_TYPE_I8: miniquant's packed codes (export.h) */
+    {MQ_GGML_Q8_1, "q8_1", 32, 36},
+    {MQ_GGML_Q2_K, "q2_K", 256, 84},
+    {MQ_GGML_Q3_K, "q3_K", 256, 110},
+    {MQ_GGML_Q4_K, "q4_K", 256, 144},
+    {MQ_GGML_Q5_K, "q5_K", 256, 176},
+    {MQ_GGML_Q6_K, "q6_K", 256, 210},
+    {MQ_GGML_Q8_K, "q8_K", 256, 292},
+    {MQ_GGML_IQ2_XXS, "iq2_xxs", 256, 66},
+    {MQ_GGML_IQ2_XS, "iq2_xs", 256, 74},
+    {MQ_GGML_IQ3_XXS, "iq3_xxs", 256, 98},
+    {MQ_GGML_IQ1_S, "iq1_s", 256, 50},
+    {MQ_GGML_IQ4_NL, "iq4_nl", 32, 18},
+    {MQ_GGML_IQ3_S, "iq3_s", 256, 110},
+    {MQ_GGML_IQ2_S, "iq2_s", 256, 82},
+    {MQ_GGML_IQ4_XS, "iq4_xs", 256, 136},
+    {MQ_GGML_I8, "i8", 1, 1}, /* miniquant's packed codes (export.h) */
+    {MQ_GGML_I16, "i16", 1, 2},
+    {MQ_GGML_I32, "i32", 1, 4},
+    {MQ_GGML_I64, "i64", 1, 8},
+    {MQ_GGML_F64, "f64", 1, 8},
+    {MQ_GGML_IQ1_M, "iq1_m", 256, 56},
+    {MQ_GGML_BF16, "bf16", 1, 2},
+    {MQ_GGML_TQ1_0, "tq1_0", 256, 54},
+    {MQ_GGML_TQ2_0, "tq2_0", 256, 66},
 };
 
 const mq_ggml_type_info_t *mq_ggml_type_info(int type) {

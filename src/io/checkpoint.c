@@ -181,8 +181,9 @@ int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_
     return MQ_OK;
 }
 
-/* The tensor of parameter p, layer l, checked against the config: missing, of another shape, or
- * of a type this reader does not load is an error. */
+/* The tensor of parameter p, layer l, checked against the config: missing, of a type miniquant
+ * does not read, or of another shape is an error. (The shape of packed codes, whose ne[0]
+ * counts bytes, is the model loader's to check, with their scales.) */
 static int param_tensor(const mq_gguf_t *g, const char *name, const mq_gpt_config_t *cfg, int p,
                         int l, const mq_gguf_tensor_t **out, mq_error_t *err) {
     int64_t rows, cols;
@@ -191,19 +192,20 @@ static int param_tensor(const mq_gguf_t *g, const char *name, const mq_gpt_confi
     mq_ckpt_tensor_name(p, l, tname, sizeof tname);
     const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
     if (!t) return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", name, tname);
-    if (t->n_dims != (rows ? 2 : 1) || t->ne[0] != cols || (rows && t->ne[1] != rows))
+    const mq_format_t *f = mq_format_of_ggml_type(t->type);
+    if (!f) {
+        const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "%s: tensor %s has type %s, which miniquant does not read (it reads "
+                            "%s)",
+                            name, tname, ti ? ti->name : "unknown", mq_formats_read_list());
+    }
+    if (!f->side_scales &&
+        (t->n_dims != (rows ? 2 : 1) || t->ne[0] != cols || (rows && t->ne[1] != rows)))
         return mq_error_set(err, MQ_ERR_FORMAT,
                             "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name,
                             tname, (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1),
                             (long long)cols, (long long)(rows ? rows : 1));
-    const mq_format_t *f = mq_format_of_ggml_type(t->type);
-    if (!f || f->decode_row || f->side_scales) { /* codes on a grid are not a checkpoint's */
-        const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
-        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "%s: tensor %s has type %s, which this reader does not load (F32 and "
-                            "F16 only)",
-                            name, tname, ti ? ti->name : "unknown");
-    }
     *out = t;
     return MQ_OK;
 }
@@ -213,7 +215,7 @@ int mq_gpt_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_error
     const mq_gguf_tensor_t *t;
     int rc = mq_gpt_config_from_gguf(g, name, &cfg, err);
     if (rc) return rc;
-    /* a checkpoint holds values (F32 or F16), every tensor checked before anything is allocated */
+    /* every tensor checked before anything is allocated */
     for (int p = 0; p < MQ_NUM_PARAMS; p++)
         for (int l = 0; l < (TENSOR_MAP[p].stacked ? cfg.n_layer : 1); l++)
             if ((rc = param_tensor(g, name, &cfg, p, l, &t, err))) return rc;

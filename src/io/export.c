@@ -301,15 +301,18 @@ static int bad_shape(const char *file, const mq_gguf_tensor_t *t, int64_t ne0, i
 static int read_floats(const char *file, const mq_gguf_tensor_t *t, int allow_blocks, float *dst,
                        size_t n, mq_error_t *err) {
     const mq_format_t *f = mq_format_of_ggml_type(t->type);
-    int ok = f && (!f->block ? !f->side_scales && !f->decode_row : allow_blocks);
-    if (!ok)
+    if (!f || f->side_scales)
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "%s: tensor %s has type %s, which miniquant does not read (it reads "
+                            "%s)",
+                            file, t->name, type_name(t->type), mq_formats_read_list());
+    if (f->block && !allow_blocks)
         return mq_error_set(err, MQ_ERR_FORMAT,
-                            "%s: tensor %s has type %s, which is not allowed here%s", file,
-                            t->name, type_name(t->type),
-                            allow_blocks ? " (f32, f16, q8_0 or q4_0)" : " (f32 or f16)");
-    size_t want = f->block ? (n % (size_t)f->block ? 0 : n / (size_t)f->block * f->block_bytes)
-                           : n * (f->ggml_type == MQ_GGML_F32 ? sizeof(float) : 2);
-    if (!want || t->nbytes != want || n > (size_t)INT_MAX)
+                            "%s: tensor %s has type %s, which is not allowed here (f32 or f16)",
+                            file, t->name, type_name(t->type));
+    const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
+    size_t bs = (size_t)ti->block_size;
+    if (n % bs || t->nbytes != n / bs * ti->type_size || n > (size_t)INT_MAX)
         return mq_error_set(err, MQ_ERR_FORMAT,
                             "%s: tensor %s holds %zu bytes, not %zu values of %s", file, t->name,
                             t->nbytes, n, type_name(t->type));
@@ -591,6 +594,7 @@ static int tensor_bytes(const mq_gguf_t *g, const char *name, mq_export_bytes_t 
     int rc = mq_gpt_config_from_gguf(g, name, &cfg, err);
     if (rc) return rc;
     int n = mq_qmodel_n_linear(&cfg);
+    int counts[64] = {0}; /* by GGUF type (every type ggml defines is below 64) */
     for (int64_t k = 0; k < mq_gguf_n_tensors(g); k++) {
         const mq_gguf_tensor_t *t = mq_gguf_tensor(g, k);
         int linear = 0;
@@ -601,6 +605,9 @@ static int tensor_bytes(const mq_gguf_t *g, const char *name, mq_export_bytes_t 
             linear = !strncmp(t->name, base, bl) &&
                      (!strcmp(t->name + bl, ".weight") || !strcmp(t->name + bl, ".scales"));
         }
+        if (linear && !strcmp(t->name + strlen(t->name) - 7, ".weight") && t->type >= 0 &&
+            t->type < 64)
+            counts[t->type]++;
         if (linear)
             out->linear += t->nbytes;
         else if (!strcmp(t->name, "token_embd.weight") || !strcmp(t->name, "position_embd.weight"))
@@ -611,6 +618,15 @@ static int tensor_bytes(const mq_gguf_t *g, const char *name, mq_export_bytes_t 
     size_t C = (size_t)cfg.n_embd;
     out->linear_params = (size_t)cfg.n_layer * 12 * C * C + (size_t)cfg.vocab_size * C;
     out->bits_per_weight = 8.0 * (double)out->linear / (double)out->linear_params;
+    out->linear_all_f32 = 1;
+    size_t at = 0;
+    for (int type = 0; type < 64; type++) {
+        if (!counts[type]) continue;
+        out->linear_all_f32 &= type == MQ_GGML_F32;
+        if (at < sizeof out->linear_types)
+            at += (size_t)snprintf(out->linear_types + at, sizeof out->linear_types - at,
+                                   "%s%s x%d", at ? ", " : "", type_name(type), counts[type]);
+    }
     return MQ_OK;
 }
 

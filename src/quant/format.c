@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "kernels_isa.h"
 #include "miniquant/gguf.h"
 
@@ -756,6 +757,27 @@ static float scale_packed(const uint8_t *src, const mq_fp16_t *scales, int group
     return mq_fp16_to_fp32(scales[b]);
 }
 
+/* -- ggml's other block formats: read, every weight dequantized as ggml does (blocks.h) -- */
+
+#define READ_DEQUANTIZE(FN)                                                                        \
+    static void dequantize_##FN(const uint8_t *src, const mq_fp16_t *scales, const mq_scheme_t *s, \
+                                int cols, int group, float *y) {                                   \
+        (void)scales, (void)s, (void)group;                                                        \
+        mq_blocks_##FN(src, cols, y);                                                              \
+    }
+READ_DEQUANTIZE(bf16)
+READ_DEQUANTIZE(q4_1)
+READ_DEQUANTIZE(q5_0)
+READ_DEQUANTIZE(q5_1)
+READ_DEQUANTIZE(q2_k)
+READ_DEQUANTIZE(q3_k)
+READ_DEQUANTIZE(q4_k)
+READ_DEQUANTIZE(q5_k)
+READ_DEQUANTIZE(q6_k)
+READ_DEQUANTIZE(iq4_nl)
+READ_DEQUANTIZE(iq4_xs)
+#undef READ_DEQUANTIZE
+
 /* ---------------------------------------------------------------------------------------------
  * the table */
 
@@ -869,11 +891,66 @@ static const mq_format_t FORMAT_PACKED = {
                                    mq_kavx512_prep_packed}},
 };
 
-const mq_format_t *const MQ_FORMATS[] = {&FORMAT_F32, &FORMAT_F16, &FORMAT_Q8_0, &FORMAT_Q4_0,
-                                         &FORMAT_PACKED, NULL};
+/* Formats miniquant reads and no scheme writes yet: a weight of a file in one of them is
+ * dequantized to FP32 when the file is loaded (export.h). */
+#define READ_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, ABOUT)                                         \
+    static const mq_format_t VAR = {                                                               \
+        .name = NAME,                                                                              \
+        .about = ABOUT,                                                                            \
+        .when = "read from files other tools write (dequantized to FP32 on loading)",              \
+        .llama_cpp = 1,                                                                            \
+        .ggml_type = TYPE,                                                                         \
+        .block = BLOCK,                                                                            \
+        .block_bytes = BYTES,                                                                      \
+        .dequantize_row = dequantize_##FN,                                                         \
+    }
+READ_ROW(FORMAT_BF16, "bf16", MQ_GGML_BF16, 0, 0, bf16, "bfloat16 values, the top half of FP32");
+READ_ROW(FORMAT_Q4_1, "q4_1", MQ_GGML_Q4_1, 32, MQ_Q4_1_BYTES, q4_1,
+         "ggml's 32-blocks of 4-bit codes with an FP16 scale and min");
+READ_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0,
+         "ggml's 32-blocks of 5-bit codes and an FP16 scale");
+READ_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1,
+         "ggml's 32-blocks of 5-bit codes with an FP16 scale and min");
+READ_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k,
+         "ggml's 256-blocks of 2-bit codes, 4-bit scales and mins per 16");
+READ_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k,
+         "ggml's 256-blocks of 3-bit codes, 6-bit scales per 16");
+READ_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k,
+         "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32");
+READ_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k,
+         "ggml's 256-blocks of 5-bit codes, 6-bit scales and mins per 32");
+READ_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k,
+         "ggml's 256-blocks of 6-bit codes, 8-bit scales per 16");
+READ_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl,
+         "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale");
+READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_xs,
+         "ggml's 256-blocks of IQ4_NL indices, 6-bit scales per 32");
+#undef READ_ROW
+
+const mq_format_t *const MQ_FORMATS[] = {
+    &FORMAT_F32,  &FORMAT_F16,  &FORMAT_Q8_0, &FORMAT_Q4_0, &FORMAT_PACKED,
+    &FORMAT_BF16, &FORMAT_Q4_1, &FORMAT_Q5_0, &FORMAT_Q5_1, &FORMAT_Q2_K,
+    &FORMAT_Q3_K, &FORMAT_Q4_K, &FORMAT_Q5_K, &FORMAT_Q6_K, &FORMAT_IQ4_NL,
+    &FORMAT_IQ4_XS, NULL};
+
+int mq_format_writes(const mq_format_t *f) {
+    return f && f->fits != NULL;
+}
+
+const char *mq_formats_read_list(void) {
+    static char buf[256];
+    if (buf[0]) return buf;
+    size_t n = 0;
+    for (int i = 0; MQ_FORMATS[i] && n < sizeof buf; i++) {
+        const mq_ggml_type_info_t *ti = mq_ggml_type_info(MQ_FORMATS[i]->ggml_type);
+        if (MQ_FORMATS[i]->side_scales) continue; /* miniquant's own, not a type of its own */
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "", ti->name);
+    }
+    return buf;
+}
 
 const char *mq_formats_help(void) {
-    static char buf[2048];
+    static char buf[4096];
     if (buf[0]) return buf;
     size_t n = 0;
     n += (size_t)snprintf(buf + n, sizeof buf - n, "Each Linear is stored in the first format of its scheme's family that fits:\n");
@@ -889,7 +966,9 @@ const char *mq_formats_help(void) {
         const mq_format_t *f = MQ_FORMATS[i];
         n += (size_t)snprintf(buf + n, sizeof buf - n, "  %-7s %s;\n          %s%s\n", f->name,
                               f->about, f->when,
-                              f->llama_cpp ? " (llama.cpp runs it)" : " (miniquant only)");
+                              !mq_format_writes(f) ? ""
+                              : f->llama_cpp       ? " (llama.cpp runs it)"
+                                                   : " (miniquant only)");
     }
     return buf;
 }
@@ -931,8 +1010,22 @@ const mq_format_t *mq_format_for(const mq_scheme_t *s, int cols, mq_error_t *err
     if (!(cond)) return mq_error_set(err, MQ_ERR_UNSUPPORTED, "format table: %s has no %s", row, what)
 
 int mq_format_check_row(const mq_format_t *f, mq_error_t *err) {
-    NEED(f->name, f->about && f->when && f->fits && f->row_bytes && f->ne0 && f->encode_row,
-         "storage entries");
+    NEED(f->name ? f->name : "(a row without a name)", f->name && f->about && f->when,
+         "name and description");
+    NEED(f->name, mq_ggml_type_info(f->ggml_type), "GGUF type the container knows");
+    if (!mq_format_writes(f)) { /* read: the layout and its dequantization are enough */
+        NEED(f->name, f->dequantize_row, "dequantization");
+        NEED(f->name, f->block ? f->block_bytes && mq_ggml_type_info(f->ggml_type)->block_size ==
+                                                       f->block &&
+                                       mq_ggml_type_info(f->ggml_type)->type_size ==
+                                           f->block_bytes
+                               : !f->block_bytes && mq_ggml_type_info(f->ggml_type)->block_size == 1,
+             "block matching its GGUF type");
+        NEED(f->name, !f->encode_row && !f->decode_row && !f->side_scales,
+             "writer entries without fits (a read row has none)");
+        return MQ_OK;
+    }
+    NEED(f->name, f->row_bytes && f->ne0 && f->encode_row, "storage entries");
     NEED(f->name, f->dequantize_row && f->values_row && f->block_scale, "dequantization");
     NEED(f->name, f->kernels[MQ_ISA_SCALAR].dot && f->kernels[MQ_ISA_SCALAR].gemm,
          "scalar reference kernel");
@@ -946,7 +1039,8 @@ int mq_format_check_row(const mq_format_t *f, mq_error_t *err) {
 int mq_family_check_row(const mq_family_t *fam, mq_error_t *err) {
     NEED(fam->prefix, fam->grammar && fam->formats && fam->formats[0], "formats");
     for (int k = 0; fam->formats[k]; k++)
-        NEED(fam->prefix, mq_format_by_name(fam->formats[k]), "known format");
+        NEED(fam->prefix, mq_format_writes(mq_format_by_name(fam->formats[k])),
+             "known format that it writes");
     int grid = fam->scale && fam->code && fam->value && fam->ratio && fam->code_min &&
                fam->code_max;
     NEED(fam->prefix, grid || (!fam->scale && !fam->code && !fam->value && !fam->grans),

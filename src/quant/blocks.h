@@ -1,0 +1,68 @@
+/* miniquant: ggml's block formats that miniquant reads, dequantized as ggml's dequantize_row_*
+ * computes them (the same operations in the same order, so the same floats). Private to
+ * src/quant: the format table (format.c) names them in its rows.
+ *
+ * Each function turns n weights (a multiple of its block) stored at src into y. The layouts
+ * (ggml-common.h), d and m FP16 little-endian:
+ *
+ *   bf16    2 bytes a weight: the top half of an FP32.
+ *   q4_1    32 weights, 20 bytes: d, m, 16 bytes of nibbles (weight j < 16 low nibble of byte j,
+ *           j + 16 its high nibble); y = q * d + m.
+ *   q5_0    32 weights, 22 bytes: d, qh (32 bits: the fifth bit of weight j is bit j), 16 bytes
+ *           of low nibbles as q4_1; y = (q - 16) * d.
+ *   q5_1    32 weights, 24 bytes: d, m, qh, nibbles; y = q * d + m.
+ *   q2_K    256 weights, 84 bytes: 16 bytes of 4-bit scale | 4-bit min pairs, 64 bytes of 2-bit
+ *           codes, d, dmin; sub-blocks of 16: y = d * sc * q - dmin * m.
+ *   q3_K    256 weights, 110 bytes: 32 bytes of high bits (a set bit adds 4), 64 bytes of low 2
+ *           bits, 12 bytes of 6-bit scales (offset 32), d; sub-blocks of 16:
+ *           y = d * (sc - 32) * (q - 4).
+ *   q4_K    256 weights, 144 bytes: d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of
+ *           nibbles; sub-blocks of 32: y = d * sc * q - dmin * m.
+ *   q5_K    256 weights, 176 bytes: d, dmin, 12 bytes of scales and mins, 32 bytes of fifth
+ *           bits, 128 bytes of nibbles; as q4_K with 5-bit codes.
+ *   q6_K    256 weights, 210 bytes: 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 int8
+ *           scales, d; sub-blocks of 16: y = d * sc * (q - 32).
+ *   iq4_nl  32 weights, 18 bytes: d, nibbles as q4_1 indexing a 16-value int8 codebook;
+ *           y = d * book[q].
+ *   iq4_xs  256 weights, 136 bytes: d, 2 bytes of scale high bits, 4 bytes of scale low
+ *           nibbles, 128 bytes of nibbles; sub-blocks of 32: y = d * (ls - 32) * book[q]. */
+#ifndef MINIQUANT_QUANT_BLOCKS_H
+#define MINIQUANT_QUANT_BLOCKS_H
+
+#include <stdint.h>
+
+#define MQ_QK_K 256 /* weights per K-quant super-block */
+
+/* Bytes per block of each layout. */
+enum {
+    MQ_Q4_1_BYTES = 20,
+    MQ_Q5_0_BYTES = 22,
+    MQ_Q5_1_BYTES = 24,
+    MQ_Q2_K_BYTES = 84,
+    MQ_Q3_K_BYTES = 110,
+    MQ_Q4_K_BYTES = 144,
+    MQ_Q5_K_BYTES = 176,
+    MQ_Q6_K_BYTES = 210,
+    MQ_IQ4_NL_BYTES = 18,
+    MQ_IQ4_XS_BYTES = 136,
+};
+
+/* IQ4_NL's and IQ4_XS's codebook. */
+extern const int8_t MQ_IQ4_BOOK[16];
+
+void mq_blocks_bf16(const uint8_t *src, int n, float *y);
+void mq_blocks_q4_1(const uint8_t *src, int n, float *y);
+void mq_blocks_q5_0(const uint8_t *src, int n, float *y);
+void mq_blocks_q5_1(const uint8_t *src, int n, float *y);
+void mq_blocks_q2_k(const uint8_t *src, int n, float *y);
+void mq_blocks_q3_k(const uint8_t *src, int n, float *y);
+void mq_blocks_q4_k(const uint8_t *src, int n, float *y);
+void mq_blocks_q5_k(const uint8_t *src, int n, float *y);
+void mq_blocks_q6_k(const uint8_t *src, int n, float *y);
+void mq_blocks_iq4_nl(const uint8_t *src, int n, float *y);
+void mq_blocks_iq4_xs(const uint8_t *src, int n, float *y);
+
+/* Scale and min j (0..7) of a q4_K / q5_K super-block's 12 bytes of 6-bit pairs. */
+void mq_blocks_k4_scale_min(const uint8_t *scales, int j, uint8_t *sc, uint8_t *m);
+
+#endif
