@@ -161,6 +161,11 @@ static void model_seeds(void) {
         export_seed(&m, SCHEMES[i], 0, NULL, name);
     }
     export_seed(&m, "int4_g32", 1, NULL, "int4_g32-skip-lm-head.gguf");
+    /* C = 32: the K-quants' fallbacks (q5_0, q5_1, q8_0) and iq4_nl */
+    export_seed(&m, "q4_k", 0, NULL, "q4_k-fallbacks.gguf");
+    export_seed(&m, "q5_k", 0, NULL, "q5_k-fallbacks.gguf");
+    export_seed(&m, "q6_k", 0, NULL, "q6_k-fallbacks.gguf");
+    export_seed(&m, "iq4_nl", 0, NULL, "iq4_nl.gguf");
     export_seed(&m, "nf4_g32", 1, NULL, "nf4_g32-skip-lm-head.gguf");
     export_seed(&m, "nf3_g32", 1, NULL, "nf3_g32-skip-lm-head.gguf");
 
@@ -172,6 +177,16 @@ static void model_seeds(void) {
     seed_gguf("model", "checkpoint.gguf", g);
     mq_gguf_free(g);
     mq_gpt_free(&m);
+
+    /* C = 64: ffn_down's rows of 256 inputs hold K-quant blocks */
+    {
+        mq_gpt_config_t cfg64 = {"custom", 8, 4, 64, 2, 1};
+        check(mq_gpt_init(&m, &cfg64, &err), &err);
+        mq_gpt_init_weights(&m, 4);
+        export_seed(&m, "q4_k", 0, NULL, "q4_k.gguf");
+        export_seed(&m, "q6_k", 0, NULL, "q6_k.gguf");
+        mq_gpt_free(&m);
+    }
 
     /* a model with its tokenizer embedded, as the CLI's files are */
     mq_tokenizer_t *tok = fuzz_learned_tokenizer(257 + 3);

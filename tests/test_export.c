@@ -263,7 +263,7 @@ Test(blocks, q8_0_and_q4_0_rows_encode_decode_and_match_the_reference) {
     uint8_t b8[NB * 34], b4[NB * 18];
     float y[COLS], yref[COLS];
     mq_row_fault_t f;
-    mq_qrow_t row8 = {NULL, c8, d, COLS, 32}, row4 = {NULL, c4, d, COLS, 32};
+    mq_qrow_t row8 = {NULL, c8, d, COLS, 32, NULL}, row4 = {NULL, c4, d, COLS, 32, NULL};
     q8->encode_row(&row8, &s8, b8);
     cr_assert_eq(q8->decode_row(b8, NULL, &s8, COLS, 32, back, dback, &f), 0, "%s", f.what);
     cr_assert(memcmp(back, c8, sizeof c8) == 0 && memcmp(dback, d, sizeof d) == 0);
@@ -298,7 +298,7 @@ Test(blocks, q8_0_and_q4_0_rows_encode_decode_and_match_the_reference) {
     /* per channel: the 32-blocks of a row must all carry the row's scale */
     mq_scheme_t sc = scheme("int8_per_channel");
     mq_fp16_t one = mq_fp32_to_fp16(0.25f);
-    mq_qrow_t rowc = {NULL, c8, &one, COLS, COLS};
+    mq_qrow_t rowc = {NULL, c8, &one, COLS, COLS, NULL};
     q8->encode_row(&rowc, &sc, b8);
     for (int b = 0; b < NB; b++)
         cr_assert(b8[34 * b] == (one & 0xff) && b8[34 * b + 1] == (one >> 8));
@@ -337,7 +337,7 @@ Test(blocks, packed_rows_round_trip_for_every_width) {
             cr_assert_eq(nbytes, ((size_t)n * bits + 7) / 8, "%s", name);
             cr_assert_eq(pk->ne0(&s, n), (int64_t)nbytes);
             mq_fp16_t sc = mq_fp32_to_fp16(0.375f), scb = 0;
-            mq_qrow_t src = {NULL, codes, &sc, n, n};
+            mq_qrow_t src = {NULL, codes, &sc, n, n, NULL};
             memset(row, 0xa5, sizeof row);
             pk->encode_row(&src, &s, row);
             cr_assert_eq(row[nbytes], 0xa5, "%s: written past the row", name);
@@ -950,6 +950,62 @@ Test(export, layout_and_metadata_field_by_field) {
     check_layout("nf4_g64", "i8", 1024, 4.25);
     check_layout("nf3_g64", "i8", 1024, 3.25);
     check_layout("int3_g32", "i8", 1024, 3.5);
+}
+
+/* ggml's K-quants and IQ4_NL as miniquant writes them: each Linear in its scheme's format, or
+ * in the fallback llama-quantize takes when 256 does not divide its rows (here every Linear but
+ * ffn_down, whose rows hold 4 x 128 inputs); file_type the scheme's own; the file reads back
+ * to the same bytes, and ggml's dequantization of each tensor gives the layer's values. */
+Test(export, k_quant_files_hold_each_linear_in_its_format_or_fallback) {
+    static const struct {
+        const char *scheme, *own, *fallback;
+        uint32_t ftype;
+    } CASES[] = {{"q4_k", "q4_K", "q5_0", 14},
+                 {"q5_k", "q5_K", "q5_1", 16},
+                 {"q6_k", "q6_K", "q8_0", 18},
+                 {"iq4_nl", "iq4_nl", "iq4_nl", 25}};
+    for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
+        mq_gpt_t m;
+        mq_qmodel_t q, q2;
+        random_model(&m, VOCAB, 32, RT_C, 2, RT_L, 33);
+        quantize(&q, &m, CASES[c].scheme, 0);
+        void *buf;
+        size_t len;
+        export_mem(&m, &q, NULL, &buf, &len);
+        mq_gguf_t *g = parse(buf, len);
+        uint32_t ft;
+        cr_assert_eq(mq_gguf_get_u32(g, "general.file_type", &ft, NULL), MQ_OK);
+        cr_assert_eq(ft, CASES[c].ftype, "%s: file_type %u", CASES[c].scheme, ft);
+        for (int i = 0; i < q.n_linear; i++) {
+            char base[48], tname[64];
+            mq_qmodel_linear_name(&m.cfg, i, base, sizeof base);
+            snprintf(tname, sizeof tname, "%s.weight", base);
+            const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
+            const char *want = t->ne[0] % 256 ? CASES[c].fallback : CASES[c].own;
+            cr_assert_str_eq(mq_ggml_type_info(t->type)->name, want, "%s %s", CASES[c].scheme,
+                             tname);
+            size_t numel = (size_t)t->ne[0] * (size_t)t->ne[1];
+            float *y = malloc(numel * sizeof *y), *values = layer_values(&q, i);
+            mq_format_of_ggml_type(t->type)->dequantize_row(t->data, NULL, NULL, (int)numel,
+                                                            (int)numel, y);
+            cr_assert(bits_equal(y, values, numel), "%s %s", CASES[c].scheme, tname);
+            free(y);
+            free(values);
+        }
+        mq_error_t err = {0};
+        cr_assert_eq(load_mem(buf, len, &q2, &err), MQ_OK, "%s", err.msg);
+        cr_assert_str_eq(q2.scheme.name, CASES[c].scheme);
+        for (int i = 0; i < q.n_linear; i++) {
+            cr_assert_eq(q2.ql[i].w.format, q.ql[i].w.format);
+            cr_assert(!memcmp(q2.ql[i].w.data, q.ql[i].w.data,
+                              (size_t)q.ql[i].w.rows * q.ql[i].w.row_bytes));
+        }
+        mq_qmodel_free(&q2);
+        mq_gguf_free(g);
+        free(buf);
+        mq_qmodel_free(&q);
+        mq_gpt_free(&m);
+    }
 }
 
 Test(export, q8_0_and_q4_0_files_decode_with_the_reference_decoder) {

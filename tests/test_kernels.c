@@ -135,6 +135,14 @@ static const kcase_t CASES[] = {
     {"int8_g48", 37, 96, "packed"},
     {"int4_g64", 37, 1024, "q4_0"},
     {"int8_per_channel", 37, 1024, "q8_0"}, /* rows 1 KiB apart */
+    {"q4_k", 37, 512, "q4_k"},
+    {"q4_k", 37, 96, "q5_0"},     /* 256 does not divide the rows: ggml's fallback */
+    {"q5_k", 70, 256, "q5_k"},
+    {"q5_k", 37, 64, "q5_1"},
+    {"q6_k", 37, 256, "q6_k"},
+    {"q6_k", 37, 160, "q8_0"},
+    {"iq4_nl", 37, 96, "iq4_nl"},
+    {"iq4_nl", 37, 40, "f16"},    /* not even 32 */
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 static const int ROWS_OF_X[] = {1, 2, 3, 17, 64};

@@ -2,14 +2,17 @@
  *
  * Two kinds of rows, both in src/quant/format.c and nowhere else:
  *
- *   a family  is what a scheme name says: its grammar (fp32, fp16, int{b}_..., nf4_g{N}), its
- *             grid (how a block's FP16 scale is chosen from its largest magnitude, the nearest
- *             code of a weight given that scale, a code's value) and the stored formats it may
- *             take, in order of preference;
- *   a format  is how a weight's bytes lie in memory and in a GGUF file (F32, F16, ggml's Q8_0
- *             and Q4_0, miniquant's packed codes): its GGUF type, block size and bytes, how a
- *             row of codes and scales becomes bytes and back, how a row is dequantized, and
- *             its fused kernels per instruction set.
+ *   a family  is what a scheme name says: its grammar (fp32, fp16, int{b}_..., nf4_g{N},
+ *             q4_k, ...), its grid (how a block's FP16 scale is chosen from its largest
+ *             magnitude, the nearest code of a weight given that scale, a code's value; none for
+ *             the families whose formats search their own scales from the values, fp16 and
+ *             ggml's K-quants) and the stored formats it may take, in order of preference;
+ *   a format  is how a weight's bytes lie in memory and in a GGUF file (F32, F16, ggml's
+ *             blocks, miniquant's packed codes): its GGUF type, block size and bytes, how a row
+ *             of codes and scales (or of values) becomes bytes and back, how a row is
+ *             dequantized, and its fused kernels per instruction set. A format no family lists
+ *             is one miniquant only reads (BF16, Q4_1, Q2_K, Q3_K, IQ4_XS): its layout and its
+ *             dequantization, which loading a file runs.
  *
  * A weight of scheme s whose rows hold cols inputs is stored in the first format of its family
  * that fits (mq_format_for). Everything that must choose among formats (the CLI, the sweep,
@@ -42,6 +45,8 @@ typedef struct mq_scheme {
     mq_qgran_t gran;           /* NONE for families without a grid (fp32, fp16) */
     int group;                 /* group size when gran == MQ_QG_GROUP */
     int gptq;                  /* 1: codes chosen by GPTQ (the grid is the same) */
+    int imat;                  /* 1: scales searched under the importance of each input (the
+                                  diagonal of the layer's input Hessian from calibration) */
 } mq_scheme_t;
 
 struct mq_family {
@@ -50,6 +55,8 @@ struct mq_family {
     int min_bits, max_bits; /* bits follow the prefix when they differ ("int4"); else fixed */
     unsigned grans;         /* granularities the family takes: bit (1 << MQ_QG_*); 0: none */
     int embeddings_f16;     /* a model of this family stores its embeddings as F16 */
+    int takes_imat;         /* the name may end in _imat (a family whose formats search their
+                               scales from the values, under an importance) */
     /* The grid; NULL for families that store values themselves (fp32, fp16), which take no
      * granularity and no _gptq.
      *   scale  the FP16 scale of a block whose largest magnitude is absmax: 0 for an all-zero
@@ -81,6 +88,7 @@ typedef struct mq_qrow {
     const int8_t *codes;
     const mq_fp16_t *scales;
     int cols, group;
+    const float *imp; /* with x: the importance of each input (cols), or NULL */
 } mq_qrow_t;
 
 /* What a loader says about a row that no miniquant quantizer could have written. */
@@ -115,6 +123,14 @@ typedef struct mq_format_kernels {
 
 #define MQ_FORMAT_ISAS 3 /* scalar, avx2, avx512 (kernels.h's mq_isa_t) */
 
+/* Block layouts the generic SIMD paths read straight from the bytes (every other format they
+ * read through values_row and block_scale). */
+typedef enum mq_kernel_layout {
+    MQ_KL_NONE = 0,
+    MQ_KL_Q8_0, /* ggml's block_q8_0 */
+    MQ_KL_Q4_0, /* ggml's block_q4_0 */
+} mq_kernel_layout_t;
+
 struct mq_format {
     const char *name; /* "f32", "f16", "q8_0", "q4_0", "packed" */
     const char *about; /* for help texts: what it holds */
@@ -125,6 +141,7 @@ struct mq_format {
     size_t block_bytes;
     int side_scales;  /* 1: FP16 scales in a tensor "<base>.scales" beside "<base>.weight" */
     int llama_ftype;  /* general.file_type of a file whose Linears are all this format */
+    int kernel_layout; /* mq_kernel_layout_t */
     /* 1 when a weight of scheme s with rows of cols inputs can be stored this way */
     int (*fits)(const mq_scheme_t *s, int cols);
     /* bytes of one stored row */
@@ -162,6 +179,8 @@ const char *mq_scheme_grammar(void);
 int mq_scheme_parse(const char *name, mq_scheme_t *out, mq_error_t *err);
 /* Checks a scheme built by hand as strictly as a parsed one. */
 int mq_scheme_check(const mq_scheme_t *s, mq_error_t *err);
+/* 1 when building the scheme needs calibration inputs: _gptq, _imat. */
+int mq_scheme_calibrated(const mq_scheme_t *s);
 /* 1 when the family has a grid (codes and scales: int, nf4), 0 when it stores values. */
 int mq_scheme_has_grid(const mq_scheme_t *s);
 /* 1 for the scheme that keeps FP32 weights as they are (every Linear F32, embeddings F32). */

@@ -11,6 +11,12 @@
  *   nf4_g{N}                NormalFloat-4 (QLoRA's 16 normal quantiles), absmax per group of N
  *                           (groups only: nf4_per_tensor / nf4_per_channel are not schemes)
  *   any of the int/nf4 ones with the suffix _gptq: the same grid, weights chosen by GPTQ
+ *   q4_k, q5_k, q6_k, iq4_nl  ggml's K-quants and IQ4_NL, written as llama.cpp reads them, their
+ *                           scales searched from the values (src/quant/blocks_quantize.c); with
+ *                           the suffix _imat the search weighs each input by its importance (the
+ *                           diagonal of the layer's input Hessian from calibration). A row that
+ *                           256 (32 for iq4_nl) does not divide falls back as llama-quantize's
+ *                           does: q5_0, q5_1, q8_0, then f16
  * N >= 2. The families, their grids and the formats a weight is stored in are the rows of the
  * format table (format.h); rounding, ties and the guards of zero, tiny and huge blocks are
  * documented at the top of src/quant/format.c.
@@ -54,6 +60,10 @@ int mq_qweight_alloc(mq_qweight_t *q, const mq_scheme_t *s, int rows, int cols, 
  * infinite weight, and for a weight too large for the scheme's FP16 range. */
 int mq_qweight_quantize(mq_qweight_t *q, const mq_scheme_t *s, const float *W, int rows,
                         int cols, mq_error_t *err);
+/* The same with imp (cols values, or NULL): the importance of each input, under which the block
+ * formats that search their scales (q4_k, ...) weigh their errors; an _imat scheme needs it. */
+int mq_qweight_quantize_imp(mq_qweight_t *q, const mq_scheme_t *s, const float *W, int rows,
+                            int cols, const float *imp, mq_error_t *err);
 /* q (allocated here) from codes (rows x cols) on the scheme's grid and their scales
  * (mq_scheme_n_scales of them: 1, one per row, or row-major per group), as GPTQ chooses them. */
 int mq_qweight_from_codes(mq_qweight_t *q, const mq_scheme_t *s, int rows, int cols,

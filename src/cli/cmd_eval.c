@@ -77,7 +77,7 @@ int cmd_eval(int argc, char **argv) {
     mq_gpt_t *run = file.model;          /* the model evaluated */
     const mq_qmodel_t *counted = NULL;   /* whose bytes are reported (NULL: FP32) */
     int want_verbs = pairs && !strcmp(pairs, "verb-tense");
-    int gptq = !from_file && scheme_name && scheme.gptq;
+    int gptq = !from_file && scheme_name && mq_scheme_calibrated(&scheme);
     /* the WordNet corpus, read once for whatever needs it: GPTQ's calibration (the valid
      * split), the verb-tense set, the split evaluated */
     mq_corpus_t c = {0};

@@ -18,8 +18,9 @@
 #include "miniquant/report.h"
 
 static const char ABOUT[] =
-    "Quantizes a model's Linear layers (round to nearest, or GPTQ for the _gptq schemes,\n"
-    "calibrated on 128 sequences of the valid split) and writes them as GGUF, each Linear's\n"
+    "Quantizes a model's Linear layers (round to nearest; GPTQ for the _gptq schemes; round to\n"
+    "nearest under each input's importance for the _imat ones: both calibrated on 128\n"
+    "sequences of the valid split) and writes them as GGUF, each Linear's\n"
     "bytes as the quantized layer holds them (the formats are listed below). The embeddings\n"
     "are stored FP16 (FP32 for fp32), LayerNorm parameters and biases FP32. The file is read\n"
     "back and its dequantized weights compared with the in-memory ones.\n";
@@ -145,7 +146,7 @@ int cmd_export(int argc, char **argv) {
     mq_tokenizer_t *tok = NULL;
     if ((rc = mq_checkpoint_load(model, &m, &tok, NULL, &err))) return cli_fail(&err);
     mq_tokens_t calib = {0};
-    if (s.gptq) rc = cli_calibration_tokens(tok, &calib, &err);
+    if (mq_scheme_calibrated(&s)) rc = cli_calibration_tokens(tok, &calib, &err);
     if (rc == MQ_OK) rc = mq_gptq_build_qmodel(&m, &s, skip, calib.ids, calib.n, &q, &err);
     mq_tokens_free(&calib);
     if (rc == MQ_OK) rc = mq_qmodel_save(out, &m, &q, tok, &err);
@@ -167,6 +168,18 @@ int cmd_export(int argc, char **argv) {
                eb->file);
         printf("  Linear weights  %-5s %10zu bytes, %.4f bits per weight (%zu weights)\n", lt,
                eb->linear, eb->bits_per_weight, eb->linear_params);
+        if (strchr(eb->linear_types, ',')) printf("                  %s\n", eb->linear_types);
+        /* a Linear whose rows its scheme's first format does not fit took the next one */
+        const mq_format_t *first = mq_format_by_name(s.family->formats[0]);
+        for (int i = 0; i < q.n_linear; i++) {
+            const mq_qweight_t *w = &q.ql[i].w;
+            if (!q.active[i] || w->format == first) continue;
+            char base[48];
+            mq_qmodel_linear_name(&m.cfg, i, base, sizeof base);
+            printf("  fallback        %s.weight is %s: its rows of %d inputs are not whole %s "
+                   "blocks of %d\n",
+                   base, w->format->name, w->cols, first->name, first->block);
+        }
         printf("  embeddings      %-5s %10zu bytes\n", s.family->embeddings_f16 ? "f16" : "f32",
                eb->embedding);
         printf("  norms, biases   f32   %10zu bytes\n", eb->other);

@@ -57,9 +57,9 @@ int cmd_quantize(int argc, char **argv) {
     mq_error_t err = {0};
     mq_scheme_t s;
     if (mq_scheme_parse(scheme_name, &s, &err)) return cli_usage_error(&cmd, "%s", err.msg);
-    if (s.gptq) {
-        fprintf(stderr, "miniquant quantize: %s needs calibration; GPTQ schemes are built by "
-                        "'miniquant eval --scheme' and 'miniquant export'\n", s.name);
+    if (mq_scheme_calibrated(&s)) {
+        fprintf(stderr, "miniquant quantize: %s needs calibration; _gptq and _imat schemes are "
+                        "built by 'miniquant eval --scheme' and 'miniquant export'\n", s.name);
         return 2;
     }
     mq_gpt_t m = {0};

@@ -1,4 +1,5 @@
-/* miniquant: GPTQ of a whole MiniGPT, Linear by Linear in forward order.
+/* miniquant: GPTQ of a whole MiniGPT, Linear by Linear in forward order (and the calibrated
+ * round to nearest of _imat schemes, which needs the same inputs).
  *
  * Linear i is quantized on the inputs it sees when the Linears before it are already quantized
  * (the reference's sequential mode): for each i, the calibration windows run forward through
@@ -86,6 +87,20 @@ static int calibrate(mq_gpt_t *m, capture_t *cap, const int32_t *calib, size_t n
     return MQ_OK;
 }
 
+/* An _imat scheme's Linear: round to nearest, every input's error weighed by its importance,
+ * the diagonal of H (the mean square of the input over the calibration tokens, what
+ * llama-imatrix collects). */
+static int quantize_imp(const float *W, int OC, int C, const mq_gptq_hessian_t *h,
+                        const mq_scheme_t *s, mq_qweight_t *q, mq_error_t *err) {
+    float *imp = malloc((size_t)C * sizeof *imp);
+    if (!imp) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < C; c++)
+        imp[c] = h->n ? (float)(h->sum[(size_t)c * C + c] / (double)h->n) : 1.0f;
+    int rc = mq_qweight_quantize_imp(q, s, W, OC, C, imp, err);
+    free(imp);
+    return rc;
+}
+
 int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
                            size_t n_calib_tokens, const mq_gptq_opts_t *o, int skip_lm_head,
                            mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err) {
@@ -95,7 +110,7 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
     if (!m || !m->params_memory || !out)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no model or no quantized model to fill");
     memset(out, 0, sizeof *out);
-    if (!mq_scheme_has_grid(s))
+    if (!s || (!mq_scheme_has_grid(s) && !s->imat))
         return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no grid to choose codes on",
                             s ? s->name : "(none)");
     if (!calib || n_calib_tokens == 0)
@@ -104,7 +119,7 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
         return mq_error_set(err, MQ_ERR_ARG, "gptq: %d calibration sequences in batches of %d",
                             o->n_samples, o->batch);
     mq_scheme_t sg = *s;
-    if (!sg.gptq) {
+    if (!sg.gptq && !sg.imat) {
         sg.gptq = 1;
         snprintf(sg.name, sizeof sg.name, "%.26s_gptq", s->name);
     }
@@ -142,7 +157,7 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
     qm->linear_ctx = &cap;
     mq_progress_t bar;
     char label[64];
-    snprintf(label, sizeof label, "gptq %s", sg.name);
+    snprintf(label, sizeof label, "%s %s", sg.gptq ? "gptq" : "calibrate", sg.name);
     mq_progress_start(&bar, label, n_pending);
     int done = 0;
     for (int i = 0; i < nl && rc == MQ_OK; i++) {
@@ -162,7 +177,8 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
             cap.status = MQ_OK;
             rc = calibrate(qm, &cap, calib, n_calib_tokens, T, o->n_samples, batch, inputs, err);
         }
-        if (rc == MQ_OK) rc = mq_gptq_quantize(W, OC, C, &h, &sg, o, &res, err);
+        if (rc == MQ_OK && !sg.gptq) rc = quantize_imp(W, OC, C, &h, &sg, &res.q, err);
+        else if (rc == MQ_OK) rc = mq_gptq_quantize(W, OC, C, &h, &sg, o, &res, err);
         if (rc == MQ_OK) rc = mq_qmodel_set_linear(out, i, &res.q, err);
         if (rc == MQ_OK && stats)
             stats[i] = (mq_gptq_layer_stats_t){1,        OC,           C,
@@ -196,13 +212,13 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
 int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err) {
-    if (!s->gptq) {
+    if (!s->gptq && !s->imat) {
         mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
         return mq_qmodel_quantize(out, m, s, &o, err);
     }
     if (!calib || n_calib_tokens == 0)
-        return mq_error_set(err, MQ_ERR_ARG, "scheme %s needs calibration tokens for GPTQ",
-                            s->name);
+        return mq_error_set(err, MQ_ERR_ARG, "scheme %s needs calibration tokens for %s",
+                            s->name, s->gptq ? "GPTQ" : "the importance of its inputs");
     return mq_gptq_quantize_model(m, s, calib, n_calib_tokens, NULL, skip_lm_head, out, NULL,
                                   err);
 }

@@ -195,15 +195,17 @@ static int add_linear(mq_gguf_t *g, const mq_gpt_config_t *c, int i, const char 
     return rc;
 }
 
-/* llama.cpp's llama_ftype of the file: its quantized Linears' format's, GUESSED when one of them
- * is a format llama.cpp has no name for. */
+/* llama.cpp's llama_ftype of the file: its quantized Linears' format's (the scheme's own format
+ * when some Linears fell back to another), GUESSED when one of them is a format llama.cpp has no
+ * name for. */
 static uint32_t file_type(const mq_qmodel_t *q) {
     int ft = -1;
+    const mq_format_t *own = q ? mq_format_by_name(q->scheme.family->formats[0]) : NULL;
     for (int i = 0; q && i < q->n_linear; i++) {
         const mq_format_t *f = q->ql[i].w.format;
         if (!q->active[i]) continue;
         if (f->llama_ftype == MQ_FTYPE_GUESSED) return MQ_FTYPE_GUESSED;
-        if (ft < 0) ft = f->llama_ftype;
+        if (ft < 0 || f == own) ft = f->llama_ftype;
     }
     return ft < 0 ? MQ_FTYPE_ALL_F32 : (uint32_t)ft;
 }

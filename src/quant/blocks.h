@@ -62,6 +62,19 @@ void mq_blocks_q6_k(const uint8_t *src, int n, float *y);
 void mq_blocks_iq4_nl(const uint8_t *src, int n, float *y);
 void mq_blocks_iq4_xs(const uint8_t *src, int n, float *y);
 
+/* The same formats written from n FP32 weights x (a multiple of the block), imp their
+ * importance (the diagonal of the layer's input Hessian, one per weight) or NULL
+ * (blocks_quantize.c says how each searches its scales). Q5_0, Q5_1 and Q8_0 are written as
+ * ggml's reference quantizers write them (they take no importance): they are the fallbacks of
+ * rows that no K-quant block divides. */
+void mq_blocks_quantize_q4_k(const float *x, const float *imp, int n, uint8_t *dst);
+void mq_blocks_quantize_q5_k(const float *x, const float *imp, int n, uint8_t *dst);
+void mq_blocks_quantize_q6_k(const float *x, const float *imp, int n, uint8_t *dst);
+void mq_blocks_quantize_iq4_nl(const float *x, const float *imp, int n, uint8_t *dst);
+void mq_blocks_quantize_q5_0(const float *x, const float *imp, int n, uint8_t *dst);
+void mq_blocks_quantize_q5_1(const float *x, const float *imp, int n, uint8_t *dst);
+void mq_blocks_quantize_q8_0(const float *x, const float *imp, int n, uint8_t *dst);
+
 /* Scale and min j (0..7) of a q4_K / q5_K super-block's 12 bytes of 6-bit pairs. */
 void mq_blocks_k4_scale_min(const uint8_t *scales, int j, uint8_t *sc, uint8_t *m);
 

@@ -278,8 +278,29 @@ static const mq_family_t FAM_NF3 = {
     .formats = FMT_NF,
 };
 
-const mq_family_t *const MQ_FAMILIES[] = {&FAM_FP32, &FAM_FP16, &FAM_INT, &FAM_NF4, &FAM_NF3,
-                                          NULL};
+/* ggml's block formats, written from the values: each searches its own scales (blocks.h), and
+ * a row no block of it divides falls back as llama-quantize's does (then F16). */
+static const char *const FMT_Q4_K[] = {"q4_k", "q5_0", "f16", NULL};
+static const char *const FMT_Q5_K[] = {"q5_k", "q5_1", "f16", NULL};
+static const char *const FMT_Q6_K[] = {"q6_k", "q8_0", "f16", NULL};
+static const char *const FMT_IQ4_NL[] = {"iq4_nl", "f16", NULL};
+#define BLOCK_FAMILY(VAR, PREFIX, BITS, FORMATS)                                                   \
+    static const mq_family_t VAR = {.prefix = PREFIX,                                              \
+                                    .grammar = PREFIX "[_imat]",                                   \
+                                    .min_bits = BITS,                                              \
+                                    .max_bits = BITS,                                              \
+                                    .embeddings_f16 = 1,                                           \
+                                    .takes_imat = 1,                                               \
+                                    .formats = FORMATS}
+BLOCK_FAMILY(FAM_Q4_K, "q4_k", 4, FMT_Q4_K);
+BLOCK_FAMILY(FAM_Q5_K, "q5_k", 5, FMT_Q5_K);
+BLOCK_FAMILY(FAM_Q6_K, "q6_k", 6, FMT_Q6_K);
+BLOCK_FAMILY(FAM_IQ4_NL, "iq4_nl", 4, FMT_IQ4_NL);
+#undef BLOCK_FAMILY
+
+const mq_family_t *const MQ_FAMILIES[] = {&FAM_FP32, &FAM_FP16, &FAM_INT,    &FAM_NF4,
+                                          &FAM_NF3,  &FAM_Q4_K, &FAM_Q5_K,   &FAM_Q6_K,
+                                          &FAM_IQ4_NL, NULL};
 
 /* ---------------------------------------------------------------------------------------------
  * scheme names */
@@ -312,7 +333,9 @@ static void scheme_set_name(mq_scheme_t *s) {
     case MQ_QG_GROUP: snprintf(gran, sizeof gran, "_g%d", s->group); break;
     default: break;
     }
-    snprintf(s->name, sizeof s->name, "%s%s%s%s", f->prefix, bits, gran, s->gptq ? "_gptq" : "");
+    /* _gptq takes a granularity, _imat a family without one: never both */
+    snprintf(s->name, sizeof s->name, "%s%s%s%s", f->prefix, bits, gran,
+             s->gptq ? "_gptq" : s->imat ? "_imat" : "");
 }
 
 int mq_scheme_parse(const char *name, mq_scheme_t *out, mq_error_t *err) {
@@ -343,8 +366,9 @@ int mq_scheme_parse(const char *name, mq_scheme_t *out, mq_error_t *err) {
         s.bits = f->min_bits;
     }
     if (!f->grans) {
-        if (*p) return parse_fail(err, name, "unexpected text after the name");
-        snprintf(s.name, sizeof s.name, "%s", name);
+        if (f->takes_imat && !strcmp(p, "_imat")) s.imat = 1;
+        else if (*p) return parse_fail(err, name, "unexpected text after the name");
+        scheme_set_name(&s);
         if (out) *out = s;
         return MQ_OK;
     }
@@ -394,6 +418,9 @@ int mq_scheme_check(const mq_scheme_t *s, mq_error_t *err) {
     if (s->bits < f->min_bits || s->bits > f->max_bits)
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: %d bits (%s takes %d..%d)", s->name,
                             s->bits, f->prefix, f->min_bits, f->max_bits);
+    if (s->imat && !f->takes_imat)
+        return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: %s takes no _imat", s->name,
+                            f->prefix);
     if (!f->grans) return s->gran == MQ_QG_NONE && !s->gptq
                               ? MQ_OK
                               : mq_error_set(err, MQ_ERR_ARG,
@@ -406,6 +433,10 @@ int mq_scheme_check(const mq_scheme_t *s, mq_error_t *err) {
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: group size %d (must be >= 2)", s->name,
                             s->group);
     return MQ_OK;
+}
+
+int mq_scheme_calibrated(const mq_scheme_t *s) {
+    return s && (s->gptq || s->imat);
 }
 
 int mq_scheme_has_grid(const mq_scheme_t *s) {
@@ -476,9 +507,10 @@ static int fits_f32(const mq_scheme_t *s, int cols) {
     (void)cols;
     return s->family == &FAM_FP32;
 }
+/* fp16, and the last fallback of the block families (a row no block of theirs divides) */
 static int fits_f16(const mq_scheme_t *s, int cols) {
     (void)cols;
-    return s->family == &FAM_FP16;
+    return s->family == &FAM_FP16 || (s->family->takes_imat && !mq_scheme_has_grid(s));
 }
 static size_t row_bytes_f32(const mq_scheme_t *s, int cols) {
     (void)s;
@@ -524,6 +556,7 @@ static int blocks_fit(const mq_scheme_t *s, int cols) {
     return cols % QBLOCK == 0 && (s->gran != MQ_QG_GROUP || s->group % QBLOCK == 0);
 }
 static int fits_q8_0(const mq_scheme_t *s, int cols) {
+    if (s->family == &FAM_Q6_K) return cols % QBLOCK == 0; /* Q6_K's fallback, from the values */
     return s->family == &FAM_INT && s->bits == 8 && blocks_fit(s, cols);
 }
 static int fits_q4_0(const mq_scheme_t *s, int cols) {
@@ -540,6 +573,10 @@ static size_t row_bytes_q4_0(const mq_scheme_t *s, int cols) {
 
 static void encode_q8_0(const mq_qrow_t *src, const mq_scheme_t *s, uint8_t *dst) {
     (void)s;
+    if (!src->codes) { /* from the values, as ggml writes them */
+        mq_blocks_quantize_q8_0(src->x, NULL, src->cols, dst);
+        return;
+    }
     for (int b = 0; b < src->cols / QBLOCK; b++) {
         uint8_t *blk = dst + (size_t)b * MQ_Q8_0_BYTES;
         store_half(blk, src->scales[b * QBLOCK / src->group]);
@@ -838,6 +875,7 @@ static const mq_format_t FORMAT_Q8_0 = {
     .block = QBLOCK,
     .block_bytes = MQ_Q8_0_BYTES,
     .llama_ftype = 7,
+    .kernel_layout = MQ_KL_Q8_0,
     .fits = fits_q8_0,
     .row_bytes = row_bytes_q8_0,
     .ne0 = ne0_cols,
@@ -858,6 +896,7 @@ static const mq_format_t FORMAT_Q4_0 = {
     .block = QBLOCK,
     .block_bytes = MQ_Q4_0_BYTES,
     .llama_ftype = 2,
+    .kernel_layout = MQ_KL_Q4_0,
     .fits = fits_q4_0,
     .row_bytes = row_bytes_q4_0,
     .ne0 = ne0_cols,
@@ -907,25 +946,71 @@ static const mq_format_t FORMAT_PACKED = {
 READ_ROW(FORMAT_BF16, "bf16", MQ_GGML_BF16, 0, 0, bf16, "bfloat16 values, the top half of FP32");
 READ_ROW(FORMAT_Q4_1, "q4_1", MQ_GGML_Q4_1, 32, MQ_Q4_1_BYTES, q4_1,
          "ggml's 32-blocks of 4-bit codes with an FP16 scale and min");
-READ_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0,
-         "ggml's 32-blocks of 5-bit codes and an FP16 scale");
-READ_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1,
-         "ggml's 32-blocks of 5-bit codes with an FP16 scale and min");
 READ_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k,
          "ggml's 256-blocks of 2-bit codes, 4-bit scales and mins per 16");
 READ_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k,
          "ggml's 256-blocks of 3-bit codes, 6-bit scales per 16");
-READ_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k,
-         "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32");
-READ_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k,
-         "ggml's 256-blocks of 5-bit codes, 6-bit scales and mins per 32");
-READ_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k,
-         "ggml's 256-blocks of 6-bit codes, 8-bit scales per 16");
-READ_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl,
-         "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale");
 READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_xs,
          "ggml's 256-blocks of IQ4_NL indices, 6-bit scales per 32");
 #undef READ_ROW
+
+/* Block formats written from the values (blocks.h): a row is whole blocks; values_row gives the
+ * values themselves (the scale of the scalar reference is 1, the whole row one scale block). */
+#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FAMILY, FTYPE, ABOUT, WHEN)                   \
+    static int fits_##FN(const mq_scheme_t *s, int cols) {                                         \
+        return s->family == FAMILY && cols % (BLOCK) == 0;                                         \
+    }                                                                                              \
+    static size_t row_bytes_##FN(const mq_scheme_t *s, int cols) {                                 \
+        (void)s;                                                                                   \
+        return (size_t)(cols / (BLOCK)) * (BYTES);                                                 \
+    }                                                                                              \
+    static void encode_##FN(const mq_qrow_t *src, const mq_scheme_t *s, uint8_t *dst) {            \
+        (void)s;                                                                                   \
+        mq_blocks_quantize_##FN(src->x, src->imp, src->cols, dst);                                 \
+    }                                                                                              \
+    static void values_##FN(const uint8_t *src, const mq_scheme_t *s, int cols, float *v) {        \
+        (void)s;                                                                                   \
+        mq_blocks_##FN(src, cols, v);                                                              \
+    }                                                                                              \
+    static const mq_format_t VAR = {                                                               \
+        .name = NAME,                                                                              \
+        .about = ABOUT,                                                                            \
+        .when = WHEN,                                                                              \
+        .llama_cpp = 1,                                                                            \
+        .ggml_type = TYPE,                                                                         \
+        .block = BLOCK,                                                                            \
+        .block_bytes = BYTES,                                                                      \
+        .llama_ftype = FTYPE,                                                                      \
+        .fits = fits_##FN,                                                                         \
+        .row_bytes = row_bytes_##FN,                                                               \
+        .ne0 = ne0_cols,                                                                           \
+        .encode_row = encode_##FN,                                                                 \
+        .dequantize_row = dequantize_##FN,                                                         \
+        .values_row = values_##FN,                                                                 \
+        .block_scale = scale_one,                                                                  \
+        .kernels = {[MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, NULL, NULL},         \
+                    [MQ_ISA_AVX2] = {NULL, mq_kscalar_dot, NULL, NULL, NULL},                      \
+                    [MQ_ISA_AVX512] = {NULL, mq_kscalar_dot, NULL, NULL, NULL}},                   \
+    }
+WRITE_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k, &FAM_Q4_K, 14,
+          "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32",
+          "q4_k, rows of multiples of 256");
+WRITE_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k, &FAM_Q5_K, 16,
+          "ggml's 256-blocks of 5-bit codes, 6-bit scales and mins per 32",
+          "q5_k, rows of multiples of 256");
+WRITE_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k, &FAM_Q6_K, 18,
+          "ggml's 256-blocks of 6-bit codes, 8-bit scales per 16",
+          "q6_k, rows of multiples of 256");
+WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, &FAM_IQ4_NL, 25,
+          "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
+          "iq4_nl, rows of multiples of 32");
+WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, &FAM_Q4_K, 8,
+          "ggml's 32-blocks of 5-bit codes and an FP16 scale",
+          "q4_k's rows that 256 does not divide");
+WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, &FAM_Q5_K, 9,
+          "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
+          "q5_k's rows that 256 does not divide");
+#undef WRITE_ROW
 
 const mq_format_t *const MQ_FORMATS[] = {
     &FORMAT_F32,  &FORMAT_F16,  &FORMAT_Q8_0, &FORMAT_Q4_0, &FORMAT_PACKED,

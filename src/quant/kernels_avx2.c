@@ -425,8 +425,8 @@ static T2 void row_values(const mq_qweight_t *p, int r, float *v) {
     int C = p->cols, nb = C / MQ_QBLOCK;
     const uint8_t *row = p->data + (size_t)r * p->row_bytes;
     const mq_format_t *f = p->format;
-    int q4 = f->block && f->block_bytes == MQ_Q4_0_BYTES;
-    if (!(q4 || (f->block && f->block_bytes == MQ_Q8_0_BYTES))) {
+    int q4 = f->kernel_layout == MQ_KL_Q4_0;
+    if (!(q4 || (f->kernel_layout == MQ_KL_Q8_0))) {
         f->values_row(row, &p->scheme, C, v);
         return;
     }

@@ -611,8 +611,8 @@ enum { BP_Q8 = 1, BP_Q4 = 2, BP_P4 = 3 };
 static int byte_panel_kind(const mq_qweight_t *p) {
     const mq_format_t *f = p->format;
     if (p->group % 32 && p->group != p->cols) return 0;
-    if (f->block && f->block_bytes == MQ_Q8_0_BYTES) return BP_Q8;
-    if (f->block && f->block_bytes == MQ_Q4_0_BYTES) return BP_Q4;
+    if (f->kernel_layout == MQ_KL_Q8_0) return BP_Q8;
+    if (f->kernel_layout == MQ_KL_Q4_0) return BP_Q4;
     if (f->side_scales && p->scheme.bits == 4 && p->cols % 32 == 0 && p->group % 32 == 0)
         return BP_P4;
     return 0;

@@ -47,7 +47,8 @@ static int qweight_init(mq_qweight_t *q, const mq_scheme_t *s, int rows, int col
     q->format = f;
     q->rows = rows;
     q->cols = cols;
-    q->group = mq_scheme_group(s, cols);
+    /* a block format written from values (q8_0 as q6_k's fallback) carries a scale per block */
+    q->group = !mq_scheme_has_grid(s) && f->block ? f->block : mq_scheme_group(s, cols);
     q->row_bytes = f->row_bytes(s, cols);
     q->n_scales = mq_scheme_n_scales(s, rows, cols);
     return MQ_OK;
@@ -83,7 +84,7 @@ const mq_fp16_t *mq_qweight_row_scales(const mq_qweight_t *q, int r) {
 
 /* Row r of codes and scales into q's bytes (and side scales). */
 static void store_row(mq_qweight_t *q, int r, const int8_t *codes, const mq_fp16_t *sc) {
-    mq_qrow_t src = {NULL, codes, sc, q->cols, q->group};
+    mq_qrow_t src = {NULL, codes, sc, q->cols, q->group, NULL};
     q->format->encode_row(&src, &q->scheme, q->data + (size_t)r * q->row_bytes);
     if (q->scales && (q->scheme.gran != MQ_QG_TENSOR || r == 0))
         memcpy((mq_fp16_t *)mq_qweight_row_scales(q, r), sc, row_n_scales(q) * 2);
@@ -135,12 +136,31 @@ static int check_weights(const mq_scheme_t *s, const float *W, int rows, int col
 
 int mq_qweight_quantize(mq_qweight_t *q, const mq_scheme_t *s, const float *W, int rows, int cols,
                         mq_error_t *err) {
+    return mq_qweight_quantize_imp(q, s, W, rows, cols, NULL, err);
+}
+
+int mq_qweight_quantize_imp(mq_qweight_t *q, const mq_scheme_t *s, const float *W, int rows,
+                            int cols, const float *imp, mq_error_t *err) {
     int rc = mq_qweight_alloc(q, s, rows, cols, err);
     if (rc) return rc;
     if (!W) {
         mq_qweight_free(q);
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: no weight given", s->name);
     }
+    if (s->imat && !imp) {
+        mq_qweight_free(q);
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "scheme %.32s: needs the importance of each input, from calibration",
+                            s->name);
+    }
+    for (int c = 0; imp && c < cols; c++)
+        if (!(imp[c] >= 0.0f && imp[c] <= FLT_MAX)) {
+            mq_qweight_free(q);
+            return mq_error_set(err, MQ_ERR_ARG,
+                                "scheme %.32s: the importance of input %d is %g, not a finite "
+                                "number >= 0",
+                                s->name, c, (double)imp[c]);
+        }
     float amax = 0.0f;
     rc = check_weights(s, W, rows, cols, &amax, err);
     if (rc) {
@@ -152,7 +172,7 @@ int mq_qweight_quantize(mq_qweight_t *q, const mq_scheme_t *s, const float *W, i
     if (!mq_scheme_has_grid(s)) {
 #pragma omp parallel for schedule(static) if (numel >= PAR_MIN_ELEMS)
         for (int r = 0; r < rows; r++) {
-            mq_qrow_t src = {W + (size_t)r * cols, NULL, NULL, cols, cols};
+            mq_qrow_t src = {W + (size_t)r * cols, NULL, NULL, cols, cols, imp};
             q->format->encode_row(&src, s, q->data + (size_t)r * q->row_bytes);
         }
         return MQ_OK;
@@ -259,7 +279,9 @@ int mq_qweight_load(mq_qweight_t *q, const mq_scheme_t *s, const mq_format_t *f,
             return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
         }
     }
-    if (!f->decode_row) return MQ_OK; /* values, not codes: nothing a loader could refuse */
+    /* values, or blocks written from values (their scales searched, any codes possible):
+     * nothing a loader could refuse */
+    if (!f->decode_row || !mq_scheme_has_grid(s)) return MQ_OK;
     int nb = cols / q->group;
     int8_t *codes = malloc((size_t)cols);
     mq_fp16_t *sc = malloc((size_t)nb * sizeof *sc), tensor_scale = 0;
@@ -296,7 +318,8 @@ void mq_qweight_dequantize(const mq_qweight_t *q, float *W) {
 
 size_t mq_qweight_bytes(const mq_qweight_t *q) {
     size_t numel = (size_t)q->rows * (size_t)q->cols;
-    if (!mq_scheme_has_grid(&q->scheme)) return numel * (size_t)(q->scheme.bits / 8);
+    (void)numel;
+    if (!mq_scheme_has_grid(&q->scheme)) return mq_qweight_stored_bytes(q); /* values, blocks */
     return numel * sizeof(int8_t) + q->n_scales * sizeof(mq_fp16_t);
 }
 
@@ -306,7 +329,8 @@ size_t mq_qweight_stored_bytes(const mq_qweight_t *q) {
 
 double mq_qweight_bits_per_weight(const mq_qweight_t *q) {
     double numel = (double)q->rows * (double)q->cols;
-    if (!mq_scheme_has_grid(&q->scheme)) return (double)q->scheme.bits;
+    if (!mq_scheme_has_grid(&q->scheme))
+        return numel > 0 ? 8.0 * (double)mq_qweight_stored_bytes(q) / numel : 0.0;
     return numel > 0 ? q->scheme.bits + 16.0 * (double)q->n_scales / numel : 0.0;
 }
 
