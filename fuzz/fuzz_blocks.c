@@ -1,10 +1,11 @@
-/* ggml's block formats that miniquant reads (the read rows of the format table: bf16, q4_1,
- * q5_0, q5_1, q2_K .. q6_K, iq4_nl, iq4_xs) on arbitrary bytes: the first byte picks the
- * format, the rest are its blocks (whole blocks only, as the container guarantees).
+/* The dequantization of every format whose bytes carry their own scales (every row of the
+ * format table but miniquant's packed codes: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1,
+ * q2_K .. q6_K, iq4_nl, iq4_xs) on arbitrary bytes: the first byte picks the format, the rest
+ * are its blocks (whole blocks only, as the container guarantees).
  *
  * Dequantizing never reads past the blocks or misbehaves; it is deterministic; the blocks are
- * independent (the whole run equals block after block); and a block whose FP16 (or BF16)
- * fields are all finite gives finite values, as every one of these formats bounds its values
+ * independent (the whole run equals block after block); and a block of a quantized format
+ * whose FP16 fields are all finite gives finite values, as every one of them bounds its values
  * by the product of its scales and codes. */
 #include <math.h>
 
@@ -20,7 +21,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     for (int i = 0; MQ_FORMATS[i]; i++)
-        if (!mq_format_writes(MQ_FORMATS[i])) READ[n_read++] = MQ_FORMATS[i];
+        if (!MQ_FORMATS[i]->side_scales) READ[n_read++] = MQ_FORMATS[i];
     return 0;
 }
 
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(!memcmp(y + b * (size_t)per_block, y2, (size_t)per_block * sizeof *y),
                    "%s: block %zu alone differs", f->name, b);
     }
-    if (per_block > 1) {
+    if (per_block > 1) { /* blocks (not f32, f16, bf16 values, which may be anything) */
         /* every 16-bit field aligned to 2 bytes is finite: no FP16 Inf/NaN exponent anywhere */
         for (size_t b = 0; b < nb; b++) {
             const uint8_t *p = src + b * block_bytes;

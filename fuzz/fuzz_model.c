@@ -61,7 +61,7 @@ static void layers_decode(const mq_qmodel_t *q) {
     for (int i = 0; i < q->n_linear; i++) {
         const mq_qweight_t *w = &q->ql[i].w;
         FUZZ_CHECK(w->data != NULL && !w->borrowed, "Linear %d: no bytes of its own", i);
-        if (!w->format->decode_row) continue;
+        if (!w->format->decode_row || !mq_scheme_has_grid(&w->scheme)) continue;
         int8_t *codes = malloc((size_t)w->rows * (size_t)w->cols);
         mq_fp16_t *scales = malloc(w->n_scales * sizeof *scales);
         mq_error_t err = {0};

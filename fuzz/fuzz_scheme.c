@@ -39,7 +39,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 static void check_layer(const mq_scheme_t *s) {
     mq_qlinear_t ql;
     mq_error_t err = {0};
-    int rc = mq_qlinear_from_linear(&ql, W, B, ROWS, COLS, s, &err);
+    /* an _imat scheme quantizes under an importance (from calibration in the commands) */
+    float imp[COLS];
+    for (int c = 0; c < COLS; c++)
+        imp[c] = 1.0f + (float)(c % 5);
+    mq_qweight_t w;
+    int rc = mq_qweight_quantize_imp(&w, s, W, ROWS, COLS, s->imat ? imp : NULL, &err);
+    if (rc == MQ_OK) rc = mq_qlinear_from_weight(&ql, &w, B, &err);
     if (s->gran == MQ_QG_GROUP && COLS % s->group) {
         FUZZ_CHECK(rc == MQ_ERR_ARG && strstr(err.msg, "does not divide"),
                    "%s on %d columns: %d %s", s->name, COLS, rc, err.msg);

@@ -8,7 +8,7 @@
  *                     one with its tokenizer, and another tool's file of each type miniquant
  *                     only reads (bf16, q4_1 .. q6_K, iq4_nl, iq4_xs); gguf also a file of
  *                     every metadata value type
- *   blocks            blocks of each of those types (first byte: the type)
+ *   blocks            two blocks of every format but packed codes (first byte: the format)
  *   train_state       the "<model>.opt" of fuzz_train_state's model
  *   tokenizer_gguf    a learned tokenizer, and one with user-defined and control tokens
  *   tokenizer_encode  texts (first byte: tokenizer and flags, see fuzz_tokenizer_encode.c)
@@ -198,8 +198,8 @@ static void model_seeds(void) {
 
 /* Another tool's file (no miniquant.scheme) of a model with C = 64, whose blk.0.ffn_down.weight
  * (256 inputs) is of each type miniquant only reads, holding blocks of a pattern whose every
- * half is finite: the tensor's type field and data patched in the written bytes. Also those
- * types' blocks alone, for fuzz_blocks. */
+ * half is finite: the tensor's type field and data patched in the written bytes. Also two blocks
+ * of every format but packed codes, for fuzz_blocks. */
 static void read_type_seeds(void) {
     mq_gpt_t m;
     mq_gpt_config_t cfg = {"custom", 8, 4, 64, 2, 1};
@@ -236,7 +236,7 @@ static void read_type_seeds(void) {
     int k = 0;
     for (int i = 0; MQ_FORMATS[i]; i++) {
         const mq_format_t *f = MQ_FORMATS[i];
-        if (mq_format_writes(f)) continue;
+        if (f->side_scales) continue;
         uint8_t *p = malloc(len);
         if (!p) exit(1);
         memcpy(p, buf, len);
@@ -248,7 +248,7 @@ static void read_type_seeds(void) {
             p[data_at + j] = (uint8_t)((j * 37 + (j >> 5) * 11 + (size_t)i) & 0x3f);
         char fname[64];
         snprintf(fname, sizeof fname, "foreign-%s.gguf", f->name);
-        seed("model", fname, p, len);
+        if (!mq_format_writes(f)) seed("model", fname, p, len); /* the others: exported seeds */
         /* two blocks: the first byte picks the type among the read rows */
         const mq_ggml_type_info_t *ti = mq_ggml_type_info(f->ggml_type);
         size_t bb = 2 * ti->type_size;

@@ -361,6 +361,65 @@ Test(gptq, beats_rtn_on_a_correlated_hessian) {
     free(X);
 }
 
+/* GPTQ on ggml's K-quants and IQ4_NL: each block's scales chosen under diag H when the block is
+ * first reached, the codes on that grid by GPTQ. Its loss is well below round to nearest's
+ * under the same importance, the stored bytes give the values the loss was computed on, and a
+ * row 256 does not divide (the q5_0 fallback, which has no nearest hook) is round to nearest
+ * under diag H. */
+Test(gptq, k_quants_beat_their_importance_weighted_rtn) {
+    enum { ROWS = 48, COLS = 512, N = 768 };
+    mq_rng_t r;
+    mq_rng_seed(&r, 31);
+    float *W = randn(&r, (size_t)ROWS * COLS, 0.02f);
+    float *X = correlated_inputs(32, N, COLS);
+    mq_gptq_hessian_t h;
+    hessian_of(&h, X, N, COLS);
+    static const char *const names[] = {"q4_k_gptq", "q5_k_gptq", "q6_k_gptq", "iq4_nl_gptq"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        for (int act = 0; act < 2; act++) {
+            mq_gptq_opts_t o;
+            mq_gptq_opts_default(&o);
+            o.act_order = act;
+            mq_gptq_result_t res;
+            run_gptq(&res, W, ROWS, COLS, &h, names[k], &o);
+            cr_assert(res.loss > 0.0 && res.loss < 0.8 * res.loss_rtn,
+                      "%s act_order %d: loss %g vs RTN %g", names[k], act, res.loss,
+                      res.loss_rtn);
+            double again;
+            mq_error_t err = {0};
+            cr_assert_eq(mq_gptq_loss(W, &res.q, &h, NULL, &again, &err), MQ_OK, "%s", err.msg);
+            cr_assert_float_eq(again, res.loss, 1e-12 * res.loss);
+            cr_assert_str_eq(res.q.format->name, names[k][0] == 'i' ? "iq4_nl"
+                                                 : names[k][1] == '4' ? "q4_k"
+                                                 : names[k][1] == '5' ? "q5_k"
+                                                                      : "q6_k");
+            mq_gptq_result_free(&res);
+        }
+    /* 96 inputs: q4_k's fallback, q5_0, is round to nearest under diag H */
+    mq_gptq_hessian_t h96;
+    hessian_of(&h96, X, N, 96);
+    float *W96 = randn(&r, (size_t)ROWS * 96, 0.02f);
+    mq_gptq_result_t res;
+    run_gptq(&res, W96, ROWS, 96, &h96, "q4_k_gptq", NULL);
+    cr_assert_str_eq(res.q.format->name, "q5_0");
+    mq_qweight_t rtn;
+    mq_error_t err = {0};
+    mq_scheme_t s = scheme("q4_k_gptq");
+    float imp[96];
+    for (int c = 0; c < 96; c++)
+        imp[c] = (float)(h96.sum[(size_t)c * 96 + c] / (double)h96.n);
+    cr_assert_eq(mq_qweight_quantize_imp(&rtn, &s, W96, ROWS, 96, imp, &err), MQ_OK, "%s",
+                 err.msg);
+    cr_assert(!memcmp(rtn.data, res.q.data, (size_t)ROWS * rtn.row_bytes));
+    mq_qweight_free(&rtn);
+    mq_gptq_result_free(&res);
+    mq_gptq_hessian_free(&h96);
+    mq_gptq_hessian_free(&h);
+    free(W96);
+    free(W);
+    free(X);
+}
+
 /* With H = I no error can be compensated (U is diagonal): GPTQ is round to nearest, code for
  * code and scale for scale, and the losses are equal. */
 Test(gptq, identity_hessian_gives_rtn) {

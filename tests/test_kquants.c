@@ -347,18 +347,60 @@ Test(kquants, fallbacks_by_hand) {
 }
 
 Test(kquants, scheme_names) {
-    static const char *const OK[] = {"q4_k", "q5_k", "q6_k", "iq4_nl", "q4_k_imat", "iq4_nl_imat"};
+    static const char *const OK[] = {"q4_k",      "q5_k",        "q6_k",     "iq4_nl",
+                                     "q4_k_imat", "iq4_nl_imat", "q6_k_gptq"};
     for (size_t i = 0; i < sizeof OK / sizeof OK[0]; i++) {
         mq_scheme_t s = scheme(OK[i]);
         cr_assert_str_eq(s.name, OK[i]);
         cr_assert_eq(s.imat, strstr(OK[i], "_imat") != NULL);
-        cr_assert_eq(mq_scheme_calibrated(&s), s.imat);
+        cr_assert_eq(s.gptq, strstr(OK[i], "_gptq") != NULL);
+        cr_assert_eq(mq_scheme_calibrated(&s), s.imat || s.gptq);
     }
-    static const char *const BAD[] = {"q4_k_g64", "q4_kx", "int4_g64_imat", "nf4_g64_imat",
-                                      "q4_k_imat_imat", "fp16_imat", "q2_k"};
+    static const char *const BAD[] = {"q4_k_g64",       "q4_kx",          "int4_g64_imat",
+                                      "nf4_g64_imat",   "q4_k_imat_imat", "fp16_imat",
+                                      "q2_k",           "q4_k_imat_gptq", "q4_k_gptq_imat",
+                                      "fp16_gptq"};
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         mq_error_t err = {0};
         cr_assert_neq(mq_scheme_parse(BAD[i], NULL, &err), MQ_OK, "%s accepted", BAD[i]);
-        cr_assert(strstr(err.msg, "q4_k[_imat]"), "%s: %s", BAD[i], err.msg);
+        cr_assert(strstr(err.msg, "q4_k[_imat|_gptq]"), "%s: %s", BAD[i], err.msg);
+    }
+}
+
+/* GPTQ's hook: on a block's stored scales, nearest(w) writes the code nearest to w at its place
+ * only, returns the value the dequantizer then gives there, maps a value of the grid to itself,
+ * and is never farther from w than the code round to nearest chose for the block's own weight. */
+Test(kquants, the_nearest_code_on_a_block_s_scales) {
+    static const char *const NAMES[] = {"q4_k", "q5_k", "q6_k", "iq4_nl"};
+    for (size_t k = 0; k < 4; k++) {
+        const mq_format_t *f = format(NAMES[k]);
+        cr_assert_not_null(f->nearest, "%s", NAMES[k]);
+        int nb = f->block;
+        mq_scheme_t s = scheme(NAMES[k]);
+        float *x = randn_sd(40 + k, (size_t)nb, 0.05f), *w = randn_sd(50 + k, (size_t)nb, 0.02f);
+        uint8_t blk[256], copy[256];
+        float y0[256], y1[256];
+        mq_qrow_t src = {x, NULL, NULL, nb, nb, NULL};
+        f->encode_row(&src, &s, blk);
+        f->dequantize_row(blk, NULL, &s, nb, nb, y0);
+        for (int j = 0; j < nb; j++) {
+            float target = x[j] + w[j];
+            memcpy(copy, blk, f->block_bytes);
+            float v = f->nearest(copy, j, target);
+            f->dequantize_row(copy, NULL, &s, nb, nb, y1);
+            cr_assert(y1[j] == v, "%s weight %d: returned %g, stored %g", NAMES[k], j, (double)v,
+                      (double)y1[j]);
+            for (int i = 0; i < nb; i++)
+                cr_assert(i == j || y1[i] == y0[i], "%s: weight %d changed", NAMES[k], i);
+            cr_assert(fabsf(target - v) <= fabsf(target - y0[j]) * (1 + 1e-6f) + 1e-12f,
+                      "%s weight %d: %g is farther from %g than %g", NAMES[k], j, (double)v,
+                      (double)target, (double)y0[j]);
+            memcpy(copy, blk, f->block_bytes);
+            cr_assert(f->nearest(copy, j, y0[j]) == y0[j], "%s weight %d", NAMES[k], j);
+            cr_assert(!memcmp(copy, blk, f->block_bytes), "%s weight %d: code changed", NAMES[k],
+                      j);
+        }
+        free(x);
+        free(w);
     }
 }

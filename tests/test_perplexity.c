@@ -111,3 +111,79 @@ Test(perplexity, rejects_bad_input) {
     cr_assert(strstr(err.msg, "default, llamacpp"));
     mq_gpt_free(&m);
 }
+
+/* KL(P_base || P) of one row of logits each, the definition in double. */
+static double kl_row(const float *a, const float *b, int V) {
+    double za = 0, zb = 0, kl = 0;
+    for (int v = 0; v < V; v++) {
+        za += exp((double)a[v]);
+        zb += exp((double)b[v]);
+    }
+    for (int v = 0; v < V; v++) {
+        double pa = exp((double)a[v]) / za, pb = exp((double)b[v]) / zb;
+        kl += pa * log(pa / pb);
+    }
+    return kl;
+}
+
+/* A model against itself is 0 everywhere; against a perturbed copy, the mean KL divergence
+ * over the scored tokens of both protocols equals the definition computed token by token from
+ * one window at a time, and the perplexities are each model's own. */
+Test(perplexity, kl_divergence_from_a_base_model) {
+    const int V = 40, T = 16;
+    mq_gpt_t a = {0}, b = {0};
+    random_model(&a, V, T);
+    random_model(&b, V, T);
+    mq_rng_t r;
+    mq_rng_seed(&r, 9);
+    for (size_t i = 0; i < b.param_sizes[MQ_P_LMW]; i++)
+        b.params.lmw[i] += 0.3f * mq_rng_normal(&r);
+    size_t n = 75;
+    int32_t *t = random_tokens(n, V);
+    mq_error_t err = {0};
+    mq_kld_result_t k;
+    cr_assert_eq(mq_kl_divergence(&a, &a, t, n, MQ_PPL_DEFAULT, 0, 3, &k, &err), MQ_OK, "%s",
+                 err.msg);
+    cr_assert(k.mean == 0.0 && k.max == 0.0 && k.same_top == 1.0 && k.ln_ppl_ratio == 0.0);
+    for (int proto = 0; proto < 2; proto++) {
+        cr_assert_eq(mq_kl_divergence(&a, &b, t, n, (mq_ppl_protocol_t)proto, 0, 3, &k, &err),
+                     MQ_OK, "%s", err.msg);
+        double sum = 0;
+        int64_t count = 0;
+        size_t n_win = proto ? n / T : (n - 1 + T - 1) / T;
+        for (size_t w = 0; w < n_win; w++) {
+            size_t start = w * T;
+            int len = proto ? T : (int)(n - 1 - start < (size_t)T ? n - 1 - start : (size_t)T);
+            int in[16];
+            for (int i = 0; i < len; i++)
+                in[i] = t[start + (size_t)i];
+            cr_assert_eq(mq_gpt_forward(&a, in, NULL, 1, len, &err), MQ_OK);
+            float *la = malloc((size_t)len * V * sizeof *la);
+            memcpy(la, a.acts.logits, (size_t)len * V * sizeof *la);
+            cr_assert_eq(mq_gpt_forward(&b, in, NULL, 1, len, &err), MQ_OK);
+            for (int p = proto ? T / 2 : 0; p < (proto ? T - 1 : len); p++, count++)
+                sum += kl_row(la + (size_t)p * V, b.acts.logits + (size_t)p * V, V);
+            free(la);
+        }
+        cr_assert_eq(k.n_scored, count);
+        /* batches of 3 windows and single windows may differ in the last bits of a logit */
+        cr_assert(fabs(k.mean - sum / (double)count) <= 1e-6 * sum / (double)count,
+                  "protocol %d: %.12g, by hand %.12g", proto, k.mean, sum / (double)count);
+        cr_assert(k.mean > 0 && k.median <= k.p99 && k.p99 <= k.p999 && k.p999 <= k.max);
+        mq_ppl_result_t pa, pb;
+        cr_assert_eq(mq_perplexity(&a, t, n, (mq_ppl_protocol_t)proto, 0, 3, &pa, &err), MQ_OK);
+        cr_assert_eq(mq_perplexity(&b, t, n, (mq_ppl_protocol_t)proto, 0, 3, &pb, &err), MQ_OK);
+        cr_assert(fabs(k.ppl_base / pa.ppl - 1) < 1e-6 && fabs(k.ppl / pb.ppl - 1) < 1e-6,
+                  "%g %g, %g %g", k.ppl_base, pa.ppl, k.ppl, pb.ppl);
+        cr_assert(fabs(k.ln_ppl_ratio - log(pb.ppl / pa.ppl)) < 1e-6); /* float softmax there */
+    }
+    /* models of other vocabularies are refused */
+    mq_gpt_t c = {0};
+    random_model(&c, V + 1, T);
+    cr_assert_eq(mq_kl_divergence(&a, &c, t, n, MQ_PPL_DEFAULT, 0, 3, &k, &err), MQ_ERR_ARG);
+    cr_assert(strstr(err.msg, "vocabulary"), "%s", err.msg);
+    free(t);
+    mq_gpt_free(&a);
+    mq_gpt_free(&b);
+    mq_gpt_free(&c);
+}

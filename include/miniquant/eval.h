@@ -37,6 +37,27 @@ typedef struct mq_ppl_result {
 int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_t protocol,
                   int n_ctx, int batch, mq_ppl_result_t *res, mq_error_t *err);
 
+/* How far a model's next-token distributions are from a base model's on the same windows and
+ * tokens, as llama-perplexity --kl-divergence reports it: per scored token KL(P_base || P_model)
+ * in nats, whether the two most likely tokens agree, and the paired difference of the two
+ * negative log-likelihoods. */
+typedef struct mq_kld_result {
+    double mean, mean_stderr;      /* KL divergence, nats per token */
+    double median, p99, p999, max; /* its quantiles (nearest rank) */
+    double same_top, same_top_stderr; /* share of tokens whose most likely token is the base's */
+    double ln_ppl_ratio, ln_ppl_ratio_stderr; /* mean of nll - nll_base: ln(PPL / PPL_base) */
+    double ppl, ppl_base;
+    int64_t n_scored;
+    int n_windows, n_ctx;
+    double seconds;
+} mq_kld_result_t;
+
+/* KL divergence of m from base over the windows of the protocol (n_ctx, batch as for
+ * mq_perplexity). The two models must share the vocabulary. Shows a progress bar. */
+int mq_kl_divergence(mq_gpt_t *base, mq_gpt_t *m, const int32_t *tokens, size_t n,
+                     mq_ppl_protocol_t protocol, int n_ctx, int batch, mq_kld_result_t *res,
+                     mq_error_t *err);
+
 /* -log softmax(logits)[target] for one row of V logits, in double. */
 double mq_nll_from_logits(const float *logits, int V, int target);
 

@@ -55,8 +55,9 @@ struct mq_family {
     int min_bits, max_bits; /* bits follow the prefix when they differ ("int4"); else fixed */
     unsigned grans;         /* granularities the family takes: bit (1 << MQ_QG_*); 0: none */
     int embeddings_f16;     /* a model of this family stores its embeddings as F16 */
-    int takes_imat;         /* the name may end in _imat (a family whose formats search their
-                               scales from the values, under an importance) */
+    int takes_imat;         /* the name may end in _imat or _gptq (a family whose formats
+                               search their scales from the values, under an importance; GPTQ
+                               fixes each block's scales so, then chooses its codes) */
     /* The grid; NULL for families that store values themselves (fp32, fp16), which take no
      * granularity and no _gptq.
      *   scale  the FP16 scale of a block whose largest magnitude is absmax: 0 for an all-zero
@@ -164,6 +165,12 @@ struct mq_format {
      * scale of scale block b: what the scalar reference kernel sums */
     void (*values_row)(const uint8_t *src, const mq_scheme_t *s, int cols, float *v);
     float (*block_scale)(const uint8_t *src, const mq_fp16_t *scales, int group, int b);
+    /* Formats that search their scales from the values (encode_row with x): GPTQ's hook. With
+     * the scales of one block already in blk (encode_row of the block's values), the code of
+     * weight j of the block nearest to w is written into blk and its value returned, exactly
+     * as dequantize_row gives it. NULL: GPTQ rounds such a weight to nearest with the
+     * importance of its inputs instead. */
+    float (*nearest)(uint8_t *blk, int j, float w);
     mq_format_kernels_t kernels[MQ_FORMAT_ISAS];
 };
 

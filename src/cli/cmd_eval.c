@@ -1,4 +1,5 @@
 /* miniquant eval: perplexity of a model on a corpus split or a text file. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ int cmd_eval(int argc, char **argv) {
     const char *scheme_name = NULL, *pairs = NULL;
     int skip_head = 0;
     const char *model = NULL, *proto_name = NULL, *split_name = NULL, *text_file = NULL,
-               *json = NULL;
+               *json = NULL, *kl_base = NULL;
     long ctx = 0, batch = 0, threads = 0;
     cli_option_t opts[] = {
         {CLI_OPT_MODEL(&model, "the model (GGUF, gpt2 architecture)"), .required = 1},
@@ -47,6 +48,10 @@ int cmd_eval(int argc, char **argv) {
          .help = "train, valid or test"},
         {.name = "text", .arg = "FILE", .str = &text_file,
          .help = "evaluate a text file instead (one trailing newline dropped)"},
+        {.name = "kl-base", .arg = "FILE.gguf", .str = &kl_base,
+         .help = "also the KL divergence of the model's next-token distributions from this "
+                 "model's (the FP32 one) on the same windows, as llama-perplexity "
+                 "--kl-divergence reports it, and the paired log-perplexity gap"},
         {.name = "ctx", .arg = "N", .l = &ctx, .lo = 2, .hi = 1 << 20,
          .def_text = "the model's context", .help = "window length"},
         {.name = "batch", .arg = "N", .l = &batch, .lo = 1, .hi = 4096, .def = "8",
@@ -142,6 +147,12 @@ int cmd_eval(int argc, char **argv) {
     }
     mq_ppl_result_t r;
     if (rc == MQ_OK) rc = mq_perplexity(run, toks.ids, toks.n, proto, (int)ctx, (int)batch, &r, &err);
+    mq_qmodel_t base = {0};
+    mq_kld_result_t kr = {0};
+    if (rc == MQ_OK && kl_base && (rc = mq_qmodel_load(kl_base, &base, NULL, &err)) == MQ_OK)
+        rc = mq_kl_divergence(base.model, run, toks.ids, toks.n, proto, (int)ctx, (int)batch, &kr,
+                              &err);
+    mq_qmodel_free(&base);
     if (rc == MQ_OK && pairs) rc = mq_mp_score(run, tok, &set, NULL, &pr, &err);
     if (rc == MQ_OK) {
         printf("model        %s (MiniGPT-%s, %zu parameters)\n", model, run->cfg.name,
@@ -164,6 +175,19 @@ int cmd_eval(int argc, char **argv) {
         printf("perplexity   %.4f\n", r.ppl);
         printf("nll          %.5f +/- %.5f nats/token\n", r.nll, r.nll_stderr);
         printf("time         %.2f s\n", r.seconds);
+        if (kl_base) {
+            /* the gap is significant when its 95% interval excludes 0 */
+            int sig = fabs(kr.ln_ppl_ratio) > 1.96 * kr.ln_ppl_ratio_stderr;
+            printf("kl-base      %s (perplexity %.4f on the same tokens)\n", kl_base, kr.ppl_base);
+            printf("kld          mean %.6f +/- %.6f, median %.6f, 99%% %.6f, 99.9%% %.6f, max "
+                   "%.6f nats/token\n",
+                   kr.mean, kr.mean_stderr, kr.median, kr.p99, kr.p999, kr.max);
+            printf("same top     %.3f%% +/- %.3f%% of %lld tokens\n", 100 * kr.same_top,
+                   100 * kr.same_top_stderr, (long long)kr.n_scored);
+            printf("ln ppl ratio %+.6f +/- %.6f (paired, per token): %s\n", kr.ln_ppl_ratio,
+                   kr.ln_ppl_ratio_stderr,
+                   sig ? "significant at 95%" : "not significant at 95%");
+        }
         if (pairs)
             printf("pairs        %s: accuracy %.2f%% (%zu of %zu items), 95%% CI [%.2f%%, %.2f%%]\n",
                    pairs, 100 * pr.accuracy, pr.correct, pr.n, 100 * pr.ci_low, 100 * pr.ci_high);
@@ -193,6 +217,22 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "nll", r.nll);
         cJSON_AddNumberToObject(root, "nll_stderr", r.nll_stderr);
         cJSON_AddNumberToObject(root, "seconds", r.seconds);
+        if (kl_base) {
+            cJSON *k = cJSON_AddObjectToObject(root, "kld");
+            cJSON_AddStringToObject(k, "base", kl_base);
+            cJSON_AddNumberToObject(k, "mean", kr.mean);
+            cJSON_AddNumberToObject(k, "mean_stderr", kr.mean_stderr);
+            cJSON_AddNumberToObject(k, "median", kr.median);
+            cJSON_AddNumberToObject(k, "p99", kr.p99);
+            cJSON_AddNumberToObject(k, "p999", kr.p999);
+            cJSON_AddNumberToObject(k, "max", kr.max);
+            cJSON_AddNumberToObject(k, "same_top", kr.same_top);
+            cJSON_AddNumberToObject(k, "same_top_stderr", kr.same_top_stderr);
+            cJSON_AddNumberToObject(k, "ln_ppl_ratio", kr.ln_ppl_ratio);
+            cJSON_AddNumberToObject(k, "ln_ppl_ratio_stderr", kr.ln_ppl_ratio_stderr);
+            cJSON_AddNumberToObject(k, "ppl_base", kr.ppl_base);
+            cJSON_AddNumberToObject(k, "n_scored", (double)kr.n_scored);
+        }
         if (pairs) {
             cJSON *p = cJSON_AddObjectToObject(root, "pairs");
             cJSON_AddStringToObject(p, "file", pairs);

@@ -25,6 +25,7 @@
 
 #define PAR_MIN_WORK 32768 /* rows x block below which threads cost more than they save */
 #define ROW_TILE 8         /* rows solved side by side (8 x 128 doubles stay in L1) */
+#define MAX_FORMAT_BLOCK 256 /* the largest block of a format with its own scale search */
 
 void mq_gptq_opts_default(mq_gptq_opts_t *o) {
     o->damp = 0.01;
@@ -157,6 +158,13 @@ typedef struct solver {
     int ldE;
     int8_t *codes;            /* (rows, n) in original column order */
     mq_fp16_t *scales;        /* 1 (per-tensor) or (rows, n_groups) */
+    /* a format that searches its own scales (format.h: nearest): the rows' bytes, each block's
+     * scales chosen when the block is first reached, under the inputs' importance */
+    const mq_format_t *fmt;
+    const mq_scheme_t *scheme;
+    uint8_t *bytes;           /* (rows, row_bytes) */
+    size_t row_bytes;
+    const float *imp;         /* (n) diag H, original column order */
 } solver_t;
 
 /* Scales of group g of row r, computed at position p of block [i1, i2) from the current
@@ -165,6 +173,7 @@ typedef struct solver {
 static void group_scale(const solver_t *S, int r, int g, int p, int i1, int i2) {
     const double *w = S->Wp + (size_t)r * S->n, *e = S->E + (size_t)r * S->ldE;
     double amax = 0.0;
+    float x[MAX_FORMAT_BLOCK];
     for (int c = g * S->group; c < (g + 1) * S->group; c++) {
         int k = S->invperm[c];
         double v = w[k];
@@ -172,6 +181,13 @@ static void group_scale(const solver_t *S, int r, int g, int p, int i1, int i2) 
             for (int t = i1; t < p; t++)
                 v -= e[t - i1] * S->U[(size_t)t * S->n + k];
         amax = fabs(v) > amax ? fabs(v) : amax;
+        if (S->fmt) x[c - g * S->group] = (float)v;
+    }
+    if (S->fmt) { /* the block's scales (and provisional codes) as the format searches them */
+        mq_qrow_t src = {x, NULL, NULL, S->group, S->group, S->imp + (size_t)g * S->group};
+        S->fmt->encode_row(&src, S->scheme, S->bytes + (size_t)r * S->row_bytes +
+                                                (size_t)g * S->fmt->block_bytes);
+        return;
     }
     S->scales[(size_t)r * S->n_groups + g] = S->tr->scale((float)amax, S->bits);
 }
@@ -192,6 +208,17 @@ static void solve_tile_block(const solver_t *S, int r0, int r1, int i1, int i2) 
         if (new_scale)
             for (int r = r0; r < r1; r++)
                 group_scale(S, r, g, p, i1, i2);
+        if (S->fmt) { /* the nearest value on the block's stored grid */
+            for (int r = r0; r < r1; r++) {
+                double x = S->Wp[(size_t)r * S->n + p];
+                uint8_t *blk = S->bytes + (size_t)r * S->row_bytes +
+                               (size_t)g * S->fmt->block_bytes;
+                double e = (x - (double)S->fmt->nearest(blk, c % S->group, (float)x)) / u[p];
+                S->E[(size_t)r * S->ldE + (p - i1)] = e;
+                err[r - r0] = e;
+            }
+            goto update;
+        }
         if (new_scale || g != g_prev)
             for (int r = r0; r < r1; r++)
                 scale[r - r0] = mq_fp16_to_fp32(
@@ -207,6 +234,7 @@ static void solve_tile_block(const solver_t *S, int r0, int r1, int i1, int i2) 
             S->E[(size_t)r * S->ldE + (p - i1)] = e;
             err[r - r0] = e;
         }
+    update:;
         /* from a multiple of 8 columns into the block: the columns before p + 1 are done and
          * never read again, so the loop can run whole vectors */
         int k0 = i1 + ((p + 1 - i1) & ~7);
@@ -290,7 +318,7 @@ static int check_inputs(const float *W, int rows, int cols, const mq_gptq_hessia
                         const mq_scheme_t *s, const mq_gptq_opts_t *o, mq_error_t *err) {
     if (!W || rows <= 0 || cols <= 0)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no weight, or a %d x %d one", rows, cols);
-    if (!mq_scheme_has_grid(s) || mq_scheme_check(s, NULL))
+    if (!s || mq_scheme_check(s, NULL) || (!mq_scheme_has_grid(s) && !s->family->takes_imat))
         return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no grid to choose codes on",
                             s ? s->name : "(none)");
     if (s->gran == MQ_QG_GROUP && cols % s->group)
@@ -331,16 +359,42 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     int n = cols, B = o->block < n ? o->block : n;
     size_t rn = (size_t)rows * n;
     solver_t S = {0};
+    /* a format that searches its own scales: each block's, when GPTQ first reaches it */
+    const mq_format_t *bf = mq_scheme_has_grid(s) ? NULL : mq_format_for(s, cols, err);
+    if (!mq_scheme_has_grid(s) && !bf) return err ? err->code : MQ_ERR_ARG;
+    float *imp = malloc((size_t)n * sizeof *imp);
+    if (!imp) return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory");
+    for (int c = 0; c < n; c++)
+        imp[c] = (float)hess_at(h, c, c);
     S.tr = s->family;
     S.bits = s->bits;
     S.rows = rows;
     S.n = n;
     S.per_tensor = s->gran == MQ_QG_TENSOR;
-    S.group = s->gran == MQ_QG_GROUP ? s->group : n;
+    S.group = bf ? (bf->block ? bf->block : n) : s->gran == MQ_QG_GROUP ? s->group : n;
     S.n_groups = n / S.group;
-    S.dynamic = s->gran == MQ_QG_GROUP && !o->static_groups;
+    S.dynamic = bf || (s->gran == MQ_QG_GROUP && !o->static_groups);
     S.ldE = B;
+    S.fmt = bf && bf->nearest ? bf : NULL;
+    S.scheme = s;
+    S.imp = imp;
     size_t n_scales = mq_scheme_n_scales(s, rows, cols);
+    if (bf && !bf->nearest) { /* a fallback GPTQ does not take: round to nearest under imp */
+        rc = mq_qweight_quantize_imp(&res->q, s, W, rows, cols, imp, err);
+        free(imp);
+        if (rc == MQ_OK && o->losses) rc = mq_gptq_loss(W, &res->q, h, NULL, &res->loss, err);
+        res->loss_rtn = res->loss;
+        if (rc) mq_gptq_result_free(res);
+        return rc;
+    }
+    if (S.fmt) {
+        S.row_bytes = bf->row_bytes(s, cols);
+        S.bytes = calloc((size_t)rows, S.row_bytes);
+        if (!S.bytes) {
+            free(imp);
+            return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory");
+        }
+    }
     int *perm = malloc((size_t)n * sizeof *perm), *invperm = malloc((size_t)n * sizeof *invperm);
     int *first = malloc((size_t)S.n_groups * sizeof *first);
     unsigned char *dead = malloc((size_t)n);
@@ -348,7 +402,7 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     double *Wp = malloc(rn * sizeof *Wp), *U = malloc((size_t)n * n * sizeof *U);
     double *E = malloc((size_t)rows * B * sizeof *E);
     int8_t *codes = calloc(rn, 1);
-    mq_fp16_t *scales = calloc(n_scales, sizeof *scales);
+    mq_fp16_t *scales = calloc(n_scales ? n_scales : 1, sizeof *scales);
     S.codes = codes;
     S.scales = scales;
     if (!perm || !codes || !scales || !invperm || !first || !dead || !di || !Wp || !U || !E) {
@@ -419,8 +473,13 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     }
     double t2 = mq_now();
     res->t_solve = t2 - t1;
-    /* the codes into the scheme's stored format */
-    rc = mq_qweight_from_codes(&res->q, s, rows, cols, codes, scales, err);
+    /* the codes into the scheme's stored format, or the blocks as they are */
+    if (S.fmt) {
+        rc = mq_qweight_alloc(&res->q, s, rows, cols, err);
+        if (rc == MQ_OK) memcpy(res->q.data, S.bytes, (size_t)rows * S.row_bytes);
+    } else {
+        rc = mq_qweight_from_codes(&res->q, s, rows, cols, codes, scales, err);
+    }
     if (rc) goto done;
 
     if (o->losses) {
@@ -431,7 +490,9 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
             rc = mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory for the losses");
             goto done;
         }
-        rc = mq_qweight_quantize(&rtn, s, W, rows, cols, err);
+        /* round to nearest (a format that searches its scales searches them under the same
+         * importance GPTQ's blocks are chosen with) */
+        rc = mq_qweight_quantize_imp(&rtn, s, W, rows, cols, S.fmt ? imp : NULL, err);
         if (rc) goto done;
         const mq_qweight_t *qs[2] = {&res->q, &rtn};
         double *rl[2] = {res->row_loss, res->row_loss_rtn}, tot[2];
@@ -443,6 +504,8 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     }
 
 done:
+    free(imp);
+    free(S.bytes);
     free(perm);
     free(invperm);
     free(first);

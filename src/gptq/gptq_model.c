@@ -110,7 +110,7 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
     if (!m || !m->params_memory || !out)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no model or no quantized model to fill");
     memset(out, 0, sizeof *out);
-    if (!s || (!mq_scheme_has_grid(s) && !s->imat))
+    if (!s || (!mq_scheme_has_grid(s) && !s->family->takes_imat))
         return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no grid to choose codes on",
                             s ? s->name : "(none)");
     if (!calib || n_calib_tokens == 0)

@@ -75,6 +75,13 @@ void mq_blocks_quantize_q5_0(const float *x, const float *imp, int n, uint8_t *d
 void mq_blocks_quantize_q5_1(const float *x, const float *imp, int n, uint8_t *dst);
 void mq_blocks_quantize_q8_0(const float *x, const float *imp, int n, uint8_t *dst);
 
+/* GPTQ's hook for those that search their scales (format.h: nearest): with the scales of the
+ * block at blk written, weight j's code nearest to w is written and its value returned. */
+float mq_blocks_nearest_q4_k(uint8_t *blk, int j, float w);
+float mq_blocks_nearest_q5_k(uint8_t *blk, int j, float w);
+float mq_blocks_nearest_q6_k(uint8_t *blk, int j, float w);
+float mq_blocks_nearest_iq4_nl(uint8_t *blk, int j, float w);
+
 /* Scale and min j (0..7) of a q4_K / q5_K super-block's 12 bytes of 6-bit pairs. */
 void mq_blocks_k4_scale_min(const uint8_t *scales, int j, uint8_t *sc, uint8_t *m);
 

@@ -480,3 +480,57 @@ void mq_blocks_quantize_q8_0(const float *x, const float *imp, int n, uint8_t *d
             dst[2 + i] = (uint8_t)(int8_t)roundf(xb[i] * id);
     }
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * GPTQ's hook: the nearest code of one weight on a block's stored scales (blocks.h). The value
+ * returned is the one the dequantizer computes: the same operations on the same floats. */
+
+static inline float half_at(const uint8_t *p) {
+    return mq_fp16_to_fp32((mq_fp16_t)(p[0] | (p[1] << 8)));
+}
+
+/* Q4_K / Q5_K: sub-block j / 32's d1 = d * ls, m1 = dmin * lm; q = round((w + m1) / d1). */
+static float k_nearest(uint8_t *blk, int j, float w, int five) {
+    int sub = j / 32, g = j / 64, l = j % 32, hi = sub & 1, nmax = five ? 31 : 15;
+    uint8_t sc, m;
+    mq_blocks_k4_scale_min(blk + 4, sub, &sc, &m);
+    const float d1 = half_at(blk) * sc, m1 = half_at(blk + 2) * m;
+    int q = d1 > 0 ? clampi(nint((w + m1) / d1), 0, nmax) : 0;
+    uint8_t *ql = blk + (five ? 48 : 16) + 32 * g + l;
+    *ql = (uint8_t)(hi ? (*ql & 0x0f) | (q & 15) << 4 : (*ql & 0xf0) | (q & 15));
+    if (five) {
+        uint8_t bit = (uint8_t)(1u << sub), *qh = blk + 16 + l;
+        *qh = (uint8_t)(q >> 4 ? *qh | bit : *qh & ~bit);
+    }
+    return d1 * (float)((q & 15) + (five && (q >> 4) ? 16 : 0)) - m1;
+}
+
+float mq_blocks_nearest_q4_k(uint8_t *blk, int j, float w) {
+    return k_nearest(blk, j, w, 0);
+}
+
+float mq_blocks_nearest_q5_k(uint8_t *blk, int j, float w) {
+    return k_nearest(blk, j, w, 1);
+}
+
+/* Q6_K: weight j = 128 h + 32 k + l, scale 8 h + 2 k + l / 16, q = round(w / (d * sc)) + 32. */
+float mq_blocks_nearest_q6_k(uint8_t *blk, int j, float w) {
+    int h = j / 128, k = (j % 128) / 32, l = j % 32;
+    int8_t sc = (int8_t)blk[192 + 8 * h + 2 * k + l / 16];
+    const float d = half_at(blk + 208), d1 = d * sc;
+    int q = d1 != 0 ? clampi(nint(w / d1), -32, 31) : 0, u = q + 32;
+    uint8_t *ql = blk + 64 * h + 32 * (k % 2) + l, *qh = blk + 128 + 32 * h + l;
+    int shift = 4 * (k / 2);
+    *ql = (uint8_t)((*ql & ~(0x0f << shift)) | (u & 15) << shift);
+    *qh = (uint8_t)((*qh & ~(3 << (2 * k))) | (u >> 4) << (2 * k));
+    return d * sc * (int8_t)(u - 32);
+}
+
+/* IQ4_NL: the codebook value nearest to w / d. */
+float mq_blocks_nearest_iq4_nl(uint8_t *blk, int j, float w) {
+    const float d = half_at(blk);
+    int q = d != 0 ? book_index(w / d) : 8;
+    uint8_t *b = blk + 2 + j % 16;
+    *b = (uint8_t)(j < 16 ? (*b & 0xf0) | q : (*b & 0x0f) | q << 4);
+    return d * MQ_IQ4_BOOK[q];
+}

@@ -286,7 +286,7 @@ static const char *const FMT_Q6_K[] = {"q6_k", "q8_0", "f16", NULL};
 static const char *const FMT_IQ4_NL[] = {"iq4_nl", "f16", NULL};
 #define BLOCK_FAMILY(VAR, PREFIX, BITS, FORMATS)                                                   \
     static const mq_family_t VAR = {.prefix = PREFIX,                                              \
-                                    .grammar = PREFIX "[_imat]",                                   \
+                                    .grammar = PREFIX "[_imat|_gptq]",                             \
                                     .min_bits = BITS,                                              \
                                     .max_bits = BITS,                                              \
                                     .embeddings_f16 = 1,                                           \
@@ -333,7 +333,7 @@ static void scheme_set_name(mq_scheme_t *s) {
     case MQ_QG_GROUP: snprintf(gran, sizeof gran, "_g%d", s->group); break;
     default: break;
     }
-    /* _gptq takes a granularity, _imat a family without one: never both */
+    /* never both (mq_scheme_check) */
     snprintf(s->name, sizeof s->name, "%s%s%s%s", f->prefix, bits, gran,
              s->gptq ? "_gptq" : s->imat ? "_imat" : "");
 }
@@ -367,6 +367,7 @@ int mq_scheme_parse(const char *name, mq_scheme_t *out, mq_error_t *err) {
     }
     if (!f->grans) {
         if (f->takes_imat && !strcmp(p, "_imat")) s.imat = 1;
+        else if (f->takes_imat && !strcmp(p, "_gptq")) s.gptq = 1;
         else if (*p) return parse_fail(err, name, "unexpected text after the name");
         scheme_set_name(&s);
         if (out) *out = s;
@@ -421,7 +422,9 @@ int mq_scheme_check(const mq_scheme_t *s, mq_error_t *err) {
     if (s->imat && !f->takes_imat)
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: %s takes no _imat", s->name,
                             f->prefix);
-    if (!f->grans) return s->gran == MQ_QG_NONE && !s->gptq
+    if (s->imat && s->gptq)
+        return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: _imat or _gptq, not both", s->name);
+    if (!f->grans) return s->gran == MQ_QG_NONE && (!s->gptq || f->takes_imat)
                               ? MQ_OK
                               : mq_error_set(err, MQ_ERR_ARG,
                                              "scheme %.32s: %s takes no granularity", s->name,
@@ -956,7 +959,7 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
 
 /* Block formats written from the values (blocks.h): a row is whole blocks; values_row gives the
  * values themselves (the scale of the scalar reference is 1, the whole row one scale block). */
-#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FAMILY, FTYPE, ABOUT, WHEN)                   \
+#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FAMILY, FTYPE, NEAREST, ABOUT, WHEN)          \
     static int fits_##FN(const mq_scheme_t *s, int cols) {                                         \
         return s->family == FAMILY && cols % (BLOCK) == 0;                                         \
     }                                                                                              \
@@ -988,26 +991,31 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
         .dequantize_row = dequantize_##FN,                                                         \
         .values_row = values_##FN,                                                                 \
         .block_scale = scale_one,                                                                  \
+        .nearest = NEAREST,                                                                        \
         .kernels = {[MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, NULL, NULL},         \
                     [MQ_ISA_AVX2] = {NULL, mq_kscalar_dot, NULL, NULL, NULL},                      \
                     [MQ_ISA_AVX512] = {NULL, mq_kscalar_dot, NULL, NULL, NULL}},                   \
     }
 WRITE_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k, &FAM_Q4_K, 14,
+          mq_blocks_nearest_q4_k,
           "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32",
           "q4_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k, &FAM_Q5_K, 16,
+          mq_blocks_nearest_q5_k,
           "ggml's 256-blocks of 5-bit codes, 6-bit scales and mins per 32",
           "q5_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k, &FAM_Q6_K, 18,
+          mq_blocks_nearest_q6_k,
           "ggml's 256-blocks of 6-bit codes, 8-bit scales per 16",
           "q6_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, &FAM_IQ4_NL, 25,
+          mq_blocks_nearest_iq4_nl,
           "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
           "iq4_nl, rows of multiples of 32");
-WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, &FAM_Q4_K, 8,
+WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, &FAM_Q4_K, 8, NULL,
           "ggml's 32-blocks of 5-bit codes and an FP16 scale",
           "q4_k's rows that 256 does not divide");
-WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, &FAM_Q5_K, 9,
+WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, &FAM_Q5_K, 9, NULL,
           "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
           "q5_k's rows that 256 does not divide");
 #undef WRITE_ROW

@@ -234,7 +234,7 @@ int mq_qweight_from_codes(mq_qweight_t *q, const mq_scheme_t *s, int rows, int c
 
 int mq_qweight_to_codes(const mq_qweight_t *q, int8_t *codes, mq_fp16_t *scales,
                         mq_error_t *err) {
-    if (!q || !q->data || !q->format->decode_row)
+    if (!q || !q->data || !q->format->decode_row || !mq_scheme_has_grid(&q->scheme))
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: the weight holds no codes",
                             q ? q->scheme.name : "(none)");
     mq_fp16_t *row_sc = malloc((size_t)(q->cols / q->group) * sizeof *row_sc);
