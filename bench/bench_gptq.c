@@ -12,6 +12,10 @@
  * the whole model: int4_g64_gptq of its 17 Linears with the calibration included (128 sequences
  * of the validation split run through the model layer by layer), median of 3 rounds.
  *
+ * The same layer with ggml's K-quant rows (q4_k_gptq, q6_k_gptq: each 256-block's scales
+ * searched when GPTQ first reaches it), in the same run, with each one's time as a ratio to
+ * int4_g64's.
+ *
  * Usage: bench_gptq [rounds] [model.gguf] (default 15, models/minigpt-default.gguf). */
 #include <omp.h>
 #include <stdio.h>
@@ -35,10 +39,12 @@ static void check(int rc, const mq_error_t *err) {
     }
 }
 
-static void run(const float *W, const float *X, int n, int act_order, int rounds) {
+/* The median GPTQ time (Hessian + factorization + solve) of the layer, in seconds. */
+static double run(const char *scheme, const float *W, const float *X, int n, int act_order,
+                  int rounds) {
     mq_error_t err = {0};
     mq_scheme_t s;
-    check(mq_scheme_parse("int4_g64_gptq", &s, &err), &err);
+    check(mq_scheme_parse(scheme, &s, &err), &err);
     static double th[MAX_ROUNDS], tf[MAX_ROUNDS], ts[MAX_ROUNDS], tl[MAX_ROUNDS], tt[MAX_ROUNDS];
     double ratio = 0.0;
     for (int r = -1; r < rounds; r++) { /* one warm-up round */
@@ -63,9 +69,11 @@ static void run(const float *W, const float *X, int n, int act_order, int rounds
         mq_gptq_result_free(&res);
         mq_gptq_hessian_free(&h);
     }
-    printf("%-6d %-9s %9.2f %9.2f %9.2f %9.2f | %9.2f %10.3f\n", n, act_order ? "yes" : "no",
-           1e3 * mq_median(th, rounds), 1e3 * mq_median(tf, rounds), 1e3 * mq_median(ts, rounds),
-           1e3 * mq_median(tt, rounds), 1e3 * mq_median(tl, rounds), ratio);
+    printf("%-14s %-6d %-9s %9.2f %9.2f %9.2f %9.2f | %9.2f %10.3f", scheme, n,
+           act_order ? "yes" : "no", 1e3 * mq_median(th, rounds), 1e3 * mq_median(tf, rounds),
+           1e3 * mq_median(ts, rounds), 1e3 * mq_median(tt, rounds), 1e3 * mq_median(tl, rounds),
+           ratio);
+    return mq_median(tt, rounds);
 }
 
 /* GPTQ of a whole model, calibration included. */
@@ -116,14 +124,21 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)NMAX * DIM; i++)
         X[i] = mq_rng_normal(&rng);
 
-    printf("GPTQ of one %d x %d Linear, int4_g64, %d threads, median of %d rounds (ms)\n", DIM,
-           DIM, omp_get_max_threads(), rounds);
-    printf("%-6s %-9s %9s %9s %9s %9s | %9s %10s\n", "n", "act-order", "hessian", "factor",
-           "solve", "total", "losses", "loss/RTN");
-    run(W, X, 128, 0, rounds);
-    run(W, X, 2048, 0, rounds);
-    run(W, X, 128, 1, rounds);
-    run(W, X, 2048, 1, rounds);
+    printf("GPTQ of one %d x %d Linear, %d threads, median of %d rounds (ms)\n", DIM, DIM,
+           omp_get_max_threads(), rounds);
+    printf("%-14s %-6s %-9s %9s %9s %9s %9s | %9s %10s %8s\n", "scheme", "n", "act-order",
+           "hessian", "factor", "solve", "total", "losses", "loss/RTN", "/ int4");
+    static const char *const K[] = {"q4_k_gptq", "q6_k_gptq"};
+    for (int act = 0; act < 2; act++)
+        for (int big = 0; big < 2; big++) {
+            int n = big ? 2048 : 128;
+            double t4 = run("int4_g64_gptq", W, X, n, act, rounds);
+            printf("\n");
+            for (size_t k = 0; k < sizeof K / sizeof K[0]; k++) {
+                double t = run(K[k], W, X, n, act, rounds);
+                printf(" %8.2f\n", t / t4);
+            }
+        }
     free(W);
     free(X);
     const char *model = argc > 2 ? argv[2] : "models/minigpt-default.gguf";

@@ -963,7 +963,9 @@ Test(export, k_quant_files_hold_each_linear_in_its_format_or_fallback) {
     } CASES[] = {{"q4_k", "q4_K", "q5_0", 14},
                  {"q5_k", "q5_K", "q5_1", 16},
                  {"q6_k", "q6_K", "q8_0", 18},
-                 {"iq4_nl", "iq4_nl", "iq4_nl", 25}};
+                 {"iq4_nl", "iq4_nl", "iq4_nl", 25},
+                 {"q3_k", "q3_K", "iq4_nl", 11},
+                 {"q2_k", "q2_K", "iq4_nl", 10}};
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
         mq_gpt_t m;
         mq_qmodel_t q, q2;

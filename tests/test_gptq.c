@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <lapacke.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -374,7 +375,8 @@ Test(gptq, k_quants_beat_their_importance_weighted_rtn) {
     float *X = correlated_inputs(32, N, COLS);
     mq_gptq_hessian_t h;
     hessian_of(&h, X, N, COLS);
-    static const char *const names[] = {"q4_k_gptq", "q5_k_gptq", "q6_k_gptq", "iq4_nl_gptq"};
+    static const char *const names[] = {"q4_k_gptq", "q5_k_gptq", "q6_k_gptq", "iq4_nl_gptq",
+                                        "q3_k_gptq", "q2_k_gptq"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         for (int act = 0; act < 2; act++) {
             mq_gptq_opts_t o;
@@ -389,10 +391,10 @@ Test(gptq, k_quants_beat_their_importance_weighted_rtn) {
             mq_error_t err = {0};
             cr_assert_eq(mq_gptq_loss(W, &res.q, &h, NULL, &again, &err), MQ_OK, "%s", err.msg);
             cr_assert_float_eq(again, res.loss, 1e-12 * res.loss);
-            cr_assert_str_eq(res.q.format->name, names[k][0] == 'i' ? "iq4_nl"
-                                                 : names[k][1] == '4' ? "q4_k"
-                                                 : names[k][1] == '5' ? "q5_k"
-                                                                      : "q6_k");
+            char fmt[8];
+            snprintf(fmt, sizeof fmt, "%.*s", (int)(strchr(names[k], '_') - names[k]) +
+                                                  (names[k][0] == 'i' ? 3 : 2), names[k]);
+            cr_assert_str_eq(res.q.format->name, fmt);
             mq_gptq_result_free(&res);
         }
     /* 96 inputs: q4_k's fallback, q5_0, is round to nearest under diag H */

@@ -143,6 +143,9 @@ static const kcase_t CASES[] = {
     {"q6_k", 37, 160, "q8_0"},
     {"iq4_nl", 37, 96, "iq4_nl"},
     {"iq4_nl", 37, 40, "f16"},    /* not even 32 */
+    {"q3_k", 37, 256, "q3_k"},
+    {"q3_k", 37, 96, "iq4_nl"},
+    {"q2_k", 70, 512, "q2_k"},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 static const int ROWS_OF_X[] = {1, 2, 3, 17, 64};

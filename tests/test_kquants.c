@@ -1,5 +1,5 @@
-/* The block formats miniquant writes from the values (q4_k, q5_k, q6_k, iq4_nl and their
- * fallbacks q5_0, q5_1, q8_0, f16): their scales are searched at least as well as ggml's
+/* The block formats miniquant writes from the values (q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl and
+ * their fallbacks q5_0, q5_1, q8_0, iq4_nl, f16): their scales are searched at least as well as ggml's
  * reference quantizers search them, written here after ggml-quants.c (the same sweeps, the same
  * rounding of the sub-block scales, nearest codes) and compared on the same weights by ggml's
  * own error weights; the importance-weighted variant lowers the error under its importance;
@@ -47,9 +47,9 @@ static float *quantized(const char *name, const float *W, const float *imp) {
     return Y;
 }
 
-/* sum_i w_i (x_i - y_i)^2 with ggml's weights: av_x + |x| per 32 (Q4_K), x^2 (Q6_K, IQ4_NL), or
- * imp_i (the importance alone). */
-enum { W_RMS_ABS, W_SQUARE, W_IMP };
+/* sum_i w_i (x_i - y_i)^2 with ggml's weights: av_x + |x| per 32 (Q4_K, Q5_K), x^2 (Q3_K, Q6_K,
+ * IQ4_NL), |x| (Q2_K), or imp_i (the importance alone). */
+enum { W_RMS_ABS, W_SQUARE, W_ABS, W_IMP };
 static double weighted_error(const float *X, const float *Y, int kind, const float *imp) {
     double e = 0;
     for (size_t b = 0; b < (size_t)ROWS * COLS; b += 32) {
@@ -61,6 +61,7 @@ static double weighted_error(const float *X, const float *Y, int kind, const flo
             double d = (double)X[i] - Y[i];
             double w = kind == W_RMS_ABS ? av + fabsf(X[i])
                        : kind == W_SQUARE ? (double)X[i] * X[i]
+                       : kind == W_ABS    ? fabsf(X[i])
                                           : imp[i % COLS];
             e += w * d * d;
         }
@@ -70,10 +71,12 @@ static double weighted_error(const float *X, const float *Y, int kind, const flo
 
 /* ---- ggml's reference quantizers, for the comparison ---- */
 
-/* make_qkx2_quants(32, nmax, x, w, ..., -1, 0.1, 20): the sub-block's scale and min. */
-static float ggml_qkx2(const float *x, const float *w, int nmax, float *the_min) {
+/* make_qkx2_quants(n, nmax, x, w, ..., rmin, 0.1, nstep, use_mad): a sub-block's scale and min
+ * (n, rmin, nstep, use_mad: 32, -1, 20, 0 for Q4_K and Q5_K; 16, -0.5, 15, 1 for Q2_K). */
+static float ggml_qkx2n(const float *x, const float *w, int n, int nmax, float rmin, int nstep,
+                        int mad, float *the_min) {
     float min = x[0], max = x[0], sum_w = 0, sum_x = 0;
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < n; i++) {
         min = x[i] < min ? x[i] : min;
         max = x[i] > max ? x[i] : max;
         sum_w += w[i];
@@ -85,16 +88,16 @@ static float ggml_qkx2(const float *x, const float *w, int nmax, float *the_min)
         return 0;
     }
     float iscale = nmax / (max - min), scale = 1 / iscale, best = 0;
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < n; i++) {
         int l = clampi(nint(iscale * (x[i] - min)), 0, nmax);
         float diff = scale * l + min - x[i];
-        best += w[i] * diff * diff;
+        best += w[i] * (mad ? fabsf(diff) : diff * diff);
     }
-    for (int is = 0; is <= 20; is++) {
-        iscale = (-1.0f + 0.1f * is + nmax) / (max - min);
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + 0.1f * is + nmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         int L[32];
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < n; i++) {
             L[i] = clampi(nint(iscale * (x[i] - min)), 0, nmax);
             sum_l += w[i] * L[i];
             sum_l2 += w[i] * L[i] * L[i];
@@ -107,13 +110,13 @@ static float ggml_qkx2(const float *x, const float *w, int nmax, float *the_min)
                 m = 0;
                 s = sum_xl / sum_l2;
             }
-            float mad = 0;
-            for (int i = 0; i < 32; i++) {
+            float e = 0;
+            for (int i = 0; i < n; i++) {
                 float diff = s * L[i] + m - x[i];
-                mad += w[i] * diff * diff;
+                e += w[i] * (mad ? fabsf(diff) : diff * diff);
             }
-            if (mad < best) {
-                best = mad;
+            if (e < best) {
+                best = e;
                 scale = s;
                 min = m;
             }
@@ -133,7 +136,7 @@ static void ggml_q4_k_values(const float *x, int nmax, float *y) {
         float av = sqrtf(s2 / 32);
         for (int l = 0; l < 32; l++)
             w[l] = av + fabsf(x[32 * j + l]);
-        scales[j] = ggml_qkx2(x + 32 * j, w, nmax, &mins[j]);
+        scales[j] = ggml_qkx2n(x + 32 * j, w, 32, nmax, -1.0f, 20, 0, &mins[j]);
         max_scale = scales[j] > max_scale ? scales[j] : max_scale;
         max_min = mins[j] > max_min ? mins[j] : max_min;
     }
@@ -206,6 +209,94 @@ static void ggml_q6_k_values(const float *x, float *y) {
     }
 }
 
+/* quantize_row_q2_K_ref's values of one 256-block: weights |x|, mean absolute error sweeps,
+ * 4-bit scales and mins. */
+static void ggml_q2_k_values(const float *x, float *y) {
+    float scales[16], mins[16], w[16], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 16; j++) {
+        for (int l = 0; l < 16; l++)
+            w[l] = fabsf(x[16 * j + l]);
+        scales[j] = ggml_qkx2n(x + 16 * j, w, 16, 3, -0.5f, 15, 1, &mins[j]);
+        max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+        max_min = mins[j] > max_min ? mins[j] : max_min;
+    }
+    float d = max_scale > 0 ? half(max_scale / 15) : 0, dmin = max_min > 0 ? half(max_min / 15) : 0;
+    for (int j = 0; j < 16; j++) {
+        int ls = max_scale > 0 ? nint(15 / max_scale * scales[j]) : 0;
+        int lm = max_min > 0 ? nint(15 / max_min * mins[j]) : 0;
+        float d1 = d * ls, m1 = dmin * lm;
+        for (int l = 0; l < 16; l++) {
+            int q = d1 ? clampi(nint((x[16 * j + l] + m1) / d1), 0, 3) : 0;
+            y[16 * j + l] = d1 * q - m1;
+        }
+    }
+}
+
+/* make_q3_quants(16, 4, x, L, true): the least-squares scale (weights x^2) after coordinate
+ * descent on the codes. */
+static float ggml_q3(const float *x) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < 16; i++)
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    if (amax < 1e-15f) return 0;
+    float iscale = -4 / max, sumlx = 0, suml2 = 0;
+    int L[16];
+    for (int i = 0; i < 16; i++) {
+        L[i] = clampi(nint(iscale * x[i]), -4, 3);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * L[i];
+        suml2 += w * L[i] * L[i];
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int changed = 0;
+        for (int i = 0; i < 16; i++) {
+            float w = x[i] * x[i], slx = sumlx - w * x[i] * L[i];
+            if (slx > 0) {
+                float sl2 = suml2 - w * L[i] * L[i];
+                int nl = clampi(nint(x[i] * sl2 / slx), -4, 3);
+                if (nl != L[i]) {
+                    slx += w * x[i] * nl;
+                    sl2 += w * nl * nl;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = nl;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed++;
+                    }
+                }
+            }
+        }
+        if (!changed) break;
+    }
+    return sumlx / suml2;
+}
+
+/* quantize_row_q3_K_ref's values of one 256-block. */
+static void ggml_q3_k_values(const float *x, float *y) {
+    float scales[16], max_scale = 0, amax = 0;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = ggml_q3(x + 16 * j);
+        if (fabsf(scales[j]) > amax) {
+            amax = fabsf(scales[j]);
+            max_scale = scales[j];
+        }
+    }
+    memset(y, 0, 256 * sizeof *y);
+    if (!max_scale) return;
+    float iscale = -32.f / max_scale, d = half(1 / iscale);
+    for (int j = 0; j < 16; j++) {
+        int ls = clampi(nint(iscale * scales[j]), -32, 31);
+        float d1 = d * ls;
+        for (int l = 0; l < 16; l++) {
+            int q = d1 ? clampi(nint(x[16 * j + l] / d1), -4, 3) : 0;
+            y[16 * j + l] = d1 * q;
+        }
+    }
+}
+
 static float *ggml_values(const float *W, void (*block)(const float *, float *)) {
     float *Y = malloc((size_t)ROWS * COLS * sizeof *Y);
     for (size_t b = 0; b < (size_t)ROWS * COLS; b += 256)
@@ -227,7 +318,9 @@ Test(kquants, scales_are_searched_at_least_as_well_as_ggml_reference_quantizers)
         int kind;
     } CASES[] = {{"q4_k", q4_k_ref, W_RMS_ABS},
                  {"q5_k", q5_k_ref, W_RMS_ABS},
-                 {"q6_k", ggml_q6_k_values, W_SQUARE}};
+                 {"q6_k", ggml_q6_k_values, W_SQUARE},
+                 {"q3_k", ggml_q3_k_values, W_SQUARE},
+                 {"q2_k", ggml_q2_k_values, W_ABS}};
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
         for (uint64_t seed = 1; seed <= 3; seed++) {
             float *W = weights(seed), *Y = quantized(CASES[c].scheme, W, NULL),
@@ -248,7 +341,8 @@ Test(kquants, values_are_close_to_the_weights) {
     static const struct {
         const char *scheme;
         double bound;
-    } CASES[] = {{"q4_k", 0.12}, {"q5_k", 0.06}, {"q6_k", 0.03}, {"iq4_nl", 0.12}};
+    } CASES[] = {{"q4_k", 0.12}, {"q5_k", 0.06}, {"q6_k", 0.03},
+                 {"iq4_nl", 0.12}, {"q3_k", 0.25}, {"q2_k", 0.45}};
     float *W = weights(7);
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
         float *Y = quantized(CASES[c].scheme, W, NULL);
@@ -271,8 +365,8 @@ Test(kquants, the_importance_lowers_the_error_it_weighs) {
     for (int c = 0; c < COLS; c++)
         imp[c] = c % 7 == 0 ? 50.0f : 0.5f + (float)(c % 3);
     float *W = weights(11);
-    static const char *const SCHEMES[] = {"q4_k", "q5_k", "q6_k", "iq4_nl"};
-    for (size_t k = 0; k < 4; k++) {
+    static const char *const SCHEMES[] = {"q4_k", "q5_k", "q6_k", "iq4_nl", "q3_k", "q2_k"};
+    for (size_t k = 0; k < 6; k++) {
         char imat[32];
         snprintf(imat, sizeof imat, "%s_imat", SCHEMES[k]);
         float *A = quantized(SCHEMES[k], W, NULL), *B = quantized(imat, W, imp);
@@ -301,7 +395,9 @@ Test(kquants, zero_rows_and_fallbacks) {
         const char *format;
     } CASES[] = {{"q4_k", 512, "q4_k"}, {"q4_k", 96, "q5_0"},  {"q4_k", 40, "f16"},
                  {"q5_k", 256, "q5_k"}, {"q5_k", 64, "q5_1"},  {"q6_k", 256, "q6_k"},
-                 {"q6_k", 32, "q8_0"},  {"iq4_nl", 32, "iq4_nl"}, {"iq4_nl", 20, "f16"}};
+                 {"q6_k", 32, "q8_0"},  {"iq4_nl", 32, "iq4_nl"}, {"iq4_nl", 20, "f16"},
+                 {"q3_k", 256, "q3_k"}, {"q3_k", 64, "iq4_nl"},  {"q2_k", 512, "q2_k"},
+                 {"q2_k", 40, "f16"}};
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
         int C = CASES[c].cols;
         mq_scheme_t s = scheme(CASES[c].scheme);
@@ -358,7 +454,7 @@ Test(kquants, scheme_names) {
     }
     static const char *const BAD[] = {"q4_k_g64",       "q4_kx",          "int4_g64_imat",
                                       "nf4_g64_imat",   "q4_k_imat_imat", "fp16_imat",
-                                      "q2_k",           "q4_k_imat_gptq", "q4_k_gptq_imat",
+                                      "q8_k",           "q4_k_imat_gptq", "q4_k_gptq_imat",
                                       "fp16_gptq"};
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         mq_error_t err = {0};
@@ -371,8 +467,8 @@ Test(kquants, scheme_names) {
  * only, returns the value the dequantizer then gives there, maps a value of the grid to itself,
  * and is never farther from w than the code round to nearest chose for the block's own weight. */
 Test(kquants, the_nearest_code_on_a_block_s_scales) {
-    static const char *const NAMES[] = {"q4_k", "q5_k", "q6_k", "iq4_nl"};
-    for (size_t k = 0; k < 4; k++) {
+    static const char *const NAMES[] = {"q4_k", "q5_k", "q6_k", "iq4_nl", "q3_k", "q2_k"};
+    for (size_t k = 0; k < 6; k++) {
         const mq_format_t *f = format(NAMES[k]);
         cr_assert_not_null(f->nearest, "%s", NAMES[k]);
         int nb = f->block;

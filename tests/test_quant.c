@@ -206,12 +206,12 @@ Test(traits, table_and_codebook) {
         const char *prefix;
         int grid, codebook;
     } want[] = {{"fp32", 0, 0}, {"fp16", 0, 0},   {"int", 1, 0},  {"nf4", 1, 1},
-                {"nf3", 1, 1},  {"q4_k", 0, 0},   {"q5_k", 0, 0}, {"q6_k", 0, 0},
-                {"iq4_nl", 0, 0}};
+                {"nf3", 1, 1},  {"q2_k", 0, 0},   {"q3_k", 0, 0}, {"q4_k", 0, 0},
+                {"q5_k", 0, 0}, {"q6_k", 0, 0},   {"iq4_nl", 0, 0}};
     int n = 0;
     while (MQ_FAMILIES[n])
         n++;
-    cr_assert_eq(n, 9);
+    cr_assert_eq(n, 11);
     for (int k = 0; k < n; k++) {
         const mq_family_t *f = MQ_FAMILIES[k];
         cr_assert_str_eq(f->prefix, want[k].prefix);

@@ -17,10 +17,11 @@
  *     int4_per_tensor, int4_per_channel, int4_g{N}  Q4_0, likewise
  *     every other int{2..8}_*, and nf4_g{N}      packed codes: "<base>.weight" of type I8
  *                                                (ggml type 24) + "<base>.scales" of type F16
- *     q4_k, q5_k, q6_k (and _imat)               Q4_K, Q5_K, Q6_K (ggml's blocks as they are);
- *                                                rows that 256 does not divide: Q5_0, Q5_1,
- *                                                Q8_0, and F16 when 32 does not divide them
- *     iq4_nl (and _imat)                         IQ4_NL; F16 when 32 does not divide the rows
+ *     q2_k .. q6_k (and _imat, _gptq)            Q2_K .. Q6_K (ggml's blocks as they are);
+ *                                                rows that 256 does not divide: IQ4_NL (q2_k,
+ *                                                q3_k), Q5_0, Q5_1, Q8_0, and F16 when 32
+ *                                                does not divide them
+ *     iq4_nl (and _imat, _gptq)                  IQ4_NL; F16 when 32 does not divide the rows
  *   output.weight when miniquant.skip_lm_head    F32
  *
  * A Linear weight stored as F32 in a file whose scheme is not fp32 is a Linear left in FP32.
@@ -48,8 +49,9 @@
  * are code * scale (int) and NF4[code] * scale (nf4) in FP32, as quant.h computes them.
  *
  * Metadata added to the checkpoint's: general.file_type = llama.cpp's llama_ftype (0 ALL_F32
- * for fp32, 1 MOSTLY_F16 for fp16, 7 MOSTLY_Q8_0 for int8, 2 MOSTLY_Q4_0 for int4, 14, 16, 18
- * and 25 for q4_k, q5_k, q6_k and iq4_nl, 1024 GUESSED when any Linear is packed), miniquant.scheme (string, the canonical scheme name),
+ * for fp32, 1 MOSTLY_F16 for fp16, 7 MOSTLY_Q8_0 for int8, 2 MOSTLY_Q4_0 for int4, 10, 11, 14,
+ * 16, 18 and 25 for q2_k, q3_k, q4_k, q5_k, q6_k and iq4_nl, 1024 GUESSED when any Linear is
+ * packed), miniquant.scheme (string, the canonical scheme name),
  * miniquant.skip_lm_head (bool) and miniquant.export_version (u32, 1).
  *
  * llama.cpp loads and runs the files of fp32, fp16, int8_* and int4_* schemes whose Linears

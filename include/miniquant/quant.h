@@ -11,12 +11,13 @@
  *   nf4_g{N}                NormalFloat-4 (QLoRA's 16 normal quantiles), absmax per group of N
  *                           (groups only: nf4_per_tensor / nf4_per_channel are not schemes)
  *   any of the int/nf4 ones with the suffix _gptq: the same grid, weights chosen by GPTQ
- *   q4_k, q5_k, q6_k, iq4_nl  ggml's K-quants and IQ4_NL, written as llama.cpp reads them, their
+ *   q2_k .. q6_k, iq4_nl    ggml's K-quants and IQ4_NL, written as llama.cpp reads them, their
  *                           scales searched from the values (src/quant/blocks_quantize.c); with
  *                           the suffix _imat the search weighs each input by its importance (the
- *                           diagonal of the layer's input Hessian from calibration). A row that
+ *                           diagonal of the layer's input Hessian from calibration), with _gptq
+ *                           GPTQ chooses the codes on each block's scales searched so. A row that
  *                           256 (32 for iq4_nl) does not divide falls back as llama-quantize's
- *                           does: q5_0, q5_1, q8_0, then f16
+ *                           does: iq4_nl, q5_0, q5_1, q8_0, then f16
  * N >= 2. The families, their grids and the formats a weight is stored in are the rows of the
  * format table (format.h); rounding, ties and the guards of zero, tiny and huge blocks are
  * documented at the top of src/quant/format.c.

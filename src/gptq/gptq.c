@@ -373,7 +373,7 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
     S.per_tensor = s->gran == MQ_QG_TENSOR;
     S.group = bf ? (bf->block ? bf->block : n) : s->gran == MQ_QG_GROUP ? s->group : n;
     S.n_groups = n / S.group;
-    S.dynamic = bf || (s->gran == MQ_QG_GROUP && !o->static_groups);
+    S.dynamic = (bf || s->gran == MQ_QG_GROUP) && !o->static_groups;
     S.ldE = B;
     S.fmt = bf && bf->nearest ? bf : NULL;
     S.scheme = s;
@@ -393,6 +393,11 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
         if (!S.bytes) {
             free(imp);
             return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory");
+        }
+        /* static groups: every block's scales searched once from W as it is (under imp) */
+        for (int r = 0; !S.dynamic && r < rows; r++) {
+            mq_qrow_t src = {W + (size_t)r * cols, NULL, NULL, cols, cols, imp};
+            bf->encode_row(&src, s, S.bytes + (size_t)r * S.row_bytes);
         }
     }
     int *perm = malloc((size_t)n * sizeof *perm), *invperm = malloc((size_t)n * sizeof *invperm);
@@ -438,7 +443,7 @@ int mq_gptq_quantize(const float *W, int rows, int cols, const mq_gptq_hessian_t
             int c = perm[p];
             Wp[(size_t)r * n + p] = dead[c] ? 0.0 : (double)W[(size_t)r * n + c];
         }
-    if (!S.dynamic) {
+    if (!S.dynamic && !S.fmt) {
         float tmax = 0.0f;
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < S.n_groups; g++) {

@@ -67,6 +67,8 @@ void mq_blocks_iq4_xs(const uint8_t *src, int n, float *y);
  * (blocks_quantize.c says how each searches its scales). Q5_0, Q5_1 and Q8_0 are written as
  * ggml's reference quantizers write them (they take no importance): they are the fallbacks of
  * rows that no K-quant block divides. */
+void mq_blocks_quantize_q2_k(const float *x, const float *imp, int n, uint8_t *dst);
+void mq_blocks_quantize_q3_k(const float *x, const float *imp, int n, uint8_t *dst);
 void mq_blocks_quantize_q4_k(const float *x, const float *imp, int n, uint8_t *dst);
 void mq_blocks_quantize_q5_k(const float *x, const float *imp, int n, uint8_t *dst);
 void mq_blocks_quantize_q6_k(const float *x, const float *imp, int n, uint8_t *dst);
@@ -77,6 +79,8 @@ void mq_blocks_quantize_q8_0(const float *x, const float *imp, int n, uint8_t *d
 
 /* GPTQ's hook for those that search their scales (format.h: nearest): with the scales of the
  * block at blk written, weight j's code nearest to w is written and its value returned. */
+float mq_blocks_nearest_q2_k(uint8_t *blk, int j, float w);
+float mq_blocks_nearest_q3_k(uint8_t *blk, int j, float w);
 float mq_blocks_nearest_q4_k(uint8_t *blk, int j, float w);
 float mq_blocks_nearest_q5_k(uint8_t *blk, int j, float w);
 float mq_blocks_nearest_q6_k(uint8_t *blk, int j, float w);

@@ -15,8 +15,10 @@
  *     kept. ggml stops at rounding the float scale: its choice is among the candidates, so the
  *     error here is never larger for the same d and dmin.
  *
+ * Q2_K, Q4_K and Q5_K are affine (a scale and a min per sub-block), Q3_K and Q6_K symmetric.
+ *
  * The error weights are ggml's: without an importance matrix av_x + |x| (Q4_K, Q5_K, with av_x
- * the sub-block's RMS) or x^2 (Q6_K, IQ4_NL); with one, imp_i * sqrt(sigma2 + x_i^2), sigma2
+ * the sub-block's RMS), |x| (Q2_K) or x^2 (Q3_K, Q6_K, IQ4_NL); with one, imp_i * sqrt(sigma2 + x_i^2), sigma2
  * twice the super-block's mean square. Every function writes n weights (a multiple of its
  * block) into dst. */
 #include <math.h>
@@ -67,7 +69,20 @@ static void error_weights(const float *x, const float *imp, int n, int sub, int 
 }
 
 /* ---------------------------------------------------------------------------------------------
- * affine sub-blocks (Q4_K, Q5_K): value = d * ls * q - dmin * lm, q in [0, nmax] */
+ * affine sub-blocks (Q2_K, Q4_K, Q5_K): value = d * ls * q - dmin * lm, q in [0, nmax] */
+
+/* One affine K-quant: sub-blocks of sub weights, codes up to nmax, integer scales and mins up to
+ * lmax, ggml's error weights (av_x + |x|, or |x| for Q2_K) and its two sweeps (without and with
+ * an importance matrix). */
+typedef struct affine_kind {
+    int sub, nsub, nmax, lmax, abs_weights;
+    float sweep[2][2]; /* rmin, rdelta */
+    int steps[2];
+} affine_kind_t;
+
+static const affine_kind_t Q2_K = {16, 16, 3, 15, 1, {{-0.5f, 0.1f}, {-0.9f, 0.05f}}, {15, 36}};
+static const affine_kind_t Q4_K = {32, 8, 15, 63, 0, {{-1.0f, 0.1f}, {-0.9f, 0.05f}}, {20, 36}};
+static const affine_kind_t Q5_K = {32, 8, 31, 63, 0, {{-1.0f, 0.1f}, {-0.9f, 0.05f}}, {20, 36}};
 
 /* The weighted least-squares (scale, min) of a sub-block over a sweep of inverse scales, as
  * ggml's make_qkx2/qkx3_quants: returns the scale (>= 0), *mn the min to subtract (>= 0). */
@@ -140,31 +155,33 @@ static float affine_codes(const float *x, const float *w, int n, int nmax, float
     return e;
 }
 
-/* One Q4_K / Q5_K super-block: 8 sub-blocks of 32, 6-bit scales and mins. */
+/* One affine super-block as stored. */
 typedef struct affine_sb {
     float d, dmin;      /* as stored (FP16 values) */
-    uint8_t ls[8], lm[8];
+    uint8_t ls[16], lm[16];
     uint8_t L[MQ_QK_K]; /* codes */
     float err;
 } affine_sb_t;
 
 /* The best integer scale and min of each sub-block for the super-block scales d, dmin. */
-static void affine_refine(const float *x, const float *w, int nmax, const float *scales,
-                          const float *mins, float d, float dmin, affine_sb_t *sb) {
+static void affine_refine(const affine_kind_t *k, const float *x, const float *w,
+                          const float *scales, const float *mins, float d, float dmin,
+                          affine_sb_t *sb) {
     sb->d = d;
     sb->dmin = dmin;
     sb->err = 0;
-    for (int j = 0; j < 8; j++) {
-        const float *xj = x + 32 * j, *wj = w + 32 * j;
-        int ls0 = d > 0 ? clampi(nint(scales[j] / d), 0, 63) : 0;
-        int lm0 = dmin > 0 ? clampi(nint(mins[j] / dmin), 0, 63) : 0;
+    for (int j = 0; j < k->nsub; j++) {
+        const float *xj = x + k->sub * j, *wj = w + k->sub * j;
+        int ls0 = d > 0 ? clampi(nint(scales[j] / d), 0, k->lmax) : 0;
+        int lm0 = dmin > 0 ? clampi(nint(mins[j] / dmin), 0, k->lmax) : 0;
         float best = INFINITY;
         int bl = ls0, bm = lm0;
         for (int ls = ls0 - 2; ls <= ls0 + 2; ls++) {
-            if (ls < 0 || ls > 63 || (ls == 0 && ls0 != 0)) continue;
+            if (ls < 0 || ls > k->lmax || (ls == 0 && ls0 != 0)) continue;
             for (int lm = lm0 - 2; lm <= lm0 + 2; lm++) {
-                if (lm < 0 || lm > 63) continue;
-                float e = affine_codes(xj, wj, 32, nmax, d * (float)ls, dmin * (float)lm, NULL);
+                if (lm < 0 || lm > k->lmax) continue;
+                float e = affine_codes(xj, wj, k->sub, k->nmax, d * (float)ls, dmin * (float)lm,
+                                       NULL);
                 if (e < best) {
                     best = e;
                     bl = ls;
@@ -174,21 +191,35 @@ static void affine_refine(const float *x, const float *w, int nmax, const float 
         }
         sb->ls[j] = (uint8_t)bl;
         sb->lm[j] = (uint8_t)bm;
-        sb->err += affine_codes(xj, wj, 32, nmax, d * (float)bl, dmin * (float)bm, sb->L + 32 * j);
+        sb->err += affine_codes(xj, wj, k->sub, k->nmax, d * (float)bl, dmin * (float)bm,
+                                sb->L + k->sub * j);
     }
 }
 
-/* Searches a super-block of Q4_K (nmax 15) or Q5_K (31). */
-static void affine_superblock(const float *x, const float *imp, int nmax, affine_sb_t *out) {
-    float w[MQ_QK_K], scales[8], mins[8];
-    error_weights(x, imp, MQ_QK_K, 32, 1, w);
+/* Error weights of an affine super-block: ggml's. */
+static void affine_weights(const affine_kind_t *k, const float *x, const float *imp, float *w) {
+    if (!k->abs_weights || imp) {
+        error_weights(x, imp, MQ_QK_K, k->sub, 1, w);
+        return;
+    }
+    for (int i = 0; i < MQ_QK_K; i++)
+        w[i] = fabsf(x[i]);
+}
+
+/* Searches one affine super-block. */
+static void affine_superblock(const affine_kind_t *k, const float *x, const float *imp,
+                              affine_sb_t *out) {
+    float w[MQ_QK_K], scales[16], mins[16];
+    affine_weights(k, x, imp, w);
     float max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; j++) {
-        float m1, m2, e1, e2;
-        float s1 = affine_fit(x + 32 * j, w + 32 * j, 32, nmax, -1.0f, 0.1f, 20, &m1, &e1);
-        float s2 = affine_fit(x + 32 * j, w + 32 * j, 32, nmax, -0.9f, 0.05f, 36, &m2, &e2);
-        scales[j] = e2 < e1 ? s2 : s1;
-        mins[j] = e2 < e1 ? m2 : m1;
+    for (int j = 0; j < k->nsub; j++) {
+        float m[2], e[2], sc[2];
+        for (int t = 0; t < 2; t++)
+            sc[t] = affine_fit(x + k->sub * j, w + k->sub * j, k->sub, k->nmax, k->sweep[t][0],
+                               k->sweep[t][1], k->steps[t], &m[t], &e[t]);
+        int t = e[1] < e[0];
+        scales[j] = sc[t];
+        mins[j] = m[t];
         max_scale = scales[j] > max_scale ? scales[j] : max_scale;
         max_min = mins[j] > max_min ? mins[j] : max_min;
     }
@@ -197,10 +228,10 @@ static void affine_superblock(const float *x, const float *imp, int nmax, affine
     static const float STEP[] = {0.0f, 0.5f, -0.5f, 1.0f, -1.0f};
     for (size_t a = 0; a < sizeof STEP / sizeof STEP[0]; a++)
         for (size_t b = 0; b < sizeof STEP / sizeof STEP[0]; b++) {
-            float d = max_scale > 0 ? half_of(max_scale / (63.0f + STEP[a])) : 0;
-            float dmin = max_min > 0 ? half_of(max_min / (63.0f + STEP[b])) : 0;
+            float d = max_scale > 0 ? half_of(max_scale / ((float)k->lmax + STEP[a])) : 0;
+            float dmin = max_min > 0 ? half_of(max_min / ((float)k->lmax + STEP[b])) : 0;
             affine_sb_t t;
-            affine_refine(x, w, nmax, scales, mins, d, dmin, &t);
+            affine_refine(k, x, w, scales, mins, d, dmin, &t);
             if (t.err < out->err) *out = t;
         }
 }
@@ -219,7 +250,7 @@ static void k_encode(const float *x, const float *imp, int n, uint8_t *dst, int 
     for (int b = 0; b < n / MQ_QK_K; b++, dst += bytes) {
         const float *xb = x + (size_t)b * MQ_QK_K;
         affine_sb_t sb;
-        affine_superblock(xb, imp ? imp + (size_t)b * MQ_QK_K : NULL, five ? 31 : 15, &sb);
+        affine_superblock(five ? &Q5_K : &Q4_K, xb, imp ? imp + (size_t)b * MQ_QK_K : NULL, &sb);
         memset(dst, 0, bytes);
         put_half(dst, sb.d);
         put_half(dst + 2, sb.dmin);
@@ -242,11 +273,33 @@ void mq_blocks_quantize_q5_k(const float *x, const float *imp, int n, uint8_t *d
     k_encode(x, imp, n, dst, 1);
 }
 
+/* Q2_K: 16 bytes of scale | min << 4, then weight 128 h + 32 k + 16 p + l in bits 2 k of code
+ * byte 32 h + 16 p + l, then d and dmin. */
+void mq_blocks_quantize_q2_k(const float *x, const float *imp, int n, uint8_t *dst) {
+    for (int b = 0; b < n / MQ_QK_K; b++, dst += MQ_Q2_K_BYTES) {
+        affine_sb_t sb;
+        affine_superblock(&Q2_K, x + (size_t)b * MQ_QK_K, imp ? imp + (size_t)b * MQ_QK_K : NULL,
+                          &sb);
+        memset(dst, 0, MQ_Q2_K_BYTES);
+        for (int j = 0; j < 16; j++)
+            dst[j] = (uint8_t)(sb.ls[j] | sb.lm[j] << 4);
+        for (int w = 0; w < MQ_QK_K; w++) {
+            int h = w / 128, k = (w % 128) / 32, r = w % 32;
+            dst[16 + 32 * h + r] |= (uint8_t)(sb.L[w] << (2 * k));
+        }
+        put_half(dst + 80, sb.d);
+        put_half(dst + 82, sb.dmin);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------
- * symmetric sub-blocks (Q6_K): value = d * ls * q, ls an int8, q in [-32, 31] */
+ * symmetric sub-blocks of 16 (Q3_K, Q6_K): value = d * ls * q, q in [-nmax, nmax - 1], ls a
+ * signed integer in [-lmax, lmax - 1], the largest scale stored as -lmax */
 
 /* ggml's make_qx_quants: the weighted least-squares scale of codes in [-nmax, nmax - 1], the
- * sign chosen so that the largest magnitude takes -nmax; a sweep of 18 more inverse scales. */
+ * sign chosen so that the largest magnitude takes -nmax, over a sweep of 19 inverse scales; and
+ * the coordinate descent of make_q3_quants on the codes of the first. Returns the best scale by
+ * the least-squares error of its codes. */
 static float symmetric_fit(const float *x, const float *w, int n, int nmax) {
     float amax = 0, max = 0;
     for (int i = 0; i < n; i++)
@@ -268,6 +321,34 @@ static float symmetric_fit(const float *x, const float *w, int n, int nmax) {
             best = best_s * sumlx;
         }
     }
+    /* coordinate descent from the codes of -nmax / max */
+    int L[16];
+    float sumlx = 0, suml2 = 0, iscale = -(float)nmax / max;
+    for (int i = 0; i < n; i++) {
+        L[i] = clampi(nint(iscale * x[i]), -nmax, nmax - 1);
+        sumlx += w[i] * x[i] * (float)L[i];
+        suml2 += w[i] * (float)L[i] * (float)L[i];
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            float slx = sumlx - w[i] * x[i] * (float)L[i];
+            if (!(slx > 0)) continue;
+            float sl2 = suml2 - w[i] * (float)L[i] * (float)L[i];
+            int nl = clampi(nint(x[i] * sl2 / slx), -nmax, nmax - 1);
+            if (nl == L[i]) continue;
+            slx += w[i] * x[i] * (float)nl;
+            sl2 += w[i] * (float)nl * (float)nl;
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = nl;
+                sumlx = slx;
+                suml2 = sl2;
+                changed++;
+            }
+        }
+        if (!changed) break;
+    }
+    if (suml2 > 0 && (best < 0 || sumlx * sumlx > best * suml2)) best_s = sumlx / suml2;
     return best_s;
 }
 
@@ -283,61 +364,99 @@ static float symmetric_codes(const float *x, const float *w, int n, int nmax, fl
     return e;
 }
 
+/* Searches a symmetric super-block: *d (as stored), ls[16], L[256]; returns 0 for an all-zero
+ * super-block (d 0, everything 0). */
+static int symmetric_superblock(const float *x, const float *imp, int nmax, int lmax, float *d_out,
+                                int8_t *ls_out, int8_t *L_out) {
+    float w[MQ_QK_K], scales[16], max_scale = 0, amax = 0;
+    error_weights(x, imp, MQ_QK_K, 16, 0, w);
+    for (int j = 0; j < 16; j++) {
+        scales[j] = symmetric_fit(x + 16 * j, w + 16 * j, 16, nmax);
+        if (fabsf(scales[j]) > amax) {
+            amax = fabsf(scales[j]);
+            max_scale = scales[j];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) return 0;
+    int8_t L[MQ_QK_K];
+    float best_err = INFINITY;
+    static const float STEP[] = {0.0f, 0.5f, -0.5f, 1.0f, -1.0f};
+    for (size_t a = 0; a < sizeof STEP / sizeof STEP[0]; a++) {
+        /* ggml: the largest scale becomes -lmax */
+        float d = half_of(max_scale / -((float)lmax + STEP[a])), err = 0;
+        if (d == 0) continue;
+        int8_t ls[16];
+        for (int j = 0; j < 16; j++) {
+            int l0 = clampi(nint(scales[j] / d), -lmax, lmax - 1), bl = l0;
+            float best = INFINITY;
+            for (int l = l0 - 2; l <= l0 + 2; l++) {
+                if (l < -lmax || l > lmax - 1) continue;
+                float e = symmetric_codes(x + 16 * j, w + 16 * j, 16, nmax, d * (float)l, NULL);
+                if (e < best) {
+                    best = e;
+                    bl = l;
+                }
+            }
+            ls[j] = (int8_t)bl;
+            err += symmetric_codes(x + 16 * j, w + 16 * j, 16, nmax, d * (float)bl, L + 16 * j);
+        }
+        if (err < best_err) {
+            best_err = err;
+            *d_out = d;
+            memcpy(ls_out, ls, sizeof ls);
+            memcpy(L_out, L, sizeof L);
+        }
+    }
+    return best_err < INFINITY;
+}
+
+/* ql: 64 bytes per 128 weights, weight 32 k + l (k < 4) nibble k / 2 of byte 32 (k % 2) + l;
+ * qh: bits 2 k of byte l; the 16 int8 scales; d. */
 void mq_blocks_quantize_q6_k(const float *x, const float *imp, int n, uint8_t *dst) {
     for (int b = 0; b < n / MQ_QK_K; b++, dst += MQ_Q6_K_BYTES) {
-        const float *xb = x + (size_t)b * MQ_QK_K;
-        float w[MQ_QK_K], scales[16], max_scale = 0, amax = 0;
-        error_weights(xb, imp ? imp + (size_t)b * MQ_QK_K : NULL, MQ_QK_K, 16, 0, w);
-        for (int j = 0; j < 16; j++) {
-            scales[j] = symmetric_fit(xb + 16 * j, w + 16 * j, 16, 32);
-            if (fabsf(scales[j]) > amax) {
-                amax = fabsf(scales[j]);
-                max_scale = scales[j];
-            }
-        }
+        float d = 0;
+        int8_t ls[16] = {0}, L[MQ_QK_K] = {0};
         memset(dst, 0, MQ_Q6_K_BYTES);
-        if (amax < GROUP_MAX_EPS) continue;
-        int8_t L[MQ_QK_K], best_L[MQ_QK_K] = {0}, best_ls[16] = {0};
-        float best_err = INFINITY, best_d = 0;
-        static const float STEP[] = {0.0f, 0.5f, -0.5f, 1.0f, -1.0f};
-        for (size_t a = 0; a < sizeof STEP / sizeof STEP[0]; a++) {
-            /* ggml: the largest scale becomes ls = -128 */
-            float d = half_of(max_scale / -(128.0f + STEP[a])), err = 0;
-            int8_t ls[16];
-            for (int j = 0; j < 16 && d != 0; j++) {
-                int l0 = clampi(nint(scales[j] / d), -128, 127), bl = l0;
-                float best = INFINITY;
-                for (int l = l0 - 2; l <= l0 + 2; l++) {
-                    if (l < -128 || l > 127) continue;
-                    float e = symmetric_codes(xb + 16 * j, w + 16 * j, 16, 32, d * (float)l, NULL);
-                    if (e < best) {
-                        best = e;
-                        bl = l;
-                    }
-                }
-                ls[j] = (int8_t)bl;
-                err += symmetric_codes(xb + 16 * j, w + 16 * j, 16, 32, d * (float)bl, L + 16 * j);
-            }
-            if (d != 0 && err < best_err) {
-                best_err = err;
-                best_d = d;
-                memcpy(best_ls, ls, sizeof ls);
-                memcpy(best_L, L, sizeof L);
-            }
-        }
-        if (!(best_err < INFINITY)) continue;
-        /* ql: 64 bytes per 128 weights, weight 32 k + l (k < 4) nibble k / 2 of byte
-         * 32 (k % 2) + l; qh: bits 2 k of byte l */
+        if (!symmetric_superblock(x + (size_t)b * MQ_QK_K, imp ? imp + (size_t)b * MQ_QK_K : NULL,
+                                  32, 128, &d, ls, L))
+            continue;
         uint8_t *ql = dst, *qh = dst + 128;
         for (int h = 0; h < 2; h++)
             for (int k = 0; k < 4; k++)
                 for (int l = 0; l < 32; l++) {
-                    int q = best_L[128 * h + 32 * k + l] + 32;
+                    int q = L[128 * h + 32 * k + l] + 32;
                     ql[64 * h + 32 * (k % 2) + l] |= (uint8_t)((q & 15) << (4 * (k / 2)));
                     qh[32 * h + l] |= (uint8_t)((q >> 4) << (2 * k));
                 }
-        memcpy(dst + 192, best_ls, 16);
-        put_half(dst + 208, best_d);
+        memcpy(dst + 192, ls, 16);
+        put_half(dst + 208, d);
+    }
+}
+
+/* Q3_K: 32 bytes of high bits (weight 128 h + 32 k + 16 p + l: bit 4 h + k of byte 16 p + l,
+ * set for q >= 0), 64 bytes of the low 2 bits (q + 4, bits 2 k of byte 32 h + 16 p + l), the
+ * 16 scales + 32 in 12 bytes, d. */
+void mq_blocks_quantize_q3_k(const float *x, const float *imp, int n, uint8_t *dst) {
+    for (int b = 0; b < n / MQ_QK_K; b++, dst += MQ_Q3_K_BYTES) {
+        float d = 0;
+        int8_t ls[16] = {0}, L[MQ_QK_K] = {0};
+        memset(dst, 0, MQ_Q3_K_BYTES);
+        int nonzero = symmetric_superblock(x + (size_t)b * MQ_QK_K,
+                                           imp ? imp + (size_t)b * MQ_QK_K : NULL, 4, 32, &d, ls,
+                                           L);
+        for (int w = 0; w < MQ_QK_K; w++) {
+            int h = w / 128, k = (w % 128) / 32, r = w % 32, u = L[w] + 4;
+            dst[32 + 32 * h + r] |= (uint8_t)((u & 3) << (2 * k));
+            if (u >> 2) dst[r] |= (uint8_t)(1u << (4 * h + k));
+        }
+        uint8_t *s12 = dst + 96;
+        for (int i = 0; i < 16; i++) {
+            int v = nonzero ? ls[i] + 32 : 32;
+            if (i < 8) s12[i] |= (uint8_t)(v & 15);
+            else s12[i - 8] |= (uint8_t)((v & 15) << 4);
+            s12[8 + i % 4] |= (uint8_t)((v >> 4) << (2 * (i / 4)));
+        }
+        put_half(dst + 108, d);
     }
 }
 
@@ -533,4 +652,28 @@ float mq_blocks_nearest_iq4_nl(uint8_t *blk, int j, float w) {
     uint8_t *b = blk + 2 + j % 16;
     *b = (uint8_t)(j < 16 ? (*b & 0xf0) | q : (*b & 0x0f) | q << 4);
     return d * MQ_IQ4_BOOK[q];
+}
+
+/* Q2_K: sub-block j / 16's d1 = d * (sc & 15), m1 = dmin * (sc >> 4); q = round((w + m1) / d1). */
+float mq_blocks_nearest_q2_k(uint8_t *blk, int j, float w) {
+    const uint8_t sc = blk[j / 16];
+    const float dl = half_at(blk + 80) * (sc & 0xF), ml = half_at(blk + 82) * (sc >> 4);
+    int q = dl > 0 ? clampi(nint((w + ml) / dl), 0, 3) : 0;
+    int h = j / 128, k = (j % 128) / 32, r = j % 32;
+    uint8_t *b = blk + 16 + 32 * h + r;
+    *b = (uint8_t)((*b & ~(3 << (2 * k))) | q << (2 * k));
+    return dl * (float)(int8_t)q - ml;
+}
+
+/* Q3_K: scale j / 16 (its 6 bits from the 12 bytes, minus 32); q = round(w / (d * sc)). */
+float mq_blocks_nearest_q3_k(uint8_t *blk, int j, float w) {
+    int i = j / 16, h = j / 128, k = (j % 128) / 32, r = j % 32;
+    const uint8_t *s12 = blk + 96;
+    int lo = i < 8 ? s12[i] & 0xF : s12[i - 8] >> 4, hi = (s12[8 + i % 4] >> (2 * (i / 4))) & 3;
+    const float dl = half_at(blk + 108) * (float)((int8_t)(lo | hi << 4) - 32);
+    int q = dl != 0 ? clampi(nint(w / dl), -4, 3) : 0, u = q + 4;
+    uint8_t *low = blk + 32 + 32 * h + r, bit = (uint8_t)(1u << (4 * h + k));
+    *low = (uint8_t)((*low & ~(3 << (2 * k))) | (u & 3) << (2 * k));
+    blk[r] = (uint8_t)(u >> 2 ? blk[r] | bit : blk[r] & ~bit);
+    return dl * ((int8_t)(u & 3) - ((u >> 2) ? 0 : 4));
 }

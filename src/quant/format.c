@@ -280,6 +280,8 @@ static const mq_family_t FAM_NF3 = {
 
 /* ggml's block formats, written from the values: each searches its own scales (blocks.h), and
  * a row no block of it divides falls back as llama-quantize's does (then F16). */
+static const char *const FMT_Q2_K[] = {"q2_k", "iq4_nl", "f16", NULL};
+static const char *const FMT_Q3_K[] = {"q3_k", "iq4_nl", "f16", NULL};
 static const char *const FMT_Q4_K[] = {"q4_k", "q5_0", "f16", NULL};
 static const char *const FMT_Q5_K[] = {"q5_k", "q5_1", "f16", NULL};
 static const char *const FMT_Q6_K[] = {"q6_k", "q8_0", "f16", NULL};
@@ -292,15 +294,17 @@ static const char *const FMT_IQ4_NL[] = {"iq4_nl", "f16", NULL};
                                     .embeddings_f16 = 1,                                           \
                                     .takes_imat = 1,                                               \
                                     .formats = FORMATS}
+BLOCK_FAMILY(FAM_Q2_K, "q2_k", 2, FMT_Q2_K);
+BLOCK_FAMILY(FAM_Q3_K, "q3_k", 3, FMT_Q3_K);
 BLOCK_FAMILY(FAM_Q4_K, "q4_k", 4, FMT_Q4_K);
 BLOCK_FAMILY(FAM_Q5_K, "q5_k", 5, FMT_Q5_K);
 BLOCK_FAMILY(FAM_Q6_K, "q6_k", 6, FMT_Q6_K);
 BLOCK_FAMILY(FAM_IQ4_NL, "iq4_nl", 4, FMT_IQ4_NL);
 #undef BLOCK_FAMILY
 
-const mq_family_t *const MQ_FAMILIES[] = {&FAM_FP32, &FAM_FP16, &FAM_INT,    &FAM_NF4,
-                                          &FAM_NF3,  &FAM_Q4_K, &FAM_Q5_K,   &FAM_Q6_K,
-                                          &FAM_IQ4_NL, NULL};
+const mq_family_t *const MQ_FAMILIES[] = {&FAM_FP32, &FAM_FP16, &FAM_INT,  &FAM_NF4,
+                                          &FAM_NF3,  &FAM_Q2_K, &FAM_Q3_K, &FAM_Q4_K,
+                                          &FAM_Q5_K, &FAM_Q6_K, &FAM_IQ4_NL, NULL};
 
 /* ---------------------------------------------------------------------------------------------
  * scheme names */
@@ -949,10 +953,6 @@ static const mq_format_t FORMAT_PACKED = {
 READ_ROW(FORMAT_BF16, "bf16", MQ_GGML_BF16, 0, 0, bf16, "bfloat16 values, the top half of FP32");
 READ_ROW(FORMAT_Q4_1, "q4_1", MQ_GGML_Q4_1, 32, MQ_Q4_1_BYTES, q4_1,
          "ggml's 32-blocks of 4-bit codes with an FP16 scale and min");
-READ_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k,
-         "ggml's 256-blocks of 2-bit codes, 4-bit scales and mins per 16");
-READ_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k,
-         "ggml's 256-blocks of 3-bit codes, 6-bit scales per 16");
 READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_xs,
          "ggml's 256-blocks of IQ4_NL indices, 6-bit scales per 32");
 #undef READ_ROW
@@ -961,7 +961,8 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
  * values themselves (the scale of the scalar reference is 1, the whole row one scale block). */
 #define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FAMILY, FTYPE, NEAREST, ABOUT, WHEN)          \
     static int fits_##FN(const mq_scheme_t *s, int cols) {                                         \
-        return s->family == FAMILY && cols % (BLOCK) == 0;                                         \
+        (void)(FAMILY); /* listed by it, and by others as their fallback */                        \
+        return s->family->takes_imat && cols % (BLOCK) == 0;                                       \
     }                                                                                              \
     static size_t row_bytes_##FN(const mq_scheme_t *s, int cols) {                                 \
         (void)s;                                                                                   \
@@ -996,6 +997,14 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
                     [MQ_ISA_AVX2] = {NULL, mq_kscalar_dot, NULL, NULL, NULL},                      \
                     [MQ_ISA_AVX512] = {NULL, mq_kscalar_dot, NULL, NULL, NULL}},                   \
     }
+WRITE_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k, &FAM_Q2_K, 10,
+          mq_blocks_nearest_q2_k,
+          "ggml's 256-blocks of 2-bit codes, 4-bit scales and mins per 16",
+          "q2_k, rows of multiples of 256");
+WRITE_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k, &FAM_Q3_K, 11,
+          mq_blocks_nearest_q3_k,
+          "ggml's 256-blocks of 3-bit codes, 6-bit scales per 16",
+          "q3_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k, &FAM_Q4_K, 14,
           mq_blocks_nearest_q4_k,
           "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32",
@@ -1011,7 +1020,7 @@ WRITE_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k, &FAM_
 WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, &FAM_IQ4_NL, 25,
           mq_blocks_nearest_iq4_nl,
           "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
-          "iq4_nl, rows of multiples of 32");
+          "iq4_nl; q2_k's and q3_k's rows that 256 does not divide");
 WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, &FAM_Q4_K, 8, NULL,
           "ggml's 32-blocks of 5-bit codes and an FP16 scale",
           "q4_k's rows that 256 does not divide");
