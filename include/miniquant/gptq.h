@@ -126,8 +126,17 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
                            mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err);
 
 /* The quantized model of any scheme, built the way its name says: GPTQ (with the default
- * options, calibrated on calib) when s->gptq, round to nearest (mq_qmodel_quantize)
- * otherwise; calib may be NULL then. The same contract as above. */
+ * options, act-order for the block formats that search their scales, calibrated on calib) when
+ * s->gptq; round to nearest under the inputs' importance (diag H from calib) when s->imat;
+ * round to nearest (mq_qmodel_quantize) otherwise, calib may be NULL then. The same contract as
+ * above. */
+/* The same with GPTQ's options (NULL: mq_gptq_opts_for the scheme). */
+int mq_gptq_build_qmodel_with(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
+                              const int32_t *calib, size_t n_calib_tokens,
+                              const mq_gptq_opts_t *o, mq_qmodel_t *out, mq_error_t *err);
+/* The options GPTQ takes for scheme s: the defaults, with act-order for the block formats that
+ * search their scales (q4_k, ...). */
+void mq_gptq_opts_for(const mq_scheme_t *s, mq_gptq_opts_t *o);
 int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err);

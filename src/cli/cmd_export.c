@@ -20,8 +20,8 @@
 static const char ABOUT[] =
     "Quantizes a model's Linear layers (round to nearest; GPTQ for the _gptq schemes; round to\n"
     "nearest under each input's importance for the _imat ones: both calibrated on 128\n"
-    "sequences of the valid split) and writes them as GGUF, each Linear's\n"
-    "bytes as the quantized layer holds them (the formats are listed below). The embeddings\n"
+    "sequences of the valid split) and writes them as GGUF, each Linear's bytes as the\n"
+    "quantized layer holds them (the formats are listed below). The embeddings\n"
     "are stored FP16 (FP32 for fp32), LayerNorm parameters and biases FP32. The file is read\n"
     "back and its dequantized weights compared with the in-memory ones.\n";
 
@@ -120,13 +120,19 @@ static int read_back(const char *path, read_back_t *rb, mq_qmodel_t *q2, int *lo
 }
 
 int cmd_export(int argc, char **argv) {
-    const char *model = NULL, *scheme_name = NULL, *out = NULL;
-    int skip = 0;
+    const char *model = NULL, *scheme_name = NULL, *out = NULL, *act_order = NULL;
+    int skip = 0, static_groups = 0;
     long threads = 0;
     cli_option_t opts[] = {
         {CLI_OPT_MODEL(&model, "the FP32 model (GGUF, gpt2 architecture)"), .required = 1},
         {CLI_OPT_SCHEME(&scheme_name, "how the Linear layers are quantized"), .required = 1},
         {CLI_OPT_SKIP_LM_HEAD(&skip)},
+        {.name = "act-order", .arg = "on|off", .str = &act_order,
+         .def_text = "on for q2_k .. q6_k and iq4_nl, off for the int and nf grids",
+         .help = "_gptq: the columns by descending diag H"},
+        {.name = "static-groups", .flag = &static_groups,
+         .help = "_gptq: every group's (block's) scales from the weights before GPTQ, not when "
+                 "it is first reached"},
         {.name = "out", .arg = "FILE.gguf", .str = &out, .required = 1,
          .help = "the quantized GGUF file to write"},
         {CLI_OPT_THREADS(&threads)},
@@ -139,6 +145,8 @@ int cmd_export(int argc, char **argv) {
     mq_error_t err = {0};
     mq_scheme_t s;
     if (mq_scheme_parse(scheme_name, &s, &err)) return cli_usage_error(&cmd, "%s", err.msg);
+    if (act_order && strcmp(act_order, "on") && strcmp(act_order, "off"))
+        return cli_usage_error(&cmd, "--act-order takes on or off, not '%s'", act_order);
     cli_set_threads((int)threads);
 
     mq_gpt_t m = {0};
@@ -147,7 +155,12 @@ int cmd_export(int argc, char **argv) {
     if ((rc = mq_checkpoint_load(model, &m, &tok, NULL, &err))) return cli_fail(&err);
     mq_tokens_t calib = {0};
     if (mq_scheme_calibrated(&s)) rc = cli_calibration_tokens(tok, &calib, &err);
-    if (rc == MQ_OK) rc = mq_gptq_build_qmodel(&m, &s, skip, calib.ids, calib.n, &q, &err);
+    mq_gptq_opts_t go;
+    mq_gptq_opts_for(&s, &go);
+    if (act_order) go.act_order = !strcmp(act_order, "on");
+    go.static_groups = static_groups;
+    if (rc == MQ_OK)
+        rc = mq_gptq_build_qmodel_with(&m, &s, skip, calib.ids, calib.n, &go, &q, &err);
     mq_tokens_free(&calib);
     if (rc == MQ_OK) rc = mq_qmodel_save(out, &m, &q, tok, &err);
     int loaded = 0;

@@ -212,6 +212,20 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
 int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err) {
+    return mq_gptq_build_qmodel_with(m, s, skip_lm_head, calib, n_calib_tokens, NULL, out, err);
+}
+
+void mq_gptq_opts_for(const mq_scheme_t *s, mq_gptq_opts_t *o) {
+    mq_gptq_opts_default(o);
+    /* the block formats that search their scales take the columns by descending diag H: on the
+     * default MiniGPT it lowers the KL divergence from FP32 by about a fifth (README, "GPTQ on
+     * the K-quants"); the int grids keep the reference's order */
+    o->act_order = s && !mq_scheme_has_grid(s);
+}
+
+int mq_gptq_build_qmodel_with(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
+                              const int32_t *calib, size_t n_calib_tokens,
+                              const mq_gptq_opts_t *opts, mq_qmodel_t *out, mq_error_t *err) {
     if (!s->gptq && !s->imat) {
         mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
         return mq_qmodel_quantize(out, m, s, &o, err);
@@ -219,6 +233,8 @@ int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_he
     if (!calib || n_calib_tokens == 0)
         return mq_error_set(err, MQ_ERR_ARG, "scheme %s needs calibration tokens for %s",
                             s->name, s->gptq ? "GPTQ" : "the importance of its inputs");
-    return mq_gptq_quantize_model(m, s, calib, n_calib_tokens, NULL, skip_lm_head, out, NULL,
-                                  err);
+    mq_gptq_opts_t o;
+    if (opts) o = *opts;
+    else mq_gptq_opts_for(s, &o);
+    return mq_gptq_quantize_model(m, s, calib, n_calib_tokens, &o, skip_lm_head, out, NULL, err);
 }

@@ -5,14 +5,14 @@
  *
  *  1. Each sub-block's float scale (and min) is fitted as ggml fits it: a sweep of candidate
  *     inverse scales, each followed by the weighted least-squares scale (and min) of the codes
- *     it rounds to, the best kept by weighted squared error (for Q4_K/Q5_K the sweeps of both
- *     ggml's quantizers, with and without an importance matrix, are tried).
+ *     it rounds to, the best kept by weighted squared error (the sweep of ggml's reference
+ *     quantizer, or of its importance-weighted one when there is an importance).
  *  2. The super-block scale(s) d (and dmin) follow from the largest sub-block scale (and min),
- *     as ggml's do; a few neighbouring values of d are tried too.
+ *     as ggml's do; a neighbouring value of d either side is tried too, then of dmin.
  *  3. Then, with d and dmin as they round to FP16, every sub-block's integer scale (and min) is
- *     searched around its rounded value, the codes re-rounded for each candidate, and the
- *     pair with the least weighted squared error of the values as ggml dequantizes them is
- *     kept. ggml stops at rounding the float scale: its choice is among the candidates, so the
+ *     searched one step either side of its rounded value, the codes re-rounded for each
+ *     candidate, and the one with the least weighted squared error of the values as ggml
+ *     dequantizes them is kept. ggml stops at rounding the float scale: its choice is among the candidates, so the
  *     error here is never larger for the same d and dmin.
  *
  * Q2_K, Q4_K and Q5_K are affine (a scale and a min per sub-block), Q3_K and Q6_K symmetric.
@@ -176,9 +176,9 @@ static void affine_refine(const affine_kind_t *k, const float *x, const float *w
         int lm0 = dmin > 0 ? clampi(nint(mins[j] / dmin), 0, k->lmax) : 0;
         float best = INFINITY;
         int bl = ls0, bm = lm0;
-        for (int ls = ls0 - 2; ls <= ls0 + 2; ls++) {
+        for (int ls = ls0 - 1; ls <= ls0 + 1; ls++) {
             if (ls < 0 || ls > k->lmax || (ls == 0 && ls0 != 0)) continue;
-            for (int lm = lm0 - 2; lm <= lm0 + 2; lm++) {
+            for (int lm = lm0 - 1; lm <= lm0 + 1; lm++) {
                 if (lm < 0 || lm > k->lmax) continue;
                 float e = affine_codes(xj, wj, k->sub, k->nmax, d * (float)ls, dmin * (float)lm,
                                        NULL);
@@ -212,27 +212,32 @@ static void affine_superblock(const affine_kind_t *k, const float *x, const floa
     float w[MQ_QK_K], scales[16], mins[16];
     affine_weights(k, x, imp, w);
     float max_scale = 0, max_min = 0;
+    /* ggml's sweep: its reference quantizer's without an importance, its importance-weighted
+     * quantizer's with one */
+    int t = imp != NULL;
     for (int j = 0; j < k->nsub; j++) {
-        float m[2], e[2], sc[2];
-        for (int t = 0; t < 2; t++)
-            sc[t] = affine_fit(x + k->sub * j, w + k->sub * j, k->sub, k->nmax, k->sweep[t][0],
-                               k->sweep[t][1], k->steps[t], &m[t], &e[t]);
-        int t = e[1] < e[0];
-        scales[j] = sc[t];
-        mins[j] = m[t];
+        float e;
+        scales[j] = affine_fit(x + k->sub * j, w + k->sub * j, k->sub, k->nmax, k->sweep[t][0],
+                               k->sweep[t][1], k->steps[t], &mins[j], &e);
         max_scale = scales[j] > max_scale ? scales[j] : max_scale;
         max_min = mins[j] > max_min ? mins[j] : max_min;
     }
+    /* d and dmin from the largest scale and min (ggml's), then a step either side of d, then
+     * of dmin with the best d */
+    static const float STEP[] = {0.0f, 0.5f, -0.5f};
+    float step_d = 0;
     out->err = INFINITY;
-    /* d and dmin from the largest scale and min (ggml's), and a few steps around them */
-    static const float STEP[] = {0.0f, 0.5f, -0.5f, 1.0f, -1.0f};
-    for (size_t a = 0; a < sizeof STEP / sizeof STEP[0]; a++)
-        for (size_t b = 0; b < sizeof STEP / sizeof STEP[0]; b++) {
-            float d = max_scale > 0 ? half_of(max_scale / ((float)k->lmax + STEP[a])) : 0;
-            float dmin = max_min > 0 ? half_of(max_min / ((float)k->lmax + STEP[b])) : 0;
-            affine_sb_t t;
-            affine_refine(k, x, w, scales, mins, d, dmin, &t);
-            if (t.err < out->err) *out = t;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t a = pass; a < sizeof STEP / sizeof STEP[0]; a++) {
+            float sd = pass ? step_d : STEP[a], sm = pass ? STEP[a] : 0.0f;
+            float d = max_scale > 0 ? half_of(max_scale / ((float)k->lmax + sd)) : 0;
+            float dmin = max_min > 0 ? half_of(max_min / ((float)k->lmax + sm)) : 0;
+            affine_sb_t c;
+            affine_refine(k, x, w, scales, mins, d, dmin, &c);
+            if (c.err < out->err) {
+                *out = c;
+                if (!pass) step_d = sd;
+            }
         }
 }
 
