@@ -123,5 +123,8 @@ typedef struct mq_export_bytes {
  * disk. */
 int mq_export_bytes(const mq_gguf_t *g, mq_export_bytes_t *out, mq_error_t *err);
 int mq_export_bytes_file(const char *path, mq_export_bytes_t *out, mq_error_t *err);
+/* The same for g, already read from path (the file's size from the file system). */
+int mq_export_bytes_read(const mq_gguf_t *g, const char *path, mq_export_bytes_t *out,
+                         mq_error_t *err);
 
 #endif

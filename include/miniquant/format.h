@@ -212,6 +212,10 @@ int mq_format_writes(const mq_format_t *f);
 /* The GGUF types of every format a model file may hold, by ggml's names: "f32, f16, ...". */
 const char *mq_formats_read_list(void);
 
+/* Refuses a tensor of a GGUF type no format row reads: MQ_ERR_UNSUPPORTED naming the file,
+ * the tensor and the type, and listing the types miniquant reads. */
+int mq_format_refuse_type(mq_error_t *err, const char *file, const char *tensor, int ggml_type);
+
 /* The table as help text: every family with its grammar and the formats it takes, and every
  * format's GGUF type and description (one line each). */
 const char *mq_formats_help(void);

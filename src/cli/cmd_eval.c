@@ -120,8 +120,8 @@ int cmd_eval(int argc, char **argv) {
     mq_model_bytes(run, counted, &bytes);
     /* another tool's quantized file (llama-quantize's): its own types, dequantized here */
     mq_export_bytes_t fb = {0};
-    int foreign = rc == MQ_OK && !from_file && mq_export_bytes_file(model, &fb, NULL) == MQ_OK &&
-                  !fb.linear_all_f32;
+    int foreign = rc == MQ_OK && !from_file && file.file &&
+                  mq_export_bytes_read(file.file, model, &fb, NULL) == MQ_OK && !fb.linear_all_f32;
     mq_tokens_t toks = {0};
     char *text = NULL;
     size_t len = 0, n_docs = 0;

@@ -193,13 +193,7 @@ static int param_tensor(const mq_gguf_t *g, const char *name, const mq_gpt_confi
     const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
     if (!t) return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", name, tname);
     const mq_format_t *f = mq_format_of_ggml_type(t->type);
-    if (!f) {
-        const mq_ggml_type_info_t *ti = mq_ggml_type_info(t->type);
-        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "%s: tensor %s has type %s, which miniquant does not read (it reads "
-                            "%s)",
-                            name, tname, ti ? ti->name : "unknown", mq_formats_read_list());
-    }
+    if (!f) return mq_format_refuse_type(err, name, tname, t->type);
     if (!f->side_scales &&
         (t->n_dims != (rows ? 2 : 1) || t->ne[0] != cols || (rows && t->ne[1] != rows)))
         return mq_error_set(err, MQ_ERR_FORMAT,

@@ -303,11 +303,7 @@ static int bad_shape(const char *file, const mq_gguf_tensor_t *t, int64_t ne0, i
 static int read_floats(const char *file, const mq_gguf_tensor_t *t, int allow_blocks, float *dst,
                        size_t n, mq_error_t *err) {
     const mq_format_t *f = mq_format_of_ggml_type(t->type);
-    if (!f || f->side_scales)
-        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "%s: tensor %s has type %s, which miniquant does not read (it reads "
-                            "%s)",
-                            file, t->name, type_name(t->type), mq_formats_read_list());
+    if (!f || f->side_scales) return mq_format_refuse_type(err, file, t->name, t->type);
     if (f->block && !allow_blocks)
         return mq_error_set(err, MQ_ERR_FORMAT,
                             "%s: tensor %s has type %s, which is not allowed here (f32 or f16)",
@@ -647,8 +643,14 @@ int mq_export_bytes_file(const char *path, mq_export_bytes_t *out, mq_error_t *e
     mq_gguf_t *g;
     int rc = mq_gguf_read(path, &g, err);
     if (rc) return rc;
-    rc = tensor_bytes(g, path, out, err);
+    rc = mq_export_bytes_read(g, path, out, err);
     mq_gguf_free(g);
+    return rc;
+}
+
+int mq_export_bytes_read(const mq_gguf_t *g, const char *path, mq_export_bytes_t *out,
+                         mq_error_t *err) {
+    int rc = tensor_bytes(g, path, out, err);
     if (rc) return rc;
     struct stat st;
     if (stat(path, &st) != 0) return mq_error_set(err, MQ_ERR_IO, "%s: cannot stat the file", path);

@@ -10,10 +10,6 @@
 const int8_t MQ_IQ4_BOOK[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                 1,    13,   25,  38,  53,  69,  89,  113};
 
-static inline float half_at(const uint8_t *p) {
-    return mq_fp16_to_fp32((mq_fp16_t)(p[0] | (p[1] << 8)));
-}
-
 static inline uint32_t u32_at(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -27,7 +23,7 @@ void mq_blocks_bf16(const uint8_t *src, int n, float *y) {
 
 void mq_blocks_q4_1(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / 32; b++, src += MQ_Q4_1_BYTES, y += 32) {
-        const float d = half_at(src), m = half_at(src + 2);
+        const float d = mq_blocks_half_at(src), m = mq_blocks_half_at(src + 2);
         const uint8_t *qs = src + 4;
         for (int j = 0; j < 16; j++) {
             const int x0 = qs[j] & 0x0F, x1 = qs[j] >> 4;
@@ -45,7 +41,7 @@ static inline void q5_codes(uint32_t qh, const uint8_t *qs, int j, int *x0, int 
 
 void mq_blocks_q5_0(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / 32; b++, src += MQ_Q5_0_BYTES, y += 32) {
-        const float d = half_at(src);
+        const float d = mq_blocks_half_at(src);
         const uint32_t qh = u32_at(src + 2);
         for (int j = 0; j < 16; j++) {
             int x0, x1;
@@ -58,7 +54,7 @@ void mq_blocks_q5_0(const uint8_t *src, int n, float *y) {
 
 void mq_blocks_q5_1(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / 32; b++, src += MQ_Q5_1_BYTES, y += 32) {
-        const float d = half_at(src), m = half_at(src + 2);
+        const float d = mq_blocks_half_at(src), m = mq_blocks_half_at(src + 2);
         const uint32_t qh = u32_at(src + 4);
         for (int j = 0; j < 16; j++) {
             int x0, x1;
@@ -74,7 +70,7 @@ void mq_blocks_q5_1(const uint8_t *src, int n, float *y) {
 void mq_blocks_q2_k(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / MQ_QK_K; b++, src += MQ_Q2_K_BYTES) {
         const uint8_t *sc = src, *q = src + 16;
-        const float d = half_at(src + 80), min = half_at(src + 82);
+        const float d = mq_blocks_half_at(src + 80), min = mq_blocks_half_at(src + 82);
         int is = 0;
         for (int half = 0; half < 2; half++, q += 32)
             for (int shift = 0; shift < 8; shift += 2)
@@ -102,7 +98,7 @@ void mq_blocks_q3_k(const uint8_t *src, int n, float *y) {
         const uint8_t *hm = src, *q = src + 32;
         int8_t sc[16];
         q3_k_scales(src + 96, sc);
-        const float d_all = half_at(src + 108);
+        const float d_all = mq_blocks_half_at(src + 108);
         uint8_t m = 1;
         int is = 0;
         for (int half = 0; half < 2; half++, q += 32)
@@ -130,7 +126,7 @@ void mq_blocks_k4_scale_min(const uint8_t *q, int j, uint8_t *sc, uint8_t *m) {
 static void k_blocks(const uint8_t *src, int n, float *y, int five) {
     size_t bytes = five ? MQ_Q5_K_BYTES : MQ_Q4_K_BYTES;
     for (int b = 0; b < n / MQ_QK_K; b++, src += bytes) {
-        const float d = half_at(src), min = half_at(src + 2);
+        const float d = mq_blocks_half_at(src), min = mq_blocks_half_at(src + 2);
         const uint8_t *scales = src + 4, *qh = src + 16, *ql = src + (five ? 48 : 16);
         for (int k = 0; k < 8; k += 2, ql += 32) {
             uint8_t sc, m;
@@ -159,7 +155,7 @@ void mq_blocks_q5_k(const uint8_t *src, int n, float *y) {
  * 8 h + l / 16 + 2 k. */
 void mq_blocks_q6_k(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / MQ_QK_K; b++, src += MQ_Q6_K_BYTES) {
-        const float d = half_at(src + 208);
+        const float d = mq_blocks_half_at(src + 208);
         const uint8_t *ql = src, *qh = src + 128;
         const int8_t *sc = (const int8_t *)(src + 192);
         for (int h = 0; h < 2; h++, y += 128, ql += 64, qh += 32, sc += 8)
@@ -179,7 +175,7 @@ void mq_blocks_q6_k(const uint8_t *src, int n, float *y) {
 
 void mq_blocks_iq4_nl(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / 32; b++, src += MQ_IQ4_NL_BYTES, y += 32) {
-        const float d = half_at(src);
+        const float d = mq_blocks_half_at(src);
         for (int j = 0; j < 16; j++) {
             y[j] = d * MQ_IQ4_BOOK[src[2 + j] & 0xf];
             y[j + 16] = d * MQ_IQ4_BOOK[src[2 + j] >> 4];
@@ -189,7 +185,7 @@ void mq_blocks_iq4_nl(const uint8_t *src, int n, float *y) {
 
 void mq_blocks_iq4_xs(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / MQ_QK_K; b++, src += MQ_IQ4_XS_BYTES) {
-        const float d = half_at(src);
+        const float d = mq_blocks_half_at(src);
         const unsigned scales_h = (unsigned)(src[2] | (src[3] << 8));
         const uint8_t *scales_l = src + 4, *qs = src + 8;
         for (int ib = 0; ib < 8; ib++, y += 32, qs += 16) {

@@ -31,6 +31,8 @@
 
 #include <stdint.h>
 
+#include "miniquant/fp16.h"
+
 #define MQ_QK_K 256 /* weights per K-quant super-block */
 
 /* Bytes per block of each layout. */
@@ -46,6 +48,11 @@ enum {
     MQ_IQ4_NL_BYTES = 18,
     MQ_IQ4_XS_BYTES = 136,
 };
+
+/* The FP16 value at p (little-endian), widened exactly. */
+static inline float mq_blocks_half_at(const uint8_t *p) {
+    return mq_fp16_to_fp32((mq_fp16_t)(p[0] | (p[1] << 8)));
+}
 
 /* IQ4_NL's and IQ4_XS's codebook. */
 extern const int8_t MQ_IQ4_BOOK[16];

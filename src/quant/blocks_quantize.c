@@ -609,16 +609,12 @@ void mq_blocks_quantize_q8_0(const float *x, const float *imp, int n, uint8_t *d
  * GPTQ's hook: the nearest code of one weight on a block's stored scales (blocks.h). The value
  * returned is the one the dequantizer computes: the same operations on the same floats. */
 
-static inline float half_at(const uint8_t *p) {
-    return mq_fp16_to_fp32((mq_fp16_t)(p[0] | (p[1] << 8)));
-}
-
 /* Q4_K / Q5_K: sub-block j / 32's d1 = d * ls, m1 = dmin * lm; q = round((w + m1) / d1). */
 static float k_nearest(uint8_t *blk, int j, float w, int five) {
     int sub = j / 32, g = j / 64, l = j % 32, hi = sub & 1, nmax = five ? 31 : 15;
     uint8_t sc, m;
     mq_blocks_k4_scale_min(blk + 4, sub, &sc, &m);
-    const float d1 = half_at(blk) * sc, m1 = half_at(blk + 2) * m;
+    const float d1 = mq_blocks_half_at(blk) * sc, m1 = mq_blocks_half_at(blk + 2) * m;
     int q = d1 > 0 ? clampi(nint((w + m1) / d1), 0, nmax) : 0;
     uint8_t *ql = blk + (five ? 48 : 16) + 32 * g + l;
     *ql = (uint8_t)(hi ? (*ql & 0x0f) | (q & 15) << 4 : (*ql & 0xf0) | (q & 15));
@@ -641,7 +637,7 @@ float mq_blocks_nearest_q5_k(uint8_t *blk, int j, float w) {
 float mq_blocks_nearest_q6_k(uint8_t *blk, int j, float w) {
     int h = j / 128, k = (j % 128) / 32, l = j % 32;
     int8_t sc = (int8_t)blk[192 + 8 * h + 2 * k + l / 16];
-    const float d = half_at(blk + 208), d1 = d * sc;
+    const float d = mq_blocks_half_at(blk + 208), d1 = d * sc;
     int q = d1 != 0 ? clampi(nint(w / d1), -32, 31) : 0, u = q + 32;
     uint8_t *ql = blk + 64 * h + 32 * (k % 2) + l, *qh = blk + 128 + 32 * h + l;
     int shift = 4 * (k / 2);
@@ -652,7 +648,7 @@ float mq_blocks_nearest_q6_k(uint8_t *blk, int j, float w) {
 
 /* IQ4_NL: the codebook value nearest to w / d. */
 float mq_blocks_nearest_iq4_nl(uint8_t *blk, int j, float w) {
-    const float d = half_at(blk);
+    const float d = mq_blocks_half_at(blk);
     int q = d != 0 ? book_index(w / d) : 8;
     uint8_t *b = blk + 2 + j % 16;
     *b = (uint8_t)(j < 16 ? (*b & 0xf0) | q : (*b & 0x0f) | q << 4);
@@ -662,7 +658,7 @@ float mq_blocks_nearest_iq4_nl(uint8_t *blk, int j, float w) {
 /* Q2_K: sub-block j / 16's d1 = d * (sc & 15), m1 = dmin * (sc >> 4); q = round((w + m1) / d1). */
 float mq_blocks_nearest_q2_k(uint8_t *blk, int j, float w) {
     const uint8_t sc = blk[j / 16];
-    const float dl = half_at(blk + 80) * (sc & 0xF), ml = half_at(blk + 82) * (sc >> 4);
+    const float dl = mq_blocks_half_at(blk + 80) * (sc & 0xF), ml = mq_blocks_half_at(blk + 82) * (sc >> 4);
     int q = dl > 0 ? clampi(nint((w + ml) / dl), 0, 3) : 0;
     int h = j / 128, k = (j % 128) / 32, r = j % 32;
     uint8_t *b = blk + 16 + 32 * h + r;
@@ -675,7 +671,7 @@ float mq_blocks_nearest_q3_k(uint8_t *blk, int j, float w) {
     int i = j / 16, h = j / 128, k = (j % 128) / 32, r = j % 32;
     const uint8_t *s12 = blk + 96;
     int lo = i < 8 ? s12[i] & 0xF : s12[i - 8] >> 4, hi = (s12[8 + i % 4] >> (2 * (i / 4))) & 3;
-    const float dl = half_at(blk + 108) * (float)((int8_t)(lo | hi << 4) - 32);
+    const float dl = mq_blocks_half_at(blk + 108) * (float)((int8_t)(lo | hi << 4) - 32);
     int q = dl != 0 ? clampi(nint(w / dl), -4, 3) : 0, u = q + 4;
     uint8_t *low = blk + 32 + 32 * h + r, bit = (uint8_t)(1u << (4 * h + k));
     *low = (uint8_t)((*low & ~(3 << (2 * k))) | (u & 3) << (2 * k));

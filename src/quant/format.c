@@ -959,9 +959,9 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
 
 /* Block formats written from the values (blocks.h): a row is whole blocks; values_row gives the
  * values themselves (the scale of the scalar reference is 1, the whole row one scale block). */
-#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FAMILY, FTYPE, NEAREST, ABOUT, WHEN)          \
+#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FTYPE, NEAREST, ABOUT, WHEN)                  \
     static int fits_##FN(const mq_scheme_t *s, int cols) {                                         \
-        (void)(FAMILY); /* listed by it, and by others as their fallback */                        \
+        /* a block family lists it: its own, or another's fallback (mq_format_for) */            \
         return s->family->takes_imat && cols % (BLOCK) == 0;                                       \
     }                                                                                              \
     static size_t row_bytes_##FN(const mq_scheme_t *s, int cols) {                                 \
@@ -997,34 +997,34 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
                     [MQ_ISA_AVX2] = {NULL, mq_kscalar_dot, NULL, NULL, NULL},                      \
                     [MQ_ISA_AVX512] = {NULL, mq_kscalar_dot, NULL, NULL, NULL}},                   \
     }
-WRITE_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k, &FAM_Q2_K, 10,
+WRITE_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k, 10,
           mq_blocks_nearest_q2_k,
           "ggml's 256-blocks of 2-bit codes, 4-bit scales and mins per 16",
           "q2_k, rows of multiples of 256");
-WRITE_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k, &FAM_Q3_K, 11,
+WRITE_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k, 11,
           mq_blocks_nearest_q3_k,
           "ggml's 256-blocks of 3-bit codes, 6-bit scales per 16",
           "q3_k, rows of multiples of 256");
-WRITE_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k, &FAM_Q4_K, 14,
+WRITE_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k, 14,
           mq_blocks_nearest_q4_k,
           "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32",
           "q4_k, rows of multiples of 256");
-WRITE_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k, &FAM_Q5_K, 16,
+WRITE_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k, 16,
           mq_blocks_nearest_q5_k,
           "ggml's 256-blocks of 5-bit codes, 6-bit scales and mins per 32",
           "q5_k, rows of multiples of 256");
-WRITE_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k, &FAM_Q6_K, 18,
+WRITE_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k, 18,
           mq_blocks_nearest_q6_k,
           "ggml's 256-blocks of 6-bit codes, 8-bit scales per 16",
           "q6_k, rows of multiples of 256");
-WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, &FAM_IQ4_NL, 25,
+WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, 25,
           mq_blocks_nearest_iq4_nl,
           "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
           "iq4_nl; q2_k's and q3_k's rows that 256 does not divide");
-WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, &FAM_Q4_K, 8, NULL,
+WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, 8, NULL,
           "ggml's 32-blocks of 5-bit codes and an FP16 scale",
           "q4_k's rows that 256 does not divide");
-WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, &FAM_Q5_K, 9, NULL,
+WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, 9, NULL,
           "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
           "q5_k's rows that 256 does not divide");
 #undef WRITE_ROW
@@ -1037,6 +1037,13 @@ const mq_format_t *const MQ_FORMATS[] = {
 
 int mq_format_writes(const mq_format_t *f) {
     return f && f->fits != NULL;
+}
+
+int mq_format_refuse_type(mq_error_t *err, const char *file, const char *tensor, int ggml_type) {
+    const mq_ggml_type_info_t *ti = mq_ggml_type_info(ggml_type);
+    return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                        "%s: tensor %s has type %s, which miniquant does not read (it reads %s)",
+                        file, tensor, ti ? ti->name : "unknown", mq_formats_read_list());
 }
 
 const char *mq_formats_read_list(void) {

@@ -317,10 +317,8 @@ void mq_qweight_dequantize(const mq_qweight_t *q, float *W) {
 }
 
 size_t mq_qweight_bytes(const mq_qweight_t *q) {
-    size_t numel = (size_t)q->rows * (size_t)q->cols;
-    (void)numel;
     if (!mq_scheme_has_grid(&q->scheme)) return mq_qweight_stored_bytes(q); /* values, blocks */
-    return numel * sizeof(int8_t) + q->n_scales * sizeof(mq_fp16_t);
+    return (size_t)q->rows * (size_t)q->cols * sizeof(int8_t) + q->n_scales * sizeof(mq_fp16_t);
 }
 
 size_t mq_qweight_stored_bytes(const mq_qweight_t *q) {
