@@ -78,7 +78,7 @@ static void export_to(const char *scheme, int skip_lm_head, int reload, const ch
     mq_error_t err = {0};
     cr_assert_eq(mq_scheme_parse(scheme, &s, &err), MQ_OK, "%s", err.msg);
     mq_qmodel_t q;
-    mq_qmodel_opts_t qo = {skip_lm_head, -1, 0};
+    mq_qmodel_opts_t qo = {skip_lm_head, -1, 0, NULL};
     cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, &qo, &err), MQ_OK, "%s", err.msg);
     cr_assert_eq(mq_qmodel_save(path, &m, &q, tok, &err), MQ_OK, "%s", err.msg);
     mq_qmodel_free(&q);

@@ -76,7 +76,7 @@ static void random_model(mq_gpt_t *m, int V, int maxT, int C, int NH, int L, uin
 
 static void quantize(mq_qmodel_t *q, const mq_gpt_t *m, const char *name, int skip) {
     mq_scheme_t s = scheme(name);
-    mq_qmodel_opts_t o = {skip, -1, 0};
+    mq_qmodel_opts_t o = {skip, -1, 0, NULL};
     mq_error_t err = {0};
     cr_assert_eq(mq_qmodel_quantize(q, m, &s, &o, &err), MQ_OK, "%s: %s", name, err.msg);
 }

@@ -683,7 +683,7 @@ Test(kernels, the_qmodel_runs_the_fused_path_by_default) {
     for (int i = 0; i < 6; i++) {
         mq_qmodel_t q;
         mq_scheme_t s = scheme(names[i]);
-        mq_qmodel_opts_t opts = {0, -1, 1};
+        mq_qmodel_opts_t opts = {0, -1, 1, NULL};
         mq_error_t err = {0};
         cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, &opts, &err), MQ_OK, "%s", err.msg);
         cr_assert_eq(q.fused, 1);
@@ -724,7 +724,7 @@ Test(kernels, a_qmodel_of_no_quantized_linear_borrows_the_fp32_weights) {
     float *orig = logits(&m, tok, 12);
     mq_qmodel_t q;
     mq_scheme_t s = scheme("int4_g64");
-    mq_qmodel_opts_t opts = {0, -2, 1};
+    mq_qmodel_opts_t opts = {0, -2, 1, NULL};
     cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, &opts, NULL), MQ_OK);
     for (int k = 0; k < q.n_linear; k++) {
         int OC, C;

@@ -24,6 +24,14 @@
  *     iq4_nl (and _imat, _gptq)                  IQ4_NL; F16 when 32 does not divide the rows
  *   output.weight when miniquant.skip_lm_head    F32
  *
+ * A recipe's file (recipe.h) stores each Linear as its own scheme says, and token_embd in the
+ * format of its scheme (Q2_K .. Q6_K, IQ4_NL, Q4_0, Q8_0 ...); it adds miniquant.recipe (string,
+ * e.g. "q4_k_m_gptq"), miniquant.linear_schemes (array of strings, one scheme name per Linear
+ * in the order blk.0.attn_qkv, blk.0.attn_output, blk.0.ffn_up, blk.0.ffn_down, blk.1..., output;
+ * "fp32" for a Linear left in FP32) and miniquant.token_embd_scheme (string), and is
+ * export_version 2 (a file of one scheme is 1). Its miniquant.scheme is its first Linear's, and
+ * general.file_type the mixture's llama_ftype (1024 GUESSED for auto).
+ *
  * A Linear weight stored as F32 in a file whose scheme is not fp32 is a Linear left in FP32.
  * _gptq schemes are stored as the scheme without the suffix would be: GPTQ picks other codes on
  * the same grid.
@@ -75,7 +83,8 @@
 #include "miniquant/quant.h"
 #include "miniquant/tokenizer.h"
 
-#define MQ_EXPORT_VERSION 1
+#define MQ_EXPORT_VERSION 2        /* the newest this reader reads: a recipe's file */
+#define MQ_EXPORT_VERSION_SCHEME 1 /* a file of one scheme */
 #define MQ_FTYPE_ALL_F32 0 /* llama_ftype values of general.file_type */
 #define MQ_FTYPE_GUESSED 1024
 

@@ -137,6 +137,19 @@ int mq_gptq_build_qmodel_with(const mq_gpt_t *m, const mq_scheme_t *s, int skip_
 /* The options GPTQ takes for scheme s: the defaults, with act-order for the block formats that
  * search their scales (q4_k, ...). */
 void mq_gptq_opts_for(const mq_scheme_t *s, mq_gptq_opts_t *o);
+/* One Linear W (OC x C) of any scheme, on its input Hessian h: GPTQ with options o for _gptq,
+ * round to nearest under the importance diag H / n for _imat, round to nearest otherwise (h
+ * unused). q is overwritten, not freed. */
+int mq_gptq_quantize_linear(const float *W, int OC, int C, const mq_gptq_hessian_t *h,
+                            const mq_scheme_t *s, const mq_gptq_opts_t *o, mq_qweight_t *q,
+                            mq_error_t *err);
+/* The quantized model of a recipe (recipe.h): each Linear built as its own scheme says, in
+ * forward order on the inputs of the quantized model (its token embedding stored as the recipe
+ * says), the uncalibrated ones rounded to nearest. o NULL: each Linear's mq_gptq_opts_for. calib
+ * may be NULL when no Linear is calibrated. The same contract as above. */
+int mq_gptq_build_recipe(const mq_gpt_t *m, const mq_recipe_t *r, int skip_lm_head,
+                         const int32_t *calib, size_t n_calib_tokens, const mq_gptq_opts_t *o,
+                         mq_qmodel_t *out, mq_error_t *err);
 int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err);

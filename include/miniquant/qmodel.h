@@ -16,6 +16,7 @@
 #include "miniquant/error.h"
 #include "miniquant/model.h"
 #include "miniquant/quant.h"
+#include "miniquant/recipe.h"
 
 /* Linears in forward order: index 4*l + {0 qkv, 1 attproj, 2 fc, 3 fcproj}, then 4*L lm_head. */
 int mq_qmodel_n_linear(const mq_gpt_config_t *cfg);
@@ -24,7 +25,8 @@ mq_linear_id_t mq_qmodel_linear_id(const mq_gpt_config_t *cfg, int index);
 void mq_qmodel_linear_name(const mq_gpt_config_t *cfg, int index, char *buf, size_t n);
 
 typedef struct mq_qmodel {
-    mq_scheme_t scheme;
+    mq_scheme_t scheme; /* the scheme of every quantized Linear; a recipe's: its first Linear's */
+    char recipe[40];    /* the recipe (recipe.h) each Linear's scheme comes from, or "" */
     int skip_lm_head;
     int n_linear;
     mq_qlinear_t *ql;  /* [n_linear]: every Linear, quantized or F32 */
@@ -33,6 +35,8 @@ typedef struct mq_qmodel {
     mq_gpt_t *model;   /* owned: the model to run (forward, decode step): the
                           non-Linear parameters as stored, its Linears routed through ql. Its
                           own Linear weights are not held (zero): read them through ql. */
+    mq_qweight_t embd; /* a recipe's token embedding as stored (model->params.wte holds its
+                          values for the lookup); data NULL when it is FP16 or FP32 */
     void *file;        /* owned: the GGUF a loaded model's layers point into, or NULL */
 } mq_qmodel_t;
 
@@ -42,13 +46,17 @@ typedef struct mq_qmodel_opts {
     int only;                /* >= 0: quantize only this Linear (per-layer sensitivity); -1 all;
                                 -2 none (every Linear F32: the start of GPTQ) */
     int keep_embeddings;     /* 1: do not round embeddings to FP16 (sensitivity) */
+    const mq_recipe_t *recipe; /* each Linear's scheme and token_embd's (s is then ignored) */
 } mq_qmodel_opts_t;
 
-/* A new quantized model of m with scheme s by round to nearest (GPTQ schemes are built by
- * gptq.h, which starts from this with only = -2). m is not changed; it must outlive q. On
- * failure q holds nothing. */
+/* A new quantized model of m with scheme s (or opts->recipe) by round to nearest (GPTQ schemes
+ * are built by gptq.h, which starts from this). m is not changed; it must outlive q. On failure
+ * q holds nothing. */
 int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
                        const mq_qmodel_opts_t *opts, mq_error_t *err);
+/* Stores the token embedding of q (model->params.wte, rows of n_embd) with scheme s, round to
+ * nearest, and sets the lookup's values to the stored ones. */
+int mq_qmodel_set_embd(mq_qmodel_t *q, const mq_scheme_t *s, mq_error_t *err);
 /* Replaces Linear i of q with w (moved into the layer; w emptied) and marks it quantized. */
 int mq_qmodel_set_linear(mq_qmodel_t *q, int i, mq_qweight_t *w, mq_error_t *err);
 /* An empty quantized model of configuration cfg and scheme s (every layer unset, parameters
@@ -64,7 +72,8 @@ void mq_qmodel_free(mq_qmodel_t *q);
 typedef struct mq_model_bytes {
     size_t linear;       /* Linear weights: codes + scales (or FP16/FP32 weights) */
     size_t bias;         /* Linear biases, FP32 */
-    size_t embedding;    /* token + position embeddings: FP16 (FP32 for the fp32 scheme) */
+    size_t embedding;    /* token + position embeddings: FP16 (FP32 for the fp32 scheme), a
+                            recipe's token embedding as stored */
     size_t layernorm;    /* LayerNorm weights and biases, FP32 */
     size_t total;
     size_t linear_params; /* number of Linear weights */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "measure.h"
@@ -15,7 +16,9 @@
 #include "miniquant/fileio.h"
 #include "miniquant/gptq.h"
 #include "miniquant/qmodel.h"
+#include "miniquant/recipe.h"
 #include "miniquant/report.h"
+#include "miniquant/sensitivity.h"
 
 static const char ABOUT[] =
     "Quantizes a model's Linear layers (round to nearest; GPTQ for the _gptq schemes; round to\n"
@@ -23,7 +26,147 @@ static const char ABOUT[] =
     "sequences of the valid split) and writes them as GGUF, each Linear's bytes as the\n"
     "quantized layer holds them (the formats are listed below). The embeddings\n"
     "are stored FP16 (FP32 for fp32), LayerNorm parameters and biases FP32. The file is read\n"
-    "back and its dequantized weights compared with the in-memory ones.\n";
+    "back and its dequantized weights compared with the in-memory ones.\n"
+    "\n"
+    "--recipe gives each tensor its own type instead, token_embd included: llama-quantize's\n"
+    "mixtures by its names (q4_k_m: attn_qkv q5_k, some ffn_down and output q6_k, the rest\n"
+    "q4_k), or auto --target-bpw B: each tensor's type from q2_k .. q6_k and q8_0, chosen from\n"
+    "the KL divergence from FP32 measured with that tensor alone quantized (16 windows of the\n"
+    "valid split) so that the Linears and token_embd take at most B bits per weight with the\n"
+    "least summed divergence.\n";
+
+static const char *recipe_values(void) {
+    static char buf[320];
+    snprintf(buf, sizeof buf, "valid: %s", mq_recipe_grammar());
+    return buf;
+}
+
+/* The costs auto chooses from, as a JSON file: method, types, and per tensor its name and its
+ * cost at each type. */
+static int write_costs(const char *path, const mq_gpt_config_t *c, const char *model,
+                       const char *method, const double *cost, int n_types, mq_error_t *err) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", model);
+    cJSON_AddStringToObject(root, "method", method);
+    cJSON_AddStringToObject(root, "cost", "mean KL divergence from FP32 (nats per token) with "
+                                          "the tensor alone stored as the type, 16 windows of "
+                                          "the valid split");
+    cJSON *types = cJSON_AddArrayToObject(root, "types");
+    for (int k = 0; k < n_types; k++)
+        cJSON_AddItemToArray(types, cJSON_CreateString(MQ_RECIPE_AUTO_TYPES[k]));
+    cJSON *tensors = cJSON_AddArrayToObject(root, "tensors");
+    for (int t = 0; t < mq_recipe_n_tensors(c); t++) {
+        cJSON *o = cJSON_CreateObject();
+        char tn[48];
+        mq_recipe_tensor_name(c, t, tn, sizeof tn);
+        cJSON_AddStringToObject(o, "name", tn);
+        cJSON *arr = cJSON_AddArrayToObject(o, "costs");
+        for (int k = 0; k < n_types; k++) { /* a type that does not fit: null */
+            double v = cost[(size_t)t * n_types + k];
+            cJSON_AddItemToArray(arr, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        }
+        cJSON_AddItemToArray(tensors, o);
+    }
+    int rc = mq_json_write(path, root, err);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Reads what write_costs wrote, checking that it is this model's shape, method and types. */
+static int read_costs(const char *path, const mq_gpt_config_t *c, const char *method,
+                      double *cost, int n_types, mq_error_t *err) {
+    cJSON *root;
+    int rc = mq_json_read(path, &root, err);
+    if (rc) return rc;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "method");
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "types");
+    const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
+    int T = mq_recipe_n_tensors(c);
+    if (!cJSON_IsString(m) || strcmp(m->valuestring, method))
+        rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: the costs are not of method '%s'", path, method);
+    else if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != n_types)
+        rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: \"types\" is not the %d types of auto", path,
+                          n_types);
+    else if (!cJSON_IsArray(tensors) || cJSON_GetArraySize(tensors) != T)
+        rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: \"tensors\" does not hold the model's %d", path,
+                          T);
+    for (int k = 0; rc == MQ_OK && k < n_types; k++) {
+        const cJSON *x = cJSON_GetArrayItem(types, k);
+        if (!cJSON_IsString(x) || strcmp(x->valuestring, MQ_RECIPE_AUTO_TYPES[k]))
+            rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: types[%d] is not %s", path, k,
+                              MQ_RECIPE_AUTO_TYPES[k]);
+    }
+    for (int t = 0; rc == MQ_OK && t < T; t++) {
+        const cJSON *o = cJSON_GetArrayItem(tensors, t);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "costs");
+        char tn[48];
+        mq_recipe_tensor_name(c, t, tn, sizeof tn);
+        if (!cJSON_IsString(name) || strcmp(name->valuestring, tn) || !cJSON_IsArray(arr) ||
+            cJSON_GetArraySize(arr) != n_types) {
+            rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: tensors[%d] is not %s with %d costs", path,
+                              t, tn, n_types);
+            break;
+        }
+        for (int k = 0; k < n_types; k++) {
+            const cJSON *v = cJSON_GetArrayItem(arr, k);
+            if (cJSON_IsNull(v)) {
+                cost[(size_t)t * n_types + k] = INFINITY;
+            } else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && isfinite(v->valuedouble)) {
+                cost[(size_t)t * n_types + k] = v->valuedouble;
+            } else {
+                rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: %s costs[%d] is not a cost", path, tn,
+                                  k);
+                break;
+            }
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The recipe named name: one of llama.cpp's mixtures, or auto chosen from measurements on the
+ * valid split (calib) under target_bpw, the measurements read from costs_path when it exists and
+ * written there otherwise. */
+static int build_recipe(const char *name, double target_bpw, const char *costs_path,
+                        const char *model, mq_gpt_t *m, const mq_tokens_t *calib, mq_recipe_t *r,
+                        mq_error_t *err) {
+    if (!mq_recipe_is_auto(name)) return mq_recipe_parse(name, &m->cfg, r, err);
+    int n_types = 0;
+    while (MQ_RECIPE_AUTO_TYPES[n_types])
+        n_types++;
+    const char *method = mq_recipe_method(name);
+    double *cost = malloc((size_t)mq_recipe_n_tensors(&m->cfg) * n_types * sizeof *cost);
+    if (!cost) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    int rc;
+    if (costs_path && access(costs_path, F_OK) == 0) {
+        rc = read_costs(costs_path, &m->cfg, method, cost, n_types, err);
+        if (rc == MQ_OK) fprintf(stderr, "auto: the costs measured before, from %s\n", costs_path);
+    } else {
+        rc = mq_sensitivity_types(m, method, calib->ids, calib->n, calib->ids, calib->n, 16, cost,
+                                  err);
+        if (rc == MQ_OK && costs_path)
+            rc = write_costs(costs_path, &m->cfg, model, method, cost, n_types, err);
+    }
+    if (rc == MQ_OK) rc = mq_recipe_choose(&m->cfg, cost, n_types, target_bpw, method, r, err);
+    if (rc == MQ_OK) {
+        double sum = 0;
+        int T = mq_recipe_n_tensors(&m->cfg);
+        for (int t = 0; t < T; t++) {
+            const mq_scheme_t *st = t < r->n_linear ? &r->linear[t] : &r->embd;
+            for (int k = 0; k < n_types; k++) {
+                mq_scheme_t sk;
+                mq_scheme_parse(MQ_RECIPE_AUTO_TYPES[k], &sk, NULL);
+                if (sk.family == st->family && sk.bits == st->bits) sum += cost[(size_t)t * n_types + k];
+            }
+        }
+        size_t weights, bytes = mq_recipe_bytes(r, &m->cfg, &weights);
+        printf("auto: %.4f bits per weight of %.4f, summed KL divergence of the tensors alone %.5f\n",
+               8.0 * (double)bytes / (double)weights, target_bpw, sum);
+    }
+    free(cost);
+    return rc;
+}
 
 /* The weight Linear i of q multiplies by, dequantized. */
 static int effective_weight(const mq_qmodel_t *q, int i, float **out, size_t *numel,
@@ -120,12 +263,21 @@ static int read_back(const char *path, read_back_t *rb, mq_qmodel_t *q2, int *lo
 }
 
 int cmd_export(int argc, char **argv) {
-    const char *model = NULL, *scheme_name = NULL, *out = NULL, *act_order = NULL;
+    const char *model = NULL, *scheme_name = NULL, *recipe_name = NULL, *out = NULL,
+               *act_order = NULL, *costs = NULL;
     int skip = 0, static_groups = 0;
     long threads = 0;
+    double target_bpw = 0;
     cli_option_t opts[] = {
         {CLI_OPT_MODEL(&model, "the FP32 model (GGUF, gpt2 architecture)"), .required = 1},
-        {CLI_OPT_SCHEME(&scheme_name, "how the Linear layers are quantized"), .required = 1},
+        {CLI_OPT_SCHEME(&scheme_name, "how the Linear layers are quantized (or --recipe)")},
+        {.name = "recipe", .arg = "NAME", .str = &recipe_name, .values = recipe_values,
+         .help = "each tensor's type, token_embd included (instead of --scheme)"},
+        {.name = "target-bpw", .arg = "B", .d = &target_bpw, .lo = 1, .hi = 32,
+         .help = "--recipe auto: bits per weight of the Linears and token_embd, at most"},
+        {.name = "costs", .arg = "FILE.json", .str = &costs,
+         .help = "--recipe auto: the measured costs, read from FILE when it exists (the same "
+                 "model, method and types), else measured and written there"},
         {CLI_OPT_SKIP_LM_HEAD(&skip)},
         {.name = "act-order", .arg = "on|off", .str = &act_order,
          .def_text = "on for q2_k .. q6_k and iq4_nl, off for the int and nf grids",
@@ -144,7 +296,18 @@ int cmd_export(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     mq_error_t err = {0};
     mq_scheme_t s;
-    if (mq_scheme_parse(scheme_name, &s, &err)) return cli_usage_error(&cmd, "%s", err.msg);
+    if (!scheme_name == !recipe_name)
+        return cli_usage_error(&cmd, "give --scheme or --recipe, one of them");
+    if (recipe_name && mq_recipe_is_auto(recipe_name) != (target_bpw > 0))
+        return cli_usage_error(&cmd, target_bpw > 0 ? "--target-bpw goes with --recipe auto"
+                                                    : "--recipe auto needs --target-bpw");
+    if (scheme_name && target_bpw > 0)
+        return cli_usage_error(&cmd, "--target-bpw goes with --recipe auto");
+    if (scheme_name && mq_scheme_parse(scheme_name, &s, &err))
+        return cli_usage_error(&cmd, "%s", err.msg);
+    mq_recipe_t recipe = {0};
+    if (recipe_name && mq_recipe_check_name(recipe_name, &err))
+        return cli_usage_error(&cmd, "%s", err.msg);
     if (act_order && strcmp(act_order, "on") && strcmp(act_order, "off"))
         return cli_usage_error(&cmd, "--act-order takes on or off, not '%s'", act_order);
     cli_set_threads((int)threads);
@@ -154,12 +317,23 @@ int cmd_export(int argc, char **argv) {
     mq_tokenizer_t *tok = NULL;
     if ((rc = mq_checkpoint_load(model, &m, &tok, NULL, &err))) return cli_fail(&err);
     mq_tokens_t calib = {0};
-    if (mq_scheme_calibrated(&s)) rc = cli_calibration_tokens(tok, &calib, &err);
+    /* auto measures on the valid split even when it rounds to nearest */
+    int calibrated = recipe_name ? mq_recipe_is_auto(recipe_name) || mq_recipe_method(recipe_name)[0]
+                                 : mq_scheme_calibrated(&s);
+    if (calibrated) rc = cli_calibration_tokens(tok, &calib, &err);
+    if (rc == MQ_OK && recipe_name) {
+        rc = build_recipe(recipe_name, target_bpw, costs, model, &m, &calib, &recipe, &err);
+        if (rc == MQ_OK) s = recipe.linear[0];
+    }
     mq_gptq_opts_t go;
+    const mq_gptq_opts_t *gop = &go;
     mq_gptq_opts_for(&s, &go);
     if (act_order) go.act_order = !strcmp(act_order, "on");
     go.static_groups = static_groups;
-    if (rc == MQ_OK)
+    if (recipe_name && !act_order && !static_groups) gop = NULL; /* each Linear's own */
+    if (rc == MQ_OK && recipe_name)
+        rc = mq_gptq_build_recipe(&m, &recipe, skip, calib.ids, calib.n, gop, &q, &err);
+    else if (rc == MQ_OK)
         rc = mq_gptq_build_qmodel_with(&m, &s, skip, calib.ids, calib.n, &go, &q, &err);
     mq_tokens_free(&calib);
     if (rc == MQ_OK) rc = mq_qmodel_save(out, &m, &q, tok, &err);
@@ -177,15 +351,30 @@ int cmd_export(int argc, char **argv) {
     if (rc == MQ_OK) {
         const char *lt = rb.linear_type;
         int runs = rb.llama_cpp_runs;
-        printf("wrote %s: scheme %s%s, %zu bytes\n", out, s.name, skip ? " (lm_head FP32)" : "",
-               eb->file);
+        if (recipe_name)
+            printf("wrote %s: recipe %s%s, %zu bytes\n", out, recipe.name,
+                   skip ? " (lm_head FP32)" : "", eb->file);
+        else
+            printf("wrote %s: scheme %s%s, %zu bytes\n", out, s.name,
+                   skip ? " (lm_head FP32)" : "", eb->file);
         printf("  Linear weights  %-5s %10zu bytes, %.4f bits per weight (%zu weights)\n", lt,
                eb->linear, eb->bits_per_weight, eb->linear_params);
         if (strchr(eb->linear_types, ',')) printf("                  %s\n", eb->linear_types);
+        if (recipe_name) {
+            size_t weights, bytes = mq_recipe_bytes(&recipe, &m.cfg, &weights);
+            printf("  recipe          %.4f bits per weight of the Linears and token_embd (%zu "
+                   "bytes, %zu weights)\n",
+                   8.0 * (double)bytes / (double)weights, bytes, weights);
+        }
+        for (int i = 0; recipe_name && i < q.n_linear; i++) {
+            char base[48];
+            mq_qmodel_linear_name(&m.cfg, i, base, sizeof base);
+            printf("    %-18s %s\n", base, q.active[i] ? q.ql[i].w.scheme.name : "fp32");
+        }
         /* a Linear whose rows its scheme's first format does not fit took the next one */
-        const mq_format_t *first = mq_format_by_name(s.family->formats[0]);
         for (int i = 0; i < q.n_linear; i++) {
             const mq_qweight_t *w = &q.ql[i].w;
+            const mq_format_t *first = mq_format_by_name(w->scheme.family->formats[0]);
             if (!q.active[i] || w->format == first) continue;
             char base[48];
             mq_qmodel_linear_name(&m.cfg, i, base, sizeof base);
@@ -193,8 +382,12 @@ int cmd_export(int argc, char **argv) {
                    "blocks of %d\n",
                    base, w->format->name, w->cols, first->name, first->block);
         }
-        printf("  embeddings      %-5s %10zu bytes\n", s.family->embeddings_f16 ? "f16" : "f32",
-               eb->embedding);
+        if (q.embd.data)
+            printf("  embeddings      %-5s %10zu bytes (token_embd %s, position_embd f16)\n",
+                   q.embd.format->name, eb->embedding, q.embd.scheme.name);
+        else
+            printf("  embeddings      %-5s %10zu bytes\n",
+                   s.family->embeddings_f16 ? "f16" : "f32", eb->embedding);
         printf("  norms, biases   f32   %10zu bytes\n", eb->other);
         printf("round trip: all %zu parameters read back bit-identical (max |diff| 0)\n", rt.n);
         printf("llama.cpp: %s\n", runs ? "loads and runs this file (llama-cli, llama-perplexity)"
@@ -203,6 +396,7 @@ int cmd_export(int argc, char **argv) {
     }
     if (loaded) mq_qmodel_free(&q2);
     mq_qmodel_free(&q);
+    mq_recipe_free(&recipe);
     mq_tokenizer_free(tok);
     mq_gpt_free(&m);
     return rc ? cli_fail(&err) : 0;
@@ -394,7 +588,7 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     }
     if (rc == MQ_OK) {
         cJSON *cfg = cli_manifest_config(model, &m, &info, "miniquant experiment gguf-export");
-        cJSON_AddNumberToObject(cfg, "export_version", MQ_EXPORT_VERSION);
+        cJSON_AddNumberToObject(cfg, "export_version", MQ_EXPORT_VERSION_SCHEME);
         cJSON_AddStringToObject(cfg, "files_dir", fdir);
         cJSON *man = mq_manifest(info.seed, cfg);
         snprintf(path, sizeof path, "%s/manifest.json", dir);

@@ -65,7 +65,7 @@ int cmd_quantize(int argc, char **argv) {
     mq_gpt_t m = {0};
     if (mq_checkpoint_load(model, &m, NULL, NULL, &err)) return cli_fail(&err);
     mq_qmodel_t q;
-    mq_qmodel_opts_t qo = {skip_head, -1, 0};
+    mq_qmodel_opts_t qo = {skip_head, -1, 0, NULL};
     int rc = mq_qmodel_quantize(&q, &m, &s, &qo, &err);
     if (rc) {
         mq_gpt_free(&m);

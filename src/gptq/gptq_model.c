@@ -87,44 +87,60 @@ static int calibrate(mq_gpt_t *m, capture_t *cap, const int32_t *calib, size_t n
     return MQ_OK;
 }
 
-/* An _imat scheme's Linear: round to nearest, every input's error weighed by its importance,
- * the diagonal of H (the mean square of the input over the calibration tokens, what
- * llama-imatrix collects). */
-static int quantize_imp(const float *W, int OC, int C, const mq_gptq_hessian_t *h,
-                        const mq_scheme_t *s, mq_qweight_t *q, mq_error_t *err) {
-    float *imp = malloc((size_t)C * sizeof *imp);
-    if (!imp) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-    for (int c = 0; c < C; c++)
-        imp[c] = h->n ? (float)(h->sum[(size_t)c * C + c] / (double)h->n) : 1.0f;
+int mq_gptq_quantize_linear(const float *W, int OC, int C, const mq_gptq_hessian_t *h,
+                            const mq_scheme_t *s, const mq_gptq_opts_t *o, mq_qweight_t *q,
+                            mq_error_t *err) {
+    if (s->gptq) {
+        mq_gptq_result_t res = {0};
+        int rc = mq_gptq_quantize(W, OC, C, h, s, o, &res, err);
+        if (rc == MQ_OK) {
+            *q = res.q;
+            memset(&res.q, 0, sizeof res.q);
+        }
+        mq_gptq_result_free(&res);
+        return rc;
+    }
+    float *imp = NULL;
+    if (s->imat) { /* diag H: the mean square of each input, what llama-imatrix collects */
+        imp = malloc((size_t)C * sizeof *imp);
+        if (!imp) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+        for (int c = 0; c < C; c++)
+            imp[c] = h->n ? (float)(h->sum[(size_t)c * C + c] / (double)h->n) : 1.0f;
+    }
     int rc = mq_qweight_quantize_imp(q, s, W, OC, C, imp, err);
     free(imp);
     return rc;
 }
 
-int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
-                           size_t n_calib_tokens, const mq_gptq_opts_t *o, int skip_lm_head,
-                           mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err) {
+/* GPTQ (or the importance-weighted round to nearest) of every Linear whose scheme is calibrated:
+ * one scheme for all (uniform) or each its own (r). o NULL: each Linear's own defaults
+ * (mq_gptq_opts_for). */
+static int build(const mq_gpt_t *m, const mq_scheme_t *uniform, const mq_recipe_t *r,
+                 const int32_t *calib, size_t n_calib_tokens, const mq_gptq_opts_t *o,
+                 int skip_lm_head, mq_qmodel_t *out, mq_gptq_layer_stats_t *stats,
+                 mq_error_t *err) {
     mq_gptq_opts_t def;
     mq_gptq_opts_default(&def);
-    if (!o) o = &def;
+    const mq_gptq_opts_t *run = o ? o : &def; /* calibration windows and batches */
     if (!m || !m->params_memory || !out)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no model or no quantized model to fill");
     memset(out, 0, sizeof *out);
-    if (!s || (!mq_scheme_has_grid(s) && !s->family->takes_imat))
+    const mq_scheme_t *s = uniform;
+    if (!r && (!s || (!mq_scheme_has_grid(s) && !s->family->takes_imat)))
         return mq_error_set(err, MQ_ERR_ARG, "gptq: scheme %.32s has no grid to choose codes on",
                             s ? s->name : "(none)");
     if (!calib || n_calib_tokens == 0)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: no calibration tokens");
-    if (o->n_samples < 1 || o->batch < 1)
+    if (run->n_samples < 1 || run->batch < 1)
         return mq_error_set(err, MQ_ERR_ARG, "gptq: %d calibration sequences in batches of %d",
-                            o->n_samples, o->batch);
-    mq_scheme_t sg = *s;
-    if (!sg.gptq && !sg.imat) {
+                            run->n_samples, run->batch);
+    mq_scheme_t sg = r ? r->linear[0] : *s;
+    if (!r && !sg.gptq && !sg.imat) {
         sg.gptq = 1;
         snprintf(sg.name, sizeof sg.name, "%.26s_gptq", s->name);
     }
     int T = n_calib_tokens < (size_t)m->cfg.n_ctx ? (int)n_calib_tokens : m->cfg.n_ctx;
-    int batch = o->batch < o->n_samples ? o->batch : o->n_samples;
+    int batch = run->batch < run->n_samples ? run->batch : run->n_samples;
 
     int *inputs = malloc((size_t)batch * T * sizeof *inputs);
     int *want = calloc((size_t)mq_qmodel_n_linear(&m->cfg), sizeof *want);
@@ -134,9 +150,11 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
         return mq_error_set(err, MQ_ERR_NOMEM, "gptq: out of memory");
     }
 
-    /* every Linear FP32 at first; the forward passes run on the quantized model's own
-     * parameters (embeddings rounded), so the calibration inputs are the quantized model's */
-    mq_qmodel_opts_t qo = {.skip_lm_head = skip_lm_head, .only = -2, .keep_embeddings = 0};
+    /* every Linear FP32 at first (a recipe's: rounded to nearest, which its uncalibrated ones
+     * keep); the forward passes run on the quantized model's own parameters (embeddings
+     * rounded or stored as the recipe says), so the calibration inputs are the quantized
+     * model's */
+    mq_qmodel_opts_t qo = {.skip_lm_head = skip_lm_head, .only = r ? -1 : -2, .recipe = r};
     int rc = mq_qmodel_quantize(out, m, &sg, &qo, err);
     if (rc) {
         free(inputs);
@@ -145,7 +163,7 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
     }
     int nl = out->n_linear, n_pending = 0;
     for (int i = 0; i < nl; i++) {
-        want[i] = !(skip_lm_head && i == nl - 1);
+        want[i] = !(skip_lm_head && i == nl - 1) && (!r || mq_scheme_calibrated(&r->linear[i]));
         n_pending += want[i];
         if (stats) memset(&stats[i], 0, sizeof stats[i]);
     }
@@ -157,7 +175,7 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
     qm->linear_ctx = &cap;
     mq_progress_t bar;
     char label[64];
-    snprintf(label, sizeof label, "%s %s", sg.gptq ? "gptq" : "calibrate", sg.name);
+    snprintf(label, sizeof label, "%s %s", sg.gptq ? "gptq" : "calibrate", r ? r->name : sg.name);
     mq_progress_start(&bar, label, n_pending);
     int done = 0;
     for (int i = 0; i < nl && rc == MQ_OK; i++) {
@@ -175,10 +193,16 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
             cap.target = i;
             cap.h = &h;
             cap.status = MQ_OK;
-            rc = calibrate(qm, &cap, calib, n_calib_tokens, T, o->n_samples, batch, inputs, err);
+            rc = calibrate(qm, &cap, calib, n_calib_tokens, T, run->n_samples, batch, inputs,
+                           err);
         }
-        if (rc == MQ_OK && !sg.gptq) rc = quantize_imp(W, OC, C, &h, &sg, &res.q, err);
-        else if (rc == MQ_OK) rc = mq_gptq_quantize(W, OC, C, &h, &sg, o, &res, err);
+        const mq_scheme_t *si = r ? &r->linear[i] : &sg;
+        mq_gptq_opts_t oi;
+        if (o) oi = *o;
+        else mq_gptq_opts_for(si, &oi);
+        if (rc == MQ_OK && !si->gptq)
+            rc = mq_gptq_quantize_linear(W, OC, C, &h, si, &oi, &res.q, err);
+        else if (rc == MQ_OK) rc = mq_gptq_quantize(W, OC, C, &h, si, &oi, &res, err);
         if (rc == MQ_OK) rc = mq_qmodel_set_linear(out, i, &res.q, err);
         if (rc == MQ_OK && stats)
             stats[i] = (mq_gptq_layer_stats_t){1,        OC,           C,
@@ -186,7 +210,7 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
                                                mq_now() - t0};
         if (rc == MQ_OK) {
             char extra[128];
-            if (o->losses)
+            if (oi.losses && si->gptq)
                 snprintf(extra, sizeof extra, "%s loss %.3g (RTN %.3g)", name, res.loss,
                          res.loss_rtn);
             else
@@ -209,6 +233,29 @@ int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_
     return MQ_OK;
 }
 
+int mq_gptq_quantize_model(const mq_gpt_t *m, const mq_scheme_t *s, const int32_t *calib,
+                           size_t n_calib_tokens, const mq_gptq_opts_t *o, int skip_lm_head,
+                           mq_qmodel_t *out, mq_gptq_layer_stats_t *stats, mq_error_t *err) {
+    mq_gptq_opts_t def;
+    mq_gptq_opts_default(&def);
+    return build(m, s, NULL, calib, n_calib_tokens, o ? o : &def, skip_lm_head, out, stats, err);
+}
+
+int mq_gptq_build_recipe(const mq_gpt_t *m, const mq_recipe_t *r, int skip_lm_head,
+                         const int32_t *calib, size_t n_calib_tokens, const mq_gptq_opts_t *opts,
+                         mq_qmodel_t *out, mq_error_t *err) {
+    int calibrated = 0;
+    for (int i = 0; i < r->n_linear; i++)
+        calibrated |= mq_scheme_calibrated(&r->linear[i]);
+    if (!calibrated) {
+        mq_qmodel_opts_t o = {.skip_lm_head = skip_lm_head, .only = -1, .recipe = r};
+        return mq_qmodel_quantize(out, m, NULL, &o, err);
+    }
+    if (!calib || n_calib_tokens == 0)
+        return mq_error_set(err, MQ_ERR_ARG, "recipe %s needs calibration tokens", r->name);
+    return build(m, NULL, r, calib, n_calib_tokens, opts, skip_lm_head, out, NULL, err);
+}
+
 int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_head,
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err) {
@@ -227,7 +274,7 @@ int mq_gptq_build_qmodel_with(const mq_gpt_t *m, const mq_scheme_t *s, int skip_
                               const int32_t *calib, size_t n_calib_tokens,
                               const mq_gptq_opts_t *opts, mq_qmodel_t *out, mq_error_t *err) {
     if (!s->gptq && !s->imat) {
-        mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
+        mq_qmodel_opts_t o = {skip_lm_head, -1, 0, NULL};
         return mq_qmodel_quantize(out, m, s, &o, err);
     }
     if (!calib || n_calib_tokens == 0)

@@ -169,7 +169,7 @@ static int check_qmodel(const mq_qmodel_t *q, mq_error_t *err) {
         if (w->rows != OC || w->cols != C)
             return mq_error_set(err, MQ_ERR_ARG, "export: %s is %d x %d, the model's %d x %d", name,
                                 w->rows, w->cols, OC, C);
-        if (!q->active[i]) continue;
+        if (!q->active[i] || q->recipe[0]) continue; /* a recipe's Linears each have their own */
         if (w->scheme.family != s->family || w->scheme.bits != s->bits ||
             w->scheme.gran != s->gran || (s->gran == MQ_QG_GROUP && w->scheme.group != s->group))
             return mq_error_set(err, MQ_ERR_ARG,
@@ -179,12 +179,15 @@ static int check_qmodel(const mq_qmodel_t *q, mq_error_t *err) {
     return MQ_OK;
 }
 
-/* A Linear's weight (and, for formats that keep them apart, its scales) as tensors of g: the
- * bytes as the layer holds them. */
-static int add_linear(mq_gguf_t *g, const mq_gpt_config_t *c, int i, const char *name,
+/* A quantized weight (and, for formats that keep them apart, its scales: Linear i's) as tensors
+ * of g: the bytes as the layer holds them. */
+static int add_weight(mq_gguf_t *g, const mq_gpt_config_t *c, int i, const char *name,
                       const mq_qweight_t *w, mq_error_t *err) {
     const mq_format_t *f = w->format;
     int64_t ne[2] = {f->ne0(&w->scheme, w->cols), w->rows};
+    if (f->side_scales && i < 0)
+        return mq_error_set(err, MQ_ERR_ARG, "export: %s: format %s keeps its scales apart, "
+                                             "which only a Linear may", name, f->name);
     int rc = mq_gguf_add_tensor(g, name, f->ggml_type, 2, ne, w->data, err);
     if (rc == MQ_OK && f->side_scales) {
         char sname[64];
@@ -200,6 +203,13 @@ static int add_linear(mq_gguf_t *g, const mq_gpt_config_t *c, int i, const char 
  * name for. */
 static uint32_t file_type(const mq_qmodel_t *q) {
     int ft = -1;
+    if (q && q->recipe[0]) { /* the mixture's own, as llama-quantize names it */
+        mq_recipe_t r;
+        if (mq_recipe_parse(q->recipe, &q->model->cfg, &r, NULL)) return MQ_FTYPE_GUESSED;
+        ft = r.llama_ftype;
+        mq_recipe_free(&r);
+        return (uint32_t)ft;
+    }
     const mq_format_t *own = q ? mq_format_by_name(q->scheme.family->formats[0]) : NULL;
     for (int i = 0; q && i < q->n_linear; i++) {
         const mq_format_t *f = q->ql[i].w.format;
@@ -208,6 +218,19 @@ static uint32_t file_type(const mq_qmodel_t *q) {
         if (ft < 0 || f == own) ft = f->llama_ftype;
     }
     return ft < 0 ? MQ_FTYPE_ALL_F32 : (uint32_t)ft;
+}
+
+/* A recipe's file names every Linear's scheme and token_embd's. */
+static int recipe_metadata(mq_gguf_t *g, const mq_qmodel_t *q) {
+    const char **names = malloc((size_t)q->n_linear * sizeof *names);
+    if (!names) return MQ_ERR_NOMEM;
+    for (int i = 0; i < q->n_linear; i++)
+        names[i] = q->active[i] ? q->ql[i].w.scheme.name : "fp32";
+    int rc = mq_gguf_set_str(g, "miniquant.recipe", q->recipe);
+    rc |= mq_gguf_set_arr_str(g, "miniquant.linear_schemes", names, (uint64_t)q->n_linear);
+    if (q->embd.data) rc |= mq_gguf_set_str(g, "miniquant.token_embd_scheme", q->embd.scheme.name);
+    free(names);
+    return rc;
 }
 
 int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenizer_t *tok,
@@ -239,7 +262,9 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
             int is_bias, i = linear_of(c, p, l, &is_bias);
             const mq_qlinear_t *ql = q && i >= 0 ? &q->ql[i] : NULL;
             if (ql && !is_bias) {
-                rc = add_linear(g, c, i, name, &ql->w, err);
+                rc = add_weight(g, c, i, name, &ql->w, err);
+            } else if (p == MQ_P_WTE && q && q->embd.data) {
+                rc = add_weight(g, c, -1, name, &q->embd, err);
             } else if (ql && ql->bias) {
                 /* the quantized forward adds the layer's own copy of the bias */
                 rc = mq_gguf_add_tensor(g, name, MQ_GGML_F32, t->n_dims, t->ne, ql->bias, err);
@@ -264,7 +289,9 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
     rc |= mq_gguf_set_u32(g, "general.file_type", file_type(q));
     rc |= mq_gguf_set_str(g, "miniquant.scheme", s->name);
     rc |= mq_gguf_set_bool(g, "miniquant.skip_lm_head", q ? q->skip_lm_head : 0);
-    rc |= mq_gguf_set_u32(g, "miniquant.export_version", MQ_EXPORT_VERSION);
+    rc |= mq_gguf_set_u32(g, "miniquant.export_version",
+                          q && q->recipe[0] ? MQ_EXPORT_VERSION : MQ_EXPORT_VERSION_SCHEME);
+    if (q && q->recipe[0] && rc == MQ_OK) rc = recipe_metadata(g, q);
     if (rc) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory building GGUF metadata");
     return MQ_OK;
 }
@@ -326,6 +353,10 @@ typedef struct loading {
     int foreign; /* no miniquant.scheme: every tensor is dequantized into a plain model */
     int skip_lm_head;
     int borrow;  /* the layers point into g's data, which outlives them */
+    char recipe[40];             /* a recipe's file: its name, */
+    mq_scheme_t *linear_schemes; /* each Linear's scheme (NULL otherwise) */
+    int embd_quantized;          /* and token_embd's, when it is stored so */
+    mq_scheme_t embd_scheme;
     const mq_gguf_tensor_t **seen; /* the tensors read, to find any the file should not hold */
     int64_t n_seen;
 } loading_t;
@@ -333,7 +364,7 @@ typedef struct loading {
 /* Linear i of the file (tensor t) into q->ql[i], as its bytes. */
 static int load_linear(loading_t *ld, mq_qmodel_t *q, int i, const mq_gguf_tensor_t *t,
                        mq_error_t *err) {
-    const mq_scheme_t *s = &ld->scheme;
+    const mq_scheme_t *s = ld->linear_schemes ? &ld->linear_schemes[i] : &ld->scheme;
     const mq_gpt_config_t *c = &q->model->cfg;
     int OC, C;
     mq_gpt_linear_weight(q->model, mq_qmodel_linear_id(c, i), NULL, &OC, &C);
@@ -365,7 +396,7 @@ static int load_linear(loading_t *ld, mq_qmodel_t *q, int i, const mq_gguf_tenso
                 mq_qweight_free(&w);
         }
         if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &w, err);
-        q->active[i] = mq_scheme_is_identity(s) && !ld->foreign;
+        q->active[i] = mq_scheme_is_identity(&ld->scheme) && !ld->foreign;
         return rc;
     }
 
@@ -423,6 +454,40 @@ static int load_linear(loading_t *ld, mq_qmodel_t *q, int i, const mq_gguf_tenso
     return mq_qmodel_set_linear(q, i, &w, err);
 }
 
+/* A recipe's token_embd (tensor t) into q->embd, as its bytes, and its values into the lookup. */
+static int load_embd(loading_t *ld, mq_qmodel_t *q, const mq_gguf_tensor_t *t, mq_error_t *err) {
+    const mq_scheme_t *s = &ld->embd_scheme;
+    const mq_gpt_config_t *c = &q->model->cfg;
+    int rows = c->vocab_size, cols = c->n_embd;
+    const mq_format_t *f = mq_format_for(s, cols, NULL);
+    if (!f || f->side_scales)
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: miniquant.token_embd_scheme %s does not store rows of %d", ld->file,
+                            s->name, cols);
+    if (t->type != f->ggml_type)
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s has type %s, but scheme %s stores it as %s",
+                            ld->file, t->name, type_name(t->type), s->name, type_name(f->ggml_type));
+    int64_t ne0 = f->ne0(s, cols);
+    if (t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != rows)
+        return bad_shape(ld->file, t, ne0, rows, err);
+    if (t->nbytes != f->row_bytes(s, cols) * (size_t)rows)
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s holds %zu bytes, expected %zu",
+                            ld->file, t->name, t->nbytes, f->row_bytes(s, cols) * (size_t)rows);
+    int bad_row = 0;
+    mq_row_fault_t fault;
+    mq_error_t lerr = {0};
+    int rc = mq_qweight_load(&q->embd, s, f, rows, cols, t->data, NULL, ld->borrow, &bad_row,
+                             &fault, &lerr);
+    if (rc == MQ_ERR_FORMAT)
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s: %s", ld->file, t->name, lerr.msg);
+    if (rc) {
+        if (err) *err = lerr;
+        return rc;
+    }
+    mq_qweight_dequantize(&q->embd, q->model->params.wte);
+    return MQ_OK;
+}
+
 static int load_tensors(loading_t *ld, mq_qmodel_t *q, mq_error_t *err) {
     mq_gpt_t *m = q->model;
     const mq_gpt_config_t *c = &m->cfg;
@@ -442,6 +507,8 @@ static int load_tensors(loading_t *ld, mq_qmodel_t *q, mq_error_t *err) {
             int is_bias, i = linear_of(c, p, l, &is_bias), rc;
             if (i >= 0 && !is_bias) {
                 rc = load_linear(ld, q, i, t, err);
+            } else if (p == MQ_P_WTE && ld->embd_quantized) {
+                rc = load_embd(ld, q, t, err);
             } else {
                 int ok = rows ? t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows
                               : t->n_dims == 1 && t->ne[0] == cols;
@@ -466,6 +533,16 @@ static int load_tensors(loading_t *ld, mq_qmodel_t *q, mq_error_t *err) {
     return MQ_OK;
 }
 
+/* The scheme a metadata string (key) names. */
+static int scheme_of(const loading_t *ld, const char *key, const mq_gguf_str_t *name,
+                     mq_scheme_t *out, mq_error_t *err) {
+    mq_error_t perr = {0};
+    if (strlen(name->ptr) != name->len || mq_scheme_parse(name->ptr, out, &perr))
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: %s: %s", ld->file, key,
+                            perr.code ? perr.msg : "the name holds a NUL byte");
+    return MQ_OK;
+}
+
 static int read_scheme(loading_t *ld, mq_error_t *err) {
     mq_gguf_str_t name;
     int rc = mq_gguf_get_str(ld->g, "miniquant.scheme", &name, err);
@@ -480,10 +557,7 @@ static int read_scheme(loading_t *ld, mq_error_t *err) {
         return MQ_OK;
     }
     if (rc) return mq_error_prefix(err, "%s", ld->file);
-    mq_error_t perr = {0};
-    if (strlen(name.ptr) != name.len || mq_scheme_parse(name.ptr, &ld->scheme, &perr))
-        return mq_error_set(err, MQ_ERR_FORMAT, "%s: miniquant.scheme: %s", ld->file,
-                            perr.code ? perr.msg : "the name holds a NUL byte");
+    if ((rc = scheme_of(ld, "miniquant.scheme", &name, &ld->scheme, err))) return rc;
     uint32_t version = MQ_EXPORT_VERSION;
     rc = mq_gguf_get_u32(ld->g, "miniquant.export_version", &version, err);
     if (rc && rc != MQ_ERR_NOT_FOUND) return mq_error_prefix(err, "%s", ld->file);
@@ -494,6 +568,46 @@ static int read_scheme(loading_t *ld, mq_error_t *err) {
     rc = mq_gguf_get_bool(ld->g, "miniquant.skip_lm_head", &ld->skip_lm_head, err);
     if (rc && rc != MQ_ERR_NOT_FOUND) return mq_error_prefix(err, "%s", ld->file);
     mq_error_clear(err);
+    return MQ_OK;
+}
+
+/* A recipe's file: every Linear's scheme (n_linear of them) and token_embd's. */
+static int read_recipe(loading_t *ld, int n_linear, mq_error_t *err) {
+    mq_gguf_str_t name;
+    int rc = mq_gguf_get_str(ld->g, "miniquant.recipe", &name, err);
+    if (rc == MQ_ERR_NOT_FOUND || ld->foreign) {
+        mq_error_clear(err);
+        return MQ_OK;
+    }
+    if (rc) return mq_error_prefix(err, "%s", ld->file);
+    if (strlen(name.ptr) != name.len || name.len == 0 || name.len >= sizeof ld->recipe)
+        return mq_error_set(err, MQ_ERR_FORMAT, "%s: miniquant.recipe is not a recipe's name",
+                            ld->file);
+    snprintf(ld->recipe, sizeof ld->recipe, "%s", name.ptr);
+    const mq_gguf_str_t *names;
+    uint64_t n;
+    if ((rc = mq_gguf_get_arr_str(ld->g, "miniquant.linear_schemes", &names, &n, err)))
+        return mq_error_prefix(err, "%s: recipe %s", ld->file, ld->recipe);
+    if (n != (uint64_t)n_linear)
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: miniquant.linear_schemes has %llu names, the model %d Linears",
+                            ld->file, (unsigned long long)n, n_linear);
+    ld->linear_schemes = calloc((size_t)n_linear, sizeof *ld->linear_schemes);
+    if (!ld->linear_schemes) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n_linear; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "miniquant.linear_schemes[%d]", i);
+        if ((rc = scheme_of(ld, key, &names[i], &ld->linear_schemes[i], err))) return rc;
+    }
+    rc = mq_gguf_get_str(ld->g, "miniquant.token_embd_scheme", &name, err);
+    if (rc == MQ_ERR_NOT_FOUND) {
+        mq_error_clear(err);
+        return MQ_OK;
+    }
+    if (rc) return mq_error_prefix(err, "%s", ld->file);
+    if ((rc = scheme_of(ld, "miniquant.token_embd_scheme", &name, &ld->embd_scheme, err)))
+        return rc;
+    ld->embd_quantized = 1; /* its format is checked against the tensor when it is read */
     return MQ_OK;
 }
 
@@ -518,6 +632,12 @@ static int from_gguf(const mq_gguf_t *g, const char *name, int borrow, mq_qmodel
     if ((rc = mq_gpt_config_from_gguf(g, name, &cfg, err))) return rc;
     if ((rc = mq_qmodel_init(q, &cfg, &ld.scheme, err))) return rc;
     q->skip_lm_head = ld.skip_lm_head;
+    if ((rc = read_recipe(&ld, q->n_linear, err))) {
+        free(ld.linear_schemes);
+        mq_qmodel_free(q);
+        return rc;
+    }
+    snprintf(q->recipe, sizeof q->recipe, "%s", ld.recipe);
     /* every parameter tensor, and a scales tensor per Linear at most */
     size_t max_seen = (size_t)MQ_NUM_PARAMS * (size_t)cfg.n_layer + (size_t)q->n_linear;
     ld.seen = malloc(max_seen * sizeof *ld.seen);
@@ -525,6 +645,7 @@ static int from_gguf(const mq_gguf_t *g, const char *name, int borrow, mq_qmodel
     if (rc == MQ_OK) rc = load_tensors(&ld, q, err);
     if (rc == MQ_OK) bias_copies(q);
     free(ld.seen);
+    free(ld.linear_schemes);
     if (rc) {
         mq_qmodel_free(q);
         return rc;

@@ -113,22 +113,42 @@ static int borrow_fp32(mq_qmodel_t *q, const mq_gpt_t *m, int i, mq_error_t *err
     return rc;
 }
 
+int mq_qmodel_set_embd(mq_qmodel_t *q, const mq_scheme_t *s, mq_error_t *err) {
+    const mq_gpt_config_t *c = &q->model->cfg;
+    mq_qweight_t w;
+    int rc = mq_qweight_quantize(&w, s, q->model->params.wte, c->vocab_size, c->n_embd, err);
+    if (rc) return mq_error_prefix(err, "token_embd");
+    mq_qweight_free(&q->embd);
+    q->embd = w;
+    mq_qweight_dequantize(&q->embd, q->model->params.wte);
+    return MQ_OK;
+}
+
 int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
                        const mq_qmodel_opts_t *opts, mq_error_t *err) {
-    mq_qmodel_opts_t def = {0, -1, 0};
+    mq_qmodel_opts_t def = {0, -1, 0, NULL};
     if (!opts) opts = &def;
-    int rc = mq_qmodel_init(q, &m->cfg, s, err);
+    const mq_recipe_t *r = opts->recipe;
+    if (r && r->n_linear != mq_qmodel_n_linear(&m->cfg))
+        return mq_error_set(err, MQ_ERR_ARG, "recipe %s has %d Linears, the model %d", r->name,
+                            r->n_linear, mq_qmodel_n_linear(&m->cfg));
+    int rc = mq_qmodel_init(q, &m->cfg, r ? &r->linear[0] : s, err);
     if (rc) return rc;
+    if (r) snprintf(q->recipe, sizeof q->recipe, "%s", r->name);
     q->skip_lm_head = opts->skip_lm_head;
     /* the non-Linear parameters, as this scheme stores them */
     float **dst = (float **)&q->model->params, *const *src = (float *const *)&m->params;
     for (int p = 0; p < MQ_NUM_PARAMS; p++)
         if (!is_linear_weight(p)) memcpy(dst[p], src[p], m->param_sizes[p] * sizeof(float));
-    if (s->family->embeddings_f16 && !opts->keep_embeddings) {
+    if (q->scheme.family->embeddings_f16 && !opts->keep_embeddings) {
         size_t n = m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE];
         float *e = q->model->params.wte; /* wte and wpe are adjacent in the parameter block */
         for (size_t k = 0; k < n; k++)
             e[k] = mq_round_fp16(e[k]);
+    }
+    if (r && !opts->keep_embeddings) {
+        memcpy(q->model->params.wte, m->params.wte, m->param_sizes[MQ_P_WTE] * sizeof(float));
+        rc = mq_qmodel_set_embd(q, &r->embd, err);
     }
     for (int i = 0; i < q->n_linear && rc == MQ_OK; i++) {
         int is_head = i == 4 * m->cfg.n_layer;
@@ -142,7 +162,7 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
         const float *W =
             mq_gpt_linear_weight((mq_gpt_t *)m, mq_qmodel_linear_id(&m->cfg, i), &bias, &OC, &C);
         mq_qweight_t w;
-        rc = mq_qweight_quantize(&w, s, W, OC, C, err);
+        rc = mq_qweight_quantize(&w, r ? &r->linear[i] : s, W, OC, C, err);
         if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &w, err);
         if (rc) {
             char name[64];
@@ -167,6 +187,7 @@ void mq_qmodel_free(mq_qmodel_t *q) {
     }
     free(q->ql);
     free(q->active);
+    mq_qweight_free(&q->embd);
     mq_gguf_free(q->file);
     memset(q, 0, sizeof *q);
 }
@@ -194,8 +215,9 @@ void mq_model_bytes(const mq_gpt_t *m, const mq_qmodel_t *q, mq_model_bytes_t *o
             packed_bits += numel * 32;
         }
     }
-    out->embedding =
-        (m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE]) * (f16_embeddings ? 2 : sizeof(float));
+    size_t es = f16_embeddings ? 2 : sizeof(float);
+    out->embedding = q && q->embd.data ? mq_qweight_stored_bytes(&q->embd) + m->param_sizes[MQ_P_WPE] * es
+                                       : (m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE]) * es;
     out->layernorm = (m->param_sizes[MQ_P_LN1W] + m->param_sizes[MQ_P_LN1B] +
                       m->param_sizes[MQ_P_LN2W] + m->param_sizes[MQ_P_LN2B] +
                       m->param_sizes[MQ_P_LNFW] + m->param_sizes[MQ_P_LNFB]) *
