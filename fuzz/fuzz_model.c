@@ -38,6 +38,12 @@ static void same_layers(const mq_qmodel_t *a, const mq_qmodel_t *b) {
     FUZZ_CHECK(!strcmp(a->scheme.name, b->scheme.name) && a->n_linear == b->n_linear &&
                    a->skip_lm_head == b->skip_lm_head,
                "scheme %s -> %s", a->scheme.name, b->scheme.name);
+    FUZZ_CHECK(!strcmp(a->recipe, b->recipe), "recipe %s -> %s", a->recipe, b->recipe);
+    FUZZ_CHECK(!a->embd.data == !b->embd.data, "token_embd's format appeared or vanished");
+    if (a->embd.data)
+        FUZZ_CHECK(a->embd.format == b->embd.format &&
+                       !memcmp(a->embd.data, b->embd.data, (size_t)a->embd.rows * a->embd.row_bytes),
+                   "token_embd: bytes changed");
     /* a plain model (fp32, read from a file without miniquant.scheme) is written as an fp32
      * file, whose Linears all count as quantized with fp32 */
     int plain = mq_scheme_is_identity(&a->scheme);

@@ -29,6 +29,7 @@
 #include "miniquant/format.h"
 #include "miniquant/pairs.h"
 #include "miniquant/progress.h"
+#include "miniquant/recipe.h"
 #include "miniquant/rng.h"
 #include "miniquant/train.h"
 
@@ -134,7 +135,7 @@ static void export_seed(const mq_gpt_t *m, const char *scheme, int skip_lm_head,
     mq_scheme_t s;
     check(mq_scheme_parse(scheme, &s, &err), &err);
     mq_qmodel_t q;
-    mq_qmodel_opts_t o = {skip_lm_head, -1, 0};
+    mq_qmodel_opts_t o = {skip_lm_head, -1, 0, NULL};
     check(mq_qmodel_quantize(&q, m, &s, &o, &err), &err);
     mq_gguf_t *g = mq_gguf_new();
     if (!g) exit(1);
@@ -143,6 +144,23 @@ static void export_seed(const mq_gpt_t *m, const char *scheme, int skip_lm_head,
     seed_gguf("gguf", name, g);
     mq_gguf_free(g);
     mq_qmodel_free(&q);
+}
+
+/* A recipe's file: every Linear its own type, token_embd in a block format. */
+static void recipe_seed(const mq_gpt_t *m, const char *recipe, const char *name) {
+    mq_error_t err = {0};
+    mq_recipe_t r;
+    check(mq_recipe_parse(recipe, &m->cfg, &r, &err), &err);
+    mq_qmodel_t q;
+    mq_qmodel_opts_t o = {0, -1, 0, &r};
+    check(mq_qmodel_quantize(&q, m, NULL, &o, &err), &err);
+    mq_gguf_t *g = mq_gguf_new();
+    if (!g) exit(1);
+    check(mq_qmodel_to_gguf(m, &q, NULL, g, &err), &err);
+    seed_gguf("model", name, g);
+    mq_gguf_free(g);
+    mq_qmodel_free(&q);
+    mq_recipe_free(&r);
 }
 
 static void model_seeds(void) {
@@ -185,6 +203,9 @@ static void model_seeds(void) {
         mq_gpt_init_weights(&m, 4);
         export_seed(&m, "q4_k", 0, NULL, "q4_k.gguf");
         export_seed(&m, "q6_k", 0, NULL, "q6_k.gguf");
+        recipe_seed(&m, "q4_k_m", "recipe-q4_k_m.gguf");
+        recipe_seed(&m, "q3_k_m", "recipe-q3_k_m.gguf");
+        recipe_seed(&m, "q8_0", "recipe-q8_0.gguf");
         mq_gpt_free(&m);
     }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "miniquant/quant.h"
+#include "miniquant/recipe.h"
 #include "options.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -391,4 +392,22 @@ Test(cli_help, every_command_prints_its_help_and_the_scheme_grammar_where_it_tak
     cr_assert_eq(run_cli("quantize --bogus", out, sizeof out), 2);
     cr_assert_str_empty(out, "usage errors go to stderr");
     cr_assert_eq(run_cli("eval --model m --ctx 1", out, sizeof out), 2);
+}
+
+Test(cli_help, export_takes_a_scheme_or_a_recipe_and_says_which_goes_with_what) {
+    static char out[65536];
+    cr_assert_eq(run_cli("export --help", out, sizeof out), 0);
+    cr_assert(contains(out, mq_recipe_grammar()), "%s", out);
+    /* each of these is refused before any model is read */
+    static const char *const BAD[] = {
+        "export --model m.gguf --out o.gguf",
+        "export --model m.gguf --out o.gguf --scheme q4_k --recipe q4_k_m",
+        "export --model m.gguf --out o.gguf --recipe auto_gptq",
+        "export --model m.gguf --out o.gguf --recipe q4_k_m --target-bpw 4.5",
+        "export --model m.gguf --out o.gguf --scheme q4_k --target-bpw 4.5",
+        "export --model m.gguf --out o.gguf --recipe q4_k_z",
+        "export --model m.gguf --out o.gguf --recipe q4_0_imat",
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)
+        cr_assert_eq(run_cli(BAD[i], out, sizeof out), 2, "%s", BAD[i]);
 }

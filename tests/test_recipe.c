@@ -12,6 +12,7 @@
 #include "miniquant/qmodel.h"
 #include "miniquant/recipe.h"
 #include "miniquant/rng.h"
+#include "miniquant/sensitivity.h"
 #include "qhelpers.h"
 
 static mq_gpt_config_t default_shape(void) {
@@ -316,5 +317,35 @@ Test(recipe, gptq_recipes_calibrate_the_linears_and_round_the_embedding) {
     mq_qmodel_free(&qg);
     mq_recipe_free(&rr);
     mq_recipe_free(&rg);
+    mq_gpt_free(&m);
+}
+
+/* The costs auto chooses from: one per tensor and type, measured; more bits cost less. */
+Test(recipe, sensitivity_costs_fall_with_the_bits) {
+    mq_gpt_t m;
+    k_model(&m, 11);
+    int32_t calib[4096];
+    mq_rng_t rng;
+    mq_rng_seed(&rng, 12);
+    for (int i = 0; i < 4096; i++)
+        calib[i] = (int32_t)mq_rng_below(&rng, 320);
+    int T = mq_recipe_n_tensors(&m.cfg), K = 0;
+    while (MQ_RECIPE_AUTO_TYPES[K])
+        K++;
+    double *cost = malloc((size_t)T * K * sizeof *cost);
+    mq_error_t err = {0};
+    cr_assert_eq(mq_sensitivity_types(&m, "_gptq", calib, 4096, calib, 4096, 4, cost, &err),
+                 MQ_OK, "%s", err.msg);
+    for (int t = 0; t < T; t++) {
+        for (int k = 0; k < K; k++)
+            cr_assert(isfinite(cost[t * K + k]) && cost[t * K + k] >= 0, "tensor %d type %d", t, k);
+        cr_assert_gt(cost[t * K + 0], cost[t * K + 4], "tensor %d: q2_k %g, q6_k %g", t,
+                     cost[t * K], cost[t * K + 4]);
+    }
+    /* the hook the calibration pass borrowed is given back */
+    cr_assert_null(m.linear_fn);
+    cr_assert_eq(mq_sensitivity_types(&m, "_gptq", NULL, 0, calib, 4096, 4, cost, &err),
+                 MQ_ERR_ARG);
+    free(cost);
     mq_gpt_free(&m);
 }

@@ -1,10 +1,11 @@
 /* miniquant: a quantized MiniGPT, a model of its own beside the FP32 one it was made from.
  *
  * Every Linear (per block: qkv, attention output, MLP up, MLP down; then lm_head) is a
- * QuantizedLinear of one scheme, or an F32 one where it stays FP32 (lm_head with skip_lm_head,
- * the other layers of a one-layer sensitivity run, every layer of a checkpoint); LayerNorm
- * parameters and biases stay FP32, and the token and position embeddings are rounded to FP16
- * where the scheme's family stores them so. Quantizing leaves the FP32 model untouched: the
+ * QuantizedLinear of one scheme (or, under a recipe, of its own scheme: recipe.h), or an F32
+ * one where it stays FP32 (lm_head with skip_lm_head, the other layers of a one-layer
+ * sensitivity run, every layer of a checkpoint); LayerNorm parameters and biases stay FP32, and
+ * the token and position embeddings are rounded to FP16 where the scheme's family stores them
+ * so (a recipe stores the token embedding in a block format, its values those of the lookup). Quantizing leaves the FP32 model untouched: the
  * quantized model holds its own non-Linear parameters, and its F32 layers read the FP32
  * model's weights (which must then outlive it). Its forward is q->model's, whose Linears all
  * run through the QuantizedLinears. */

@@ -54,6 +54,8 @@ int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path,
 #include "miniquant/qmodel.h"
 /* experiments/26-gguf-export: export, reload, compare, evaluate each scheme. */
 int cli_experiment_gguf_export(const char *model, const char *dir);
+/* experiments/26-vs-llamacpp (src/cli/exp_vs_llamacpp.c). */
+int cli_experiment_vs_llamacpp(const char *model, const char *dir);
 int cli_experiment_gguf_export_runs(const char *model, const char *dir, const char *files_dir,
                                     const char *const *schemes, const char *const *skip_schemes);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "measure.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/dataset.h"
 #include "miniquant/eval.h"
@@ -161,7 +162,8 @@ int cmd_eval(int argc, char **argv) {
             printf("file         Linears %s (%.3f bits per Linear weight, %zu bytes), "
                    "dequantized to FP32\n",
                    fb.linear_types, fb.bits_per_weight, fb.file);
-        printf("scheme       %s%s (%zu bytes, %.3f bits per Linear weight)\n", scheme.name,
+        printf("%s       %s%s (%zu bytes, %.3f bits per Linear weight)\n",
+               file.recipe[0] ? "recipe" : "scheme", file.recipe[0] ? file.recipe : scheme.name,
                skip_head ? ", lm_head FP32" : "", bytes.total, bytes.bits_per_weight);
         if (proto == MQ_PPL_LLAMACPP)
             printf("protocol     llamacpp (%d chunks of %d tokens, second half scored)\n",
@@ -198,6 +200,7 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(root, "config", run->cfg.name);
         cJSON_AddNumberToObject(root, "model_params", (double)run->num_params);
         cJSON_AddStringToObject(root, "scheme", scheme.name);
+        if (file.recipe[0]) cJSON_AddStringToObject(root, "recipe", file.recipe);
         cJSON_AddBoolToObject(root, "skip_lm_head", skip_head);
         cJSON_AddItemToObject(root, "bytes", cli_bytes_json(&bytes));
         if (foreign) {
@@ -218,20 +221,9 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "nll_stderr", r.nll_stderr);
         cJSON_AddNumberToObject(root, "seconds", r.seconds);
         if (kl_base) {
-            cJSON *k = cJSON_AddObjectToObject(root, "kld");
+            cJSON *k = cli_kld_json(&kr);
             cJSON_AddStringToObject(k, "base", kl_base);
-            cJSON_AddNumberToObject(k, "mean", kr.mean);
-            cJSON_AddNumberToObject(k, "mean_stderr", kr.mean_stderr);
-            cJSON_AddNumberToObject(k, "median", kr.median);
-            cJSON_AddNumberToObject(k, "p99", kr.p99);
-            cJSON_AddNumberToObject(k, "p999", kr.p999);
-            cJSON_AddNumberToObject(k, "max", kr.max);
-            cJSON_AddNumberToObject(k, "same_top", kr.same_top);
-            cJSON_AddNumberToObject(k, "same_top_stderr", kr.same_top_stderr);
-            cJSON_AddNumberToObject(k, "ln_ppl_ratio", kr.ln_ppl_ratio);
-            cJSON_AddNumberToObject(k, "ln_ppl_ratio_stderr", kr.ln_ppl_ratio_stderr);
-            cJSON_AddNumberToObject(k, "ppl_base", kr.ppl_base);
-            cJSON_AddNumberToObject(k, "n_scored", (double)kr.n_scored);
+            cJSON_AddItemToObject(root, "kld", k);
         }
         if (pairs) {
             cJSON *p = cJSON_AddObjectToObject(root, "pairs");

@@ -25,7 +25,16 @@ static const char ABOUT[] =
     "             the Pareto frontier; and the roofline of this machine with MiniGPT's decode\n"
     "             step placed on it (miniquant roofline). Writes results.json, pareto.png,\n"
     "             verb_tense_accuracy.png, roofline.json, roofline_overlay.png,\n"
-    "             manifest.json (default DIR experiments/26-quant-curve)\n";
+    "             manifest.json (default DIR experiments/26-quant-curve)\n"
+    "\n"
+    "  vs-llamacpp at each of llama-quantize's size points (Q8_0 .. Q2_K), its files with and\n"
+    "             without an importance matrix against miniquant's best file of no larger size\n"
+    "             (the mixture of the same name with GPTQ, or auto_gptq): size, KL divergence\n"
+    "             from FP32, perplexity by both protocols. llama.cpp runs when LLAMA_CPP_BIN\n"
+    "             names its binaries (recorded in DIR/llamacpp.json, LLAMA_CPP_COMMIT too);\n"
+    "             otherwise that record is read back. Writes results.json, pareto.png,\n"
+    "             manifest.json (default DIR experiments/26-vs-llamacpp; the files go beside\n"
+    "             the model, in vs-llamacpp/)\n";
 
 /* A table as a picture: rows of cells drawn as text, the header bold, rules between. */
 static int plot_table(const char *png, const char *title, int ncol, const char *const *head,
@@ -221,13 +230,17 @@ int cmd_experiment(int argc, char **argv) {
     if (prc != CLI_CONTINUE) return prc;
     if (args.n != 1)
         return cli_usage_error(&cmd,
-                               "name one experiment (valid: int8-ptq, gguf-export, quant-curve)");
+                               "name one experiment (valid: int8-ptq, gguf-export, quant-curve, "
+                               "vs-llamacpp)");
     const char *name = args.v[0];
     if (!strcmp(name, "int8-ptq")) return int8_ptq(model, out ? out : "experiments/26-int8-ptq");
     if (!strcmp(name, "gguf-export"))
         return cli_experiment_gguf_export(model, out ? out : "experiments/26-gguf-export");
     if (!strcmp(name, "quant-curve")) return quant_curve(model, out ? out : "experiments/26-quant-curve");
+    if (!strcmp(name, "vs-llamacpp"))
+        return cli_experiment_vs_llamacpp(model, out ? out : "experiments/26-vs-llamacpp");
     return cli_usage_error(&cmd,
-                           "unknown experiment '%s' (valid: int8-ptq, gguf-export, quant-curve)",
+                           "unknown experiment '%s' (valid: int8-ptq, gguf-export, quant-curve, "
+                           "vs-llamacpp)",
                            name);
 }

@@ -120,6 +120,9 @@ int cmd_run(int argc, char **argv) {
     if ((rc = step("experiment 26-gguf-export", cmd_experiment, ex3))) return rc;
     char *ex4[] = {"experiment", "quant-curve", "--model", model, NULL};
     if ((rc = step("experiment 26-quant-curve", cmd_experiment, ex4))) return rc;
+    /* llama.cpp's side from its record unless LLAMA_CPP_BIN names its binaries */
+    char *ex5[] = {"experiment", "vs-llamacpp", "--model", model, NULL};
+    if ((rc = step("experiment 26-vs-llamacpp", cmd_experiment, ex5))) return rc;
 
     printf("\nresults:\n");
     printf("  corpus        data/corpus/{train,valid,test}.txt\n");
@@ -135,5 +138,7 @@ int cmd_run(int argc, char **argv) {
            "files in models/gguf-export/\n");
     printf("  experiment    experiments/26-quant-curve/{results.json,pareto.png,"
            "verb_tense_accuracy.png,roofline.json,roofline_overlay.png,manifest.json}\n");
+    printf("  experiment    experiments/26-vs-llamacpp/{results.json,pareto.png,manifest.json}; "
+           "the .gguf files in models/vs-llamacpp/\n");
     return 0;
 }

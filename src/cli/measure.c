@@ -2,6 +2,8 @@
  * by the experiments and the sweep. */
 #include "measure.h"
 
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +135,42 @@ cJSON *cli_results_root(const char *experiment, const cli_bench_t *b, cJSON **ev
     cJSON_AddNumberToObject(ev, "verb_tense_items", (double)b->verbs.n_items);
     *evaluation = ev;
     return root;
+}
+
+static const struct {
+    const char *key;
+    size_t off;
+} KLD_FIELDS[] = {
+    {"mean", offsetof(mq_kld_result_t, mean)},
+    {"mean_stderr", offsetof(mq_kld_result_t, mean_stderr)},
+    {"median", offsetof(mq_kld_result_t, median)},
+    {"p99", offsetof(mq_kld_result_t, p99)},
+    {"p999", offsetof(mq_kld_result_t, p999)},
+    {"max", offsetof(mq_kld_result_t, max)},
+    {"same_top", offsetof(mq_kld_result_t, same_top)},
+    {"same_top_stderr", offsetof(mq_kld_result_t, same_top_stderr)},
+    {"ln_ppl_ratio", offsetof(mq_kld_result_t, ln_ppl_ratio)},
+    {"ln_ppl_ratio_stderr", offsetof(mq_kld_result_t, ln_ppl_ratio_stderr)},
+    {"ppl", offsetof(mq_kld_result_t, ppl)},
+    {"ppl_base", offsetof(mq_kld_result_t, ppl_base)},
+};
+#define N_KLD_FIELDS (sizeof KLD_FIELDS / sizeof KLD_FIELDS[0])
+
+cJSON *cli_kld_json(const mq_kld_result_t *k) {
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; i < N_KLD_FIELDS; i++)
+        cJSON_AddNumberToObject(o, KLD_FIELDS[i].key,
+                                *(const double *)((const char *)k + KLD_FIELDS[i].off));
+    cJSON_AddNumberToObject(o, "n_scored", (double)k->n_scored);
+    return o;
+}
+
+void cli_kld_from_json(const cJSON *o, mq_kld_result_t *k) {
+    memset(k, 0, sizeof *k);
+    for (size_t i = 0; i < N_KLD_FIELDS; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, KLD_FIELDS[i].key);
+        *(double *)((char *)k + KLD_FIELDS[i].off) = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    }
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "n_scored");
+    k->n_scored = cJSON_IsNumber(n) ? (int64_t)n->valuedouble : 0;
 }

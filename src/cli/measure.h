@@ -24,6 +24,11 @@ typedef struct cli_bench {
 } cli_bench_t;
 
 int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err);
+
+/* A KL divergence result as JSON (every figure of mq_kld_result_t by its own name), and back
+ * (a figure the object lacks is NaN). */
+cJSON *cli_kld_json(const mq_kld_result_t *k);
+void cli_kld_from_json(const cJSON *o, mq_kld_result_t *k);
 void cli_bench_close(cli_bench_t *b);
 
 typedef struct cli_measure {
