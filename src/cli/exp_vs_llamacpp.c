@@ -409,23 +409,44 @@ static int plot_pareto(const ctx_t *c, const row_t *rows, int n, const char *png
             for (int i = 0; i < n; i++)
                 if (rows[i].point == p && !strcmp(rows[i].tool, TOOLS[k]) &&
                     (k < 2 || rows[i].selected))
-                    mq_strbuf_printf(&s, "%.6f %.8g \"%s\"\n", rows[i].bytes / 1048576.0,
-                                     rows[i].kl.mean, POINTS[p].llama);
+                    mq_strbuf_printf(&s, "%.6f %.8g\n", rows[i].bytes / 1048576.0,
+                                     rows[i].kl.mean);
         mq_strbuf_printf(&s, "EOD\n");
     }
+    /* one label per size above llama-quantize+imatrix's highest point there: size points of
+     * the same bytes (Q4_K_S, IQ4_NL, Q4_0) share it */
+    mq_strbuf_printf(&s, "$lab << EOD\n");
+    for (int p = 0; p < N_POINTS; p++) {
+        const row_t *r = &rows[2 * p + 1];
+        int first = 1;
+        double top = r->kl.mean;
+        for (int q = 0; q < p; q++)
+            if (rows[2 * q + 1].bytes == r->bytes) first = 0;
+        if (!first) continue;
+        char names[64] = "";
+        for (int q = p; q < N_POINTS; q++) {
+            const row_t *o = &rows[2 * q + 1];
+            if (o->bytes != r->bytes) continue;
+            if (o->kl.mean > top) top = o->kl.mean;
+            size_t at = strlen(names);
+            snprintf(names + at, sizeof names - at, "%s%s", at ? ", " : "", POINTS[q].llama);
+        }
+        mq_strbuf_printf(&s, "%.6f %.8g \"%s\"\n", r->bytes / 1048576.0, top, names);
+    }
+    mq_strbuf_printf(&s, "EOD\n");
     mq_strbuf_printf(
         &s,
         "set title \"MiniGPT-%s: file size against KL divergence from FP32\\n(test split, %lld "
         "tokens, default protocol; miniquant's best file of no larger size than "
         "llama-quantize+imatrix's)\"\n"
         "set xlabel 'file size (MiB)'\nset ylabel 'mean KL divergence from FP32 (nats/token)'\n"
-        "set logscale y\nset grid\nset key top right\nset format y '10^{%%L}'\n"
+        "set logscale y\nset grid\nset key top right\nset format y '%%.0e'\n"
         "plot $d0 using 1:2 with linespoints pt 6 lw 1.5 lc rgb '#999999' title "
         "'llama-quantize', \\\n"
         "     $d1 using 1:2 with linespoints pt 4 lw 1.5 lc rgb '#4c72b0' title "
         "'llama-quantize + imatrix', \\\n"
         "     $d2 using 1:2 with linespoints pt 7 lw 2 lc rgb '#d62728' title 'miniquant', \\\n"
-        "     $d1 using 1:2:3 with labels offset 0,1.1 font ',8' notitle\n",
+        "     $lab using 1:2:3 with labels offset 0,1.1 font ',9' notitle\n",
         c->m.cfg.name, (long long)rows[0].kl.n_scored);
     int rc = s.oom ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory")
                    : mq_plot_png(png, 1100, 700, s.s, err);
