@@ -164,7 +164,7 @@ Test(recipe, auto_choice_is_the_least_cost_within_the_budget) {
         }
         mq_recipe_t r;
         mq_error_t err = {0};
-        cr_assert_eq(mq_recipe_choose(&c, cost, K, TARGETS[j], "_gptq", &r, &err), MQ_OK, "%s",
+        cr_assert_eq(mq_recipe_choose(&c, cost, K, TARGETS[j], "_gptq", &r, NULL, &err), MQ_OK, "%s",
                      err.msg);
         size_t w, got = mq_recipe_bytes(&r, &c, &w);
         cr_assert_eq(w, weights);
@@ -185,7 +185,7 @@ Test(recipe, auto_choice_is_the_least_cost_within_the_budget) {
     }
     mq_recipe_t r;
     mq_error_t err = {0};
-    cr_assert_eq(mq_recipe_choose(&c, cost, K, 2.0, "", &r, &err), MQ_ERR_ARG);
+    cr_assert_eq(mq_recipe_choose(&c, cost, K, 2.0, "", &r, NULL, &err), MQ_ERR_ARG);
     cr_assert(strstr(err.msg, "fewest"), "%s", err.msg);
 }
 

@@ -69,6 +69,10 @@ typedef struct mq_gptq_hessian {
 } mq_gptq_hessian_t;
 
 int mq_gptq_hessian_init(mq_gptq_hessian_t *h, int cols, mq_error_t *err);
+/* The calibration windows of a model's GPTQ: window s0 .. s0 + b - 1 of n_seq, each T tokens,
+ * evenly spaced over the n_tokens of calib (first and last included), into inputs (b x T). */
+void mq_gptq_windows(const int32_t *calib, size_t n_tokens, int T, int n_seq, int s0, int b,
+                     int *inputs);
 /* Adds the N rows of X (N, cols). Each call's products are summed in FP32 (one BLAS syrk) and
  * added to the running sums in double. */
 int mq_gptq_hessian_add(mq_gptq_hessian_t *h, const float *X, int N, mq_error_t *err);

@@ -22,6 +22,8 @@
 /* Linears in forward order: index 4*l + {0 qkv, 1 attproj, 2 fc, 3 fcproj}, then 4*L lm_head. */
 int mq_qmodel_n_linear(const mq_gpt_config_t *cfg);
 mq_linear_id_t mq_qmodel_linear_id(const mq_gpt_config_t *cfg, int index);
+/* The index of the Linear id names, or -1. */
+int mq_qmodel_linear_index(const mq_gpt_config_t *cfg, mq_linear_id_t id);
 /* "blk.2.ffn_up" style name of a Linear (llama.cpp's tensor name without ".weight"). */
 void mq_qmodel_linear_name(const mq_gpt_config_t *cfg, int index, char *buf, size_t n);
 

@@ -57,6 +57,9 @@ void mq_recipe_free(mq_recipe_t *r);
 /* The types auto chooses among (scheme names without the method; NULL-terminated), from the
  * fewest bits to the most. */
 extern const char *const MQ_RECIPE_AUTO_TYPES[];
+/* The scheme auto stores a Linear of type k as under method ("", "_imat", "_gptq"): the type with
+ * the method, or the type alone (round to nearest) where its family takes no _imat (q8_0). */
+int mq_recipe_auto_scheme(int k, const char *method, mq_scheme_t *s, mq_error_t *err);
 
 /* Tensors a recipe gives a scheme: the Linears, then token_embd. */
 int mq_recipe_n_tensors(const mq_gpt_config_t *cfg);
@@ -74,8 +77,10 @@ size_t mq_recipe_bytes(const mq_recipe_t *r, const mq_gpt_config_t *cfg, size_t 
  * with type k of MQ_RECIPE_AUTO_TYPES (n_types of them), the other tensors left as they were.
  * Chooses the types that minimise the summed cost with bytes (mq_recipe_bytes) at most
  * target_bpw bits per weight: an exact dynamic programme over the bytes in units of 64. r is
- * the recipe auto{method}; MQ_ERR_ARG when even the fewest bits exceed the target. */
+ * the recipe auto{method}, *total_cost (may be NULL) its summed cost; MQ_ERR_ARG when even the
+ * fewest bits exceed the target. */
 int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types,
-                     double target_bpw, const char *method, mq_recipe_t *r, mq_error_t *err);
+                     double target_bpw, const char *method, mq_recipe_t *r, double *total_cost,
+                     mq_error_t *err);
 
 #endif

@@ -148,18 +148,10 @@ static int build_recipe(const char *name, double target_bpw, const char *costs_p
         if (rc == MQ_OK && costs_path)
             rc = write_costs(costs_path, &m->cfg, model, method, cost, n_types, err);
     }
-    if (rc == MQ_OK) rc = mq_recipe_choose(&m->cfg, cost, n_types, target_bpw, method, r, err);
+    double sum = 0;
+    if (rc == MQ_OK)
+        rc = mq_recipe_choose(&m->cfg, cost, n_types, target_bpw, method, r, &sum, err);
     if (rc == MQ_OK) {
-        double sum = 0;
-        int T = mq_recipe_n_tensors(&m->cfg);
-        for (int t = 0; t < T; t++) {
-            const mq_scheme_t *st = t < r->n_linear ? &r->linear[t] : &r->embd;
-            for (int k = 0; k < n_types; k++) {
-                mq_scheme_t sk;
-                mq_scheme_parse(MQ_RECIPE_AUTO_TYPES[k], &sk, NULL);
-                if (sk.family == st->family && sk.bits == st->bits) sum += cost[(size_t)t * n_types + k];
-            }
-        }
         size_t weights, bytes = mq_recipe_bytes(r, &m->cfg, &weights);
         printf("auto: %.4f bits per weight of %.4f, summed KL divergence of the tensors alone %.5f\n",
                8.0 * (double)bytes / (double)weights, target_bpw, sum);

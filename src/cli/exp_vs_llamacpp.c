@@ -189,7 +189,8 @@ static int write_auto(ctx_t *c, const double *cost, int n_types, size_t budget, 
     for (int tries = 0; tries < 6; tries++) {
         *target = 8.0 * ((double)budget - (double)overhead - (double)slack) / (double)c->weights;
         mq_recipe_t r;
-        int rc = mq_recipe_choose(&c->m.cfg, cost, n_types, *target, "_gptq", &r, err);
+        int rc = mq_recipe_choose(&c->m.cfg, cost, n_types, *target, "_gptq", &r, NULL,
+                                  err);
         if (rc) return rc;
         rc = write_recipe(c, &r, path, bytes, err);
         mq_recipe_free(&r);

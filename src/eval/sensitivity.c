@@ -77,12 +77,8 @@ typedef struct hess_capture {
 static int hess_linear(void *ctx, mq_linear_id_t id, float *out, const float *inp,
                        const float *bias, int N, int C, int OC) {
     hess_capture_t *cap = ctx;
-    const mq_gpt_config_t *cfg = &cap->m->cfg;
-    int i = 0, n = mq_qmodel_n_linear(cfg);
-    while (i < n && (mq_qmodel_linear_id(cfg, i).param != id.param ||
-                     mq_qmodel_linear_id(cfg, i).layer != id.layer))
-        i++;
-    if (i == n) return MQ_ERR_ARG;
+    int i = mq_qmodel_linear_index(&cap->m->cfg, id);
+    if (i < 0) return MQ_ERR_ARG;
     if (cap->status == MQ_OK) cap->status = mq_gptq_hessian_add(&cap->h[i], inp, N, &cap->err);
     const float *W = mq_gpt_linear_weight(cap->m, id, NULL, NULL, NULL);
     mq_matmul_forward(out, inp, W, bias, N, C, OC);
@@ -109,12 +105,7 @@ static int all_hessians(mq_gpt_t *m, const int32_t *calib, size_t n_calib, int n
     m->linear_ctx = &cap;
     for (int s0 = 0; s0 < n_seq && rc == MQ_OK; s0 += batch) {
         int b = n_seq - s0 < batch ? n_seq - s0 : batch;
-        for (int k = 0; k < b; k++) { /* windows evenly spaced, as GPTQ lays them out */
-            size_t start =
-                n_seq > 1 ? (size_t)(s0 + k) * (n_calib - (size_t)T) / (size_t)(n_seq - 1) : 0;
-            for (int t = 0; t < T; t++)
-                inputs[(size_t)k * T + t] = (int)calib[start + (size_t)t];
-        }
+        mq_gptq_windows(calib, n_calib, T, n_seq, s0, b, inputs); /* as GPTQ lays them out */
         rc = mq_gpt_forward(m, inputs, NULL, b, T, err);
         if (cap.status) {
             rc = cap.status;
@@ -156,12 +147,8 @@ int mq_sensitivity_types(mq_gpt_t *m, const char *method, const int32_t *calib, 
     if (want + 1 > n) want = (n - 1) / per * per;
     mq_scheme_t fp32, types[8];
     mq_scheme_parse("fp32", &fp32, NULL);
-    for (int k = 0; k < n_types; k++) {
-        char name[48];
-        snprintf(name, sizeof name, "%s%s", MQ_RECIPE_AUTO_TYPES[k], calibrated ? method : "");
-        if (mq_scheme_parse(name, &types[k], NULL)) /* the int grids take no _imat: RTN */
-            mq_scheme_parse(MQ_RECIPE_AUTO_TYPES[k], &types[k], NULL);
-    }
+    for (int k = 0; k < n_types; k++)
+        mq_recipe_auto_scheme(k, calibrated ? method : "", &types[k], NULL);
     mq_gptq_hessian_t *h = calloc((size_t)nl, sizeof *h);
     if (!h) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     int rc = MQ_OK;

@@ -33,22 +33,13 @@ typedef struct capture {
     mq_error_t err;
 } capture_t;
 
-static int linear_index(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
-    int n = mq_qmodel_n_linear(cfg);
-    for (int i = 0; i < n; i++) {
-        mq_linear_id_t x = mq_qmodel_linear_id(cfg, i);
-        if (x.param == id.param && x.layer == id.layer) return i;
-    }
-    return -1;
-}
-
 /* The Linears before the target run through the reference path (dequantize, then matmul),
  * which defines what a QuantizedLinear computes (an F32 one is its own weight). */
 static int capture_linear(void *ctx, mq_linear_id_t id, float *out, const float *inp,
                           const float *bias, int N, int C, int OC) {
     (void)bias, (void)C, (void)OC;
     capture_t *cap = ctx;
-    int i = linear_index(&cap->model->cfg, id);
+    int i = mq_qmodel_linear_index(&cap->model->cfg, id);
     if (i < 0) return MQ_ERR_ARG;
     if (i != cap->target) return mq_qlinear_forward_ref(&cap->q->ql[i], out, inp, N, NULL);
     cap->status = mq_gptq_hessian_add(cap->h, inp, N, &cap->err);
@@ -56,19 +47,22 @@ static int capture_linear(void *ctx, mq_linear_id_t id, float *out, const float 
     return STOP_FORWARD;
 }
 
+void mq_gptq_windows(const int32_t *calib, size_t n_tokens, int T, int n_seq, int s0, int b,
+                     int *inputs) {
+    for (int k = 0; k < b; k++) {
+        size_t start =
+            n_seq > 1 ? (size_t)(s0 + k) * (n_tokens - (size_t)T) / (size_t)(n_seq - 1) : 0;
+        for (int t = 0; t < T; t++)
+            inputs[(size_t)k * T + t] = (int)calib[start + (size_t)t];
+    }
+}
+
 /* Accumulates the Hessian of Linear `target` over the calibration windows. */
 static int calibrate(mq_gpt_t *m, capture_t *cap, const int32_t *calib, size_t n_tokens, int T,
                      int n_seq, int batch, int *inputs, mq_error_t *err) {
     for (int s0 = 0; s0 < n_seq; s0 += batch) {
         int b = n_seq - s0 < batch ? n_seq - s0 : batch;
-        for (int k = 0; k < b; k++) {
-            /* windows evenly spaced over the stream, first and last included */
-            size_t start = n_seq > 1 ? (size_t)(s0 + k) * (n_tokens - (size_t)T) /
-                                           (size_t)(n_seq - 1)
-                                     : 0;
-            for (int t = 0; t < T; t++)
-                inputs[(size_t)k * T + t] = (int)calib[start + (size_t)t];
-        }
+        mq_gptq_windows(calib, n_tokens, T, n_seq, s0, b, inputs);
         mq_error_t ferr = {0};
         cap->seen = 0;
         int rc = mq_gpt_forward(m, inputs, NULL, b, T, &ferr);

@@ -24,7 +24,7 @@ void mq_qmodel_linear_name(const mq_gpt_config_t *cfg, int index, char *buf, siz
     else snprintf(buf, n, "blk.%d.%s", index / 4, BLOCK_NAMES[index % 4]);
 }
 
-static int index_of(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
+int mq_qmodel_linear_index(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
     if (id.param == MQ_P_LMW) return 4 * cfg->n_layer;
     for (int k = 0; k < 4; k++)
         if (BLOCK_LINEARS[k] == id.param) return 4 * id.layer + k;
@@ -36,7 +36,7 @@ static int qmodel_linear(void *ctx, mq_linear_id_t id, float *out, const float *
                          const float *bias, int N, int C, int OC) {
     (void)bias, (void)C, (void)OC; /* the layer holds its own copy of the bias */
     mq_qmodel_t *q = ctx;
-    int i = index_of(&q->model->cfg, id);
+    int i = mq_qmodel_linear_index(&q->model->cfg, id);
     if (i < 0 || !q->ql[i].w.data) return MQ_ERR_ARG;
     if (q->fused) return mq_qlinear_forward(&q->ql[i], out, inp, N, NULL);
     return mq_qlinear_forward_ref(&q->ql[i], out, inp, N, NULL);
@@ -141,15 +141,14 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
     for (int p = 0; p < MQ_NUM_PARAMS; p++)
         if (!is_linear_weight(p)) memcpy(dst[p], src[p], m->param_sizes[p] * sizeof(float));
     if (q->scheme.family->embeddings_f16 && !opts->keep_embeddings) {
+        /* wte and wpe are adjacent in the parameter block; a recipe stores wte itself */
+        size_t n0 = r ? m->param_sizes[MQ_P_WTE] : 0;
         size_t n = m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE];
-        float *e = q->model->params.wte; /* wte and wpe are adjacent in the parameter block */
-        for (size_t k = 0; k < n; k++)
+        float *e = q->model->params.wte;
+        for (size_t k = n0; k < n; k++)
             e[k] = mq_round_fp16(e[k]);
     }
-    if (r && !opts->keep_embeddings) {
-        memcpy(q->model->params.wte, m->params.wte, m->param_sizes[MQ_P_WTE] * sizeof(float));
-        rc = mq_qmodel_set_embd(q, &r->embd, err);
-    }
+    if (r && !opts->keep_embeddings) rc = mq_qmodel_set_embd(q, &r->embd, err);
     for (int i = 0; i < q->n_linear && rc == MQ_OK; i++) {
         int is_head = i == 4 * m->cfg.n_layer;
         if (opts->only == -2 || (opts->only >= 0 && i != opts->only) ||

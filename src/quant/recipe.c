@@ -171,6 +171,10 @@ static int typed_scheme(const char *type, const char *method, int imat_optional,
                         type);
 }
 
+int mq_recipe_auto_scheme(int k, const char *method, mq_scheme_t *s, mq_error_t *err) {
+    return typed_scheme(MQ_RECIPE_AUTO_TYPES[k], method, 1, s, err);
+}
+
 int mq_recipe_parse(const char *name, const mq_gpt_config_t *cfg, mq_recipe_t *r,
                     mq_error_t *err) {
     memset(r, 0, sizeof *r);
@@ -208,7 +212,8 @@ void mq_recipe_free(mq_recipe_t *r) {
 #define UNIT 64 /* bytes per step of the dynamic programme */
 
 int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types,
-                     double target_bpw, const char *method, mq_recipe_t *r, mq_error_t *err) {
+                     double target_bpw, const char *method, mq_recipe_t *r, double *total_cost,
+                     mq_error_t *err) {
     memset(r, 0, sizeof *r);
     int n_auto = 0;
     while (MQ_RECIPE_AUTO_TYPES[n_auto])
@@ -228,7 +233,7 @@ int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types
     }
     int rc = MQ_OK;
     for (int k = 0; k < n_types && rc == MQ_OK; k++)
-        rc = typed_scheme(MQ_RECIPE_AUTO_TYPES[k], method, 1, &types[k], err);
+        rc = mq_recipe_auto_scheme(k, method, &types[k], err);
     size_t weights = 0, min_bytes = 0;
     for (int t = 0; t < T && rc == MQ_OK; t++) {
         int rows, cols;
@@ -297,6 +302,7 @@ int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types
         snprintf(r->name, sizeof r->name, "auto%s", method);
         snprintf(r->method, sizeof r->method, "%s", method);
         r->llama_ftype = 1024; /* llama_ftype GUESSED: no file type of llama.cpp's */
+        if (total_cost) *total_cost = best[U];
         size_t u = U;
         for (int t = T - 1; t >= 0; t--) {
             int k = pick[(size_t)t * (U + 1) + u];
