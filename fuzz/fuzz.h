@@ -120,4 +120,56 @@ static inline mq_tokenizer_t *fuzz_with_specials(const mq_tokenizer_t *t) {
     return out;
 }
 
+/* A SentencePiece vocabulary made from a learned BPE one: <unk>, <s>, </s>, the 256 byte tokens
+ * <0xXX>, U+2581 alone, then every learned token's bytes with spaces as U+2581, scored so that earlier merges
+ * rank higher (and every tenth ties with the one before, so ties happen). */
+static inline mq_tokenizer_t *fuzz_spm_tokenizer(const mq_tokenizer_t *bpe) {
+    int32_t n = mq_tokenizer_n_vocab(bpe), m = 0;
+    const char **tokens = malloc((size_t)(n + 260) * sizeof *tokens);
+    float *scores = malloc((size_t)(n + 260) * sizeof *scores);
+    int32_t *types = malloc((size_t)(n + 260) * sizeof *types);
+    char *text = malloc((size_t)(n + 260) * 64);
+    FUZZ_CHECK(tokens && scores && types && text, "out of memory");
+    static const char *const SPECIAL[3] = {"<unk>", "<s>", "</s>"};
+    for (int k = 0; k < 3; k++, m++)
+        tokens[m] = SPECIAL[k], scores[m] = 0, types[m] = k ? MQ_TOKEN_CONTROL : MQ_TOKEN_UNKNOWN;
+    for (int b = 0; b < 256; b++, m++) {
+        snprintf(text + 64 * m, 64, "<0x%02X>", b);
+        tokens[m] = text + 64 * m, scores[m] = 0, types[m] = MQ_TOKEN_BYTE;
+    }
+    tokens[m] = "\xe2\x96\x81", scores[m] = -1e6f, types[m++] = MQ_TOKEN_NORMAL;
+    for (int32_t id = 256; id < n; id++) {
+        if (mq_tokenizer_token_type(bpe, id) != MQ_TOKEN_NORMAL) continue;
+        char *bytes;
+        size_t len;
+        FUZZ_CHECK(mq_tokenizer_decode(bpe, &id, 1, &bytes, &len, NULL) == MQ_OK, "decode");
+        char *o = text + 64 * m;
+        size_t k = 0;
+        for (size_t i = 0; i < len && k + 4 < 64; i++) {
+            if (bytes[i] == ' ') {
+                memcpy(o + k, "\xe2\x96\x81", 3);
+                k += 3;
+            } else {
+                o[k++] = bytes[i];
+            }
+        }
+        o[k] = '\0';
+        free(bytes);
+        tokens[m] = o, scores[m] = -(float)(id % 10 == 0 ? id - 1 : id);
+        types[m] = MQ_TOKEN_NORMAL;
+        m++;
+    }
+    mq_spm_config_t cfg = {.add_space_prefix = 1, .add_bos = 1, .bos = 1, .eos = 2, .unk = 0};
+    mq_tokenizer_t *out = NULL;
+    mq_error_t err = {0};
+    FUZZ_CHECK(mq_tokenizer_from_spm_vocab(tokens, scores, types, m, &cfg, "spm", &out, &err) ==
+                   MQ_OK,
+               "%s", err.msg);
+    free(tokens);
+    free(scores);
+    free(types);
+    free(text);
+    return out;
+}
+
 #endif

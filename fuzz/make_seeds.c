@@ -10,7 +10,8 @@
  *                     every metadata value type
  *   blocks            two blocks of every format but packed codes (first byte: the format)
  *   train_state       the "<model>.opt" of fuzz_train_state's model
- *   tokenizer_gguf    a learned tokenizer, and one with user-defined and control tokens
+ *   tokenizer_gguf    a learned tokenizer, one with user-defined and control tokens, and a
+ *                     SentencePiece one
  *   tokenizer_encode  texts (first byte: tokenizer and flags, see fuzz_tokenizer_encode.c)
  *   blimp             a jsonl file written by mq_blimp_write
  *   corpus            WordNet data lines and the split text miniquant writes from them
@@ -78,11 +79,12 @@ static void seed_prefixed(const char *target, const char *name, unsigned char fi
 /* ---- tokenizers ---- */
 
 static void tokenizer_seeds(void) {
-    mq_tokenizer_t *t = fuzz_learned_tokenizer(320), *s = fuzz_with_specials(t);
+    mq_tokenizer_t *t = fuzz_learned_tokenizer(320), *s = fuzz_with_specials(t),
+                   *spm = fuzz_spm_tokenizer(t);
     mq_error_t err = {0};
-    const mq_tokenizer_t *both[2] = {t, s};
-    const char *names[2] = {"learned.gguf", "specials.gguf"};
-    for (int k = 0; k < 2; k++) {
+    const mq_tokenizer_t *both[3] = {t, s, spm};
+    const char *names[3] = {"learned.gguf", "specials.gguf", "spm.gguf"};
+    for (int k = 0; k < 3; k++) {
         mq_gguf_t *g = mq_gguf_new();
         if (!g) exit(1);
         check(mq_gguf_set_str(g, "general.architecture", "gpt2"), &err);
@@ -91,6 +93,7 @@ static void tokenizer_seeds(void) {
         seed_gguf("gguf", names[k], g);
         mq_gguf_free(g);
     }
+    mq_tokenizer_free(spm);
     mq_tokenizer_free(s);
     mq_tokenizer_free(t);
 
@@ -104,6 +107,10 @@ static void tokenizer_seeds(void) {
         {"specials-as-text", 1, "a <|ctl|> b <|endoftext|> c"},
         {"unicode", 2, "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \t\r\n  x"},
         {"invalid-utf8", 0, "\xff\xfe\xc3 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf end"},
+        {"spm-english", 4, "she walked to the store; \"he writes\" and they've gone 42 times\n"},
+        {"spm-specials", 14, "<s>hello</s> world <unk>\n<s><s"},
+        {"spm-unicode", 4, "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \t\r\n  x"},
+        {"spm-invalid-utf8", 12, "\xff\xfe\xc3 \xe2\x96 \xe2\x96\x81 \xf4\x90\x80\x80 end \xe2"},
     };
     for (size_t i = 0; i < sizeof TEXTS / sizeof TEXTS[0]; i++)
         seed_prefixed("tokenizer_encode", TEXTS[i].name, TEXTS[i].first, TEXTS[i].text,

@@ -11,6 +11,7 @@
 #include "miniquant/quant.h"
 #include "miniquant/recipe.h"
 #include "options.h"
+#include "cli.h"
 
 /* ---------------------------------------------------------------------------------------------
  * a command declared as the CLI's are */
@@ -358,17 +359,6 @@ Test(options, help_lines_fit_the_width) {
 
 /* ---------------------------------------------------------------------------------------------
  * the commands of the built CLI */
-
-static int run_cli(const char *args, char *out, size_t size) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", MQ_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out, 1, size - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 Test(cli_help, every_command_prints_its_help_and_the_scheme_grammar_where_it_takes_one) {
     static const struct {

@@ -1,4 +1,6 @@
-/* miniquant tokenizer train|encode|decode */
+/* miniquant tokenizer train|encode|decode|check */
+#define _GNU_SOURCE /* memmem */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,15 +11,105 @@
 #include "miniquant/progress.h"
 
 static const char ABOUT[] =
-    "Byte-level BPE in the GPT-2 convention.\n"
-    "  train   learns merges on the corpus's train split and writes a vocabulary-only GGUF\n"
+    "The tokenizers of GGUF files: byte-level BPE (tokenizer model gpt2) and SentencePiece\n"
+    "(tokenizer model llama), encoding and decoding as llama.cpp does.\n"
+    "  train   learns BPE merges on the corpus's train split and writes a vocabulary-only GGUF\n"
     "  encode  prints the token ids of TEXT (words joined by spaces) or of a file's bytes, one\n"
-    "          line of space-separated ids; --model is any GGUF whose tokenizer is gpt2,\n"
-    "          including llama.cpp's vocabulary files (GPT-2's own 50,257 tokens)\n"
-    "  decode  prints the bytes of ids given as arguments or in a file (whitespace-separated)\n";
+    "          line of space-separated ids; --model is any GGUF with a gpt2 or llama tokenizer,\n"
+    "          llama.cpp's vocabulary files included (GPT-2's 50,257 tokens, LLaMA's 32,000)\n"
+    "  decode  prints the bytes of ids given as arguments or in a file (whitespace-separated)\n"
+    "  check   encodes each test text of llama.cpp's vocabulary test files, FILE.gguf.inp and\n"
+    "          FILE.gguf.out beside --model, as llama.cpp's test-tokenizer-0 does (no special\n"
+    "          tokens added or parsed), and prints how many give the expected ids; exit 1 when\n"
+    "          any does not\n";
 
-static const cli_sub_t SUBS[] = {
-    {"train", NULL}, {"encode", "[TEXT...]"}, {"decode", "[ID...]"}, {NULL, NULL}};
+static const cli_sub_t SUBS[] = {{"train", NULL},
+                                 {"encode", "[TEXT...]"},
+                                 {"decode", "[ID...]"},
+                                 {"check", NULL},
+                                 {NULL, NULL}};
+
+/* Space-separated ids of one line into a malloc'd array; -1 when a word is not an id. */
+static int parse_ids(const char *line, size_t len, int32_t **ids, size_t *n) {
+    *ids = malloc((len / 2 + 1) * sizeof **ids);
+    *n = 0;
+    if (!*ids) return MQ_ERR_NOMEM;
+    for (size_t p = 0; p < len;) {
+        while (p < len && (line[p] == ' ' || line[p] == '\r')) p++;
+        if (p == len) break;
+        long v = 0;
+        size_t q = p;
+        while (q < len && line[q] >= '0' && line[q] <= '9' && v <= INT32_MAX)
+            v = v * 10 + (line[q++] - '0');
+        if (q == p || v > INT32_MAX || (q < len && line[q] != ' ' && line[q] != '\r')) return -1;
+        (*ids)[(*n)++] = (int32_t)v;
+        p = q;
+    }
+    return MQ_OK;
+}
+
+/* tokenizer check: llama.cpp's FILE.inp (texts separated by "\n__ggml_vocab_test__\n") and
+ * FILE.out (one line of ids per text). */
+static int vocab_check(const mq_tokenizer_t *tok, const char *model) {
+    char inp_path[4096], out_path[4096];
+    snprintf(inp_path, sizeof inp_path, "%s.inp", model);
+    snprintf(out_path, sizeof out_path, "%s.out", model);
+    mq_error_t err = {0};
+    char *inp = NULL, *out = NULL;
+    size_t inp_len, out_len;
+    if (mq_read_file(inp_path, 0, &inp, &inp_len, &err) ||
+        mq_read_file(out_path, 0, &out, &out_len, &err)) {
+        free(inp);
+        return cli_fail(&err);
+    }
+    static const char SEP[] = "\n__ggml_vocab_test__\n";
+    size_t n_cases = 0, n_match = 0, ip = 0, op = 0, line = 0;
+    int rc = 0;
+    while (ip < inp_len && rc == 0) {
+        const char *next = memmem(inp + ip, inp_len - ip, SEP, sizeof SEP - 1);
+        size_t tl = next ? (size_t)(next - (inp + ip)) : inp_len - ip;
+        if (op >= out_len) {
+            fprintf(stderr, "miniquant tokenizer: %s has fewer lines than %s has texts\n",
+                    out_path, inp_path);
+            rc = 1;
+            break;
+        }
+        const char *eol = memchr(out + op, '\n', out_len - op);
+        size_t ol = eol ? (size_t)(eol - (out + op)) : out_len - op;
+        line++;
+        int32_t *want = NULL, *got = NULL;
+        size_t n_want, n_got;
+        int prc = parse_ids(out + op, ol, &want, &n_want);
+        if (prc) {
+            fprintf(stderr, "miniquant tokenizer: %s:%zu is not a line of token ids\n", out_path,
+                    line);
+            rc = prc == MQ_ERR_NOMEM ? 1 : 2;
+        } else if (mq_tokenizer_encode(tok, inp + ip, tl, 0, &got, &n_got, &err)) {
+            printf("case %zu: %s\n", n_cases + 1, err.msg);
+        } else {
+            int same = n_got == n_want && !memcmp(got, want, n_got * sizeof *got);
+            n_match += same;
+            if (!same) {
+                printf("case %zu (%s:%zu) differs:\n  expected", n_cases + 1, out_path, line);
+                for (size_t i = 0; i < n_want; i++) printf(" %d", want[i]);
+                printf("\n  miniquant");
+                for (size_t i = 0; i < n_got; i++) printf(" %d", got[i]);
+                printf("\n");
+            }
+        }
+        free(want);
+        free(got);
+        n_cases++;
+        op += ol + (eol != NULL);
+        ip += tl + (next ? sizeof SEP - 1 : 0);
+    }
+    if (rc == 0)
+        printf("%zu of %zu test texts of %s encode to the ids of %s\n", n_match, n_cases,
+               inp_path, out_path);
+    free(inp);
+    free(out);
+    return rc ? rc : n_match == n_cases ? 0 : 1;
+}
 
 static int read_input(const char *file, char **buf, size_t *len, mq_error_t *err) {
     if (strcmp(file, "-") != 0) return mq_read_file(file, 0, buf, len, err);
@@ -63,17 +155,21 @@ static char *join_args(int argc, char **argv, size_t *len) {
 int cmd_tokenizer(int argc, char **argv) {
     long vocab = 0;
     const char *out = NULL, *model = NULL, *file = NULL;
-    int special = 0, rc;
+    int special = 0, add_special = 0, rc;
     cli_option_t opts[] = {
         {CLI_OPT_VOCAB(&vocab), .subs = "train"},
         {.name = "out", .arg = "FILE.gguf", .str = &out, .subs = "train",
          .def_text = "data/tokenizer-<vocab>.gguf", .help = "where train writes the tokenizer"},
         {CLI_OPT_MODEL(&model, "the GGUF file whose tokenizer to use"), .required = 1,
-         .subs = "encode decode"},
+         .subs = "encode decode check"},
         {.name = "file", .arg = "F", .str = &file, .subs = "encode decode",
          .help = "read the input from F ('-' for standard input) instead of the arguments"},
         {.name = "special", .flag = &special, .subs = "encode",
-         .help = "encode: '<|endoftext|>' in the text is the special token"},
+         .help = "encode: control tokens' texts in the text ('<|endoftext|>', '<s>') are "
+                 "those tokens"},
+        {.name = "add-special", .flag = &add_special, .subs = "encode",
+         .help = "encode: begin (and end) with the sequence tokens the vocabulary asks for "
+                 "(add_bos_token, add_eos_token), as llama.cpp does by default"},
         {0},
     };
     const cli_command_t cmd = {
@@ -98,6 +194,13 @@ int cmd_tokenizer(int argc, char **argv) {
         mq_tokenizer_free(tok);
         return 0;
     }
+    if (!strcmp(sub, "check")) {
+        mq_tokenizer_t *tok;
+        if (cli_load_tokenizer(model, &tok, &err)) return cli_fail(&err);
+        rc = vocab_check(tok, model);
+        mq_tokenizer_free(tok);
+        return rc;
+    }
     if (file && args.n)
         return cli_usage_error(&cmd, "give --file or arguments, not both");
     char *buf = NULL;
@@ -116,8 +219,8 @@ int cmd_tokenizer(int argc, char **argv) {
     if (!strcmp(sub, "encode")) {
         int32_t *ids;
         size_t n;
-        if (mq_tokenizer_encode(tok, buf, len, special ? MQ_TOK_PARSE_SPECIAL : 0, &ids, &n,
-                                &err)) {
+        int flags = (special ? MQ_TOK_PARSE_SPECIAL : 0) | (add_special ? MQ_TOK_ADD_SPECIAL : 0);
+        if (mq_tokenizer_encode(tok, buf, len, flags, &ids, &n, &err)) {
             rc = cli_fail(&err);
         } else {
             for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE /* memmem, qsort_r */
 #include "miniquant/tokenizer.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,8 @@ void mq_tokenizer_free(mq_tokenizer_t *t) {
     free(t->bytes_off);
     free(t->bytes_len);
     free(t->type);
+    free(t->score);
+    free(t->strip);
     mq_strmap_free(&t->by_text);
     free(t->merge);
     mq_u64map_free(&t->rank);
@@ -169,6 +172,18 @@ int mq_tokenizer_n_vocab(const mq_tokenizer_t *t) {
 }
 int32_t mq_tokenizer_eot(const mq_tokenizer_t *t) {
     return t->eot;
+}
+int32_t mq_tokenizer_bos(const mq_tokenizer_t *t) {
+    return t->bos;
+}
+int32_t mq_tokenizer_eos(const mq_tokenizer_t *t) {
+    return t->eos;
+}
+mq_tokenizer_model_t mq_tokenizer_model(const mq_tokenizer_t *t) {
+    return t->model;
+}
+const char *mq_tokenizer_model_name(const mq_tokenizer_t *t) {
+    return t->model == MQ_TOKENIZER_SPM ? "llama" : "gpt2";
 }
 int mq_tokenizer_n_merges(const mq_tokenizer_t *t) {
     return t->n_merges;
@@ -216,13 +231,83 @@ int mq_tok_named(mq_error_t *err, int code, const char *name) {
     return code;
 }
 
-int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
-                 const mq_gguf_str_t *merges, int64_t n_merges, const char *name,
-                 mq_tokenizer_t **out, mq_error_t *err) {
+/* SentencePiece's space, U+2581, in UTF-8. */
+#define SPM_SPACE "\xe2\x96\x81"
+
+static int hex_digit(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* What token s[0..len) of type `type` decodes to, written to out (at most len bytes): its length,
+ * or -1 with *why (and *at, the byte) when the token cannot be. */
+static long token_bytes(mq_tokenizer_model_t model, const unsigned char *s, size_t len,
+                        int32_t type, char *out, const char **why, size_t *at) {
+    *at = 0;
+    if (model == MQ_TOKENIZER_SPM) {
+        switch (type) {
+        case MQ_TOKEN_NORMAL: {
+            size_t nb = 0;
+            for (size_t p = 0; p < len;) {
+                if (len - p >= 3 && !memcmp(s + p, SPM_SPACE, 3)) {
+                    out[nb++] = ' ';
+                    p += 3;
+                } else {
+                    out[nb++] = (char)s[p++];
+                }
+            }
+            return (long)nb;
+        }
+        case MQ_TOKEN_BYTE: {
+            int hi = len == 6 ? hex_digit(s[3]) : -1, lo = len == 6 ? hex_digit(s[4]) : -1;
+            if (len != 6 || memcmp(s, "<0x", 3) || s[5] != '>' || hi < 0 || lo < 0) {
+                *why = "a byte token not spelled <0xXX>";
+                return -1;
+            }
+            out[0] = (char)(hi << 4 | lo);
+            return 1;
+        }
+        case MQ_TOKEN_UNUSED:
+        case MQ_TOKEN_UNDEFINED:
+            return 0; /* llama.cpp's token_to_piece writes nothing for them */
+        default:
+            memcpy(out, s, len); /* control, unknown, user-defined: their text */
+            return (long)len;
+        }
+    }
+    if (type_is_literal(type)) {
+        memcpy(out, s, len);
+        return (long)len;
+    }
+    size_t nb = 0;
+    for (size_t p = 0; p < len;) {
+        uint32_t cp;
+        size_t k = get_cp(s + p, len - p, &cp);
+        int b = k ? cp_to_byte(cp) : -1;
+        if (!k || b < 0) {
+            *why = !k ? "invalid UTF-8" : "character outside GPT-2's byte alphabet";
+            *at = p;
+            return -1;
+        }
+        out[nb++] = (char)b;
+        p += k;
+    }
+    return (long)nb;
+}
+
+/* A new tokenizer of the given model holding tokens[0..n) with their types (NULL: normal): texts,
+ * the bytes each decodes to, the text -> id map, and the special tokens longest first. Byte ids,
+ * scores and merges are the caller's. */
+static int tok_new(mq_tokenizer_model_t model, const mq_gguf_str_t *tokens, const int32_t *types,
+                   int64_t n, int64_t n_merges, const char *name, mq_tokenizer_t **out,
+                   mq_error_t *err) {
     *out = NULL;
-    if (n < 256 || n > INT32_MAX / 2)
-        return VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.tokens: %lld tokens (need 256 .. %d)",
-                         (long long)n, INT32_MAX / 2);
+    int64_t min = model == MQ_TOKENIZER_BPE ? 256 : 1;
+    if (n < min || n > INT32_MAX / 2)
+        return VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.tokens: %lld tokens (need %lld .. %d)",
+                         (long long)n, (long long)min, INT32_MAX / 2);
     if (n_merges < 0 || n_merges > INT32_MAX / 2)
         return VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.merges: %lld merges", (long long)n_merges);
     mq_tokenizer_t *t = calloc(1, sizeof *t);
@@ -231,6 +316,8 @@ int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
         free(t);
         return mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: cannot create a lock");
     }
+    t->model = model;
+    t->eot = t->bos = t->eos = t->unk = -1;
     int rc = MQ_OK;
     size_t text_total = 0, bytes_total = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -275,33 +362,89 @@ int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
         memcpy(t->text + toff, s, len);
         t->text[toff + len] = '\0';
         toff += len + 1;
-        size_t nb = 0;
-        for (size_t p = 0; p < len;) {
-            uint32_t cp;
-            size_t k = get_cp(s + p, len - p, &cp);
-            int b = k ? cp_to_byte(cp) : -1;
-            if (!k || (!type_is_literal(type) && b < 0)) {
-                rc = VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.tokens[%lld]: %s at byte %zu",
-                               (long long)i,
-                               !k ? "invalid UTF-8" : "character outside GPT-2's byte alphabet", p);
-                goto fail;
-            }
-            if (!type_is_literal(type)) t->bytes[boff + nb++] = (char)b;
-            p += k;
-        }
-        if (type_is_literal(type)) {
-            memcpy(t->bytes + boff, s, len);
-            nb = len;
+        const char *why = NULL;
+        size_t at;
+        long nb = token_bytes(model, s, len, type, t->bytes + boff, &why, &at);
+        if (nb < 0) {
+            rc = VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.tokens[%lld]: %s at byte %zu",
+                           (long long)i, why, at);
+            goto fail;
         }
         t->bytes_len[i] = (uint32_t)nb;
-        boff += nb;
+        boff += (size_t)nb;
         if (mq_strmap_put(&t->by_text, (const char *)s, len, str_hash((const char *)s, len),
                           (uint64_t)i, NULL)) {
             rc = mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
             goto fail;
         }
     }
+    /* llama.cpp's cache of special tokens: control, unknown and user-defined ones */
+    for (int32_t i = 0; i < t->n_vocab; i++)
+        if (t->type[i] == MQ_TOKEN_CONTROL || t->type[i] == MQ_TOKEN_USER_DEFINED ||
+            t->type[i] == MQ_TOKEN_UNKNOWN)
+            t->special[t->n_special++] = i;
+    qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
+    *out = t;
+    return MQ_OK;
+fail:
+    mq_tokenizer_free(t);
+    return rc;
+}
 
+int mq_tok_build_spm(const mq_gguf_str_t *tokens, const float *scores, const int32_t *types,
+                     int64_t n, const mq_spm_config_t *cfg, const char *name, mq_tokenizer_t **out,
+                     mq_error_t *err) {
+    mq_tokenizer_t *t;
+    int rc = tok_new(MQ_TOKENIZER_SPM, tokens, types, n, 0, name, &t, err);
+    if (rc) return rc;
+    if (!(t->score = malloc(n * sizeof *t->score))) {
+        mq_tokenizer_free(t);
+        return mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float s = scores ? scores[i] : 0.0f;
+        if (s != s) {
+            mq_tokenizer_free(t);
+            return VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.scores[%lld] is not a number",
+                             (long long)i);
+        }
+        t->score[i] = s;
+    }
+    const struct {
+        const char *key;
+        int32_t id, *dst;
+    } ids[3] = {{"bos_token_id", cfg->bos, &t->bos},
+                {"eos_token_id", cfg->eos, &t->eos},
+                {"unknown_token_id", cfg->unk, &t->unk}};
+    for (int k = 0; k < 3; k++) {
+        if (ids[k].id < -1 || ids[k].id >= t->n_vocab) {
+            mq_tokenizer_free(t);
+            return VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.%s is %d, outside the vocabulary",
+                             ids[k].key, ids[k].id);
+        }
+        *ids[k].dst = ids[k].id;
+    }
+    t->add_space_prefix = !!cfg->add_space_prefix;
+    t->add_bos = !!cfg->add_bos;
+    t->add_eos = !!cfg->add_eos;
+    /* byte fallback, as llama.cpp's byte_to_token: <0xXX>, else the byte as a one-byte token */
+    static const char hex[] = "0123456789ABCDEF";
+    for (int b = 0; b < 256; b++) {
+        char buf[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'}, one = (char)b;
+        int32_t id = lookup(t, buf, sizeof buf);
+        t->byte_id[b] = id >= 0 ? id : lookup(t, &one, 1);
+    }
+    t->eot = lookup(t, MQ_EOT_TEXT, strlen(MQ_EOT_TEXT));
+    *out = t;
+    return MQ_OK;
+}
+
+int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
+                 const mq_gguf_str_t *merges, int64_t n_merges, const char *name,
+                 mq_tokenizer_t **out, mq_error_t *err) {
+    mq_tokenizer_t *t;
+    int rc = tok_new(MQ_TOKENIZER_BPE, tokens, types, n, n_merges, name, &t, err);
+    if (rc) return rc;
     for (int b = 0; b < 256; b++) {
         char buf[2];
         size_t k = put_cp(buf, byte_to_cp((uint8_t)b));
@@ -315,11 +458,6 @@ int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
     }
     t->eot = lookup(t, MQ_EOT_TEXT, strlen(MQ_EOT_TEXT));
     t->bos = t->eos = t->eot;
-    for (int32_t i = 0; i < t->n_vocab; i++)
-        if (t->type[i] == MQ_TOKEN_CONTROL || t->type[i] == MQ_TOKEN_USER_DEFINED)
-            t->special[t->n_special++] = i;
-    qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
-
     size_t max_merge = 1;
     for (int64_t r = 0; r < n_merges; r++)
         if (merges[r].len > max_merge) max_merge = merges[r].len;
@@ -388,6 +526,23 @@ int mq_tokenizer_from_vocab(const char *const *tokens, const int32_t *types, int
         s[n_tokens + i] = (mq_gguf_str_t){merges[i], strlen(merges[i])};
     int rc = mq_tok_build(s, types, n_tokens, s + n_tokens, n_merges, name ? name : "vocabulary",
                           out, err);
+    free(s);
+    return rc;
+}
+
+int mq_tokenizer_from_spm_vocab(const char *const *tokens, const float *scores,
+                                const int32_t *types, int32_t n_tokens,
+                                const mq_spm_config_t *cfg, const char *name,
+                                mq_tokenizer_t **out, mq_error_t *err) {
+    *out = NULL;
+    if (n_tokens < 0 || (n_tokens && !tokens) || !cfg)
+        return mq_error_set(err, MQ_ERR_ARG, "tokenizer: bad vocabulary arguments");
+    mq_gguf_str_t *s = malloc(((size_t)n_tokens + 1) * sizeof *s);
+    if (!s) return mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
+    for (int32_t i = 0; i < n_tokens; i++)
+        s[i] = (mq_gguf_str_t){tokens[i], strlen(tokens[i])};
+    int rc = mq_tok_build_spm(s, scores, types, n_tokens, cfg, name ? name : "vocabulary", out,
+                              err);
     free(s);
     return rc;
 }
@@ -537,7 +692,7 @@ static int split_special(const mq_tokenizer_t *t, const char *text, size_t len, 
     f[0] = (frag_t){0, len, -1};
     for (int32_t k = 0; k < t->n_special; k++) {
         int32_t id = t->special[k];
-        if (t->type[id] == MQ_TOKEN_CONTROL && !(flags & MQ_TOK_PARSE_SPECIAL)) continue;
+        if (t->type[id] != MQ_TOKEN_USER_DEFINED && !(flags & MQ_TOK_PARSE_SPECIAL)) continue;
         const char *tk = tok_text(t, id);
         size_t tl = t->text_len[id];
         for (size_t i = 0; i < n; i++) {
@@ -552,9 +707,17 @@ static int split_special(const mq_tokenizer_t *t, const char *text, size_t len, 
             /* [before][token][after]; "after" is searched again on the next iteration. */
             memmove(f + i + 3, f + i + 1, (n - i - 1) * sizeof *f);
             n += 2;
-            f[i + 2] = (frag_t){at + tl, end - at - tl, -1};
+            /* llama.cpp's lstrip / rstrip: whitespace before / after the token goes with it */
+            size_t left = at - f[i].start, right = at + tl;
+            if (t->strip && (t->strip[id] & MQ_TOK_LSTRIP))
+                while (left > 0 && isspace((unsigned char)text[f[i].start + left - 1]))
+                    left--;
+            if (t->strip && (t->strip[id] & MQ_TOK_RSTRIP))
+                while (right < end && isspace((unsigned char)text[right]))
+                    right++;
+            f[i + 2] = (frag_t){right, end - right, -1};
             f[i + 1] = (frag_t){at, tl, id};
-            f[i].len = at - f[i].start;
+            f[i].len = left;
         }
     }
     *out = f;
@@ -562,36 +725,62 @@ static int split_special(const mq_tokenizer_t *t, const char *text, size_t len, 
     return MQ_OK;
 }
 
+/* Appends one id, recording running out of memory in e->status. */
+static void enc_push(enc_t *e, int32_t id) {
+    if (grow((void **)&e->ids, &e->cap, e->n + 1, sizeof *e->ids))
+        e->status = MQ_ERR_NOMEM;
+    else
+        e->ids[e->n++] = id;
+}
+
 int mq_tokenizer_encode(const mq_tokenizer_t *t, const char *text, size_t len, int flags,
                         int32_t **ids, size_t *n_ids, mq_error_t *err) {
     *ids = NULL;
     *n_ids = 0;
-    if (flags & ~MQ_TOK_PARSE_SPECIAL)
+    if (flags & ~(MQ_TOK_PARSE_SPECIAL | MQ_TOK_ADD_SPECIAL))
         return mq_error_set(err, MQ_ERR_ARG, "tokenizer: unknown encode flags 0x%x", flags);
     if (!text && len) return mq_error_set(err, MQ_ERR_ARG, "tokenizer: NULL text");
+    int add_bos = (flags & MQ_TOK_ADD_SPECIAL) && t->add_bos,
+        add_eos = (flags & MQ_TOK_ADD_SPECIAL) && t->add_eos;
+    if ((add_bos && t->bos < 0) || (add_eos && t->eos < 0))
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "tokenizer: the vocabulary asks for a %s token but has none",
+                            add_bos && t->bos < 0 ? "beginning-of-sequence" : "end-of-sequence");
     enc_t e = {.t = (mq_tokenizer_t *)t};
     frag_t *f = NULL;
     size_t nf = 0;
     pcre2_match_data *md = NULL;
-    int rc = mq_pretok_begin(&md, err);
+    int rc = t->model == MQ_TOKENIZER_BPE ? mq_pretok_begin(&md, err) : MQ_OK;
     if (rc) return rc;
     if (split_special(t, text, len, flags, &f, &nf)) {
         rc = mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
         goto done;
     }
-    for (size_t i = 0; i < nf && !rc; i++) {
+    if (add_bos) enc_push(&e, t->bos);
+    int prev_special = 1; /* SentencePiece's space prefix goes before the text after a special */
+    for (size_t i = 0; i < nf && !rc && !e.status; i++) {
         if (f[i].id >= 0) {
-            if (grow((void **)&e.ids, &e.cap, e.n + 1, sizeof *e.ids))
-                e.status = MQ_ERR_NOMEM;
-            else
-                e.ids[e.n++] = f[i].id;
-        } else {
+            enc_push(&e, f[i].id);
+            prev_special = 1;
+        } else if (t->model == MQ_TOKENIZER_BPE) {
             rc = mq_pretok_run(md, text + f[i].start, f[i].len, enc_piece, &e, err);
+        } else if (f[i].len) { /* llama.cpp keeps no empty fragment */
+            int bad = -1;
+            e.status = mq_tok_spm_encode(t, text + f[i].start, f[i].len,
+                                         t->add_space_prefix && prev_special, &e.ids, &e.n,
+                                         &e.cap, &bad);
+            if (e.status == MQ_ERR_ARG)
+                rc = mq_error_set(err, MQ_ERR_ARG,
+                                  "tokenizer: the text holds byte 0x%02x, which the vocabulary "
+                                  "has no token for (no byte token <0x%02X>)",
+                                  bad, bad);
+            prev_special = 0;
         }
-        if (!rc && e.status)
-            rc = mq_error_set(err, e.status, "tokenizer: %s",
-                              e.status == MQ_ERR_NOMEM ? "out of memory" : "piece too long");
     }
+    if (add_eos && !rc && !e.status) enc_push(&e, t->eos);
+    if (!rc && e.status)
+        rc = mq_error_set(err, e.status, "tokenizer: %s",
+                          e.status == MQ_ERR_NOMEM ? "out of memory" : "piece too long");
 done:
     pcre2_match_data_free(md);
     free(f);
@@ -623,8 +812,14 @@ int mq_tokenizer_decode(const mq_tokenizer_t *t, const int32_t *ids, size_t n_id
     if (!s) return mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
     size_t p = 0;
     for (size_t i = 0; i < n_ids; i++) {
-        memcpy(s + p, t->bytes + t->bytes_off[ids[i]], t->bytes_len[ids[i]]);
-        p += t->bytes_len[ids[i]];
+        const char *b = t->bytes + t->bytes_off[ids[i]];
+        size_t k = t->bytes_len[ids[i]];
+        if (i == 0 && t->add_space_prefix && k && b[0] == ' ') { /* the prefix space */
+            b++;
+            k--;
+        }
+        memcpy(s + p, b, k);
+        p += k;
     }
     s[p] = '\0';
     *text = s;

@@ -1,6 +1,7 @@
 /* miniquant: what the tokenizer's files share (private to src/text). tokenizer.c holds the
- * tokenizer (construction, pre-tokenization, encoding, decoding), bpe_train.c the learning of
- * merges, tokenizer_gguf.c the tokenizer's GGUF keys. */
+ * tokenizer (construction, pre-tokenization, encoding, decoding), tokenizer_spm.c
+ * SentencePiece's encoding of a piece of text, bpe_train.c the learning of merges,
+ * tokenizer_gguf.c the tokenizer's GGUF keys. */
 #ifndef MINIQUANT_TEXT_TOKENIZER_INTERNAL_H
 #define MINIQUANT_TEXT_TOKENIZER_INTERNAL_H
 
@@ -16,6 +17,7 @@
 #include "miniquant/tokenizer.h"
 
 struct mq_tokenizer {
+    mq_tokenizer_model_t model;
     int32_t n_vocab;
     char *text; /* every token's stored text, NUL-terminated, back to back */
     size_t *text_off;
@@ -24,13 +26,16 @@ struct mq_tokenizer {
     size_t *bytes_off;
     uint32_t *bytes_len;
     int32_t *type;    /* MQ_TOKEN_* */
+    float *score;     /* SentencePiece: each token's score */
     strmap_t by_text; /* stored text -> id; a repeated text maps to its last id, as in llama.cpp */
-    int32_t byte_id[256];
+    int32_t byte_id[256]; /* SentencePiece: -1 for a byte the vocabulary cannot spell */
     int32_t n_merges;
     int32_t *merge; /* left, right ids of each merge, in rank order */
     u64map_t rank;  /* (left << 32 | right) -> (rank << 32 | result id) */
-    int32_t eot, bos, eos;
-    int32_t *special; /* control and user-defined tokens, longest first */
+    int32_t eot, bos, eos, unk;
+    int add_bos, add_eos, add_space_prefix;
+    int32_t *special; /* control, unknown and user-defined tokens, longest first */
+    uint8_t *strip;   /* NULL, or per token MQ_TOK_LSTRIP | MQ_TOK_RSTRIP */
     int32_t n_special;
     /* Pieces already encoded: raw bytes -> (offset << 32 | count) into cache_ids. Encoding is
      * logically const; the lock lets several threads encode with one tokenizer. */
@@ -39,6 +44,10 @@ struct mq_tokenizer {
     int32_t *cache_ids;
     size_t cache_n, cache_cap;
 };
+
+/* A special token that takes the whitespace before (LSTRIP) or after (RSTRIP) it in the text,
+ * as llama.cpp marks the tokens of some models by name. */
+enum { MQ_TOK_LSTRIP = 1, MQ_TOK_RSTRIP = 2 };
 
 static inline const char *tok_text(const mq_tokenizer_t *t, int32_t id) {
     return t->text + t->text_off[id];
@@ -105,6 +114,20 @@ int mq_pretok_run(pcre2_match_data *md, const char *text, size_t len, piece_fn p
 int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
                  const mq_gguf_str_t *merges, int64_t n_merges, const char *name,
                  mq_tokenizer_t **out, mq_error_t *err);
+
+/* Builds a SentencePiece tokenizer: tokens, scores (NULL: 0), types (NULL: normal), the
+ * settings; checked as mq_tokenizer_from_gguf checks a file. */
+int mq_tok_build_spm(const mq_gguf_str_t *tokens, const float *scores, const int32_t *types,
+                     int64_t n, const mq_spm_config_t *cfg, const char *name, mq_tokenizer_t **out,
+                     mq_error_t *err);
+
+/* ---- SentencePiece encoding (tokenizer_spm.c) ---- */
+
+/* Appends the ids of text[0..len) (one fragment between special tokens) to *ids (*n used, *cap
+ * allocated): a space first when prefix, spaces as U+2581, then the bigram merges. MQ_ERR_ARG
+ * when a byte needs a byte token the vocabulary lacks (*bad_byte receives it). */
+int mq_tok_spm_encode(const mq_tokenizer_t *t, const char *text, size_t len, int prefix,
+                      int32_t **ids, size_t *n, size_t *cap, int *bad_byte);
 
 /* Records a message naming the vocabulary's source and returns code (also when err is NULL). */
 int mq_tok_vocab_err(mq_error_t *err, int code, const char *name, const char *fmt, ...)
