@@ -4,7 +4,8 @@
 #include "miniquant/train.h"
 
 /* The model of make_seeds' train-state seed (fuzz/make_seeds.c). */
-static const mq_gpt_config_t CFG = {"custom", 8, 4, 8, 1, 1};
+static const mq_gpt_config_t CFG = {
+    .name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 8, .n_head = 1, .n_layer = 1};
 
 static mq_gpt_t model;
 

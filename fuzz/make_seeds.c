@@ -122,7 +122,8 @@ static void tokenizer_seeds(void) {
 /* A MiniGPT small enough to fuzz (C = 32 so that ggml's 32-blocks fit), with LayerNorm
  * parameters and biases away from their initial constants. */
 static void tiny_model(mq_gpt_t *m, int vocab, uint64_t seed_value) {
-    mq_gpt_config_t cfg = {"custom", vocab, 4, 32, 2, 1};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = vocab, .n_ctx = 4, .n_embd = 32, .n_head = 2, .n_layer = 1};
     mq_error_t err = {0};
     check(mq_gpt_init(m, &cfg, &err), &err);
     mq_gpt_init_weights(m, seed_value);
@@ -172,9 +173,20 @@ static void recipe_seed(const mq_gpt_t *m, const char *recipe, const char *name)
 
 static void model_seeds(void) {
     static const char *const SCHEMES[] = {
-        "fp32",     "fp16",        "int8_per_tensor",  "int8_per_channel", "int8_g32",
-        "int4_g32", "int4_per_channel", "int8_g16",         "int3_per_channel",
-        "int2_g8",  "int6_per_tensor", "nf4_g16",      "int5_g32_gptq",    "nf3_g16",
+        "fp32",
+        "fp16",
+        "int8_per_tensor",
+        "int8_per_channel",
+        "int8_g32",
+        "int4_g32",
+        "int4_per_channel",
+        "int8_g16",
+        "int3_per_channel",
+        "int2_g8",
+        "int6_per_tensor",
+        "nf4_g16",
+        "int5_g32_gptq",
+        "nf3_g16",
         "nf3_g32_gptq",
     };
     mq_gpt_t m;
@@ -205,7 +217,8 @@ static void model_seeds(void) {
 
     /* C = 64: ffn_down's rows of 256 inputs hold K-quant blocks */
     {
-        mq_gpt_config_t cfg64 = {"custom", 8, 4, 64, 2, 1};
+        mq_gpt_config_t cfg64 = {
+            .name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 64, .n_head = 2, .n_layer = 1};
         check(mq_gpt_init(&m, &cfg64, &err), &err);
         mq_gpt_init_weights(&m, 4);
         export_seed(&m, "q4_k", 0, NULL, "q4_k.gguf");
@@ -230,7 +243,8 @@ static void model_seeds(void) {
  * of every format but packed codes, for fuzz_blocks. */
 static void read_type_seeds(void) {
     mq_gpt_t m;
-    mq_gpt_config_t cfg = {"custom", 8, 4, 64, 2, 1};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 64, .n_head = 2, .n_layer = 1};
     mq_error_t err = {0};
     check(mq_gpt_init(&m, &cfg, &err), &err);
     mq_gpt_init_weights(&m, 5);
@@ -294,7 +308,8 @@ static void read_type_seeds(void) {
 
 /* The training state of fuzz_train_state's model, {V 8, maxT 4, C 8, NH 1, L 1}. */
 static void train_state_seed(void) {
-    mq_gpt_config_t cfg = {"custom", 8, 4, 8, 1, 1};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 8, .n_head = 1, .n_layer = 1};
     mq_gpt_t m;
     mq_error_t err = {0};
     check(mq_gpt_init(&m, &cfg, &err), &err);
@@ -380,8 +395,8 @@ static void blimp_seed(void) {
     uint8_t infl2[3] = {MQ_INFL_BASE, MQ_INFL_ING, MQ_INFL_3SG};
     const char *bad3[1] = {"Whose should Tonya wear hat?"};
     check(mq_mp_add(&s, "The cats sleep.", bad1, NULL, 1, NULL, 0, "agreement", &err), &err);
-    check(mq_mp_add(&s, "he walked to the store", bad2, infl2, 3, "walk",
-                    MQ_INFL_PAST | MQ_INFL_PP, "02604760-v", &err),
+    check(mq_mp_add(&s, "he walked to the store", bad2, infl2, 3, "walk", MQ_INFL_PAST | MQ_INFL_PP,
+                    "02604760-v", &err),
           &err);
     check(mq_mp_add(&s, "Whose hat should \"Tonya\" wear? caf\xc3\xa9 \\", bad3, NULL, 1, NULL, 0,
                     NULL, &err),
@@ -432,11 +447,9 @@ static void corpus_seeds(void) {
 }
 
 static void scheme_seeds(void) {
-    static const char *const EXTRA[] = {"int2_g3",           "int8_g999999999_gptq",
-                                        "nf4_g16_gptq",      "int5_per_tensor",
-                                        "int7_per_channel",  "int3_g96",
-                                        "int4_per_channel_gptq", "nf3_g32",
-                                        "nf3_g5_gptq",       NULL};
+    static const char *const EXTRA[] = {
+        "int2_g3",  "int8_g999999999_gptq",  "nf4_g16_gptq", "int5_per_tensor", "int7_per_channel",
+        "int3_g96", "int4_per_channel_gptq", "nf3_g32",      "nf3_g5_gptq",     NULL};
     for (int k = 0; k < 2; k++) {
         const char *const *list = k ? EXTRA : MQ_STANDARD_SCHEMES;
         for (int i = 0; list[i]; i++)

@@ -33,7 +33,12 @@ static inline void fixture_stream(mq_tokenizer_t **tok, mq_tokens_t *stream) {
 }
 
 static inline void fixture_model(mq_gpt_t *m, uint64_t seed) {
-    mq_gpt_config_t cfg = {"custom", FIXTURE_VOCAB, 32, 32, 2, 2};
+    mq_gpt_config_t cfg = {.name = "custom",
+                           .vocab_size = FIXTURE_VOCAB,
+                           .n_ctx = 32,
+                           .n_embd = 32,
+                           .n_head = 2,
+                           .n_layer = 2};
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
     mq_gpt_init_weights(m, seed);

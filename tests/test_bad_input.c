@@ -143,7 +143,8 @@ Test(bounds, hyperparameters_beyond_the_file_are_refused_before_allocating) {
  * type miniquant does not read: refused with the tensor's name (before anything is allocated).
  * One of a type it reads (q8_0) gives its values. */
 Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
-    mq_gpt_config_t cfg = {"custom", 8, 4, 32, 2, 1};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 32, .n_head = 2, .n_layer = 1};
     mq_gpt_t m;
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(&m, &cfg, &err), MQ_OK);
@@ -155,9 +156,12 @@ Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
         uint32_t u;
         float f;
         const char *key = mq_gguf_kv_key(g, i);
-        if (mq_gguf_get_str(g, key, &s, NULL) == MQ_OK) mq_gguf_set_str(g2, key, s.ptr);
-        else if (mq_gguf_get_u32(g, key, &u, NULL) == MQ_OK) mq_gguf_set_u32(g2, key, u);
-        else if (mq_gguf_get_f32(g, key, &f, NULL) == MQ_OK) mq_gguf_set_f32(g2, key, f);
+        if (mq_gguf_get_str(g, key, &s, NULL) == MQ_OK)
+            mq_gguf_set_str(g2, key, s.ptr);
+        else if (mq_gguf_get_u32(g, key, &u, NULL) == MQ_OK)
+            mq_gguf_set_u32(g2, key, u);
+        else if (mq_gguf_get_f32(g, key, &f, NULL) == MQ_OK)
+            mq_gguf_set_f32(g2, key, f);
     }
     for (int64_t i = 0; i < mq_gguf_n_tensors(g); i++) {
         const mq_gguf_tensor_t *t = mq_gguf_tensor(g, i);
@@ -175,8 +179,10 @@ Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
             uint32_t u;
             mq_gguf_str_t s;
             const char *key = mq_gguf_kv_key(g, i);
-            if (mq_gguf_get_str(g, key, &s, NULL) == MQ_OK) mq_gguf_set_str(g2, key, s.ptr);
-            else if (mq_gguf_get_u32(g, key, &u, NULL) == MQ_OK) mq_gguf_set_u32(g2, key, u);
+            if (mq_gguf_get_str(g, key, &s, NULL) == MQ_OK)
+                mq_gguf_set_str(g2, key, s.ptr);
+            else if (mq_gguf_get_u32(g, key, &u, NULL) == MQ_OK)
+                mq_gguf_set_u32(g2, key, u);
         }
         for (int64_t i = 0; i < mq_gguf_n_tensors(g); i++) {
             const mq_gguf_tensor_t *t = mq_gguf_tensor(g, i);
@@ -195,14 +201,14 @@ Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
         if (type == MQ_GGML_Q8_0) {
             cr_assert_eq(mq_gpt_from_gguf(g2, "q8.gguf", &back, &err), MQ_OK, "%s", err.msg);
             int OC, C;
-            const float *W = mq_gpt_linear_weight(&back, (mq_linear_id_t){MQ_P_LMW, 0}, NULL, &OC, &C);
+            const float *W =
+                mq_gpt_linear_weight(&back, (mq_linear_id_t){MQ_P_LMW, 0}, NULL, &OC, &C);
             for (int k = 0; k < OC * C; k++)
                 cr_assert(W[k] == 0.0f);
             mq_gpt_free(&back);
         } else {
-            expect_refusal(mq_gpt_from_gguf(g2, "q8.gguf", &back, &err), &err,
-                           MQ_ERR_UNSUPPORTED, "q8.gguf",
-                           "output.weight has type q8_1, which miniquant does not read");
+            expect_refusal(mq_gpt_from_gguf(g2, "q8.gguf", &back, &err), &err, MQ_ERR_UNSUPPORTED,
+                           "q8.gguf", "output.weight has type q8_1, which miniquant does not read");
         }
         mq_gguf_free(g2);
     }
@@ -213,7 +219,18 @@ Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
 /* The training state of one model offered to another, and one whose log is shorter than its
  * step count. */
 Test(bounds, training_state_that_does_not_fit_the_model_is_refused) {
-    mq_gpt_config_t cfg = {"custom", 8, 4, 8, 1, 1}, other = {"custom", 8, 4, 16, 1, 1};
+    mq_gpt_config_t cfg = {.name = "custom",
+                           .vocab_size = 8,
+                           .n_ctx = 4,
+                           .n_embd = 8,
+                           .n_head = 1,
+                           .n_layer = 1},
+                    other = {.name = "custom",
+                             .vocab_size = 8,
+                             .n_ctx = 4,
+                             .n_embd = 16,
+                             .n_head = 1,
+                             .n_layer = 1};
     mq_gpt_t m, m2;
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(&m, &cfg, &err), MQ_OK);
@@ -249,9 +266,9 @@ Test(bounds, a_corpus_text_with_a_nul_byte_names_the_line) {
     static const char TEXT[] = "first document\nsecond\0document\n";
     mq_corpus_t c = {0};
     mq_error_t err = {0};
-    expect_refusal(mq_corpus_parse_text(TEXT, sizeof TEXT - 1, "train.txt", MQ_SPLIT_TRAIN, &c,
-                                        &err),
-                   &err, MQ_ERR_FORMAT, "train.txt", "line 2: NUL byte");
+    expect_refusal(
+        mq_corpus_parse_text(TEXT, sizeof TEXT - 1, "train.txt", MQ_SPLIT_TRAIN, &c, &err), &err,
+        MQ_ERR_FORMAT, "train.txt", "line 2: NUL byte");
     mq_corpus_free(&c);
     cr_assert_eq(mq_corpus_parse_text(TEXT, 15, "train.txt", MQ_SPLIT_VALID, &c, &err), MQ_OK);
     cr_assert_eq(c.n_docs, 1u);

@@ -10,15 +10,27 @@
 #include "miniquant/qmodel.h"
 #include "miniquant/rng.h"
 
-/* V = 50, maxT = 12, C = 32, NH = 4, L = 2 */
-static void small_model(mq_gpt_t *m) {
-    mq_gpt_config_t cfg = {"custom", 50, 12, 32, 4, 2}; /* name, V, maxT, C, NH, L */
+/* V = 50, maxT = 12, C = 32, NH = 4, L = 2; llama: 2 heads of keys and values, F = 64, RoPE
+ * on 4 of each head's 8 dimensions */
+static void arch_model(mq_gpt_t *m, int arch) {
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = 50, .n_ctx = 12, .n_embd = 32, .n_head = 4, .n_layer = 2};
+    if (arch == MQ_ARCH_LLAMA) {
+        cfg.arch = arch;
+        cfg.n_head_kv = 2;
+        cfg.n_ff = 64;
+        cfg.n_rot = 4;
+    }
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
     mq_gpt_init_weights(m, 11);
     /* larger than the initialisation's weights, so that attention is far from uniform */
     for (size_t i = 0; i < m->num_params; i++)
         m->params_memory[i] *= 3.0f;
+}
+
+static void small_model(mq_gpt_t *m) {
+    arch_model(m, MQ_ARCH_GPT2);
 }
 
 /* max |decode - forward| over every position's logits, relative to the largest logit. */
@@ -55,11 +67,13 @@ static double decode_vs_forward(mq_gpt_t *m) {
 }
 
 Test(decode, matches_forward_fp32) {
-    mq_gpt_t m;
-    small_model(&m);
-    double e = decode_vs_forward(&m);
-    cr_assert(e < 1e-5, "relative difference %g", e);
-    mq_gpt_free(&m);
+    for (int arch = 0; arch < MQ_NUM_ARCHS; arch++) {
+        mq_gpt_t m;
+        arch_model(&m, arch);
+        double e = decode_vs_forward(&m);
+        cr_assert(e < 1e-5, "architecture %d: relative difference %g", arch, e);
+        mq_gpt_free(&m);
+    }
 }
 
 /* The logits of a full forward of m on a fixed sequence (T x V, malloc'ed). */
@@ -88,11 +102,11 @@ static double logits_gap(const float *a, const float *b, size_t n) {
 /* Through the quantized model's fused kernels (one x row here, T rows in forward; Q8_0, Q4_0,
  * packed and F16 weights): FP32 summation order only. The quantized model is its own: its
  * logits are not the FP32 model's, and the FP32 model still decodes as before. */
-Test(decode, matches_forward_quantized) {
+static void quantized_decode(int arch) {
     static const char *const schemes[] = {"int8_per_channel", "int4_g32", "fp16", "nf4_g16",
                                           "nf3_g32",          "int3_g16", NULL};
     mq_gpt_t m;
-    small_model(&m);
+    arch_model(&m, arch);
     size_t n = (size_t)m.cfg.n_ctx * m.cfg.vocab_size;
     float *fp32 = forward_logits(&m);
     for (int k = 0; schemes[k]; k++) {
@@ -118,6 +132,14 @@ Test(decode, matches_forward_quantized) {
     }
     free(fp32);
     mq_gpt_free(&m);
+}
+
+Test(decode, matches_forward_quantized) {
+    quantized_decode(MQ_ARCH_GPT2);
+}
+
+Test(decode, matches_forward_quantized_llama) {
+    quantized_decode(MQ_ARCH_LLAMA);
 }
 
 Test(decode, rewind_repeats_the_step) {

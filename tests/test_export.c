@@ -58,7 +58,8 @@ static mq_tokenizer_t *small_tokenizer(void) {
 /* A random MiniGPT whose LayerNorm parameters and biases are not the init's constants, with an
  * all-zero row in a Linear (the zero-scale guard) and an all-zero group elsewhere. */
 static void random_model(mq_gpt_t *m, int V, int maxT, int C, int NH, int L, uint64_t seed) {
-    mq_gpt_config_t cfg = {"custom", V, maxT, C, NH, L};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = V, .n_ctx = maxT, .n_embd = C, .n_head = NH, .n_layer = L};
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
     mq_gpt_init_weights(m, seed);
@@ -960,12 +961,9 @@ Test(export, k_quant_files_hold_each_linear_in_its_format_or_fallback) {
     static const struct {
         const char *scheme, *own, *fallback;
         uint32_t ftype;
-    } CASES[] = {{"q4_k", "q4_K", "q5_0", 14},
-                 {"q5_k", "q5_K", "q5_1", 16},
-                 {"q6_k", "q6_K", "q8_0", 18},
-                 {"iq4_nl", "iq4_nl", "iq4_nl", 25},
-                 {"q3_k", "q3_K", "iq4_nl", 11},
-                 {"q2_k", "q2_K", "iq4_nl", 10}};
+    } CASES[] = {{"q4_k", "q4_K", "q5_0", 14},   {"q5_k", "q5_K", "q5_1", 16},
+                 {"q6_k", "q6_K", "q8_0", 18},   {"iq4_nl", "iq4_nl", "iq4_nl", 25},
+                 {"q3_k", "q3_K", "iq4_nl", 11}, {"q2_k", "q2_K", "iq4_nl", 10}};
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
         mq_gpt_t m;
         mq_qmodel_t q, q2;
@@ -1138,8 +1136,8 @@ static void *foreign_with_type(int type, size_t *len, size_t *at) {
 }
 
 Test(export, files_of_every_type_miniquant_reads_load_dequantized_as_ggml_does) {
-    static const int TYPES[] = {MQ_GGML_BF16, MQ_GGML_Q4_1, MQ_GGML_Q5_0, MQ_GGML_Q5_1,
-                                MQ_GGML_Q2_K, MQ_GGML_Q3_K, MQ_GGML_Q4_K, MQ_GGML_Q5_K,
+    static const int TYPES[] = {MQ_GGML_BF16, MQ_GGML_Q4_1,   MQ_GGML_Q5_0,  MQ_GGML_Q5_1,
+                                MQ_GGML_Q2_K, MQ_GGML_Q3_K,   MQ_GGML_Q4_K,  MQ_GGML_Q5_K,
                                 MQ_GGML_Q6_K, MQ_GGML_IQ4_NL, MQ_GGML_IQ4_XS};
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) {
         size_t len, at;
@@ -1169,8 +1167,10 @@ Test(export, a_type_miniquant_does_not_read_is_refused_by_tensor_and_name) {
         mq_error_t err = {0};
         cr_assert_neq(load_mem(buf, len, &q, &err), MQ_OK);
         char want[96];
-        snprintf(want, sizeof want, "tensor blk.0.ffn_down.weight has type %s, which miniquant does "
-                 "not read", mq_ggml_type_info(TYPES[i])->name);
+        snprintf(want, sizeof want,
+                 "tensor blk.0.ffn_down.weight has type %s, which miniquant does "
+                 "not read",
+                 mq_ggml_type_info(TYPES[i])->name);
         cr_assert(strstr(err.msg, "hostile.gguf: "), "%s", err.msg);
         cr_assert(strstr(err.msg, want), "%s", err.msg);
         cr_assert(strstr(err.msg, "q4_K"), "the types it reads are listed: %s", err.msg);

@@ -610,3 +610,209 @@ Test(layers, crossentropy_softmax_backward) {
     expect_sum("dlogits (overwritten)", d, z, dlogits, N * V);
     free(logits), free(probs), free(dlosses), free(dlogits), free(d0), free(d), free(z);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * llama's layers: RMSNorm, RoPE, grouped-query attention, SwiGLU */
+
+struct rn {
+    float *out, *rstd, *inp, *w;
+    int N, C;
+};
+static void rn_fwd(void *p) {
+    struct rn *a = p;
+    mq_rmsnorm_forward(a->out, a->rstd, a->inp, a->w, a->N, a->C, 1e-5f);
+}
+
+Test(layers, rmsnorm_forward_and_backward) {
+    mq_rng_t r;
+    mq_rng_seed(&r, 21);
+    enum { N = 6, C = 10 };
+    float *inp = randn(&r, N * C, 0.3f, 1), *w = randn(&r, C, 1, 0.3f), *out = zeros(N * C),
+          *rstd = zeros(N), *R = randn(&r, N * C, 0, 1);
+    struct rn a = {out, rstd, inp, w, N, C};
+    rn_fwd(&a);
+    double ref[N * C];
+    for (int n = 0; n < N; n++) {
+        double ss = 0;
+        for (int c = 0; c < C; c++)
+            ss += (double)inp[n * C + c] * inp[n * C + c];
+        double rs = 1.0 / sqrt(ss / C + 1e-5);
+        for (int c = 0; c < C; c++)
+            ref[n * C + c] = inp[n * C + c] * rs * w[c];
+    }
+    expect_close("rmsnorm out", out, ref, N * C, 1e-5, 1e-6);
+    float *dinp = zeros(N * C), *dw = zeros(C);
+    mq_rmsnorm_backward(dinp, dw, R, inp, w, rstd, N, C);
+    objective_t o = {rn_fwd, &a, out, R, N * C};
+    expect_grad("rmsnorm dinp", &o, inp, N * C, dinp, FD_EPS);
+    expect_grad("rmsnorm dweight", &o, w, C, dw, FD_EPS);
+    float *d0 = randn(&r, N * C, 0, 1), *d = copy(d0, N * C), *dw2 = zeros(C);
+    mq_rmsnorm_backward(d, dw2, R, inp, w, rstd, N, C);
+    expect_sum("rmsnorm dinp (accumulated)", d, d0, dinp, N * C);
+    free(inp), free(w), free(out), free(rstd), free(R), free(dinp), free(dw), free(d0), free(d);
+    free(dw2);
+}
+
+/* cos and sin of position t, pair i, for base 10000 and n_rot dimensions */
+static float *rope_table(int T, int n_rot) {
+    float *t = malloc((size_t)T * n_rot * sizeof(float));
+    for (int p = 0; p < T; p++)
+        for (int i = 0; i < n_rot / 2; i++) {
+            double th = p * pow(10000.0, -2.0 * i / n_rot);
+            t[(p * n_rot / 2 + i) * 2] = (float)cos(th);
+            t[(p * n_rot / 2 + i) * 2 + 1] = (float)sin(th);
+        }
+    return t;
+}
+
+struct ro {
+    float *x, *x0, *rope;
+    int B, T, H, hs, n_rot;
+};
+static void ro_fwd(void *p) {
+    struct ro *a = p;
+    memcpy(a->x, a->x0, (size_t)a->B * a->T * a->H * a->hs * sizeof(float));
+    mq_rope_forward(a->x, a->rope, a->B, a->T, a->H, a->hs, a->n_rot);
+}
+
+Test(layers, rope_rotates_adjacent_pairs_and_backward_turns_back) {
+    mq_rng_t r;
+    mq_rng_seed(&r, 22);
+    enum { B = 2, T = 5, H = 3, hs = 8, n_rot = 6, n = B * T * H * hs };
+    float *x0 = randn(&r, n, 0, 1), *x = zeros(n), *rope = rope_table(T, n_rot),
+          *R = randn(&r, n, 0, 1);
+    struct ro a = {x, x0, rope, B, T, H, hs, n_rot};
+    ro_fwd(&a);
+    double ref[n];
+    for (int bt = 0; bt < B * T; bt++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < hs; i++) {
+                const float *v = x0 + (bt * H + h) * hs;
+                int t = bt % T, pair = i / 2;
+                double th = t * pow(10000.0, -2.0 * pair / n_rot);
+                if (i >= n_rot)
+                    ref[(bt * H + h) * hs + i] = v[i]; /* past n_rot: unchanged */
+                else if (i % 2 == 0)
+                    ref[(bt * H + h) * hs + i] = v[i] * cos(th) - v[i + 1] * sin(th);
+                else
+                    ref[(bt * H + h) * hs + i] = v[i - 1] * sin(th) + v[i] * cos(th);
+            }
+    expect_close("rope out", x, ref, n, 1e-5, 1e-6);
+    /* position 0 turns by nothing */
+    cr_assert(memcmp(x, x0, H * hs * sizeof(float)) == 0);
+    float *d = copy(R, n);
+    mq_rope_backward(d, rope, B, T, H, hs, n_rot);
+    objective_t o = {ro_fwd, &a, x, R, n};
+    expect_grad("rope dx", &o, x0, n, d, FD_EPS);
+    free(x0), free(x), free(rope), free(R), free(d);
+}
+
+struct sw {
+    float *out, *g, *u;
+    int N;
+};
+static void sw_fwd(void *p) {
+    struct sw *a = p;
+    mq_swiglu_forward(a->out, a->g, a->u, a->N);
+}
+
+Test(layers, swiglu_forward_and_backward) {
+    mq_rng_t r;
+    mq_rng_seed(&r, 23);
+    enum { N = 101 };
+    float *g = randn(&r, N, 0, 2.5f), *u = randn(&r, N, 0, 1), *out = zeros(N),
+          *R = randn(&r, N, 0, 1);
+    g[0] = 0.0f, g[1] = -30.0f, g[2] = 30.0f;
+    struct sw a = {out, g, u, N};
+    sw_fwd(&a);
+    double ref[N];
+    for (int i = 0; i < N; i++)
+        ref[i] = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+    expect_close("swiglu out", out, ref, N, 1e-5, 1e-7);
+    float *dg = zeros(N), *du = copy(R, N);
+    mq_swiglu_backward(dg, du, du, g, u, N); /* dout and dup may be one buffer */
+    objective_t o = {sw_fwd, &a, out, R, N};
+    expect_grad("swiglu dgate", &o, g, N, dg, FD_EPS);
+    expect_grad("swiglu dup", &o, u, N, du, FD_EPS);
+    free(g), free(u), free(out), free(R), free(dg), free(du);
+}
+
+struct ga {
+    float *out, *att, *q, *k, *v;
+    int B, T, NH, NKV, hs;
+};
+static void ga_fwd(void *p) {
+    struct ga *a = p;
+    mq_attention_gqa_forward(a->out, a->att, a->q, a->k, a->v, a->B, a->T, a->NH, a->NKV, a->hs);
+}
+
+Test(layers, grouped_query_attention) {
+    mq_rng_t r;
+    mq_rng_seed(&r, 24);
+    enum { B = 2, T = 4, NH = 4, NKV = 2, hs = 3, C = NH * hs, KV = NKV * hs };
+    float *q = randn(&r, B * T * C, 0, 1), *k = randn(&r, B * T * KV, 0, 1),
+          *v = randn(&r, B * T * KV, 0, 1), *out = zeros(B * T * C), *att = zeros(B * NH * T * T),
+          *R = randn(&r, B * T * C, 0, 1);
+    struct ga a = {out, att, q, k, v, B, T, NH, NKV, hs};
+    ga_fwd(&a);
+    /* each query head against the key/value head it shares, in double */
+    double ref[B * T * C];
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                int kh = h / (NH / NKV);
+                double s[T], m = -INFINITY, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    s[j] = 0;
+                    for (int i = 0; i < hs; i++)
+                        s[j] += (double)q[(b * T + t) * C + h * hs + i] *
+                                k[(b * T + j) * KV + kh * hs + i];
+                    s[j] /= sqrt((double)hs);
+                    m = fmax(m, s[j]);
+                }
+                for (int j = 0; j <= t; j++)
+                    sum += (s[j] = exp(s[j] - m));
+                for (int i = 0; i < hs; i++) {
+                    double y = 0;
+                    for (int j = 0; j <= t; j++)
+                        y += s[j] / sum * v[(b * T + j) * KV + kh * hs + i];
+                    ref[(b * T + t) * C + h * hs + i] = y;
+                }
+            }
+    expect_close("gqa out", out, ref, B * T * C, 1e-5, 1e-6);
+    float *dq = zeros(B * T * C), *dk = zeros(B * T * KV), *dv = zeros(B * T * KV),
+          *datt = zeros(B * NH * T * T);
+    mq_attention_gqa_backward(dq, dk, dv, datt, R, q, k, v, att, B, T, NH, NKV, hs, 0.0f);
+    objective_t o = {ga_fwd, &a, out, R, B * T * C};
+    expect_grad("gqa dq", &o, q, B * T * C, dq, FD_EPS);
+    expect_grad("gqa dk", &o, k, B * T * KV, dk, FD_EPS);
+    expect_grad("gqa dv", &o, v, B * T * KV, dv, FD_EPS);
+    /* beta 1 adds to what the buffers held */
+    float *dk0 = randn(&r, B * T * KV, 0, 1), *dk1 = copy(dk0, B * T * KV);
+    float *dq1 = zeros(B * T * C), *dv1 = zeros(B * T * KV);
+    mq_attention_gqa_backward(dq1, dk1, dv1, datt, R, q, k, v, att, B, T, NH, NKV, hs, 1.0f);
+    expect_sum("gqa dk (accumulated)", dk1, dk0, dk, B * T * KV);
+    free(q), free(k), free(v), free(out), free(att), free(R), free(dq), free(dk), free(dv);
+    free(datt), free(dk0), free(dk1), free(dq1), free(dv1);
+}
+
+/* With as many key/value heads as query heads and Q, K, V side by side in one buffer, the
+ * grouped-query path is GPT-2's attention, bit for bit. */
+Test(layers, grouped_query_attention_with_full_heads_is_gpt2s) {
+    mq_rng_t r;
+    mq_rng_seed(&r, 25);
+    enum { B = 2, T = 6, C = 8, NH = 2, N = B * T };
+    float *qkv = randn(&r, N * 3 * C, 0, 1), *out1 = zeros(N * C), *att1 = zeros(B * NH * T * T);
+    mq_attention_forward(out1, att1, qkv, B, T, C, NH);
+    float *q = zeros(N * C), *k = zeros(N * C), *v = zeros(N * C), *out2 = zeros(N * C),
+          *att2 = zeros(B * NH * T * T);
+    for (int i = 0; i < N; i++) {
+        memcpy(q + i * C, qkv + i * 3 * C, C * sizeof(float));
+        memcpy(k + i * C, qkv + i * 3 * C + C, C * sizeof(float));
+        memcpy(v + i * C, qkv + i * 3 * C + 2 * C, C * sizeof(float));
+    }
+    mq_attention_gqa_forward(out2, att2, q, k, v, B, T, NH, NH, C / NH);
+    cr_assert(memcmp(out1, out2, N * C * sizeof(float)) == 0);
+    cr_assert(memcmp(att1, att2, B * NH * T * T * sizeof(float)) == 0);
+    free(qkv), free(out1), free(att1), free(q), free(k), free(v), free(out2), free(att2);
+}

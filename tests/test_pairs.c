@@ -307,7 +307,7 @@ Test(pairs, verbtense_fixture_gives_the_hand_checked_items) {
     cr_expect_eq(st.all_skipped, 2);       /* "she put the book down", the repeated example */
     cr_expect_eq(st.skip_ambiguous, 1);    /* axes: ax or axe */
     cr_expect_eq(st.skip_base_context, 4); /* ship, put, book, shed */
-    cr_expect_eq(st.skip_plural_det, 1);    /* his plans */
+    cr_expect_eq(st.skip_plural_det, 1);   /* his plans */
     cr_expect_eq(st.skip_duplicate, 1);
     cr_expect_eq(st.skip_plural_noun, 0);
     cr_expect_eq(st.items, N_EXPECTED);
@@ -640,7 +640,8 @@ static mq_tokenizer_t *small_tokenizer(void) {
 }
 
 static void random_model(mq_gpt_t *m, int V, int maxT) {
-    mq_gpt_config_t cfg = {"custom", V, maxT, 16, 2, 2};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = V, .n_ctx = maxT, .n_embd = 16, .n_head = 2, .n_layer = 2};
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
     mq_gpt_init_weights(m, 7);

@@ -7,19 +7,22 @@
 #include "miniquant/rng.h"
 
 static void random_model(mq_gpt_t *m, int V, int T) {
-    mq_gpt_config_t cfg = {"custom", V, T, 16, 2, 1};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = V, .n_ctx = T, .n_embd = 16, .n_head = 2, .n_layer = 1};
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
     mq_gpt_init_weights(m, 11);
     /* larger output weights than the init so that predictions are far from uniform */
-    for (size_t i = 0; i < m->param_sizes[MQ_P_LMW]; i++) m->params.lmw[i] *= 20;
+    for (size_t i = 0; i < m->param_sizes[MQ_P_LMW]; i++)
+        m->params.lmw[i] *= 20;
 }
 
 static int32_t *random_tokens(size_t n, int V) {
     mq_rng_t r;
     mq_rng_seed(&r, 5);
     int32_t *t = malloc(n * sizeof *t);
-    for (size_t i = 0; i < n; i++) t[i] = (int32_t)mq_rng_below(&r, (uint64_t)V);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (int32_t)mq_rng_below(&r, (uint64_t)V);
     return t;
 }
 
@@ -40,12 +43,12 @@ Test(perplexity, uniform_model_has_perplexity_V_under_both_protocols) {
     mq_error_t err = {0};
     cr_assert_eq(mq_perplexity(&m, t, 203, MQ_PPL_DEFAULT, 0, 4, &r, &err), MQ_OK, "%s", err.msg);
     cr_assert_float_eq(r.ppl, 50.0, 50.0 * 1e-6); /* p = 1/50 held in float */
-    cr_assert_eq(r.n_scored, 202);    /* every token but the first */
-    cr_assert_eq(r.n_windows, 13);    /* ceil(202 / 16): the last window is shorter */
+    cr_assert_eq(r.n_scored, 202);                /* every token but the first */
+    cr_assert_eq(r.n_windows, 13);                /* ceil(202 / 16): the last window is shorter */
     cr_assert_eq(mq_perplexity(&m, t, 203, MQ_PPL_LLAMACPP, 0, 4, &r, &err), MQ_OK, "%s", err.msg);
     cr_assert_float_eq(r.ppl, 50.0, 50.0 * 1e-6); /* p = 1/50 held in float */
-    cr_assert_eq(r.n_windows, 12);              /* floor(203 / 16) chunks */
-    cr_assert_eq(r.n_scored, 12 * (16 - 1 - 8)); /* positions 8..14 of each chunk */
+    cr_assert_eq(r.n_windows, 12);                /* floor(203 / 16) chunks */
+    cr_assert_eq(r.n_scored, 12 * (16 - 1 - 8));  /* positions 8..14 of each chunk */
     free(t);
     mq_gpt_free(&m);
 }
@@ -60,15 +63,18 @@ static double naive_ppl(mq_gpt_t *m, const int32_t *t, size_t n, int T, int llam
         size_t start = w * T;
         int len = llamacpp ? T : (int)((n - 1 - start) < (size_t)T ? n - 1 - start : (size_t)T);
         int inp[64];
-        for (int i = 0; i < len; i++) inp[i] = t[start + i];
+        for (int i = 0; i < len; i++)
+            inp[i] = t[start + i];
         cr_assert_eq(mq_gpt_forward(m, inp, NULL, 1, len, &err), MQ_OK);
         int first = llamacpp ? T / 2 : 0, last = llamacpp ? T - 1 : len;
         for (int i = first; i < last; i++) {
             const float *lg = m->acts.logits + (size_t)i * m->cfg.vocab_size;
             float mx = lg[0];
-            for (int v = 1; v < m->cfg.vocab_size; v++) mx = lg[v] > mx ? lg[v] : mx;
+            for (int v = 1; v < m->cfg.vocab_size; v++)
+                mx = lg[v] > mx ? lg[v] : mx;
             double z = 0;
-            for (int v = 0; v < m->cfg.vocab_size; v++) z += exp((double)lg[v] - mx);
+            for (int v = 0; v < m->cfg.vocab_size; v++)
+                z += exp((double)lg[v] - mx);
             sum += -((double)lg[t[start + i + 1]] - mx - log(z));
             count++;
         }
@@ -86,10 +92,11 @@ Test(perplexity, batched_protocols_equal_the_naive_computation) {
         cr_assert(fabs(want - 40) > 1, "the model should not be uniform (%g)", want);
         for (int batch = 1; batch <= 7; batch += 3) {
             mq_ppl_result_t r;
-            cr_assert_eq(mq_perplexity(&m, t, 301, llamacpp ? MQ_PPL_LLAMACPP : MQ_PPL_DEFAULT,
-                                       0, batch, &r, &err), MQ_OK, "%s", err.msg);
-            cr_assert(fabs(r.ppl - want) / want < 1e-5, "protocol %d batch %d: %g vs %g",
-                      llamacpp, batch, r.ppl, want);
+            cr_assert_eq(mq_perplexity(&m, t, 301, llamacpp ? MQ_PPL_LLAMACPP : MQ_PPL_DEFAULT, 0,
+                                       batch, &r, &err),
+                         MQ_OK, "%s", err.msg);
+            cr_assert(fabs(r.ppl - want) / want < 1e-5, "protocol %d batch %d: %g vs %g", llamacpp,
+                      batch, r.ppl, want);
         }
     }
     free(t);
@@ -102,7 +109,8 @@ Test(perplexity, rejects_bad_input) {
     int32_t t[40] = {0};
     mq_ppl_result_t r;
     mq_error_t err = {0};
-    cr_assert_eq(mq_perplexity(&m, t, 20, MQ_PPL_LLAMACPP, 0, 4, &r, &err), MQ_ERR_ARG); /* < 2 ctx */
+    cr_assert_eq(mq_perplexity(&m, t, 20, MQ_PPL_LLAMACPP, 0, 4, &r, &err),
+                 MQ_ERR_ARG); /* < 2 ctx */
     t[3] = 40;
     cr_assert_eq(mq_perplexity(&m, t, 40, MQ_PPL_DEFAULT, 0, 4, &r, &err), MQ_ERR_ARG);
     cr_assert(strstr(err.msg, "outside the vocabulary"));

@@ -53,9 +53,8 @@ Test(recipe, mixtures_give_the_types_llama_quantize_gives_the_default_model) {
          {"q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k",
           "q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k", "q6_k"}},
         {"iq4_nl",
-         {"iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl",
-          "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "q6_k",
-          "iq4_nl"}},
+         {"iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl",
+          "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "iq4_nl", "q6_k", "iq4_nl"}},
     };
     mq_gpt_config_t c = default_shape();
     cr_assert_eq(mq_recipe_n_tensors(&c), 18);
@@ -125,7 +124,8 @@ Test(recipe, methods_reach_every_linear_but_not_the_embedding) {
 /* A small shape whose every tensor's bytes are multiples of 64: the programme's units are then
  * exact, and brute force over all 6^6 choices is its reference. */
 Test(recipe, auto_choice_is_the_least_cost_within_the_budget) {
-    mq_gpt_config_t c = {"custom", 512, 8, 256, 1, 1};
+    mq_gpt_config_t c = {
+        .name = "custom", .vocab_size = 512, .n_ctx = 8, .n_embd = 256, .n_head = 1, .n_layer = 1};
     int T = mq_recipe_n_tensors(&c), K = 6;
     cr_assert_eq(T, 6);
     mq_scheme_t types[6];
@@ -164,16 +164,18 @@ Test(recipe, auto_choice_is_the_least_cost_within_the_budget) {
         }
         mq_recipe_t r;
         mq_error_t err = {0};
-        cr_assert_eq(mq_recipe_choose(&c, cost, K, TARGETS[j], "_gptq", &r, NULL, &err), MQ_OK, "%s",
-                     err.msg);
+        cr_assert_eq(mq_recipe_choose(&c, cost, K, TARGETS[j], "_gptq", &r, NULL, &err), MQ_OK,
+                     "%s", err.msg);
         size_t w, got = mq_recipe_bytes(&r, &c, &w);
         cr_assert_eq(w, weights);
         cr_assert_leq((double)got, budget, "target %g", TARGETS[j]);
         double s = 0;
         for (int t = 0; t < T; t++) {
             const mq_scheme_t *st = t < r.n_linear ? &r.linear[t] : &r.embd;
-            if (t < r.n_linear) cr_assert(st->gptq, "%s", st->name);
-            else cr_assert(!mq_scheme_calibrated(st), "%s", st->name);
+            if (t < r.n_linear)
+                cr_assert(st->gptq, "%s", st->name);
+            else
+                cr_assert(!mq_scheme_calibrated(st), "%s", st->name);
             int k = 0;
             while (k < K && (types[k].family != st->family || types[k].bits != st->bits))
                 k++;
@@ -191,7 +193,8 @@ Test(recipe, auto_choice_is_the_least_cost_within_the_budget) {
 
 /* A random model whose rows are whole K-quant blocks. */
 static void k_model(mq_gpt_t *m, uint64_t seed) {
-    mq_gpt_config_t cfg = {"custom", 320, 16, 256, 2, 1};
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = 320, .n_ctx = 16, .n_embd = 256, .n_head = 2, .n_layer = 1};
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
     mq_gpt_init_weights(m, seed);
@@ -334,8 +337,8 @@ Test(recipe, sensitivity_costs_fall_with_the_bits) {
         K++;
     double *cost = malloc((size_t)T * K * sizeof *cost);
     mq_error_t err = {0};
-    cr_assert_eq(mq_sensitivity_types(&m, "_gptq", calib, 4096, calib, 4096, 4, cost, &err),
-                 MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_sensitivity_types(&m, "_gptq", calib, 4096, calib, 4096, 4, cost, &err), MQ_OK,
+                 "%s", err.msg);
     for (int t = 0; t < T; t++) {
         for (int k = 0; k < K; k++)
             cr_assert(isfinite(cost[t * K + k]) && cost[t * K + k] >= 0, "tensor %d type %d", t, k);

@@ -17,7 +17,8 @@
 /* L = 1, C = 8, NH = 2, V = 16, maxT = 4 */
 static mq_gpt_config_t hand_config(void) {
     /* name, V, maxT, C, NH, L */
-    return (mq_gpt_config_t){"custom", 16, 4, 8, 2, 1};
+    return (mq_gpt_config_t){
+        .name = "custom", .vocab_size = 16, .n_ctx = 4, .n_embd = 8, .n_head = 2, .n_layer = 1};
 }
 
 static mq_decode_cost_t cost_of(const mq_gpt_config_t *cfg, const char *scheme, int context) {

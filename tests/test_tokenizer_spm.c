@@ -74,7 +74,10 @@ Test(spm, known_vocabulary) {
     /* No token for "é": its bytes' tokens (byte fallback). */
     expect_ids(t, "\xc3\xa9", 0, (int32_t[]){T_SP, BYTE0 + 0xC3, BYTE0 + 0xA9}, 3);
     /* A lead byte cut short by the text's end is one symbol of the bytes that are left. */
-    expect_ids(t, "\xe2" "a", 0, (int32_t[]){T_SP, BYTE0 + 0xE2, BYTE0 + 'a'}, 3);
+    expect_ids(t,
+               "\xe2"
+               "a",
+               0, (int32_t[]){T_SP, BYTE0 + 0xE2, BYTE0 + 'a'}, 3);
     expect_ids(t, "", 0, NULL, 0);
     expect_ids(t, "", MQ_TOK_ADD_SPECIAL, (int32_t[]){1}, 1);
     expect_ids(t, "a", MQ_TOK_ADD_SPECIAL, (int32_t[]){1, T_SPA}, 2);
@@ -236,7 +239,7 @@ Test(spm, decode_inverts_encode) {
             case 1: cp = 0x80 + (uint32_t)mq_rng_below(&r, 0x780); break;
             case 2: cp = 0x800 + (uint32_t)mq_rng_below(&r, 0xF800); break;
             case 3: cp = 0x10000 + (uint32_t)mq_rng_below(&r, 0x100000); break;
-            default: cp = (uint32_t)"ab c"[mq_rng_below(&r, 4)];
+            default: cp = (uint32_t) "ab c"[mq_rng_below(&r, 4)];
             }
             if (cp == '<' || cp == 0x2581 || (cp >= 0xD800 && cp < 0xE000)) cp = 'a';
             if (cp < 0x80) {
@@ -261,8 +264,8 @@ Test(spm, decode_inverts_encode) {
         size_t blen;
         cr_assert_eq(mq_tokenizer_encode(t, buf, len, 0, &ids, &n, NULL), MQ_OK);
         cr_assert_eq(mq_tokenizer_decode(t, ids, n, &back, &blen, NULL), MQ_OK);
-        cr_assert(blen == len && !memcmp(back, buf, len), "case %d: %zu bytes back of %zu", i,
-                  blen, len);
+        cr_assert(blen == len && !memcmp(back, buf, len), "case %d: %zu bytes back of %zu", i, blen,
+                  len);
         free(ids);
         free(back);
     }
@@ -360,8 +363,8 @@ Test(spm, bad_vocabularies_are_rejected) {
  * after them, except <unk>, <s> and <|endoftext|>; others keep it. */
 Test(spm, phi3_special_tokens_take_the_whitespace_after_them) {
     const char *tokens[] = {"<unk>", "<s>", "</s>", "<|user|>", SP, "h", "i", SP "hi", "hi"};
-    int32_t types[] = {MQ_TOKEN_UNKNOWN, MQ_TOKEN_CONTROL, MQ_TOKEN_CONTROL,
-                       MQ_TOKEN_USER_DEFINED, 1, 1, 1, 1, 1};
+    int32_t types[] = {
+        MQ_TOKEN_UNKNOWN, MQ_TOKEN_CONTROL, MQ_TOKEN_CONTROL, MQ_TOKEN_USER_DEFINED, 1, 1, 1, 1, 1};
     float scores[] = {0, 0, 0, 0, -3, -3, -3, -1, -2};
     for (int phi = 0; phi < 2; phi++) {
         mq_gguf_t *g = mq_gguf_new();

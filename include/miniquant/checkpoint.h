@@ -23,9 +23,6 @@ typedef struct mq_ckpt_info {
     double train_seconds; /* wall time spent training so far */
 } mq_ckpt_info_t;
 
-/* The GGUF name of a parameter tensor (layer ignored for non-stacked tensors). */
-int mq_ckpt_tensor_name(int param, int layer, char *buf, size_t n);
-
 /* Builds the GGUF of a model: metadata, tokenizer (when tok is non-NULL) and F32 tensors. */
 int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_info_t *info,
                    mq_gguf_t *g, mq_error_t *err);

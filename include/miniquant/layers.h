@@ -1,4 +1,5 @@
-/* miniquant: the layers of MiniGPT, forward and backward, one function per layer and direction.
+/* miniquant: the layers of MiniGPT and MiniLlama, forward and backward, one function per layer
+ * and direction.
  *
  * Dimensions, as everywhere in miniquant: B batch, T time (sequence), C channels, OC output
  * channels, NH heads, V vocabulary. Tensors are row-major, the last index contiguous.
@@ -36,6 +37,35 @@ void mq_attention_forward(float *out, float *att, const float *inp, int B, int T
 /* dinp (B,T,3C) += ...; datt (B,NH,T,T) is scratch (overwritten). */
 void mq_attention_backward(float *dinp, float *datt, const float *dout, const float *inp,
                            const float *att, int B, int T, int C, int NH);
+
+/* Grouped-query causal attention: q (B,T,NH*hs), k and v (B,T,NKV*hs) (after RoPE), out
+ * (B,T,NH*hs), att (B,NH,T,T) keeps the softmax probabilities; query head h reads key/value head
+ * h / (NH / NKV). Scale 1/sqrt(hs). With NKV = NH and one fused buffer it is
+ * mq_attention_forward, operation for operation. */
+void mq_attention_gqa_forward(float *out, float *att, const float *q, const float *k,
+                              const float *v, int B, int T, int NH, int NKV, int hs);
+/* dq, dk, dv (shapes of q, k, v) = beta * themselves + the gradients; datt is scratch. */
+void mq_attention_gqa_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                               const float *q, const float *k, const float *v, const float *att,
+                               int B, int T, int NH, int NKV, int hs, float beta);
+
+/* RMSNorm: out (N,C) = inp / sqrt(mean(inp^2) + eps) * weight; rstd (N) saved for backward. */
+void mq_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
+                        int C, float eps);
+/* dinp (N,C) += ...; dweight (C) += ... */
+void mq_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                         const float *weight, const float *rstd, int N, int C);
+
+/* Rotary position embeddings in place on x (B,T,n_heads,hs), llama.cpp's "normal" ordering:
+ * pair (2i, 2i+1), i < n_rot/2, of each head at position t turns by the angle whose cosine and
+ * sine are rope[(t * n_rot/2 + i) * 2 + {0, 1}]. Backward turns d back in place. */
+void mq_rope_forward(float *x, const float *rope, int B, int T, int n_heads, int hs, int n_rot);
+void mq_rope_backward(float *d, const float *rope, int B, int T, int n_heads, int hs, int n_rot);
+
+/* SwiGLU: out (N) = silu(gate) * up. Backward OVERWRITES dgate and dup. */
+void mq_swiglu_forward(float *out, const float *gate, const float *up, int N);
+void mq_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, int N);
 
 /* GELU, tanh approximation (GPT-2's). */
 void mq_gelu_forward(float *out, const float *inp, int N);

@@ -1,8 +1,15 @@
-/* miniquant: MiniGPT, a GPT-2 architecture model in FP32.
+/* miniquant: the models, in FP32, of the architectures of arch.h: MiniGPT (gpt2) and MiniLlama
+ * (llama).
  *
- * Token + learned position embeddings, L pre-LayerNorm blocks (LayerNorm eps 1e-5, fused QKV
- * Linear with bias, causal softmax attention scaled by 1/sqrt(head_dim), output projection, MLP
- * 4C with tanh GELU), final LayerNorm and an untied lm_head Linear (no bias, as GPT-2's).
+ * gpt2: token + learned position embeddings, L pre-LayerNorm blocks (LayerNorm eps 1e-5, fused
+ * QKV Linear with bias, causal softmax attention scaled by 1/sqrt(head_dim), output projection,
+ * MLP 4C with tanh GELU), final LayerNorm and an untied lm_head Linear (no bias, as GPT-2's).
+ *
+ * llama: token embeddings, L pre-RMSNorm blocks (eps from the configuration), Q, K and V Linears
+ * without biases, rotary position embeddings on Q and K (llama.cpp's "normal" ordering: adjacent
+ * pairs, the first n_rot dimensions of each head, base frequency rope_base), grouped-query
+ * attention (n_head_kv heads of keys and values, each shared by n_head / n_head_kv query heads),
+ * output projection, SwiGLU MLP (down(silu(gate x) * up x)), final RMSNorm and the output Linear.
  *
  * Parameters are one allocation with named pointers into it and a size table beside it
  * (llm.c's layout); so are gradients, AdamW moments and activations. */
@@ -14,21 +21,40 @@
 
 #include "miniquant/error.h"
 
+/* The architectures, numbered as the rows of arch.h. */
+typedef enum { MQ_ARCH_GPT2 = 0, MQ_ARCH_LLAMA = 1, MQ_NUM_ARCHS } mq_arch_id_t;
+
 typedef struct mq_gpt_config {
-    char name[32];  /* preset name ("tiny", "default") or "custom" */
+    char name[32];  /* preset name ("tiny", "default", "llama-default", ...) or "custom" */
     int vocab_size; /* V */
     int n_ctx;      /* maxT, the context length */
     int n_embd;     /* C */
     int n_head;     /* NH */
     int n_layer;    /* L */
+    /* The architecture and its further sizes. 0 in any of them is the architecture's default,
+     * so that a GPT-2 configuration needs none: n_head_kv NH, n_ff 4C (gpt2) , n_rot C/NH,
+     * rope_base 10000, norm_eps 1e-5. mq_gpt_config_defaults writes them out. */
+    int arch;        /* mq_arch_id_t */
+    int n_head_kv;   /* heads of keys and values (llama: divides NH) */
+    int n_ff;        /* MLP width F (gpt2: 4C) */
+    int n_rot;       /* llama: dimensions of each head that RoPE rotates (even, <= C/NH) */
+    float rope_base; /* llama: RoPE's base frequency */
+    float norm_eps;  /* LayerNorm's (gpt2: 1e-5) or RMSNorm's epsilon */
 } mq_gpt_config_t;
 
 /* Fills cfg with a named preset for a vocabulary of vocab_size tokens.
- *   tiny:    L=2, C=64,  NH=2, maxT=64   (tests; trains in seconds)
- *   default: L=4, C=256, NH=4, maxT=128  (every Linear input dimension a multiple of 256)
+ *   tiny:          gpt2,  L=2, C=64,  NH=2, maxT=64         (tests; trains in seconds)
+ *   default:       gpt2,  L=4, C=256, NH=4, maxT=128        (every Linear input dimension a
+ *                                                            multiple of 256)
+ *   llama-tiny:    llama, L=2, C=64,  NH=2, KV=1, F=192, maxT=64
+ *   llama-default: llama, L=4, C=256, NH=4, KV=2, F=768, maxT=128 (MiniGPT default's parameter
+ *                                                            count; inputs multiples of 256)
  * Unknown names: MQ_ERR_ARG with a message listing the presets. */
 int mq_gpt_preset(const char *name, int vocab_size, mq_gpt_config_t *cfg, mq_error_t *err);
-/* Checks a configuration (positive sizes, C divisible by NH, ...). */
+/* Writes out the architecture's defaults for the fields that are 0 (see mq_gpt_config_t). */
+void mq_gpt_config_defaults(mq_gpt_config_t *cfg);
+/* Checks a configuration (positive sizes, C divisible by NH, NH by n_head_kv, ...), its zero
+ * fields taken as their defaults. */
 int mq_gpt_config_check(const mq_gpt_config_t *cfg, mq_error_t *err);
 
 /* Parameter tensors, in storage order. Per-layer tensors are stacked over L. */
@@ -50,22 +76,33 @@ enum {
     MQ_P_LNFW,     /* (C) */
     MQ_P_LNFB,     /* (C) */
     MQ_P_LMW,      /* (V, C) */
+    /* llama's own (size 0 in a gpt2 model, whose storage order is unchanged by them) */
+    MQ_P_QW,    /* (L, C, C) */
+    MQ_P_KW,    /* (L, KV, C), KV = n_head_kv * C / NH */
+    MQ_P_VW,    /* (L, KV, C) */
+    MQ_P_GATEW, /* (L, F, C) */
     MQ_NUM_PARAMS
 };
+/* In a llama model LN1W / LN2W / LNFW are the RMSNorm weights (attn_norm, ffn_norm,
+ * output_norm), ATTPROJW the attention output, FCW ffn_up (F, C), FCPROJW ffn_down (C, F); the
+ * biases, WPE and QKVW are empty. */
 
 /* Named pointers into one allocation, in the enum's order (so it is also float *[MQ_NUM_PARAMS]). */
 typedef struct mq_gpt_params {
     float *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb,
-        *fcprojw, *fcprojb, *lnfw, *lnfb, *lmw;
+        *fcprojw, *fcprojb, *lnfw, *lnfb, *lmw, *qw, *kw, *vw, *gatew;
 } mq_gpt_params_t;
 
-/* Activations of one forward pass at (B, T). */
+/* Activations of one forward pass at (B, T). A llama model keeps its RMSNorms in ln1 / ln2 /
+ * lnf and their rstd (no mean), per layer Q (N,C), K (N,KV) and V (N,KV) one after another in
+ * qkv (after RoPE), its MLP's up projection in fch, gate projection in fcg and
+ * silu(gate) * up in fch_gelu. */
 typedef struct mq_gpt_acts {
     float *encoded;   /* (B,T,C) */
     float *ln1;       /* (L,B,T,C) */
     float *ln1_mean;  /* (L,B,T) */
     float *ln1_rstd;  /* (L,B,T) */
-    float *qkv;       /* (L,B,T,3C) */
+    float *qkv;       /* (L,B,T,C+2KV) */
     float *atty;      /* (L,B,T,C) */
     float *att;       /* (L,B,NH,T,T) */
     float *attproj;   /* (L,B,T,C) */
@@ -73,8 +110,8 @@ typedef struct mq_gpt_acts {
     float *ln2;       /* (L,B,T,C) */
     float *ln2_mean;  /* (L,B,T) */
     float *ln2_rstd;  /* (L,B,T) */
-    float *fch;       /* (L,B,T,4C) */
-    float *fch_gelu;  /* (L,B,T,4C) */
+    float *fch;       /* (L,B,T,F) */
+    float *fch_gelu;  /* (L,B,T,F) */
     float *fcproj;    /* (L,B,T,C) */
     float *residual3; /* (L,B,T,C) */
     float *lnf;       /* (B,T,C) */
@@ -83,12 +120,13 @@ typedef struct mq_gpt_acts {
     float *logits;    /* (B,T,V) */
     float *probs;     /* (B,T,V) */
     float *losses;    /* (B,T): -log p(target) per position */
+    float *fcg;       /* (L,B,T,F) llama's gate projection */
 } mq_gpt_acts_t;
-#define MQ_NUM_ACTS 22
+#define MQ_NUM_ACTS 23
 
 /* Which Linear of the model: the weight's parameter id and the layer (0 for lm_head). */
 typedef struct mq_linear_id {
-    int param; /* MQ_P_QKVW, MQ_P_ATTPROJW, MQ_P_FCW, MQ_P_FCPROJW or MQ_P_LMW */
+    int param; /* a Linear weight of the architecture (arch.h), MQ_P_LMW for lm_head */
     int layer;
 } mq_linear_id_t;
 
@@ -120,6 +158,7 @@ typedef struct mq_gpt {
     /* optional Linear replacement for forward */
     mq_linear_fn linear_fn;
     void *linear_ctx;
+    float *rope; /* llama: (maxT, n_rot/2) pairs of cos and sin of each position's angles */
 } mq_gpt_t;
 
 /* Number of parameters of a model of cfg (cfg must pass mq_gpt_config_check). */
@@ -167,9 +206,10 @@ int mq_gpt_linear_forward(mq_gpt_t *m, mq_linear_id_t id, float *out, const floa
 typedef struct mq_gpt_kv {
     int len;      /* positions held: the next step's token goes at position len */
     int cap;      /* maxT */
-    float *k, *v; /* (L, maxT, C) keys and values of positions 0 .. len-1 */
+    float *k, *v; /* (L, maxT, KV) keys and values of positions 0 .. len-1 */
     float *x;     /* (C) the residual stream of the current token */
-    float *ln, *qkv, *atty, *proj, *fch, *fch_gelu; /* (C), (3C), (C), (C), (4C), (4C) */
+    float *ln, *qkv, *atty, *proj, *fch, *fch_gelu; /* (C), (QKV), (C), (C), (F), (F) */
+    float *fcg;                                     /* (F) llama's gate */
     float *ln_mean, *ln_rstd;                       /* (1) */
     float *att;    /* (NH, maxT) attention weights of the current token */
     float *logits; /* (V) the logits of the last step */

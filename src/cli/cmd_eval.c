@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "miniquant/arch.h"
 #include "measure.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/dataset.h"
@@ -34,7 +35,7 @@ int cmd_eval(int argc, char **argv) {
                *json = NULL, *kl_base = NULL;
     long ctx = 0, batch = 0, threads = 0;
     cli_option_t opts[] = {
-        {CLI_OPT_MODEL(&model, "the model (GGUF, gpt2 architecture)"), .required = 1},
+        {CLI_OPT_MODEL(&model, "the model (GGUF, gpt2 or llama architecture)"), .required = 1},
         {CLI_OPT_SCHEME(&scheme_name, "quantize the Linear layers in memory first (with "
                                       "--skip-lm-head, all but lm_head); _gptq: GPTQ "
                                       "calibrated on 128 sequences of the valid split")},
@@ -156,8 +157,9 @@ int cmd_eval(int argc, char **argv) {
     mq_qmodel_free(&base);
     if (rc == MQ_OK && pairs) rc = mq_mp_score(run, tok, &set, NULL, &pr, &err);
     if (rc == MQ_OK) {
-        printf("model        %s (MiniGPT-%s, %zu parameters)\n", model, run->cfg.name,
-               run->num_params);
+        char family[64];
+        mq_arch_model_name(&run->cfg, family, sizeof family);
+        printf("model        %s (%s, %zu parameters)\n", model, family, run->num_params);
         if (foreign)
             printf("file         Linears %s (%.3f bits per Linear weight, %zu bytes), "
                    "dequantized to FP32\n",

@@ -261,7 +261,7 @@ int cmd_export(int argc, char **argv) {
     long threads = 0;
     double target_bpw = 0;
     cli_option_t opts[] = {
-        {CLI_OPT_MODEL(&model, "the FP32 model (GGUF, gpt2 architecture)"), .required = 1},
+        {CLI_OPT_MODEL(&model, "the FP32 model (GGUF, gpt2 or llama architecture)"), .required = 1},
         {CLI_OPT_SCHEME(&scheme_name, "how the Linear layers are quantized (or --recipe)")},
         {.name = "recipe", .arg = "NAME", .str = &recipe_name, .values = recipe_values,
          .help = "each tensor's type, token_embd included (instead of --scheme)"},
@@ -363,11 +363,13 @@ int cmd_export(int argc, char **argv) {
             mq_qmodel_linear_name(&m.cfg, i, base, sizeof base);
             printf("    %-18s %s\n", base, q.active[i] ? q.ql[i].w.scheme.name : "fp32");
         }
-        /* a Linear whose rows its scheme's first format does not fit took the next one */
+        /* a Linear whose rows its scheme's format does not fit took the next one: the format
+         * is not the one of a row that every block and group divides */
         for (int i = 0; i < q.n_linear; i++) {
             const mq_qweight_t *w = &q.ql[i].w;
-            const mq_format_t *first = mq_format_by_name(w->scheme.family->formats[0]);
-            if (!q.active[i] || w->format == first) continue;
+            int whole = 256 * (w->scheme.group > 0 ? w->scheme.group : 1);
+            const mq_format_t *first = mq_format_for(&w->scheme, whole, NULL);
+            if (!q.active[i] || !first || w->format == first) continue;
             char base[48];
             mq_qmodel_linear_name(&m.cfg, i, base, sizeof base);
             printf("  fallback        %s.weight is %s: its rows of %d inputs are not whole %s "

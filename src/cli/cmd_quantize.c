@@ -43,7 +43,7 @@ int cmd_quantize(int argc, char **argv) {
     const char *model = NULL, *scheme_name = NULL, *json = NULL;
     int skip_head = 0;
     cli_option_t opts[] = {
-        {CLI_OPT_MODEL(&model, "the model (GGUF, gpt2 architecture)"), .required = 1},
+        {CLI_OPT_MODEL(&model, "the model (GGUF, gpt2 or llama architecture)"), .required = 1},
         {CLI_OPT_SCHEME(&scheme_name, "round to nearest; the _gptq schemes need calibration, "
                                       "which 'miniquant eval' and 'miniquant export' do"),
          .required = 1},

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include "cli.h"
+#include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/dataset.h"
 #include "miniquant/fileio.h"
@@ -14,8 +15,10 @@
 #include "miniquant/train.h"
 
 static const char ABOUT[] =
-    "Trains MiniGPT (GPT-2 architecture, FP32) on the corpus's train split: AdamW, linear\n"
-    "warmup + cosine decay, gradient clipping; deterministic for a seed and thread count.\n"
+    "Trains MiniGPT (GPT-2 architecture) or, with --arch llama, MiniLlama (LLaMA architecture:\n"
+    "RMSNorm, RoPE, grouped-query attention, SwiGLU) in FP32 on the corpus's train split:\n"
+    "AdamW, linear warmup + cosine decay, gradient clipping; deterministic for a seed and\n"
+    "thread count.\n"
     "Writes the model (a GGUF llama.cpp reads), its training state FILE.gguf.opt, the curve\n"
     "FILE.gguf.train.json and FILE.gguf.curve.png. A progress bar shows loss, tokens/s, ETA.\n";
 
@@ -67,9 +70,11 @@ static int write_curve(const char *model_path, const mq_gpt_config_t *cfg,
     mq_strbuf_printf(&s, "EOD\n$val << EOD\n");
     for (int64_t i = 0; i < log->n_val; i++)
         mq_strbuf_printf(&s, "%lld %.5f\n", (long long)log->val_step[i], log->val_loss[i]);
+    char family[64];
+    mq_arch_model_name(cfg, family, sizeof family);
     mq_strbuf_printf(&s, "EOD\n");
     mq_strbuf_printf(&s,
-                     "set title 'MiniGPT-%s training: %lld steps of %d x %d tokens, %.1f min on %d "
+                     "set title '%s training: %lld steps of %d x %d tokens, %.1f min on %d "
                      "threads'\n"
                      "set xlabel 'optimizer step'\nset ylabel 'cross-entropy loss (nats / token)'\n"
                      "set grid\nset key top right\n"
@@ -79,7 +84,7 @@ static int write_curve(const char *model_path, const mq_gpt_config_t *cfg,
                      "(moving average)', \\\n"
                      "     $val using 1:2 with linespoints pt 7 ps 1 lc rgb '#d62728' lw 2 title "
                      "'validation loss'\n",
-                     cfg->name, (long long)log->n_steps, o->batch_size, o->seq_len,
+                     family, (long long)log->n_steps, o->batch_size, o->seq_len,
                      log->seconds / 60, omp_get_max_threads());
     if (s.oom) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     snprintf(path, sizeof path, "%s.curve.png", model_path);
@@ -89,14 +94,18 @@ static int write_curve(const char *model_path, const mq_gpt_config_t *cfg,
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *config = NULL, *out = NULL, *data = NULL;
+    const char *config = NULL, *out = NULL, *data = NULL, *arch_name = NULL;
     long vocab = 0, threads = 0, steps = -1, batch = -1, seq = -1, warmup = -1, seed = -1,
          ckpt_every = -1, eval_every = -1;
     double lr = -1;
     int resume = 0, rc;
     cli_option_t opts[] = {
         {CLI_OPT_CONFIG(&config)},
-        {.name = "out", .arg = "FILE.gguf", .str = &out, .def_text = "models/minigpt-<config>.gguf",
+        {.name = "arch", .arg = "NAME", .str = &arch_name, .def = "gpt2",
+         .help = "the architecture: gpt2 (MiniGPT) or llama (MiniLlama, the presets "
+                 "llama-<config>: same parameter count and training time as MiniGPT's)"},
+        {.name = "out", .arg = "FILE.gguf", .str = &out,
+         .def_text = "models/minigpt-<config>.gguf, models/minillama-<config>.gguf",
          .help = "model file"},
         {.name = "resume", .flag = &resume,
          .help = "continue the run saved in --out (same options) from its checkpoint"},
@@ -124,10 +133,23 @@ int cmd_train(int argc, char **argv) {
     const cli_command_t cmd = {.name = "train", .about = ABOUT, .opts = opts};
     if ((rc = cli_parse(&cmd, argc, argv, NULL)) != CLI_CONTINUE) return rc;
     mq_error_t err = {0};
+    const mq_arch_t *arch = mq_arch_by_name(arch_name);
+    if (!arch)
+        return cli_usage_error(&cmd, "--arch %s: the architectures are %s", arch_name,
+                               mq_arch_names());
+    /* --arch llama --config default is the preset llama-default */
+    char preset[64];
+    int llama = arch == mq_arch(MQ_ARCH_LLAMA);
+    snprintf(preset, sizeof preset, "%s%s", llama && strncmp(config, "llama-", 6) ? "llama-" : "",
+             config);
     mq_gpt_config_t cfg;
-    if (mq_gpt_preset(config, (int)vocab, &cfg, &err)) return cli_usage_error(&cmd, "%s", err.msg);
+    if (mq_gpt_preset(preset, (int)vocab, &cfg, &err)) return cli_usage_error(&cmd, "%s", err.msg);
+    if (cfg.arch != (int)(arch - mq_arch(0)))
+        return cli_usage_error(&cmd, "--config %s is a %s preset, not %s", config,
+                               mq_arch(cfg.arch)->name, arch->name);
+    const char *base = strncmp(preset, "llama-", 6) ? preset : preset + 6;
     mq_train_opts_t o;
-    mq_train_defaults(config, &o);
+    mq_train_defaults(preset, &o);
     o.seq_len = cfg.n_ctx;
     if (steps > 0) o.steps = steps;
     if (batch > 0) o.batch_size = (int)batch;
@@ -144,7 +166,7 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     char def_out[256];
-    snprintf(def_out, sizeof def_out, "models/minigpt-%s.gguf", config);
+    snprintf(def_out, sizeof def_out, "models/%s-%s.gguf", llama ? "minillama" : "minigpt", base);
     if (!out) out = def_out;
     o.ckpt_path = out;
     cli_set_threads((int)threads);
@@ -174,8 +196,10 @@ int cmd_train(int argc, char **argv) {
     if (rc == MQ_OK && resume) {
         mq_ckpt_info_t info;
         rc = mq_checkpoint_load(out, &m, NULL, &info, &err);
-        if (rc == MQ_OK && (m.cfg.n_embd != cfg.n_embd || m.cfg.n_layer != cfg.n_layer ||
-                            m.cfg.vocab_size != cfg.vocab_size || m.cfg.n_ctx != cfg.n_ctx))
+        if (rc == MQ_OK && (m.cfg.arch != cfg.arch || m.cfg.n_embd != cfg.n_embd ||
+                            m.cfg.n_layer != cfg.n_layer || m.cfg.vocab_size != cfg.vocab_size ||
+                            m.cfg.n_ctx != cfg.n_ctx || m.cfg.n_ff != cfg.n_ff ||
+                            m.cfg.n_head_kv != cfg.n_head_kv))
             rc = mq_error_set(&err, MQ_ERR_ARG, "%s: was trained with another configuration than "
                               "--config %s", out, config);
         if (rc == MQ_OK) rc = mq_train_state_load(out, &m, &start, &log, &err);
@@ -195,10 +219,11 @@ int cmd_train(int argc, char **argv) {
     }
     if (rc == MQ_OK) {
         fprintf(stderr,
-                "MiniGPT-%s: %zu parameters (L=%d C=%d NH=%d ctx=%d V=%d); %zu train tokens, "
-                "%zu valid tokens; %lld steps of %d x %d tokens\n",
-                cfg.name, m.num_params, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_ctx,
-                cfg.vocab_size, tr.n, va.n, (long long)o.steps, o.batch_size, o.seq_len);
+                "%s-%s: %zu parameters (L=%d C=%d NH=%d KV heads=%d F=%d ctx=%d V=%d); %zu "
+                "train tokens, %zu valid tokens; %lld steps of %d x %d tokens\n",
+                arch->family, base, m.num_params, cfg.n_layer, cfg.n_embd, cfg.n_head,
+                cfg.n_head_kv, cfg.n_ff, cfg.n_ctx, cfg.vocab_size, tr.n, va.n,
+                (long long)o.steps, o.batch_size, o.seq_len);
         if (start >= o.steps)
             fprintf(stderr, "%s has finished all %lld steps already\n", out, (long long)o.steps);
         else

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "miniquant/arch.h"
 #include "miniquant/report.h"
 
 size_t mq_llc_bytes(void) {
@@ -264,26 +265,43 @@ int mq_decode_cost(const mq_gpt_config_t *cfg, const mq_scheme_t *s, int context
         return mq_error_set(err, MQ_ERR_ARG, "decode cost: context %d is outside [1, %d]", context,
                             cfg->n_ctx);
     int64_t C = cfg->n_embd, NH = cfg->n_head, V = cfg->vocab_size, T = context;
+    int64_t KV = mq_arch_dim(cfg, MQ_DIM_KV), F = mq_arch_dim(cfg, MQ_DIM_F);
+    int gpt2 = cfg->arch == MQ_ARCH_GPT2;
     walk_t w = {out, s, 0};
     out->context = context;
-    /* the token's and the position's embedding rows, added */
-    out->bytes_embedding = 2 * C * (s->family->embeddings_f16 ? 2 : F32);
+    /* the token's (and gpt2's position's) embedding rows, added */
+    out->bytes_embedding = (gpt2 ? 2 : 1) * C * (s->family->embeddings_f16 ? 2 : F32);
     out->flops_other += C;
     out->bytes_activations += F32 * C;
     for (int l = 0; l < cfg->n_layer; l++) {
-        layernorm(&w, C);
-        linear(&w, 3 * C, C, 1);
+        layernorm(&w, C); /* RMSNorm costs about as much */
+        if (gpt2) {
+            linear(&w, 3 * C, C, 1);
+        } else {
+            linear(&w, C, C, 0);
+            linear(&w, KV, C, 0);
+            linear(&w, KV, C, 0);
+            out->flops_other += 3 * (C + KV); /* RoPE: a 2 x 2 rotation per pair */
+            out->bytes_activations += F32 * 2 * (C + KV);
+        }
         /* attention: the new key and value into the cache, T of each read back */
         out->flops_attention += 4 * T * C + 5 * NH * T + C + NH;
-        out->bytes_kv += F32 * (2 * C + 2 * T * C);
+        out->bytes_kv += F32 * (2 * KV + 2 * T * KV);
         out->bytes_activations += F32 * 4 * C;
-        linear(&w, C, C, 1);
+        linear(&w, C, C, gpt2);
         residual(&w, C);
         layernorm(&w, C);
-        linear(&w, 4 * C, C, 1);
-        out->flops_other += 9 * 4 * C; /* GELU */
-        out->bytes_activations += F32 * 8 * C;
-        linear(&w, C, 4 * C, 1);
+        if (gpt2) {
+            linear(&w, F, C, 1);
+            out->flops_other += 9 * F; /* GELU */
+            out->bytes_activations += F32 * 2 * F;
+        } else {
+            linear(&w, F, C, 0);
+            linear(&w, F, C, 0);
+            out->flops_other += 7 * F; /* SwiGLU: silu(gate) * up */
+            out->bytes_activations += F32 * 3 * F;
+        }
+        linear(&w, C, F, gpt2);
         residual(&w, C);
     }
     layernorm(&w, C);

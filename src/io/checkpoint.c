@@ -4,85 +4,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "miniquant/arch.h"
 #include "miniquant/export.h"
 #include "miniquant/format.h"
 #include "miniquant/fp16.h"
 
-/* Where each parameter goes in the file: llama.cpp's gpt2 tensor names. A Linear W[out][in]
- * is stored with ne = {in, out}; rows/cols below are per layer. */
-typedef struct {
-    const char *fmt; /* printf format, %d = layer for stacked tensors */
-    int stacked;
-} tensor_map_t;
-
-static const tensor_map_t TENSOR_MAP[MQ_NUM_PARAMS] = {
-    [MQ_P_WTE] = {"token_embd.weight", 0},
-    [MQ_P_WPE] = {"position_embd.weight", 0},
-    [MQ_P_LN1W] = {"blk.%d.attn_norm.weight", 1},
-    [MQ_P_LN1B] = {"blk.%d.attn_norm.bias", 1},
-    [MQ_P_QKVW] = {"blk.%d.attn_qkv.weight", 1},
-    [MQ_P_QKVB] = {"blk.%d.attn_qkv.bias", 1},
-    [MQ_P_ATTPROJW] = {"blk.%d.attn_output.weight", 1},
-    [MQ_P_ATTPROJB] = {"blk.%d.attn_output.bias", 1},
-    [MQ_P_LN2W] = {"blk.%d.ffn_norm.weight", 1},
-    [MQ_P_LN2B] = {"blk.%d.ffn_norm.bias", 1},
-    [MQ_P_FCW] = {"blk.%d.ffn_up.weight", 1},
-    [MQ_P_FCB] = {"blk.%d.ffn_up.bias", 1},
-    [MQ_P_FCPROJW] = {"blk.%d.ffn_down.weight", 1},
-    [MQ_P_FCPROJB] = {"blk.%d.ffn_down.bias", 1},
-    [MQ_P_LNFW] = {"output_norm.weight", 0},
-    [MQ_P_LNFB] = {"output_norm.bias", 0},
-    [MQ_P_LMW] = {"output.weight", 0},
-};
-
-/* Shape of one (per-layer) slice of a parameter: rows x cols, cols contiguous; rows == 0 for
- * vectors. */
-static void param_shape(const mq_gpt_config_t *c, int p, int64_t *rows, int64_t *cols) {
-    int64_t C = c->n_embd, V = c->vocab_size;
-    *rows = 0;
-    *cols = C;
-    switch (p) {
-    case MQ_P_WTE: *rows = V; break;
-    case MQ_P_WPE: *rows = c->n_ctx; break;
-    case MQ_P_QKVW: *rows = 3 * C; break;
-    case MQ_P_QKVB: *cols = 3 * C; break;
-    case MQ_P_ATTPROJW: *rows = C; break;
-    case MQ_P_FCW: *rows = 4 * C; break;
-    case MQ_P_FCB: *cols = 4 * C; break;
-    case MQ_P_FCPROJW:
-        *rows = C;
-        *cols = 4 * C;
-        break;
-    case MQ_P_LMW: *rows = V; break;
-    default: break; /* LayerNorm weights and biases of size C */
-    }
-}
-
-int mq_ckpt_tensor_name(int param, int layer, char *buf, size_t n) {
-    if (param < 0 || param >= MQ_NUM_PARAMS) return MQ_ERR_ARG;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    if (TENSOR_MAP[param].stacked) snprintf(buf, n, TENSOR_MAP[param].fmt, layer);
-    else snprintf(buf, n, "%s", TENSOR_MAP[param].fmt);
-#pragma GCC diagnostic pop
-    return MQ_OK;
+/* "<arch>.<key>" into buf. */
+static const char *hkey(const mq_arch_t *a, const char *key, char *buf, size_t n) {
+    snprintf(buf, n, "%s.%s", a->name, key);
+    return buf;
 }
 
 int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_info_t *info,
                    mq_gguf_t *g, mq_error_t *err) {
     const mq_gpt_config_t *c = &m->cfg;
-    char gname[64];
-    snprintf(gname, sizeof gname, "MiniGPT-%s", c->name);
+    const mq_arch_t *a = mq_arch(c->arch);
+    char gname[64], k[96];
+    mq_arch_model_name(c, gname, sizeof gname);
     int rc = 0;
-    rc |= mq_gguf_set_str(g, "general.architecture", "gpt2");
+    rc |= mq_gguf_set_str(g, "general.architecture", a->name);
     rc |= mq_gguf_set_str(g, "general.name", gname);
     rc |= mq_gguf_set_u32(g, "general.file_type", 0); /* all F32 */
-    rc |= mq_gguf_set_u32(g, "gpt2.context_length", (uint32_t)c->n_ctx);
-    rc |= mq_gguf_set_u32(g, "gpt2.embedding_length", (uint32_t)c->n_embd);
-    rc |= mq_gguf_set_u32(g, "gpt2.feed_forward_length", (uint32_t)(4 * c->n_embd));
-    rc |= mq_gguf_set_u32(g, "gpt2.block_count", (uint32_t)c->n_layer);
-    rc |= mq_gguf_set_u32(g, "gpt2.attention.head_count", (uint32_t)c->n_head);
-    rc |= mq_gguf_set_f32(g, "gpt2.attention.layer_norm_epsilon", 1e-5f);
+    rc |= mq_gguf_set_u32(g, hkey(a, "context_length", k, sizeof k), (uint32_t)c->n_ctx);
+    rc |= mq_gguf_set_u32(g, hkey(a, "embedding_length", k, sizeof k), (uint32_t)c->n_embd);
+    rc |= mq_gguf_set_u32(g, hkey(a, "feed_forward_length", k, sizeof k), (uint32_t)c->n_ff);
+    rc |= mq_gguf_set_u32(g, hkey(a, "block_count", k, sizeof k), (uint32_t)c->n_layer);
+    rc |= mq_gguf_set_u32(g, hkey(a, "attention.head_count", k, sizeof k), (uint32_t)c->n_head);
+    if (c->arch != MQ_ARCH_GPT2)
+        rc |= mq_gguf_set_u32(g, hkey(a, "attention.head_count_kv", k, sizeof k),
+                              (uint32_t)c->n_head_kv);
+    rc |= mq_gguf_set_f32(g, hkey(a, a->eps_key, k, sizeof k), c->norm_eps);
+    if (a->rope) {
+        rc |= mq_gguf_set_f32(g, hkey(a, "rope.freq_base", k, sizeof k), c->rope_base);
+        rc |= mq_gguf_set_u32(g, hkey(a, "rope.dimension_count", k, sizeof k), (uint32_t)c->n_rot);
+    }
     rc |= mq_gguf_set_str(g, "miniquant.config", c->name);
     rc |= mq_gguf_set_str(g, "miniquant.version", MQ_VERSION);
     if (info) {
@@ -96,13 +51,14 @@ int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_i
 
     float *const *params = (float *const *)&m->params;
     for (int p = 0; p < MQ_NUM_PARAMS; p++) {
+        if (!a->tensor[p].gguf) continue;
         int64_t rows, cols;
-        param_shape(c, p, &rows, &cols);
-        int nl = TENSOR_MAP[p].stacked ? c->n_layer : 1;
+        mq_arch_param_shape(c, p, &rows, &cols);
+        int nl = a->tensor[p].stacked ? c->n_layer : 1;
         size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
         for (int l = 0; l < nl; l++) {
             char name[64];
-            mq_ckpt_tensor_name(p, l, name, sizeof name);
+            mq_arch_tensor_name(c, p, l, name, sizeof name);
             int64_t ne[2] = {cols, rows};
             rc = mq_gguf_add_tensor(g, name, MQ_GGML_F32, rows ? 2 : 1, ne,
                                     params[p] + (size_t)l * slice, err);
@@ -129,26 +85,42 @@ int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_
     mq_gguf_str_t arch;
     int rc = mq_gguf_get_str(g, "general.architecture", &arch, err);
     if (rc) return mq_error_prefix(err, "%s", name);
-    if (strcmp(arch.ptr, "gpt2") != 0)
+    const mq_arch_t *a = mq_arch_by_name(arch.ptr);
+    if (!a)
         return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "%s: architecture '%s' is not supported (miniquant reads gpt2)", name,
-                            arch.ptr);
-    int ff;
-    if ((rc = get_hparam(g, name, "gpt2.context_length", &cfg->n_ctx, err)) ||
-        (rc = get_hparam(g, name, "gpt2.embedding_length", &cfg->n_embd, err)) ||
-        (rc = get_hparam(g, name, "gpt2.feed_forward_length", &ff, err)) ||
-        (rc = get_hparam(g, name, "gpt2.block_count", &cfg->n_layer, err)) ||
-        (rc = get_hparam(g, name, "gpt2.attention.head_count", &cfg->n_head, err)))
+                            "%s: architecture '%.64s' is not supported (miniquant reads %s)", name,
+                            arch.ptr, mq_arch_names());
+    cfg->arch = (int)(a - mq_arch(0));
+    char k[96];
+    if ((rc = get_hparam(g, name, hkey(a, "context_length", k, sizeof k), &cfg->n_ctx, err)) ||
+        (rc = get_hparam(g, name, hkey(a, "embedding_length", k, sizeof k), &cfg->n_embd, err)) ||
+        (rc = get_hparam(g, name, hkey(a, "feed_forward_length", k, sizeof k), &cfg->n_ff, err)) ||
+        (rc = get_hparam(g, name, hkey(a, "block_count", k, sizeof k), &cfg->n_layer, err)) ||
+        (rc = get_hparam(g, name, hkey(a, "attention.head_count", k, sizeof k), &cfg->n_head,
+                         err)))
         return rc;
-    if (ff != 4 * cfg->n_embd)
-        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "%s: feed_forward_length %d is not 4 x embedding_length %d", name, ff,
-                            cfg->n_embd);
-    float eps;
-    if (mq_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == MQ_OK &&
-        (eps < 0.99e-5f || eps > 1.01e-5f))
-        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "%s: layer_norm_epsilon %g is not the 1e-5 MiniGPT uses", name, eps);
+    if (cfg->arch != MQ_ARCH_GPT2) {
+        /* optional keys take llama.cpp's defaults: as many KV heads as heads, the head size
+         * rotated, base 10000 */
+        hkey(a, "attention.head_count_kv", k, sizeof k);
+        if (mq_gguf_find_key(g, k) >= 0 && (rc = get_hparam(g, name, k, &cfg->n_head_kv, err)))
+            return rc;
+        hkey(a, "rope.dimension_count", k, sizeof k);
+        if (mq_gguf_find_key(g, k) >= 0 && (rc = get_hparam(g, name, k, &cfg->n_rot, err)))
+            return rc;
+        hkey(a, "rope.freq_base", k, sizeof k);
+        if (mq_gguf_find_key(g, k) >= 0 && (rc = mq_gguf_get_f32(g, k, &cfg->rope_base, err)))
+            return mq_error_prefix(err, "%s", name);
+        if ((rc = mq_gguf_get_f32(g, hkey(a, a->eps_key, k, sizeof k), &cfg->norm_eps, err)))
+            return mq_error_prefix(err, "%s", name);
+    } else {
+        float eps;
+        if (mq_gguf_get_f32(g, hkey(a, a->eps_key, k, sizeof k), &eps, NULL) == MQ_OK &&
+            (eps < 0.99e-5f || eps > 1.01e-5f))
+            return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                                "%s: layer_norm_epsilon %g is not the 1e-5 MiniGPT uses", name,
+                                eps);
+    }
     const mq_gguf_tensor_t *wte = mq_gguf_find_tensor(g, "token_embd.weight");
     if (!wte || wte->n_dims != 2 || wte->ne[0] != cfg->n_embd || wte->ne[1] < 1 ||
         wte->ne[1] > (1 << 24))
@@ -166,6 +138,7 @@ int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_
         if (err) err->code = MQ_ERR_FORMAT;
         return MQ_ERR_FORMAT;
     }
+    mq_gpt_config_defaults(cfg);
     /* The hyperparameters decide how much a loader allocates; a few bytes of metadata must not
      * make it allocate gigabytes. No tensor type miniquant reads stores a weight in less than
      * 2 bits, so the file's tensor data bounds the parameter count. (The bounds of
@@ -187,9 +160,9 @@ int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_
 static int param_tensor(const mq_gguf_t *g, const char *name, const mq_gpt_config_t *cfg, int p,
                         int l, const mq_gguf_tensor_t **out, mq_error_t *err) {
     int64_t rows, cols;
-    param_shape(cfg, p, &rows, &cols);
+    mq_arch_param_shape(cfg, p, &rows, &cols);
     char tname[64];
-    mq_ckpt_tensor_name(p, l, tname, sizeof tname);
+    mq_arch_tensor_name(cfg, p, l, tname, sizeof tname);
     const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
     if (!t) return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", name, tname);
     const mq_format_t *f = mq_format_of_ggml_type(t->type);
@@ -210,8 +183,9 @@ int mq_gpt_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_error
     int rc = mq_gpt_config_from_gguf(g, name, &cfg, err);
     if (rc) return rc;
     /* every tensor checked before anything is allocated */
+    const mq_arch_t *a = mq_arch(cfg.arch);
     for (int p = 0; p < MQ_NUM_PARAMS; p++)
-        for (int l = 0; l < (TENSOR_MAP[p].stacked ? cfg.n_layer : 1); l++)
+        for (int l = 0; a->tensor[p].gguf && l < (a->tensor[p].stacked ? cfg.n_layer : 1); l++)
             if ((rc = param_tensor(g, name, &cfg, p, l, &t, err))) return rc;
     /* then the one reader of model files reads it, and its values become the FP32 model */
     mq_qmodel_t q;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 
 static const char *type_name(int type) {
@@ -24,37 +25,14 @@ static const char *type_name(int type) {
 /* ---------------------------------------------------------------------------------------------
  * the model's tensors */
 
-static int is_stacked(int p) {
-    return p != MQ_P_WTE && p != MQ_P_WPE && p != MQ_P_LNFW && p != MQ_P_LNFB && p != MQ_P_LMW;
+static int is_stacked(const mq_gpt_config_t *c, int p) {
+    return mq_arch(c->arch)->tensor[p].stacked;
 }
 
 /* The Linear (index as qmodel.h numbers them) whose weight, or bias, parameter p of layer l is;
  * -1 for the other parameters. */
 static int linear_of(const mq_gpt_config_t *c, int p, int l, int *is_bias) {
-    static const int W[4] = {MQ_P_QKVW, MQ_P_ATTPROJW, MQ_P_FCW, MQ_P_FCPROJW};
-    static const int B[4] = {MQ_P_QKVB, MQ_P_ATTPROJB, MQ_P_FCB, MQ_P_FCPROJB};
-    *is_bias = 0;
-    if (p == MQ_P_LMW) return 4 * c->n_layer;
-    for (int k = 0; k < 4; k++) {
-        if (p == W[k]) return 4 * l + k;
-        if (p == B[k]) {
-            *is_bias = 1;
-            return 4 * l + k;
-        }
-    }
-    return -1;
-}
-
-/* The shape of one layer's slice of parameter p: rows x cols, rows == 0 for vectors. */
-static void slice_shape(const mq_gpt_t *m, int p, int64_t *rows, int64_t *cols) {
-    size_t slice = m->param_sizes[p] / (size_t)(is_stacked(p) ? m->cfg.n_layer : 1);
-    if (mq_gpt_param_is_matrix(p)) {
-        *cols = p == MQ_P_FCPROJW ? 4 * (int64_t)m->cfg.n_embd : m->cfg.n_embd;
-        *rows = (int64_t)slice / *cols;
-    } else {
-        *cols = (int64_t)slice;
-        *rows = 0;
-    }
+    return mq_arch_linear_of(c, p, l, is_bias);
 }
 
 static void scales_name(const mq_gpt_config_t *c, int i, char *buf, size_t n) {
@@ -250,10 +228,11 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
     const mq_gpt_config_t *c = &m->cfg;
     float *half_buf = NULL;
     for (int p = 0; p < MQ_NUM_PARAMS && rc == MQ_OK; p++) {
-        int nl = is_stacked(p) ? c->n_layer : 1;
+        if (!mq_arch(c->arch)->tensor[p].gguf) continue;
+        int nl = is_stacked(c, p) ? c->n_layer : 1;
         for (int l = 0; l < nl && rc == MQ_OK; l++) {
             char name[64];
-            mq_ckpt_tensor_name(p, l, name, sizeof name);
+            mq_arch_tensor_name(c, p, l, name, sizeof name);
             const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g0, name);
             if (!t) {
                 rc = mq_error_set(err, MQ_ERR_ARG, "export: the checkpoint has no tensor %s", name);
@@ -368,7 +347,7 @@ static int load_linear(loading_t *ld, mq_qmodel_t *q, int i, const mq_gguf_tenso
     const mq_gpt_config_t *c = &q->model->cfg;
     int OC, C;
     mq_gpt_linear_weight(q->model, mq_qmodel_linear_id(c, i), NULL, &OC, &C);
-    int is_head = i == 4 * c->n_layer;
+    int is_head = mq_qmodel_linear_id(c, i).param == MQ_P_LMW;
     if (is_head && ld->skip_lm_head && t->type != MQ_GGML_F32)
         return mq_error_set(err, MQ_ERR_FORMAT,
                             "%s: miniquant.skip_lm_head is set but tensor %s is %s, not f32",
@@ -493,13 +472,14 @@ static int load_tensors(loading_t *ld, mq_qmodel_t *q, mq_error_t *err) {
     const mq_gpt_config_t *c = &m->cfg;
     float **params = (float **)&m->params;
     for (int p = 0; p < MQ_NUM_PARAMS; p++) {
-        int nl = is_stacked(p) ? c->n_layer : 1;
+        if (!mq_arch(c->arch)->tensor[p].gguf) continue;
+        int nl = is_stacked(c, p) ? c->n_layer : 1;
         int64_t rows, cols;
-        slice_shape(m, p, &rows, &cols);
+        mq_arch_param_shape(c, p, &rows, &cols);
         size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
         for (int l = 0; l < nl; l++) {
             char name[64];
-            mq_ckpt_tensor_name(p, l, name, sizeof name);
+            mq_arch_tensor_name(c, p, l, name, sizeof name);
             const mq_gguf_tensor_t *t = mq_gguf_find_tensor(ld->g, name);
             if (!t)
                 return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", ld->file, name);
@@ -734,8 +714,13 @@ static int tensor_bytes(const mq_gguf_t *g, const char *name, mq_export_bytes_t 
         else
             out->other += t->nbytes;
     }
-    size_t C = (size_t)cfg.n_embd;
-    out->linear_params = (size_t)cfg.n_layer * 12 * C * C + (size_t)cfg.vocab_size * C;
+    out->linear_params = 0;
+    for (int i = 0; i < n; i++) {
+        mq_linear_id_t id = mq_qmodel_linear_id(&cfg, i);
+        int64_t rows, cols;
+        mq_arch_param_shape(&cfg, id.param, &rows, &cols);
+        out->linear_params += (size_t)rows * (size_t)cols;
+    }
     out->bits_per_weight = 8.0 * (double)out->linear / (double)out->linear_params;
     out->linear_all_f32 = 1;
     size_t at = 0;

@@ -1,7 +1,9 @@
-/* miniquant: MiniGPT, forward, backward and AdamW in FP32 (the layout of llm.c's train_gpt2.c).
+/* miniquant: the FP32 model (model.h) of any architecture of arch.h: configuration, parameters,
+ * activations, the forward and backward passes around each architecture's layers, AdamW; and
+ * the gpt2 architecture's layers, forward and backward (the layout of llm.c's train_gpt2.c).
  *
  * Parameters, their gradients and the AdamW moments are each one array of num_params floats in
- * the order of the MQ_P_* enum. Activations are one allocation sized for the largest (B, T)
+ * the order of the MQ_P_* enum (the tensors an architecture lacks take no room). Activations are one allocation sized for the largest (B, T)
  * seen so far. The gradients of the activations are a second, much smaller allocation: backward
  * walks the layers from the top and each activation gradient has one consumer, so one buffer per
  * kind serves every layer, and the residual stream's gradient is accumulated in place (see
@@ -16,22 +18,27 @@
 
 #include "miniquant/layers.h"
 #include "miniquant/rng.h"
+#include "model_internal.h"
 
 /* ---------------------------------------------------------------------------------------------
  * configuration */
 
 static const struct {
     const char *name;
-    int n_ctx, n_embd, n_head, n_layer;
+    int arch, n_ctx, n_embd, n_head, n_layer, n_head_kv, n_ff;
     const char *what;
 } presets[] = {
-    {"tiny", 64, 64, 2, 2, "tests; trains in seconds"},
-    {"default", 128, 256, 4, 4, "every Linear input dimension a multiple of 256"},
+    {"tiny", MQ_ARCH_GPT2, 64, 64, 2, 2, 0, 0, "tests; trains in seconds"},
+    {"default", MQ_ARCH_GPT2, 128, 256, 4, 4, 0, 0,
+     "every Linear input dimension a multiple of 256"},
+    {"llama-tiny", MQ_ARCH_LLAMA, 64, 64, 2, 2, 1, 192, "tests; trains in seconds"},
+    {"llama-default", MQ_ARCH_LLAMA, 128, 256, 4, 4, 2, 768,
+     "MiniGPT default's parameters; every Linear input dimension a multiple of 256"},
 };
 #define NUM_PRESETS ((int)(sizeof presets / sizeof presets[0]))
 
 /* Bounds that keep every size below in range of size_t and every per-call element count
- * (N * 4C at the largest (B, T) forward accepts) in range of int. */
+ * (N x the widest activation at the largest (B, T) forward accepts) in range of int. */
 #define MAX_VOCAB (1 << 22)
 #define MAX_CTX (1 << 16)
 #define MAX_EMBD (1 << 15)
@@ -43,23 +50,43 @@ int mq_gpt_preset(const char *name, int vocab_size, mq_gpt_config_t *cfg, mq_err
         memset(cfg, 0, sizeof *cfg);
         snprintf(cfg->name, sizeof cfg->name, "%s", presets[i].name);
         cfg->vocab_size = vocab_size;
+        cfg->arch = presets[i].arch;
         cfg->n_ctx = presets[i].n_ctx;
         cfg->n_embd = presets[i].n_embd;
         cfg->n_head = presets[i].n_head;
         cfg->n_layer = presets[i].n_layer;
+        cfg->n_head_kv = presets[i].n_head_kv;
+        cfg->n_ff = presets[i].n_ff;
+        mq_gpt_config_defaults(cfg);
         return mq_gpt_config_check(cfg, err);
     }
-    char list[256] = "";
+    char list[512] = "";
     size_t len = 0;
     for (int i = 0; i < NUM_PRESETS && len < sizeof list; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s (L=%d, C=%d, NH=%d, maxT=%d)",
-                                i ? ", " : "", presets[i].name, presets[i].n_layer,
-                                presets[i].n_embd, presets[i].n_head, presets[i].n_ctx);
+        len += (size_t)snprintf(list + len, sizeof list - len,
+                                "%s%s (%s, L=%d, C=%d, NH=%d, maxT=%d)", i ? ", " : "",
+                                presets[i].name, mq_arch(presets[i].arch)->name,
+                                presets[i].n_layer, presets[i].n_embd, presets[i].n_head,
+                                presets[i].n_ctx);
     return mq_error_set(err, MQ_ERR_ARG, "unknown model preset '%s'; the presets are: %s",
                         name ? name : "(null)", list);
 }
 
-int mq_gpt_config_check(const mq_gpt_config_t *c, mq_error_t *err) {
+void mq_gpt_config_defaults(mq_gpt_config_t *c) {
+    if (c->n_head_kv == 0) c->n_head_kv = c->n_head;
+    if (c->n_ff == 0) c->n_ff = 4 * c->n_embd;
+    if (c->n_rot == 0 && c->n_head > 0) c->n_rot = c->n_embd / c->n_head;
+    if (c->rope_base == 0.0f) c->rope_base = 10000.0f;
+    if (c->norm_eps == 0.0f) c->norm_eps = 1e-5f;
+}
+
+int mq_gpt_config_check(const mq_gpt_config_t *cfg, mq_error_t *err) {
+    if (!mq_arch(cfg->arch))
+        return mq_error_set(err, MQ_ERR_ARG, "model config: architecture %d is not one of %s",
+                            cfg->arch, mq_arch_names());
+    mq_gpt_config_t full = *cfg;
+    mq_gpt_config_defaults(&full);
+    const mq_gpt_config_t *c = &full;
     if (c->vocab_size < 1 || c->vocab_size > MAX_VOCAB)
         return mq_error_set(err, MQ_ERR_ARG, "model config: vocab_size %d is not in [1, %d]",
                             c->vocab_size, MAX_VOCAB);
@@ -76,6 +103,33 @@ int mq_gpt_config_check(const mq_gpt_config_t *c, mq_error_t *err) {
     if (c->n_layer < 1 || c->n_layer > MAX_LAYER)
         return mq_error_set(err, MQ_ERR_ARG, "model config: n_layer %d is not in [1, %d]",
                             c->n_layer, MAX_LAYER);
+    if (c->n_ff < 1 || c->n_ff > 16 * MAX_EMBD)
+        return mq_error_set(err, MQ_ERR_ARG, "model config: n_ff %d is not in [1, %d]", c->n_ff,
+                            16 * MAX_EMBD);
+    if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f))
+        return mq_error_set(err, MQ_ERR_ARG, "model config: norm_eps %g is not in (0, 1)",
+                            c->norm_eps);
+    if (c->arch == MQ_ARCH_GPT2) {
+        /* GPT-2's layers: one fused QKV of 3C, LayerNorm at 1e-5 */
+        if (c->n_head_kv != c->n_head || c->norm_eps != 1e-5f)
+            return mq_error_set(err, MQ_ERR_ARG,
+                                "model config: gpt2 needs n_head_kv = n_head (%d, not %d) and "
+                                "norm_eps 1e-5 (not %g)",
+                                c->n_head, c->n_head_kv, c->norm_eps);
+        return MQ_OK;
+    }
+    int hs = c->n_embd / c->n_head;
+    if (c->n_head_kv < 1 || c->n_head % c->n_head_kv != 0)
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "model config: n_head_kv %d must be positive and divide n_head %d",
+                            c->n_head_kv, c->n_head);
+    if (c->n_rot < 2 || c->n_rot > hs || c->n_rot % 2)
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "model config: n_rot %d must be even and in [2, %d] (the head size)",
+                            c->n_rot, hs);
+    if (!(c->rope_base > 1.0f && c->rope_base < 1e12f))
+        return mq_error_set(err, MQ_ERR_ARG, "model config: rope_base %g is not in (1, 1e12)",
+                            c->rope_base);
     return MQ_OK;
 }
 
@@ -83,55 +137,41 @@ int mq_gpt_config_check(const mq_gpt_config_t *c, mq_error_t *err) {
  * parameters */
 
 static const char *const param_names[MQ_NUM_PARAMS] = {
-    "wte",  "wpe", "ln1w", "ln1b",    "qkvw",    "qkvb", "attprojw", "attprojb", "ln2w",
-    "ln2b", "fcw", "fcb",  "fcprojw", "fcprojb", "lnfw", "lnfb",     "lmw"};
+    "wte",  "wpe", "ln1w", "ln1b",    "qkvw",    "qkvb", "attprojw", "attprojb", "ln2w", "ln2b",
+    "fcw",  "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "lmw",      "qw",       "kw",   "vw",
+    "gatew"};
 
 const char *mq_gpt_param_name(int param) {
     return param >= 0 && param < MQ_NUM_PARAMS ? param_names[param] : "?";
 }
 
 int mq_gpt_param_is_matrix(int param) {
-    switch (param) {
-    case MQ_P_WTE:
-    case MQ_P_WPE:
-    case MQ_P_QKVW:
-    case MQ_P_ATTPROJW:
-    case MQ_P_FCW:
-    case MQ_P_FCPROJW:
-    case MQ_P_LMW: return 1;
-    default: return 0;
+    for (int a = 0; a < MQ_NUM_ARCHS; a++) {
+        const mq_arch_tensor_t *t = param >= 0 && param < MQ_NUM_PARAMS
+                                        ? &mq_arch(a)->tensor[param]
+                                        : NULL;
+        if (t && t->gguf && t->rows != MQ_DIM_NONE) return 1;
     }
+    return 0;
 }
 
 static void fill_param_sizes(const mq_gpt_config_t *cfg, size_t *s) {
-    size_t V = (size_t)cfg->vocab_size, maxT = (size_t)cfg->n_ctx, C = (size_t)cfg->n_embd,
-           L = (size_t)cfg->n_layer;
-    s[MQ_P_WTE] = V * C;
-    s[MQ_P_WPE] = maxT * C;
-    s[MQ_P_LN1W] = L * C;
-    s[MQ_P_LN1B] = L * C;
-    s[MQ_P_QKVW] = L * 3 * C * C;
-    s[MQ_P_QKVB] = L * 3 * C;
-    s[MQ_P_ATTPROJW] = L * C * C;
-    s[MQ_P_ATTPROJB] = L * C;
-    s[MQ_P_LN2W] = L * C;
-    s[MQ_P_LN2B] = L * C;
-    s[MQ_P_FCW] = L * 4 * C * C;
-    s[MQ_P_FCB] = L * 4 * C;
-    s[MQ_P_FCPROJW] = L * C * 4 * C;
-    s[MQ_P_FCPROJB] = L * C;
-    s[MQ_P_LNFW] = C;
-    s[MQ_P_LNFB] = C;
-    s[MQ_P_LMW] = V * C;
+    const mq_arch_t *a = mq_arch(cfg->arch);
+    for (int p = 0; p < MQ_NUM_PARAMS; p++) {
+        int64_t rows, cols;
+        mq_arch_param_shape(cfg, p, &rows, &cols);
+        s[p] = (size_t)(rows ? rows : 1) * (size_t)cols *
+               (size_t)(a->tensor[p].stacked ? cfg->n_layer : 1);
+    }
 }
 
+_Static_assert(sizeof(mq_gpt_params_t) == MQ_NUM_PARAMS * sizeof(float *),
+               "mq_gpt_params_t is one pointer per parameter, in the enum's order");
+
 static void point_params(mq_gpt_params_t *p, float *mem, const size_t *sizes) {
-    float **ptrs[MQ_NUM_PARAMS] = {&p->wte,  &p->wpe,      &p->ln1w,     &p->ln1b,    &p->qkvw,
-                                   &p->qkvb, &p->attprojw, &p->attprojb, &p->ln2w,    &p->ln2b,
-                                   &p->fcw,  &p->fcb,      &p->fcprojw,  &p->fcprojb, &p->lnfw,
-                                   &p->lnfb, &p->lmw};
+    float **ptrs = (float **)p; /* the struct is float *[MQ_NUM_PARAMS] in the enum's order */
     for (int i = 0; i < MQ_NUM_PARAMS; i++) {
-        *ptrs[i] = mem;
+        ptrs[i] = mem;
         mem += sizes[i];
     }
 }
@@ -144,19 +184,42 @@ size_t mq_gpt_num_params(const mq_gpt_config_t *cfg) {
     return n;
 }
 
+/* RoPE's angles, as llama.cpp's rope cache computes them for freq_scale 1 and no YaRN:
+ * position p, pair i rotates by p * base^(-2i / n_rot). */
+static int rope_cache(mq_gpt_t *m, mq_error_t *err) {
+    int T = m->cfg.n_ctx, half = m->cfg.n_rot / 2;
+    m->rope = malloc((size_t)T * half * 2 * sizeof(float));
+    if (!m->rope) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the RoPE table");
+    float theta_scale = powf(m->cfg.rope_base, -2.0f / (float)m->cfg.n_rot);
+    for (int t = 0; t < T; t++) {
+        float theta = (float)t;
+        for (int i = 0; i < half; i++) {
+            m->rope[((size_t)t * half + i) * 2] = cosf(theta);
+            m->rope[((size_t)t * half + i) * 2 + 1] = sinf(theta);
+            theta *= theta_scale;
+        }
+    }
+    return MQ_OK;
+}
+
 int mq_gpt_init(mq_gpt_t *m, const mq_gpt_config_t *cfg, mq_error_t *err) {
     memset(m, 0, sizeof *m);
     int rc = mq_gpt_config_check(cfg, err);
     if (rc) return rc;
     m->cfg = *cfg;
-    fill_param_sizes(cfg, m->param_sizes);
-    m->num_params = mq_gpt_num_params(cfg);
+    mq_gpt_config_defaults(&m->cfg);
+    fill_param_sizes(&m->cfg, m->param_sizes);
+    m->num_params = mq_gpt_num_params(&m->cfg);
     m->params_memory = calloc(m->num_params, sizeof(float));
     if (!m->params_memory)
         return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for %zu model parameters",
                             m->num_params);
     point_params(&m->params, m->params_memory, m->param_sizes);
     m->mean_loss = -1.0f;
+    if (mq_arch(m->cfg.arch)->rope && (rc = rope_cache(m, err))) {
+        mq_gpt_free(m);
+        return rc;
+    }
     return MQ_OK;
 }
 
@@ -164,18 +227,19 @@ void mq_gpt_init_weights(mq_gpt_t *m, uint64_t seed) {
     mq_rng_t rng;
     mq_rng_seed(&rng, seed);
     float *p = m->params_memory;
+    const mq_arch_t *a = mq_arch(m->cfg.arch);
     for (int i = 0; i < MQ_NUM_PARAMS; i++) {
         size_t n = m->param_sizes[i];
-        if (mq_gpt_param_is_matrix(i)) {
+        int init = a->tensor[i].init;
+        if (init == MQ_INIT_NORMAL || init == MQ_INIT_RESIDUAL) {
             float std = 0.02f;
             /* the residual projections add to the stream once per block, twice per layer:
              * scaling them keeps the stream's variance from growing with depth (GPT-2) */
-            if (i == MQ_P_ATTPROJW || i == MQ_P_FCPROJW)
-                std = (float)(0.02 / sqrt(2.0 * m->cfg.n_layer));
+            if (init == MQ_INIT_RESIDUAL) std = (float)(0.02 / sqrt(2.0 * m->cfg.n_layer));
             for (size_t j = 0; j < n; j++)
                 p[j] = std * mq_rng_normal(&rng);
         } else {
-            float v = (i == MQ_P_LN1W || i == MQ_P_LN2W || i == MQ_P_LNFW) ? 1.0f : 0.0f;
+            float v = init == MQ_INIT_ONES ? 1.0f : 0.0f;
             for (size_t j = 0; j < n; j++)
                 p[j] = v;
         }
@@ -192,50 +256,21 @@ void mq_gpt_free(mq_gpt_t *m) {
     free(m->grads_acts_memory);
     free(m->inputs);
     free(m->targets);
+    free(m->rope);
     memset(m, 0, sizeof *m);
 }
 
 float *mq_gpt_linear_weight(mq_gpt_t *m, mq_linear_id_t id, float **bias, int *OC, int *C) {
-    size_t c = (size_t)m->cfg.n_embd;
-    int l = id.layer;
-    float *w = NULL, *b = NULL;
-    size_t oc = 0, in = c;
-    if (id.param == MQ_P_LMW) {
-        if (l != 0) return NULL;
-        w = m->params.lmw;
-        oc = (size_t)m->cfg.vocab_size;
-    } else {
-        if (l < 0 || l >= m->cfg.n_layer) return NULL;
-        switch (id.param) {
-        case MQ_P_QKVW:
-            oc = 3 * c;
-            w = m->params.qkvw;
-            b = m->params.qkvb;
-            break;
-        case MQ_P_ATTPROJW:
-            oc = c;
-            w = m->params.attprojw;
-            b = m->params.attprojb;
-            break;
-        case MQ_P_FCW:
-            oc = 4 * c;
-            w = m->params.fcw;
-            b = m->params.fcb;
-            break;
-        case MQ_P_FCPROJW:
-            oc = c;
-            in = 4 * c;
-            w = m->params.fcprojw;
-            b = m->params.fcprojb;
-            break;
-        default: return NULL;
-        }
-        w += (size_t)l * oc * in;
-        b += (size_t)l * oc;
-    }
+    if (mq_arch_linear_index(&m->cfg, id) < 0) return NULL;
+    const mq_arch_tensor_t *t = &mq_arch(m->cfg.arch)->tensor[id.param];
+    int64_t rows, cols;
+    mq_arch_param_shape(&m->cfg, id.param, &rows, &cols);
+    float *const *params = (float *const *)&m->params;
+    float *w = params[id.param] + (size_t)id.layer * (size_t)rows * (size_t)cols;
+    float *b = t->bias >= 0 ? params[t->bias] + (size_t)id.layer * (size_t)rows : NULL;
     if (bias) *bias = b;
-    if (OC) *OC = (int)oc;
-    if (C) *C = (int)in;
+    if (OC) *OC = (int)rows;
+    if (C) *C = (int)cols;
     return w;
 }
 
@@ -264,7 +299,8 @@ enum {
     A_LNF_RSTD,
     A_LOGITS,
     A_PROBS,
-    A_LOSSES
+    A_LOSSES,
+    A_FCG
 };
 
 static void act_ptrs(mq_gpt_acts_t *a, float **ptrs[MQ_NUM_ACTS]) {
@@ -272,35 +308,38 @@ static void act_ptrs(mq_gpt_acts_t *a, float **ptrs[MQ_NUM_ACTS]) {
                               &a->atty,      &a->att,      &a->attproj,  &a->residual2, &a->ln2,
                               &a->ln2_mean,  &a->ln2_rstd, &a->fch,      &a->fch_gelu,  &a->fcproj,
                               &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd,  &a->logits,
-                              &a->probs,     &a->losses};
+                              &a->probs,     &a->losses,   &a->fcg};
     memcpy(ptrs, p, sizeof p);
 }
 
 static void fill_act_sizes(const mq_gpt_config_t *cfg, int B, int T, size_t *s) {
     size_t N = (size_t)B * T, C = (size_t)cfg->n_embd, L = (size_t)cfg->n_layer,
            NH = (size_t)cfg->n_head, V = (size_t)cfg->vocab_size;
+    size_t QKV = (size_t)mq_arch_dim(cfg, MQ_DIM_QKV), F = (size_t)mq_arch_dim(cfg, MQ_DIM_F);
+    int rms = mq_arch(cfg->arch)->rms_norm;
     s[A_ENCODED] = N * C;
     s[A_LN1] = L * N * C;
-    s[A_LN1_MEAN] = L * N;
+    s[A_LN1_MEAN] = rms ? 0 : L * N;
     s[A_LN1_RSTD] = L * N;
-    s[A_QKV] = L * N * 3 * C;
+    s[A_QKV] = L * N * QKV;
     s[A_ATTY] = L * N * C;
     s[A_ATT] = L * (size_t)B * NH * T * T;
     s[A_ATTPROJ] = L * N * C;
     s[A_RESIDUAL2] = L * N * C;
     s[A_LN2] = L * N * C;
-    s[A_LN2_MEAN] = L * N;
+    s[A_LN2_MEAN] = rms ? 0 : L * N;
     s[A_LN2_RSTD] = L * N;
-    s[A_FCH] = L * N * 4 * C;
-    s[A_FCH_GELU] = L * N * 4 * C;
+    s[A_FCH] = L * N * F;
+    s[A_FCH_GELU] = L * N * F;
     s[A_FCPROJ] = L * N * C;
     s[A_RESIDUAL3] = L * N * C;
     s[A_LNF] = N * C;
-    s[A_LNF_MEAN] = N;
+    s[A_LNF_MEAN] = rms ? 0 : N;
     s[A_LNF_RSTD] = N;
     s[A_LOGITS] = N * V;
     s[A_PROBS] = N * V;
     s[A_LOSSES] = N;
+    s[A_FCG] = cfg->arch == MQ_ARCH_LLAMA ? L * N * F : 0;
 }
 
 /* Makes the activations hold (B, T). act_sizes are capacities: they only grow, tensor by tensor,
@@ -350,15 +389,18 @@ static int ensure_acts(mq_gpt_t *m, int B, int T, mq_error_t *err) {
 
 /* The gradients of the activations, at the capacity of the activations. Only these are set:
  * logits (N,V); lnf (N,C), shared by ln1 and ln2; residual3 (N,C), the residual stream;
- * fch (N,4C), shared by fch_gelu; qkv (N,3C); atty (N,C); att (B,NH,T,T) for one layer;
- * losses (N), the weight of each position in the mean loss. */
+ * fch (N,F), shared by fch_gelu; qkv (N,QKV); atty (N,C); att (B,NH,T,T) for one layer;
+ * losses (N), the weight of each position in the mean loss; llama: fcg (N,F). */
 static int ensure_grads_acts(mq_gpt_t *m, mq_error_t *err) {
     if (m->grads_acts_memory) return MQ_OK;
     size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size, N = m->act_sizes[A_LOSSES];
+    size_t F = (size_t)mq_arch_dim(&m->cfg, MQ_DIM_F);
+    size_t QKV = (size_t)mq_arch_dim(&m->cfg, MQ_DIM_QKV);
     size_t att = m->act_sizes[A_ATT] / (size_t)m->cfg.n_layer;
-    size_t sizes[8] = {N * V, N * C, N * C, N * 4 * C, N * 3 * C, N * C, att, N};
+    size_t sizes[9] = {N * V, N * C, N * C, N * F, N * QKV, N * C, att, N,
+                       m->cfg.arch == MQ_ARCH_LLAMA ? N * F : 0};
     size_t total = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 9; i++)
         total += sizes[i];
     float *p = malloc(total * sizeof(float));
     if (!p) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the activation gradients");
@@ -380,6 +422,8 @@ static int ensure_grads_acts(mq_gpt_t *m, mq_error_t *err) {
     g->att = p;
     p += sizes[6];
     g->losses = p;
+    p += sizes[7];
+    g->fcg = sizes[8] ? p : NULL;
     return MQ_OK;
 }
 
@@ -388,9 +432,9 @@ static int ensure_grads_acts(mq_gpt_t *m, mq_error_t *err) {
 
 /* Every Linear of the forward pass goes through here, so that a replacement (a quantized
  * Linear) sees all of them. */
-static int linear_forward(mq_gpt_t *m, int param, int layer, float *out, const float *inp,
-                          const float *weight, const float *bias, int N, int C, int OC,
-                          mq_error_t *err) {
+int mq_model_linear(mq_gpt_t *m, int param, int layer, float *out, const float *inp,
+                    const float *weight, const float *bias, int N, int C, int OC,
+                    mq_error_t *err) {
     if (!m->linear_fn) {
         mq_matmul_forward(out, inp, weight, bias, N, C, OC);
         return MQ_OK;
@@ -411,7 +455,7 @@ int mq_gpt_linear_forward(mq_gpt_t *m, mq_linear_id_t id, float *out, const floa
     if (!w)
         return mq_error_set(err, MQ_ERR_ARG, "forward: %s of layer %d is not a Linear of the model",
                             mq_gpt_param_name(id.param), id.layer);
-    return linear_forward(m, id.param, id.layer, out, inp, w, bias, N, C, OC, err);
+    return mq_model_linear(m, id.param, id.layer, out, inp, w, bias, N, C, OC, err);
 }
 
 static int check_tokens(const int *tok, size_t n, int V, const char *what, mq_error_t *err) {
@@ -426,14 +470,16 @@ static int check_tokens(const int *tok, size_t n, int V, const char *what, mq_er
 int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, int T,
                    mq_error_t *err) {
     const mq_gpt_config_t *cfg = &m->cfg;
-    int V = cfg->vocab_size, C = cfg->n_embd, NH = cfg->n_head, L = cfg->n_layer;
+    int V = cfg->vocab_size;
     if (!m->params_memory) return mq_error_set(err, MQ_ERR_ARG, "forward: model not initialised");
     if (!inputs) return mq_error_set(err, MQ_ERR_ARG, "forward: no inputs");
     if (B < 1 || T < 1 || T > cfg->n_ctx)
         return mq_error_set(err, MQ_ERR_ARG, "forward: B=%d, T=%d (need B >= 1 and 1 <= T <= %d)",
                             B, T, cfg->n_ctx);
-    /* the layers take element counts as int; N * 4C is the largest */
-    if ((int64_t)B * T > INT_MAX / (4 * C))
+    /* the layers take element counts as int; N times the widest activation is the largest */
+    int64_t widest = mq_arch_dim(cfg, MQ_DIM_F);
+    if (mq_arch_dim(cfg, MQ_DIM_QKV) > widest) widest = mq_arch_dim(cfg, MQ_DIM_QKV);
+    if ((int64_t)B * T > INT_MAX / widest)
         return mq_error_set(err, MQ_ERR_ARG, "forward: batch B=%d, T=%d too large", B, T);
     int N = B * T, rc;
     m->have_targets = 0;
@@ -446,44 +492,8 @@ int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, in
     memcpy(m->inputs, inputs, (size_t)N * sizeof(int));
     if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));
 
-    mq_gpt_params_t p = m->params;
+    if ((rc = mq_arch(cfg->arch)->forward(m, B, T, err))) return rc;
     mq_gpt_acts_t a = m->acts;
-    size_t NC = (size_t)N * C, TT = (size_t)B * NH * T * T, c = (size_t)C;
-    mq_encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
-    for (int l = 0; l < L; l++) {
-        float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
-        float *ln1 = a.ln1 + l * NC, *ln1_mean = a.ln1_mean + l * N, *ln1_rstd = a.ln1_rstd + l * N;
-        float *qkv = a.qkv + l * 3 * NC, *atty = a.atty + l * NC, *att = a.att + l * TT;
-        float *attproj = a.attproj + l * NC, *residual2 = a.residual2 + l * NC;
-        float *ln2 = a.ln2 + l * NC, *ln2_mean = a.ln2_mean + l * N, *ln2_rstd = a.ln2_rstd + l * N;
-        float *fch = a.fch + l * 4 * NC, *fch_gelu = a.fch_gelu + l * 4 * NC;
-        float *fcproj = a.fcproj + l * NC, *residual3 = a.residual3 + l * NC;
-
-        mq_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p.ln1w + l * c, p.ln1b + l * c, N,
-                             C);
-        rc = linear_forward(m, MQ_P_QKVW, l, qkv, ln1, p.qkvw + l * 3 * c * c, p.qkvb + l * 3 * c,
-                            N, C, 3 * C, err);
-        if (rc) return rc;
-        mq_attention_forward(atty, att, qkv, B, T, C, NH);
-        rc = linear_forward(m, MQ_P_ATTPROJW, l, attproj, atty, p.attprojw + l * c * c,
-                            p.attprojb + l * c, N, C, C, err);
-        if (rc) return rc;
-        mq_residual_forward(residual2, residual, attproj, (int)NC);
-        mq_layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, p.ln2w + l * c, p.ln2b + l * c, N,
-                             C);
-        rc = linear_forward(m, MQ_P_FCW, l, fch, ln2, p.fcw + l * 4 * c * c, p.fcb + l * 4 * c, N,
-                            C, 4 * C, err);
-        if (rc) return rc;
-        mq_gelu_forward(fch_gelu, fch, (int)(4 * NC));
-        rc = linear_forward(m, MQ_P_FCPROJW, l, fcproj, fch_gelu, p.fcprojw + l * 4 * c * c,
-                            p.fcprojb + l * c, N, 4 * C, C, err);
-        if (rc) return rc;
-        mq_residual_forward(residual3, residual2, fcproj, (int)NC);
-    }
-    mq_layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, p.lnfw, p.lnfb,
-                         N, C);
-    rc = linear_forward(m, MQ_P_LMW, 0, a.logits, a.lnf, p.lmw, NULL, N, C, V, err);
-    if (rc) return rc;
     mq_softmax_crossentropy_forward(a.probs, targets ? a.losses : NULL, a.logits, targets, N, V);
     if (targets) {
         double sum = 0.0;
@@ -493,6 +503,49 @@ int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, in
         m->have_targets = 1;
     }
     return MQ_OK;
+}
+
+int mq_gpt2_forward(mq_gpt_t *m, int B, int T, mq_error_t *err) {
+    const mq_gpt_config_t *cfg = &m->cfg;
+    int V = cfg->vocab_size, C = cfg->n_embd, NH = cfg->n_head, L = cfg->n_layer;
+    int F = cfg->n_ff, N = B * T, rc;
+    mq_gpt_params_t p = m->params;
+    mq_gpt_acts_t a = m->acts;
+    size_t NC = (size_t)N * C, TT = (size_t)B * NH * T * T, c = (size_t)C, f = (size_t)F;
+    mq_encoder_forward(a.encoded, m->inputs, p.wte, p.wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
+        float *ln1 = a.ln1 + l * NC, *ln1_mean = a.ln1_mean + l * N, *ln1_rstd = a.ln1_rstd + l * N;
+        float *qkv = a.qkv + l * 3 * NC, *atty = a.atty + l * NC, *att = a.att + l * TT;
+        float *attproj = a.attproj + l * NC, *residual2 = a.residual2 + l * NC;
+        float *ln2 = a.ln2 + l * NC, *ln2_mean = a.ln2_mean + l * N, *ln2_rstd = a.ln2_rstd + l * N;
+        float *fch = a.fch + l * f * N, *fch_gelu = a.fch_gelu + l * f * N;
+        float *fcproj = a.fcproj + l * NC, *residual3 = a.residual3 + l * NC;
+
+        mq_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p.ln1w + l * c, p.ln1b + l * c, N,
+                             C);
+        rc = mq_model_linear(m, MQ_P_QKVW, l, qkv, ln1, p.qkvw + l * 3 * c * c,
+                             p.qkvb + l * 3 * c, N, C, 3 * C, err);
+        if (rc) return rc;
+        mq_attention_forward(atty, att, qkv, B, T, C, NH);
+        rc = mq_model_linear(m, MQ_P_ATTPROJW, l, attproj, atty, p.attprojw + l * c * c,
+                             p.attprojb + l * c, N, C, C, err);
+        if (rc) return rc;
+        mq_residual_forward(residual2, residual, attproj, (int)NC);
+        mq_layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, p.ln2w + l * c, p.ln2b + l * c, N,
+                             C);
+        rc = mq_model_linear(m, MQ_P_FCW, l, fch, ln2, p.fcw + l * f * c, p.fcb + l * f, N, C, F,
+                             err);
+        if (rc) return rc;
+        mq_gelu_forward(fch_gelu, fch, (int)(f * N));
+        rc = mq_model_linear(m, MQ_P_FCPROJW, l, fcproj, fch_gelu, p.fcprojw + l * f * c,
+                             p.fcprojb + l * c, N, F, C, err);
+        if (rc) return rc;
+        mq_residual_forward(residual3, residual2, fcproj, (int)NC);
+    }
+    mq_layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, p.lnfw, p.lnfb,
+                         N, C);
+    return mq_model_linear(m, MQ_P_LMW, 0, a.logits, a.lnf, p.lmw, NULL, N, C, V, err);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -518,28 +571,36 @@ int mq_gpt_zero_grad(mq_gpt_t *m, mq_error_t *err) {
     return MQ_OK;
 }
 
-/* The residual stream's gradient lives in one (N, C) buffer, dres. Walking down, it holds
- * d residual3[l]; that is also d fcproj[l], since residual3 = residual2 + fcproj; the MLP's
- * LayerNorm adds its part, making it d residual2[l] (= d attproj[l]); the attention's LayerNorm
- * adds its part, making it d residual3[l-1]. */
 int mq_gpt_backward(mq_gpt_t *m, mq_error_t *err) {
     if (!m->have_targets)
         return mq_error_set(err, MQ_ERR_ARG, "backward: the last forward had no targets");
     int rc;
     if (!m->grads_memory && (rc = mq_gpt_zero_grad(m, err))) return rc;
     if ((rc = ensure_grads_acts(m, err))) return rc;
+    int N = m->B * m->T, V = m->cfg.vocab_size;
+    mq_gpt_acts_t ga = m->grads_acts;
+    float dloss = 1.0f / (float)N;
+    for (int i = 0; i < N; i++)
+        ga.losses[i] = dloss;
+    mq_crossentropy_softmax_backward_overwrite(ga.logits, ga.losses, m->acts.probs, m->targets, N,
+                                               V);
+    mq_arch(m->cfg.arch)->backward(m);
+    return MQ_OK;
+}
+
+/* The residual stream's gradient lives in one (N, C) buffer, dres. Walking down, it holds
+ * d residual3[l]; that is also d fcproj[l], since residual3 = residual2 + fcproj; the MLP's
+ * LayerNorm adds its part, making it d residual2[l] (= d attproj[l]); the attention's LayerNorm
+ * adds its part, making it d residual3[l-1]. */
+void mq_gpt2_backward(mq_gpt_t *m) {
     const mq_gpt_config_t *cfg = &m->cfg;
     int B = m->B, T = m->T, N = B * T;
-    int V = cfg->vocab_size, C = cfg->n_embd, NH = cfg->n_head, L = cfg->n_layer;
-    size_t NC = (size_t)N * C, TT = (size_t)B * NH * T * T, c = (size_t)C;
+    int V = cfg->vocab_size, C = cfg->n_embd, NH = cfg->n_head, L = cfg->n_layer, F = cfg->n_ff;
+    size_t NC = (size_t)N * C, TT = (size_t)B * NH * T * T, c = (size_t)C, f = (size_t)F;
     mq_gpt_params_t p = m->params, g = m->grads;
     mq_gpt_acts_t a = m->acts, ga = m->grads_acts;
     float *dres = ga.residual3, *dln = ga.lnf, *dfch = ga.fch, *dqkv = ga.qkv, *datty = ga.atty;
 
-    float dloss = 1.0f / (float)N;
-    for (int i = 0; i < N; i++)
-        ga.losses[i] = dloss;
-    mq_crossentropy_softmax_backward_overwrite(ga.logits, ga.losses, a.probs, m->targets, N, V);
     mq_matmul_backward_overwrite(dln, g.lmw, NULL, ga.logits, a.lnf, p.lmw, N, C, V);
     memset(dres, 0, NC * sizeof(float));
     mq_layernorm_backward(dres, g.lnfw, g.lnfb, dln, a.residual3 + (L - 1) * NC, p.lnfw, a.lnf_mean,
@@ -550,13 +611,13 @@ int mq_gpt_backward(mq_gpt_t *m, mq_error_t *err) {
         float *qkv = a.qkv + l * 3 * NC, *atty = a.atty + l * NC, *att = a.att + l * TT;
         float *residual2 = a.residual2 + l * NC;
         float *ln2 = a.ln2 + l * NC, *ln2_mean = a.ln2_mean + l * N, *ln2_rstd = a.ln2_rstd + l * N;
-        float *fch = a.fch + l * 4 * NC, *fch_gelu = a.fch_gelu + l * 4 * NC;
+        float *fch = a.fch + l * f * N, *fch_gelu = a.fch_gelu + l * f * N;
 
-        mq_matmul_backward_overwrite(dfch, g.fcprojw + l * 4 * c * c, g.fcprojb + l * c, dres,
-                                     fch_gelu, p.fcprojw + l * 4 * c * c, N, 4 * C, C);
-        mq_gelu_backward_inplace(dfch, fch, (int)(4 * NC));
-        mq_matmul_backward_overwrite(dln, g.fcw + l * 4 * c * c, g.fcb + l * 4 * c, dfch, ln2,
-                                     p.fcw + l * 4 * c * c, N, C, 4 * C);
+        mq_matmul_backward_overwrite(dfch, g.fcprojw + l * f * c, g.fcprojb + l * c, dres,
+                                     fch_gelu, p.fcprojw + l * f * c, N, F, C);
+        mq_gelu_backward_inplace(dfch, fch, (int)(f * N));
+        mq_matmul_backward_overwrite(dln, g.fcw + l * f * c, g.fcb + l * f, dfch, ln2,
+                                     p.fcw + l * f * c, N, C, F);
         mq_layernorm_backward(dres, g.ln2w + l * c, g.ln2b + l * c, dln, residual2, p.ln2w + l * c,
                               ln2_mean, ln2_rstd, N, C);
         mq_matmul_backward_overwrite(datty, g.attprojw + l * c * c, g.attprojb + l * c, dres, atty,
@@ -568,7 +629,6 @@ int mq_gpt_backward(mq_gpt_t *m, mq_error_t *err) {
                               ln1_mean, ln1_rstd, N, C);
     }
     mq_encoder_backward(g.wte, g.wpe, dres, m->inputs, B, T, C);
-    return MQ_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-/* miniquant: MiniGPT's layers, forward and backward, in FP32.
+/* miniquant: the models' layers, forward and backward, in FP32.
  *
  * Linear layers and the per-head products of attention go through OpenBLAS's sgemm; the rest
  * are OpenMP loops with static schedules. Nothing here is reduced in an order that depends on
@@ -274,18 +274,27 @@ void mq_matmul_backward_overwrite(float *dinp, float *dweight, float *dbias, con
  * two to three times faster than vectorised loops over the triangle. The masked entries of att are
  * stored as zeros, so the products with att need no mask. */
 
-void mq_attention_forward(float *out, float *att, const float *inp, int B, int T, int C, int NH) {
-    // out is (B,T,C), att is (B,NH,T,T), inp is (B,T,3C) holding Q,K,V
-    int hs = C / NH, C3 = 3 * C;
+/* Attention over Q (rows ldq apart), K and V (rows ldk apart), NH query heads of hs, NKV key and
+ * value heads (query head h reads key/value head h / (NH / NKV)), out rows ldo apart. Batch b's
+ * rows start at b * T rows of each. */
+typedef struct attn_args {
+    const float *q, *k, *v;
+    int ldq, ldk, ldo;
+    int B, T, NH, NKV, hs;
+} attn_args_t;
+
+static void attention_fwd(float *out, float *att, const attn_args_t *x) {
+    int B = x->B, T = x->T, NH = x->NH, hs = x->hs, group = x->NH / x->NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *q = inp + (size_t)b * T * C3 + (size_t)h * hs;
-        const float *k = q + C, *v = q + 2 * C;
+        int b = bh / NH, h = bh % NH, kh = h / group;
+        const float *q = x->q + (size_t)b * T * x->ldq + (size_t)h * hs;
+        const float *k = x->k + (size_t)b * T * x->ldk + (size_t)kh * hs;
+        const float *v = x->v + (size_t)b * T * x->ldk + (size_t)kh * hs;
         float *a = att + (size_t)bh * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f, a,
-                    T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, x->ldq, k, x->ldk,
+                    0.0f, a, T);
         for (int t = 0; t < T; t++) {
             float *row = a + (size_t)t * T;
             float maxv = -INFINITY;
@@ -305,60 +314,198 @@ void mq_attention_forward(float *out, float *att, const float *inp, int B, int T
             for (int j = t + 1; j < T; j++)
                 row[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
-                    out + (size_t)b * T * C + (size_t)h * hs, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, x->ldk,
+                    0.0f, out + (size_t)b * T * x->ldo + (size_t)h * hs, x->ldo);
     }
 }
 
-static void attention_backward(float *dinp, float *datt, const float *dout, const float *inp,
-                               const float *att, int B, int T, int C, int NH, float beta) {
-    // dinp is (B,T,3C), datt is (B,NH,T,T), dout is (B,T,C), inp is (B,T,3C), att is (B,NH,T,T)
-    int hs = C / NH, C3 = 3 * C;
+void mq_attention_forward(float *out, float *att, const float *inp, int B, int T, int C, int NH) {
+    // out is (B,T,C), att is (B,NH,T,T), inp is (B,T,3C) holding Q,K,V
+    attn_args_t x = {inp, inp + C, inp + 2 * C, 3 * C, 3 * C, C, B, T, NH, NH, C / NH};
+    attention_fwd(out, att, &x);
+}
+
+void mq_attention_gqa_forward(float *out, float *att, const float *q, const float *k,
+                              const float *v, int B, int T, int NH, int NKV, int hs) {
+    attn_args_t x = {q, k, v, NH * hs, NKV * hs, NH * hs, B, T, NH, NKV, hs};
+    attention_fwd(out, att, &x);
+}
+
+/* dq, dk, dv at the strides of q, k, v. The query heads that share a key/value head are one
+ * task, their contributions to dk and dv added in head order; beta 0 overwrites dq, dk, dv,
+ * beta 1 accumulates. */
+static void attention_bwd(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                          const float *att, const attn_args_t *x, float beta) {
+    int B = x->B, T = x->T, NH = x->NH, hs = x->hs, group = x->NH / x->NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        size_t qoff = (size_t)b * T * C3 + (size_t)h * hs;
-        const float *q = inp + qoff, *k = q + C, *v = q + 2 * C;
-        float *dq = dinp + qoff, *dk = dq + C, *dv = dq + 2 * C;
-        const float *a = att + (size_t)bh * T * T;
-        float *da = datt + (size_t)bh * T * T;
-        const float *dy = dout + (size_t)b * T * C + (size_t)h * hs;
-        // da (T,T) = dy @ v^T; dv (T,hs) = a^T @ dy
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, da,
-                    T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C, beta, dv,
-                    C3);
-        /* softmax backward, turning da into the gradient of the scaled scores */
-        for (int t = 0; t < T; t++) {
-            const float *arow = a + (size_t)t * T;
-            float *drow = da + (size_t)t * T;
-            float s = 0.0f;
+    for (int bk = 0; bk < B * x->NKV; bk++) {
+        int b = bk / x->NKV, kh = bk % x->NKV;
+        size_t koff = (size_t)b * T * x->ldk + (size_t)kh * hs;
+        const float *k = x->k + koff, *v = x->v + koff;
+        float *dkh = dk + koff, *dvh = dv + koff;
+        for (int g = 0; g < group; g++) {
+            int h = kh * group + g, bh = b * NH + h;
+            float bkv = g == 0 ? beta : 1.0f;
+            size_t qoff = (size_t)b * T * x->ldq + (size_t)h * hs;
+            const float *q = x->q + qoff;
+            float *dqh = dq + qoff;
+            const float *a = att + (size_t)bh * T * T;
+            float *da = datt + (size_t)bh * T * T;
+            const float *dy = dout + (size_t)b * T * x->ldo + (size_t)h * hs;
+            // da (T,T) = dy @ v^T; dv (T,hs) = a^T @ dy
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, x->ldo, v,
+                        x->ldk, 0.0f, da, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, x->ldo,
+                        bkv, dvh, x->ldk);
+            /* softmax backward, turning da into the gradient of the scaled scores */
+            for (int t = 0; t < T; t++) {
+                const float *arow = a + (size_t)t * T;
+                float *drow = da + (size_t)t * T;
+                float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-            for (int j = 0; j <= t; j++)
-                s += arow[j] * drow[j];
+                for (int j = 0; j <= t; j++)
+                    s += arow[j] * drow[j];
 #pragma omp simd
-            for (int j = 0; j <= t; j++)
-                drow[j] = arow[j] * (drow[j] - s) * scale;
-            for (int j = t + 1; j < T; j++)
-                drow[j] = 0.0f;
+                for (int j = 0; j <= t; j++)
+                    drow[j] = arow[j] * (drow[j] - s) * scale;
+                for (int j = t + 1; j < T; j++)
+                    drow[j] = 0.0f;
+            }
+            // dq = da @ k; dk = da^T @ q
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, k,
+                        x->ldk, beta, dqh, x->ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, q, x->ldq,
+                        bkv, dkh, x->ldk);
         }
-        // dq = da @ k; dk = da^T @ q
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, k, C3, beta,
-                    dq, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, q, C3, beta, dk,
-                    C3);
     }
 }
 
 void mq_attention_backward(float *dinp, float *datt, const float *dout, const float *inp,
                            const float *att, int B, int T, int C, int NH) {
-    attention_backward(dinp, datt, dout, inp, att, B, T, C, NH, 1.0f);
+    attn_args_t x = {inp, inp + C, inp + 2 * C, 3 * C, 3 * C, C, B, T, NH, NH, C / NH};
+    attention_bwd(dinp, dinp + C, dinp + 2 * C, datt, dout, att, &x, 1.0f);
 }
 
 void mq_attention_backward_overwrite(float *dinp, float *datt, const float *dout, const float *inp,
                                      const float *att, int B, int T, int C, int NH) {
-    attention_backward(dinp, datt, dout, inp, att, B, T, C, NH, 0.0f);
+    attn_args_t x = {inp, inp + C, inp + 2 * C, 3 * C, 3 * C, C, B, T, NH, NH, C / NH};
+    attention_bwd(dinp, dinp + C, dinp + 2 * C, datt, dout, att, &x, 0.0f);
+}
+
+void mq_attention_gqa_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                               const float *q, const float *k, const float *v, const float *att,
+                               int B, int T, int NH, int NKV, int hs, float beta) {
+    attn_args_t x = {q, k, v, NH * hs, NKV * hs, NH * hs, B, T, NH, NKV, hs};
+    attention_bwd(dq, dk, dv, datt, dout, att, &x, beta);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * RMSNorm, as llama.cpp's rms_norm then a multiplication by the weight: the mean square summed
+ * in double. */
+
+void mq_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
+                        int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        double ss = 0.0;
+        for (int c = 0; c < C; c++)
+            ss += (double)(x[c] * x[c]);
+        float rs = 1.0f / sqrtf((float)(ss / C) + eps);
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            o[c] = x[c] * rs * weight[c];
+        rstd[n] = rs;
+    }
+}
+
+void mq_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                         const float *weight, const float *rstd, int N, int C) {
+    // y = x r w, r = (mean(x^2) + eps)^-1/2: dx = r (dy w) - r^3 x mean(dy w x)
+#pragma omp parallel
+    {
+#pragma omp for schedule(static) nowait
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float *dx = dinp + (size_t)n * C;
+            float rs = rstd[n], dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int c = 0; c < C; c++)
+                dot += d[c] * weight[c] * x[c];
+            float k = dot / (float)C * rs * rs * rs;
+#pragma omp simd
+            for (int c = 0; c < C; c++)
+                dx[c] += rs * d[c] * weight[c] - k * x[c];
+        }
+        int c0, c1;
+        thread_share(C, &c0, &c1);
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float rs = rstd[n];
+#pragma omp simd
+            for (int c = c0; c < c1; c++)
+                dweight[c] += x[c] * rs * d[c];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * RoPE, llama.cpp's "normal" ordering: in each head, the pairs (2i, 2i + 1) for i < n_rot / 2
+ * turn by the angle of (position, i) in rope; the other dimensions pass. */
+
+void mq_rope_forward(float *x, const float *rope, int B, int T, int n_heads, int hs, int n_rot) {
+    int half = n_rot / 2;
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *cs = rope + (size_t)(bt % T) * half * 2;
+        for (int h = 0; h < n_heads; h++) {
+            float *xh = x + ((size_t)bt * n_heads + h) * hs;
+            for (int i = 0; i < half; i++) {
+                float c = cs[2 * i], s = cs[2 * i + 1], x0 = xh[2 * i], x1 = xh[2 * i + 1];
+                xh[2 * i] = x0 * c - x1 * s;
+                xh[2 * i + 1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+void mq_rope_backward(float *d, const float *rope, int B, int T, int n_heads, int hs, int n_rot) {
+    int half = n_rot / 2;
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *cs = rope + (size_t)(bt % T) * half * 2;
+        for (int h = 0; h < n_heads; h++) {
+            float *dh = d + ((size_t)bt * n_heads + h) * hs;
+            for (int i = 0; i < half; i++) {
+                float c = cs[2 * i], s = cs[2 * i + 1], d0 = dh[2 * i], d1 = dh[2 * i + 1];
+                dh[2 * i] = d0 * c + d1 * s;
+                dh[2 * i + 1] = -d0 * s + d1 * c;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * SwiGLU: out = silu(gate) * up, silu(g) = g / (1 + exp(-g)) */
+
+void mq_swiglu_forward(float *out, const float *gate, const float *up, int N) {
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < N; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + exp_fast(-g)) * up[i];
+    }
+}
+
+void mq_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, int N) {
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < N; i++) {
+        float g = gate[i], sg = 1.0f / (1.0f + exp_fast(-g)), d = dout[i];
+        dup[i] = d * g * sg;
+        dgate[i] = d * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -4,31 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "miniquant/arch.h"
 #include "miniquant/fp16.h"
 #include "miniquant/gguf.h"
 #include "miniquant/kernels.h"
 #include "miniquant/layers.h"
 
-static const int BLOCK_LINEARS[4] = {MQ_P_QKVW, MQ_P_ATTPROJW, MQ_P_FCW, MQ_P_FCPROJW};
-static const char *const BLOCK_NAMES[4] = {"attn_qkv", "attn_output", "ffn_up", "ffn_down"};
-
-int mq_qmodel_n_linear(const mq_gpt_config_t *cfg) { return 4 * cfg->n_layer + 1; }
+int mq_qmodel_n_linear(const mq_gpt_config_t *cfg) {
+    return mq_arch_n_linear(cfg);
+}
 
 mq_linear_id_t mq_qmodel_linear_id(const mq_gpt_config_t *cfg, int index) {
-    if (index == 4 * cfg->n_layer) return (mq_linear_id_t){MQ_P_LMW, 0};
-    return (mq_linear_id_t){BLOCK_LINEARS[index % 4], index / 4};
+    return mq_arch_linear_id(cfg, index);
 }
 
 void mq_qmodel_linear_name(const mq_gpt_config_t *cfg, int index, char *buf, size_t n) {
-    if (index == 4 * cfg->n_layer) snprintf(buf, n, "output");
-    else snprintf(buf, n, "blk.%d.%s", index / 4, BLOCK_NAMES[index % 4]);
+    mq_arch_linear_name(cfg, index, buf, n);
 }
 
 int mq_qmodel_linear_index(const mq_gpt_config_t *cfg, mq_linear_id_t id) {
-    if (id.param == MQ_P_LMW) return 4 * cfg->n_layer;
-    for (int k = 0; k < 4; k++)
-        if (BLOCK_LINEARS[k] == id.param) return 4 * id.layer + k;
-    return -1;
+    return mq_arch_linear_index(cfg, id);
 }
 
 /* q->model's forward calls this for every Linear. */
@@ -73,11 +68,6 @@ int mq_qmodel_init(mq_qmodel_t *q, const mq_gpt_config_t *cfg, const mq_scheme_t
     return rc;
 }
 
-static int is_linear_weight(int p) {
-    for (int k = 0; k < 4; k++)
-        if (BLOCK_LINEARS[k] == p) return 1;
-    return p == MQ_P_LMW;
-}
 
 int mq_qmodel_set_linear(mq_qmodel_t *q, int i, mq_qweight_t *w, mq_error_t *err) {
     if (i < 0 || i >= q->n_linear) return mq_error_set(err, MQ_ERR_ARG, "no Linear %d", i);
@@ -139,7 +129,8 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
     /* the non-Linear parameters, as this scheme stores them */
     float **dst = (float **)&q->model->params, *const *src = (float *const *)&m->params;
     for (int p = 0; p < MQ_NUM_PARAMS; p++)
-        if (!is_linear_weight(p)) memcpy(dst[p], src[p], m->param_sizes[p] * sizeof(float));
+        if (!mq_arch_is_linear_weight(&m->cfg, p))
+            memcpy(dst[p], src[p], m->param_sizes[p] * sizeof(float));
     if (q->scheme.family->embeddings_f16 && !opts->keep_embeddings) {
         /* wte and wpe are adjacent in the parameter block; a recipe stores wte itself */
         size_t n0 = r ? m->param_sizes[MQ_P_WTE] : 0;
@@ -150,7 +141,7 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
     }
     if (r && !opts->keep_embeddings) rc = mq_qmodel_set_embd(q, &r->embd, err);
     for (int i = 0; i < q->n_linear && rc == MQ_OK; i++) {
-        int is_head = i == 4 * m->cfg.n_layer;
+        int is_head = mq_qmodel_linear_id(&m->cfg, i).param == MQ_P_LMW;
         if (opts->only == -2 || (opts->only >= 0 && i != opts->only) ||
             (is_head && opts->skip_lm_head)) {
             rc = borrow_fp32(q, m, i, err);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "miniquant/arch.h"
 #include "miniquant/qmodel.h"
 
 /* One of llama-quantize's file types: the type of each tensor role, NULL for the base type. */
@@ -96,14 +97,12 @@ void mq_recipe_tensor_name(const mq_gpt_config_t *cfg, int t, char *buf, size_t 
 }
 
 void mq_recipe_tensor_shape(const mq_gpt_config_t *cfg, int t, int *rows, int *cols) {
-    int C = cfg->n_embd, L = cfg->n_layer;
-    if (t >= 4 * L) { /* lm_head and token_embd: (V, C) */
-        *rows = cfg->vocab_size, *cols = C;
-        return;
-    }
-    static const int ROWS[4] = {3, 1, 4, 1}; /* qkv, attn_output, ffn_up, ffn_down: x C */
-    *rows = ROWS[t % 4] * C;
-    *cols = t % 4 == 3 ? 4 * C : C;
+    int64_t r, c;
+    /* a Linear, or (after them) token_embd */
+    int p = t < mq_qmodel_n_linear(cfg) ? mq_qmodel_linear_id(cfg, t).param : MQ_P_WTE;
+    mq_arch_param_shape(cfg, p, &r, &c);
+    *rows = (int)r;
+    *cols = (int)c;
 }
 
 size_t mq_recipe_tensor_bytes(const mq_gpt_config_t *cfg, int t, const mq_scheme_t *s) {
@@ -132,16 +131,17 @@ size_t mq_recipe_bytes(const mq_recipe_t *r, const mq_gpt_config_t *cfg, size_t 
 /* llama.cpp's use_more_bits: the first and last eighth of the layers and every third between. */
 static int use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
-/* The type of Linear t of a model of n_layer layers under mixture x. */
-static const char *mixture_type(const mixture_t *x, int t, int n_layer, int calibrated) {
-    if (t == 4 * n_layer) return x->output;
-    int layer = t / 4;
+/* The type of Linear t of a gpt2 model of cfg under mixture x. */
+static const char *mixture_type(const mixture_t *x, const mq_gpt_config_t *cfg, int t,
+                                int calibrated) {
+    mq_linear_id_t id = mq_qmodel_linear_id(cfg, t);
+    int layer = id.layer, n_layer = cfg->n_layer;
     const char *type = NULL;
-    switch (t % 4) {
-    case 0: type = x->qkv; break;
-    case 1: type = x->attn_output; break;
-    case 2: break;
-    case 3:
+    switch (id.param) {
+    case MQ_P_LMW: return x->output;
+    case MQ_P_QKVW: type = x->qkv; break;
+    case MQ_P_ATTPROJW: type = x->attn_output; break;
+    case MQ_P_FCPROJW:
         if (x->down_first16 && layer < n_layer / 16) type = x->down_first16;
         else if (x->down_first8 && layer < n_layer / 8 && !(x->first8_uncalibrated && calibrated))
             type = x->down_first8;
@@ -187,6 +187,12 @@ int mq_recipe_parse(const char *name, const mq_gpt_config_t *cfg, mq_recipe_t *r
         return mq_error_set(err, MQ_ERR_ARG, "unknown recipe '%s' (recipes: %s)%s", name,
                             mq_recipe_grammar(),
                             mq_recipe_is_auto(name) ? ": auto needs a target" : "");
+    if (cfg->arch != MQ_ARCH_GPT2)
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "recipe %s: llama-quantize's mixtures are written for gpt2 models; "
+                            "for a %s model use --recipe auto (or auto_imat, auto_gptq) with "
+                            "--target-bpw",
+                            name, mq_arch(cfg->arch)->name);
     int rc = alloc_recipe(r, cfg, err);
     if (rc) return rc;
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -194,8 +200,7 @@ int mq_recipe_parse(const char *name, const mq_gpt_config_t *cfg, mq_recipe_t *r
     r->llama_ftype = x->llama_ftype;
     int calibrated = method[0] != 0;
     for (int t = 0; t < r->n_linear && rc == MQ_OK; t++)
-        rc = typed_scheme(mixture_type(x, t, cfg->n_layer, calibrated), method, 0, &r->linear[t],
-                          err);
+        rc = typed_scheme(mixture_type(x, cfg, t, calibrated), method, 0, &r->linear[t], err);
     if (rc == MQ_OK) rc = mq_scheme_parse(x->base, &r->embd, err);
     if (rc) {
         mq_error_prefix(err, "recipe %s", name);

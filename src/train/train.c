@@ -11,7 +11,7 @@
 
 void mq_train_defaults(const char *preset, mq_train_opts_t *o) {
     memset(o, 0, sizeof *o);
-    int tiny = preset && !strcmp(preset, "tiny");
+    int tiny = preset && (!strcmp(preset, "tiny") || !strcmp(preset, "llama-tiny"));
     o->batch_size = tiny ? 8 : 16;
     o->seq_len = tiny ? 64 : 128;
     o->steps = tiny ? 300 : 1600;
