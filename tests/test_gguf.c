@@ -1196,3 +1196,86 @@ Test(gguf, missing_padding_rejected) {
     mq_gguf_free(g);
     free(b.p);
 }
+
+/* A streamed file is byte for byte the file mq_gguf_write makes of the same tensors, whatever
+ * the pieces; a short tensor or an abort leaves the destination as it was. */
+Test(gguf, stream_writes_what_write_writes) {
+    static float a[37], b[256];
+    static int8_t c[3 * 34];
+    for (int i = 0; i < 37; i++)
+        a[i] = (float)i / 3.0f;
+    for (int i = 0; i < 256; i++)
+        b[i] = (float)-i;
+    for (int i = 0; i < 3 * 34; i++)
+        c[i] = (int8_t)i;
+    const int64_t na[1] = {37}, nb[2] = {32, 8}, nc[2] = {32, 3}, none[1] = {0};
+    mq_gguf_t *full = mq_gguf_new(), *decl = mq_gguf_new();
+    for (int k = 0; k < 2; k++) {
+        mq_gguf_t *g = k ? decl : full;
+        cr_assert_eq(mq_gguf_set_str(g, "general.architecture", "test"), MQ_OK);
+        cr_assert_eq(mq_gguf_set_u32(g, "general.alignment", 64), MQ_OK);
+    }
+    cr_assert_eq(mq_gguf_add_tensor(full, "a", MQ_GGML_F32, 1, na, a, NULL), MQ_OK);
+    cr_assert_eq(mq_gguf_add_tensor(full, "empty", MQ_GGML_F32, 1, none, a, NULL), MQ_OK);
+    cr_assert_eq(mq_gguf_add_tensor(full, "b", MQ_GGML_F32, 2, nb, b, NULL), MQ_OK);
+    cr_assert_eq(mq_gguf_add_tensor(full, "c", MQ_GGML_Q8_0, 2, nc, c, NULL), MQ_OK);
+    cr_assert_eq(mq_gguf_declare_tensor(decl, "a", MQ_GGML_F32, 1, na, NULL), MQ_OK);
+    cr_assert_eq(mq_gguf_declare_tensor(decl, "empty", MQ_GGML_F32, 1, none, NULL), MQ_OK);
+    cr_assert_eq(mq_gguf_declare_tensor(decl, "b", MQ_GGML_F32, 2, nb, NULL), MQ_OK);
+    cr_assert_eq(mq_gguf_declare_tensor(decl, "c", MQ_GGML_Q8_0, 2, nc, NULL), MQ_OK);
+    void *want;
+    size_t want_len;
+    cr_assert_eq(mq_gguf_write_mem(full, &want, &want_len, NULL), MQ_OK);
+    mq_error_t err = {0};
+    void *dummy;
+    size_t dl;
+    cr_assert_eq(mq_gguf_write_mem(decl, &dummy, &dl, &err), MQ_ERR_ARG, "declared, no data");
+
+    char dir[] = "/tmp/mq-stream-XXXXXX", path[256];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/s.gguf", dir);
+    mq_gguf_stream_t *s;
+    cr_assert_eq(mq_gguf_stream_begin(decl, path, &s, &err), MQ_OK, "%s", err.msg);
+    /* a's bytes and the first 10 of b's in one piece, then b's rest and c in pieces of 7 */
+    unsigned char joined[37 * 4 + 10];
+    memcpy(joined, a, sizeof a);
+    memcpy(joined + sizeof a, b, 10);
+    cr_assert_eq(mq_gguf_stream_write(s, joined, sizeof joined, &err), MQ_OK, "%s", err.msg);
+    unsigned char rest[256 * 4 - 10 + sizeof c];
+    memcpy(rest, (const char *)b + 10, sizeof b - 10);
+    memcpy(rest + sizeof b - 10, c, sizeof c);
+    for (size_t off = 0; off < sizeof rest; off += 7)
+        cr_assert_eq(mq_gguf_stream_write(s, rest + off, off + 7 < sizeof rest ? 7 : sizeof rest - off,
+                                          &err),
+                     MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_gguf_stream_write(s, c, 1, &err), MQ_ERR_ARG, "past the last tensor");
+    cr_assert_eq(mq_gguf_stream_end(s, &err), MQ_OK, "%s", err.msg);
+    char *got;
+    size_t got_len;
+    cr_assert_eq(mq_read_file(path, 0, &got, &got_len, NULL), MQ_OK);
+    cr_assert(got_len == want_len && !memcmp(got, want, want_len), "%zu bytes, want %zu", got_len,
+              want_len);
+    free(got);
+
+    /* short of bytes: refused, the file from before still there */
+    cr_assert_eq(mq_gguf_stream_begin(decl, path, &s, &err), MQ_OK);
+    cr_assert_eq(mq_gguf_stream_write(s, a, sizeof a, &err), MQ_OK);
+    cr_assert_eq(mq_gguf_stream_end(s, &err), MQ_ERR_ARG);
+    cr_assert(strstr(err.msg, "tensor b"), "%s", err.msg);
+    cr_assert_eq(mq_gguf_stream_begin(decl, path, &s, &err), MQ_OK);
+    mq_gguf_stream_abort(s);
+    cr_assert_eq(mq_read_file(path, 0, &got, &got_len, NULL), MQ_OK);
+    cr_assert(got_len == want_len && !memcmp(got, want, want_len));
+    free(got);
+    DIR *d = opendir(dir);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        entries += e->d_name[0] != '.';
+    closedir(d);
+    cr_assert_eq(entries, 1, "no temporary file left behind");
+    remove(path);
+    remove(dir);
+    free(want);
+    mq_gguf_free(full);
+    mq_gguf_free(decl);
+}

@@ -1,7 +1,7 @@
 /* miniquant: token streams of the corpus splits.
  *
  * A split's stream is, for each document in corpus order, the tokens of its text followed by
- * "\n", then <|endoftext|>. Training samples windows from the train stream; the default
+ * "\n", then <|endoftext|> (a LLaMA vocabulary, which has none: its end-of-sequence token). Training samples windows from the train stream; the default
  * perplexity protocol walks the test stream. */
 #ifndef MINIQUANT_DATASET_H
 #define MINIQUANT_DATASET_H

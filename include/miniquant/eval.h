@@ -14,6 +14,7 @@
 
 #include "miniquant/error.h"
 #include "miniquant/model.h"
+#include "miniquant/tokenizer.h"
 
 typedef enum mq_ppl_protocol { MQ_PPL_DEFAULT = 0, MQ_PPL_LLAMACPP = 1 } mq_ppl_protocol_t;
 
@@ -36,6 +37,13 @@ typedef struct mq_ppl_result {
  * are evaluated together (batch <= 0: 8). Shows a progress bar. */
 int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_t protocol,
                   int n_ctx, int batch, mq_ppl_result_t *res, mq_error_t *err);
+
+/* A text's tokens as llama-perplexity -f reads the file for chunks of n_ctx: one final newline
+ * dropped, encoded with the vocabulary's special tokens added (add_special: a LLaMA vocabulary's
+ * BOS first), and, when the vocabulary begins sequences with BOS, every chunk's first token
+ * replaced by BOS as llama-perplexity does before evaluating it. ids malloc'd. */
+int mq_ppl_llamacpp_tokens(const mq_tokenizer_t *tok, const char *text, size_t len, int n_ctx,
+                           int32_t **ids, size_t *n, mq_error_t *err);
 
 /* How far a model's next-token distributions are from a base model's on the same windows and
  * tokens, as llama-perplexity --kl-divergence reports it: per scored token KL(P_base || P_model)

@@ -138,6 +138,19 @@ int mq_gguf_write(const mq_gguf_t *g, const char *path, mq_error_t *err);
 /* Serializes to a malloc'd buffer (what mq_gguf_write would write). */
 int mq_gguf_write_mem(const mq_gguf_t *g, void **buf, size_t *len, mq_error_t *err);
 
+/* Writing a file whose tensors do not fit in memory: declare them (mq_gguf_declare_tensor),
+ * begin the stream (the header and the metadata are written), write every tensor's bytes in
+ * declaration order, in pieces of any size (the padding between tensors is added), then end it
+ * (crash-safe, as mq_gguf_write) or abort it (the destination untouched). g must outlive the
+ * stream and not change. */
+typedef struct mq_gguf_stream mq_gguf_stream_t;
+int mq_gguf_stream_begin(const mq_gguf_t *g, const char *path, mq_gguf_stream_t **out,
+                         mq_error_t *err);
+int mq_gguf_stream_write(mq_gguf_stream_t *s, const void *data, size_t n, mq_error_t *err);
+/* MQ_ERR_ARG (and the stream aborted) when a tensor is short of bytes. Frees s. */
+int mq_gguf_stream_end(mq_gguf_stream_t *s, mq_error_t *err);
+void mq_gguf_stream_abort(mq_gguf_stream_t *s);
+
 /* ---- metadata ---- */
 
 /* Setters add the key, or replace the value of an existing key with the same name (keeping its
@@ -194,6 +207,10 @@ int mq_gguf_get_arr_str(const mq_gguf_t *g, const char *key, const mq_gguf_str_t
  * type's block size. Names must be unique and shorter than 64 bytes (GGUF's limit). */
 int mq_gguf_add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, const int64_t *ne,
                        const void *data, mq_error_t *err);
+/* Adds a tensor's name, type and shape without data, for a stream to write. mq_gguf_write and
+ * mq_gguf_write_mem refuse a file with such a tensor. */
+int mq_gguf_declare_tensor(mq_gguf_t *g, const char *name, int type, int n_dims,
+                           const int64_t *ne, mq_error_t *err);
 int64_t mq_gguf_n_tensors(const mq_gguf_t *g);
 /* The i-th tensor, or NULL when i is out of range. Valid until the next mq_gguf_add_tensor. */
 const mq_gguf_tensor_t *mq_gguf_tensor(const mq_gguf_t *g, int64_t i);

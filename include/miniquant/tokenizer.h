@@ -50,6 +50,8 @@ int32_t mq_tokenizer_eot(const mq_tokenizer_t *t);
 int32_t mq_tokenizer_bos(const mq_tokenizer_t *t);
 int32_t mq_tokenizer_eos(const mq_tokenizer_t *t);
 mq_tokenizer_model_t mq_tokenizer_model(const mq_tokenizer_t *t);
+/* Whether MQ_TOK_ADD_SPECIAL begins with the beginning-of-sequence token (add_bos_token). */
+int mq_tokenizer_adds_bos(const mq_tokenizer_t *t);
 /* "gpt2" or "llama", as tokenizer.ggml.model spells the model. */
 const char *mq_tokenizer_model_name(const mq_tokenizer_t *t);
 /* The stored text of a token (GPT-2's unicode form of its bytes), or NULL for a bad id. */

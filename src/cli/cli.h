@@ -27,6 +27,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_roofline(int argc, char **argv);
 int cmd_gptq_toy(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 /* Prints "miniquant: <message>" to stderr and returns exit status 1. */
 int cli_fail(const mq_error_t *err);

@@ -143,7 +143,10 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (have_corpus) mq_corpus_free(&c);
-    if (rc == MQ_OK && text) {
+    if (rc == MQ_OK && text && proto == MQ_PPL_LLAMACPP) {
+        rc = mq_ppl_llamacpp_tokens(tok, text, len, ctx > 0 ? (int)ctx : run->cfg.n_ctx,
+                                    &toks.ids, &toks.n, &err);
+    } else if (rc == MQ_OK && text) {
         if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads a file */
         rc = mq_tokenizer_encode(tok, text, len, 0, &toks.ids, &toks.n, &err);
     }

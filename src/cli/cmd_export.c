@@ -529,8 +529,8 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_VALID, tok, &calib, &err);
     if (rc == MQ_OK) rc = mq_corpus_split_text(&corpus, MQ_SPLIT_TEST, &text, &len, &err);
     if (rc == MQ_OK) {
-        if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads the file */
-        rc = mq_tokenizer_encode(tok, text, len, 0, &test_text.ids, &test_text.n, &err);
+        rc = mq_ppl_llamacpp_tokens(tok, text, len, m.cfg.n_ctx, &test_text.ids, &test_text.n,
+                                    &err);
     }
     int base = -1;
     for (size_t i = 0; i < n_runs && rc == MQ_OK; i++) {

@@ -490,8 +490,8 @@ int cli_experiment_vs_llamacpp(const char *model, const char *dir) {
     if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_VALID, c.tok, &c.valid, &err);
     if (rc == MQ_OK) rc = mq_corpus_split_text(&corpus, MQ_SPLIT_TEST, &text, &len, &err);
     if (rc == MQ_OK) {
-        if (len && text[len - 1] == '\n') len--; /* as llama-perplexity -f reads the file */
-        rc = mq_tokenizer_encode(c.tok, text, len, 0, &c.test_text.ids, &c.test_text.n, &err);
+        rc = mq_ppl_llamacpp_tokens(c.tok, text, len, c.m.cfg.n_ctx, &c.test_text.ids,
+                                    &c.test_text.n, &err);
     }
     if (rc == MQ_OK) {
         snprintf(path, sizeof path, "%s/corpus", c.files);

@@ -7,8 +7,9 @@
 static const mq_command_t COMMANDS[] = {
     {"run", "the main job: corpus, tokenizer, training (once), every result", cmd_run},
     {"corpus", "build the WordNet corpus and its train/valid/test split", cmd_corpus},
-    {"tokenizer", "train a byte-level BPE tokenizer, encode and decode text", cmd_tokenizer},
-    {"train", "train MiniGPT (tiny or default preset), resumable", cmd_train},
+    {"tokenizer", "train a BPE tokenizer; encode and decode with a GGUF's (BPE or SentencePiece)", cmd_tokenizer},
+    {"train", "train MiniGPT or MiniLlama (tiny or default preset), resumable", cmd_train},
+    {"synth", "a real model's shape (TinyLlama-1.1B, GPT-2 small) with random weights", cmd_synth},
     {"quantize", "quantize a model's Linear layers; per-layer error and bytes", cmd_quantize},
     {"pairs", "build the verb-tense minimal pairs, write them as BLiMP jsonl", cmd_pairs},
     {"experiment", "regenerate an experiment directory (int8-ptq, gguf-export, quant-curve)", cmd_experiment},

@@ -28,6 +28,16 @@ double mq_nll_from_logits(const float *logits, int V, int target) {
     return log(sum) - (double)(logits[target] - mx);
 }
 
+int mq_ppl_llamacpp_tokens(const mq_tokenizer_t *tok, const char *text, size_t len, int n_ctx,
+                           int32_t **ids, size_t *n, mq_error_t *err) {
+    if (len && text[len - 1] == '\n') len--;
+    int rc = mq_tokenizer_encode(tok, text, len, MQ_TOK_ADD_SPECIAL, ids, n, err);
+    if (rc || !mq_tokenizer_adds_bos(tok) || n_ctx < 1) return rc;
+    for (size_t i = 0; i < *n; i += (size_t)n_ctx)
+        (*ids)[i] = mq_tokenizer_bos(tok);
+    return MQ_OK;
+}
+
 /* One window: where it starts in the stream, how many input tokens, and the first position
  * whose prediction is scored. Position t predicts token start + t + 1. */
 typedef struct {

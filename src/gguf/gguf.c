@@ -698,7 +698,9 @@ static void put_padding(writer_t *w, size_t a) {
     }
 }
 
-static void serialize(const mq_gguf_t *g, writer_t *w) {
+/* Everything before the first tensor's data: the header, the metadata, the tensor infos and the
+ * data section's alignment. */
+static void serialize_header(const mq_gguf_t *g, writer_t *w) {
     size_t a = alignment_of(g);
     put_u32(w, MQ_GGUF_MAGIC);
     put_u32(w, MQ_GGUF_VERSION);
@@ -737,6 +739,11 @@ static void serialize(const mq_gguf_t *g, writer_t *w) {
      * ggml's vocabulary-only files do (and a general.alignment of 2^31 read from a small file
      * does not make its copy 2 GiB). */
     if (g->n_tensors) put_padding(w, a);
+}
+
+static void serialize(const mq_gguf_t *g, writer_t *w) {
+    size_t a = alignment_of(g);
+    serialize_header(g, w);
     for (int64_t i = 0; i < g->n_tensors; i++) {
         put(w, g->tensors[i].t.data, g->tensors[i].t.nbytes);
         put_padding(w, a);
@@ -746,6 +753,10 @@ static void serialize(const mq_gguf_t *g, writer_t *w) {
 int mq_gguf_write_mem(const mq_gguf_t *g, void **buf, size_t *len, mq_error_t *err) {
     *buf = NULL;
     *len = 0;
+    for (int64_t i = 0; i < g->n_tensors; i++)
+        if (!g->tensors[i].t.data && g->tensors[i].t.nbytes)
+            return mq_error_set(err, MQ_ERR_ARG, "tensor %s has no data (write it by stream)",
+                                g->tensors[i].t.name);
     writer_t count = {0};
     serialize(g, &count);
     writer_t w = {malloc(count.pos ? count.pos : 1), NULL, 0, 0};
@@ -757,6 +768,10 @@ int mq_gguf_write_mem(const mq_gguf_t *g, void **buf, size_t *len, mq_error_t *e
 }
 
 int mq_gguf_write(const mq_gguf_t *g, const char *path, mq_error_t *err) {
+    for (int64_t i = 0; i < g->n_tensors; i++)
+        if (!g->tensors[i].t.data && g->tensors[i].t.nbytes)
+            return mq_error_set(err, MQ_ERR_ARG, "%s: tensor %s has no data (write it by stream)",
+                                path, g->tensors[i].t.name);
     mq_atomic_file_t f;
     int rc = mq_atomic_open(&f, path, err);
     if (rc) return rc;
@@ -767,6 +782,86 @@ int mq_gguf_write(const mq_gguf_t *g, const char *path, mq_error_t *err) {
         return mq_error_set(err, MQ_ERR_IO, "%s: write failed", path);
     }
     return mq_atomic_commit(&f, err);
+}
+
+struct mq_gguf_stream {
+    const mq_gguf_t *g;
+    mq_atomic_file_t f;
+    writer_t w;
+    int64_t tensor; /* the tensor being written */
+    size_t done;    /* its bytes written so far */
+};
+
+int mq_gguf_stream_begin(const mq_gguf_t *g, const char *path, mq_gguf_stream_t **out,
+                         mq_error_t *err) {
+    *out = NULL;
+    mq_gguf_stream_t *s = calloc(1, sizeof *s);
+    if (!s) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    int rc = mq_atomic_open(&s->f, path, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->g = g;
+    s->w = (writer_t){NULL, s->f.fp, 0, 0};
+    serialize_header(g, &s->w);
+    if (s->w.failed) {
+        mq_gguf_stream_abort(s);
+        return mq_error_set(err, MQ_ERR_IO, "%s: write failed", path);
+    }
+    *out = s;
+    return MQ_OK;
+}
+
+int mq_gguf_stream_write(mq_gguf_stream_t *s, const void *data, size_t n, mq_error_t *err) {
+    const mq_gguf_t *g = s->g;
+    size_t a = alignment_of(g);
+    while (n > 0) {
+        if (s->tensor >= g->n_tensors)
+            return mq_error_set(err, MQ_ERR_ARG, "%s: %zu bytes past the last tensor", s->f.path,
+                                n);
+        size_t left = g->tensors[s->tensor].t.nbytes - s->done, k = n < left ? n : left;
+        put(&s->w, data, k);
+        data = (const char *)data + k;
+        n -= k;
+        s->done += k;
+        if (s->done == g->tensors[s->tensor].t.nbytes) {
+            put_padding(&s->w, a);
+            s->tensor++;
+            s->done = 0;
+        }
+    }
+    if (s->w.failed) return mq_error_set(err, MQ_ERR_IO, "%s: write failed", s->f.path);
+    return MQ_OK;
+}
+
+int mq_gguf_stream_end(mq_gguf_stream_t *s, mq_error_t *err) {
+    /* tensors of no bytes are complete without a write */
+    while (s->tensor < s->g->n_tensors && s->g->tensors[s->tensor].t.nbytes == 0) {
+        put_padding(&s->w, alignment_of(s->g));
+        s->tensor++;
+    }
+    int rc;
+    if (s->tensor < s->g->n_tensors) {
+        rc = mq_error_set(err, MQ_ERR_ARG, "%s: tensor %s was not written", s->f.path,
+                          s->g->tensors[s->tensor].t.name);
+        mq_gguf_stream_abort(s);
+        return rc;
+    }
+    if (s->w.failed) {
+        rc = mq_error_set(err, MQ_ERR_IO, "%s: write failed", s->f.path);
+        mq_gguf_stream_abort(s);
+        return rc;
+    }
+    rc = mq_atomic_commit(&s->f, err);
+    free(s);
+    return rc;
+}
+
+void mq_gguf_stream_abort(mq_gguf_stream_t *s) {
+    if (!s) return;
+    mq_atomic_abort(&s->f);
+    free(s);
 }
 
 /* ---- metadata ---- */
@@ -1092,8 +1187,9 @@ int mq_gguf_get_arr_str(const mq_gguf_t *g, const char *key, const mq_gguf_str_t
 
 /* ---- tensors ---- */
 
-int mq_gguf_add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, const int64_t *ne,
-                       const void *data, mq_error_t *err) {
+/* A tensor with a copy of data, or (declared only) without data. */
+static int add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, const int64_t *ne,
+                      const void *data, int declared, mq_error_t *err) {
     if (!g || !name || !ne) return mq_error_set(err, MQ_ERR_ARG, "NULL argument");
     size_t len = strlen(name);
     if (len >= MAX_NAME)
@@ -1112,7 +1208,8 @@ int mq_gguf_add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, con
     mq_error_t e;
     if (mq_ggml_nbytes(type, n_dims, te.t.ne, &te.t.nbytes, &e))
         return mq_error_set(err, MQ_ERR_ARG, "tensor '%s': %s", name, e.msg);
-    if (!data && te.t.nbytes) return mq_error_set(err, MQ_ERR_ARG, "tensor '%s': NULL data", name);
+    if (!declared && !data && te.t.nbytes)
+        return mq_error_set(err, MQ_ERR_ARG, "tensor '%s': NULL data", name);
 
     if (g->n_tensors == g->cap_tensors) {
         int64_t cap = g->cap_tensors ? 2 * g->cap_tensors : 16;
@@ -1122,19 +1219,29 @@ int mq_gguf_add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, con
         g->cap_tensors = cap;
     }
     te.name = dup_bytes(name, len);
-    te.own = malloc(te.t.nbytes ? te.t.nbytes : 1);
-    if (!te.name || !te.own) {
+    te.own = declared ? NULL : malloc(te.t.nbytes ? te.t.nbytes : 1);
+    if (!te.name || (!declared && !te.own)) {
         free(te.name);
         free(te.own);
         return mq_error_set(err, MQ_ERR_NOMEM, "tensor '%s': cannot allocate %zu bytes", name,
                             te.t.nbytes);
     }
-    if (te.t.nbytes) memcpy(te.own, data, te.t.nbytes);
+    if (te.own && te.t.nbytes) memcpy(te.own, data, te.t.nbytes);
     te.t.name = te.name;
     te.t.data = te.own;
     g->tensors[g->n_tensors++] = te;
     relayout(g);
     return MQ_OK;
+}
+
+int mq_gguf_add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, const int64_t *ne,
+                       const void *data, mq_error_t *err) {
+    return add_tensor(g, name, type, n_dims, ne, data, 0, err);
+}
+
+int mq_gguf_declare_tensor(mq_gguf_t *g, const char *name, int type, int n_dims,
+                           const int64_t *ne, mq_error_t *err) {
+    return add_tensor(g, name, type, n_dims, ne, NULL, 1, err);
 }
 
 int64_t mq_gguf_n_tensors(const mq_gguf_t *g) {

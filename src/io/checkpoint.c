@@ -15,9 +15,8 @@ static const char *hkey(const mq_arch_t *a, const char *key, char *buf, size_t n
     return buf;
 }
 
-int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_info_t *info,
-                   mq_gguf_t *g, mq_error_t *err) {
-    const mq_gpt_config_t *c = &m->cfg;
+int mq_gpt_gguf_metadata(const mq_gpt_config_t *c, const mq_tokenizer_t *tok,
+                         const mq_ckpt_info_t *info, mq_gguf_t *g, mq_error_t *err) {
     const mq_arch_t *a = mq_arch(c->arch);
     char gname[64], k[96];
     mq_arch_model_name(c, gname, sizeof gname);
@@ -48,7 +47,15 @@ int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_i
     }
     if (rc) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory building GGUF metadata");
     if (tok && (rc = mq_tokenizer_to_gguf(tok, g, err))) return rc;
+    return MQ_OK;
+}
 
+int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_info_t *info,
+                   mq_gguf_t *g, mq_error_t *err) {
+    const mq_gpt_config_t *c = &m->cfg;
+    const mq_arch_t *a = mq_arch(c->arch);
+    int rc = mq_gpt_gguf_metadata(c, tok, info, g, err);
+    if (rc) return rc;
     float *const *params = (float *const *)&m->params;
     for (int p = 0; p < MQ_NUM_PARAMS; p++) {
         if (!a->tensor[p].gguf) continue;

@@ -23,9 +23,14 @@ static int push(mq_tokens_t *t, size_t *cap, const int32_t *ids, size_t n) {
 int mq_dataset_encode(const mq_corpus_t *c, mq_split_t split, const mq_tokenizer_t *tok,
                       mq_tokens_t *out, mq_error_t *err) {
     memset(out, 0, sizeof *out);
+    /* documents end with <|endoftext|>, or (a LLaMA vocabulary) the end-of-sequence token */
     int32_t eot = mq_tokenizer_eot(tok);
+    if (eot < 0) eot = mq_tokenizer_eos(tok);
     if (eot < 0)
-        return mq_error_set(err, MQ_ERR_ARG, "the tokenizer has no %s token", MQ_EOT_TEXT);
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "the tokenizer has no %s and no end-of-sequence token to end "
+                            "documents with",
+                            MQ_EOT_TEXT);
     size_t cap = 0, maxlen = 0;
     for (size_t i = 0; i < c->n_docs; i++)
         if (c->docs[i].len > maxlen) maxlen = c->docs[i].len;

@@ -179,6 +179,9 @@ int32_t mq_tokenizer_bos(const mq_tokenizer_t *t) {
 int32_t mq_tokenizer_eos(const mq_tokenizer_t *t) {
     return t->eos;
 }
+int mq_tokenizer_adds_bos(const mq_tokenizer_t *t) {
+    return t->add_bos && t->bos >= 0;
+}
 mq_tokenizer_model_t mq_tokenizer_model(const mq_tokenizer_t *t) {
     return t->model;
 }
