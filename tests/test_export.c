@@ -1514,3 +1514,71 @@ Test(cli, export_writes_a_file_that_loads_back) {
     unlink(out);
     rmdir(dir);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * streaming: one layer at a time gives the file of the whole model in memory */
+
+Test(export, streaming_writes_the_tensors_of_the_whole_model_export) {
+    static const char *const schemes[] = {"int4_g32_gptq", "nf4_g16_gptq", "int8_per_channel",
+                                          "q4_k_imat", "fp16"};
+    char dir[] = "/tmp/mq-stream-export-XXXXXX", ckpt[256], a[256], b[256];
+    cr_assert(mkdtemp(dir));
+    snprintf(ckpt, sizeof ckpt, "%s/m.gguf", dir);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    mq_tokenizer_t *tok;
+    mq_error_t err = {0};
+    cr_assert_eq(mq_synth_vocabulary(300, &tok, &err), MQ_OK);
+    int32_t calib[700];
+    for (int i = 0; i < 700; i++)
+        calib[i] = (i * 131 + 7) % 300;
+    for (int arch = 0; arch < MQ_NUM_ARCHS; arch++) {
+        mq_gpt_config_t cfg = {.name = "custom",
+                               .vocab_size = 300,
+                               .n_ctx = 16,
+                               .n_embd = 64,
+                               .n_head = 4,
+                               .n_layer = 2,
+                               .arch = arch};
+        if (arch == MQ_ARCH_LLAMA) cfg.n_head_kv = 2, cfg.n_ff = 96;
+        cr_assert_eq(mq_synth_write(ckpt, &cfg, tok, 3, &err), MQ_OK, "%s", err.msg);
+        mq_gpt_t m;
+        cr_assert_eq(mq_checkpoint_load(ckpt, &m, NULL, NULL, &err), MQ_OK, "%s", err.msg);
+        for (size_t k = 0; k < sizeof schemes / sizeof *schemes; k++) {
+            mq_scheme_t s;
+            cr_assert_eq(mq_scheme_parse(schemes[k], &s, NULL), MQ_OK);
+            mq_gptq_opts_t o;
+            mq_gptq_opts_for(&s, &o);
+            o.n_samples = 12;
+            o.batch = 5; /* a last batch of 2 */
+            mq_qmodel_t q;
+            cr_assert_eq(mq_gptq_build_qmodel_with(&m, &s, 0, calib, 700, &o, &q, &err), MQ_OK,
+                         "%s", err.msg);
+            cr_assert_eq(mq_qmodel_save(a, &m, &q, tok, &err), MQ_OK, "%s", err.msg);
+            mq_qmodel_free(&q);
+            cr_assert_eq(mq_export_stream(ckpt, b, &s, calib, 700, 0, &o, &err), MQ_OK, "%s",
+                         err.msg);
+            mq_gguf_t *ga, *gb;
+            cr_assert_eq(mq_gguf_read(a, &ga, NULL), MQ_OK);
+            cr_assert_eq(mq_gguf_read(b, &gb, NULL), MQ_OK);
+            cr_assert_eq(mq_gguf_n_tensors(ga), mq_gguf_n_tensors(gb), "%s", schemes[k]);
+            cr_assert_eq(mq_gguf_n_kv(ga), mq_gguf_n_kv(gb), "%s", schemes[k]);
+            for (int64_t i = 0; i < mq_gguf_n_tensors(ga); i++) {
+                const mq_gguf_tensor_t *ta = mq_gguf_tensor(ga, i);
+                const mq_gguf_tensor_t *tb = mq_gguf_find_tensor(gb, ta->name);
+                cr_assert(tb, "arch %d %s: no %s", arch, schemes[k], ta->name);
+                cr_assert(ta->type == tb->type && ta->nbytes == tb->nbytes &&
+                              !memcmp(ta->ne, tb->ne, sizeof ta->ne) &&
+                              !memcmp(ta->data, tb->data, ta->nbytes),
+                          "arch %d %s: tensor %s differs", arch, schemes[k], ta->name);
+            }
+            for (int64_t i = 0; i < mq_gguf_n_kv(ga); i++)
+                cr_assert_str_eq(mq_gguf_kv_key(ga, i), mq_gguf_kv_key(gb, i));
+            mq_gguf_free(ga);
+            mq_gguf_free(gb);
+        }
+        mq_gpt_free(&m);
+    }
+    mq_tokenizer_free(tok);
+    remove(ckpt), remove(a), remove(b), remove(dir);
+}

@@ -39,9 +39,13 @@ typedef struct mq_arch {
     int rms_norm;        /* RMSNorm (llama) rather than LayerNorm */
     const char *eps_key; /* the norm epsilon's key after "<name>." */
     int rope;            /* rotary position embeddings: rope.freq_base, rope.dimension_count */
-    /* The layers and the output Linear on m->inputs (m->acts sized for B, T), leaving the
-     * logits in m->acts.logits. */
-    int (*forward)(mq_gpt_t *m, int B, int T, mq_error_t *err);
+    /* The forward pass, in three parts over m->acts (sized for B, T): the embedding of tokens
+     * (B*T) into out (B*T, C); layer l on the residual stream (B*T, C), its output left in
+     * m->acts.residual3 + l*B*T*C; the final norm and the output Linear on N rows, the logits
+     * left in m->acts.logits. */
+    void (*embed)(mq_gpt_t *m, const int *tokens, int B, int T, float *out);
+    int (*block)(mq_gpt_t *m, int l, int B, int T, const float *residual, mq_error_t *err);
+    int (*head)(mq_gpt_t *m, const float *residual, int N, mq_error_t *err);
     /* The gradients of the mean loss of the last forward from d logits (m->grads_acts.logits)
      * down, accumulated into m->grads. */
     void (*backward)(mq_gpt_t *m);

@@ -79,13 +79,14 @@
 #include "miniquant/fp16.h"
 #include "miniquant/gguf.h"
 #include "miniquant/model.h"
+#include "miniquant/gptq.h"
 #include "miniquant/qmodel.h"
 #include "miniquant/quant.h"
 #include "miniquant/tokenizer.h"
 
 #define MQ_EXPORT_VERSION 2        /* the newest this reader reads: a recipe's file */
 #define MQ_EXPORT_VERSION_SCHEME 1 /* a file of one scheme */
-#define MQ_FTYPE_ALL_F32 0 /* llama_ftype values of general.file_type */
+#define MQ_FTYPE_ALL_F32 0         /* llama_ftype values of general.file_type */
 #define MQ_FTYPE_GUESSED 1024
 
 /* ---- the exporter and the loader ---- */
@@ -112,6 +113,17 @@ int mq_qmodel_from_gguf_borrowed(const mq_gguf_t *g, const char *name, mq_qmodel
 /* Reads path; the layers point into the file's bytes, which q keeps. Loads its tokenizer too
  * when tok is non-NULL. */
 int mq_qmodel_load(const char *path, mq_qmodel_t *q, mq_tokenizer_t **tok, mq_error_t *err);
+
+/* Quantizes the FP32 model file in (gpt2 or llama, F32 or F16 tensors) into the file out, one
+ * layer at a time: the file is mapped, each layer read, quantized (on the calibration windows
+ * of calib as they pass through the already quantized layers, for a _gptq or _imat scheme) and
+ * written before the next, so that peak memory is about one layer's working set plus the
+ * windows' activations (o->n_samples windows of calib_ctx tokens, at most the context; o NULL:
+ * mq_gptq_opts_for). The file is the one mq_qmodel_save writes for the scheme, with its tensors
+ * layer by layer; for the same windows its Linears are the same bytes. Uniform schemes only (no
+ * recipe, lm_head quantized). Shows a progress bar. */
+int mq_export_stream(const char *in, const char *out, const mq_scheme_t *s, const int32_t *calib,
+                     size_t n_calib, int calib_ctx, const mq_gptq_opts_t *o, mq_error_t *err);
 /* The FP32 model of q's values (every Linear dequantized), e.g. to quantize a loaded file again:
  * m is initialised here. */
 int mq_qmodel_dequantize(const mq_qmodel_t *q, mq_gpt_t *m, mq_error_t *err);

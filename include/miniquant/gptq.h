@@ -158,4 +158,20 @@ int mq_gptq_build_qmodel(const mq_gpt_t *m, const mq_scheme_t *s, int skip_lm_he
                          const int32_t *calib, size_t n_calib_tokens, mq_qmodel_t *out,
                          mq_error_t *err);
 
+/* Streaming quantization, one layer at a time. q is the quantized model of a one-layer model m1
+ * (mq_qmodel_quantize with opts.only = -2: every Linear reading m1's FP32 weight) holding one
+ * layer's weights and non-Linear parameters. X holds n_seq calibration windows of T rows (C
+ * wide): the residual stream entering the layer, as the whole model's calibration computes it.
+ * Each of the layer's Linears in forward order is quantized with s (GPTQ with o, importance-
+ * weighted, or round to nearest) on the inputs it sees with the Linears before it quantized,
+ * and X becomes the layer's output under the quantized Linears. The same codes as
+ * mq_gptq_build_qmodel gives that layer of the whole model, for the same windows and o->batch. */
+int mq_gptq_stream_block(mq_qmodel_t *q, const mq_scheme_t *s, const mq_gptq_opts_t *o, float *X,
+                         int n_seq, int T, mq_error_t *err);
+/* The output Linear W (V x C) on the final norm of X (the stream after the last layer), q's
+ * model holding the final norm; the result into out (the caller frees it). */
+int mq_gptq_stream_head(mq_qmodel_t *q, const float *W, int V, const mq_scheme_t *s,
+                        const mq_gptq_opts_t *o, float *X, int n_seq, int T, mq_qweight_t *out,
+                        mq_error_t *err);
+
 #endif

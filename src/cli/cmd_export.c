@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -15,6 +17,7 @@
 #include "miniquant/export.h"
 #include "miniquant/fileio.h"
 #include "miniquant/gptq.h"
+#include "miniquant/progress.h"
 #include "miniquant/qmodel.h"
 #include "miniquant/recipe.h"
 #include "miniquant/report.h"
@@ -48,9 +51,10 @@ static int write_costs(const char *path, const mq_gpt_config_t *c, const char *m
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", model);
     cJSON_AddStringToObject(root, "method", method);
-    cJSON_AddStringToObject(root, "cost", "mean KL divergence from FP32 (nats per token) with "
-                                          "the tensor alone stored as the type, 16 windows of "
-                                          "the valid split");
+    cJSON_AddStringToObject(root, "cost",
+                            "mean KL divergence from FP32 (nats per token) with "
+                            "the tensor alone stored as the type, 16 windows of "
+                            "the valid split");
     cJSON *types = cJSON_AddArrayToObject(root, "types");
     for (int k = 0; k < n_types; k++)
         cJSON_AddItemToArray(types, cJSON_CreateString(MQ_RECIPE_AUTO_TYPES[k]));
@@ -73,8 +77,8 @@ static int write_costs(const char *path, const mq_gpt_config_t *c, const char *m
 }
 
 /* Reads what write_costs wrote, checking that it is this model's shape, method and types. */
-static int read_costs(const char *path, const mq_gpt_config_t *c, const char *method,
-                      double *cost, int n_types, mq_error_t *err) {
+static int read_costs(const char *path, const mq_gpt_config_t *c, const char *method, double *cost,
+                      int n_types, mq_error_t *err) {
     cJSON *root;
     int rc = mq_json_read(path, &root, err);
     if (rc) return rc;
@@ -115,8 +119,8 @@ static int read_costs(const char *path, const mq_gpt_config_t *c, const char *me
             } else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && isfinite(v->valuedouble)) {
                 cost[(size_t)t * n_types + k] = v->valuedouble;
             } else {
-                rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: %s costs[%d] is not a cost", path, tn,
-                                  k);
+                rc =
+                    mq_error_set(err, MQ_ERR_FORMAT, "%s: %s costs[%d] is not a cost", path, tn, k);
                 break;
             }
         }
@@ -153,8 +157,9 @@ static int build_recipe(const char *name, double target_bpw, const char *costs_p
         rc = mq_recipe_choose(&m->cfg, cost, n_types, target_bpw, method, r, &sum, err);
     if (rc == MQ_OK) {
         size_t weights, bytes = mq_recipe_bytes(r, &m->cfg, &weights);
-        printf("auto: %.4f bits per weight of %.4f, summed KL divergence of the tensors alone %.5f\n",
-               8.0 * (double)bytes / (double)weights, target_bpw, sum);
+        printf(
+            "auto: %.4f bits per weight of %.4f, summed KL divergence of the tensors alone %.5f\n",
+            8.0 * (double)bytes / (double)weights, target_bpw, sum);
     }
     free(cost);
     return rc;
@@ -254,31 +259,90 @@ static int read_back(const char *path, read_back_t *rb, mq_qmodel_t *q2, int *lo
     return rc;
 }
 
+/* export --stream: the model read one layer at a time (export.h: mq_export_stream). */
+static int export_stream(const char *model, const char *out, const mq_scheme_t *s,
+                         const char *act_order, int static_groups, int calib_ctx) {
+    mq_error_t err = {0};
+    mq_tokens_t calib = {0};
+    int rc = MQ_OK;
+    double t0 = mq_now();
+    if (mq_scheme_calibrated(s)) {
+        mq_tokenizer_t *tok;
+        if ((rc = cli_load_tokenizer(model, &tok, &err)) == MQ_OK) {
+            rc = cli_calibration_tokens(tok, &calib, &err);
+            mq_tokenizer_free(tok);
+        }
+    }
+    mq_gptq_opts_t go;
+    mq_gptq_opts_for(s, &go);
+    if (act_order) go.act_order = !strcmp(act_order, "on");
+    go.static_groups = static_groups;
+    if (rc == MQ_OK)
+        rc = mq_export_stream(model, out, s, calib.ids, calib.n, calib_ctx > 0 ? calib_ctx : 256,
+                              &go, &err);
+    mq_tokens_free(&calib);
+    if (rc) return cli_fail(&err);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct stat st;
+    long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
+    printf("wrote %s: scheme %s, %lld bytes, layer by layer in %.1f s, peak resident memory "
+           "%.1f MiB\n",
+           out, s->name, bytes, mq_now() - t0, (double)ru.ru_maxrss / 1024.0);
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *scheme_name = NULL, *recipe_name = NULL, *out = NULL,
                *act_order = NULL, *costs = NULL;
-    int skip = 0, static_groups = 0;
-    long threads = 0;
+    int skip = 0, static_groups = 0, stream = 0;
+    long threads = 0, calib_ctx = 0;
     double target_bpw = 0;
     cli_option_t opts[] = {
         {CLI_OPT_MODEL(&model, "the FP32 model (GGUF, gpt2 or llama architecture)"), .required = 1},
         {CLI_OPT_SCHEME(&scheme_name, "how the Linear layers are quantized (or --recipe)")},
-        {.name = "recipe", .arg = "NAME", .str = &recipe_name, .values = recipe_values,
+        {.name = "recipe",
+         .arg = "NAME",
+         .str = &recipe_name,
+         .values = recipe_values,
          .help = "each tensor's type, token_embd included (instead of --scheme)"},
-        {.name = "target-bpw", .arg = "B", .d = &target_bpw, .lo = 1, .hi = 32,
+        {.name = "target-bpw",
+         .arg = "B",
+         .d = &target_bpw,
+         .lo = 1,
+         .hi = 32,
          .help = "--recipe auto: bits per weight of the Linears and token_embd, at most"},
-        {.name = "costs", .arg = "FILE.json", .str = &costs,
+        {.name = "costs",
+         .arg = "FILE.json",
+         .str = &costs,
          .help = "--recipe auto: the measured costs, read from FILE when it exists (the same "
                  "model, method and types), else measured and written there"},
         {CLI_OPT_SKIP_LM_HEAD(&skip)},
-        {.name = "act-order", .arg = "on|off", .str = &act_order,
+        {.name = "act-order",
+         .arg = "on|off",
+         .str = &act_order,
          .def_text = "on for q2_k .. q6_k and iq4_nl, off for the int and nf grids",
          .help = "_gptq: the columns by descending diag H"},
-        {.name = "static-groups", .flag = &static_groups,
+        {.name = "static-groups",
+         .flag = &static_groups,
          .help = "_gptq: every group's (block's) scales from the weights before GPTQ, not when "
                  "it is first reached"},
-        {.name = "out", .arg = "FILE.gguf", .str = &out, .required = 1,
+        {.name = "out",
+         .arg = "FILE.gguf",
+         .str = &out,
+         .required = 1,
          .help = "the quantized GGUF file to write"},
+        {.name = "stream",
+         .flag = &stream,
+         .help = "one layer at a time from the mapped file, for models larger than memory "
+                 "(--scheme only; prints time and peak memory instead of the checks)"},
+        {.name = "calib-ctx",
+         .arg = "N",
+         .l = &calib_ctx,
+         .lo = 2,
+         .hi = 1 << 20,
+         .def_text = "the model's context, at most 256 with --stream",
+         .help = "_gptq, _imat with --stream: tokens per calibration window"},
         {CLI_OPT_THREADS(&threads)},
         {0},
     };
@@ -302,7 +366,11 @@ int cmd_export(int argc, char **argv) {
         return cli_usage_error(&cmd, "%s", err.msg);
     if (act_order && strcmp(act_order, "on") && strcmp(act_order, "off"))
         return cli_usage_error(&cmd, "--act-order takes on or off, not '%s'", act_order);
+    if (stream && (recipe_name || skip))
+        return cli_usage_error(&cmd, "--stream takes a --scheme, without --skip-lm-head");
+    if (calib_ctx && !stream) return cli_usage_error(&cmd, "--calib-ctx goes with --stream");
     cli_set_threads((int)threads);
+    if (stream) return export_stream(model, out, &s, act_order, static_groups, (int)calib_ctx);
 
     mq_gpt_t m = {0};
     mq_qmodel_t q = {0}, q2 = {0};
@@ -310,8 +378,9 @@ int cmd_export(int argc, char **argv) {
     if ((rc = mq_checkpoint_load(model, &m, &tok, NULL, &err))) return cli_fail(&err);
     mq_tokens_t calib = {0};
     /* auto measures on the valid split even when it rounds to nearest */
-    int calibrated = recipe_name ? mq_recipe_is_auto(recipe_name) || mq_recipe_method(recipe_name)[0]
-                                 : mq_scheme_calibrated(&s);
+    int calibrated = recipe_name
+                         ? mq_recipe_is_auto(recipe_name) || mq_recipe_method(recipe_name)[0]
+                         : mq_scheme_calibrated(&s);
     if (calibrated) rc = cli_calibration_tokens(tok, &calib, &err);
     if (rc == MQ_OK && recipe_name) {
         rc = build_recipe(recipe_name, target_bpw, costs, model, &m, &calib, &recipe, &err);
@@ -347,8 +416,8 @@ int cmd_export(int argc, char **argv) {
             printf("wrote %s: recipe %s%s, %zu bytes\n", out, recipe.name,
                    skip ? " (lm_head FP32)" : "", eb->file);
         else
-            printf("wrote %s: scheme %s%s, %zu bytes\n", out, s.name,
-                   skip ? " (lm_head FP32)" : "", eb->file);
+            printf("wrote %s: scheme %s%s, %zu bytes\n", out, s.name, skip ? " (lm_head FP32)" : "",
+                   eb->file);
         printf("  Linear weights  %-5s %10zu bytes, %.4f bits per weight (%zu weights)\n", lt,
                eb->linear, eb->bits_per_weight, eb->linear_params);
         if (strchr(eb->linear_types, ',')) printf("                  %s\n", eb->linear_types);
@@ -380,8 +449,8 @@ int cmd_export(int argc, char **argv) {
             printf("  embeddings      %-5s %10zu bytes (token_embd %s, position_embd f16)\n",
                    q.embd.format->name, eb->embedding, q.embd.scheme.name);
         else
-            printf("  embeddings      %-5s %10zu bytes\n",
-                   s.family->embeddings_f16 ? "f16" : "f32", eb->embedding);
+            printf("  embeddings      %-5s %10zu bytes\n", s.family->embeddings_f16 ? "f16" : "f32",
+                   eb->embedding);
         printf("  norms, biases   f32   %10zu bytes\n", eb->other);
         printf("round trip: all %zu parameters read back bit-identical (max |diff| 0)\n", rt.n);
         printf("llama.cpp: %s\n", runs ? "loads and runs this file (llama-cli, llama-perplexity)"
@@ -403,8 +472,8 @@ typedef struct run_result {
     mq_scheme_t scheme;
     int skip_lm_head;
     char path[4096 + 256 + 64]; /* files_dir, model stem, scheme and suffix */
-    read_back_t file;        /* what the written file holds */
-    mq_model_bytes_t memory; /* the lab's accounting of the same model */
+    read_back_t file;           /* what the written file holds */
+    mq_model_bytes_t memory;    /* the lab's accounting of the same model */
     roundtrip_t rt;
     mq_ppl_result_t ppl, ppl_llamacpp;
 } run_result_t;
@@ -529,8 +598,8 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
     if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_VALID, tok, &calib, &err);
     if (rc == MQ_OK) rc = mq_corpus_split_text(&corpus, MQ_SPLIT_TEST, &text, &len, &err);
     if (rc == MQ_OK) {
-        rc = mq_ppl_llamacpp_tokens(tok, text, len, m.cfg.n_ctx, &test_text.ids, &test_text.n,
-                                    &err);
+        rc =
+            mq_ppl_llamacpp_tokens(tok, text, len, m.cfg.n_ctx, &test_text.ids, &test_text.n, &err);
     }
     int base = -1;
     for (size_t i = 0; i < n_runs && rc == MQ_OK; i++) {
@@ -594,10 +663,12 @@ int cli_experiment_gguf_export_runs(const char *model, const char *dir, const ch
                "bpw", "roundtrip", "ppl", "ppl_llamacpp");
         for (size_t i = 0; i < n_runs; i++)
             printf("%-18s %-8s %-6s %10zu %8.4f %10g %10.4f %12.4f\n", res[i].scheme.name,
-                   res[i].skip_lm_head || mq_scheme_is_identity(&res[i].scheme) ? "FP32"
-                                                                           : res[i].file.head_type,
+                   res[i].skip_lm_head || mq_scheme_is_identity(&res[i].scheme)
+                       ? "FP32"
+                       : res[i].file.head_type,
                    res[i].file.linear_type, res[i].file.bytes.file,
-                   res[i].file.bytes.bits_per_weight, res[i].rt.max_abs_diff, res[i].ppl.ppl, res[i].ppl_llamacpp.ppl);
+                   res[i].file.bytes.bits_per_weight, res[i].rt.max_abs_diff, res[i].ppl.ppl,
+                   res[i].ppl_llamacpp.ppl);
         printf("wrote %s/{results.json,manifest.json}; the GGUF files are in %s\n", dir, fdir);
     }
     free(res);

@@ -26,7 +26,7 @@
 typedef struct capture {
     mq_gpt_t *model;
     const mq_qmodel_t *q;
-    int target;             /* index of the Linear whose inputs are accumulated */
+    int target; /* index of the Linear whose inputs are accumulated */
     mq_gptq_hessian_t *h;
     int seen;
     int status;
@@ -57,6 +57,22 @@ void mq_gptq_windows(const int32_t *calib, size_t n_tokens, int T, int n_seq, in
     }
 }
 
+/* After a forward pass with the capture in place (status rc, its error ferr): MQ_OK when it
+ * stopped at the target Linear having added its inputs, else the error to return. */
+static int stopped_at_target(const capture_t *cap, int rc, const mq_error_t *ferr,
+                             mq_error_t *err) {
+    if (rc == MQ_OK)
+        return mq_error_set(err, MQ_ERR_ARG, "gptq: the forward pass never reached Linear %d",
+                            cap->target);
+    if (cap->seen) return MQ_OK;
+    if (cap->status != MQ_OK) {
+        if (err) *err = cap->err;
+        return cap->status;
+    }
+    if (err) *err = *ferr;
+    return rc;
+}
+
 /* Accumulates the Hessian of Linear `target` over the calibration windows. */
 static int calibrate(mq_gpt_t *m, capture_t *cap, const int32_t *calib, size_t n_tokens, int T,
                      int n_seq, int batch, int *inputs, mq_error_t *err) {
@@ -65,18 +81,8 @@ static int calibrate(mq_gpt_t *m, capture_t *cap, const int32_t *calib, size_t n
         mq_gptq_windows(calib, n_tokens, T, n_seq, s0, b, inputs);
         mq_error_t ferr = {0};
         cap->seen = 0;
-        int rc = mq_gpt_forward(m, inputs, NULL, b, T, &ferr);
-        if (rc == MQ_OK)
-            return mq_error_set(err, MQ_ERR_ARG, "gptq: the forward pass never reached Linear %d",
-                                cap->target);
-        if (!cap->seen) {
-            if (cap->status != MQ_OK) {
-                *err = cap->err;
-                return cap->status;
-            }
-            if (err) *err = ferr;
-            return rc;
-        }
+        int rc = stopped_at_target(cap, mq_gpt_forward(m, inputs, NULL, b, T, &ferr), &ferr, err);
+        if (rc) return rc;
     }
     return MQ_OK;
 }
@@ -187,21 +193,22 @@ static int build(const mq_gpt_t *m, const mq_scheme_t *uniform, const mq_recipe_
             cap.target = i;
             cap.h = &h;
             cap.status = MQ_OK;
-            rc = calibrate(qm, &cap, calib, n_calib_tokens, T, run->n_samples, batch, inputs,
-                           err);
+            rc = calibrate(qm, &cap, calib, n_calib_tokens, T, run->n_samples, batch, inputs, err);
         }
         const mq_scheme_t *si = r ? &r->linear[i] : &sg;
         mq_gptq_opts_t oi;
-        if (o) oi = *o;
-        else mq_gptq_opts_for(si, &oi);
+        if (o)
+            oi = *o;
+        else
+            mq_gptq_opts_for(si, &oi);
         if (rc == MQ_OK && !si->gptq)
             rc = mq_gptq_quantize_linear(W, OC, C, &h, si, &oi, &res.q, err);
-        else if (rc == MQ_OK) rc = mq_gptq_quantize(W, OC, C, &h, si, &oi, &res, err);
+        else if (rc == MQ_OK)
+            rc = mq_gptq_quantize(W, OC, C, &h, si, &oi, &res, err);
         if (rc == MQ_OK) rc = mq_qmodel_set_linear(out, i, &res.q, err);
         if (rc == MQ_OK && stats)
-            stats[i] = (mq_gptq_layer_stats_t){1,        OC,           C,
-                                               res.n_dead, res.loss,   res.loss_rtn,
-                                               mq_now() - t0};
+            stats[i] = (mq_gptq_layer_stats_t){
+                1, OC, C, res.n_dead, res.loss, res.loss_rtn, mq_now() - t0};
         if (rc == MQ_OK) {
             char extra[128];
             if (oi.losses && si->gptq)
@@ -272,10 +279,99 @@ int mq_gptq_build_qmodel_with(const mq_gpt_t *m, const mq_scheme_t *s, int skip_
         return mq_qmodel_quantize(out, m, s, &o, err);
     }
     if (!calib || n_calib_tokens == 0)
-        return mq_error_set(err, MQ_ERR_ARG, "scheme %s needs calibration tokens for %s",
-                            s->name, s->gptq ? "GPTQ" : "the importance of its inputs");
+        return mq_error_set(err, MQ_ERR_ARG, "scheme %s needs calibration tokens for %s", s->name,
+                            s->gptq ? "GPTQ" : "the importance of its inputs");
     mq_gptq_opts_t o;
-    if (opts) o = *opts;
-    else mq_gptq_opts_for(s, &o);
+    if (opts)
+        o = *opts;
+    else
+        mq_gptq_opts_for(s, &o);
     return mq_gptq_quantize_model(m, s, calib, n_calib_tokens, &o, skip_lm_head, out, NULL, err);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * one layer at a time (streaming quantization) */
+
+/* Runs batches of b windows of X (n_seq x T x C) through layer 0 of q's model (head: its final
+ * norm and output Linear) with the capture in place: each batch stops at the target Linear
+ * after adding its inputs to h; target -1 runs every Linear through the reference path and
+ * writes the layer's output back into X. */
+static int stream_pass(mq_qmodel_t *q, capture_t *cap, int head, float *X, int n_seq, int T,
+                       int batch, mq_error_t *err) {
+    mq_gpt_t *qm = q->model;
+    size_t C = (size_t)qm->cfg.n_embd;
+    for (int s0 = 0; s0 < n_seq; s0 += batch) {
+        int b = n_seq - s0 < batch ? n_seq - s0 : batch;
+        float *x = X + (size_t)s0 * T * C, *out;
+        mq_error_t ferr = {0};
+        cap->seen = 0;
+        int rc = head ? mq_gpt_head_forward(qm, x, b * T, &ferr)
+                      : mq_gpt_block_forward(qm, 0, x, b, T, &out, &ferr);
+        if (cap->target < 0) {
+            if (rc) {
+                if (err) *err = ferr;
+                return rc;
+            }
+            memcpy(x, out, (size_t)b * T * C * sizeof *x);
+            continue;
+        }
+        if ((rc = stopped_at_target(cap, rc, &ferr, err))) return rc;
+    }
+    return MQ_OK;
+}
+
+/* Linear i of q (weight W, OC x C) on its inputs over X, quantized with s into *w. */
+static int stream_linear(mq_qmodel_t *q, int i, const float *W, int OC, int C, int head,
+                         const mq_scheme_t *s, const mq_gptq_opts_t *o, float *X, int n_seq, int T,
+                         mq_qweight_t *w, mq_error_t *err) {
+    mq_gptq_hessian_t h;
+    int rc = mq_gptq_hessian_init(&h, C, err);
+    if (rc) return rc;
+    capture_t cap = {.model = q->model, .q = q, .target = i, .h = &h};
+    q->model->linear_fn = capture_linear;
+    q->model->linear_ctx = &cap;
+    if (s->gptq || s->imat) rc = stream_pass(q, &cap, head, X, n_seq, T, o->batch, err);
+    mq_gptq_opts_t oi = *o;
+    oi.losses = 0; /* the codes do not depend on them */
+    if (rc == MQ_OK) rc = mq_gptq_quantize_linear(W, OC, C, &h, s, &oi, w, err);
+    mq_gptq_hessian_free(&h);
+    return rc;
+}
+
+int mq_gptq_stream_block(mq_qmodel_t *q, const mq_scheme_t *s, const mq_gptq_opts_t *o, float *X,
+                         int n_seq, int T, mq_error_t *err) {
+    mq_gpt_t *m = q->model;
+    int k = mq_qmodel_n_linear(&m->cfg) - 1, rc = MQ_OK;
+    if (m->cfg.n_layer != 1) return mq_error_set(err, MQ_ERR_ARG, "gptq: not a one-layer model");
+    for (int i = 0; i < k && rc == MQ_OK; i++) {
+        /* the FP32 weight the layer borrows (mq_qmodel_quantize with no Linear quantized) */
+        const mq_qweight_t *w = &q->ql[i].w;
+        if (!mq_scheme_is_identity(&w->scheme))
+            return mq_error_set(err, MQ_ERR_ARG, "gptq: Linear %d is quantized already", i);
+        mq_qweight_t qw;
+        rc = stream_linear(q, i, (const float *)w->data, w->rows, w->cols, 0, s, o, X, n_seq, T,
+                           &qw, err);
+        if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &qw, err);
+        if (rc) {
+            char name[64];
+            mq_qmodel_linear_name(&m->cfg, i, name, sizeof name);
+            mq_error_prefix(err, "%s", name);
+        }
+    }
+    if (rc) return rc;
+    /* the layer's output under its quantized Linears (the reference path, as the whole-model
+     * calibration computes the next layer's inputs) */
+    capture_t cap = {.model = m, .q = q, .target = -1};
+    m->linear_fn = capture_linear;
+    m->linear_ctx = &cap;
+    return stream_pass(q, &cap, 0, X, n_seq, T, o->batch, err);
+}
+
+int mq_gptq_stream_head(mq_qmodel_t *q, const float *W, int V, const mq_scheme_t *s,
+                        const mq_gptq_opts_t *o, float *X, int n_seq, int T, mq_qweight_t *out,
+                        mq_error_t *err) {
+    mq_gpt_t *m = q->model;
+    int k = mq_qmodel_n_linear(&m->cfg) - 1;
+    int rc = stream_linear(q, k, W, V, m->cfg.n_embd, 1, s, o, X, n_seq, T, out, err);
+    return rc ? mq_error_prefix(err, "output") : MQ_OK;
 }

@@ -16,6 +16,7 @@
 
 #include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
+#include "io_internal.h"
 
 static const char *type_name(int type) {
     const mq_ggml_type_info_t *ti = mq_ggml_type_info(type);
@@ -164,8 +165,10 @@ static int add_weight(mq_gguf_t *g, const mq_gpt_config_t *c, int i, const char 
     const mq_format_t *f = w->format;
     int64_t ne[2] = {f->ne0(&w->scheme, w->cols), w->rows};
     if (f->side_scales && i < 0)
-        return mq_error_set(err, MQ_ERR_ARG, "export: %s: format %s keeps its scales apart, "
-                                             "which only a Linear may", name, f->name);
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "export: %s: format %s keeps its scales apart, "
+                            "which only a Linear may",
+                            name, f->name);
     int rc = mq_gguf_add_tensor(g, name, f->ggml_type, 2, ne, w->data, err);
     if (rc == MQ_OK && f->side_scales) {
         char sname[64];
@@ -306,8 +309,8 @@ static int bad_shape(const char *file, const mq_gguf_tensor_t *t, int64_t ne0, i
 
 /* n floats from a tensor whose data holds exactly n values: F32, F16, or (foreign files only)
  * a format whose blocks carry their own scales (ggml's Q8_0, Q4_0), dequantized as ggml does. */
-static int read_floats(const char *file, const mq_gguf_tensor_t *t, int allow_blocks, float *dst,
-                       size_t n, mq_error_t *err) {
+int mq_io_read_floats(const char *file, const mq_gguf_tensor_t *t, int allow_blocks, float *dst,
+                      size_t n, mq_error_t *err) {
     const mq_format_t *f = mq_format_of_ggml_type(t->type);
     if (!f || f->side_scales) return mq_format_refuse_type(err, file, t->name, t->type);
     if (f->block && !allow_blocks)
@@ -331,7 +334,7 @@ typedef struct loading {
     mq_scheme_t scheme;
     int foreign; /* no miniquant.scheme: every tensor is dequantized into a plain model */
     int skip_lm_head;
-    int borrow;  /* the layers point into g's data, which outlives them */
+    int borrow;                  /* the layers point into g's data, which outlives them */
     char recipe[40];             /* a recipe's file: its name, */
     mq_scheme_t *linear_schemes; /* each Linear's scheme (NULL otherwise) */
     int embd_quantized;          /* and token_embd's, when it is stored so */
@@ -371,7 +374,7 @@ static int load_linear(loading_t *ld, mq_qmodel_t *q, int i, const mq_gguf_tenso
         } else { /* a foreign file's F16 / Q8_0 / Q4_0: the plain model's FP32 weight */
             rc = mq_qweight_alloc(&w, &fp32, OC, C, err);
             if (rc == MQ_OK &&
-                (rc = read_floats(ld->file, t, 1, (float *)w.data, (size_t)OC * C, err)))
+                (rc = mq_io_read_floats(ld->file, t, 1, (float *)w.data, (size_t)OC * C, err)))
                 mq_qweight_free(&w);
         }
         if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &w, err);
@@ -441,11 +444,12 @@ static int load_embd(loading_t *ld, mq_qmodel_t *q, const mq_gguf_tensor_t *t, m
     const mq_format_t *f = mq_format_for(s, cols, NULL);
     if (!f || f->side_scales)
         return mq_error_set(err, MQ_ERR_FORMAT,
-                            "%s: miniquant.token_embd_scheme %s does not store rows of %d", ld->file,
-                            s->name, cols);
+                            "%s: miniquant.token_embd_scheme %s does not store rows of %d",
+                            ld->file, s->name, cols);
     if (t->type != f->ggml_type)
-        return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s has type %s, but scheme %s stores it as %s",
-                            ld->file, t->name, type_name(t->type), s->name, type_name(f->ggml_type));
+        return mq_error_set(err, MQ_ERR_FORMAT,
+                            "%s: tensor %s has type %s, but scheme %s stores it as %s", ld->file,
+                            t->name, type_name(t->type), s->name, type_name(f->ggml_type));
     int64_t ne0 = f->ne0(s, cols);
     if (t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != rows)
         return bad_shape(ld->file, t, ne0, rows, err);
@@ -492,8 +496,8 @@ static int load_tensors(loading_t *ld, mq_qmodel_t *q, mq_error_t *err) {
             } else {
                 int ok = rows ? t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows
                               : t->n_dims == 1 && t->ne[0] == cols;
-                rc = ok ? read_floats(ld->file, t, ld->foreign && rows, params[p] + l * slice,
-                                      slice, err)
+                rc = ok ? mq_io_read_floats(ld->file, t, ld->foreign && rows, params[p] + l * slice,
+                                            slice, err)
                         : bad_shape(ld->file, t, cols, rows, err);
             }
             if (rc) return rc;

@@ -467,6 +467,8 @@ static int check_tokens(const int *tok, size_t n, int V, const char *what, mq_er
     return MQ_OK;
 }
 
+static int arch_forward(mq_gpt_t *m, int B, int T, mq_error_t *err);
+
 int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, int T,
                    mq_error_t *err) {
     const mq_gpt_config_t *cfg = &m->cfg;
@@ -492,7 +494,7 @@ int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, in
     memcpy(m->inputs, inputs, (size_t)N * sizeof(int));
     if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));
 
-    if ((rc = mq_arch(cfg->arch)->forward(m, B, T, err))) return rc;
+    if ((rc = arch_forward(m, B, T, err))) return rc;
     mq_gpt_acts_t a = m->acts;
     mq_softmax_crossentropy_forward(a.probs, targets ? a.losses : NULL, a.logits, targets, N, V);
     if (targets) {
@@ -505,47 +507,93 @@ int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, in
     return MQ_OK;
 }
 
-int mq_gpt2_forward(mq_gpt_t *m, int B, int T, mq_error_t *err) {
+int mq_gpt2_block(mq_gpt_t *m, int l, int B, int T, const float *residual, mq_error_t *err) {
     const mq_gpt_config_t *cfg = &m->cfg;
-    int V = cfg->vocab_size, C = cfg->n_embd, NH = cfg->n_head, L = cfg->n_layer;
-    int F = cfg->n_ff, N = B * T, rc;
+    int C = cfg->n_embd, NH = cfg->n_head, F = cfg->n_ff, N = B * T, rc;
     mq_gpt_params_t p = m->params;
     mq_gpt_acts_t a = m->acts;
     size_t NC = (size_t)N * C, TT = (size_t)B * NH * T * T, c = (size_t)C, f = (size_t)F;
-    mq_encoder_forward(a.encoded, m->inputs, p.wte, p.wpe, B, T, C);
-    for (int l = 0; l < L; l++) {
-        float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
-        float *ln1 = a.ln1 + l * NC, *ln1_mean = a.ln1_mean + l * N, *ln1_rstd = a.ln1_rstd + l * N;
-        float *qkv = a.qkv + l * 3 * NC, *atty = a.atty + l * NC, *att = a.att + l * TT;
-        float *attproj = a.attproj + l * NC, *residual2 = a.residual2 + l * NC;
-        float *ln2 = a.ln2 + l * NC, *ln2_mean = a.ln2_mean + l * N, *ln2_rstd = a.ln2_rstd + l * N;
-        float *fch = a.fch + l * f * N, *fch_gelu = a.fch_gelu + l * f * N;
-        float *fcproj = a.fcproj + l * NC, *residual3 = a.residual3 + l * NC;
+    float *ln1 = a.ln1 + l * NC, *ln1_mean = a.ln1_mean + l * N, *ln1_rstd = a.ln1_rstd + l * N;
+    float *qkv = a.qkv + l * 3 * NC, *atty = a.atty + l * NC, *att = a.att + l * TT;
+    float *attproj = a.attproj + l * NC, *residual2 = a.residual2 + l * NC;
+    float *ln2 = a.ln2 + l * NC, *ln2_mean = a.ln2_mean + l * N, *ln2_rstd = a.ln2_rstd + l * N;
+    float *fch = a.fch + l * f * N, *fch_gelu = a.fch_gelu + l * f * N;
+    float *fcproj = a.fcproj + l * NC, *residual3 = a.residual3 + l * NC;
 
-        mq_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p.ln1w + l * c, p.ln1b + l * c, N,
-                             C);
-        rc = mq_model_linear(m, MQ_P_QKVW, l, qkv, ln1, p.qkvw + l * 3 * c * c,
-                             p.qkvb + l * 3 * c, N, C, 3 * C, err);
-        if (rc) return rc;
-        mq_attention_forward(atty, att, qkv, B, T, C, NH);
-        rc = mq_model_linear(m, MQ_P_ATTPROJW, l, attproj, atty, p.attprojw + l * c * c,
-                             p.attprojb + l * c, N, C, C, err);
-        if (rc) return rc;
-        mq_residual_forward(residual2, residual, attproj, (int)NC);
-        mq_layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, p.ln2w + l * c, p.ln2b + l * c, N,
-                             C);
-        rc = mq_model_linear(m, MQ_P_FCW, l, fch, ln2, p.fcw + l * f * c, p.fcb + l * f, N, C, F,
-                             err);
-        if (rc) return rc;
-        mq_gelu_forward(fch_gelu, fch, (int)(f * N));
-        rc = mq_model_linear(m, MQ_P_FCPROJW, l, fcproj, fch_gelu, p.fcprojw + l * f * c,
-                             p.fcprojb + l * c, N, F, C, err);
-        if (rc) return rc;
-        mq_residual_forward(residual3, residual2, fcproj, (int)NC);
-    }
-    mq_layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, p.lnfw, p.lnfb,
-                         N, C);
+    mq_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p.ln1w + l * c, p.ln1b + l * c, N, C);
+    rc = mq_model_linear(m, MQ_P_QKVW, l, qkv, ln1, p.qkvw + l * 3 * c * c, p.qkvb + l * 3 * c, N,
+                         C, 3 * C, err);
+    if (rc) return rc;
+    mq_attention_forward(atty, att, qkv, B, T, C, NH);
+    rc = mq_model_linear(m, MQ_P_ATTPROJW, l, attproj, atty, p.attprojw + l * c * c,
+                         p.attprojb + l * c, N, C, C, err);
+    if (rc) return rc;
+    mq_residual_forward(residual2, residual, attproj, (int)NC);
+    mq_layernorm_forward(ln2, ln2_mean, ln2_rstd, residual2, p.ln2w + l * c, p.ln2b + l * c, N, C);
+    rc = mq_model_linear(m, MQ_P_FCW, l, fch, ln2, p.fcw + l * f * c, p.fcb + l * f, N, C, F, err);
+    if (rc) return rc;
+    mq_gelu_forward(fch_gelu, fch, (int)(f * N));
+    rc = mq_model_linear(m, MQ_P_FCPROJW, l, fcproj, fch_gelu, p.fcprojw + l * f * c,
+                         p.fcprojb + l * c, N, F, C, err);
+    if (rc) return rc;
+    mq_residual_forward(residual3, residual2, fcproj, (int)NC);
+    return MQ_OK;
+}
+
+void mq_gpt2_embed(mq_gpt_t *m, const int *tokens, int B, int T, float *out) {
+    mq_encoder_forward(out, tokens, m->params.wte, m->params.wpe, B, T, m->cfg.n_embd);
+}
+
+int mq_gpt2_head(mq_gpt_t *m, const float *residual, int N, mq_error_t *err) {
+    mq_gpt_params_t p = m->params;
+    mq_gpt_acts_t a = m->acts;
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    mq_layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, N, C);
     return mq_model_linear(m, MQ_P_LMW, 0, a.logits, a.lnf, p.lmw, NULL, N, C, V, err);
+}
+
+/* The architecture's layers, in turn, over m->inputs. */
+static int arch_forward(mq_gpt_t *m, int B, int T, mq_error_t *err) {
+    const mq_arch_t *a = mq_arch(m->cfg.arch);
+    size_t NC = (size_t)B * T * m->cfg.n_embd;
+    a->embed(m, m->inputs, B, T, m->acts.encoded);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const float *residual = l == 0 ? m->acts.encoded : m->acts.residual3 + (l - 1) * NC;
+        int rc = a->block(m, l, B, T, residual, err);
+        if (rc) return rc;
+    }
+    return a->head(m, m->acts.residual3 + (size_t)(m->cfg.n_layer - 1) * NC, B * T, err);
+}
+
+int mq_gpt_block_forward(mq_gpt_t *m, int l, const float *x, int B, int T, float **out,
+                         mq_error_t *err) {
+    if (!m->params_memory || l < 0 || l >= m->cfg.n_layer || B < 1 || T < 1 ||
+        T > m->cfg.n_ctx)
+        return mq_error_set(err, MQ_ERR_ARG, "block forward: layer %d, B=%d, T=%d", l, B, T);
+    int rc = ensure_acts(m, B, T, err);
+    if (rc) return rc;
+    m->B = B;
+    m->T = T;
+    m->have_targets = 0;
+    rc = mq_arch(m->cfg.arch)->block(m, l, B, T, x, err);
+    if (rc) return rc;
+    *out = m->acts.residual3 + (size_t)l * B * T * m->cfg.n_embd;
+    return MQ_OK;
+}
+
+int mq_gpt_embed(mq_gpt_t *m, const int *tokens, int B, int T, float *out, mq_error_t *err) {
+    int rc = check_tokens(tokens, (size_t)B * T, m->cfg.vocab_size, "tokens", err);
+    if (rc) return rc;
+    mq_arch(m->cfg.arch)->embed(m, tokens, B, T, out);
+    return MQ_OK;
+}
+
+int mq_gpt_head_forward(mq_gpt_t *m, const float *x, int N, mq_error_t *err) {
+    int rc = ensure_acts(m, 1, N <= m->cfg.n_ctx ? N : m->cfg.n_ctx, err);
+    if (rc == MQ_OK && N > m->cfg.n_ctx) rc = ensure_acts(m, (N + m->cfg.n_ctx - 1) / m->cfg.n_ctx,
+                                                          m->cfg.n_ctx, err);
+    if (rc) return rc;
+    return mq_arch(m->cfg.arch)->head(m, x, N, err);
 }
 
 /* ---------------------------------------------------------------------------------------------

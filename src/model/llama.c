@@ -15,51 +15,58 @@
 #include "miniquant/layers.h"
 #include "model_internal.h"
 
-int mq_llama_forward(mq_gpt_t *m, int B, int T, mq_error_t *err) {
+int mq_llama_block(mq_gpt_t *m, int l, int B, int T, const float *residual, mq_error_t *err) {
     const mq_gpt_config_t *cfg = &m->cfg;
-    int V = cfg->vocab_size, C = cfg->n_embd, NH = cfg->n_head, NKV = cfg->n_head_kv,
-        L = cfg->n_layer, F = cfg->n_ff, N = B * T, hs = C / NH, KV = NKV * hs, rc;
+    int C = cfg->n_embd, NH = cfg->n_head, NKV = cfg->n_head_kv, F = cfg->n_ff, N = B * T,
+        hs = C / NH, KV = NKV * hs, rc;
     float eps = cfg->norm_eps;
     mq_gpt_params_t p = m->params;
     mq_gpt_acts_t a = m->acts;
     size_t NC = (size_t)N * C, NQKV = (size_t)N * (C + 2 * KV), NF = (size_t)N * F;
     size_t TT = (size_t)B * NH * T * T, c = (size_t)C, kv = (size_t)KV, f = (size_t)F;
-    for (int i = 0; i < N; i++)
-        memcpy(a.encoded + (size_t)i * c, p.wte + (size_t)m->inputs[i] * c, c * sizeof(float));
-    for (int l = 0; l < L; l++) {
-        float *residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
-        float *ln1 = a.ln1 + l * NC, *ln1_rstd = a.ln1_rstd + l * N;
-        float *q = a.qkv + l * NQKV, *k = q + NC, *v = k + (size_t)N * kv;
-        float *atty = a.atty + l * NC, *att = a.att + l * TT;
-        float *attproj = a.attproj + l * NC, *residual2 = a.residual2 + l * NC;
-        float *ln2 = a.ln2 + l * NC, *ln2_rstd = a.ln2_rstd + l * N;
-        float *gate = a.fcg + l * NF, *up = a.fch + l * NF, *sw = a.fch_gelu + l * NF;
-        float *down = a.fcproj + l * NC, *residual3 = a.residual3 + l * NC;
+    float *ln1 = a.ln1 + l * NC, *ln1_rstd = a.ln1_rstd + l * N;
+    float *q = a.qkv + l * NQKV, *k = q + NC, *v = k + (size_t)N * kv;
+    float *atty = a.atty + l * NC, *att = a.att + l * TT;
+    float *attproj = a.attproj + l * NC, *residual2 = a.residual2 + l * NC;
+    float *ln2 = a.ln2 + l * NC, *ln2_rstd = a.ln2_rstd + l * N;
+    float *gate = a.fcg + l * NF, *up = a.fch + l * NF, *sw = a.fch_gelu + l * NF;
+    float *down = a.fcproj + l * NC, *residual3 = a.residual3 + l * NC;
 
-        mq_rmsnorm_forward(ln1, ln1_rstd, residual, p.ln1w + l * c, N, C, eps);
-        if ((rc = mq_model_linear(m, MQ_P_QW, l, q, ln1, p.qw + l * c * c, NULL, N, C, C, err)) ||
-            (rc = mq_model_linear(m, MQ_P_KW, l, k, ln1, p.kw + l * kv * c, NULL, N, C, KV, err)) ||
-            (rc = mq_model_linear(m, MQ_P_VW, l, v, ln1, p.vw + l * kv * c, NULL, N, C, KV, err)))
-            return rc;
-        mq_rope_forward(q, m->rope, B, T, NH, hs, cfg->n_rot);
-        mq_rope_forward(k, m->rope, B, T, NKV, hs, cfg->n_rot);
-        mq_attention_gqa_forward(atty, att, q, k, v, B, T, NH, NKV, hs);
-        rc = mq_model_linear(m, MQ_P_ATTPROJW, l, attproj, atty, p.attprojw + l * c * c, NULL, N, C,
-                             C, err);
-        if (rc) return rc;
-        mq_residual_forward(residual2, residual, attproj, (int)NC);
-        mq_rmsnorm_forward(ln2, ln2_rstd, residual2, p.ln2w + l * c, N, C, eps);
-        if ((rc = mq_model_linear(m, MQ_P_GATEW, l, gate, ln2, p.gatew + l * f * c, NULL, N, C, F,
-                                  err)) ||
-            (rc = mq_model_linear(m, MQ_P_FCW, l, up, ln2, p.fcw + l * f * c, NULL, N, C, F, err)))
-            return rc;
-        mq_swiglu_forward(sw, gate, up, (int)NF);
-        rc = mq_model_linear(m, MQ_P_FCPROJW, l, down, sw, p.fcprojw + l * f * c, NULL, N, F, C,
-                             err);
-        if (rc) return rc;
-        mq_residual_forward(residual3, residual2, down, (int)NC);
-    }
-    mq_rmsnorm_forward(a.lnf, a.lnf_rstd, a.residual3 + (L - 1) * NC, p.lnfw, N, C, eps);
+    mq_rmsnorm_forward(ln1, ln1_rstd, residual, p.ln1w + l * c, N, C, eps);
+    if ((rc = mq_model_linear(m, MQ_P_QW, l, q, ln1, p.qw + l * c * c, NULL, N, C, C, err)) ||
+        (rc = mq_model_linear(m, MQ_P_KW, l, k, ln1, p.kw + l * kv * c, NULL, N, C, KV, err)) ||
+        (rc = mq_model_linear(m, MQ_P_VW, l, v, ln1, p.vw + l * kv * c, NULL, N, C, KV, err)))
+        return rc;
+    mq_rope_forward(q, m->rope, B, T, NH, hs, cfg->n_rot);
+    mq_rope_forward(k, m->rope, B, T, NKV, hs, cfg->n_rot);
+    mq_attention_gqa_forward(atty, att, q, k, v, B, T, NH, NKV, hs);
+    rc = mq_model_linear(m, MQ_P_ATTPROJW, l, attproj, atty, p.attprojw + l * c * c, NULL, N, C, C,
+                         err);
+    if (rc) return rc;
+    mq_residual_forward(residual2, residual, attproj, (int)NC);
+    mq_rmsnorm_forward(ln2, ln2_rstd, residual2, p.ln2w + l * c, N, C, eps);
+    if ((rc = mq_model_linear(m, MQ_P_GATEW, l, gate, ln2, p.gatew + l * f * c, NULL, N, C, F,
+                              err)) ||
+        (rc = mq_model_linear(m, MQ_P_FCW, l, up, ln2, p.fcw + l * f * c, NULL, N, C, F, err)))
+        return rc;
+    mq_swiglu_forward(sw, gate, up, (int)NF);
+    rc = mq_model_linear(m, MQ_P_FCPROJW, l, down, sw, p.fcprojw + l * f * c, NULL, N, F, C, err);
+    if (rc) return rc;
+    mq_residual_forward(residual3, residual2, down, (int)NC);
+    return MQ_OK;
+}
+
+void mq_llama_embed(mq_gpt_t *m, const int *tokens, int B, int T, float *out) {
+    size_t c = (size_t)m->cfg.n_embd;
+    for (int i = 0; i < B * T; i++)
+        memcpy(out + (size_t)i * c, m->params.wte + (size_t)tokens[i] * c, c * sizeof(float));
+}
+
+int mq_llama_head(mq_gpt_t *m, const float *residual, int N, mq_error_t *err) {
+    mq_gpt_params_t p = m->params;
+    mq_gpt_acts_t a = m->acts;
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    mq_rmsnorm_forward(a.lnf, a.lnf_rstd, residual, p.lnfw, N, C, m->cfg.norm_eps);
     return mq_model_linear(m, MQ_P_LMW, 0, a.logits, a.lnf, p.lmw, NULL, N, C, V, err);
 }
 

@@ -17,11 +17,15 @@ int mq_model_linear(mq_gpt_t *m, int param, int layer, float *out, const float *
 void mq_model_attention_step(float *out, float *att, const float *q, const float *kc,
                              const float *vc, int T, int maxT, int NH, int NKV, int hs);
 
-int mq_gpt2_forward(mq_gpt_t *m, int B, int T, mq_error_t *err);
+void mq_gpt2_embed(mq_gpt_t *m, const int *tokens, int B, int T, float *out);
+int mq_gpt2_block(mq_gpt_t *m, int l, int B, int T, const float *residual, mq_error_t *err);
+int mq_gpt2_head(mq_gpt_t *m, const float *residual, int N, mq_error_t *err);
 void mq_gpt2_backward(mq_gpt_t *m);
 int mq_gpt2_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err);
 
-int mq_llama_forward(mq_gpt_t *m, int B, int T, mq_error_t *err);
+void mq_llama_embed(mq_gpt_t *m, const int *tokens, int B, int T, float *out);
+int mq_llama_block(mq_gpt_t *m, int l, int B, int T, const float *residual, mq_error_t *err);
+int mq_llama_head(mq_gpt_t *m, const float *residual, int N, mq_error_t *err);
 void mq_llama_backward(mq_gpt_t *m);
 int mq_llama_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err);
 
