@@ -235,6 +235,33 @@ static void model_seeds(void) {
     export_seed(&m, "int8_per_channel", 0, tok, "int8_per_channel-tokenizer.gguf");
     mq_tokenizer_free(tok);
     mq_gpt_free(&m);
+
+    /* MiniLlama: grouped-query attention (2 heads, 1 of keys and values), RoPE, SwiGLU; its
+     * checkpoint, quantized files and one with a SentencePiece tokenizer */
+    {
+        mq_gpt_config_t cl = {.name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 32,
+                              .n_head = 2, .n_layer = 1, .arch = MQ_ARCH_LLAMA,
+                              .n_head_kv = 1, .n_ff = 64};
+        check(mq_gpt_init(&m, &cl, &err), &err);
+        mq_gpt_init_weights(&m, 6);
+        g = mq_gguf_new();
+        if (!g) exit(1);
+        check(mq_gpt_to_gguf(&m, NULL, &info, g, &err), &err);
+        seed_gguf("model", "llama-checkpoint.gguf", g);
+        mq_gguf_free(g);
+        export_seed(&m, "int4_g32", 0, NULL, "llama-int4_g32.gguf");
+        export_seed(&m, "nf4_g16", 0, NULL, "llama-nf4_g16.gguf");
+        export_seed(&m, "q4_k", 0, NULL, "llama-q4_k-fallbacks.gguf");
+        mq_gpt_free(&m);
+        mq_tokenizer_t *spm = NULL;
+        check(mq_synth_vocabulary(300, &spm, &err), &err);
+        cl.vocab_size = 300;
+        check(mq_gpt_init(&m, &cl, &err), &err);
+        mq_gpt_init_weights(&m, 7);
+        export_seed(&m, "int8_per_channel", 0, spm, "llama-int8-spm-tokenizer.gguf");
+        mq_tokenizer_free(spm);
+        mq_gpt_free(&m);
+    }
 }
 
 /* Another tool's file (no miniquant.scheme) of a model with C = 64, whose blk.0.ffn_down.weight

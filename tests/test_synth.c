@@ -13,6 +13,7 @@
 #include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/eval.h"
+#include "miniquant/export.h"
 
 static mq_gpt_config_t small_llama(void) {
     return (mq_gpt_config_t){.name = "custom",
@@ -114,4 +115,42 @@ Test(synth, llamacpp_protocol_tokens_begin_every_chunk_with_bos) {
         cr_assert_eq(ids[i], i % 4 == 0 ? mq_tokenizer_bos(tok) : plain[i - 1], "token %zu", i);
     free(ids), free(plain);
     mq_tokenizer_free(tok);
+}
+
+/* A llama file without output.weight ties the output to the token embedding, as llama.cpp reads
+ * it (TinyLlama keeps its own; many smaller models do not). */
+Test(synth, a_llama_file_without_output_ties_it_to_token_embd) {
+    char dir[] = "/tmp/mq-tied-XXXXXX", path[256];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tied.gguf", dir);
+    mq_gpt_config_t cfg = small_llama();
+    mq_tokenizer_t *tok;
+    mq_error_t err = {0};
+    cr_assert_eq(mq_synth_vocabulary(400, &tok, &err), MQ_OK);
+    mq_gpt_t m;
+    cr_assert_eq(mq_gpt_init(&m, &cfg, &err), MQ_OK);
+    mq_gpt_init_weights(&m, 3);
+    mq_gguf_t *full = mq_gguf_new(), *tied = mq_gguf_new();
+    cr_assert_eq(mq_gpt_to_gguf(&m, tok, NULL, full, &err), MQ_OK);
+    cr_assert_eq(mq_gpt_gguf_metadata(&m.cfg, tok, NULL, tied, &err), MQ_OK);
+    for (int64_t i = 0; i < mq_gguf_n_tensors(full); i++) {
+        const mq_gguf_tensor_t *t = mq_gguf_tensor(full, i);
+        if (strcmp(t->name, "output.weight"))
+            cr_assert_eq(
+                mq_gguf_add_tensor(tied, t->name, t->type, t->n_dims, t->ne, t->data, &err), MQ_OK);
+    }
+    cr_assert_eq(mq_gguf_write(tied, path, &err), MQ_OK);
+    mq_gpt_t back;
+    cr_assert_eq(mq_checkpoint_load(path, &back, NULL, NULL, &err), MQ_OK, "%s", err.msg);
+    cr_assert(!memcmp(back.params.lmw, m.params.wte, m.param_sizes[MQ_P_WTE] * sizeof(float)),
+              "the output Linear is the token embedding");
+    mq_qmodel_t q;
+    cr_assert_eq(mq_qmodel_load(path, &q, NULL, &err), MQ_OK, "%s", err.msg);
+    mq_qmodel_free(&q);
+    mq_gpt_free(&back);
+    mq_gpt_free(&m);
+    mq_gguf_free(full);
+    mq_gguf_free(tied);
+    mq_tokenizer_free(tok);
+    remove(path), remove(dir);
 }

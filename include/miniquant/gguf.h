@@ -129,6 +129,11 @@ void mq_gguf_free(mq_gguf_t *g);
 int mq_gguf_read(const char *path, mq_gguf_t **out, mq_error_t *err);
 /* 1 when g's bytes are a mapping of its file. */
 int mq_gguf_mapped(const mq_gguf_t *g);
+/* A mapped file's pages of tensor t given back to the system once it has been read (they are
+ * read again from the file if touched), so that reading a file larger than memory tensor by
+ * tensor keeps only the tensors in use resident. Nothing for a file read into memory. The
+ * tensor's data must not have been written to. */
+void mq_gguf_release_tensor(const mq_gguf_t *g, const mq_gguf_tensor_t *t);
 /* The same from a buffer; name is used in messages. The buffer is copied. */
 int mq_gguf_read_mem(const void *buf, size_t len, const char *name, mq_gguf_t **out,
                      mq_error_t *err);

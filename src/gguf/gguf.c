@@ -658,6 +658,16 @@ int mq_gguf_read_mem(const void *buf, size_t len, const char *name, mq_gguf_t **
     return read_owned(copy, len, 0, name, out, err);
 }
 
+void mq_gguf_release_tensor(const mq_gguf_t *g, const mq_gguf_tensor_t *t) {
+    if (!g->mapped || !t || !t->data) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data, e = a + t->nbytes;
+    uintptr_t a0 = (a + page - 1) / page * page, e0 = e / page * page;
+    /* only pages that lie wholly inside the tensor; a private mapping reads them again from the
+     * file if they are touched later */
+    if (e0 > a0) madvise((void *)a0, e0 - a0, MADV_DONTNEED);
+}
+
 /* ---- writing ---- */
 
 /* Emits to a buffer, to a file, or (both NULL) only counts bytes. */
@@ -1239,8 +1249,8 @@ int mq_gguf_add_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, con
     return add_tensor(g, name, type, n_dims, ne, data, 0, err);
 }
 
-int mq_gguf_declare_tensor(mq_gguf_t *g, const char *name, int type, int n_dims,
-                           const int64_t *ne, mq_error_t *err) {
+int mq_gguf_declare_tensor(mq_gguf_t *g, const char *name, int type, int n_dims, const int64_t *ne,
+                           mq_error_t *err) {
     return add_tensor(g, name, type, n_dims, ne, NULL, 1, err);
 }
 

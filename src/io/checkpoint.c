@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io_internal.h"
 #include "miniquant/arch.h"
 #include "miniquant/export.h"
 #include "miniquant/format.h"
@@ -103,8 +104,7 @@ int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_
         (rc = get_hparam(g, name, hkey(a, "embedding_length", k, sizeof k), &cfg->n_embd, err)) ||
         (rc = get_hparam(g, name, hkey(a, "feed_forward_length", k, sizeof k), &cfg->n_ff, err)) ||
         (rc = get_hparam(g, name, hkey(a, "block_count", k, sizeof k), &cfg->n_layer, err)) ||
-        (rc = get_hparam(g, name, hkey(a, "attention.head_count", k, sizeof k), &cfg->n_head,
-                         err)))
+        (rc = get_hparam(g, name, hkey(a, "attention.head_count", k, sizeof k), &cfg->n_head, err)))
         return rc;
     if (cfg->arch != MQ_ARCH_GPT2) {
         /* optional keys take llama.cpp's defaults: as many KV heads as heads, the head size
@@ -138,7 +138,8 @@ int mq_gpt_config_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_config_
     mq_gguf_str_t cname;
     if (mq_gguf_get_str(g, "miniquant.config", &cname, NULL) == MQ_OK)
         snprintf(cfg->name, sizeof cfg->name, "%s", cname.ptr);
-    else snprintf(cfg->name, sizeof cfg->name, "custom");
+    else
+        snprintf(cfg->name, sizeof cfg->name, "custom");
     /* a configuration no model can have is a malformed file, not a bad argument */
     if (mq_gpt_config_check(cfg, err)) {
         mq_error_prefix(err, "%s", name);
@@ -169,8 +170,7 @@ static int param_tensor(const mq_gguf_t *g, const char *name, const mq_gpt_confi
     int64_t rows, cols;
     mq_arch_param_shape(cfg, p, &rows, &cols);
     char tname[64];
-    mq_arch_tensor_name(cfg, p, l, tname, sizeof tname);
-    const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, tname);
+    const mq_gguf_tensor_t *t = mq_io_param_tensor(g, cfg, p, l, tname, sizeof tname);
     if (!t) return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", name, tname);
     const mq_format_t *f = mq_format_of_ggml_type(t->type);
     if (!f) return mq_format_refuse_type(err, name, tname, t->type);
@@ -222,8 +222,8 @@ int mq_checkpoint_load(const char *path, mq_gpt_t *m, mq_tokenizer_t **tok, mq_c
         rc = mq_tokenizer_from_gguf(g, path, tok, err);
         if (rc == MQ_OK && mq_tokenizer_n_vocab(*tok) != m->cfg.vocab_size) {
             rc = mq_error_set(err, MQ_ERR_FORMAT,
-                              "%s: tokenizer has %d tokens but the model's vocabulary is %d",
-                              path, mq_tokenizer_n_vocab(*tok), m->cfg.vocab_size);
+                              "%s: tokenizer has %d tokens but the model's vocabulary is %d", path,
+                              mq_tokenizer_n_vocab(*tok), m->cfg.vocab_size);
             mq_tokenizer_free(*tok);
         }
         if (rc) {

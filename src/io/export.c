@@ -307,6 +307,15 @@ static int bad_shape(const char *file, const mq_gguf_tensor_t *t, int64_t ne0, i
                         t->name, type_name(t->type), have, want);
 }
 
+const mq_gguf_tensor_t *mq_io_param_tensor(const mq_gguf_t *g, const mq_gpt_config_t *cfg, int p,
+                                           int l, char *name, size_t n) {
+    if (mq_arch_tensor_name(cfg, p, l, name, n)) return NULL;
+    const mq_gguf_tensor_t *t = mq_gguf_find_tensor(g, name);
+    if (!t && p == MQ_P_LMW && cfg->arch == MQ_ARCH_LLAMA)
+        t = mq_gguf_find_tensor(g, "token_embd.weight");
+    return t;
+}
+
 /* n floats from a tensor whose data holds exactly n values: F32, F16, or (foreign files only)
  * a format whose blocks carry their own scales (ggml's Q8_0, Q4_0), dequantized as ggml does. */
 int mq_io_read_floats(const char *file, const mq_gguf_tensor_t *t, int allow_blocks, float *dst,
@@ -483,8 +492,7 @@ static int load_tensors(loading_t *ld, mq_qmodel_t *q, mq_error_t *err) {
         size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
         for (int l = 0; l < nl; l++) {
             char name[64];
-            mq_arch_tensor_name(c, p, l, name, sizeof name);
-            const mq_gguf_tensor_t *t = mq_gguf_find_tensor(ld->g, name);
+            const mq_gguf_tensor_t *t = mq_io_param_tensor(ld->g, c, p, l, name, sizeof name);
             if (!t)
                 return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", ld->file, name);
             ld->seen[ld->n_seen++] = t;

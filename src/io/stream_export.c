@@ -34,15 +34,16 @@ static int read_param(stream_job_t *j, int p, int l, float *dst, mq_error_t *err
     char name[64];
     int64_t rows, cols;
     mq_arch_param_shape(&j->cfg, p, &rows, &cols);
-    mq_arch_tensor_name(&j->cfg, p, l, name, sizeof name);
-    const mq_gguf_tensor_t *t = mq_gguf_find_tensor(j->g, name);
+    const mq_gguf_tensor_t *t = mq_io_param_tensor(j->g, &j->cfg, p, l, name, sizeof name);
     if (!t) return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is missing", j->in, name);
     int ok = rows ? t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows
                   : t->n_dims == 1 && t->ne[0] == cols;
     if (!ok)
         return mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s is not [%lld, %lld]", j->in, name,
                             (long long)cols, (long long)(rows ? rows : 1));
-    return mq_io_read_floats(j->in, t, 0, dst, (size_t)(rows ? rows : 1) * (size_t)cols, err);
+    int rc = mq_io_read_floats(j->in, t, 0, dst, (size_t)(rows ? rows : 1) * (size_t)cols, err);
+    mq_gguf_release_tensor(j->g, t); /* read once: its pages need not stay resident */
+    return rc;
 }
 
 /* Declares the output's tensors in the order they are streamed: the embeddings, each layer's
