@@ -9,9 +9,10 @@
 
 static const char ABOUT[] =
     "The main job: builds the corpus (data/corpus), the tokenizer (data/tokenizer-4096.gguf),\n"
-    "trains MiniGPT when no finished model exists (models/minigpt-<config>.gguf; an interrupted\n"
-    "run is resumed), evaluates it, and regenerates every experiment under experiments/.\n"
-    "Reuses a trained model. Prints where each result went.\n";
+    "trains MiniGPT and MiniLlama when no finished model exists (models/minigpt-<config>.gguf,\n"
+    "models/minillama-<config>.gguf; an interrupted run is resumed), evaluates both, and\n"
+    "regenerates every experiment under experiments/. Reuses a trained model. Prints where each\n"
+    "result went.\n";
 
 typedef int (*cmd_fn)(int, char **);
 
@@ -29,12 +30,79 @@ static int copy_file(const char *from, const char *to, mq_error_t *err) {
 /* Runs one subcommand as if from the command line. */
 static int step(const char *title, cmd_fn fn, char **argv) {
     int argc = 0;
-    while (argv[argc]) argc++;
+    while (argv[argc])
+        argc++;
     fprintf(stderr, "\n== %s\n", title);
     fflush(stdout);
     int rc = fn(argc, argv);
     fflush(stdout);
     return rc;
+}
+
+/* Trains (or reuses, or resumes) the model of one architecture, evaluates it under both
+ * perplexity protocols and records its training curve and perplexities in
+ * experiments/26-<family>-<config>/. train parses its own --threads from its argv. */
+static int train_and_record(const char *arch, const char *family, const char *config, long threads,
+                            const char *eval_dir) {
+    char threads_arg[32], model[256], json_default[256], json_llama[256];
+    snprintf(threads_arg, sizeof threads_arg, "%ld", threads);
+    snprintf(model, sizeof model, "models/%s-%s.gguf", family, config);
+    snprintf(json_default, sizeof json_default, "%s/%s-%s-ppl-default.json", eval_dir, family,
+             config);
+    snprintf(json_llama, sizeof json_llama, "%s/%s-%s-ppl-llamacpp.json", eval_dir, family, config);
+    int rc;
+    /* train unless a finished model exists; resume an interrupted one */
+    mq_error_t err = {0};
+    int need = 1, resume = 0;
+    if (mq_file_exists(model)) {
+        mq_gpt_t m = {0};
+        mq_ckpt_info_t info;
+        if (mq_checkpoint_load(model, &m, NULL, &info, &err) == MQ_OK) {
+            need = info.step < info.total_steps;
+            resume = need;
+            mq_gpt_free(&m);
+        }
+        if (!need)
+            fprintf(stderr, "\n== reusing the trained model %s (%lld steps)\n", model,
+                    (long long)info.step);
+    }
+    if (need) {
+        char *train[11] = {"train",      "--config", (char *)config, "--arch",
+                           (char *)arch, "--out",    model};
+        int n = 7;
+        if (threads) {
+            train[n++] = "--threads";
+            train[n++] = threads_arg;
+        }
+        if (resume) train[n++] = "--resume";
+        char title[64];
+        snprintf(title, sizeof title, "train %s%s", family, resume ? " (resuming)" : "");
+        if ((rc = step(title, cmd_train, train))) return rc;
+    }
+    cli_set_threads((int)threads);
+    char *ev1[] = {"eval", "--model", model, "--json", json_default, NULL};
+    if ((rc = step("perplexity, default protocol", cmd_eval, ev1))) return rc;
+    char *ev2[] = {"eval",     "--model", model,      "--ppl-protocol",
+                   "llamacpp", "--json",  json_llama, NULL};
+    if ((rc = step("perplexity, llama.cpp's protocol", cmd_eval, ev2))) return rc;
+
+    /* the model itself is not kept in git: its training record and evaluation are */
+    char rec[256];
+    snprintf(rec, sizeof rec, "experiments/26-%s-%s", family, config);
+    const char *suffix[] = {".curve.png", ".train.json"};
+    int crc = mq_mkdir_p(rec, &err);
+    for (int i = 0; i < 2 && crc == MQ_OK; i++) {
+        char from[512], to[512];
+        snprintf(from, sizeof from, "%s%s", model, suffix[i]);
+        snprintf(to, sizeof to, "%s/training%s", rec, suffix[i]);
+        crc = copy_file(from, to, &err);
+    }
+    for (int i = 0; i < 2 && crc == MQ_OK; i++) {
+        char to[512];
+        snprintf(to, sizeof to, "%s/perplexity-%s.json", rec, i ? "llamacpp" : "default");
+        crc = copy_file(i ? json_llama : json_default, to, &err);
+    }
+    return crc ? cli_fail(&err) : 0;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -50,67 +118,19 @@ int cmd_run(int argc, char **argv) {
     if (prc != CLI_CONTINUE) return prc;
     if (strcmp(config, "tiny") && strcmp(config, "default"))
         return cli_usage_error(&cmd, "unknown config '%s' (valid: tiny, default)", config);
-    /* train parses its own --threads from its argv */
-    char threads_arg[32];
-    snprintf(threads_arg, sizeof threads_arg, "%ld", threads);
-    char model[256], eval_dir[] = "data/eval", json_default[256], json_llama[256];
+    char model[256], eval_dir[] = "data/eval";
     snprintf(model, sizeof model, "models/minigpt-%s.gguf", config);
-    snprintf(json_default, sizeof json_default, "%s/minigpt-%s-ppl-default.json", eval_dir, config);
-    snprintf(json_llama, sizeof json_llama, "%s/minigpt-%s-ppl-llamacpp.json", eval_dir, config);
     int rc;
 
     char *corpus[] = {"corpus", "--out", "data/corpus", NULL};
     if ((rc = step("corpus", cmd_corpus, corpus))) return rc;
-
-    /* train unless a finished model exists; resume an interrupted one */
     mq_error_t err = {0};
-    int need = 1, resume = 0;
-    if (mq_file_exists(model)) {
-        mq_gpt_t m = {0};
-        mq_ckpt_info_t info;
-        if (mq_checkpoint_load(model, &m, NULL, &info, &err) == MQ_OK) {
-            need = info.step < info.total_steps;
-            resume = need;
-            mq_gpt_free(&m);
-        }
-        if (!need) fprintf(stderr, "\n== reusing the trained model %s (%lld steps)\n", model,
-                           (long long)info.step);
-    }
-    if (need) {
-        char *train[9] = {"train", "--config", (char *)config, "--out", model};
-        int n = 5;
-        if (threads) {
-            train[n++] = "--threads";
-            train[n++] = threads_arg;
-        }
-        if (resume) train[n++] = "--resume";
-        if ((rc = step(resume ? "train (resuming)" : "train", cmd_train, train))) return rc;
-    }
     if (mq_mkdir_p(eval_dir, &err)) return cli_fail(&err);
+    /* MiniGPT, then MiniLlama (same parameter count and training budget) */
+    static const char *const ARCHS[2][2] = {{"gpt2", "minigpt"}, {"llama", "minillama"}};
+    for (int a = 0; a < 2; a++)
+        if ((rc = train_and_record(ARCHS[a][0], ARCHS[a][1], config, threads, eval_dir))) return rc;
     cli_set_threads((int)threads);
-    char *ev1[] = {"eval", "--model", model, "--json", json_default, NULL};
-    if ((rc = step("perplexity, default protocol", cmd_eval, ev1))) return rc;
-    char *ev2[] = {"eval", "--model", model, "--ppl-protocol", "llamacpp", "--json", json_llama,
-                   NULL};
-    if ((rc = step("perplexity, llama.cpp's protocol", cmd_eval, ev2))) return rc;
-
-    /* the model itself is not kept in git: its training record and evaluation are */
-    char rec[256];
-    snprintf(rec, sizeof rec, "experiments/26-minigpt-%s", config);
-    const char *suffix[] = {".curve.png", ".train.json"};
-    int crc = mq_mkdir_p(rec, &err);
-    for (int i = 0; i < 2 && crc == MQ_OK; i++) {
-        char from[512], to[512];
-        snprintf(from, sizeof from, "%s%s", model, suffix[i]);
-        snprintf(to, sizeof to, "%s/training%s", rec, suffix[i]);
-        crc = copy_file(from, to, &err);
-    }
-    for (int i = 0; i < 2 && crc == MQ_OK; i++) {
-        char to[512];
-        snprintf(to, sizeof to, "%s/perplexity-%s.json", rec, i ? "llamacpp" : "default");
-        crc = copy_file(i ? json_llama : json_default, to, &err);
-    }
-    if (crc) return cli_fail(&err);
 
     char *ex1[] = {"experiment", "int8-ptq", "--model", model, NULL};
     if ((rc = step("experiment 26-int8-ptq", cmd_experiment, ex1))) return rc;
@@ -127,9 +147,12 @@ int cmd_run(int argc, char **argv) {
     printf("\nresults:\n");
     printf("  corpus        data/corpus/{train,valid,test}.txt\n");
     printf("  tokenizer     data/tokenizer-4096.gguf\n");
-    printf("  model         %s\n", model);
-    printf("  training      %s/{training.curve.png,training.train.json,perplexity-*.json}\n", rec);
-    printf("  perplexity    %s, %s\n", json_default, json_llama);
+    printf("  models        %s, models/minillama-%s.gguf\n", model, config);
+    printf("  training      experiments/26-{minigpt,minillama}-%s/{training.curve.png,"
+           "training.train.json,perplexity-*.json}\n",
+           config);
+    printf("  perplexity    %s/{minigpt,minillama}-%s-ppl-{default,llamacpp}.json\n", eval_dir,
+           config);
     printf("  experiment    experiments/26-int8-ptq/{results.json,ppl_table.png,sensitivity.png,"
            "manifest.json}\n");
     printf("  experiment    experiments/26-gptq-toy/{results.json,loss_curve.png,"
