@@ -95,8 +95,9 @@ Test(synth, generated_vocabulary_encodes_text) {
     cr_assert_eq(mq_tokenizer_decode(tok, ids, n, &back, &bl, &err), MQ_OK);
     cr_assert_str_eq(back, text);
     free(ids), free(back);
-    cr_assert_eq(mq_synth_vocabulary(100, &tok, &err), MQ_ERR_ARG);
     mq_tokenizer_free(tok);
+    cr_assert_eq(mq_synth_vocabulary(100, &tok, &err), MQ_ERR_ARG);
+    cr_assert_null(tok);
 }
 
 /* llama-perplexity adds BOS when the vocabulary asks for it, then puts BOS in place of every
