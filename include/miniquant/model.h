@@ -176,10 +176,9 @@ void mq_gpt_free(mq_gpt_t *m);
 int mq_gpt_forward(mq_gpt_t *m, const int *inputs, const int *targets, int B, int T,
                    mq_error_t *err);
 /* The forward pass in parts, for work that holds one layer at a time (streaming quantization):
- * the embedding of B*T tokens into out (B*T, C); layer l on the residual stream x (B*T, C), its
- * output in *out (inside m->acts, valid until the next forward); the final norm and the output
- * Linear on N rows of x, the logits in m->acts.logits. */
-int mq_gpt_embed(mq_gpt_t *m, const int *tokens, int B, int T, float *out, mq_error_t *err);
+ * layer l on the residual stream x (B*T, C), its output in *out (inside m->acts, valid until the
+ * next forward); the final norm and the output Linear on N rows of x, the logits in
+ * m->acts.logits. */
 int mq_gpt_block_forward(mq_gpt_t *m, int l, const float *x, int B, int T, float **out,
                          mq_error_t *err);
 int mq_gpt_head_forward(mq_gpt_t *m, const float *x, int N, mq_error_t *err);

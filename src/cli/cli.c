@@ -22,6 +22,15 @@ void cli_set_threads(int n) {
     openblas_set_num_threads(n);
 }
 
+int cli_mkdir_parent(const char *path, mq_error_t *err) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return MQ_OK;
+    *slash = '\0';
+    return mq_mkdir_p(dir, err);
+}
+
 int cli_load_tokenizer(const char *path, mq_tokenizer_t **tok, mq_error_t *err) {
     mq_gguf_t *g;
     int rc = mq_gguf_read(path, &g, err);
@@ -49,7 +58,8 @@ int cli_tokenizer_for(const char *data_dir, int vocab, mq_tokenizer_t **tok, mq_
 int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path, mq_tokenizer_t **tok,
                         mq_error_t *err) {
     size_t n = 0;
-    for (size_t i = 0; i < c->n_docs; i++) n += c->docs[i].split == MQ_SPLIT_TRAIN;
+    for (size_t i = 0; i < c->n_docs; i++)
+        n += c->docs[i].split == MQ_SPLIT_TRAIN;
     const char **docs = malloc((n ? n : 1) * sizeof *docs);
     size_t *lens = malloc((n ? n : 1) * sizeof *lens);
     if (!docs || !lens) {
@@ -67,13 +77,7 @@ int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path, mq_to
     free(docs);
     free(lens);
     if (rc || !path) return rc;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = '\0';
-        if ((rc = mq_mkdir_p(dir, err))) return rc;
-    }
+    if ((rc = cli_mkdir_parent(path, err))) return rc;
     mq_gguf_t *g = mq_gguf_new();
     if (!g) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     rc = mq_gguf_set_str(g, "general.architecture", "gpt2") ? MQ_ERR_NOMEM : MQ_OK;

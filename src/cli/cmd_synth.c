@@ -6,7 +6,6 @@
 #include "cli.h"
 #include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
-#include "miniquant/fileio.h"
 #include "miniquant/progress.h"
 
 static const char ABOUT[] =
@@ -65,15 +64,9 @@ int cmd_synth(int argc, char **argv) {
                   : mq_synth_vocabulary(cfg.vocab_size, &tok, &err);
     if (rc) return cli_fail(&err);
     cfg.vocab_size = mq_tokenizer_n_vocab(tok);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", out);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if ((rc = mq_mkdir_p(dir, &err))) {
-            mq_tokenizer_free(tok);
-            return cli_fail(&err);
-        }
+    if ((rc = cli_mkdir_parent(out, &err))) {
+        mq_tokenizer_free(tok);
+        return cli_fail(&err);
     }
     double t0 = mq_now();
     rc = mq_synth_write(out, &cfg, tok, seed > 0 ? (uint64_t)seed : 1, &err);

@@ -184,15 +184,7 @@ int cmd_train(int argc, char **argv) {
     if (rc == MQ_OK) rc = mq_dataset_encode(&corpus, MQ_SPLIT_VALID, tok, &va, &err);
     mq_corpus_free(&corpus);
     o.tok = tok;
-    if (rc == MQ_OK) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", out);
-        char *slash = strrchr(dir, '/');
-        if (slash) {
-            *slash = '\0';
-            rc = mq_mkdir_p(dir, &err);
-        }
-    }
+    if (rc == MQ_OK) rc = cli_mkdir_parent(out, &err);
     if (rc == MQ_OK && resume) {
         mq_ckpt_info_t info;
         rc = mq_checkpoint_load(out, &m, NULL, &info, &err);

@@ -196,13 +196,13 @@ int mq_export_stream(const char *in, const char *out, const mq_scheme_t *s, cons
             int b = n_seq - s0 < batch ? n_seq - s0 : batch;
             mq_gptq_windows(calib, n_calib, T, n_seq, s0, b, inputs);
             for (int r = 0; r < b * T; r++) {
-                float *x = X + ((size_t)s0 * T + r) * C;
-                const float *e = wte + (size_t)inputs[r] * C;
                 if (inputs[r] < 0 || inputs[r] >= V) {
                     rc = mq_error_set(err, MQ_ERR_ARG, "calibration token %d is not in [0, %d)",
                                       inputs[r], V);
                     break;
                 }
+                float *x = X + ((size_t)s0 * T + r) * C;
+                const float *e = wte + (size_t)inputs[r] * C;
                 if (j.arch->tensor[MQ_P_WPE].gguf) {
                     const float *pe = m1.params.wpe + (size_t)(r % T) * C;
                     for (int k = 0; k < C; k++)

@@ -3,11 +3,11 @@
  * the gpt2 architecture's layers, forward and backward (the layout of llm.c's train_gpt2.c).
  *
  * Parameters, their gradients and the AdamW moments are each one array of num_params floats in
- * the order of the MQ_P_* enum (the tensors an architecture lacks take no room). Activations are one allocation sized for the largest (B, T)
- * seen so far. The gradients of the activations are a second, much smaller allocation: backward
- * walks the layers from the top and each activation gradient has one consumer, so one buffer per
- * kind serves every layer, and the residual stream's gradient is accumulated in place (see
- * mq_gpt_backward). */
+ * the order of the MQ_P_* enum (the tensors an architecture lacks take no room). Activations are
+ * one allocation sized for the largest (B, T) seen so far. The gradients of the activations are a
+ * second, much smaller allocation: backward walks the layers from the top and each activation
+ * gradient has one consumer, so one buffer per kind serves every layer, and the residual stream's
+ * gradient is accumulated in place (see mq_gpt_backward). */
 #include "miniquant/model.h"
 
 #include <limits.h>
@@ -65,9 +65,8 @@ int mq_gpt_preset(const char *name, int vocab_size, mq_gpt_config_t *cfg, mq_err
     for (int i = 0; i < NUM_PRESETS && len < sizeof list; i++)
         len += (size_t)snprintf(list + len, sizeof list - len,
                                 "%s%s (%s, L=%d, C=%d, NH=%d, maxT=%d)", i ? ", " : "",
-                                presets[i].name, mq_arch(presets[i].arch)->name,
-                                presets[i].n_layer, presets[i].n_embd, presets[i].n_head,
-                                presets[i].n_ctx);
+                                presets[i].name, mq_arch(presets[i].arch)->name, presets[i].n_layer,
+                                presets[i].n_embd, presets[i].n_head, presets[i].n_ctx);
     return mq_error_set(err, MQ_ERR_ARG, "unknown model preset '%s'; the presets are: %s",
                         name ? name : "(null)", list);
 }
@@ -137,9 +136,9 @@ int mq_gpt_config_check(const mq_gpt_config_t *cfg, mq_error_t *err) {
  * parameters */
 
 static const char *const param_names[MQ_NUM_PARAMS] = {
-    "wte",  "wpe", "ln1w", "ln1b",    "qkvw",    "qkvb", "attprojw", "attprojb", "ln2w", "ln2b",
-    "fcw",  "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "lmw",      "qw",       "kw",   "vw",
-    "gatew"};
+    "wte",      "wpe",  "ln1w", "ln1b", "qkvw", "qkvb",    "attprojw",
+    "attprojb", "ln2w", "ln2b", "fcw",  "fcb",  "fcprojw", "fcprojb",
+    "lnfw",     "lnfb", "lmw",  "qw",   "kw",   "vw",      "gatew"};
 
 const char *mq_gpt_param_name(int param) {
     return param >= 0 && param < MQ_NUM_PARAMS ? param_names[param] : "?";
@@ -147,9 +146,8 @@ const char *mq_gpt_param_name(int param) {
 
 int mq_gpt_param_is_matrix(int param) {
     for (int a = 0; a < MQ_NUM_ARCHS; a++) {
-        const mq_arch_tensor_t *t = param >= 0 && param < MQ_NUM_PARAMS
-                                        ? &mq_arch(a)->tensor[param]
-                                        : NULL;
+        const mq_arch_tensor_t *t =
+            param >= 0 && param < MQ_NUM_PARAMS ? &mq_arch(a)->tensor[param] : NULL;
         if (t && t->gguf && t->rows != MQ_DIM_NONE) return 1;
     }
     return 0;
@@ -397,8 +395,9 @@ static int ensure_grads_acts(mq_gpt_t *m, mq_error_t *err) {
     size_t F = (size_t)mq_arch_dim(&m->cfg, MQ_DIM_F);
     size_t QKV = (size_t)mq_arch_dim(&m->cfg, MQ_DIM_QKV);
     size_t att = m->act_sizes[A_ATT] / (size_t)m->cfg.n_layer;
-    size_t sizes[9] = {N * V, N * C, N * C, N * F, N * QKV, N * C, att, N,
-                       m->cfg.arch == MQ_ARCH_LLAMA ? N * F : 0};
+    size_t sizes[9] = {N * V, N * C,   N * C,
+                       N * F, N * QKV, N * C,
+                       att,   N,       m->cfg.arch == MQ_ARCH_LLAMA ? N * F : 0};
     size_t total = 0;
     for (int i = 0; i < 9; i++)
         total += sizes[i];
@@ -433,8 +432,7 @@ static int ensure_grads_acts(mq_gpt_t *m, mq_error_t *err) {
 /* Every Linear of the forward pass goes through here, so that a replacement (a quantized
  * Linear) sees all of them. */
 int mq_model_linear(mq_gpt_t *m, int param, int layer, float *out, const float *inp,
-                    const float *weight, const float *bias, int N, int C, int OC,
-                    mq_error_t *err) {
+                    const float *weight, const float *bias, int N, int C, int OC, mq_error_t *err) {
     if (!m->linear_fn) {
         mq_matmul_forward(out, inp, weight, bias, N, C, OC);
         return MQ_OK;
@@ -567,8 +565,7 @@ static int arch_forward(mq_gpt_t *m, int B, int T, mq_error_t *err) {
 
 int mq_gpt_block_forward(mq_gpt_t *m, int l, const float *x, int B, int T, float **out,
                          mq_error_t *err) {
-    if (!m->params_memory || l < 0 || l >= m->cfg.n_layer || B < 1 || T < 1 ||
-        T > m->cfg.n_ctx)
+    if (!m->params_memory || l < 0 || l >= m->cfg.n_layer || B < 1 || T < 1 || T > m->cfg.n_ctx)
         return mq_error_set(err, MQ_ERR_ARG, "block forward: layer %d, B=%d, T=%d", l, B, T);
     int rc = ensure_acts(m, B, T, err);
     if (rc) return rc;
@@ -581,17 +578,9 @@ int mq_gpt_block_forward(mq_gpt_t *m, int l, const float *x, int B, int T, float
     return MQ_OK;
 }
 
-int mq_gpt_embed(mq_gpt_t *m, const int *tokens, int B, int T, float *out, mq_error_t *err) {
-    int rc = check_tokens(tokens, (size_t)B * T, m->cfg.vocab_size, "tokens", err);
-    if (rc) return rc;
-    mq_arch(m->cfg.arch)->embed(m, tokens, B, T, out);
-    return MQ_OK;
-}
-
 int mq_gpt_head_forward(mq_gpt_t *m, const float *x, int N, mq_error_t *err) {
-    int rc = ensure_acts(m, 1, N <= m->cfg.n_ctx ? N : m->cfg.n_ctx, err);
-    if (rc == MQ_OK && N > m->cfg.n_ctx) rc = ensure_acts(m, (N + m->cfg.n_ctx - 1) / m->cfg.n_ctx,
-                                                          m->cfg.n_ctx, err);
+    /* activations for N rows: windows of the context, as many as N needs */
+    int T = N < m->cfg.n_ctx ? N : m->cfg.n_ctx, rc = ensure_acts(m, (N + T - 1) / T, T, err);
     if (rc) return rc;
     return mq_arch(m->cfg.arch)->head(m, x, N, err);
 }
@@ -661,8 +650,8 @@ void mq_gpt2_backward(mq_gpt_t *m) {
         float *ln2 = a.ln2 + l * NC, *ln2_mean = a.ln2_mean + l * N, *ln2_rstd = a.ln2_rstd + l * N;
         float *fch = a.fch + l * f * N, *fch_gelu = a.fch_gelu + l * f * N;
 
-        mq_matmul_backward_overwrite(dfch, g.fcprojw + l * f * c, g.fcprojb + l * c, dres,
-                                     fch_gelu, p.fcprojw + l * f * c, N, F, C);
+        mq_matmul_backward_overwrite(dfch, g.fcprojw + l * f * c, g.fcprojb + l * c, dres, fch_gelu,
+                                     p.fcprojw + l * f * c, N, F, C);
         mq_gelu_backward_inplace(dfch, fch, (int)(f * N));
         mq_matmul_backward_overwrite(dln, g.fcw + l * f * c, g.fcb + l * f, dfch, ln2,
                                      p.fcw + l * f * c, N, C, F);

@@ -207,11 +207,6 @@ int mq_tokenizer_merge(const mq_tokenizer_t *t, int rank, int32_t *left, int32_t
     return MQ_OK;
 }
 
-static int32_t lookup(const mq_tokenizer_t *t, const char *s, size_t len) {
-    uint64_t v;
-    return mq_strmap_get(&t->by_text, s, len, &v) ? (int32_t)v : -1;
-}
-
 static int cmp_special(const void *pa, const void *pb, void *pt) {
     const mq_tokenizer_t *t = pt;
     int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
@@ -273,8 +268,7 @@ static long token_bytes(mq_tokenizer_model_t model, const unsigned char *s, size
             return 1;
         }
         case MQ_TOKEN_UNUSED:
-        case MQ_TOKEN_UNDEFINED:
-            return 0; /* llama.cpp's token_to_piece writes nothing for them */
+        case MQ_TOKEN_UNDEFINED: return 0; /* llama.cpp's token_to_piece writes nothing for them */
         default:
             memcpy(out, s, len); /* control, unknown, user-defined: their text */
             return (long)len;
@@ -434,10 +428,10 @@ int mq_tok_build_spm(const mq_gguf_str_t *tokens, const float *scores, const int
     static const char hex[] = "0123456789ABCDEF";
     for (int b = 0; b < 256; b++) {
         char buf[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'}, one = (char)b;
-        int32_t id = lookup(t, buf, sizeof buf);
-        t->byte_id[b] = id >= 0 ? id : lookup(t, &one, 1);
+        int32_t id = tok_lookup(t, buf, sizeof buf);
+        t->byte_id[b] = id >= 0 ? id : tok_lookup(t, &one, 1);
     }
-    t->eot = lookup(t, MQ_EOT_TEXT, strlen(MQ_EOT_TEXT));
+    t->eot = tok_lookup(t, MQ_EOT_TEXT, strlen(MQ_EOT_TEXT));
     *out = t;
     return MQ_OK;
 }
@@ -451,7 +445,7 @@ int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
     for (int b = 0; b < 256; b++) {
         char buf[2];
         size_t k = put_cp(buf, byte_to_cp((uint8_t)b));
-        int32_t id = lookup(t, buf, k);
+        int32_t id = tok_lookup(t, buf, k);
         if (id < 0 || type_is_literal(t->type[id])) {
             rc = VOCAB_ERR(MQ_ERR_FORMAT, "tokenizer.ggml.tokens: no normal token for byte 0x%02x",
                            b);
@@ -459,7 +453,7 @@ int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
         }
         t->byte_id[b] = id;
     }
-    t->eot = lookup(t, MQ_EOT_TEXT, strlen(MQ_EOT_TEXT));
+    t->eot = tok_lookup(t, MQ_EOT_TEXT, strlen(MQ_EOT_TEXT));
     t->bos = t->eos = t->eot;
     size_t max_merge = 1;
     for (int64_t r = 0; r < n_merges; r++)
@@ -477,14 +471,14 @@ int mq_tok_build(const mq_gguf_str_t *tokens, const int32_t *types, int64_t n,
         int32_t a = -1, b = -1, c = -1;
         if (!sp || sp == s || sp == s + len - 1 || memchr(sp + 1, ' ', len - (sp + 1 - s))) {
             why = "not two tokens separated by one space";
-        } else if ((a = lookup(t, s, sp - s)) < 0) {
+        } else if ((a = tok_lookup(t, s, sp - s)) < 0) {
             why = "its left token is not in the vocabulary";
-        } else if ((b = lookup(t, sp + 1, len - (sp + 1 - s))) < 0) {
+        } else if ((b = tok_lookup(t, sp + 1, len - (sp + 1 - s))) < 0) {
             why = "its right token is not in the vocabulary";
         } else {
             memcpy(cat, s, sp - s);
             memcpy(cat + (sp - s), sp + 1, len - (sp + 1 - s));
-            c = lookup(t, cat, len - 1);
+            c = tok_lookup(t, cat, len - 1);
             if (c < 0)
                 why = "the joined token is not in the vocabulary";
             else if (type_is_literal(t->type[c]))
@@ -534,9 +528,8 @@ int mq_tokenizer_from_vocab(const char *const *tokens, const int32_t *types, int
 }
 
 int mq_tokenizer_from_spm_vocab(const char *const *tokens, const float *scores,
-                                const int32_t *types, int32_t n_tokens,
-                                const mq_spm_config_t *cfg, const char *name,
-                                mq_tokenizer_t **out, mq_error_t *err) {
+                                const int32_t *types, int32_t n_tokens, const mq_spm_config_t *cfg,
+                                const char *name, mq_tokenizer_t **out, mq_error_t *err) {
     *out = NULL;
     if (n_tokens < 0 || (n_tokens && !tokens) || !cfg)
         return mq_error_set(err, MQ_ERR_ARG, "tokenizer: bad vocabulary arguments");
@@ -544,8 +537,8 @@ int mq_tokenizer_from_spm_vocab(const char *const *tokens, const float *scores,
     if (!s) return mq_error_set(err, MQ_ERR_NOMEM, "tokenizer: out of memory");
     for (int32_t i = 0; i < n_tokens; i++)
         s[i] = (mq_gguf_str_t){tokens[i], strlen(tokens[i])};
-    int rc = mq_tok_build_spm(s, scores, types, n_tokens, cfg, name ? name : "vocabulary", out,
-                              err);
+    int rc =
+        mq_tok_build_spm(s, scores, types, n_tokens, cfg, name ? name : "vocabulary", out, err);
     free(s);
     return rc;
 }
@@ -769,9 +762,9 @@ int mq_tokenizer_encode(const mq_tokenizer_t *t, const char *text, size_t len, i
             rc = mq_pretok_run(md, text + f[i].start, f[i].len, enc_piece, &e, err);
         } else if (f[i].len) { /* llama.cpp keeps no empty fragment */
             int bad = -1;
-            e.status = mq_tok_spm_encode(t, text + f[i].start, f[i].len,
-                                         t->add_space_prefix && prev_special, &e.ids, &e.n,
-                                         &e.cap, &bad);
+            e.status =
+                mq_tok_spm_encode(t, text + f[i].start, f[i].len,
+                                  t->add_space_prefix && prev_special, &e.ids, &e.n, &e.cap, &bad);
             if (e.status == MQ_ERR_ARG)
                 rc = mq_error_set(err, MQ_ERR_ARG,
                                   "tokenizer: the text holds byte 0x%02x, which the vocabulary "

@@ -149,8 +149,12 @@ static int spm_from_gguf(const mq_gguf_t *g, const char *name, mq_tokenizer_t **
         memcpy(scores, sdata, n * sizeof *scores);
     }
     /* llama.cpp's defaults for a "llama" vocabulary; a default id past the vocabulary is none */
-    mq_spm_config_t cfg = {.add_space_prefix = 1, .add_bos = 1, .add_eos = 0,
-                           .bos = n > 1 ? 1 : -1, .eos = n > 2 ? 2 : -1, .unk = 0};
+    mq_spm_config_t cfg = {.add_space_prefix = 1,
+                           .add_bos = 1,
+                           .add_eos = 0,
+                           .bos = n > 1 ? 1 : -1,
+                           .eos = n > 2 ? 2 : -1,
+                           .unk = 0};
     int32_t *types = NULL;
     if ((rc = opt_id(g, "tokenizer.ggml.bos_token_id", n, &cfg.bos, err)) ||
         (rc = opt_id(g, "tokenizer.ggml.eos_token_id", n, &cfg.eos, err)) ||
@@ -178,11 +182,7 @@ static int contains_any(const char *s, const char *const *subs) {
 
 /* Marks a token's whitespace stripping on or off (text: a token's text, or NULL for id). */
 static int set_strip(mq_tokenizer_t *t, const char *text, int32_t id, int flag, int on) {
-    if (text) {
-        uint64_t v;
-        if (!mq_strmap_get(&t->by_text, text, strlen(text), &v)) return 0;
-        id = (int32_t)v;
-    }
+    if (text && (id = tok_lookup(t, text, strlen(text))) < 0) return 0;
     if (!t->strip && !(t->strip = calloc((size_t)t->n_vocab, 1))) return MQ_ERR_NOMEM;
     t->strip[id] = (uint8_t)(on ? t->strip[id] | flag : t->strip[id] & ~flag);
     return 0;
@@ -202,8 +202,8 @@ static int model_strips(const mq_gguf_t *g, mq_tokenizer_t *t, mq_error_t *err) 
         lower[k] = (char)tolower((unsigned char)gname.ptr[k]);
     lower[k] = '\0';
     rc = 0;
-    if (contains_any(pre.ptr, (const char *const[]){"jina-v2-de", "jina-v2-es", "jina-v2-code",
-                                                    NULL})) {
+    if (contains_any(pre.ptr,
+                     (const char *const[]){"jina-v2-de", "jina-v2-es", "jina-v2-code", NULL})) {
         rc = set_strip(t, "<mask>", 0, MQ_TOK_LSTRIP, 1);
     } else if (contains_any(lower, (const char *const[]){"phi-3", "phi3", NULL})) {
         for (int32_t i = 0; i < t->n_special && !rc; i++)

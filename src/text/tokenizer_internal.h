@@ -49,6 +49,12 @@ struct mq_tokenizer {
  * as llama.cpp marks the tokens of some models by name. */
 enum { MQ_TOK_LSTRIP = 1, MQ_TOK_RSTRIP = 2 };
 
+/* The id of the token whose stored text is s[0..len), or -1. */
+static inline int32_t tok_lookup(const mq_tokenizer_t *t, const char *s, size_t len) {
+    uint64_t v;
+    return mq_strmap_get(&t->by_text, s, len, &v) ? (int32_t)v : -1;
+}
+
 static inline const char *tok_text(const mq_tokenizer_t *t, int32_t id) {
     return t->text + t->text_off[id];
 }

@@ -41,15 +41,10 @@ static int pair_first(const spm_pair_t *a, const spm_pair_t *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static int32_t spm_lookup(const mq_tokenizer_t *t, const char *s, size_t len) {
-    uint64_t v;
-    return mq_strmap_get(&t->by_text, s, len, &v) ? (int32_t)v : -1;
-}
-
 static void spm_push(spm_t *m, int32_t left, int32_t right) {
     if (left < 0 || right < 0) return;
     const spm_sym_t *l = &m->sym[left], *r = &m->sym[right];
-    int32_t id = spm_lookup(m->t, m->s + l->off, (size_t)l->n + r->n);
+    int32_t id = tok_lookup(m->t, m->s + l->off, (size_t)l->n + r->n);
     if (id < 0) return;
     spm_pair_t p = {m->t->score[id], left, right, l->n + r->n};
     size_t i = m->n_heap++;
@@ -133,7 +128,7 @@ int mq_tok_spm_encode(const mq_tokenizer_t *t, const char *text, size_t len, int
     }
     for (int32_t i = n_sym ? 0 : -1; i >= 0; i = m.sym[i].next) {
         const spm_sym_t *y = &m.sym[i];
-        int32_t id = spm_lookup(t, s + y->off, y->n);
+        int32_t id = tok_lookup(t, s + y->off, y->n);
         if (grow((void **)ids, cap, *n + (id >= 0 ? 1 : y->n), sizeof **ids)) {
             rc = MQ_ERR_NOMEM;
             goto done;
