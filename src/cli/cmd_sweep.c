@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "measure.h"
+#include "miniquant/arch.h"
 #include "miniquant/fileio.h"
 #include "miniquant/progress.h"
 #include "miniquant/report.h"
@@ -169,19 +170,19 @@ static int plot_verbs(const char *png, const cli_measure_t *r, int n, const char
 }
 
 /* Both plots of a sweep; res[0] is fp32. */
-static int sweep_plots(const char *dir, const cli_measure_t *res, int n, const char *config,
+static int sweep_plots(const char *dir, const cli_measure_t *res, int n, const char *model_name,
                        size_t test_tokens, size_t verb_items, int skip, mq_error_t *err) {
     int on[MAX_SCHEMES];
     pareto_frontier(res, n, on);
     char path[4200], title[256];
     snprintf(title, sizeof title,
-             "MiniGPT-%s: size against test perplexity, one dot per scheme (%zu test tokens)%s",
-             config, test_tokens, skip ? ", lm_head FP32" : "");
+             "%s: size against test perplexity, one dot per scheme (%zu test tokens)%s",
+             model_name, test_tokens, skip ? ", lm_head FP32" : "");
     snprintf(path, sizeof path, "%s/pareto.png", dir);
     int rc = plot_pareto(path, res, n, on, title, err);
     if (rc) return rc;
     snprintf(title, sizeof title,
-             "MiniGPT-%s: verb-tense accuracy per scheme (%zu items from the test split)", config,
+             "%s: verb-tense accuracy per scheme (%zu items from the test split)", model_name,
              verb_items);
     snprintf(path, sizeof path, "%s/verb_tense_accuracy.png", dir);
     return plot_verbs(path, res, n, title, err);
@@ -232,10 +233,15 @@ static int sweep_replot(const char *dir) {
         const cJSON *t = cJSON_GetObjectItem(ev, "test_tokens"),
                     *vi = cJSON_GetObjectItem(ev, "verb_tense_items");
         const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(root, "model"));
-        char config[64] = "?";
-        if (model && strstr(model, "minigpt-")) /* models/minigpt-<config>.gguf */
-            sscanf(strstr(model, "minigpt-") + 8, "%63[^.]", config);
-        rc = sweep_plots(dir, res, n, config, cJSON_IsNumber(t) ? (size_t)t->valuedouble : 0,
+        /* models/minigpt-<config>.gguf, models/minillama-<config>.gguf */
+        char name[80] = "?", config[64];
+        static const char *const FAMILY[2][2] = {{"minigpt-", "MiniGPT"},
+                                                 {"minillama-", "MiniLlama"}};
+        for (int f = 0; f < 2; f++)
+            if (model && strstr(model, FAMILY[f][0]) &&
+                sscanf(strstr(model, FAMILY[f][0]) + strlen(FAMILY[f][0]), "%63[^.]", config) == 1)
+                snprintf(name, sizeof name, "%s-%s", FAMILY[f][1], config);
+        rc = sweep_plots(dir, res, n, name, cJSON_IsNumber(t) ? (size_t)t->valuedouble : 0,
                          cJSON_IsNumber(vi) ? (size_t)vi->valuedouble : 0, skip, &err);
     }
     cJSON_Delete(root);
@@ -312,8 +318,11 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
         rc = mq_json_write(path, root, &err);
         cJSON_Delete(root);
     }
-    if (rc == MQ_OK)
-        rc = sweep_plots(dir, res, n, b.m.cfg.name, b.test.n, b.verbs.n_items, skip, &err);
+    if (rc == MQ_OK) {
+        char name[80];
+        mq_arch_model_name(&b.m.cfg, name, sizeof name);
+        rc = sweep_plots(dir, res, n, name, b.test.n, b.verbs.n_items, skip, &err);
+    }
     if (rc == MQ_OK) {
         cJSON *cfg = cli_manifest_config(model, &b.m, &b.info, command);
         cJSON *list = cJSON_AddArrayToObject(cfg, "schemes");
