@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/eval.h"
 #include "miniquant/export.h"
@@ -55,11 +56,19 @@ static mq_tokenizer_t *small_tokenizer(void) {
     return tok;
 }
 
-/* A random MiniGPT whose LayerNorm parameters and biases are not the init's constants, with an
- * all-zero row in a Linear (the zero-scale guard) and an all-zero group elsewhere. */
-static void random_model(mq_gpt_t *m, int V, int maxT, int C, int NH, int L, uint64_t seed) {
-    mq_gpt_config_t cfg = {
-        .name = "custom", .vocab_size = V, .n_ctx = maxT, .n_embd = C, .n_head = NH, .n_layer = L};
+/* A random model of arch whose norm parameters and biases are not the init's constants, with
+ * an all-zero row in a Linear (the zero-scale guard) and an all-zero group elsewhere; llama
+ * with NH / 2 heads of keys and values and an MLP 3C wide. */
+static void random_model_of(mq_gpt_t *m, int arch, int V, int maxT, int C, int NH, int L,
+                            uint64_t seed) {
+    mq_gpt_config_t cfg = {.name = "custom",
+                           .arch = arch,
+                           .vocab_size = V,
+                           .n_ctx = maxT,
+                           .n_embd = C,
+                           .n_head = NH,
+                           .n_layer = L};
+    if (arch == MQ_ARCH_LLAMA) cfg.n_head_kv = NH / 2, cfg.n_ff = 3 * C;
     mq_error_t err = {0};
     cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
     mq_gpt_init_weights(m, seed);
@@ -71,8 +80,13 @@ static void random_model(mq_gpt_t *m, int V, int maxT, int C, int NH, int L, uin
         for (size_t i = 0; i < m->param_sizes[p]; i++)
             x[i] += 0.1f * mq_rng_normal(&r);
     }
-    memset(m->params.qkvw + 5 * (size_t)C, 0, (size_t)C * sizeof(float));
+    float *first = arch == MQ_ARCH_LLAMA ? m->params.qw : m->params.qkvw;
+    memset(first + 5 * (size_t)C, 0, (size_t)C * sizeof(float));
     memset(m->params.fcprojw + 64, 0, 64 * sizeof(float));
+}
+
+static void random_model(mq_gpt_t *m, int V, int maxT, int C, int NH, int L, uint64_t seed) {
+    random_model_of(m, MQ_ARCH_GPT2, V, maxT, C, NH, L, seed);
 }
 
 static void quantize(mq_qmodel_t *q, const mq_gpt_t *m, const char *name, int skip) {
@@ -453,10 +467,10 @@ static float *logits_of(const mq_qmodel_t *q) {
     return l;
 }
 
-static void round_trip(const char *name, int skip) {
+static void round_trip(const char *name, int skip, int arch) {
     mq_gpt_t m, md;
     mq_qmodel_t q, q2;
-    random_model(&m, VOCAB, 32, RT_C, 2, RT_L, 11);
+    random_model_of(&m, arch, VOCAB, 32, RT_C, 2, RT_L, 11);
     float *before = copy_params(&m);
     quantize(&q, &m, name, skip);
     /* quantizing made a model of its own: the FP32 one is as it was, and runs as FP32 */
@@ -566,7 +580,7 @@ static void round_trip(const char *name, int skip) {
     mq_gpt_free(&m);
 }
 
-Test(export, every_scheme_round_trips_exactly) {
+Test(export, every_scheme_round_trips_exactly_in_both_architectures) {
     static const char *const SCHEMES[] = {
         "fp32",
         "fp16",
@@ -596,15 +610,16 @@ Test(export, every_scheme_round_trips_exactly) {
         "nf3_g64",
         "nf3_g16",
     };
-    for (size_t i = 0; i < sizeof SCHEMES / sizeof SCHEMES[0]; i++)
-        round_trip(SCHEMES[i], 0);
+    for (int arch = 0; arch < MQ_NUM_ARCHS; arch++)
+        for (size_t i = 0; i < sizeof SCHEMES / sizeof SCHEMES[0]; i++)
+            round_trip(SCHEMES[i], 0, arch);
 }
 
 Test(export, skip_lm_head_round_trips_with_an_f32_head) {
     static const char *const SCHEMES[] = {"fp32",    "fp16",     "int8_per_channel", "int4_g64",
                                           "nf4_g64", "int3_g32", "nf3_g32"};
     for (size_t i = 0; i < sizeof SCHEMES / sizeof SCHEMES[0]; i++)
-        round_trip(SCHEMES[i], 1);
+        round_trip(SCHEMES[i], 1, MQ_ARCH_GPT2);
 }
 
 /* The sum over m's Linears of the squared error of q's values. */

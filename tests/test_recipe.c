@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "miniquant/checkpoint.h"
 #include "miniquant/export.h"
 #include "miniquant/gguf.h"
 #include "miniquant/gptq.h"
@@ -88,6 +89,96 @@ Test(recipe, ffn_down_rules_follow_the_layer_on_a_deep_model) {
     mq_recipe_free(&m);
     mq_recipe_free(&l3);
     mq_recipe_free(&s4);
+}
+
+/* A type by one letter: the K-quant's bits, n iq4_nl, 0 int4_g32 (Q4_0), 8 int8_g32 (Q8_0). */
+static const char *type_of_letter(char c) {
+    static const char *const K[] = {['2'] = "q2_k", ['3'] = "q3_k", ['4'] = "q4_k", ['5'] = "q5_k",
+                                    ['6'] = "q6_k", ['n'] = "iq4_nl", ['0'] = "int4_g32",
+                                    ['8'] = "int8_g32"};
+    const char *t = (unsigned char)c < sizeof K / sizeof K[0] ? K[(unsigned char)c] : NULL;
+    cr_assert(t, "letter '%c'", c);
+    return t;
+}
+
+/* Every Linear and token_embd of c under recipe name against the letters of want (spaces are
+ * skipped): per layer the Linears in the architecture's order, then output and token_embd. */
+static void check_types(const mq_gpt_config_t *c, const char *name, const char *want) {
+    mq_recipe_t r = recipe(name, c);
+    int t = 0, n = mq_recipe_n_tensors(c);
+    for (const char *w = want; *w; w++) {
+        if (*w == ' ') continue;
+        cr_assert(t < n, "%s: more letters than tensors", name);
+        const char *got = t < r.n_linear ? r.linear[t].name : r.embd.name;
+        char tn[48];
+        mq_recipe_tensor_name(c, t, tn, sizeof tn);
+        cr_assert_str_eq(got, type_of_letter(*w), "%s %s: %s", name, tn, got);
+        t++;
+    }
+    cr_assert_eq(t, n, "%s: %d letters for %d tensors", name, t, n);
+    mq_recipe_free(&r);
+}
+
+/* The default MiniLlama (4 layers, 4 heads sharing 2 KV heads) as llama-quantize (llama.cpp
+ * c392e50) wrote it from models/minillama-default.gguf: per layer attn_q, attn_k, attn_v,
+ * attn_output, ffn_gate, ffn_up, ffn_down; then output and token_embd. */
+Test(recipe, mixtures_give_the_types_llama_quantize_gives_minillama) {
+    mq_gpt_config_t c;
+    mq_error_t err = {0};
+    cr_assert_eq(mq_gpt_preset("llama-default", 4096, &c, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_recipe_n_tensors(&c), 30);
+    static const char *const CASES[][2] = {
+        {"q2_k", "2233223 2233223 2233223 2233223 6 2"},
+        {"q3_k_s", "3333333 3333333 3333333 3333333 6 3"},
+        {"q3_k_m", "3354334 3354334 3344334 3344334 6 3"},
+        {"q3_k_l", "3355335 3355335 3355335 3355335 6 3"},
+        {"q4_k_s", "4454444 4454444 4454444 4454444 6 4"},
+        {"q4_k_m", "4444444 4444444 4464446 4464446 6 4"},
+        {"q5_k_s", "5555555 5555555 5555555 5555555 6 5"},
+        {"q5_k_m", "5555555 5555555 5565556 5565556 6 5"},
+        {"q6_k", "6666666 6666666 6666666 6666666 6 6"},
+        {"iq4_nl", "nnnnnnn nnnnnnn nnnnnnn nnnnnnn 6 n"},
+        {"q4_0", "0000000 0000000 0000000 0000000 6 0"},
+        {"q8_0", "8888888 8888888 8888888 8888888 8 8"},
+    };
+    for (size_t k = 0; k < sizeof CASES / sizeof CASES[0]; k++)
+        check_types(&c, CASES[k][0], CASES[k][1]);
+}
+
+/* attn_v's rules that 4 layers and 2 queries per KV head do not reach, on TinyLlama-1.1B's
+ * shape (22 layers, 32 heads sharing 4 KV heads), as llama-quantize wrote them from the
+ * synthetic model of that shape (miniquant synth --shape tinyllama-1.1b): q2_k and iq4_nl
+ * raise attn_v when 4 or more queries share a KV head; q3_k_m raises the first 2 layers',
+ * q4_k_s the first 4; q4_k_m raises use_more_bits's layers (0-1, 4, 7, 10, 13, 16, 19-21). */
+Test(recipe, attn_v_rules_follow_the_layer_and_the_grouped_heads) {
+    const mq_synth_shape_t *sh = mq_synth_shapes();
+    while (sh->name && strcmp(sh->name, "tinyllama-1.1b"))
+        sh++;
+    cr_assert(sh->name);
+    mq_gpt_config_t c = sh->cfg;
+    cr_assert_eq(c.n_layer, 22);
+    for (int i = 0; i < 22; i++) {
+        int v = 7 * i + 2, down = 7 * i + 6, more = i < 2 || i >= 19 || (i - 2) % 3 == 2;
+        mq_recipe_t r = recipe("q2_k", &c);
+        cr_assert_str_eq(r.linear[v].name, "q4_k", "layer %d", i);
+        cr_assert_str_eq(r.linear[down].name, "q3_k", "layer %d", i);
+        mq_recipe_free(&r);
+        r = recipe("q3_k_m", &c);
+        cr_assert_str_eq(r.linear[v].name, i < 2 ? "q5_k" : "q4_k", "layer %d", i);
+        cr_assert_str_eq(r.linear[down].name, i < 1 ? "q5_k" : "q4_k", "layer %d", i);
+        mq_recipe_free(&r);
+        r = recipe("q4_k_s", &c);
+        cr_assert_str_eq(r.linear[v].name, i < 4 ? "q5_k" : "q4_k", "layer %d", i);
+        cr_assert_str_eq(r.linear[down].name, i < 2 ? "q5_k" : "q4_k", "layer %d", i);
+        mq_recipe_free(&r);
+        r = recipe("q4_k_m", &c);
+        cr_assert_str_eq(r.linear[v].name, more ? "q6_k" : "q4_k", "layer %d", i);
+        cr_assert_str_eq(r.linear[down].name, more ? "q6_k" : "q4_k", "layer %d", i);
+        mq_recipe_free(&r);
+        r = recipe("iq4_nl", &c);
+        cr_assert_str_eq(r.linear[v].name, "q5_k", "layer %d", i);
+        mq_recipe_free(&r);
+    }
 }
 
 Test(recipe, methods_reach_every_linear_but_not_the_embedding) {

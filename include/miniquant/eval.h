@@ -37,6 +37,13 @@ typedef struct mq_ppl_result {
  * are evaluated together (batch <= 0: 8). Shows a progress bar. */
 int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_t protocol,
                   int n_ctx, int batch, mq_ppl_result_t *res, mq_error_t *err);
+/* The same, also giving per window the sum of its scored tokens' negative log-likelihoods and
+ * their count: arrays of res->n_windows malloc'd into *window_nll and *window_tokens (either
+ * may be NULL; the caller frees), in the windows' order, for paired statistics
+ * (stats.h: mq_bootstrap_ppl_gap). The sums are the same numbers res is made of. */
+int mq_perplexity_windows(mq_gpt_t *m, const int32_t *tokens, size_t n,
+                          mq_ppl_protocol_t protocol, int n_ctx, int batch, mq_ppl_result_t *res,
+                          double **window_nll, int64_t **window_tokens, mq_error_t *err);
 
 /* A text's tokens as llama-perplexity -f reads the file for chunks of n_ctx: one final newline
  * dropped, encoded with the vocabulary's special tokens added (add_special: a LLaMA vocabulary's

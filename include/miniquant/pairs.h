@@ -4,8 +4,10 @@
  * "bad" alternatives that differ from it in one place. A model gets an item right when the good
  * sentence has a strictly higher total log-probability than every alternative (ties are wrong).
  *
- * Sentences are scored as a training document starts: tokens = [<|endoftext|>] + encode(s), and
- * log p(s) = sum over the sentence's tokens of log p(token | the tokens before it). A sentence
+ * Sentences are scored as a training document starts: tokens = [<|endoftext|>] + encode(s) (a
+ * vocabulary without <|endoftext|> puts its beginning-of-sequence token first, else its
+ * end-of-sequence one), and log p(s) = sum over the sentence's tokens of log p(token | the
+ * tokens before it). A sentence
  * longer than the model's context is scored in windows of n_ctx tokens advancing by n_ctx / 2,
  * every token once, each with at least n_ctx / 2 tokens of context (only the first window
  * starts at the EOT), so nothing is truncated. */

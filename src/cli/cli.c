@@ -31,6 +31,19 @@ int cli_mkdir_parent(const char *path, mq_error_t *err) {
     return mq_mkdir_p(dir, err);
 }
 
+void cli_model_stem(const char *model, char *buf, size_t n) {
+    const char *base = strrchr(model, '/');
+    base = base ? base + 1 : model;
+    size_t len = strlen(base);
+    if (len > 5 && !strcmp(base + len - 5, ".gguf")) len -= 5;
+    snprintf(buf, n, "%.*s", (int)len, base);
+}
+
+void cli_beside_model(const char *model, const char *name, char *buf, size_t n) {
+    const char *slash = strrchr(model, '/');
+    snprintf(buf, n, "%.*s%s", slash ? (int)(slash + 1 - model) : 0, model, name);
+}
+
 int cli_load_tokenizer(const char *path, mq_tokenizer_t **tok, mq_error_t *err) {
     mq_gguf_t *g;
     int rc = mq_gguf_read(path, &g, err);

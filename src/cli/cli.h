@@ -32,6 +32,13 @@ int cmd_synth(int argc, char **argv);
 /* Creates the folder a file path lies in (and its parents), if the path names one. */
 int cli_mkdir_parent(const char *path, mq_error_t *err);
 
+/* A model file's name without its folder and without ".gguf" (models/minigpt-default.gguf:
+ * minigpt-default). */
+void cli_model_stem(const char *model, char *buf, size_t n);
+/* The folder name beside a model file: models/m.gguf and "gguf-export" give
+ * models/gguf-export. */
+void cli_beside_model(const char *model, const char *name, char *buf, size_t n);
+
 /* Prints "miniquant: <message>" to stderr and returns exit status 1. */
 int cli_fail(const mq_error_t *err);
 

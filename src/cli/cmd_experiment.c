@@ -21,11 +21,16 @@ static const char ABOUT[] =
     "             error), evaluated from the file; writes results.json, manifest.json (default DIR\n"
     "             experiments/26-gguf-export; the .gguf files go beside the model)\n"
     "\n"
-    "  quant-curve every scheme (miniquant sweep): perplexity, verb-tense accuracy, bytes,\n"
-    "             the Pareto frontier; and the roofline of this machine with MiniGPT's decode\n"
-    "             step placed on it (miniquant roofline). Writes results.json, pareto.png,\n"
-    "             verb_tense_accuracy.png, roofline.json, roofline_overlay.png,\n"
-    "             manifest.json (default DIR experiments/26-quant-curve)\n"
+    "  quant-curve every scheme (miniquant sweep: the spec's, the K-quants, 3 and 2 bits; each\n"
+    "             by round to nearest and by GPTQ) on each model given (default: MiniGPT and\n"
+    "             MiniLlama, models/mini{gpt,llama}-default.gguf): perplexity, verb-tense\n"
+    "             accuracy, bytes, the Pareto frontier; and the roofline of this machine with\n"
+    "             the model's decode step placed on it (miniquant roofline). Writes per model\n"
+    "             DIR/<model file's name>/{results.json, pareto.png, verb_tense_accuracy.png,\n"
+    "             roofline.json, roofline_overlay.png, manifest.json, sensitivity.json,\n"
+    "             sensitivity.png (each Linear alone in int4_g64)}; with two models or more,\n"
+    "             DIR/architectures.png, the gap of each scheme side by side (default DIR\n"
+    "             experiments/26-quant-curve)\n"
     "\n"
     "  vs-llamacpp at each of llama-quantize's size points (Q8_0 .. Q2_K), its files with and\n"
     "             without an importance matrix against miniquant's best file of no larger size\n"
@@ -34,7 +39,7 @@ static const char ABOUT[] =
     "             names its binaries (recorded in DIR/llamacpp.json, LLAMA_CPP_COMMIT too);\n"
     "             otherwise that record is read back. Writes results.json, pareto.png,\n"
     "             manifest.json (default DIR experiments/26-vs-llamacpp; the files go beside\n"
-    "             the model, in vs-llamacpp/)\n";
+    "             the model, in vs-llamacpp/<model file's name>/)\n";
 
 /* A table as a picture: rows of cells drawn as text, the header bold, rules between. */
 static int plot_table(const char *png, const char *title, int ncol, const char *const *head,
@@ -95,6 +100,27 @@ static int plot_sensitivity(const char *png, const mq_sensitivity_t *sv, const c
     return rc;
 }
 
+/* {scheme, what, fp32_ppl, layers: [{name, ppl, ppl_gap_pct}], sum_of_gaps_pct} */
+static cJSON *sensitivity_json(const mq_sensitivity_t *sv, const char *scheme) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "scheme", scheme);
+    cJSON_AddStringToObject(o, "what", "test perplexity (default protocol) with one Linear "
+                                       "quantized, every other tensor FP32");
+    cJSON_AddNumberToObject(o, "fp32_ppl", sv->base_ppl);
+    double sum = 0;
+    cJSON *arr = cJSON_AddArrayToObject(o, "layers");
+    for (int i = 0; i < sv->n; i++) {
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "name", sv->names[i]);
+        cJSON_AddNumberToObject(l, "ppl", sv->ppl[i]);
+        cJSON_AddNumberToObject(l, "ppl_gap_pct", sv->gap_pct[i]);
+        cJSON_AddItemToArray(arr, l);
+        sum += sv->gap_pct[i];
+    }
+    cJSON_AddNumberToObject(o, "sum_of_gaps_pct", sum);
+    return o;
+}
+
 static int int8_ptq(const char *model, const char *dir) {
     mq_error_t err = {0};
     cli_bench_t b;
@@ -138,17 +164,7 @@ static int int8_ptq(const char *model, const char *dir) {
         double gpt = 100 * (res[1].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl;
         double gpc = 100 * (res[3].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl;
         cJSON_AddNumberToObject(root, "per_channel_gap_over_per_tensor_gap", gpt != 0 ? gpc / gpt : 0);
-        cJSON *js = cJSON_AddObjectToObject(root, "sensitivity");
-        cJSON_AddStringToObject(js, "scheme", sens_scheme.name);
-        cJSON_AddNumberToObject(js, "fp32_ppl", sv.base_ppl);
-        cJSON *arr = cJSON_AddArrayToObject(js, "layers");
-        for (int i = 0; i < sv.n; i++) {
-            cJSON *l = cJSON_CreateObject();
-            cJSON_AddStringToObject(l, "name", sv.names[i]);
-            cJSON_AddNumberToObject(l, "ppl", sv.ppl[i]);
-            cJSON_AddNumberToObject(l, "ppl_gap_pct", sv.gap_pct[i]);
-            cJSON_AddItemToArray(arr, l);
-        }
+        cJSON_AddItemToObject(root, "sensitivity", sensitivity_json(&sv, sens_scheme.name));
         snprintf(path, sizeof path, "%s/results.json", dir);
         rc = mq_json_write(path, root, &err);
         cJSON_Delete(root);
@@ -204,24 +220,123 @@ static int int8_ptq(const char *model, const char *dir) {
     return rc ? cli_fail(&err) : 0;
 }
 
-/* experiments/26-quant-curve: the sweep of every scheme, then the roofline with the decode
- * step of each placed on it. */
-static int quant_curve(const char *model, const char *dir) {
-    int rc = cli_sweep(model, dir, MQ_STANDARD_SCHEMES, 0, "miniquant experiment quant-curve");
-    if (rc) return rc;
-    char json[4200], png[4200];
-    snprintf(json, sizeof json, "%s/roofline.json", dir);
-    snprintf(png, sizeof png, "%s/roofline_overlay.png", dir);
-    char *argv[] = {"roofline", "--model", (char *)model, "--json", json, "--plot", png, NULL};
-    return cmd_roofline(7, argv);
+/* What quant-curve sweeps: the spec's schemes, then the low-bit end (3 and 2 bits per group),
+ * the K-quants and IQ4_NL, each by round to nearest and by GPTQ. */
+static const char *const CURVE_EXTRA[] = {
+    "int3_g64", "int3_g64_gptq", "int2_g64", "int2_g64_gptq", "q2_k",   "q2_k_gptq",
+    "q3_k",     "q3_k_gptq",     "q4_k",     "q4_k_gptq",     "q5_k",   "q5_k_gptq",
+    "q6_k",     "q6_k_gptq",     "iq4_nl",   "iq4_nl_gptq",   NULL};
+
+/* Which Linear a scheme hurts: each quantized alone (the rest FP32), the perplexity gap; written
+ * to dir/sensitivity.json and drawn to dir/sensitivity.png. */
+static int layer_sensitivity(const char *model, const char *scheme, const char *dir) {
+    mq_error_t err = {0};
+    mq_scheme_t s;
+    cli_bench_t b;
+    if (mq_scheme_parse(scheme, &s, &err) || cli_bench_open(&b, model, &err))
+        return cli_fail(&err);
+    mq_sensitivity_t sv = {0};
+    fprintf(stderr, "== per-layer sensitivity (%s): %s\n", s.name, model);
+    int rc = mq_sensitivity_run(&b.m, &s, b.test.ids, b.test.n, &sv, &err);
+    char path[1100];
+    if (rc == MQ_OK) {
+        cJSON *root = sensitivity_json(&sv, s.name);
+        cJSON_AddStringToObject(root, "model", model);
+        snprintf(path, sizeof path, "%.1000s/sensitivity.json", dir);
+        rc = mq_json_write(path, root, &err);
+        cJSON_Delete(root);
+    }
+    if (rc == MQ_OK) {
+        snprintf(path, sizeof path, "%.1000s/sensitivity.png", dir);
+        rc = plot_sensitivity(path, &sv, s.name, &err);
+    }
+    if (rc == MQ_OK) printf("wrote %s/{sensitivity.json,sensitivity.png}\n", dir);
+    mq_sensitivity_free(&sv);
+    cli_bench_close(&b);
+    return rc ? cli_fail(&err) : 0;
+}
+
+/* experiments/26-quant-curve: per model the sweep of every scheme, the roofline with its decode
+ * step placed on it and which Linear int4_g64 hurts; the models side by side. */
+static int quant_curve(const char *const *models, int n_models, const char *dir, int replot) {
+    const char *names[CLI_MAX_SCHEMES + 1];
+    int n = 0;
+    for (int i = 0; MQ_STANDARD_SCHEMES[i]; i++)
+        names[n++] = MQ_STANDARD_SCHEMES[i];
+    for (int i = 0; CURVE_EXTRA[i]; i++)
+        names[n++] = CURVE_EXTRA[i];
+    names[n] = NULL;
+    char sub[8][1024];
+    const char *subs[8];
+    for (int m = 0; m < n_models; m++) {
+        char stem[256];
+        cli_model_stem(models[m], stem, sizeof stem);
+        subs[m] = sub[m];
+        if ((size_t)snprintf(sub[m], sizeof sub[m], "%s/%s", dir, stem) >= sizeof sub[m]) {
+            mq_error_t err = {0};
+            mq_error_set(&err, MQ_ERR_ARG, "quant-curve: the path %s/%s is too long", dir, stem);
+            return cli_fail(&err);
+        }
+        for (int k = 0; k < m; k++)
+            if (!strcmp(sub[k], sub[m])) {
+                mq_error_t err = {0};
+                mq_error_set(&err, MQ_ERR_ARG, "quant-curve: %s and %s would share %s",
+                             models[k], models[m], sub[m]);
+                return cli_fail(&err);
+            }
+    }
+    for (int m = 0; m < n_models; m++) {
+        if (replot) {
+            int rc = cli_sweep_replot(sub[m]);
+            if (rc) return rc;
+            continue;
+        }
+        fprintf(stderr, "quant-curve: %s\n", models[m]);
+        int rc = cli_sweep(models[m], sub[m], names, 0, "miniquant experiment quant-curve");
+        if (rc) return rc;
+        char json[1100], png[1100];
+        snprintf(json, sizeof json, "%.1023s/roofline.json", sub[m]);
+        snprintf(png, sizeof png, "%.1023s/roofline_overlay.png", sub[m]);
+        char *argv[] = {"roofline", "--model", (char *)models[m], "--json", json, "--plot", png,
+                        NULL};
+        if ((rc = cmd_roofline(7, argv))) return rc;
+        if ((rc = layer_sensitivity(models[m], "int4_g64", sub[m]))) return rc;
+    }
+    if (n_models < 2) return 0;
+    char png[1100];
+    snprintf(png, sizeof png, "%s/architectures.png", dir);
+    return cli_sweep_compare(subs, n_models, png);
+}
+
+/* --model FILE.gguf, given once or more. */
+typedef struct model_list {
+    int n;
+    const char *v[8];
+} model_list_t;
+
+static int model_list_add(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size) {
+    model_list_t *l = opt->ctx;
+    if (l->n == 8) {
+        snprintf(msg, msg_size, "--model: at most 8 models");
+        return 1;
+    }
+    l->v[l->n++] = arg;
+    return 0;
 }
 
 int cmd_experiment(int argc, char **argv) {
-    const char *model = NULL, *out = NULL;
+    const char *out = NULL;
+    int replot = 0;
+    model_list_t models = {0};
     cli_option_t opts[] = {
-        {CLI_OPT_MODEL(&model, "the FP32 model"), .def = CLI_DEFAULT_MODEL},
+        {.name = "model", .arg = "FILE.gguf", .fn = model_list_add, .ctx = &models,
+         .help = "the FP32 model; quant-curve takes it more than once",
+         .def_text = CLI_DEFAULT_MODEL "; quant-curve: it and models/minillama-default.gguf"},
         {.name = "out", .arg = "DIR", .str = &out, .def_text = "per experiment, above",
          .help = "the experiment directory"},
+        {.name = "plots-only", .flag = &replot,
+         .help = "quant-curve: redraw the sweeps' plots and architectures.png from the "
+                 "results.json files, measuring nothing (the roofline is left as it is)"},
         {0},
     };
     const cli_command_t cmd = {.name = "experiment", .args = "NAME", .about = ABOUT, .opts = opts};
@@ -233,10 +348,19 @@ int cmd_experiment(int argc, char **argv) {
                                "name one experiment (valid: int8-ptq, gguf-export, quant-curve, "
                                "vs-llamacpp)");
     const char *name = args.v[0];
+    if (!strcmp(name, "quant-curve")) {
+        static const char *const BOTH[] = {CLI_DEFAULT_MODEL, "models/minillama-default.gguf"};
+        const char *dir = out ? out : "experiments/26-quant-curve";
+        return models.n ? quant_curve(models.v, models.n, dir, replot)
+                        : quant_curve(BOTH, 2, dir, replot);
+    }
+    if (replot) return cli_usage_error(&cmd, "--plots-only goes with quant-curve");
+    if (models.n > 1)
+        return cli_usage_error(&cmd, "%s takes one --model (quant-curve takes several)", name);
+    const char *model = models.n ? models.v[0] : CLI_DEFAULT_MODEL;
     if (!strcmp(name, "int8-ptq")) return int8_ptq(model, out ? out : "experiments/26-int8-ptq");
     if (!strcmp(name, "gguf-export"))
         return cli_experiment_gguf_export(model, out ? out : "experiments/26-gguf-export");
-    if (!strcmp(name, "quant-curve")) return quant_curve(model, out ? out : "experiments/26-quant-curve");
     if (!strcmp(name, "vs-llamacpp"))
         return cli_experiment_vs_llamacpp(model, out ? out : "experiments/26-vs-llamacpp");
     return cli_usage_error(&cmd,

@@ -535,32 +535,15 @@ static cJSON *run_json(const run_result_t *r, const run_result_t *base) {
     return o;
 }
 
-/* files_dir: the folder of model's file + "/gguf-export" (models/ is not part of the sources). */
-static void default_files_dir(const char *model, char *buf, size_t n) {
-    const char *slash = strrchr(model, '/');
-    if (slash)
-        snprintf(buf, n, "%.*s/gguf-export", (int)(slash - model), model);
-    else
-        snprintf(buf, n, "gguf-export");
-}
-
-static void model_stem(const char *model, char *buf, size_t n) {
-    const char *base = strrchr(model, '/');
-    base = base ? base + 1 : model;
-    size_t len = strlen(base);
-    if (len > 5 && !strcmp(base + len - 5, ".gguf")) len -= 5;
-    snprintf(buf, n, "%.*s", (int)len, base);
-}
-
 int cli_experiment_gguf_export_runs(const char *model, const char *dir, const char *files_dir,
                                     const char *const *schemes, const char *const *skip_schemes) {
     mq_error_t err = {0};
     char fdir[4096], stem[256];
     if (!files_dir)
-        default_files_dir(model, fdir, sizeof fdir);
+        cli_beside_model(model, "gguf-export", fdir, sizeof fdir); /* models/ is not in git */
     else
         snprintf(fdir, sizeof fdir, "%s", files_dir);
-    model_stem(model, stem, sizeof stem);
+    cli_model_stem(model, stem, sizeof stem);
 
     /* the runs: every scheme with lm_head quantized, then the skip_schemes with it FP32 */
     size_t n_runs = 0, n_a = 0, n_b = 0;

@@ -132,36 +132,50 @@ int cmd_run(int argc, char **argv) {
         if ((rc = train_and_record(ARCHS[a][0], ARCHS[a][1], config, threads, eval_dir))) return rc;
     cli_set_threads((int)threads);
 
-    char *ex1[] = {"experiment", "int8-ptq", "--model", model, NULL};
-    if ((rc = step("experiment 26-int8-ptq", cmd_experiment, ex1))) return rc;
-    char *ex2[] = {"gptq-toy", "--seed", "26", "--out", "experiments/26-gptq-toy", NULL};
-    if ((rc = step("experiment 26-gptq-toy", cmd_gptq_toy, ex2))) return rc;
-    char *ex3[] = {"experiment", "gguf-export", "--model", model, NULL};
-    if ((rc = step("experiment 26-gguf-export", cmd_experiment, ex3))) return rc;
-    char *ex4[] = {"experiment", "quant-curve", "--model", model, NULL};
-    if ((rc = step("experiment 26-quant-curve", cmd_experiment, ex4))) return rc;
-    /* llama.cpp's side from its record unless LLAMA_CPP_BIN names its binaries */
-    char *ex5[] = {"experiment", "vs-llamacpp", "--model", model, NULL};
-    if ((rc = step("experiment 26-vs-llamacpp", cmd_experiment, ex5))) return rc;
+    char llama[256];
+    snprintf(llama, sizeof llama, "models/minillama-%s.gguf", config);
+    char *toy[] = {"gptq-toy", "--seed", "26", "--out", "experiments/26-gptq-toy", NULL};
+    if ((rc = step("experiment 26-gptq-toy", cmd_gptq_toy, toy))) return rc;
+    char *curve[] = {"experiment", "quant-curve", "--model", model, "--model", llama, NULL};
+    if ((rc = step("experiment 26-quant-curve", cmd_experiment, curve))) return rc;
+    /* the others per model: MiniGPT's in the experiment's folder, MiniLlama's in a folder of
+     * its name inside it; llama.cpp's side of vs-llamacpp from its record unless
+     * LLAMA_CPP_BIN names its binaries */
+    static const char *const EXPERIMENTS[] = {"int8-ptq", "gguf-export", "vs-llamacpp"};
+    for (int m = 0; m < 2; m++)
+        for (int e = 0; e < 3; e++) {
+            char out[512], title[600];
+            snprintf(out, sizeof out, "experiments/26-%s%s%s", EXPERIMENTS[e],
+                     m ? "/minillama-" : "", m ? config : "");
+            snprintf(title, sizeof title, "experiment %s", out + strlen("experiments/"));
+            char *argv[] = {"experiment", (char *)EXPERIMENTS[e], "--model", m ? llama : model,
+                            "--out", out, NULL};
+            if ((rc = step(title, cmd_experiment, argv))) return rc;
+        }
 
     printf("\nresults:\n");
     printf("  corpus        data/corpus/{train,valid,test}.txt\n");
     printf("  tokenizer     data/tokenizer-4096.gguf\n");
-    printf("  models        %s, models/minillama-%s.gguf\n", model, config);
+    printf("  models        %s, %s\n", model, llama);
     printf("  training      experiments/26-{minigpt,minillama}-%s/{training.curve.png,"
            "training.train.json,perplexity-*.json}\n",
            config);
     printf("  perplexity    %s/{minigpt,minillama}-%s-ppl-{default,llamacpp}.json\n", eval_dir,
            config);
-    printf("  experiment    experiments/26-int8-ptq/{results.json,ppl_table.png,sensitivity.png,"
-           "manifest.json}\n");
+    printf("  experiment    experiments/26-int8-ptq/{,minillama-%s/}{results.json,ppl_table.png,"
+           "sensitivity.png,manifest.json}\n",
+           config);
     printf("  experiment    experiments/26-gptq-toy/{results.json,loss_curve.png,"
            "ratio_vs_samples.png,manifest.json}\n");
-    printf("  experiment    experiments/26-gguf-export/{results.json,manifest.json}; the .gguf "
-           "files in models/gguf-export/\n");
-    printf("  experiment    experiments/26-quant-curve/{results.json,pareto.png,"
-           "verb_tense_accuracy.png,roofline.json,roofline_overlay.png,manifest.json}\n");
-    printf("  experiment    experiments/26-vs-llamacpp/{results.json,pareto.png,manifest.json}; "
-           "the .gguf files in models/vs-llamacpp/\n");
+    printf("  experiment    experiments/26-gguf-export/{,minillama-%s/}{results.json,"
+           "manifest.json}; the .gguf files in models/gguf-export/\n",
+           config);
+    printf("  experiment    experiments/26-quant-curve/{minigpt,minillama}-%s/{results.json,"
+           "pareto.png,verb_tense_accuracy.png,roofline.json,roofline_overlay.png,"
+           "manifest.json}, experiments/26-quant-curve/architectures.png\n",
+           config);
+    printf("  experiment    experiments/26-vs-llamacpp/{,minillama-%s/}{results.json,pareto.png,"
+           "manifest.json}; the .gguf files in models/vs-llamacpp/\n",
+           config);
     return 0;
 }

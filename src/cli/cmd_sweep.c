@@ -40,8 +40,16 @@ static void pareto_frontier(const cli_measure_t *r, int n, int *on) {
     }
 }
 
-/* pareto.png: x the GGUF file size (MB, log scale), y the test perplexity; a labelled dot per
- * scheme, filled on the frontier; the frontier as the staircase of what can be reached. */
+/* The y of a scheme on the Pareto plot: its perplexity gap to fp32 (res[0]) in percent, drawn on
+ * a log scale, a gap at or below GAP_FLOOR at the floor (fp32 itself, fp16, the best INT8). */
+#define GAP_FLOOR 1e-3
+static double plot_gap(const cli_measure_t *r, const cli_measure_t *base) {
+    return fmax(gap_pct(r, base), GAP_FLOOR);
+}
+
+/* pareto.png: x the GGUF file size (MB, log scale), y the perplexity gap to fp32 (%, log
+ * scale); a labelled dot per scheme, filled on the frontier; the frontier as the staircase of
+ * what can be reached. */
 static int plot_pareto(const char *png, const cli_measure_t *r, int n, const int *on,
                        const char *title, mq_error_t *err) {
     enum { W = 1100, H = 680 };
@@ -50,10 +58,9 @@ static int plot_pareto(const char *png, const cli_measure_t *r, int n, const int
     for (int i = 0; i < n; i++) {
         double x = r[i].gguf.file / 1e6;
         xmin = fmin(xmin, x), xmax = fmax(xmax, x);
-        ymin = fmin(ymin, r[i].ppl.ppl), ymax = fmax(ymax, r[i].ppl.ppl);
+        ymin = fmin(ymin, plot_gap(&r[i], r)), ymax = fmax(ymax, plot_gap(&r[i], r));
     }
-    double ypad = fmax(0.14 * (ymax - ymin), 0.002 * ymax);
-    xmin /= 1.35, xmax *= 1.6, ymin -= ypad, ymax += ypad;
+    xmin /= 1.35, xmax *= 1.6, ymin /= 2.5, ymax *= 4;
     /* label boxes in graph fractions, from the font's size in pixels */
     enum { MAX_PTS = MAX_SCHEMES + 2 * MAX_SCHEMES * 101 };
     static double px[MAX_PTS], py[MAX_PTS];
@@ -66,7 +73,7 @@ static int plot_pareto(const char *png, const cli_measure_t *r, int n, const int
         else snprintf(text[i], sizeof text[i], "%.40s%s %+.2f%%", r[i].scheme.name,
                       r[i].skip_lm_head ? " (lm_head FP32)" : "", gap_pct(&r[i], &r[0]));
         px[i] = log(r[i].gguf.file / 1e6 / xmin) / log(xmax / xmin);
-        py[i] = (r[i].ppl.ppl - ymin) / (ymax - ymin);
+        py[i] = log(plot_gap(&r[i], r) / ymin) / log(ymax / ymin);
         w[i] = (strlen(text[i]) * 6.9 + 6) / ((R - L) * W);
         h[i] = 17.0 / ((T - B) * H);
     }
@@ -93,24 +100,27 @@ static int plot_pareto(const char *png, const cli_measure_t *r, int n, const int
     mq_strbuf_t s = {0};
     mq_strbuf_printf(&s, "$pts << EOD\n");
     for (int i = 0; i < n; i++)
-        mq_strbuf_printf(&s, "%.6f %.6f %d\n", r[i].gguf.file / 1e6, r[i].ppl.ppl, on[i]);
+        mq_strbuf_printf(&s, "%.6f %.8g %d\n", r[i].gguf.file / 1e6, plot_gap(&r[i], r), on[i]);
     mq_strbuf_printf(&s, "EOD\n$front << EOD\n");
     for (int k = 0; k < nf; k++)
-        mq_strbuf_printf(&s, "%.6f %.6f\n", r[order[k]].gguf.file / 1e6, r[order[k]].ppl.ppl);
-    if (nf) mq_strbuf_printf(&s, "%.6f %.6f\n", xmax, r[order[nf - 1]].ppl.ppl);
+        mq_strbuf_printf(&s, "%.6f %.8g\n", r[order[k]].gguf.file / 1e6,
+                         plot_gap(&r[order[k]], r));
+    if (nf) mq_strbuf_printf(&s, "%.6f %.8g\n", xmax, plot_gap(&r[order[nf - 1]], r));
     mq_strbuf_printf(&s, "EOD\n");
     mq_strbuf_printf(&s,
                      "set title \"%s\"\n"
                      "set lmargin at screen %.2f\nset rmargin at screen %.2f\n"
                      "set bmargin at screen %.2f\nset tmargin at screen %.2f\n"
-                     "set logscale x\nset xrange [%.6f:%.6f]\nset yrange [%.6f:%.6f]\n"
+                     "set logscale xy\nset xrange [%.6f:%.6f]\nset yrange [%.8g:%.8g]\n"
+                     "set format y '%%g'\n"
                      "set xlabel 'GGUF file size (MB = 10^6 bytes, log scale)'\n"
-                     "set ylabel 'test perplexity (lower is better)'\n"
+                     "set ylabel 'test perplexity gap to fp32 (%%, log scale; at or below "
+                     "%g%%: drawn at it)'\n"
                      "set grid xtics ytics mxtics lc rgb '#dddddd'\nset mxtics 10\n"
                      "set xtics (2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)\n"
                      "set key top right box opaque\n"
                      "set style textbox opaque noborder margins 1,1\n",
-                     title, L, R, B, T, xmin, xmax, ymin, ymax);
+                     title, L, R, B, T, xmin, xmax, ymin, ymax, GAP_FLOOR);
     for (int i = 0; i < n; i++) {
         mq_strbuf_printf(&s, "set label %d \"%s\" at graph %.4f,%.4f left font ',10' boxed front\n", i + 1,
                          text[i], lx[i], ly[i]);
@@ -176,7 +186,8 @@ static int sweep_plots(const char *dir, const cli_measure_t *res, int n, const c
     pareto_frontier(res, n, on);
     char path[4200], title[256];
     snprintf(title, sizeof title,
-             "%s: size against test perplexity, one dot per scheme (%zu test tokens)%s",
+             "%s: file size against the perplexity gap to fp32, one dot per scheme (%zu test "
+             "tokens)%s",
              model_name, test_tokens, skip ? ", lm_head FP32" : "");
     snprintf(path, sizeof path, "%s/pareto.png", dir);
     int rc = plot_pareto(path, res, n, on, title, err);
@@ -188,65 +199,193 @@ static int sweep_plots(const char *dir, const cli_measure_t *res, int n, const c
     return plot_verbs(path, res, n, title, err);
 }
 
-/* --plots-only: the plots again from a sweep's results.json. */
-static int sweep_replot(const char *dir) {
-    mq_error_t err = {0};
+/* A sweep as its results.json holds it: per scheme what the plots draw. */
+typedef struct sweep_read {
+    cli_measure_t res[MAX_SCHEMES];
+    int n, skip;
+    char model_name[80];
+    size_t test_tokens, verb_items;
+} sweep_read_t;
+
+static int sweep_read(const char *dir, sweep_read_t *r, mq_error_t *err) {
+    memset(r, 0, sizeof *r);
     char path[4200];
     snprintf(path, sizeof path, "%s/results.json", dir);
     cJSON *root;
-    if (mq_json_read(path, &root, &err)) return cli_fail(&err);
-    static cli_measure_t res[MAX_SCHEMES];
-    int n = 0, skip = 0, rc = MQ_OK;
+    int rc = mq_json_read(path, &root, err);
+    if (rc) return rc;
     const cJSON *arr = cJSON_GetObjectItem(root, "schemes"), *it;
     const cJSON *ev = cJSON_GetObjectItem(root, "evaluation");
     cJSON_ArrayForEach(it, arr) {
         const cJSON *name = cJSON_GetObjectItem(it, "scheme"),
                     *vt = cJSON_GetObjectItem(it, "verb_tense");
-        /* the numbers the plots draw: two of the scheme's, three of its verb_tense object */
-        const cJSON *src[5] = {it, it, vt, vt, vt};
-        static const char *const keys[5] = {"ppl", "gguf_bytes", "accuracy", "ci95_low",
-                                            "ci95_high"};
-        double v[5] = {0};
-        int ok = cJSON_IsString(name) && n < MAX_SCHEMES && cJSON_IsObject(vt);
-        for (int k = 0; k < 5 && ok; k++) {
+        /* the numbers the plots draw: three of the scheme's, three of its verb_tense object */
+        const cJSON *src[6] = {it, it, it, vt, vt, vt};
+        static const char *const keys[6] = {"ppl",      "gguf_bytes", "gguf_bits_per_weight",
+                                            "accuracy", "ci95_low",   "ci95_high"};
+        double v[6] = {0};
+        int ok = cJSON_IsString(name) && r->n < MAX_SCHEMES && cJSON_IsObject(vt);
+        for (int k = 0; k < 6 && ok; k++) {
             const cJSON *x = cJSON_GetObjectItem(src[k], keys[k]);
             ok = cJSON_IsNumber(x);
             if (ok) v[k] = x->valuedouble;
         }
-        if (ok) ok = mq_scheme_parse(name->valuestring, &res[n].scheme, &err) == MQ_OK;
+        cli_measure_t *m = &r->res[r->n];
+        if (ok) ok = mq_scheme_parse(name->valuestring, &m->scheme, NULL) == MQ_OK;
         if (!ok) {
-            rc = mq_error_set(&err, MQ_ERR_FORMAT,
+            rc = mq_error_set(err, MQ_ERR_FORMAT,
                               "%s: scheme entry %d is not one that miniquant sweep writes", path,
-                              n + 1);
+                              r->n + 1);
             break;
         }
-        res[n].skip_lm_head = cJSON_IsTrue(cJSON_GetObjectItem(it, "skip_lm_head"));
-        skip |= res[n].skip_lm_head;
-        res[n].ppl.ppl = v[0];
-        res[n].gguf.file = (size_t)v[1];
-        res[n].verb.accuracy = v[2], res[n].verb.ci_low = v[3], res[n].verb.ci_high = v[4];
-        n++;
+        m->skip_lm_head = cJSON_IsTrue(cJSON_GetObjectItem(it, "skip_lm_head"));
+        r->skip |= m->skip_lm_head;
+        m->ppl.ppl = v[0];
+        m->gguf.file = (size_t)v[1];
+        m->gguf.bits_per_weight = v[2];
+        m->verb.accuracy = v[3], m->verb.ci_low = v[4], m->verb.ci_high = v[5];
+        r->n++;
     }
-    if (rc == MQ_OK && n == 0)
-        rc = mq_error_set(&err, MQ_ERR_FORMAT, "%s: no schemes", path);
+    if (rc == MQ_OK && r->n == 0) rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: no schemes", path);
+    if (rc == MQ_OK && strcmp(r->res[0].scheme.name, "fp32"))
+        rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: the first scheme is %s, not fp32", path,
+                          r->res[0].scheme.name);
     if (rc == MQ_OK) {
         const cJSON *t = cJSON_GetObjectItem(ev, "test_tokens"),
                     *vi = cJSON_GetObjectItem(ev, "verb_tense_items");
-        const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(root, "model"));
-        /* models/minigpt-<config>.gguf, models/minillama-<config>.gguf */
-        char name[80] = "?", config[64];
-        static const char *const FAMILY[2][2] = {{"minigpt-", "MiniGPT"},
-                                                 {"minillama-", "MiniLlama"}};
-        for (int f = 0; f < 2; f++)
-            if (model && strstr(model, FAMILY[f][0]) &&
-                sscanf(strstr(model, FAMILY[f][0]) + strlen(FAMILY[f][0]), "%63[^.]", config) == 1)
-                snprintf(name, sizeof name, "%s-%s", FAMILY[f][1], config);
-        rc = sweep_plots(dir, res, n, name, cJSON_IsNumber(t) ? (size_t)t->valuedouble : 0,
-                         cJSON_IsNumber(vi) ? (size_t)vi->valuedouble : 0, skip, &err);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(root, "model_name"));
+        if (!name) name = cJSON_GetStringValue(cJSON_GetObjectItem(root, "model"));
+        snprintf(r->model_name, sizeof r->model_name, "%s", name ? name : "?");
+        r->test_tokens = cJSON_IsNumber(t) ? (size_t)t->valuedouble : 0;
+        r->verb_items = cJSON_IsNumber(vi) ? (size_t)vi->valuedouble : 0;
     }
     cJSON_Delete(root);
+    return rc;
+}
+
+int cli_sweep_replot(const char *dir) {
+    mq_error_t err = {0};
+    static sweep_read_t r;
+    int rc = sweep_read(dir, &r, &err);
+    if (rc == MQ_OK)
+        rc = sweep_plots(dir, r.res, r.n, r.model_name, r.test_tokens, r.verb_items, r.skip, &err);
     if (rc) return cli_fail(&err);
     printf("wrote %s/{pareto.png,verb_tense_accuracy.png}\n", dir);
+    return 0;
+}
+
+/* The schemes every sweep measured, in the first one's order (fp32 left out): index into each
+ * sweep's res, or -1. */
+static int common_schemes(const sweep_read_t *const *r, int n_models, int (*idx)[MAX_SCHEMES]) {
+    int n = 0;
+    for (int i = 1; i < r[0]->n; i++) {
+        int all = 1, at[8];
+        for (int m = 0; m < n_models && all; m++) {
+            at[m] = -1;
+            for (int j = 1; j < r[m]->n && at[m] < 0; j++)
+                if (!strcmp(r[m]->res[j].scheme.name, r[0]->res[i].scheme.name) &&
+                    r[m]->res[j].skip_lm_head == r[0]->res[i].skip_lm_head)
+                    at[m] = j;
+            all = at[m] >= 0;
+        }
+        if (!all) continue;
+        for (int m = 0; m < n_models; m++)
+            idx[m][n] = at[m];
+        n++;
+    }
+    return n;
+}
+
+int cli_sweep_compare(const char *const *dirs, int n_models, const char *png) {
+    mq_error_t err = {0};
+    if (n_models < 2 || n_models > 8) {
+        mq_error_set(&err, MQ_ERR_ARG, "sweep comparison: 2 to 8 sweeps, not %d", n_models);
+        return cli_fail(&err);
+    }
+    static sweep_read_t reads[8];
+    const sweep_read_t *r[8];
+    int rc = MQ_OK;
+    for (int m = 0; m < n_models && rc == MQ_OK; m++) {
+        rc = sweep_read(dirs[m], &reads[m], &err);
+        r[m] = &reads[m];
+    }
+    if (rc) return cli_fail(&err);
+    static int idx[8][MAX_SCHEMES];
+    int n = common_schemes(r, n_models, idx);
+    /* most bits first; equal bits in the sweep's order */
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && r[0]->res[idx[0][b]].gguf.bits_per_weight >
+                                     r[0]->res[idx[0][b - 1]].gguf.bits_per_weight;
+             b--)
+            for (int m = 0; m < n_models; m++) {
+                int t = idx[m][b];
+                idx[m][b] = idx[m][b - 1];
+                idx[m][b - 1] = t;
+            }
+    if (n == 0) {
+        mq_error_set(&err, MQ_ERR_ARG, "sweep comparison: %s and %s have no scheme in common",
+                     dirs[0], dirs[1]);
+        return cli_fail(&err);
+    }
+    /* the gap in percent, drawn on a log scale: a gap at or below FLOOR is drawn at it */
+    const double FLOOR = 1e-4;
+    static const char *const COLOUR[8] = {"#4c72b0", "#dd8452", "#55a868", "#c44e52",
+                                          "#8172b3", "#937860", "#da8bc3", "#8c8c8c"};
+    mq_strbuf_t s = {0};
+    double hi = FLOOR;
+    mq_strbuf_printf(&s, "$d << EOD\n");
+    for (int i = 0; i < n; i++) {
+        const cli_measure_t *a = &r[0]->res[idx[0][i]];
+        mq_strbuf_printf(&s, "\"%s%s (%.2f)\"", a->scheme.name,
+                         a->skip_lm_head ? ", lm_head FP32" : "", a->gguf.bits_per_weight);
+        for (int m = 0; m < n_models; m++) {
+            double gap = 100 * (r[m]->res[idx[m][i]].ppl.ppl / r[m]->res[0].ppl.ppl - 1);
+            hi = fmax(hi, gap);
+            mq_strbuf_printf(&s, " %.8g", fmax(gap, FLOOR));
+        }
+        mq_strbuf_printf(&s, "\n");
+    }
+    mq_strbuf_printf(&s, "EOD\n");
+    mq_strbuf_printf(&s, "set title \"Perplexity gap to each model's own FP32, scheme by scheme (");
+    for (int m = 0; m < n_models; m++)
+        mq_strbuf_printf(&s, "%s%s", m ? " vs " : "", r[m]->model_name);
+    mq_strbuf_printf(&s,
+                     ")\\nin parentheses the bits per Linear weight in the GGUF file; a gap "
+                     "at or below %g%% is drawn at %g%%\"\n"
+                     "set ylabel 'test perplexity gap to FP32 (%%, log scale)'\n"
+                     "set logscale y\nset yrange [%g:%g]\nset format y '%%g'\n"
+                     "set style data histograms\nset style histogram clustered gap 1\n"
+                     "set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
+                     "set grid ytics mytics lc rgb '#dddddd'\nset key top left box opaque\n"
+                     "set xtics rotate by 40 right font ',9'\nset bmargin 8\n"
+                     "plot ",
+                     FLOOR, FLOOR, FLOOR, 3 * hi);
+    for (int m = 0; m < n_models; m++)
+        mq_strbuf_printf(&s, "%s$d using %d:xtic(1) lc rgb '%s' title '%s (FP32 %.4f)'",
+                         m ? ", " : "", m + 2, COLOUR[m], r[m]->model_name, r[m]->res[0].ppl.ppl);
+    mq_strbuf_printf(&s, "\n");
+    rc = s.oom ? mq_error_set(&err, MQ_ERR_NOMEM, "out of memory")
+               : mq_plot_png(png, 1400, 700, s.s, &err);
+    mq_strbuf_free(&s);
+    if (rc) return cli_fail(&err);
+
+    printf("%-18s %7s", "scheme", "bpw");
+    for (int m = 0; m < n_models; m++)
+        printf(" %24s", r[m]->model_name);
+    printf("\n%-18s %7s", "fp32", "32");
+    for (int m = 0; m < n_models; m++)
+        printf(" %14.4f %9s", r[m]->res[0].ppl.ppl, "");
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        const cli_measure_t *a = &r[0]->res[idx[0][i]];
+        printf("%-18s %7.3f", a->scheme.name, a->gguf.bits_per_weight);
+        for (int m = 0; m < n_models; m++) {
+            const cli_measure_t *x = &r[m]->res[idx[m][i]];
+            printf(" %14.4f %+8.3f%%", x->ppl.ppl, 100 * (x->ppl.ppl / r[m]->res[0].ppl.ppl - 1));
+        }
+        printf("\n");
+    }
+    printf("wrote %s\n", png);
     return 0;
 }
 
@@ -290,6 +429,9 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
     char path[4200];
     if (rc == MQ_OK) {
         cJSON *ev, *root = cli_results_root("26-quant-curve", &b, &ev);
+        char name[80];
+        mq_arch_model_name(&b.m.cfg, name, sizeof name);
+        cJSON_AddStringToObject(root, "model_name", name);
         cJSON_AddNumberToObject(ev, "gptq_calibration_tokens", (double)b.valid.n);
         cJSON_AddStringToObject(ev, "bytes", "in memory, as the lab counts them: numel x dtype "
                                              "size of every stored tensor (codes as int8)");
@@ -335,18 +477,28 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
         cJSON_Delete(man);
     }
     if (rc == MQ_OK) {
-        printf("%-16s %10s %9s %17s %12s %12s %7s %s\n", "scheme", "perplexity", "gap",
-               "verb-tense (CI)", "memory B", "GGUF B", "bpw", "frontier");
+        printf("%-16s %10s %10s %19s %18s %9s %12s %12s %7s %s\n", "scheme", "perplexity",
+               "gap", "gap 95% interval", "verb-tense (CI)", "McNemar p", "memory B", "GGUF B",
+               "bpw", "frontier");
         for (int i = 0; i < n; i++) {
-            char gap[32], verb[32];
-            if (i) snprintf(gap, sizeof gap, "%+.3f%%", gap_pct(&res[i], &res[0]));
-            else snprintf(gap, sizeof gap, "-");
+            char gap[32] = "-", ci[48] = "-", verb[32], p[24] = "-";
+            cli_paired_t pr;
+            if (i && cli_measure_paired(&res[i], &res[0], &pr, &err) == MQ_OK) {
+                snprintf(gap, sizeof gap, "%+.3f%%%s", pr.gap.estimate,
+                         pr.gap_significant ? "*" : "");
+                snprintf(ci, sizeof ci, "[%+.3f, %+.3f]", pr.gap.lo, pr.gap.hi);
+                snprintf(p, sizeof p, "%.3g%s", pr.mcnemar_p, pr.drop_significant ? "*" : "");
+            }
             snprintf(verb, sizeof verb, "%.2f%% +/-%.2f", 100 * res[i].verb.accuracy,
                      50 * (res[i].verb.ci_high - res[i].verb.ci_low));
-            printf("%-16s %10.4f %9s %17s %12zu %12zu %7.3f %s\n", res[i].scheme.name,
-                   res[i].ppl.ppl, gap, verb, res[i].bytes.total, res[i].gguf.file,
+            printf("%-16s %10.4f %10s %19s %18s %9s %12zu %12zu %7.3f %s\n", res[i].scheme.name,
+                   res[i].ppl.ppl, gap, ci, verb, p, res[i].bytes.total, res[i].gguf.file,
                    res[i].bytes.bits_per_weight, on[i] ? "yes" : "");
         }
+        printf("* the paired difference to fp32 is significant at 5%%: the gap's bootstrap "
+               "interval (%d resamples of the windows) excludes 0; McNemar's exact test on the "
+               "verb-tense items one scheme gets right and the other wrong\n",
+               CLI_BOOT_RESAMPLES);
         printf("wrote %s/{results.json,pareto.png,verb_tense_accuracy.png,manifest.json}\n",
                dir);
     }
@@ -374,7 +526,7 @@ int cmd_sweep(int argc, char **argv) {
     const cli_command_t cmd = {.name = "sweep", .about = ABOUT, .opts = opts};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc != CLI_CONTINUE) return rc;
-    if (replot) return sweep_replot(out);
+    if (replot) return cli_sweep_replot(out);
     const char *const *names = schemes.names;
     cli_set_threads((int)threads);
     return cli_sweep(model, out, names, skip, "miniquant sweep");

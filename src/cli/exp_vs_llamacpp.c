@@ -467,11 +467,11 @@ int cli_experiment_vs_llamacpp(const char *model, const char *dir) {
                          model);
             return cli_fail(&err);
         }
-    const char *slash = strrchr(model, '/');
-    if (slash)
-        snprintf(c.files, sizeof c.files, "%.*s/vs-llamacpp", (int)(slash - model), model);
-    else
-        snprintf(c.files, sizeof c.files, "vs-llamacpp");
+    /* the files beside the model, in vs-llamacpp/<the model's stem> */
+    char stem[256], beside[4096];
+    cli_model_stem(model, stem, sizeof stem);
+    cli_beside_model(model, "vs-llamacpp", beside, sizeof beside);
+    snprintf(c.files, sizeof c.files, "%.4000s/%.190s", beside, stem);
     int n_rows = 2 * N_POINTS + 2 * N_POINTS; /* llama.cpp's two, miniquant's two candidates */
     row_t *rows = calloc((size_t)n_rows, sizeof *rows);
     mq_corpus_t corpus = {0};

@@ -11,6 +11,7 @@
 #include "miniquant/gptq.h"
 #include "miniquant/progress.h"
 #include "miniquant/report.h"
+#include "miniquant/stats.h"
 
 int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err) {
     memset(b, 0, sizeof *b);
@@ -62,7 +63,8 @@ int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_meas
     if (rc == MQ_OK && !(out->item_correct = malloc(b->verbs.n_items ? b->verbs.n_items : 1)))
         rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     if (rc == MQ_OK)
-        rc = mq_perplexity(run, b->test.ids, b->test.n, MQ_PPL_DEFAULT, 0, 8, &out->ppl, err);
+        rc = mq_perplexity_windows(run, b->test.ids, b->test.n, MQ_PPL_DEFAULT, 0, 8, &out->ppl,
+                                   &out->window_nll, &out->window_tokens, err);
     if (rc == MQ_OK) rc = mq_mp_score(run, b->tok, &b->verbs, out->item_correct, &out->verb, err);
     if (quantized) mq_qmodel_free(&q);
     if (rc) cli_measure_free(out);
@@ -71,14 +73,48 @@ int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_meas
 
 void cli_measure_free(cli_measure_t *r) {
     free(r->item_correct);
+    free(r->window_nll);
+    free(r->window_tokens);
     r->item_correct = NULL;
+    r->window_nll = NULL;
+    r->window_tokens = NULL;
+}
+
+int cli_measure_paired(const cli_measure_t *r, const cli_measure_t *base, cli_paired_t *out,
+                       mq_error_t *err) {
+    memset(out, 0, sizeof *out);
+    if (r->ppl.n_windows != base->ppl.n_windows || r->verb.n != base->verb.n)
+        return mq_error_set(err, MQ_ERR_ARG, "%s and %s were not measured on the same windows "
+                                             "and items", r->scheme.name, base->scheme.name);
+    int rc = mq_bootstrap_ppl_gap(r->window_nll, base->window_nll, r->window_tokens,
+                                  (size_t)r->ppl.n_windows, CLI_BOOT_RESAMPLES, CLI_BOOT_SEED,
+                                  0.95, &out->gap, err);
+    if (rc) return rc;
+    out->gap_significant = out->gap.lo > 0 || out->gap.hi < 0;
+    for (size_t i = 0; i < r->verb.n; i++) {
+        out->gained += r->item_correct[i] && !base->item_correct[i];
+        out->lost += !r->item_correct[i] && base->item_correct[i];
+    }
+    out->mcnemar_p = mq_mcnemar_exact((int64_t)out->lost, (int64_t)out->gained);
+    out->drop_significant = out->mcnemar_p < 0.05;
+    return MQ_OK;
 }
 
 cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "ppl", r->ppl.ppl);
     cJSON_AddNumberToObject(o, "nll", r->ppl.nll);
-    if (base) cJSON_AddNumberToObject(o, "ppl_gap_pct", 100 * (r->ppl.ppl - base->ppl.ppl) / base->ppl.ppl);
+    cli_paired_t pr;
+    mq_error_t err = {0};
+    int paired = base && cli_measure_paired(r, base, &pr, &err) == MQ_OK;
+    if (base && !paired) cJSON_AddStringToObject(o, "paired_error", err.msg);
+    if (paired) {
+        cJSON_AddNumberToObject(o, "ppl_gap_pct", pr.gap.estimate);
+        cJSON *ci = cJSON_AddArrayToObject(o, "ppl_gap_pct_ci95");
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(pr.gap.lo));
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(pr.gap.hi));
+        cJSON_AddBoolToObject(o, "ppl_gap_significant", pr.gap_significant);
+    }
     cJSON_AddNumberToObject(o, "bytes", (double)r->bytes.total);
     cJSON_AddNumberToObject(o, "bits_per_weight", r->bytes.bits_per_weight);
     cJSON_AddItemToObject(o, "bytes_detail", cli_bytes_json(&r->bytes));
@@ -91,16 +127,12 @@ cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base) {
     cJSON_AddNumberToObject(v, "ci95_high", r->verb.ci_high);
     cJSON_AddNumberToObject(v, "items", (double)r->verb.n);
     cJSON_AddNumberToObject(v, "correct", (double)r->verb.correct);
-    if (base) {
-        /* paired comparison with the baseline on the same items */
-        size_t gained = 0, lost = 0;
-        for (size_t i = 0; i < r->verb.n; i++) {
-            gained += r->item_correct[i] && !base->item_correct[i];
-            lost += !r->item_correct[i] && base->item_correct[i];
-        }
+    if (paired) {
         cJSON_AddNumberToObject(v, "drop_points", 100 * (base->verb.accuracy - r->verb.accuracy));
-        cJSON_AddNumberToObject(v, "items_flipped_to_wrong", (double)lost);
-        cJSON_AddNumberToObject(v, "items_flipped_to_right", (double)gained);
+        cJSON_AddNumberToObject(v, "items_flipped_to_wrong", (double)pr.lost);
+        cJSON_AddNumberToObject(v, "items_flipped_to_right", (double)pr.gained);
+        cJSON_AddNumberToObject(v, "mcnemar_p", pr.mcnemar_p);
+        cJSON_AddBoolToObject(v, "drop_significant", pr.drop_significant);
     }
     return o;
 }

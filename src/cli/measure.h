@@ -11,6 +11,7 @@
 #include "miniquant/export.h"
 #include "miniquant/pairs.h"
 #include "miniquant/qmodel.h"
+#include "miniquant/stats.h"
 
 typedef struct cli_bench {
     const char *model_path;
@@ -37,6 +38,8 @@ typedef struct cli_measure {
     mq_ppl_result_t ppl;
     mq_mp_result_t verb;
     uint8_t *item_correct; /* per verb-tense item */
+    double *window_nll;     /* per perplexity window: its tokens' summed NLL, and their count */
+    int64_t *window_tokens;
     mq_model_bytes_t bytes;  /* in memory, as the lab counts them */
     mq_export_bytes_t gguf;  /* the GGUF file miniquant export writes for it */
     double quantize_seconds; /* building the quantized model (GPTQ: calibration included) */
@@ -47,9 +50,25 @@ typedef struct cli_measure {
 int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_measure_t *out,
                 mq_error_t *err);
 void cli_measure_free(cli_measure_t *r);
-/* {ppl, nll, ppl_gap_pct (with base), bytes, bits_per_weight, bytes_detail, gguf_bytes,
- * gguf_bits_per_weight, verb_tense, quantize_seconds} */
+/* {ppl, nll, bytes, bits_per_weight, bytes_detail, gguf_bytes, gguf_bits_per_weight,
+ * verb_tense, quantize_seconds}; with base, measured on the same tokens and items, the paired
+ * comparison: ppl_gap_pct with its bootstrap interval (CLI_BOOT_RESAMPLES resamples of the
+ * windows, seed CLI_BOOT_SEED) and whether it excludes 0, and for the verb-tense task the items
+ * flipped either way, McNemar's exact p and whether it is under 0.05. */
+#define CLI_BOOT_RESAMPLES 2000
+#define CLI_BOOT_SEED 26
 cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base);
+
+/* r against base on the same windows and items (MQ_ERR_ARG when they are not). */
+typedef struct cli_paired {
+    mq_interval_t gap;   /* perplexity gap in percent, 95% bootstrap interval */
+    int gap_significant; /* the interval excludes 0 */
+    size_t lost, gained; /* verb-tense items right under base only, under r only */
+    double mcnemar_p;
+    int drop_significant; /* mcnemar_p < 0.05 */
+} cli_paired_t;
+int cli_measure_paired(const cli_measure_t *r, const cli_measure_t *base, cli_paired_t *out,
+                       mq_error_t *err);
 
 /* The head of an experiment's results.json: experiment, date, model, model_params, and an
  * "evaluation" object (returned in *evaluation) describing the test tokens and verb-tense
@@ -65,5 +84,13 @@ cJSON *cli_manifest_config(const char *model_path, const mq_gpt_t *m, const mq_c
  * pareto.png, verb_tense_accuracy.png and manifest.json (miniquant sweep). */
 int cli_sweep(const char *model, const char *dir, const char *const *names, int skip_lm_head,
               const char *command);
+
+/* --plots-only: a sweep's plots again from dir/results.json, measuring nothing. */
+int cli_sweep_replot(const char *dir);
+
+/* Side by side, the sweeps in dirs (2 to 8, e.g. one per architecture): each scheme they all
+ * measured, its perplexity gap to each model's own fp32, drawn into png (bars, log scale) and
+ * printed as a table. */
+int cli_sweep_compare(const char *const *dirs, int n_dirs, const char *png);
 
 #endif

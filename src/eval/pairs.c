@@ -419,9 +419,15 @@ static int cmp_row_len(const void *a, const void *b) {
 int mq_sentence_logprob(mq_gpt_t *m, const mq_tokenizer_t *tok, const char *const *sents, size_t n,
                         double *logp, mq_error_t *err) {
     const int V = m->cfg.vocab_size, maxT = m->cfg.n_ctx;
-    const int32_t eot = mq_tokenizer_eot(tok);
+    /* a sentence starts as a document does: after <|endoftext|>, or in a LLaMA vocabulary
+     * after the beginning-of-sequence token (else the end-of-sequence one) */
+    int32_t eot = mq_tokenizer_eot(tok);
+    if (eot < 0) eot = mq_tokenizer_bos(tok);
+    if (eot < 0) eot = mq_tokenizer_eos(tok);
     if (eot < 0)
-        return mq_error_set(err, MQ_ERR_ARG, "the tokenizer has no %s to start sentences with",
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "the tokenizer has no %s and no beginning- or end-of-sequence token "
+                            "to start sentences with",
                             MQ_EOT_TEXT);
     if (mq_tokenizer_n_vocab(tok) > V)
         return mq_error_set(err, MQ_ERR_ARG, "the tokenizer has %d tokens, the model only %d",

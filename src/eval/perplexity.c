@@ -101,17 +101,29 @@ static int batch_windows(const window_t *win, size_t n_win, size_t w0, int batch
 
 int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_t protocol,
                   int n_ctx, int batch, mq_ppl_result_t *res, mq_error_t *err) {
+    return mq_perplexity_windows(m, tokens, n, protocol, n_ctx, batch, res, NULL, NULL, err);
+}
+
+int mq_perplexity_windows(mq_gpt_t *m, const int32_t *tokens, size_t n,
+                          mq_ppl_protocol_t protocol, int n_ctx, int batch, mq_ppl_result_t *res,
+                          double **window_nll, int64_t **window_tokens, mq_error_t *err) {
     memset(res, 0, sizeof *res);
+    if (window_nll) *window_nll = NULL;
+    if (window_tokens) *window_tokens = NULL;
     window_t *win = NULL;
     size_t n_win = 0;
     int rc = layout_windows(m, tokens, n, protocol, &n_ctx, &batch, &win, &n_win, err);
     if (rc) return rc;
     int *inp = malloc((size_t)batch * n_ctx * sizeof *inp);
     double *nll = malloc((size_t)batch * n_ctx * sizeof *nll);
-    if (!inp || !nll) {
+    double *wsum = window_nll ? calloc(n_win, sizeof *wsum) : NULL;
+    int64_t *wcount = window_tokens ? calloc(n_win, sizeof *wcount) : NULL;
+    if (!inp || !nll || (window_nll && !wsum) || (window_tokens && !wcount)) {
         free(win);
         free(inp);
         free(nll);
+        free(wsum);
+        free(wcount);
         return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     }
 
@@ -144,6 +156,8 @@ int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_
                 sum += nll[b * T + t];
                 sum2 += nll[b * T + t] * nll[b * T + t];
                 count++;
+                if (wsum) wsum[w0 + (size_t)b] += nll[b * T + t];
+                if (wcount) wcount[w0 + (size_t)b]++;
             }
         w0 += (size_t)nb;
         mq_progress_update(&pb, (int64_t)w0, NULL);
@@ -151,7 +165,13 @@ int mq_perplexity(mq_gpt_t *m, const int32_t *tokens, size_t n, mq_ppl_protocol_
     free(win);
     free(inp);
     free(nll);
-    if (rc) return rc;
+    if (rc) {
+        free(wsum);
+        free(wcount);
+        return rc;
+    }
+    if (window_nll) *window_nll = wsum;
+    if (window_tokens) *window_tokens = wcount;
     mq_progress_finish(&pb, NULL);
     double mean = sum / (double)count;
     double var = sum2 / (double)count - mean * mean;

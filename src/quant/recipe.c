@@ -1,6 +1,6 @@
 /* miniquant: recipes (recipe.h). llama.cpp's mixtures are rows of MIXTURES, read from
- * llama-quantize's rules (src/llama-quant.cpp, llama_tensor_get_type) for the tensors a gpt2
- * model has; auto is a choice under a budget of bytes. */
+ * llama-quantize's rules (src/llama-quant.cpp, llama_tensor_get_type) for the tensors gpt2 and
+ * llama models have (no mixture of experts); auto is a choice under a budget of bytes. */
 #include "miniquant/recipe.h"
 
 #include <math.h>
@@ -12,37 +12,91 @@
 #include "miniquant/arch.h"
 #include "miniquant/qmodel.h"
 
-/* One of llama-quantize's file types: the type of each tensor role, NULL for the base type. */
+/* One of llama-quantize's file types: the type of each tensor role, NULL for the base type.
+ * gpt2 has attn_qkv; llama has attn_q, attn_k, attn_v (attn_q, attn_k, ffn_gate and ffn_up take
+ * the base type in every mixture here); attn_output and ffn_down follow the same rules in both. */
 typedef struct mixture {
     const char *name;
     int llama_ftype;
-    const char *base;     /* most tensors, token_embd included */
-    const char *output;   /* lm_head */
-    const char *qkv, *attn_output;
-    const char *down;        /* every ffn_down */
-    const char *down_more;   /* ffn_down of the layers llama.cpp's use_more_bits picks */
-    const char *down_first8; /* ffn_down of layers i < n_layer / 8 */
-    const char *down_first16;    /* ffn_down of layers i < n_layer / 16 */
-    int first8_uncalibrated;     /* down_first8 only without calibration (imatrix) */
+    const char *base;   /* most tensors, token_embd included */
+    const char *output; /* lm_head */
+    const char *qkv;    /* gpt2's fused attn_qkv */
+    const char *attn_output;
+    const char *down;         /* every ffn_down */
+    const char *down_more;    /* ffn_down of the layers llama.cpp's use_more_bits picks */
+    const char *down_first8;  /* ffn_down of layers i < n_layer / 8 */
+    const char *down_first16; /* ffn_down of layers i < n_layer / 16 */
+    int first8_uncalibrated;  /* down_first8 only without calibration (imatrix) */
+    const char *v;            /* every attn_v */
+    const char *v_gqa4;       /* attn_v when n_head / n_head_kv >= 4 */
+    const char *v_first2;     /* attn_v of layers i < 2 */
+    const char *v_first4;     /* attn_v of layers i < 4 */
+    const char *v_more;       /* attn_v of the layers use_more_bits picks */
 } mixture_t;
 
 static const mixture_t MIXTURES[] = {
-    {"q2_k", 10, "q2_k", "q6_k", NULL, "q3_k", "q3_k", NULL, NULL, NULL, 0},
-    {"q3_k_s", 11, "q3_k", "q6_k", NULL, NULL, NULL, NULL, NULL, NULL, 0},
-    {"q3_k_m", 12, "q3_k", "q6_k", "q4_k", "q4_k", "q4_k", NULL, NULL, "q5_k", 0},
-    {"q3_k_l", 13, "q3_k", "q6_k", "q4_k", "q5_k", "q5_k", NULL, NULL, NULL, 0},
-    {"q4_k_s", 14, "q4_k", "q6_k", NULL, NULL, NULL, NULL, "q5_k", NULL, 0},
-    {"q4_k_m", 15, "q4_k", "q6_k", "q5_k", NULL, NULL, "q6_k", NULL, NULL, 0},
-    {"q5_k_s", 16, "q5_k", "q6_k", NULL, NULL, NULL, NULL, NULL, NULL, 0},
-    {"q5_k_m", 17, "q5_k", "q6_k", "q6_k", NULL, NULL, "q6_k", NULL, NULL, 0},
-    {"q6_k", 18, "q6_k", "q6_k", NULL, NULL, NULL, NULL, NULL, NULL, 0},
-    {"iq4_nl", 25, "iq4_nl", "q6_k", NULL, NULL, NULL, NULL, "q5_k", NULL, 1},
-    {"q4_0", 2, "int4_g32", "q6_k", NULL, NULL, NULL, NULL, NULL, NULL, 0},
-    {"q8_0", 7, "int8_g32", "int8_g32", NULL, NULL, NULL, NULL, NULL, NULL, 0},
+    {.name = "q2_k",
+     .llama_ftype = 10,
+     .base = "q2_k",
+     .output = "q6_k",
+     .attn_output = "q3_k",
+     .down = "q3_k",
+     .v = "q3_k",
+     .v_gqa4 = "q4_k"},
+    {.name = "q3_k_s", .llama_ftype = 11, .base = "q3_k", .output = "q6_k"},
+    {.name = "q3_k_m",
+     .llama_ftype = 12,
+     .base = "q3_k",
+     .output = "q6_k",
+     .qkv = "q4_k",
+     .attn_output = "q4_k",
+     .down = "q4_k",
+     .down_first16 = "q5_k",
+     .v = "q4_k",
+     .v_first2 = "q5_k"},
+    {.name = "q3_k_l",
+     .llama_ftype = 13,
+     .base = "q3_k",
+     .output = "q6_k",
+     .qkv = "q4_k",
+     .attn_output = "q5_k",
+     .down = "q5_k",
+     .v = "q5_k"},
+    {.name = "q4_k_s",
+     .llama_ftype = 14,
+     .base = "q4_k",
+     .output = "q6_k",
+     .down_first8 = "q5_k",
+     .v_first4 = "q5_k"},
+    {.name = "q4_k_m",
+     .llama_ftype = 15,
+     .base = "q4_k",
+     .output = "q6_k",
+     .qkv = "q5_k",
+     .down_more = "q6_k",
+     .v_more = "q6_k"},
+    {.name = "q5_k_s", .llama_ftype = 16, .base = "q5_k", .output = "q6_k"},
+    {.name = "q5_k_m",
+     .llama_ftype = 17,
+     .base = "q5_k",
+     .output = "q6_k",
+     .qkv = "q6_k",
+     .down_more = "q6_k",
+     .v_more = "q6_k"},
+    {.name = "q6_k", .llama_ftype = 18, .base = "q6_k", .output = "q6_k"},
+    {.name = "iq4_nl",
+     .llama_ftype = 25,
+     .base = "iq4_nl",
+     .output = "q6_k",
+     .down_first8 = "q5_k",
+     .first8_uncalibrated = 1,
+     .v_gqa4 = "q5_k"},
+    {.name = "q4_0", .llama_ftype = 2, .base = "int4_g32", .output = "q6_k"},
+    {.name = "q8_0", .llama_ftype = 7, .base = "int8_g32", .output = "int8_g32"},
 };
 #define N_MIXTURES ((int)(sizeof MIXTURES / sizeof MIXTURES[0]))
 
-const char *const MQ_RECIPE_AUTO_TYPES[] = {"q2_k", "q3_k", "q4_k", "q5_k",
+const char *const MQ_RECIPE_AUTO_TYPES[] = {"q2_k", "q3_k",     "q4_k", "q5_k",
                                             "q6_k", "int8_g32", NULL};
 
 const char *mq_recipe_grammar(void) {
@@ -89,11 +143,15 @@ int mq_recipe_check_name(const char *name, mq_error_t *err) {
     return rc;
 }
 
-int mq_recipe_n_tensors(const mq_gpt_config_t *cfg) { return mq_qmodel_n_linear(cfg) + 1; }
+int mq_recipe_n_tensors(const mq_gpt_config_t *cfg) {
+    return mq_qmodel_n_linear(cfg) + 1;
+}
 
 void mq_recipe_tensor_name(const mq_gpt_config_t *cfg, int t, char *buf, size_t n) {
-    if (t == mq_qmodel_n_linear(cfg)) snprintf(buf, n, "token_embd");
-    else mq_qmodel_linear_name(cfg, t, buf, n);
+    if (t == mq_qmodel_n_linear(cfg))
+        snprintf(buf, n, "token_embd");
+    else
+        mq_qmodel_linear_name(cfg, t, buf, n);
 }
 
 void mq_recipe_tensor_shape(const mq_gpt_config_t *cfg, int t, int *rows, int *cols) {
@@ -129,9 +187,11 @@ size_t mq_recipe_bytes(const mq_recipe_t *r, const mq_gpt_config_t *cfg, size_t 
 }
 
 /* llama.cpp's use_more_bits: the first and last eighth of the layers and every third between. */
-static int use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+static int use_more_bits(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
 
-/* The type of Linear t of a gpt2 model of cfg under mixture x. */
+/* The type of Linear t of a model of cfg under mixture x. */
 static const char *mixture_type(const mixture_t *x, const mq_gpt_config_t *cfg, int t,
                                 int calibrated) {
     mq_linear_id_t id = mq_qmodel_linear_id(cfg, t);
@@ -141,12 +201,27 @@ static const char *mixture_type(const mixture_t *x, const mq_gpt_config_t *cfg, 
     case MQ_P_LMW: return x->output;
     case MQ_P_QKVW: type = x->qkv; break;
     case MQ_P_ATTPROJW: type = x->attn_output; break;
+    case MQ_P_VW: /* llama.cpp counts attn_v tensors, one per layer */
+        if (x->v_gqa4 && cfg->n_head >= 4 * cfg->n_head_kv)
+            type = x->v_gqa4;
+        else if (x->v_first2 && layer < 2)
+            type = x->v_first2;
+        else if (x->v_first4 && layer < 4)
+            type = x->v_first4;
+        else if (x->v_more && use_more_bits(layer, n_layer))
+            type = x->v_more;
+        else
+            type = x->v;
+        break;
     case MQ_P_FCPROJW:
-        if (x->down_first16 && layer < n_layer / 16) type = x->down_first16;
+        if (x->down_first16 && layer < n_layer / 16)
+            type = x->down_first16;
         else if (x->down_first8 && layer < n_layer / 8 && !(x->first8_uncalibrated && calibrated))
             type = x->down_first8;
-        else if (x->down_more && use_more_bits(layer, n_layer)) type = x->down_more;
-        else type = x->down;
+        else if (x->down_more && use_more_bits(layer, n_layer))
+            type = x->down_more;
+        else
+            type = x->down;
         break;
     }
     return type ? type : x->base;
@@ -161,22 +236,20 @@ static int alloc_recipe(mq_recipe_t *r, const mq_gpt_config_t *cfg, mq_error_t *
 
 /* type + method as a scheme; a family that takes no _imat (the int grids) is rounded to
  * nearest when imat_optional. */
-static int typed_scheme(const char *type, const char *method, int imat_optional,
-                        mq_scheme_t *s, mq_error_t *err) {
+static int typed_scheme(const char *type, const char *method, int imat_optional, mq_scheme_t *s,
+                        mq_error_t *err) {
     char name[48];
     snprintf(name, sizeof name, "%s%s", type, method);
     if (mq_scheme_parse(name, s, NULL) == MQ_OK) return MQ_OK;
     if (imat_optional && !strcmp(method, "_imat")) return mq_scheme_parse(type, s, err);
-    return mq_error_set(err, MQ_ERR_ARG, "%s takes no %s (its tensors are %s)", type, method,
-                        type);
+    return mq_error_set(err, MQ_ERR_ARG, "%s takes no %s (its tensors are %s)", type, method, type);
 }
 
 int mq_recipe_auto_scheme(int k, const char *method, mq_scheme_t *s, mq_error_t *err) {
     return typed_scheme(MQ_RECIPE_AUTO_TYPES[k], method, 1, s, err);
 }
 
-int mq_recipe_parse(const char *name, const mq_gpt_config_t *cfg, mq_recipe_t *r,
-                    mq_error_t *err) {
+int mq_recipe_parse(const char *name, const mq_gpt_config_t *cfg, mq_recipe_t *r, mq_error_t *err) {
     memset(r, 0, sizeof *r);
     char stem[40];
     const char *method = split_method(name, stem, sizeof stem);
@@ -187,12 +260,6 @@ int mq_recipe_parse(const char *name, const mq_gpt_config_t *cfg, mq_recipe_t *r
         return mq_error_set(err, MQ_ERR_ARG, "unknown recipe '%s' (recipes: %s)%s", name,
                             mq_recipe_grammar(),
                             mq_recipe_is_auto(name) ? ": auto needs a target" : "");
-    if (cfg->arch != MQ_ARCH_GPT2)
-        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "recipe %s: llama-quantize's mixtures are written for gpt2 models; "
-                            "for a %s model use --recipe auto (or auto_imat, auto_gptq) with "
-                            "--target-bpw",
-                            name, mq_arch(cfg->arch)->name);
     int rc = alloc_recipe(r, cfg, err);
     if (rc) return rc;
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -216,9 +283,8 @@ void mq_recipe_free(mq_recipe_t *r) {
 
 #define UNIT 64 /* bytes per step of the dynamic programme */
 
-int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types,
-                     double target_bpw, const char *method, mq_recipe_t *r, double *total_cost,
-                     mq_error_t *err) {
+int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types, double target_bpw,
+                     const char *method, mq_recipe_t *r, double *total_cost, mq_error_t *err) {
     memset(r, 0, sizeof *r);
     int n_auto = 0;
     while (MQ_RECIPE_AUTO_TYPES[n_auto])
@@ -226,8 +292,9 @@ int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types
     if (n_types < 1 || n_types > n_auto)
         return mq_error_set(err, MQ_ERR_ARG, "auto: %d types, at most %d", n_types, n_auto);
     if (!(target_bpw > 0) || !isfinite(target_bpw))
-        return mq_error_set(err, MQ_ERR_ARG, "auto: the target must be a positive number of bits "
-                                             "per weight");
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "auto: the target must be a positive number of bits "
+                            "per weight");
     int T = mq_recipe_n_tensors(cfg);
     mq_scheme_t *types = calloc((size_t)n_types, sizeof *types);
     size_t *units = calloc((size_t)T * n_types, sizeof *units);
@@ -311,8 +378,10 @@ int mq_recipe_choose(const mq_gpt_config_t *cfg, const double *cost, int n_types
         size_t u = U;
         for (int t = T - 1; t >= 0; t--) {
             int k = pick[(size_t)t * (U + 1) + u];
-            if (t < r->n_linear) r->linear[t] = types[k];
-            else mq_scheme_parse(MQ_RECIPE_AUTO_TYPES[k], &r->embd, NULL); /* rounded to nearest */
+            if (t < r->n_linear)
+                r->linear[t] = types[k];
+            else
+                mq_scheme_parse(MQ_RECIPE_AUTO_TYPES[k], &r->embd, NULL); /* rounded to nearest */
             u -= units[(size_t)t * n_types + k];
         }
     }
