@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates this experiment (results.json, pareto.png, manifest.json; the .gguf files in
-# models/vs-llamacpp/) from the trained default MiniGPT with miniquant's own CLI. Run from
+# models/vs-llamacpp/minigpt-default/) from the trained default MiniGPT with miniquant's own CLI. Run from
 # anywhere.
 #
 # With LLAMA_CPP_BIN set to the folder of llama.cpp's binaries (llama-imatrix, llama-quantize,

@@ -487,7 +487,7 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
                 snprintf(gap, sizeof gap, "%+.3f%%%s", pr.gap.estimate,
                          pr.gap_significant ? "*" : "");
                 snprintf(ci, sizeof ci, "[%+.3f, %+.3f]", pr.gap.lo, pr.gap.hi);
-                snprintf(p, sizeof p, "%.3g%s", pr.mcnemar_p, pr.drop_significant ? "*" : "");
+                snprintf(p, sizeof p, "%.3g%s", pr.mcnemar_p, pr.mcnemar_p < 0.05 ? "*" : "");
             }
             snprintf(verb, sizeof verb, "%.2f%% +/-%.2f", 100 * res[i].verb.accuracy,
                      50 * (res[i].verb.ci_high - res[i].verb.ci_low));

@@ -96,7 +96,7 @@ int cli_measure_paired(const cli_measure_t *r, const cli_measure_t *base, cli_pa
         out->lost += !r->item_correct[i] && base->item_correct[i];
     }
     out->mcnemar_p = mq_mcnemar_exact((int64_t)out->lost, (int64_t)out->gained);
-    out->drop_significant = out->mcnemar_p < 0.05;
+    out->drop_significant = out->lost > out->gained && out->mcnemar_p < 0.05;
     return MQ_OK;
 }
 

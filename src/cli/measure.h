@@ -54,7 +54,8 @@ void cli_measure_free(cli_measure_t *r);
  * verb_tense, quantize_seconds}; with base, measured on the same tokens and items, the paired
  * comparison: ppl_gap_pct with its bootstrap interval (CLI_BOOT_RESAMPLES resamples of the
  * windows, seed CLI_BOOT_SEED) and whether it excludes 0, and for the verb-tense task the items
- * flipped either way, McNemar's exact p and whether it is under 0.05. */
+ * flipped either way, McNemar's exact p, and whether it is a drop (more items lost than gained)
+ * with p < 0.05. */
 #define CLI_BOOT_RESAMPLES 2000
 #define CLI_BOOT_SEED 26
 cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base);
@@ -65,7 +66,7 @@ typedef struct cli_paired {
     int gap_significant; /* the interval excludes 0 */
     size_t lost, gained; /* verb-tense items right under base only, under r only */
     double mcnemar_p;
-    int drop_significant; /* mcnemar_p < 0.05 */
+    int drop_significant; /* more items lost than gained, and mcnemar_p < 0.05 */
 } cli_paired_t;
 int cli_measure_paired(const cli_measure_t *r, const cli_measure_t *base, cli_paired_t *out,
                        mq_error_t *err);
