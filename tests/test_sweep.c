@@ -20,19 +20,20 @@ static int run(const char *cmd) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* A random model of arch at DIR/name.gguf with a generated SentencePiece vocabulary. */
-static void write_model(const char *name, int arch) {
+/* A random llama model at DIR/name.gguf with a generated SentencePiece vocabulary. */
+static void write_model(const char *name) {
     mq_tokenizer_t *tok;
     mq_error_t err = {0};
     cr_assert_eq(mq_synth_vocabulary(300, &tok, &err), MQ_OK, "%s", err.msg);
     mq_gpt_config_t cfg = {.name = "custom",
-                           .arch = arch,
+                           .arch = MQ_ARCH_LLAMA,
                            .vocab_size = 300,
                            .n_ctx = 32,
                            .n_embd = 64,
                            .n_head = 4,
-                           .n_layer = 1};
-    if (arch == MQ_ARCH_LLAMA) cfg.n_head_kv = 2, cfg.n_ff = 128;
+                           .n_layer = 1,
+                           .n_head_kv = 2,
+                           .n_ff = 128};
     char path[256];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
     cr_assert_eq(mq_synth_write(path, &cfg, tok, 5, &err), MQ_OK, "%s", err.msg);
@@ -55,7 +56,7 @@ static const cJSON *scheme_entry(const cJSON *root, const char *name) {
  * of it with a copy of itself under another name. */
 Test(sweep, paired_statistics_and_sweeps_side_by_side) {
     cr_assert(mkdtemp(dir));
-    write_model("b-llama", MQ_ARCH_LLAMA);
+    write_model("b-llama");
     char cmd[2048];
     snprintf(
         cmd, sizeof cmd,

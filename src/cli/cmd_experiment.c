@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "measure.h"
+#include "miniquant/arch.h"
 #include "miniquant/fileio.h"
 #include "miniquant/report.h"
 #include "miniquant/sensitivity.h"
@@ -187,8 +188,10 @@ static int int8_ptq(const char *model, const char *dir) {
             snprintf(c[6], 64, "%.2f", res[i].bytes.bits_per_weight);
         }
         char title[256];
-        snprintf(title, sizeof title, "INT8 weight-only PTQ of MiniGPT-%s (%zu test tokens, %zu "
-                 "verb-tense items)", b.m.cfg.name, b.test.n, b.verbs.n_items);
+        char model_name[80];
+        mq_arch_model_name(&b.m.cfg, model_name, sizeof model_name);
+        snprintf(title, sizeof title, "INT8 weight-only PTQ of %s (%zu test tokens, %zu "
+                 "verb-tense items)", model_name, b.test.n, b.verbs.n_items);
         snprintf(path, sizeof path, "%s/ppl_table.png", dir);
         rc = plot_table(path, title, 7, head, cells, NRUN, colx, &err);
     }
@@ -266,8 +269,8 @@ static int quant_curve(const char *const *models, int n_models, const char *dir,
     for (int i = 0; CURVE_EXTRA[i]; i++)
         names[n++] = CURVE_EXTRA[i];
     names[n] = NULL;
-    char sub[8][1024];
-    const char *subs[8];
+    char sub[CLI_MAX_MODELS][1024];
+    const char *subs[CLI_MAX_MODELS];
     for (int m = 0; m < n_models; m++) {
         char stem[256];
         cli_model_stem(models[m], stem, sizeof stem);
@@ -308,29 +311,12 @@ static int quant_curve(const char *const *models, int n_models, const char *dir,
     return cli_sweep_compare(subs, n_models, png);
 }
 
-/* --model FILE.gguf, given once or more. */
-typedef struct model_list {
-    int n;
-    const char *v[8];
-} model_list_t;
-
-static int model_list_add(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size) {
-    model_list_t *l = opt->ctx;
-    if (l->n == 8) {
-        snprintf(msg, msg_size, "--model: at most 8 models");
-        return 1;
-    }
-    l->v[l->n++] = arg;
-    return 0;
-}
-
 int cmd_experiment(int argc, char **argv) {
     const char *out = NULL;
     int replot = 0;
-    model_list_t models = {0};
+    cli_model_list_t models = {0};
     cli_option_t opts[] = {
-        {.name = "model", .arg = "FILE.gguf", .fn = model_list_add, .ctx = &models,
-         .help = "the FP32 model; quant-curve takes it more than once",
+        {CLI_OPT_MODELS(&models, "the FP32 model; quant-curve takes it more than once"),
          .def_text = CLI_DEFAULT_MODEL "; quant-curve: it and models/minillama-default.gguf"},
         {.name = "out", .arg = "DIR", .str = &out, .def_text = "per experiment, above",
          .help = "the experiment directory"},

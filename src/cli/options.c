@@ -328,6 +328,16 @@ const char *cli_scheme_list_values(void) {
     return buf;
 }
 
+int cli_model_list_add(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size) {
+    cli_model_list_t *l = opt->ctx;
+    if (l->n == CLI_MAX_MODELS) {
+        snprintf(msg, msg_size, "--%s: at most %d models", opt->name, CLI_MAX_MODELS);
+        return 1;
+    }
+    l->v[l->n++] = arg;
+    return 0;
+}
+
 int cli_scheme_list_parse(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size) {
     cli_scheme_list_t *l = opt->ctx;
     int max = l->max > 0 && l->max <= CLI_MAX_SCHEMES ? l->max : CLI_MAX_SCHEMES;

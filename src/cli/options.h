@@ -33,8 +33,7 @@ typedef struct cli_option cli_option_t;
 
 /* Takes an option's argument (and its .def, before argv is parsed). Returns 0, or non-zero after
  * writing into msg what was wrong: cli_parse then prints it with the usage and returns 2. */
-typedef int (*cli_option_fn)(const cli_option_t *opt, const char *arg, char *msg,
-                             size_t msg_size);
+typedef int (*cli_option_fn)(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size);
 
 struct cli_option {
     const char *name; /* long name without the dashes; NULL ends a table */
@@ -110,6 +109,14 @@ typedef struct cli_scheme_list {
 } cli_scheme_list_t;
 
 int cli_scheme_list_parse(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size);
+
+/* --model given more than once: the paths in order, at most CLI_MAX_MODELS. */
+#define CLI_MAX_MODELS 8
+typedef struct cli_model_list {
+    int n;
+    const char *v[CLI_MAX_MODELS];
+} cli_model_list_t;
+int cli_model_list_add(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size);
 const char *cli_scheme_values(void);      /* "valid: " and the grammar */
 const char *cli_scheme_list_values(void); /* what 'all' is, and the grammar */
 
@@ -118,17 +125,20 @@ const char *cli_scheme_list_values(void); /* what 'all' is, and the grammar */
  *     {CLI_OPT_MODEL(&model, "the FP32 model"), .def = CLI_DEFAULT_MODEL}
  * A number's target may be an int or a long; any other type does not compile. */
 #define CLI_TARGET_INT(p)                                                                          \
-    .i = _Generic((p), int *: (p), long *: NULL), .l = _Generic((p), long *: (p), int *: NULL)
+    .i = _Generic((p), int * : (p), long * : NULL), .l = _Generic((p), long * : (p), int * : NULL)
 
 #define CLI_OPT_THREADS(p)                                                                         \
     .name = "threads", .arg = "N", .help = "threads for OpenMP and OpenBLAS",                      \
     .def_text = "all cores", CLI_TARGET_INT(p), .lo = 1, .hi = 1024
 #define CLI_OPT_MODEL(p, help_) .name = "model", .arg = "FILE.gguf", .str = (p), .help = (help_)
+/* --model FILE.gguf given once or more, into a cli_model_list_t */
+#define CLI_OPT_MODELS(list, help_)                                                                \
+    .name = "model", .arg = "FILE.gguf", .fn = cli_model_list_add, .ctx = (list), .help = (help_)
 #define CLI_OPT_SCHEME(p, help_)                                                                   \
     .name = "scheme", .arg = "NAME", .str = (p), .help = (help_), .values = cli_scheme_values
 #define CLI_OPT_SCHEMES(list, help_)                                                               \
-    .name = "schemes", .arg = "LIST", .fn = cli_scheme_list_parse, .ctx = (list),                  \
-    .help = (help_), .values = cli_scheme_list_values
+    .name = "schemes", .arg = "LIST", .fn = cli_scheme_list_parse, .ctx = (list), .help = (help_), \
+    .values = cli_scheme_list_values
 #define CLI_OPT_SKIP_LM_HEAD(p)                                                                    \
     .name = "skip-lm-head", .flag = (p),                                                           \
     .help = "keep lm_head (output.weight) in FP32, the LLM.int8() convention"
@@ -147,7 +157,7 @@ const char *cli_scheme_list_values(void); /* what 'all' is, and the grammar */
     .name = "vocab", .arg = "N", CLI_TARGET_INT(p), .lo = 258, .hi = 1 << 20, .def = "4096",       \
     .help = "tokenizer vocabulary, including the 256 byte tokens and <|endoftext|>"
 #define CLI_OPT_REPS(p, max, def_text_)                                                            \
-    .name = "reps", .arg = "N", CLI_TARGET_INT(p), .lo = 1, .hi = (max),                           \
-    .def_text = (def_text_), .help = "repetitions"
+    .name = "reps", .arg = "N", CLI_TARGET_INT(p), .lo = 1, .hi = (max), .def_text = (def_text_),  \
+    .help = "repetitions"
 
 #endif
