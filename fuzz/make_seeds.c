@@ -421,12 +421,12 @@ static void blimp_seed(void) {
                            "he walks to the store"};
     uint8_t infl2[3] = {MQ_INFL_BASE, MQ_INFL_ING, MQ_INFL_3SG};
     const char *bad3[1] = {"Whose should Tonya wear hat?"};
-    check(mq_mp_add(&s, "The cats sleep.", bad1, NULL, 1, NULL, 0, "agreement", &err), &err);
+    check(mq_mp_add(&s, "The cats sleep.", bad1, NULL, 1, NULL, 0, MQ_VT_AGREEMENT, "template:agreement", &err), &err);
     check(mq_mp_add(&s, "he walked to the store", bad2, infl2, 3, "walk", MQ_INFL_PAST | MQ_INFL_PP,
-                    "02604760-v", &err),
+                    MQ_VT_NONE, "02604760-v", &err),
           &err);
     check(mq_mp_add(&s, "Whose hat should \"Tonya\" wear? caf\xc3\xa9 \\", bad3, NULL, 1, NULL, 0,
-                    NULL, &err),
+                    MQ_VT_NONE, NULL, &err),
           &err);
     char path[4096];
     snprintf(path, sizeof path, "%s/blimp", out_dir);

@@ -9,422 +9,7 @@
 #include "miniquant/fileio.h"
 #include "miniquant/pairs.h"
 
-#define WORDNET MQ_TEST_DATA "/wordnet"
 #define PAIRS MQ_TEST_DATA "/pairs"
-
-/* ---------------------------------------------------------------------------------------------
- * inflection */
-
-Test(pairs, regular_inflection_rules) {
-    static const struct {
-        const char *lemma, *s3, *past, *ing;
-    } T[] = {
-        {"walk", "walks", "walked", "walking"},
-        {"try", "tries", "tried", "trying"},
-        {"stop", "stops", "stopped", "stopping"},
-        {"make", "makes", "maked", "making"},
-        {"watch", "watches", "watched", "watching"},
-        {"pass", "passes", "passed", "passing"},
-        {"fix", "fixes", "fixed", "fixing"},
-        {"buzz", "buzzes", "buzzed", "buzzing"},
-        {"wish", "wishes", "wished", "wishing"},
-        {"go", "goes", "goed", "going"},
-        {"echo", "echoes", "echoed", "echoing"},
-        {"radio", "radios", "radioed", "radioing"},
-        {"play", "plays", "played", "playing"},
-        {"cry", "cries", "cried", "crying"},
-        {"die", "dies", "died", "dying"},
-        {"tie", "ties", "tied", "tying"},
-        {"agree", "agrees", "agreed", "agreeing"},
-        {"see", "sees", "seed", "seeing"},
-        {"hoe", "hoes", "hoed", "hoeing"},
-        {"dye", "dyes", "dyed", "dyeing"},
-        {"visit", "visits", "visited", "visiting"},
-        {"open", "opens", "opened", "opening"},
-        {"quit", "quits", "quitted", "quitting"},
-        {"beat", "beats", "beated", "beating"},
-        {"snow", "snows", "snowed", "snowing"},
-        {"run", "runs", "runned", "running"},
-        {"plan", "plans", "planned", "planning"},
-        {"yap", "yaps", "yapped", "yapping"},
-        {"equip", "equips", "equiped", "equiping"},
-        {"have", "haves", "haved", "having"},
-    };
-    char buf[64];
-    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
-        cr_assert_gt(mq_verb_regular_form(T[i].lemma, MQ_INFL_BASE, buf, sizeof buf), 0);
-        cr_expect_str_eq(buf, T[i].lemma);
-        mq_verb_regular_form(T[i].lemma, MQ_INFL_3SG, buf, sizeof buf);
-        cr_expect_str_eq(buf, T[i].s3, "3sg of %s", T[i].lemma);
-        mq_verb_regular_form(T[i].lemma, MQ_INFL_PAST, buf, sizeof buf);
-        cr_expect_str_eq(buf, T[i].past, "past of %s", T[i].lemma);
-        mq_verb_regular_form(T[i].lemma, MQ_INFL_PP, buf, sizeof buf);
-        cr_expect_str_eq(buf, T[i].past, "past participle of %s", T[i].lemma);
-        mq_verb_regular_form(T[i].lemma, MQ_INFL_ING, buf, sizeof buf);
-        cr_expect_str_eq(buf, T[i].ing, "-ing of %s", T[i].lemma);
-    }
-    cr_expect_eq(mq_verb_regular_form("Walk", MQ_INFL_3SG, buf, sizeof buf), -1);
-    cr_expect_eq(mq_verb_regular_form("", MQ_INFL_3SG, buf, sizeof buf), -1);
-    cr_expect_eq(mq_verb_regular_form("walk", MQ_INFL_PAST | MQ_INFL_ING, buf, sizeof buf), -1);
-    /* snprintf's contract: the length needed, truncated output */
-    cr_expect_eq(mq_verb_regular_form("walk", MQ_INFL_ING, buf, 4), 7);
-    cr_expect_str_eq(buf, "wal");
-}
-
-static mq_verb_lexicon_t *fixture_lexicon(const mq_corpus_t *freq) {
-    mq_verb_lexicon_t *lx = NULL;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_verb_lexicon_load(WORDNET, freq, &lx, &err), MQ_OK, "%s", err.msg);
-    return lx;
-}
-
-static void expect_paradigm(const mq_verb_lexicon_t *lx, const char *lemma, const char *s3,
-                            const char *past, const char *pp, const char *ing) {
-    const char *f[MQ_NUM_INFL];
-    cr_assert_eq(mq_verb_paradigm(lx, lemma, f), MQ_OK, "%s is not in the lexicon", lemma);
-    cr_expect_str_eq(f[0], lemma);
-    cr_expect_str_eq(f[1], s3, "3sg of %s", lemma);
-    cr_expect_str_eq(f[2], past, "past of %s", lemma);
-    cr_expect_str_eq(f[3], pp, "past participle of %s", lemma);
-    cr_expect_str_eq(f[4], ing, "-ing of %s", lemma);
-}
-
-Test(pairs, paradigms_combine_rules_verb_exc_and_tables) {
-    mq_verb_lexicon_t *lx = fixture_lexicon(NULL);
-    expect_paradigm(lx, "walk", "walks", "walked", "walked", "walking");
-    expect_paradigm(lx, "try", "tries", "tried", "tried", "trying");
-    expect_paradigm(lx, "stop", "stops", "stopped", "stopped", "stopping");
-    expect_paradigm(lx, "make", "makes", "made", "made", "making");
-    expect_paradigm(lx, "go", "goes", "went", "gone", "going");
-    expect_paradigm(lx, "run", "runs", "ran", "run", "running");
-    expect_paradigm(lx, "come", "comes", "came", "come", "coming");
-    expect_paradigm(lx, "see", "sees", "saw", "seen", "seeing");
-    expect_paradigm(lx, "watch", "watches", "watched", "watched", "watching");
-    expect_paradigm(lx, "have", "has", "had", "had", "having");
-    expect_paradigm(lx, "eat", "eats", "ate", "eaten", "eating");
-    expect_paradigm(lx, "begin", "begins", "began", "begun", "beginning");
-    expect_paradigm(lx, "bite", "bites", "bit", "bitten", "biting");
-    expect_paradigm(lx, "know", "knows", "knew", "known", "knowing");
-    expect_paradigm(lx, "lie", "lies", "lay", "lain", "lying");
-    expect_paradigm(lx, "find", "finds", "found", "found", "finding");
-    expect_paradigm(lx, "admit", "admits", "admitted", "admitted", "admitting");
-    expect_paradigm(lx, "put", "puts", "put", "put", "putting");
-    expect_paradigm(lx, "cut", "cuts", "cut", "cut", "cutting");
-    expect_paradigm(lx, "read", "reads", "read", "read", "reading");
-    expect_paradigm(lx, "quit", "quits", "quit", "quit", "quitting");
-    expect_paradigm(lx, "beat", "beats", "beat", "beaten", "beating");
-    expect_paradigm(lx, "die", "dies", "died", "died", "dying");
-    expect_paradigm(lx, "agree", "agrees", "agreed", "agreed", "agreeing");
-    /* without word counts verb.exc's spelling wins */
-    expect_paradigm(lx, "learn", "learns", "learnt", "learnt", "learning");
-    const char *f[MQ_NUM_INFL];
-    cr_expect_eq(mq_verb_paradigm(lx, "be", f), MQ_ERR_NOT_FOUND);       /* eight forms */
-    cr_expect_eq(mq_verb_paradigm(lx, "can", f), MQ_ERR_NOT_FOUND);      /* a modal */
-    cr_expect_eq(mq_verb_paradigm(lx, "walk_out", f), MQ_ERR_NOT_FOUND); /* not one word */
-    cr_expect_eq(mq_verb_paradigm(lx, "co-opt", f), MQ_ERR_NOT_FOUND);
-    cr_expect_eq(mq_verb_paradigm(lx, "store", f), MQ_ERR_NOT_FOUND);
-    cr_expect_eq(mq_verb_lexicon_size(lx), 45); /* 46 one-word lemmas but be */
-    mq_verb_lexicon_free(lx);
-}
-
-Test(pairs, corpus_word_counts_choose_spellings) {
-    /* "learned" is used more than "learnt"; "seed" more than "saw", but "seed" is a verb of
-     * its own, so it is no evidence for a past of see */
-    const char *text = "00000001 29 v 01 x 0 000 | we learned it; \"they learned and learned\"; "
-                       "\"she learnt\"; \"seed the lawn\"; \"seed\"; \"I saw it\"\n";
-    mq_corpus_t c = {0};
-    mq_error_t err = {0};
-    cr_assert_eq(mq_corpus_parse_data(text, strlen(text), "freq", 'v', &c, &err), MQ_OK, "%s",
-                 err.msg);
-    mq_verb_lexicon_t *lx = fixture_lexicon(&c);
-    expect_paradigm(lx, "learn", "learns", "learned", "learned", "learning");
-    expect_paradigm(lx, "see", "sees", "saw", "seen", "seeing");
-    mq_verb_lexicon_free(lx);
-    mq_corpus_free(&c);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * the verb-tense set */
-
-static void fixture_corpus(mq_corpus_t *c) {
-    char *text;
-    size_t len;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_read_file(PAIRS "/data.verb", 0, &text, &len, &err), MQ_OK, "%s", err.msg);
-    memset(c, 0, sizeof *c);
-    cr_assert_eq(mq_corpus_parse_data(text, len, "data.verb", 'v', c, &err), MQ_OK, "%s", err.msg);
-    free(text);
-    for (size_t i = 0; i < c->n_docs; i++)
-        c->docs[i].split = c->docs[i].offset == 9 ? MQ_SPLIT_TRAIN : MQ_SPLIT_TEST;
-}
-
-typedef struct {
-    const char *good, *lemma;
-    uint8_t infl;
-    const char *bad[5];
-    uint8_t bad_infl[5];
-} expected_t;
-
-#define B MQ_INFL_BASE
-#define S MQ_INFL_3SG
-#define P MQ_INFL_PAST
-#define PP MQ_INFL_PP
-#define I MQ_INFL_ING
-
-/* Worked out by hand from tests/data/pairs/data.verb and the fixture WordNet. */
-static const expected_t EXPECTED[] = {
-    {"he walked to the store",
-     "walk",
-     P | PP,
-     {"he walk to the store", "he walks to the store", "he walking to the store"},
-     {B, S, I}},
-    {"they put it away", "put", B | P | PP, {"they puts it away", "they putting it away"}, {S, I}},
-    {"she runs every morning",
-     "run",
-     S,
-     {"she run every morning", "she ran every morning", "she running every morning"},
-     {B | PP, P, I}},
-    {"they have gone home",
-     "have",
-     B,
-     {"they has gone home", "they had gone home", "they having gone home"},
-     {S, P | PP, I}},
-    {"they have gone home",
-     "go",
-     PP,
-     {"they have go home", "they have goes home", "they have went home", "they have going home"},
-     {B, S, P, I}},
-    {"I saw the ship on the horizon",
-     "see",
-     P,
-     {"I see the ship on the horizon", "I sees the ship on the horizon",
-      "I seen the ship on the horizon", "I seeing the ship on the horizon"},
-     {B, S, PP, I}},
-    {"Go away", "go", B, {"Goes away", "Went away", "Gone away", "Going away"}, {S, P, PP, I}},
-    {"his plans failed",
-     "fail",
-     P | PP,
-     {"his plans fail", "his plans fails", "his plans failing"},
-     {B, S, I}},
-    {"we can't stop now",
-     "stop",
-     B,
-     {"we can't stops now", "we can't stopped now", "we can't stopping now"},
-     {S, P | PP, I}},
-    {"the children were trying hard",
-     "try",
-     I,
-     {"the children were try hard", "the children were tries hard", "the children were tried hard"},
-     {B, S, P | PP}},
-    {"He watches birds",
-     "watch",
-     S,
-     {"He watch birds", "He watched birds", "He watching birds"},
-     {B, P | PP, I}},
-    {"He watches birds",
-     "bird",
-     S,
-     {"He watches bird", "He watches birded", "He watches birding"},
-     {B, P | PP, I}},
-    {"she found the axes in the shed",
-     "find",
-     P | PP,
-     {"she find the axes in the shed", "she finds the axes in the shed",
-      "she finding the axes in the shed"},
-     {B, S, I}},
-    {"She has eaten",
-     "have",
-     S,
-     {"She have eaten", "She had eaten", "She having eaten"},
-     {B, P | PP, I}},
-    {"She has eaten",
-     "eat",
-     PP,
-     {"She has eat", "She has eats", "She has ate", "She has eating"},
-     {B, S, P, I}},
-    {"making bread is easy",
-     "make",
-     I,
-     {"make bread is easy", "makes bread is easy", "made bread is easy"},
-     {B, S, P | PP}},
-    {"we had begun to walk to school",
-     "have",
-     P | PP,
-     {"we have begun to walk to school", "we has begun to walk to school",
-      "we having begun to walk to school"},
-     {B, S, I}},
-    {"we had begun to walk to school",
-     "begin",
-     PP,
-     {"we had begin to walk to school", "we had begins to walk to school",
-      "we had began to walk to school", "we had beginning to walk to school"},
-     {B, S, P, I}},
-    {"we had begun to walk to school",
-     "walk",
-     B,
-     {"we had begun to walks to school", "we had begun to walked to school",
-      "we had begun to walking to school"},
-     {S, P | PP, I}},
-};
-#define N_EXPECTED (sizeof EXPECTED / sizeof EXPECTED[0])
-
-static void expect_items(const mq_mp_set_t *s, int skip_bird) {
-    size_t k = 0;
-    for (size_t e = 0; e < N_EXPECTED; e++) {
-        const expected_t *x = &EXPECTED[e];
-        if (skip_bird && !strcmp(x->lemma, "bird")) continue;
-        cr_assert_lt(k, s->n_items, "missing item %zu (%s)", e, x->good);
-        const mq_mp_item_t *it = &s->items[k++];
-        cr_expect_str_eq(it->good, x->good);
-        cr_expect_str_eq(it->lemma, x->lemma, "item %zu", e);
-        cr_expect_eq(it->infl, x->infl, "item %zu (%s): infl %d", e, x->good, it->infl);
-        uint32_t n = 0;
-        while (n < 5 && x->bad[n])
-            n++;
-        cr_assert_eq(it->n_bad, n, "item %zu (%s): %u alternatives", e, x->good, it->n_bad);
-        for (uint32_t j = 0; j < n; j++) {
-            cr_expect_str_eq(s->bad[it->first_bad + j], x->bad[j], "item %zu", e);
-            cr_expect_eq(s->bad_infl[it->first_bad + j], x->bad_infl[j], "item %zu alt %u", e, j);
-        }
-    }
-    cr_expect_eq(s->n_items, k);
-}
-
-Test(pairs, verbtense_fixture_gives_the_hand_checked_items) {
-    mq_corpus_t c;
-    fixture_corpus(&c);
-    mq_mp_set_t s = {0};
-    mq_verbtense_stats_t st;
-    mq_error_t err = {0};
-    cr_assert_eq(mq_verbtense_build(&c, WORDNET, 0, &s, &st, &err), MQ_OK, "%s", err.msg);
-    expect_items(&s, 0);
-    cr_expect_str_eq(s.items[0].source, "00000001-v");
-    cr_expect_str_eq(s.items[N_EXPECTED - 1].source, "00000008-v");
-    cr_expect_eq(st.docs, 10); /* 00000009 is in the training split */
-    cr_expect_eq(st.examples, 17);
-    cr_expect_eq(st.examples_used, 14);
-    cr_expect_eq(st.no_verb_form, 1);      /* "a well-known fact" */
-    cr_expect_eq(st.all_skipped, 2);       /* "she put the book down", the repeated example */
-    cr_expect_eq(st.skip_ambiguous, 1);    /* axes: ax or axe */
-    cr_expect_eq(st.skip_base_context, 4); /* ship, put, book, shed */
-    cr_expect_eq(st.skip_plural_det, 1);   /* his plans */
-    cr_expect_eq(st.skip_duplicate, 1);
-    cr_expect_eq(st.skip_plural_noun, 0);
-    cr_expect_eq(st.items, N_EXPECTED);
-    cr_expect_eq(st.items_base, 5);
-    mq_mp_set_free(&s);
-
-    /* the stricter set drops "birds", a plural noun that is also a verb form */
-    cr_assert_eq(mq_verbtense_build(&c, WORDNET, MQ_VT_SKIP_NOUN_PLURALS, &s, &st, &err), MQ_OK,
-                 "%s", err.msg);
-    expect_items(&s, 1);
-    cr_expect_eq(st.skip_plural_noun, 1);
-    mq_mp_set_free(&s);
-    mq_corpus_free(&c);
-}
-
-Test(pairs, verbtense_is_deterministic_and_round_trips_through_blimp) {
-    mq_corpus_t c;
-    fixture_corpus(&c);
-    mq_mp_set_t a = {0}, b = {0}, r = {0};
-    mq_error_t err = {0};
-    cr_assert_eq(mq_verbtense_build(&c, WORDNET, 0, &a, NULL, &err), MQ_OK, "%s", err.msg);
-    cr_assert_eq(mq_verbtense_build(&c, WORDNET, 0, &b, NULL, &err), MQ_OK, "%s", err.msg);
-    char pa[] = "/tmp/mq_pairs_XXXXXX", pb[] = "/tmp/mq_pairs_XXXXXX";
-    int fa = mkstemp(pa), fb = mkstemp(pb);
-    cr_assert(fa >= 0 && fb >= 0);
-    close(fa);
-    close(fb);
-    cr_assert_eq(mq_blimp_write(pa, &a, &err), MQ_OK, "%s", err.msg);
-    cr_assert_eq(mq_blimp_write(pb, &b, &err), MQ_OK, "%s", err.msg);
-    char *ta, *tb;
-    size_t la, lb;
-    cr_assert_eq(mq_read_file(pa, 0, &ta, &la, NULL), MQ_OK);
-    cr_assert_eq(mq_read_file(pb, 0, &tb, &lb, NULL), MQ_OK);
-    cr_expect_eq(la, lb);
-    cr_expect(la == lb && !memcmp(ta, tb, la), "two builds differ");
-    size_t lines = 0;
-    for (size_t i = 0; i < la; i++)
-        lines += ta[i] == '\n';
-    cr_expect_eq(lines, a.n_bad); /* one line per (good, bad) pair */
-    free(ta);
-    free(tb);
-
-    /* reading the file back regroups each item's alternatives, metadata included */
-    cr_assert_eq(mq_blimp_read(pa, &r, &err), MQ_OK, "%s", err.msg);
-    expect_items(&r, 0);
-    for (size_t i = 0; i < r.n_items; i++)
-        cr_expect_str_eq(r.items[i].source, a.items[i].source);
-    unlink(pa);
-    unlink(pb);
-    mq_mp_set_free(&a);
-    mq_mp_set_free(&b);
-    mq_mp_set_free(&r);
-    mq_corpus_free(&c);
-}
-
-Test(pairs, verbtense_reports_missing_and_malformed_wordnet) {
-    mq_corpus_t c;
-    fixture_corpus(&c);
-    mq_mp_set_t s = {0};
-    mq_error_t err = {0};
-    cr_expect_eq(mq_verbtense_build(&c, PAIRS, 0, &s, NULL, &err), MQ_ERR_IO);
-    cr_expect(strstr(err.msg, "index.verb") && strstr(err.msg, "wordnet-base"), "%s", err.msg);
-    cr_expect_eq(s.n_items, 0);
-
-    /* a directory of malformed files: each error names the file and the line */
-    char dir[] = "/tmp/mq_wn_XXXXXX";
-    cr_assert(mkdtemp(dir));
-    char path[256];
-    static const struct {
-        const char *index, *cnt, *exc, *file;
-        int line;
-    } BAD[] = {
-        {"  header\nwalk v 1\nrun\n", "", "", "index.verb", 3},
-        {"walk x 1\n", "", "", "index.verb", 1},
-        {"walk v 1\n", "walk%2:38:00:: 1 50\nwalk 1 2\n", "", "cntlist.rev", 2},
-        {"walk v 1\n", "walk%9:38:00:: 1 50\n", "", "cntlist.rev", 1},
-        {"walk v 1\n", "walk%2:38:00:: 1 5x\n", "", "cntlist.rev", 1},
-        {"walk v 1\n", "walk%2:38:00:: 1 12345678901\n", "", "cntlist.rev", 1},
-        {"walk v 1\n", "", "walked walk\nwalked\n", "verb.exc", 2},
-        {"walk v 1\n", "", "wal\0ked walk\n", "verb.exc", 1},
-    };
-    for (size_t k = 0; k < sizeof BAD / sizeof BAD[0]; k++) {
-        const char *texts[3] = {BAD[k].index, BAD[k].cnt, BAD[k].exc};
-        const char *names[3] = {"index.verb", "cntlist.rev", "verb.exc"};
-        for (int f = 0; f < 3; f++) {
-            snprintf(path, sizeof path, "%s/%s", dir, names[f]);
-            size_t len = strlen(texts[f]);
-            if (f == 2 && k == 7) len = 13; /* the NUL inside */
-            cr_assert_eq(mq_write_file(path, texts[f], len, &err), MQ_OK, "%s", err.msg);
-        }
-        mq_verb_lexicon_t *lx = NULL;
-        cr_expect_eq(mq_verb_lexicon_load(dir, NULL, &lx, &err), MQ_ERR_FORMAT, "case %zu", k);
-        cr_expect_null(lx);
-        char want[64];
-        snprintf(want, sizeof want, "%s: line %d:", BAD[k].file, BAD[k].line);
-        cr_expect(strstr(err.msg, want), "case %zu: '%s' lacks '%s'", k, err.msg, want);
-    }
-    /* an index with no usable lemma */
-    snprintf(path, sizeof path, "%s/index.verb", dir);
-    cr_assert_eq(mq_write_file(path, "walk_out v 1\n", 13, &err), MQ_OK);
-    mq_verb_lexicon_t *lx = NULL;
-    cr_expect_eq(mq_verb_lexicon_load(dir, NULL, &lx, &err), MQ_ERR_FORMAT);
-    const char *names[3] = {"index.verb", "cntlist.rev", "verb.exc"};
-    for (int f = 0; f < 3; f++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
-        unlink(path);
-    }
-    rmdir(dir);
-
-    /* a corpus without test-split examples gives no set, and says so */
-    for (size_t i = 0; i < c.n_docs; i++)
-        c.docs[i].split = MQ_SPLIT_TRAIN;
-    cr_expect_eq(mq_verbtense_build(&c, WORDNET, 0, &s, NULL, &err), MQ_ERR_FORMAT);
-    cr_expect(strstr(err.msg, "no verb-tense items"), "%s", err.msg);
-    mq_corpus_free(&c);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * BLiMP files */
 
@@ -509,6 +94,14 @@ Test(pairs, blimp_rejects_malformed_lines_with_their_number) {
     REJECT("{\"sentence_good\": \"a\", \"sentence_bad\": \"b\", \"item_id\": 2}\n"
            "{\"sentence_good\": \"x\", \"sentence_bad\": \"c\", \"item_id\": 2}\n",
            2, "repeats with another sentence_good");
+    REJECT("{\"sentence_good\": \"a\", \"sentence_bad\": \"b\", \"category\": \"tense\"}\n", 1,
+           "\"category\"");
+    REJECT("{\"sentence_good\": \"a\", \"sentence_bad\": \"b\", \"category\": 2}\n", 1,
+           "\"category\" is not a string");
+    REJECT("{\"sentence_good\": \"a\", \"sentence_bad\": \"b\", \"item_id\": 2, "
+           "\"category\": \"agreement\"}\n"
+           "{\"sentence_good\": \"a\", \"sentence_bad\": \"c\", \"item_id\": 2}\n",
+           2, "repeats with another category");
     /* no pairs at all */
     REJECT("", 0, "no minimal pairs");
     REJECT("\n  \n\r\n", 0, "no minimal pairs");
@@ -559,14 +152,14 @@ Test(pairs, blimp_write_then_read_round_trips) {
     const uint8_t infl1[] = {MQ_INFL_BASE, MQ_INFL_3SG, MQ_INFL_ING};
     const char *bad2[] = {"caf\xc3\xa9 \\ tab\there\nline two"};
     cr_assert_eq(mq_mp_add(&s, "He walked \"home\"", bad1, infl1, 3, "walk",
-                           MQ_INFL_PAST | MQ_INFL_PP, "00000001-v", &err),
+                           MQ_INFL_PAST | MQ_INFL_PP, MQ_VT_PARTICIPLE, "00000001-v", &err),
                  MQ_OK);
     cr_assert_eq(
-        mq_mp_add(&s, "caf\xc3\xa9 \\ tab\there\nline one", bad2, NULL, 1, NULL, 0, NULL, &err),
+        mq_mp_add(&s, "caf\xc3\xa9 \\ tab\there\nline one", bad2, NULL, 1, NULL, 0, 0, NULL, &err),
         MQ_OK);
     /* the same good sentence again, a separate item */
     cr_assert_eq(mq_mp_add(&s, "He walked \"home\"", bad1 + 1, infl1 + 1, 1, "walk", MQ_INFL_PAST,
-                           NULL, &err),
+                           MQ_VT_AGREEMENT, "template:agreement", &err),
                  MQ_OK);
     char path[] = "/tmp/mq_blimp_XXXXXX";
     int fd = mkstemp(path);
@@ -582,6 +175,7 @@ Test(pairs, blimp_write_then_read_round_trips) {
         cr_expect_eq(b->n_bad, a->n_bad);
         cr_expect_eq(b->first_bad, a->first_bad);
         cr_expect_eq(b->infl, a->infl);
+        cr_expect_eq(b->category, a->category, "item %zu", i);
         cr_expect((!a->lemma && !b->lemma) ||
                   (a->lemma && b->lemma && !strcmp(a->lemma, b->lemma)));
         cr_expect((!a->source && !b->source) ||
@@ -791,7 +385,8 @@ Test(pairs, score_counts_items_won_and_ties_as_wrong) {
     const char *pool[] = {SENTS[0], SENTS[1], SENTS[2], SENTS[6], SENTS[7]};
     double lp[5];
     cr_assert_eq(mq_sentence_logprob(&m, tok, pool, 5, lp, &err), MQ_OK);
-    size_t want = 0;
+    size_t want = 0, cat_n[MQ_VT_NUM_CATEGORIES] = {0}, cat_ok[MQ_VT_NUM_CATEGORIES] = {0};
+    double cat_chance[MQ_VT_NUM_CATEGORIES] = {0};
     uint8_t want_item[32];
     for (int g = 0; g < 5; g++) {
         /* good against the other four at once */
@@ -802,19 +397,25 @@ Test(pairs, score_counts_items_won_and_ties_as_wrong) {
                 bad[nb++] = pool[b];
                 if (!(lp[g] > lp[b])) ok = 0;
             }
-        cr_assert_eq(mq_mp_add(&s, pool[g], bad, NULL, 4, NULL, 0, NULL, &err), MQ_OK);
+        cr_assert_eq(mq_mp_add(&s, pool[g], bad, NULL, 4, NULL, 0, 0, NULL, &err), MQ_OK);
         want_item[s.n_items - 1] = (uint8_t)ok;
         want += (size_t)ok;
+        cat_n[0]++, cat_ok[0] += (size_t)ok, cat_chance[0] += 1.0 / 5;
         /* and against each one alone */
         for (int b = 0; b < 5; b++)
             if (b != g) {
-                cr_assert_eq(mq_mp_add(&s, pool[g], &pool[b], NULL, 1, NULL, 0, NULL, &err), MQ_OK);
+                /* these in the categories by the good sentence */
+                uint8_t c = (uint8_t)(g % MQ_VT_NUM_CATEGORIES);
+                cr_assert_eq(mq_mp_add(&s, pool[g], &pool[b], NULL, 1, NULL, 0, c, NULL, &err),
+                             MQ_OK);
                 want_item[s.n_items - 1] = lp[g] > lp[b];
                 want += lp[g] > lp[b];
+                cat_n[c]++, cat_ok[c] += lp[g] > lp[b], cat_chance[c] += 1.0 / 2;
             }
     }
-    cr_assert_eq(mq_mp_add(&s, pool[0], &pool[0], NULL, 1, NULL, 0, NULL, &err), MQ_OK);
+    cr_assert_eq(mq_mp_add(&s, pool[0], &pool[0], NULL, 1, NULL, 0, 0, NULL, &err), MQ_OK);
     want_item[s.n_items - 1] = 0;
+    cat_n[0]++, cat_chance[0] += 1.0 / 2;
     cr_assert_eq(s.n_items, 26);
     cr_expect_eq(want, 5 * 4 / 2 + 1, "pairwise: exactly one of each two wins"); /* + the best */
 
@@ -829,6 +430,16 @@ Test(pairs, score_counts_items_won_and_ties_as_wrong) {
     cr_expect_float_eq(r.ci_low, lo, 1e-12);
     cr_expect_float_eq(r.ci_high, hi, 1e-12);
     cr_expect_eq(r.n_sentences, 5); /* each distinct sentence scored once */
+    cr_expect_float_eq(r.chance, (5 * 0.2 + 21 * 0.5) / 26, 1e-12);
+    for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++) {
+        cr_expect_eq(r.by_category[c].n, cat_n[c], "category %d", c);
+        cr_expect_eq(r.by_category[c].correct, cat_ok[c], "category %d", c);
+        cr_expect_float_eq(r.by_category[c].accuracy, (double)cat_ok[c] / (double)cat_n[c], 1e-12);
+        cr_expect_float_eq(r.by_category[c].chance, cat_chance[c] / (double)cat_n[c], 1e-12);
+        mq_wilson_interval(cat_ok[c], cat_n[c], 1.959963984540054, &lo, &hi);
+        cr_expect_float_eq(r.by_category[c].ci_low, lo, 1e-12);
+        cr_expect_float_eq(r.by_category[c].ci_high, hi, 1e-12);
+    }
     for (size_t i = 0; i < 26; i++)
         cr_expect_eq(got[i], want_item[i], "item %zu", i);
 
@@ -854,7 +465,7 @@ Test(pairs, sets_hold_many_and_large_strings) {
         snprintf(bad, sizeof bad, "bad %d", i);
         const char *b[2] = {bad, large};
         cr_assert_eq(mq_mp_add(&s, i % 1000 == 0 ? large : good, b, NULL, i % 7 == 0 ? 2 : 1, NULL,
-                               0, NULL, &err),
+                               0, 0, NULL, &err),
                      MQ_OK);
     }
     cr_assert_eq(s.n_items, 5000);
@@ -867,48 +478,11 @@ Test(pairs, sets_hold_many_and_large_strings) {
         cr_assert_eq(it->n_bad, i % 7 == 0 ? 2u : 1u);
         if (it->n_bad == 2) cr_assert_str_eq(s.bad[it->first_bad + 1], large);
     }
-    cr_expect_eq(mq_mp_add(&s, "x", NULL, NULL, 1, NULL, 0, NULL, &err), MQ_ERR_ARG);
+    cr_expect_eq(mq_mp_add(&s, "x", NULL, NULL, 1, NULL, 0, 0, NULL, &err), MQ_ERR_ARG);
     const char *none[1] = {NULL};
-    cr_expect_eq(mq_mp_add(&s, "x", none, NULL, 1, NULL, 0, NULL, &err), MQ_ERR_ARG);
-    cr_expect_eq(mq_mp_add(&s, "x", none, NULL, 0, NULL, 0, NULL, &err), MQ_ERR_ARG);
+    cr_expect_eq(mq_mp_add(&s, "x", none, NULL, 1, NULL, 0, 0, NULL, &err), MQ_ERR_ARG);
+    cr_expect_eq(mq_mp_add(&s, "x", none, NULL, 0, NULL, 0, 0, NULL, &err), MQ_ERR_ARG);
     free(large);
     mq_mp_set_free(&s);
     mq_mp_set_free(&s); /* twice is harmless */
-}
-
-Test(pairs, verbtense_handles_long_examples_and_odd_text) {
-    /* an example longer than the storage blocks, twice (the second is a repeat), then
-     * examples with non-ASCII, digits and punctuation around verb forms */
-    size_t n = 100000;
-    char *ex = malloc(n + 16), *line = malloc(2 * n + 512);
-    size_t e = (size_t)sprintf(ex, "he walked ");
-    for (size_t i = 0; i < n; i++)
-        ex[e++] = i % 2 ? ' ' : 'z';
-    ex[e] = 0;
-    size_t k =
-        (size_t)sprintf(line,
-                        "00000001 29 v 01 x 0 000 | gloss; \"%s\"; \"%s\"; \"caf\xc3\xa9walked "
-                        "walked\xc3\xa9 3walked walked3 (walked) WALKED Walked\"\n",
-                        ex, ex);
-    free(ex);
-    mq_corpus_t c = {0};
-    mq_error_t err = {0};
-    cr_assert_eq(mq_corpus_parse_data(line, k, "long", 'v', &c, &err), MQ_OK, "%s", err.msg);
-    c.docs[0].split = MQ_SPLIT_TEST;
-    mq_mp_set_t s = {0};
-    mq_verbtense_stats_t st;
-    cr_assert_eq(mq_verbtense_build(&c, WORDNET, 0, &s, &st, &err), MQ_OK, "%s", err.msg);
-    cr_expect_eq(st.examples, 3);
-    cr_expect_eq(st.skip_duplicate, 1);
-    /* the long example, then only "(walked)": the others are joined to other characters,
-     * capitalised inside the example or in capitals */
-    cr_assert_eq(s.n_items, 2);
-    cr_expect_eq(strlen(s.items[0].good), 10 + n - 1);
-    cr_expect_eq(strncmp(s.items[0].good, "he walked z", 11), 0);
-    cr_expect_eq(strncmp(s.bad[s.items[0].first_bad], "he walk z", 9), 0);
-    cr_expect(strstr(s.bad[s.items[1].first_bad], " (walk) WALKED"), "%s",
-              s.bad[s.items[1].first_bad]);
-    mq_mp_set_free(&s);
-    mq_corpus_free(&c);
-    free(line);
 }

@@ -10,6 +10,7 @@
 #include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/fileio.h"
+#include "miniquant/pairs.h"
 #include "miniquant/report.h"
 #include "miniquant/stats.h"
 
@@ -89,6 +90,44 @@ Test(sweep, paired_statistics_and_sweeps_side_by_side) {
     cr_assert_float_eq(p, mq_mcnemar_exact((int64_t)lost, (int64_t)gained), 1e-12);
     cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(v, "drop_significant")),
                  lost > gained && p < 0.05);
+    /* the categories split the items, the flips and the correct answers; each has its own test */
+    double items = 0, correct = 0, lost_c = 0, gained_c = 0, chance = 0;
+    int n_cat = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(v, "categories")) {
+        uint8_t id;
+        cr_assert_eq(mq_vt_category_parse(c->string, &id, &err), MQ_OK, "%s", c->string);
+        cr_assert_neq(id, MQ_VT_NONE);
+        double ci_items = cJSON_GetObjectItem(c, "items")->valuedouble,
+               cl = cJSON_GetObjectItem(c, "items_flipped_to_wrong")->valuedouble,
+               cg = cJSON_GetObjectItem(c, "items_flipped_to_right")->valuedouble,
+               cp = cJSON_GetObjectItem(c, "mcnemar_p")->valuedouble,
+               cc = cJSON_GetObjectItem(c, "chance")->valuedouble;
+        cr_assert(ci_items >= 300, "%s: %g items", c->string, ci_items);
+        cr_assert(cc > 0.15 && cc <= 0.5, "%s: chance %g", c->string, cc);
+        cr_assert_float_eq(cp, mq_mcnemar_exact((int64_t)cl, (int64_t)cg), 1e-12);
+        cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(c, "drop_significant")), cl > cg && cp < 0.05);
+        items += ci_items;
+        correct += cJSON_GetObjectItem(c, "correct")->valuedouble;
+        lost_c += cl, gained_c += cg, chance += cc * ci_items;
+        n_cat++;
+    }
+    cr_assert_eq(n_cat, 4);
+    cr_assert_float_eq(items, cJSON_GetObjectItem(v, "items")->valuedouble, 0.5);
+    cr_assert_float_eq(correct, cJSON_GetObjectItem(v, "correct")->valuedouble, 0.5);
+    cr_assert_float_eq(lost_c, lost, 0.5);
+    cr_assert_float_eq(gained_c, gained, 0.5);
+    cr_assert_float_eq(chance / items, cJSON_GetObjectItem(v, "chance")->valuedouble, 1e-9);
+    /* the knee of round to nearest is int2_g32 exactly when its drop is not significant; GPTQ
+     * was not swept */
+    const cJSON *knee = cJSON_GetObjectItem(root, "task_knee");
+    const char *rtn = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(knee, "rtn"),
+                                                               "scheme"));
+    if (cJSON_IsTrue(cJSON_GetObjectItem(v, "drop_significant")))
+        cr_assert_null(rtn);
+    else
+        cr_assert(rtn && !strcmp(rtn, "int2_g32"));
+    cr_assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(knee, "gptq"), "scheme"));
     cJSON_Delete(root);
     /* side by side with a copy of itself, drawn from the results */
     snprintf(cmd, sizeof cmd,

@@ -14,10 +14,12 @@
  * form first for the participle (shown over showed); a regular spelling that is also another
  * verb's form ("seed" for see, "singed" for sing) does not count as used. A word is recognised
  * as a form of the lemma when it is an attested candidate or a chosen spelling; a regular
- * spelling that lost ("maked", "singed" for sing) is not. "be" (eight forms, not five) and the
+ * spelling that lost ("maked", "singed" for sing) is not. The irregular past of get, strike and
+ * tread is also their participle (has got, has struck). "be" (eight forms, not five) and the
  * modals can, may, must, shall, will are left out.
  * SemCor sense-tag counts (cntlist.rev) say how often each lemma is used as a verb, noun and
- * adjective; the verb-tense builder uses them to tell verbs from nouns. */
+ * adjective; the verb-tense builder uses them to tell verbs from nouns. On request the lexicon
+ * also reads each lemma's verb frames (index.verb's synsets, data.verb's frame lists). */
 #ifndef MINIQUANT_LEXICON_H
 #define MINIQUANT_LEXICON_H
 
@@ -68,8 +70,25 @@ typedef struct mq_verb_lemma {
     const char *lemma;
     const char *forms[MQ_NUM_INFL];
     uint32_t n_verb, n_noun, n_adj;
+    uint8_t variant_slots; /* MQ_INFL_* filled by two recognised spellings (learned, learnt) */
+    /* after mq_verb_lexicon_load_frames (0 before): the lexicographer file of the most frequent
+     * sense (verb.motion is 38) and bit f for each data.verb frame f that applies to the lemma
+     * in that sense / in any sense (frame 8 "Somebody ----s something", 14 "Somebody ----s
+     * somebody something") */
+    uint8_t lexfile_first;
+    uint64_t frames_first, frames_any;
 } mq_verb_lemma_t;
 void mq_verb_lexicon_lemma(const mq_verb_lexicon_t *lx, uint32_t id, mq_verb_lemma_t *out);
+/* The id of a lemma; MQ_ERR_NOT_FOUND when it is not a verb of the lexicon. */
+int mq_verb_lexicon_id(const mq_verb_lexicon_t *lx, const char *lemma, uint32_t *id);
+
+/* Frame numbers of data.verb, as bits of mq_verb_lemma_t's frames. */
+#define MQ_FRAME(f) ((uint64_t)1 << (f))
+/* Reads index.verb (each lemma's synsets, most frequent first) and data.verb (the frames of
+ * each synset's words, "+ f_num w_num", w_num 00 for every word) from dir (MQ_WORDNET_DIR when
+ * NULL). MQ_ERR_IO for a missing file, MQ_ERR_FORMAT ("<file>: line N: ...") for a malformed
+ * line, a synset that index.verb names and data.verb lacks or that does not list the lemma. */
+int mq_verb_lexicon_load_frames(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err);
 
 /* The verb that a lowercase word w[0..n) is a recognised form of: 1 with *lemma (its id) and
  * *slots (the MQ_INFL_* the form fills); 0 when the word is no verb form; -1 when it is a form
@@ -77,5 +96,8 @@ void mq_verb_lexicon_lemma(const mq_verb_lexicon_t *lx, uint32_t id, mq_verb_lem
  * twice the next one's. */
 int mq_verb_lexicon_reading(const mq_verb_lexicon_t *lx, const char *w, size_t n, uint32_t *lemma,
                             uint8_t *slots);
+/* The MQ_INFL_* that a lowercase word w[0..n) fills as a recognised form of any verb (the union
+ * over all verbs: "found" is past and participle of find and the base of found); 0 for none. */
+uint8_t mq_verb_lexicon_form_slots(const mq_verb_lexicon_t *lx, const char *w, size_t n);
 
 #endif

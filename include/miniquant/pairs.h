@@ -30,11 +30,13 @@
 typedef struct mq_mp_item {
     const char *good;   /* the attested sentence */
     const char *lemma;  /* verb-tense items: the verb's lemma; NULL otherwise */
-    const char *source; /* where the item comes from: a WordNet synset ("02604760-v"), a BLiMP
-                           paradigm (its "UID"), or NULL */
+    const char *source; /* where the item comes from: a WordNet synset ("02604760-v"), a
+                           verb-tense template ("template:agreement"), a BLiMP paradigm (its
+                           "UID"), or NULL */
     size_t first_bad;   /* its alternatives are set->bad[first_bad .. first_bad + n_bad) */
     uint32_t n_bad;
-    uint8_t infl; /* MQ_INFL_* mask of the original verb form; 0 when unknown */
+    uint8_t infl;     /* MQ_INFL_* mask of the original verb form; 0 when unknown */
+    uint8_t category; /* MQ_VT_* (what a verb-tense item tests); MQ_VT_NONE otherwise */
 } mq_mp_item_t;
 
 typedef struct mq_mp_set {
@@ -48,9 +50,28 @@ typedef struct mq_mp_set {
     mq_strpool_t strings;
 } mq_mp_set_t;
 
-/* Appends an item (strings are copied; lemma, source and bad_infl may be NULL). n_bad >= 1. */
+/* What a verb-tense item tests. Every alternative of an item is ungrammatical where it stands. */
+enum {
+    MQ_VT_NONE = 0,        /* not a verb-tense item (a BLiMP paradigm) */
+    MQ_VT_AGREEMENT = 1,   /* present tense: 3rd singular against plural (walks / walk) after a
+                              subject whose number is certain */
+    MQ_VT_NONFINITE = 2,   /* the base form after a modal, infinitival "to" or do-support */
+    MQ_VT_PARTICIPLE = 3,  /* the past participle after perfect "have" or passive "be" */
+    MQ_VT_PROGRESSIVE = 4, /* the -ing form after progressive "be" */
+};
+#define MQ_VT_NUM_CATEGORIES 5
+/* "none", "agreement", "non_finite", "participle", "progressive"; NULL out of range. */
+const char *mq_vt_category_name(int category);
+/* The category of a name (MQ_ERR_FORMAT for an unknown one). */
+int mq_vt_category_parse(const char *name, uint8_t *category, mq_error_t *err);
+/* 1 when the item was built from a template rather than found in text (source "template:..."). */
+int mq_mp_item_is_template(const mq_mp_item_t *it);
+
+/* Appends an item (strings are copied; lemma, source and bad_infl may be NULL). n_bad >= 1;
+ * category is an MQ_VT_* value. */
 int mq_mp_add(mq_mp_set_t *s, const char *good, const char *const *bad, const uint8_t *bad_infl,
-              uint32_t n_bad, const char *lemma, uint8_t infl, const char *source, mq_error_t *err);
+              uint32_t n_bad, const char *lemma, uint8_t infl, uint8_t category,
+              const char *source, mq_error_t *err);
 void mq_mp_set_free(mq_mp_set_t *s);
 
 /* Inflection names: "base", "3sg", "past", "past_participle", "ing"; a mask is written as its
@@ -69,6 +90,7 @@ int mq_infl_parse(const char *text, uint8_t *mask, mq_error_t *err);
  *   "item_id"          integer >= 0: consecutive lines with the same item_id (and the same
  *                      sentence_good) are one item with several alternatives; ids never decrease
  *   "source", "lemma"  strings ("UID", BLiMP's paradigm name, is the source when there is none)
+ *   "category"         a verb-tense category's name (mq_vt_category_name; "none" when absent)
  *   "inflection_good", "inflection_bad"   inflection masks in mq_infl_format's form
  * Blank lines are skipped. Rejected with MQ_ERR_FORMAT and "<file>: line N: <what>": invalid
  * JSON or a line that is not one object, a missing, non-string or empty sentence, the same
@@ -89,52 +111,81 @@ int mq_blimp_write(const char *path, const mq_mp_set_t *s, mq_error_t *err);
 /* ---------------------------------------------------------------------------------------------
  * The verb-tense set
  *
- * Built from the usage examples (the double-quoted parts) of the test split's glosses, in corpus
- * order, examples left to right, words left to right; one item per verb form found, so an
- * example can give several items. A word (letters only, not joined to a letter, digit, hyphen
- * or apostrophe; lowercase, or capitalised as the example's first word) is a verb form when
- * the lexicon recognises it; when it is a form of two verbs (found: find / found) the verb with
- * at least twice the other's SemCor verb count is taken, otherwise the word is skipped. Then:
- *  - a non-base form (walks, walked, gone, walking) is kept, except an -s form right after a
- *    determiner, possessive or number ("his plans", "two words"), a plural noun, and a form
- *    that can only be a past there ("a bit"); participles stay ("a broken vase");
- *  - a base form (also "put", "run") is kept only where it cannot be a noun: after a modal or
- *    do ("can go", "didn't like", "please sign"), optionally across one adverb ("will surely
- *    fail"); after "to" or I/you/we/they, or as the example's first word (an imperative), when
- *    SemCor uses the word as a verb at least as often as a noun and adjective together ("to
- *    take" yes, "to school" no).
- * The good sentence is the example as written; the alternatives replace that one word by each
- * other inflection's spelling (base, 3sg, past, past participle, -ing, in that order) that
- * differs from it, capitalised like it. With MQ_VT_SKIP_NOUN_PLURALS, -s forms of verbs that
- * SemCor uses more often as nouns ("papers", "flowers") are skipped too unless right after
- * he/she/it: fewer, cleaner items. WordNet 3.0's test split gives 2,027 items (6,273
- * alternatives) from 1,457 of its 2,468 examples, or 1,792 with MQ_VT_SKIP_NOUN_PLURALS. */
-enum { MQ_VT_SKIP_NOUN_PLURALS = 1 };
+ * Clean minimal pairs in four categories (MQ_VT_*): every alternative offered is ungrammatical
+ * in its sentence; a form that could be grammatical there (another tense of a finite verb, a
+ * spelling that is also a noun or adjective where one could stand) is not offered. Two sources:
+ *
+ * 1. The usage examples (the double-quoted parts) of the test split's glosses, in corpus order,
+ *    examples left to right, words left to right. A word (letters only, not joined to a letter,
+ *    digit, hyphen or apostrophe; lowercase, or capitalised as the example's first word) that
+ *    the lexicon reads as a verb form (a form of two verbs, neither twice as frequent, is
+ *    skipped) gives an item when its context makes its form obligatory:
+ *    - agreement: a present-tense form right after a subject of certain number: he / she / it
+ *      before an -s form, I / we / you / they before a base form that SemCor uses mostly as a
+ *      verb, or a noun phrase at the start of the example or a clause, determiner (singular:
+ *      this, every, each, another; plural: these, those, many, several, few, both, two ...
+ *      ten) + up to two adjectives (index.adj) + a noun (index.noun; its plural by noun.exc
+ *      or the regular rule), whose number agrees with the determiner's. The one alternative is
+ *      the other number's form.
+ *    - non-finite: a base form after a lowercase modal (can could will would shall should may
+ *      might must) not preceded by a determiner, after don't / doesn't / didn't or do / does /
+ *      did + not, or after "to" when SemCor uses the word mostly as a verb; optionally across
+ *      one adverb. Alternatives: the 3rd singular, past, participle and -ing spellings that
+ *      differ from it; after "to" no -ing form (to is also a preposition) and no spelling that
+ *      is a noun or adjective.
+ *    - participle: a past-participle form after have / has / had / having (perfect) or after a
+ *      form of be (passive), optionally across one adverb. Alternatives: base, 3rd singular,
+ *      past when spelled apart from the participle; after have also -ing; base and 3rd
+ *      singular only when neither spelling is a noun or adjective ("was open", "had plans").
+ *    - progressive: an -ing form after a form of be. Alternatives: base and 3rd singular when
+ *      not a noun or adjective, and the past when spelled apart from the participle ("was
+ *      took"); never the participle (a passive is grammatical).
+ *    Stricter than the above where a form could still be grammatical: no item after an
+ *    inverted subject ("can I walk"), "it" and "you" as subjects only at the start of a clause,
+ *    no singular subject right after "that" or "lest" (a subjunctive base form), no singular
+ *    noun of time as subject ("this week prices rise"); an alternative spelling that any verb
+ *    could fill there ("will found", "has got") is not offered, nor after have or be a past or
+ *    -ing spelling that is a noun or adjective.
+ *    The same example and word found under two synsets give one item.
+ * 2. Templates over WordNet, BLiMP-style, marked by their source ("template:<category>"):
+ *    subjects are person nouns (SemCor-frequent single-word nouns of noun.person, singular and
+ *    plural), objects artifact nouns (noun.artifact); verbs are frequent single-word verbs whose
+ *    most frequent sense has the frame "Somebody ----s something", with no sense taking two
+ *    objects ("Somebody ----s somebody something") nor a copular frame, not a verb of state,
+ *    perception, cognition, communication or emotion, and every form read back as that verb. So
+ *    "The teacher opens the box." / "The teachers open the box." (agreement), "The teacher will
+ *    open the box." (non-finite), "The teacher has opened the box." / "The box was opened by
+ *    the teacher." (participle), "The teacher is opening the box." (progressive), with the
+ *    alternatives of the same category as above. template_items items per category, drawn
+ *    with a fixed seed (same WordNet, same set); no sentence twice.
+ *
+ * The good sentence is as written; an alternative replaces the one word by another inflection's
+ * spelling, capitalised like it. Chance for an item with k alternatives is 1 / (k + 1). */
+#define MQ_VT_TEMPLATE_ITEMS 450
 
 typedef struct mq_verbtense_stats {
     size_t docs;          /* test-split documents */
     size_t examples;      /* quoted usage examples in them */
     size_t examples_used; /* examples that gave at least one item */
-    size_t no_verb_form;  /* examples with no word the lexicon recognises */
-    size_t all_skipped;   /* examples whose verb forms were all skipped */
-    /* words skipped, by reason */
-    size_t skip_ambiguous;    /* a form of two verbs, neither clearly more frequent */
-    size_t skip_base_context; /* a base form where it may be a noun or adjective */
-    size_t skip_plural_det;   /* an -s form (or a past-only one) after a determiner */
-    size_t skip_plural_noun;  /* an -s form of a mostly-noun lemma (MQ_VT_SKIP_NOUN_PLURALS) */
-    size_t skip_no_alternative;
-    size_t skip_duplicate; /* the same example and word from another synset */
+    /* verb forms found in examples and not made into an item, by reason */
+    size_t skip_ambiguous;      /* a form of two verbs, neither clearly more frequent */
+    size_t skip_context;        /* no context that makes the form obligatory */
+    size_t skip_no_alternative; /* every alternative could be grammatical there */
+    size_t skip_duplicate;      /* the same example and word from another synset */
+    size_t alternatives_dropped; /* alternatives not offered because they could be grammatical */
+    size_t from_examples[MQ_VT_NUM_CATEGORIES];  /* items by category */
+    size_t from_templates[MQ_VT_NUM_CATEGORIES];
+    size_t template_verbs, template_subjects, template_objects; /* lemmas the templates draw on */
     size_t items;
-    size_t items_base; /* items whose original form is a base form */
     size_t alternatives;
 } mq_verbtense_stats_t;
 
-/* Builds the set with a loaded lexicon; stats may be NULL. */
-int mq_verbtense_build_lex(const mq_corpus_t *c, const mq_verb_lexicon_t *lx, int flags,
-                           mq_mp_set_t *out, mq_verbtense_stats_t *stats, mq_error_t *err);
-/* Loads the lexicon from wordnet_dir (MQ_WORDNET_DIR when NULL; word counts from c) and builds. */
-int mq_verbtense_build(const mq_corpus_t *c, const char *wordnet_dir, int flags, mq_mp_set_t *out,
-                       mq_verbtense_stats_t *stats, mq_error_t *err);
+/* Builds the set from the corpus's test split and the WordNet files in wordnet_dir
+ * (MQ_WORDNET_DIR when NULL; the lexicon's word counts from c) with template_items template
+ * items per category (MQ_ERR_FORMAT when WordNet gives too few nouns and verbs to draw that many
+ * distinct sentences); stats may be NULL. */
+int mq_verbtense_build(const mq_corpus_t *c, const char *wordnet_dir, size_t template_items,
+                       mq_mp_set_t *out, mq_verbtense_stats_t *stats, mq_error_t *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Scoring */
@@ -147,13 +198,21 @@ int mq_verbtense_build(const mq_corpus_t *c, const char *wordnet_dir, int flags,
 int mq_sentence_logprob(mq_gpt_t *m, const mq_tokenizer_t *tok, const char *const *sents, size_t n,
                         double *logp, mq_error_t *err);
 
+/* The items of one category (MQ_VT_*): counted as the whole set is. */
+typedef struct mq_mp_tally {
+    size_t n, correct;
+    double accuracy, ci_low, ci_high, chance;
+} mq_mp_tally_t;
+
 typedef struct mq_mp_result {
     size_t n;       /* items */
     size_t correct; /* items whose good sentence beats every alternative */
     double accuracy;
     double ci_low, ci_high; /* 95% Wilson score interval of the accuracy */
+    double chance;          /* expected accuracy of a random scorer: mean of 1 / (1 + n_bad) */
     size_t n_sentences;     /* distinct sentences scored */
     double seconds;
+    mq_mp_tally_t by_category[MQ_VT_NUM_CATEGORIES]; /* a category without items has n 0 */
 } mq_mp_result_t;
 
 /* Scores every item of s; item_correct (may be NULL) receives 1 or 0 per item, for paired

@@ -135,7 +135,7 @@ int cmd_eval(int argc, char **argv) {
     if (rc == MQ_OK && pairs && strcmp(pairs, "verb-tense") != 0)
         rc = mq_blimp_read(pairs, &set, &err);
     if (rc == MQ_OK && have_corpus) {
-        if (want_verbs) rc = mq_verbtense_build(&c, NULL, 0, &set, NULL, &err);
+        if (want_verbs) rc = mq_verbtense_build(&c, NULL, MQ_VT_TEMPLATE_ITEMS, &set, NULL, &err);
         if (rc == MQ_OK && !text_file) {
             for (size_t i = 0; i < c.n_docs; i++) n_docs += c.docs[i].split == split;
             if (proto == MQ_PPL_DEFAULT) rc = mq_dataset_encode(&c, split, tok, &toks, &err);
@@ -195,9 +195,20 @@ int cmd_eval(int argc, char **argv) {
                    kr.ln_ppl_ratio_stderr,
                    sig ? "significant at 95%" : "not significant at 95%");
         }
-        if (pairs)
-            printf("pairs        %s: accuracy %.2f%% (%zu of %zu items), 95%% CI [%.2f%%, %.2f%%]\n",
-                   pairs, 100 * pr.accuracy, pr.correct, pr.n, 100 * pr.ci_low, 100 * pr.ci_high);
+        if (pairs) {
+            printf("pairs        %s: accuracy %.2f%% (%zu of %zu items), 95%% CI [%.2f%%, %.2f%%], "
+                   "chance %.2f%%\n",
+                   pairs, 100 * pr.accuracy, pr.correct, pr.n, 100 * pr.ci_low, 100 * pr.ci_high,
+                   100 * pr.chance);
+            for (int k = 0; k < MQ_VT_NUM_CATEGORIES; k++) {
+                const mq_mp_tally_t *t = &pr.by_category[k];
+                if (t->n && t->n < pr.n)
+                    printf("  %-11s accuracy %.2f%% (%zu of %zu items), 95%% CI [%.2f%%, %.2f%%], "
+                           "chance %.2f%%\n",
+                           mq_vt_category_name(k), 100 * t->accuracy, t->correct, t->n,
+                           100 * t->ci_low, 100 * t->ci_high, 100 * t->chance);
+            }
+        }
     }
     if (rc == MQ_OK && json) {
         cJSON *root = cJSON_CreateObject();

@@ -172,7 +172,7 @@ static int int8_ptq(const char *model, const char *dir) {
     }
     if (rc == MQ_OK) {
         const char *head[] = {"scheme", "lm_head", "test perplexity", "gap vs fp32",
-                              "verb-tense accuracy (95% CI)", "size", "bits/weight"};
+                              "verb-tense accuracy (drop, McNemar p)", "size", "bits/weight"};
         const double colx[] = {0.02, 0.27, 0.41, 0.53, 0.76, 0.86, 0.98};
         char cells[NRUN * 7][64];
         for (int i = 0; i < NRUN; i++) {
@@ -182,8 +182,13 @@ static int int8_ptq(const char *model, const char *dir) {
             snprintf(c[2], 64, "%.3f", res[i].ppl.ppl);
             if (i == 0) snprintf(c[3], 64, "-");
             else snprintf(c[3], 64, "%+.3f%%", 100 * (res[i].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl);
-            snprintf(c[4], 64, "%.2f%% [%.2f, %.2f]", 100 * res[i].verb.accuracy,
-                     100 * res[i].verb.ci_low, 100 * res[i].verb.ci_high);
+            cli_paired_t pr;
+            if (i && cli_measure_paired(&res[i], &res[0], &pr, &err) == MQ_OK)
+                snprintf(c[4], 64, "%.2f%% (%+.2f pt, p %.2g)", 100 * res[i].verb.accuracy,
+                         100 * (res[0].verb.accuracy - res[i].verb.accuracy), pr.verb.mcnemar_p);
+            else
+                snprintf(c[4], 64, "%.2f%% [%.2f, %.2f]", 100 * res[i].verb.accuracy,
+                         100 * res[i].verb.ci_low, 100 * res[i].verb.ci_high);
             snprintf(c[5], 64, "%.2f MiB", res[i].bytes.total / 1048576.0);
             snprintf(c[6], 64, "%.2f", res[i].bytes.bits_per_weight);
         }
@@ -215,6 +220,7 @@ static int int8_ptq(const char *model, const char *dir) {
                    100 * (res[i].ppl.ppl - res[0].ppl.ppl) / res[0].ppl.ppl,
                    100 * res[i].verb.accuracy, 50 * (res[i].verb.ci_high - res[i].verb.ci_low),
                    res[i].bytes.total);
+        cli_print_categories(res, NRUN);
         printf("wrote %s/{results.json,ppl_table.png,sensitivity.png,manifest.json}\n", dir);
     }
     for (int i = 0; i < NRUN; i++) cli_measure_free(&res[i]);

@@ -139,11 +139,11 @@ int cmd_run(int argc, char **argv) {
     char *curve[] = {"experiment", "quant-curve", "--model", model, "--model", llama, NULL};
     if ((rc = step("experiment 26-quant-curve", cmd_experiment, curve))) return rc;
     /* the others per model: MiniGPT's in the experiment's folder, MiniLlama's in a folder of
-     * its name inside it; vs-llamacpp (MiniGPT's; llama.cpp's side from its record unless
-     * LLAMA_CPP_BIN names its binaries) */
+     * its name inside it; vs-llamacpp takes llama.cpp's side from its record (llamacpp.json)
+     * unless LLAMA_CPP_BIN names its binaries */
     static const char *const EXPERIMENTS[] = {"int8-ptq", "gguf-export", "vs-llamacpp"};
     for (int m = 0; m < 2; m++)
-        for (int e = 0; e < (m ? 2 : 3); e++) {
+        for (int e = 0; e < 3; e++) {
             char out[512], title[600];
             snprintf(out, sizeof out, "experiments/26-%s%s%s", EXPERIMENTS[e],
                      m ? "/minillama-" : "", m ? config : "");
@@ -174,7 +174,8 @@ int cmd_run(int argc, char **argv) {
            "pareto.png,verb_tense_accuracy.png,roofline.json,roofline_overlay.png,"
            "manifest.json}, experiments/26-quant-curve/architectures.png\n",
            config);
-    printf("  experiment    experiments/26-vs-llamacpp/{results.json,pareto.png,manifest.json}; the "
-           ".gguf files in models/vs-llamacpp/\n");
+    printf("  experiment    experiments/26-vs-llamacpp/{,minillama-%s/}{results.json,pareto.png,"
+           "manifest.json}; the .gguf files in models/vs-llamacpp/\n",
+           config);
     return 0;
 }

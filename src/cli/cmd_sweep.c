@@ -146,35 +146,75 @@ static int plot_pareto(const char *png, const cli_measure_t *r, int n, const int
     return rc;
 }
 
-/* verb_tense_accuracy.png: a bar per scheme with its 95% interval, fp32's accuracy dashed. */
+/* The accuracy of r over all items (k = 0) or the items of category k - 1. */
+static const mq_mp_tally_t *task_tally(const cli_measure_t *r, int k, mq_mp_tally_t *all) {
+    if (k > 0) return &r->verb.by_category[k - 1];
+    *all = (mq_mp_tally_t){r->verb.n, r->verb.correct, r->verb.accuracy, r->verb.ci_low,
+                           r->verb.ci_high, r->verb.chance};
+    return all;
+}
+
+/* verb_tense_accuracy.png: one panel for all items and one per category, accuracy against
+ * the file's bits per weight, round to nearest and GPTQ apart; a filled mark is a drop against
+ * fp32 that McNemar's test finds significant (and is labelled), fp32 and chance drawn as
+ * lines. */
 static int plot_verbs(const char *png, const cli_measure_t *r, int n, const char *title,
                       mq_error_t *err) {
-    double hi = 0;
-    for (int i = 0; i < n; i++) hi = fmax(hi, 100 * r[i].verb.ci_high);
     mq_strbuf_t s = {0};
-    mq_strbuf_printf(&s, "$d << EOD\n");
-    for (int i = 0; i < n; i++)
-        mq_strbuf_printf(&s, "%d \"%.40s%s\" %.4f %.4f %.4f\n", i, r[i].scheme.name,
-                         r[i].skip_lm_head ? " (lm_head FP32)" : "", 100 * r[i].verb.accuracy,
-                         100 * r[i].verb.ci_low, 100 * r[i].verb.ci_high);
-    mq_strbuf_printf(&s, "EOD\n");
-    mq_strbuf_printf(
-        &s,
-        "set title \"%s\"\n"
-        "set ylabel 'verb-tense accuracy (%%)'\n"
-        "set xlabel 'scheme'\n"
-        "set style fill solid 0.8 border -1\nset boxwidth 0.65\nset grid ytics\n"
-        "set key top right box opaque\n"
-        "set xtics rotate by 30 right\nset bmargin 7\nset xrange [-0.7:%d.7]\n"
-        "set yrange [0:%.1f]\nset ytics 10\n"
-        "plot $d using 1:3:xtic(2) with boxes lc rgb '#4c72b0' title 'accuracy', \\\n"
-        "     $d using 1:4:(0):($5 - $4) with vectors heads size 0.08,90 lc rgb 'black' "
-        "lw 1.2 title '95%% Wilson interval', \\\n"
-        "     %.4f with lines dt 2 lc rgb '#d62728' title 'fp32', \\\n"
-        "     $d using 1:5:(sprintf('%%.2f', $3)) with labels offset 0,0.8 font ',9' notitle\n",
-        title, n - 1, 10 * ceil((hi + 15) / 10), 100 * r[0].verb.accuracy);
+    mq_strbuf_printf(&s, "set multiplot layout 2,3 title \"%s\" font ',13'\n", title);
+    int panels = 0;
+    for (int k = 0; k <= MQ_VT_NUM_CATEGORIES; k++) {
+        mq_mp_tally_t all;
+        const mq_mp_tally_t *base = task_tally(&r[0], k, &all);
+        if (base->n == 0) continue;
+        panels++;
+        double lo = 100 * base->chance;
+        int n_sig = 0;
+        mq_strbuf_printf(&s, "$d%d << EOD\n", k);
+        for (int i = 1; i < n; i++) {
+            const mq_mp_tally_t *t = task_tally(&r[i], k, &all);
+            lo = fmin(lo, 100 * t->accuracy);
+            n_sig += r[i].drop_significant[k] > 0;
+            mq_strbuf_printf(&s, "%.5f %.4f %d %d\n", r[i].gguf.bits_per_weight,
+                             100 * t->accuracy, r[i].drop_significant[k] > 0, r[i].scheme.gptq);
+        }
+        /* the labelled points apart: gnuplot fails on a label plot with no point */
+        mq_strbuf_printf(&s, "EOD\n$s%d << EOD\n", k);
+        for (int i = 1; i < n; i++)
+            if (r[i].drop_significant[k] > 0)
+                mq_strbuf_printf(&s, "%.5f %.4f \"%.40s\"\n", r[i].gguf.bits_per_weight,
+                                 100 * task_tally(&r[i], k, &all)->accuracy, r[i].scheme.name);
+        mq_strbuf_printf(&s, "EOD\n");
+        char labels[128] = "";
+        if (n_sig)
+            snprintf(labels, sizeof labels,
+                     ", \\\n     $s%d using 1:2:3 with labels left offset 0.6,0 font ',7' notitle",
+                     k);
+        base = task_tally(&r[0], k, &all);
+        mq_strbuf_printf(
+            &s,
+            "set title \"%s: %zu items, chance %.1f%%\"\n"
+            "set logscale x\nset xrange [1.8:40]\nset xtics (2, 3, 4, 5, 6, 8, 16, 32)\n"
+            "set xlabel 'bits per weight (GGUF file, log scale)'\n"
+            "set ylabel 'accuracy (%%)'\nset yrange [%.0f:100]\nset grid xtics ytics\n"
+            "set key %s bottom right box opaque font ',8'\n"
+            "plot %.4f with lines dt 2 lc rgb 'black' title 'fp32 %.2f%%', \\\n"
+            "     %.4f with lines dt 3 lc rgb '#888888' title 'chance', \\\n"
+            "     $d%d using 1:(($4 == 0 && $3 == 0) ? $2 : NaN) with points pt 6 ps 1.2 "
+            "lc rgb '#4c72b0' title 'round to nearest', \\\n"
+            "     $d%d using 1:(($4 == 0 && $3 == 1) ? $2 : NaN) with points pt 7 ps 1.2 "
+            "lc rgb '#4c72b0' title 'round to nearest, significant drop', \\\n"
+            "     $d%d using 1:(($4 == 1 && $3 == 0) ? $2 : NaN) with points pt 8 ps 1.2 "
+            "lc rgb '#d62728' title 'GPTQ', \\\n"
+            "     $d%d using 1:(($4 == 1 && $3 == 1) ? $2 : NaN) with points pt 9 ps 1.2 "
+            "lc rgb '#d62728' title 'GPTQ, significant drop'%s\n",
+            k ? mq_vt_category_name(k - 1) : "all items", base->n, 100 * base->chance,
+            fmax(0, 5 * floor((lo - 3) / 5)), panels == 1 ? "on" : "off",
+            100 * base->accuracy, 100 * base->accuracy, 100 * base->chance, k, k, k, k, labels);
+    }
+    mq_strbuf_printf(&s, "unset multiplot\n");
     int rc = s.oom ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory")
-                   : mq_plot_png(png, 1000, 600, s.s, err);
+                   : mq_plot_png(png, 1500, 900, s.s, err);
     mq_strbuf_free(&s);
     return rc;
 }
@@ -193,8 +233,9 @@ static int sweep_plots(const char *dir, const cli_measure_t *res, int n, const c
     int rc = plot_pareto(path, res, n, on, title, err);
     if (rc) return rc;
     snprintf(title, sizeof title,
-             "%s: verb-tense accuracy per scheme (%zu items from the test split)", model_name,
-             verb_items);
+             "%s: verb-tense accuracy against bits per weight (%zu minimal pairs; filled: a "
+             "significant drop against fp32, McNemar p < 0.05)",
+             model_name, verb_items);
     snprintf(path, sizeof path, "%s/verb_tense_accuracy.png", dir);
     return plot_verbs(path, res, n, title, err);
 }
@@ -206,6 +247,30 @@ typedef struct sweep_read {
     char model_name[80];
     size_t test_tokens, verb_items;
 } sweep_read_t;
+
+/* The verb-tense figures of a scheme's results (its "verb_tense" object) that the task plot
+ * draws: over all items and per category, accuracy, chance, items, and whether the drop is
+ * significant; what the object lacks stays 0 (-1 for significance). */
+static void read_task(const cJSON *vt, cli_measure_t *m) {
+    for (int k = 0; k <= MQ_VT_NUM_CATEGORIES; k++) {
+        const cJSON *o = k ? cJSON_GetObjectItem(cJSON_GetObjectItem(vt, "categories"),
+                                                 mq_vt_category_name(k - 1))
+                           : vt;
+        const cJSON *sig = cJSON_GetObjectItem(o, "drop_significant");
+        m->drop_significant[k] = cJSON_IsBool(sig) ? (int8_t)cJSON_IsTrue(sig) : -1;
+        double items = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "items")),
+               chance = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "chance")),
+               acc = cJSON_GetNumberValue(cJSON_GetObjectItem(o, "accuracy"));
+        size_t n = items >= 1 && items < 1e12 ? (size_t)items : 0;
+        chance = isfinite(chance) ? chance : 0;
+        if (k == 0) {
+            m->verb.n = n;
+            m->verb.chance = chance;
+        } else if (n && isfinite(acc)) {
+            m->verb.by_category[k - 1] = (mq_mp_tally_t){.n = n, .accuracy = acc, .chance = chance};
+        }
+    }
+}
 
 static int sweep_read(const char *dir, sweep_read_t *r, mq_error_t *err) {
     memset(r, 0, sizeof *r);
@@ -244,6 +309,7 @@ static int sweep_read(const char *dir, sweep_read_t *r, mq_error_t *err) {
         m->gguf.file = (size_t)v[1];
         m->gguf.bits_per_weight = v[2];
         m->verb.accuracy = v[3], m->verb.ci_low = v[4], m->verb.ci_high = v[5];
+        read_task(vt, m);
         r->n++;
     }
     if (rc == MQ_OK && r->n == 0) rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: no schemes", path);
@@ -389,6 +455,24 @@ int cli_sweep_compare(const char *const *dirs, int n_models, const char *png) {
     return 0;
 }
 
+/* The task's knee in one family (gptq 0: round to nearest, 1: GPTQ) of res[1 .. n): the
+ * scheme of fewest bits such that neither it nor any of the family with more bits drops
+ * significantly against res[0]; -1 when the family has no such scheme. */
+static int task_knee(const cli_measure_t *res, int n, int gptq) {
+    int best = -1;
+    for (int i = 1; i < n; i++) {
+        if (res[i].scheme.gptq != gptq || res[i].drop_significant[0] != 0) continue;
+        int clean = 1;
+        for (int j = 1; j < n && clean; j++)
+            if (res[j].scheme.gptq == gptq &&
+                res[j].gguf.bits_per_weight > res[i].gguf.bits_per_weight)
+                clean = res[j].drop_significant[0] == 0;
+        if (clean && (best < 0 || res[i].gguf.bits_per_weight < res[best].gguf.bits_per_weight))
+            best = i;
+    }
+    return best;
+}
+
 int cli_sweep(const char *model, const char *dir, const char *const *names, int skip,
               const char *command) {
     mq_error_t err = {0};
@@ -423,6 +507,13 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
     }
     mq_progress_mute(-1);
     if (rc == MQ_OK) mq_progress_finish(&bar, NULL);
+    for (int i = 0; i < done; i++) {
+        cli_paired_t pr;
+        int paired = i && cli_measure_paired(&res[i], &res[0], &pr, &err) == MQ_OK;
+        for (int k = 0; k <= MQ_VT_NUM_CATEGORIES; k++)
+            res[i].drop_significant[k] =
+                paired ? (int8_t)(k ? pr.by_category[k - 1] : pr.verb).drop_significant : -1;
+    }
     int on[MAX_SCHEMES];
     pareto_frontier(res, done, on);
 
@@ -456,6 +547,20 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
             if (on[i]) cJSON_AddItemToArray(front, cJSON_CreateString(res[i].scheme.name));
         }
         cJSON_AddItemToObject(root, "pareto_frontier", front);
+        cJSON *knee = cJSON_AddObjectToObject(root, "task_knee");
+        cJSON_AddStringToObject(knee, "definition",
+                                "per family (round to nearest, GPTQ): the scheme of fewest GGUF "
+                                "bits per weight whose verb-tense drop against fp32, and that of "
+                                "every scheme of the family with more bits, is not significant "
+                                "(McNemar p >= 0.05 or no net loss)");
+        for (int g = 0; g < 2; g++) {
+            int k = task_knee(res, done, g);
+            cJSON *o = cJSON_AddObjectToObject(knee, g ? "gptq" : "rtn");
+            if (k >= 0) {
+                cJSON_AddStringToObject(o, "scheme", res[k].scheme.name);
+                cJSON_AddNumberToObject(o, "gguf_bits_per_weight", res[k].gguf.bits_per_weight);
+            }
+        }
         snprintf(path, sizeof path, "%s/results.json", dir);
         rc = mq_json_write(path, root, &err);
         cJSON_Delete(root);
@@ -487,7 +592,8 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
                 snprintf(gap, sizeof gap, "%+.3f%%%s", pr.gap.estimate,
                          pr.gap_significant ? "*" : "");
                 snprintf(ci, sizeof ci, "[%+.3f, %+.3f]", pr.gap.lo, pr.gap.hi);
-                snprintf(p, sizeof p, "%.3g%s", pr.mcnemar_p, pr.mcnemar_p < 0.05 ? "*" : "");
+                snprintf(p, sizeof p, "%.3g%s", pr.verb.mcnemar_p,
+                         pr.verb.mcnemar_p < 0.05 ? "*" : "");
             }
             snprintf(verb, sizeof verb, "%.2f%% +/-%.2f", 100 * res[i].verb.accuracy,
                      50 * (res[i].verb.ci_high - res[i].verb.ci_low));
@@ -499,6 +605,15 @@ int cli_sweep(const char *model, const char *dir, const char *const *names, int 
                "interval (%d resamples of the windows) excludes 0; McNemar's exact test on the "
                "verb-tense items one scheme gets right and the other wrong\n",
                CLI_BOOT_RESAMPLES);
+        cli_print_categories(res, n);
+        for (int g = 0; g < 2; g++) {
+            int k = task_knee(res, n, g);
+            if (k >= 0)
+                printf("knee (%s): %s at %.3f bits per weight is the fewest bits with no "
+                       "significant verb-tense drop, nor any drop above it\n",
+                       g ? "GPTQ" : "round to nearest", res[k].scheme.name,
+                       res[k].gguf.bits_per_weight);
+        }
         printf("wrote %s/{results.json,pareto.png,verb_tense_accuracy.png,manifest.json}\n",
                dir);
     }

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "measure.h"
+#include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/dataset.h"
 #include "miniquant/eval.h"
@@ -435,9 +436,11 @@ static int plot_pareto(const ctx_t *c, const row_t *rows, int n, const char *png
         mq_strbuf_printf(&s, "%.6f %.8g \"%s\"\n", r->bytes / 1048576.0, top, names);
     }
     mq_strbuf_printf(&s, "EOD\n");
+    char model_name[80];
+    mq_arch_model_name(&c->m.cfg, model_name, sizeof model_name);
     mq_strbuf_printf(
         &s,
-        "set title \"MiniGPT-%s: file size against KL divergence from FP32\\n(test split, %lld "
+        "set title \"%s: file size against KL divergence from FP32\\n(test split, %lld "
         "tokens, default protocol; miniquant's best file of no larger size than "
         "llama-quantize+imatrix's)\"\n"
         "set xlabel 'file size (MiB)'\nset ylabel 'mean KL divergence from FP32 (nats/token)'\n"
@@ -448,7 +451,7 @@ static int plot_pareto(const ctx_t *c, const row_t *rows, int n, const char *png
         "'llama-quantize + imatrix', \\\n"
         "     $d2 using 1:2 with linespoints pt 7 lw 2 lc rgb '#d62728' title 'miniquant', \\\n"
         "     $lab using 1:2:3 with labels offset 0,1.1 font ',9' notitle\n",
-        c->m.cfg.name, (long long)rows[0].kl.n_scored);
+        model_name, (long long)rows[0].kl.n_scored);
     int rc = s.oom ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory")
                    : mq_plot_png(png, 1100, 700, s.s, err);
     mq_strbuf_free(&s);

@@ -23,7 +23,7 @@ int cli_bench_open(cli_bench_t *b, const char *model_path, mq_error_t *err) {
     if (rc == MQ_OK) rc = mq_dataset_encode(&b->corpus, MQ_SPLIT_VALID, b->tok, &b->valid, err);
     if (rc == MQ_OK) {
         mq_verbtense_stats_t st;
-        rc = mq_verbtense_build(&b->corpus, NULL, 0, &b->verbs, &st, err);
+        rc = mq_verbtense_build(&b->corpus, NULL, MQ_VT_TEMPLATE_ITEMS, &b->verbs, &st, err);
     }
     if (rc) cli_bench_close(b);
     return rc;
@@ -66,6 +66,7 @@ int cli_measure(cli_bench_t *b, const mq_scheme_t *s, int skip_lm_head, cli_meas
         rc = mq_perplexity_windows(run, b->test.ids, b->test.n, MQ_PPL_DEFAULT, 0, 8, &out->ppl,
                                    &out->window_nll, &out->window_tokens, err);
     if (rc == MQ_OK) rc = mq_mp_score(run, b->tok, &b->verbs, out->item_correct, &out->verb, err);
+    out->verbs = &b->verbs;
     if (quantized) mq_qmodel_free(&q);
     if (rc) cli_measure_free(out);
     return rc;
@@ -92,12 +93,37 @@ int cli_measure_paired(const cli_measure_t *r, const cli_measure_t *base, cli_pa
     if (rc) return rc;
     out->gap_significant = out->gap.lo > 0 || out->gap.hi < 0;
     for (size_t i = 0; i < r->verb.n; i++) {
-        out->gained += r->item_correct[i] && !base->item_correct[i];
-        out->lost += !r->item_correct[i] && base->item_correct[i];
+        int gained = r->item_correct[i] && !base->item_correct[i];
+        int lost = !r->item_correct[i] && base->item_correct[i];
+        int c = r->verbs ? r->verbs->items[i].category : MQ_VT_NONE;
+        out->verb.gained += (size_t)gained;
+        out->verb.lost += (size_t)lost;
+        out->by_category[c].gained += (size_t)gained;
+        out->by_category[c].lost += (size_t)lost;
     }
-    out->mcnemar_p = mq_mcnemar_exact((int64_t)out->lost, (int64_t)out->gained);
-    out->drop_significant = out->lost > out->gained && out->mcnemar_p < 0.05;
+    for (int c = -1; c < MQ_VT_NUM_CATEGORIES; c++) {
+        cli_flips_t *f = c < 0 ? &out->verb : &out->by_category[c];
+        f->mcnemar_p = mq_mcnemar_exact((int64_t)f->lost, (int64_t)f->gained);
+        f->drop_significant = f->lost > f->gained && f->mcnemar_p < 0.05;
+    }
     return MQ_OK;
+}
+
+/* The accuracy figures of some items, and with flips their paired comparison. */
+static void add_accuracy(cJSON *v, size_t n, size_t correct, double accuracy, double lo,
+                         double hi, double chance, double base_accuracy, const cli_flips_t *f) {
+    cJSON_AddNumberToObject(v, "accuracy", accuracy);
+    cJSON_AddNumberToObject(v, "ci95_low", lo);
+    cJSON_AddNumberToObject(v, "ci95_high", hi);
+    cJSON_AddNumberToObject(v, "items", (double)n);
+    cJSON_AddNumberToObject(v, "correct", (double)correct);
+    cJSON_AddNumberToObject(v, "chance", chance);
+    if (!f) return;
+    cJSON_AddNumberToObject(v, "drop_points", 100 * (base_accuracy - accuracy));
+    cJSON_AddNumberToObject(v, "items_flipped_to_wrong", (double)f->lost);
+    cJSON_AddNumberToObject(v, "items_flipped_to_right", (double)f->gained);
+    cJSON_AddNumberToObject(v, "mcnemar_p", f->mcnemar_p);
+    cJSON_AddBoolToObject(v, "drop_significant", f->drop_significant);
 }
 
 cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base) {
@@ -121,20 +147,62 @@ cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base) {
     cJSON_AddNumberToObject(o, "gguf_bytes", (double)r->gguf.file);
     cJSON_AddNumberToObject(o, "gguf_bits_per_weight", r->gguf.bits_per_weight);
     cJSON_AddNumberToObject(o, "quantize_seconds", r->quantize_seconds);
+    const mq_mp_result_t *vr = &r->verb;
     cJSON *v = cJSON_AddObjectToObject(o, "verb_tense");
-    cJSON_AddNumberToObject(v, "accuracy", r->verb.accuracy);
-    cJSON_AddNumberToObject(v, "ci95_low", r->verb.ci_low);
-    cJSON_AddNumberToObject(v, "ci95_high", r->verb.ci_high);
-    cJSON_AddNumberToObject(v, "items", (double)r->verb.n);
-    cJSON_AddNumberToObject(v, "correct", (double)r->verb.correct);
-    if (paired) {
-        cJSON_AddNumberToObject(v, "drop_points", 100 * (base->verb.accuracy - r->verb.accuracy));
-        cJSON_AddNumberToObject(v, "items_flipped_to_wrong", (double)pr.lost);
-        cJSON_AddNumberToObject(v, "items_flipped_to_right", (double)pr.gained);
-        cJSON_AddNumberToObject(v, "mcnemar_p", pr.mcnemar_p);
-        cJSON_AddBoolToObject(v, "drop_significant", pr.drop_significant);
+    add_accuracy(v, vr->n, vr->correct, vr->accuracy, vr->ci_low, vr->ci_high, vr->chance,
+                 paired ? base->verb.accuracy : 0, paired ? &pr.verb : NULL);
+    cJSON *cats = cJSON_AddObjectToObject(v, "categories");
+    for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++) {
+        if (!vr->by_category[c].n) continue;
+        const mq_mp_tally_t *k = &vr->by_category[c];
+        add_accuracy(cJSON_AddObjectToObject(cats, mq_vt_category_name(c)), k->n, k->correct,
+                     k->accuracy, k->ci_low, k->ci_high, k->chance,
+                     paired ? base->verb.by_category[c].accuracy : 0,
+                     paired ? &pr.by_category[c] : NULL);
     }
     return o;
+}
+
+/* Verb-tense accuracy by category, each scheme's drop against the first marked when it is
+ * significant. */
+void cli_print_categories(const cli_measure_t *res, int n) {
+    const mq_mp_result_t *v0 = &res[0].verb;
+    printf("\nverb-tense accuracy by category (%%; chance:");
+    for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++)
+        if (v0->by_category[c].n)
+            printf(" %s %.1f", mq_vt_category_name(c), 100 * v0->by_category[c].chance);
+    printf(")\n%-30s", "scheme");
+    for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++)
+        if (v0->by_category[c].n)
+            printf(" %*s", 18, mq_vt_category_name(c));
+    printf("\n%-30s", "items");
+    for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++)
+        if (v0->by_category[c].n) printf(" %18zu", v0->by_category[c].n);
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        cli_paired_t pr;
+        mq_error_t err = {0};
+        int paired = i && cli_measure_paired(&res[i], &res[0], &pr, &err) == MQ_OK;
+        char name[48];
+        snprintf(name, sizeof name, "%s%s", res[i].scheme.name,
+                 res[i].skip_lm_head ? " (lm_head FP32)" : "");
+        printf("%-30s", name);
+        for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++) {
+            if (!v0->by_category[c].n) continue;
+            char cell[40];
+            const mq_mp_tally_t *t = &res[i].verb.by_category[c];
+            if (paired)
+                snprintf(cell, sizeof cell, "%.2f (+%d/-%d)%s", 100 * t->accuracy,
+                         (int)pr.by_category[c].gained, (int)pr.by_category[c].lost,
+                         pr.by_category[c].drop_significant ? "*" : " ");
+            else
+                snprintf(cell, sizeof cell, "%.2f ", 100 * t->accuracy);
+            printf(" %18s", cell);
+        }
+        printf("\n");
+    }
+    printf("(+gained/-lost: items right only under the scheme / only under %s; * a drop "
+           "significant at 5%% by McNemar's exact test)\n", res[0].scheme.name);
 }
 
 cJSON *cli_manifest_config(const char *model_path, const mq_gpt_t *m, const mq_ckpt_info_t *info,

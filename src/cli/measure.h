@@ -37,7 +37,11 @@ typedef struct cli_measure {
     int skip_lm_head;
     mq_ppl_result_t ppl;
     mq_mp_result_t verb;
-    uint8_t *item_correct; /* per verb-tense item */
+    const mq_mp_set_t *verbs; /* the verb-tense items measured (the bench's) */
+    uint8_t *item_correct;    /* per verb-tense item */
+    /* against the baseline of a comparison: whether the verb-tense drop is significant, over
+     * all items [0] and per category [1 + MQ_VT_*]; -1 when not compared */
+    int8_t drop_significant[1 + MQ_VT_NUM_CATEGORIES];
     double *window_nll;     /* per perplexity window: its tokens' summed NLL, and their count */
     int64_t *window_tokens;
     mq_model_bytes_t bytes;  /* in memory, as the lab counts them */
@@ -55,21 +59,29 @@ void cli_measure_free(cli_measure_t *r);
  * comparison: ppl_gap_pct with its bootstrap interval (CLI_BOOT_RESAMPLES resamples of the
  * windows, seed CLI_BOOT_SEED) and whether it excludes 0, and for the verb-tense task the items
  * flipped either way, McNemar's exact p, and whether it is a drop (more items lost than gained)
- * with p < 0.05. */
+ * with p < 0.05; the same for each category of items ("categories", by name), with its chance
+ * level. */
 #define CLI_BOOT_RESAMPLES 2000
 #define CLI_BOOT_SEED 26
 cJSON *cli_measure_json(const cli_measure_t *r, const cli_measure_t *base);
 
 /* r against base on the same windows and items (MQ_ERR_ARG when they are not). */
-typedef struct cli_paired {
-    mq_interval_t gap;   /* perplexity gap in percent, 95% bootstrap interval */
-    int gap_significant; /* the interval excludes 0 */
+typedef struct cli_flips {
     size_t lost, gained; /* verb-tense items right under base only, under r only */
     double mcnemar_p;
     int drop_significant; /* more items lost than gained, and mcnemar_p < 0.05 */
+} cli_flips_t;
+typedef struct cli_paired {
+    mq_interval_t gap;   /* perplexity gap in percent, 95% bootstrap interval */
+    int gap_significant; /* the interval excludes 0 */
+    cli_flips_t verb;    /* all items */
+    cli_flips_t by_category[MQ_VT_NUM_CATEGORIES]; /* the items of each category */
 } cli_paired_t;
 int cli_measure_paired(const cli_measure_t *r, const cli_measure_t *base, cli_paired_t *out,
                        mq_error_t *err);
+/* Prints to stdout the verb-tense accuracy by category of res[0 .. n), each against res[0] with
+ * the items gained and lost and a mark on a significant drop. */
+void cli_print_categories(const cli_measure_t *res, int n);
 
 /* The head of an experiment's results.json: experiment, date, model, model_params, and an
  * "evaluation" object (returned in *evaluation) describing the test tokens and verb-tense

@@ -17,10 +17,12 @@
  * sets */
 
 int mq_mp_add(mq_mp_set_t *s, const char *good, const char *const *bad, const uint8_t *bad_infl,
-              uint32_t n_bad, const char *lemma, uint8_t infl, const char *source,
-              mq_error_t *err) {
+              uint32_t n_bad, const char *lemma, uint8_t infl, uint8_t category,
+              const char *source, mq_error_t *err) {
     if (!good || !bad || n_bad == 0)
         return mq_error_set(err, MQ_ERR_ARG, "a minimal pair needs a good and a bad sentence");
+    if (category >= MQ_VT_NUM_CATEGORIES)
+        return mq_error_set(err, MQ_ERR_ARG, "verb-tense category %u out of range", category);
     for (uint32_t j = 0; j < n_bad; j++)
         if (!bad[j]) return mq_error_set(err, MQ_ERR_ARG, "bad sentence %u is NULL", j);
     if (s->n_items == s->items_cap) {
@@ -51,6 +53,7 @@ int mq_mp_add(mq_mp_set_t *s, const char *good, const char *const *bad, const ui
     it.first_bad = s->n_bad;
     it.n_bad = n_bad;
     it.infl = infl;
+    it.category = category;
     for (uint32_t j = 0; j < n_bad; j++) {
         const char *b = mq_strpool_dup(&s->strings, bad[j], strlen(bad[j]));
         if (!b) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory for sentences");
@@ -173,7 +176,7 @@ typedef struct {
     uint8_t *bad_infl;
     uint32_t n, cap;
     const char *good, *lemma, *source;
-    uint8_t infl;
+    uint8_t infl, category;
     int64_t id; /* -1: none */
 } pending_t;
 
@@ -182,14 +185,15 @@ static void pending_clear(pending_t *p) {
         cJSON_Delete(p->docs[i]);
     p->n = 0;
     p->good = p->lemma = p->source = NULL;
-    p->infl = 0;
+    p->infl = p->category = 0;
     p->id = -1;
 }
 
 static int pending_flush(pending_t *p, mq_mp_set_t *out, mq_error_t *err) {
     int rc = MQ_OK;
     if (p->n)
-        rc = mq_mp_add(out, p->good, p->bad, p->bad_infl, p->n, p->lemma, p->infl, p->source, err);
+        rc = mq_mp_add(out, p->good, p->bad, p->bad_infl, p->n, p->lemma, p->infl, p->category,
+                       p->source, err);
     pending_clear(p);
     return rc;
 }
@@ -243,7 +247,7 @@ static int parse_line(const char *line, size_t n, const char *name, size_t linen
         return mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: not a JSON object", name, lineno);
     }
     const char *good = NULL, *bad = NULL, *lemma = NULL, *source = NULL, *uid = NULL;
-    const char *ig = NULL, *ib = NULL;
+    const char *ig = NULL, *ib = NULL, *cat = NULL;
     int rc = get_sentence(doc, "sentence_good", &good, name, lineno, err);
     if (!rc) rc = get_sentence(doc, "sentence_bad", &bad, name, lineno, err);
     if (!rc) rc = get_opt_string(doc, "lemma", &lemma, name, lineno, err);
@@ -251,7 +255,10 @@ static int parse_line(const char *line, size_t n, const char *name, size_t linen
     if (!rc) rc = get_opt_string(doc, "UID", &uid, name, lineno, err);
     if (!rc) rc = get_opt_string(doc, "inflection_good", &ig, name, lineno, err);
     if (!rc) rc = get_opt_string(doc, "inflection_bad", &ib, name, lineno, err);
-    uint8_t infl_good = 0, infl_bad = 0;
+    if (!rc) rc = get_opt_string(doc, "category", &cat, name, lineno, err);
+    uint8_t infl_good = 0, infl_bad = 0, category = MQ_VT_NONE;
+    if (!rc && cat && (rc = mq_vt_category_parse(cat, &category, err)))
+        mq_error_prefix(err, "%s: line %zu: \"category\"", name, lineno);
     if (!rc && ig && (rc = mq_infl_parse(ig, &infl_good, err)))
         mq_error_prefix(err, "%s: line %zu: \"inflection_good\"", name, lineno);
     if (!rc && ib && (rc = mq_infl_parse(ib, &infl_bad, err)))
@@ -279,6 +286,10 @@ static int parse_line(const char *line, size_t n, const char *name, size_t linen
         rc = mq_error_set(err, MQ_ERR_FORMAT,
                           "%s: line %zu: item_id %lld repeats with another sentence_good", name,
                           lineno, (long long)id);
+    else if (same_item && category != pend->category)
+        rc = mq_error_set(err, MQ_ERR_FORMAT,
+                          "%s: line %zu: item_id %lld repeats with another category", name,
+                          lineno, (long long)id);
     if (rc) {
         cJSON_Delete(doc);
         return rc;
@@ -292,6 +303,7 @@ static int parse_line(const char *line, size_t n, const char *name, size_t linen
         pend->lemma = lemma;
         pend->source = source ? source : uid;
         pend->infl = infl_good;
+        pend->category = category;
         pend->id = id;
     }
     return pending_push(pend, doc, bad, infl_bad, err);
@@ -358,6 +370,8 @@ static char *pair_line(const mq_mp_set_t *s, size_t i, uint32_t j, size_t pair_i
              cJSON_AddNumberToObject(o, "pair_id", (double)pair_id);
     if (ok && it->source) ok = cJSON_AddStringToObject(o, "source", it->source) != NULL;
     if (ok && it->lemma) ok = cJSON_AddStringToObject(o, "lemma", it->lemma) != NULL;
+    if (ok && it->category)
+        ok = cJSON_AddStringToObject(o, "category", mq_vt_category_name(it->category)) != NULL;
     if (ok && it->infl) {
         mq_infl_format(it->infl, infl, sizeof infl);
         ok = cJSON_AddStringToObject(o, "inflection_good", infl) != NULL;
@@ -581,6 +595,9 @@ void mq_wilson_interval(size_t k, size_t n, double z, double *lo, double *hi) {
     *hi = center + half > 1 ? 1 : center + half;
 }
 
+/* z of a two-sided 95% interval */
+#define WILSON_Z95 1.959963984540054
+
 /* Distinct sentences of a set: an open-addressing table from text to index. */
 typedef struct {
     const char **text;
@@ -633,11 +650,25 @@ int mq_mp_score(mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_mp_set_t *s, ui
             for (uint32_t j = 0; j < it->n_bad; j++)
                 if (!(good > lp[idx[s->n_items + it->first_bad + j]])) ok = 0;
             r->correct += (size_t)ok;
+            r->chance += 1.0 / (1.0 + it->n_bad);
+            int c = it->category < MQ_VT_NUM_CATEGORIES ? it->category : MQ_VT_NONE;
+            r->by_category[c].n++;
+            r->by_category[c].correct += (size_t)ok;
+            r->by_category[c].chance += 1.0 / (1.0 + it->n_bad);
             if (item_correct) item_correct[i] = (uint8_t)ok;
         }
         r->n = s->n_items;
         r->accuracy = (double)r->correct / (double)r->n;
-        mq_wilson_interval(r->correct, r->n, 1.959963984540054, &r->ci_low, &r->ci_high);
+        r->chance /= (double)r->n;
+        mq_wilson_interval(r->correct, r->n, WILSON_Z95, &r->ci_low, &r->ci_high);
+        for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++) {
+            if (!r->by_category[c].n) continue;
+            double n = (double)r->by_category[c].n;
+            r->by_category[c].accuracy = (double)r->by_category[c].correct / n;
+            r->by_category[c].chance /= n;
+            mq_wilson_interval(r->by_category[c].correct, r->by_category[c].n, WILSON_Z95,
+                               &r->by_category[c].ci_low, &r->by_category[c].ci_high);
+        }
         r->n_sentences = u.n;
         r->seconds = mq_now() - t0;
     }

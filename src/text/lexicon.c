@@ -6,11 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "miniquant/fileio.h"
 #include "miniquant/strpool.h"
-
-#define MAX_WORDNET_FILE ((size_t)64 << 20) /* index.verb is 0.5 MB, cntlist.rev 1 MB */
+#include "wordnet_file.h"
 
 /* ---------------------------------------------------------------------------------------------
  * regular inflection */
@@ -95,6 +94,9 @@ static const char *const SAME_PAST[] = {
 /* Verbs whose past participle is the base (has come, has run). */
 static const char *const PP_IS_BASE[] = {"become",   "come",    "forerun", "misbecome", "outrun",
                                          "overcome", "overrun", "rerun",   "run"};
+/* Verbs whose irregular past is also a past participle beside the participle-shaped one
+ * (has got / has gotten, has struck / was stricken, has trod / has trodden). */
+static const char *const PAST_ALSO_PP[] = {"get", "strike", "tread"};
 /* Left out: "be" has eight forms, not five, and the modals' forms are auxiliaries. */
 static const char *const NOT_VERBS[] = {"be", "can", "may", "must", "shall", "will"};
 
@@ -124,6 +126,9 @@ typedef struct {
     const char *forms[MQ_NUM_INFL];
     uint32_t first_cand, n_cand;
     uint32_t n_verb, n_noun, n_adj; /* SemCor sense-tag counts */
+    uint8_t variant_slots;          /* inflections with two recognised spellings */
+    uint8_t lexfile_first;          /* lexicographer file of the most frequent sense */
+    uint64_t frames_first, frames_any;
 } lemma_t;
 
 struct mq_verb_lexicon {
@@ -162,71 +167,14 @@ static int is_lower_word(const char *s, size_t n) {
     return 1;
 }
 
-/* The lines of a WordNet file, with its name and line numbers for messages. */
-typedef struct {
-    char *text;
-    size_t len, pos, lineno;
-    const char *line;
-    size_t n;
-    char path[4200];
-} lines_t;
-
-static int lines_open(lines_t *f, const char *dir, const char *name, mq_error_t *err) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
-    if (!mq_file_exists(f->path))
-        return mq_error_set(err, MQ_ERR_IO,
-                            "%s: not found (WordNet 3.0 is in the Debian package wordnet-base)",
-                            f->path);
-    int rc = mq_read_file(f->path, MAX_WORDNET_FILE, &f->text, &f->len, err);
-    if (rc == MQ_OK && memchr(f->text, 0, f->len)) {
-        size_t at = (size_t)((char *)memchr(f->text, 0, f->len) - f->text), line = 1;
-        for (size_t i = 0; i < at; i++)
-            line += f->text[i] == '\n';
-        free(f->text);
-        f->text = NULL;
-        return mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: NUL byte", f->path, line);
-    }
-    return rc;
-}
-
-static int lines_next(lines_t *f) {
-    if (f->pos >= f->len) return 0;
-    f->line = f->text + f->pos;
-    const char *nl = memchr(f->line, '\n', f->len - f->pos);
-    f->n = nl ? (size_t)(nl - f->line) : f->len - f->pos;
-    f->pos += f->n + (nl ? 1 : 0);
-    f->lineno++;
-    while (f->n && (f->line[f->n - 1] == '\r' || f->line[f->n - 1] == ' '))
-        f->n--;
-    return 1;
-}
-
-/* Splits the current line at spaces into up to max fields (start, length). */
-static int lines_fields(const lines_t *f, const char **start, size_t *len, int max) {
-    int k = 0;
-    for (size_t i = 0; i < f->n && k < max;) {
-        while (i < f->n && f->line[i] == ' ')
-            i++;
-        if (i == f->n) break;
-        size_t j = i;
-        while (j < f->n && f->line[j] != ' ')
-            j++;
-        start[k] = f->line + i;
-        len[k++] = j - i;
-        i = j;
-    }
-    return k;
-}
-
 static int load_index(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
-    lines_t f;
-    int rc = lines_open(&f, dir, "index.verb", err);
-    while (rc == MQ_OK && lines_next(&f)) {
+    mq_wn_lines_t f;
+    int rc = mq_wn_lines_open(&f, dir, "index.verb", err);
+    while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (f.n == 0 || f.line[0] == ' ') continue; /* licence header */
         const char *fs[2];
         size_t fl[2];
-        if (lines_fields(&f, fs, fl, 2) < 2 || fl[1] != 1 || fs[1][0] != 'v') {
+        if (mq_wn_lines_fields(&f, fs, fl, 2) < 2 || fl[1] != 1 || fs[1][0] != 'v') {
             rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: not \"lemma v ...\"", f.path,
                               f.lineno);
             break;
@@ -256,48 +204,24 @@ static int load_index(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
         }
         lx->n_lemmas++;
     }
-    free(f.text);
+    mq_wn_lines_close(&f);
     if (rc == MQ_OK && lx->n_lemmas == 0)
         rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: no verb lemmas", f.path);
     return rc;
 }
 
-/* cntlist.rev lines: "lemma%ss_type:... sense_number tag_cnt". */
+/* cntlist.rev: a lemma's counts as a verb, a noun and an adjective (3 and 5: adjectives,
+ * satellites). */
+static uint32_t *count_slot(void *ctx, const char *lemma, size_t len, int type) {
+    mq_verb_lexicon_t *lx = ctx;
+    uint32_t id;
+    if (type == 4 || !mq_strindex_get(&lx->lemma_map, lemma, len, &id)) return NULL;
+    lemma_t *l = &lx->lemmas[id];
+    return type == 2 ? &l->n_verb : type == 1 ? &l->n_noun : &l->n_adj;
+}
+
 static int load_counts(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
-    lines_t f;
-    int rc = lines_open(&f, dir, "cntlist.rev", err);
-    while (rc == MQ_OK && lines_next(&f)) {
-        if (f.n == 0) continue;
-        const char *fs[4];
-        size_t fl[4];
-        int k = lines_fields(&f, fs, fl, 4);
-        const char *pct = k >= 1 ? memchr(fs[0], '%', fl[0]) : NULL;
-        int ok = k == 3 && pct && pct + 1 < fs[0] + fl[0] && pct[1] >= '1' && pct[1] <= '5' &&
-                 fl[2] <= 9;
-        uint32_t cnt = 0;
-        for (size_t i = 0; ok && i < fl[2]; i++) {
-            if (fs[2][i] < '0' || fs[2][i] > '9')
-                ok = 0;
-            else
-                cnt = cnt * 10 + (uint32_t)(fs[2][i] - '0');
-        }
-        if (!ok) {
-            rc = mq_error_set(err, MQ_ERR_FORMAT,
-                              "%s: line %zu: not \"lemma%%type:... sense_number count\"", f.path,
-                              f.lineno);
-            break;
-        }
-        uint32_t id;
-        if (!mq_strindex_get(&lx->lemma_map, fs[0], (size_t)(pct - fs[0]), &id)) continue;
-        lemma_t *l = &lx->lemmas[id];
-        uint32_t *dst = pct[1] == '2'   ? &l->n_verb
-                        : pct[1] == '1' ? &l->n_noun
-                        : pct[1] == '4' ? NULL
-                                        : &l->n_adj; /* 3 and 5: adjectives, satellites */
-        if (dst) *dst = *dst > UINT32_MAX - cnt ? UINT32_MAX : *dst + cnt;
-    }
-    free(f.text);
-    return rc;
+    return mq_wn_counts_add(dir, count_slot, lx, err);
 }
 
 /* An irregular form of verb.exc, waiting for its lemma's candidates to be made. */
@@ -314,15 +238,15 @@ static int cmp_exc(const void *a, const void *b) {
 
 static int load_exc(mq_verb_lexicon_t *lx, const char *dir, exc_t **out, size_t *n_out,
                     mq_error_t *err) {
-    lines_t f;
+    mq_wn_lines_t f;
     exc_t *e = NULL;
     size_t n = 0, cap = 0;
-    int rc = lines_open(&f, dir, "verb.exc", err);
-    while (rc == MQ_OK && lines_next(&f)) {
+    int rc = mq_wn_lines_open(&f, dir, "verb.exc", err);
+    while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (f.n == 0) continue;
         const char *fs[8];
         size_t fl[8];
-        int k = lines_fields(&f, fs, fl, 8);
+        int k = mq_wn_lines_fields(&f, fs, fl, 8);
         if (k < 2) {
             rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: line %zu: not \"form lemma\"", f.path,
                               f.lineno);
@@ -349,7 +273,7 @@ static int load_exc(mq_verb_lexicon_t *lx, const char *dir, exc_t **out, size_t 
             n++;
         }
     }
-    free(f.text);
+    mq_wn_lines_close(&f);
     if (rc) {
         free(e);
         return rc;
@@ -457,8 +381,10 @@ static int make_cands(mq_verb_lexicon_t *lx, uint32_t id, const exc_t *exc, size
     if (n_rest >= 2 && n_u > 0 && n_u < n_rest)
         for (int i = 0; i < n_irr; i++)
             if (!part[i] && strchr(irr[i], 'u') && !strchr(L, 'u')) part[i] = 1, n_part++;
+    int past_pp = MQ_IN_LIST(L, PAST_ALSO_PP);
     for (int i = 0; i < n_irr; i++) {
-        uint8_t slots = part[i] ? MQ_INFL_PP : MQ_INFL_PAST | (n_part || pp_base ? 0 : MQ_INFL_PP);
+        uint8_t slots = part[i] ? MQ_INFL_PP
+                                : MQ_INFL_PAST | (past_pp || !(n_part || pp_base) ? MQ_INFL_PP : 0);
         if ((rc = add_cand(lx, id, irr[i], slots, 1, part[i]))) return rc;
     }
     return MQ_OK;
@@ -500,9 +426,15 @@ static void choose_forms(mq_verb_lexicon_t *lx, uint32_t id) {
         l->forms[s] = best->form; /* every slot has the regular candidate or the lemma */
         if (best_i - l->first_cand < 64) canonical_of[best_i - l->first_cand] |= (uint8_t)bit;
     }
-    for (uint32_t i = l->first_cand; i < l->first_cand + l->n_cand; i++)
-        lx->cands[i].recognized =
-            lx->cands[i].attested || (i - l->first_cand < 64 && canonical_of[i - l->first_cand]);
+    int spellings[MQ_NUM_INFL] = {0};
+    for (uint32_t i = l->first_cand; i < l->first_cand + l->n_cand; i++) {
+        cand_t *c = &lx->cands[i];
+        c->recognized = c->attested || (i - l->first_cand < 64 && canonical_of[i - l->first_cand]);
+        for (int s = 0; s < MQ_NUM_INFL && c->recognized; s++)
+            spellings[s] += (c->slots >> s) & 1;
+    }
+    for (int s = 0; s < MQ_NUM_INFL; s++)
+        if (spellings[s] > 1) l->variant_slots |= (uint8_t)(1 << s);
 }
 
 /* Counts the corpus's uses of every candidate spelling (words lowercased). */
@@ -580,6 +512,23 @@ void mq_verb_lexicon_lemma(const mq_verb_lexicon_t *lx, uint32_t id, mq_verb_lem
     out->n_verb = l->n_verb;
     out->n_noun = l->n_noun;
     out->n_adj = l->n_adj;
+    out->variant_slots = l->variant_slots;
+    out->lexfile_first = l->lexfile_first;
+    out->frames_first = l->frames_first;
+    out->frames_any = l->frames_any;
+}
+
+int mq_verb_lexicon_id(const mq_verb_lexicon_t *lx, const char *lemma, uint32_t *id) {
+    return mq_strindex_get(&lx->lemma_map, lemma, strlen(lemma), id) ? MQ_OK : MQ_ERR_NOT_FOUND;
+}
+
+uint8_t mq_verb_lexicon_form_slots(const mq_verb_lexicon_t *lx, const char *w, size_t n) {
+    uint32_t fid;
+    uint8_t slots = 0;
+    if (!mq_strindex_get(&lx->form_map, w, n, &fid)) return 0;
+    for (uint32_t k = lx->form_head[fid]; k; k = lx->cands[k - 1].next)
+        if (lx->cands[k - 1].recognized) slots |= lx->cands[k - 1].slots;
+    return slots;
 }
 
 int mq_verb_lexicon_reading(const mq_verb_lexicon_t *lx, const char *w, size_t n, uint32_t *lemma,
@@ -610,4 +559,132 @@ int mq_verb_lexicon_reading(const mq_verb_lexicon_t *lx, const char *w, size_t n
     *lemma = best->lemma;
     *slots = best->slots;
     return 1;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * verb frames (index.verb's synsets, data.verb's frames) */
+
+/* A synset of a lemma, by index.verb. */
+typedef struct {
+    uint32_t offset, lemma, rank; /* rank 0: the most frequent sense */
+    uint32_t lineno;              /* of index.verb */
+    uint32_t found;
+} sense_t;
+
+static int cmp_sense(const void *a, const void *b) {
+    const sense_t *x = a, *y = b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return x->lemma < y->lemma ? -1 : x->lemma > y->lemma;
+}
+
+#define MAX_INDEX_FIELDS 1024
+
+static int read_senses(mq_verb_lexicon_t *lx, const char *dir, sense_t **out, size_t *n_out,
+                       mq_error_t *err) {
+    mq_wn_lines_t f;
+    sense_t *v = NULL;
+    size_t n = 0, cap = 0;
+    const char **fs = malloc(MAX_INDEX_FIELDS * sizeof *fs);
+    size_t *fl = malloc(MAX_INDEX_FIELDS * sizeof *fl);
+    int rc = fs && fl ? mq_wn_lines_open(&f, dir, "index.verb", err)
+                      : mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    while (rc == MQ_OK && mq_wn_lines_next(&f)) {
+        if (mq_wn_lines_is_header(&f)) continue;
+        int k = mq_wn_lines_fields(&f, fs, fl, MAX_INDEX_FIELDS), first, count;
+        uint32_t id;
+        if (k < 2 || !mq_strindex_get(&lx->lemma_map, fs[0], fl[0], &id)) continue;
+        if ((rc = mq_wn_index_offsets(&f, fs, fl, k, &first, &count, err))) break;
+        for (int i = 0; i < count; i++) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 4096;
+                sense_t *nv = realloc(v, cap * sizeof *nv);
+                if (!nv) {
+                    rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                v = nv;
+            }
+            uint32_t off = 0;
+            mq_wn_number(fs[first + i], fl[first + i], 10, &off);
+            v[n++] = (sense_t){off, id, (uint32_t)i, (uint32_t)f.lineno, 0};
+        }
+    }
+    if (fs && fl) mq_wn_lines_close(&f);
+    free(fs);
+    free(fl);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    if (n) qsort(v, n, sizeof *v, cmp_sense);
+    *out = v;
+    *n_out = n;
+    return MQ_OK;
+}
+
+int mq_verb_lexicon_load_frames(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
+    if (!dir) dir = MQ_WORDNET_DIR;
+    sense_t *senses;
+    size_t n_senses;
+    int rc = read_senses(lx, dir, &senses, &n_senses, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < lx->n_lemmas; i++) {
+        lx->lemmas[i].frames_first = lx->lemmas[i].frames_any = 0;
+        lx->lemmas[i].lexfile_first = 0;
+    }
+    mq_wn_lines_t f;
+    mq_wn_synset_t *s = malloc(sizeof *s);
+    rc = s ? mq_wn_lines_open(&f, dir, "data.verb", err)
+           : mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    while (rc == MQ_OK && mq_wn_lines_next(&f)) {
+        if (mq_wn_lines_is_header(&f)) continue;
+        if ((rc = mq_wn_synset_parse(&f, s, err))) break;
+        if (s->ss_type != 'v') {
+            rc = mq_wn_lines_error(&f, err, "synset type '%c' in a verb file", s->ss_type);
+            break;
+        }
+        /* the senses of this synset: a run of the sorted table */
+        size_t lo = 0, hi = n_senses;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (senses[mid].offset < s->offset)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t i = lo; i < n_senses && senses[i].offset == s->offset && rc == MQ_OK; i++) {
+            lemma_t *l = &lx->lemmas[senses[i].lemma];
+            size_t len = strlen(l->lemma);
+            int w = 0;
+            while (w < s->n_words &&
+                   !(s->word_len[w] == len && !strncasecmp(s->word[w], l->lemma, len)))
+                w++;
+            if (w == s->n_words) {
+                rc = mq_wn_lines_error(&f, err,
+                                       "synset %08u does not list \"%s\" (index.verb line %u)",
+                                       s->offset, l->lemma, senses[i].lineno);
+                break;
+            }
+            senses[i].found = 1;
+            l->frames_any |= s->frames[w];
+            if (senses[i].rank == 0) {
+                l->frames_first = s->frames[w];
+                l->lexfile_first = (uint8_t)s->lexfile;
+            }
+        }
+    }
+    if (s) mq_wn_lines_close(&f);
+    free(s);
+    for (size_t i = 0; rc == MQ_OK && i < n_senses; i++)
+        if (!senses[i].found)
+            rc = mq_error_set(err, MQ_ERR_FORMAT,
+                              "%s/index.verb: line %u: synset %08u of \"%s\" is not in data.verb",
+                              dir, senses[i].lineno, senses[i].offset,
+                              lx->lemmas[senses[i].lemma].lemma);
+    free(senses);
+    for (size_t i = 0; rc && i < lx->n_lemmas; i++) {
+        lx->lemmas[i].frames_first = lx->lemmas[i].frames_any = 0;
+        lx->lemmas[i].lexfile_first = 0;
+    }
+    return rc;
 }
