@@ -17,7 +17,9 @@
  *   corpus            WordNet data lines and the split text miniquant writes from them
  *   scheme            scheme names
  *   lexicon           the test fixture's index.verb, verb.exc and cntlist.rev (needs
- *                     TEST_DATA_DIR, the source tree's tests/data) */
+ *                     TEST_DATA_DIR, the source tree's tests/data)
+ *   wordnet           the same with data.verb, index.noun, index.adj, noun.exc, adj.exc and
+ *                     data.noun (the verb frames and word classes; TEST_DATA_DIR too) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,30 +486,40 @@ static void scheme_seeds(void) {
     }
 }
 
-static void lexicon_seed(const char *test_data) {
-    static const char *const FILES[3] = {"index.verb", "verb.exc", "cntlist.rev"};
-    char *parts[3];
-    size_t lens[3], total = 0;
+/* The fixture's WordNet files joined by "@@@" lines, the input of a WordNet reader's target. */
+static void wordnet_seed(const char *test_data, const char *target, const char *const *files,
+                         int n) {
+    char *parts[16];
+    size_t lens[16], total = 0;
     mq_error_t err = {0};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < n; k++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/wordnet/%s", test_data, FILES[k]);
+        snprintf(path, sizeof path, "%s/wordnet/%s", test_data, files[k]);
         check(mq_read_file(path, 1 << 20, &parts[k], &lens[k], &err), &err);
         total += lens[k] + 5;
     }
     char *buf = malloc(total), *p = buf;
     if (!buf) exit(1);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < n; k++) {
         memcpy(p, parts[k], lens[k]);
         p += lens[k];
-        if (k < 2) {
+        if (k < n - 1) {
             memcpy(p, "\n@@@\n", 5);
             p += 5;
         }
         free(parts[k]);
     }
-    seed("lexicon", "wordnet-fixture", buf, (size_t)(p - buf));
+    seed(target, "wordnet-fixture", buf, (size_t)(p - buf));
     free(buf);
+}
+
+static void wordnet_seeds(const char *test_data) {
+    static const char *const LEXICON[3] = {"index.verb", "verb.exc", "cntlist.rev"};
+    static const char *const WORDNET[9] = {"index.verb", "verb.exc",  "cntlist.rev",
+                                           "data.verb",  "index.noun", "index.adj",
+                                           "noun.exc",   "adj.exc",   "data.noun"};
+    wordnet_seed(test_data, "lexicon", LEXICON, 3);
+    wordnet_seed(test_data, "wordnet", WORDNET, 9);
 }
 
 int main(int argc, char **argv) {
@@ -525,7 +537,7 @@ int main(int argc, char **argv) {
     blimp_seed();
     corpus_seeds();
     scheme_seeds();
-    if (argc == 3) lexicon_seed(argv[2]);
+    if (argc == 3) wordnet_seeds(argv[2]);
     fprintf(stderr, "make_seeds: wrote %d seeds under %s\n", n_written, out_dir);
     return 0;
 }
