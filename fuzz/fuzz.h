@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "miniquant/error.h"
 #include "miniquant/gguf.h"
@@ -170,6 +172,66 @@ static inline mq_tokenizer_t *fuzz_spm_tokenizer(const mq_tokenizer_t *bpe) {
     free(types);
     free(text);
     return out;
+}
+
+/* Readers of a folder of files (WordNet's): the input holds the files in order, separated by
+ * lines "@@@"; each input is written to a folder of the fuzzer's own in /tmp (removed at exit),
+ * which the reader then reads. */
+#define FUZZ_SEPARATOR "\n@@@\n"
+#define FUZZ_MAX_FILES 16
+typedef struct fuzz_folder {
+    char dir[64];
+    const char *const *files;
+    int n_files;
+} fuzz_folder_t;
+
+static inline fuzz_folder_t *fuzz_folder(void) {
+    static fuzz_folder_t f = {"/tmp/" FUZZ_NAME "-XXXXXX", NULL, 0};
+    return &f;
+}
+
+static inline void fuzz_folder_remove(void) {
+    fuzz_folder_t *f = fuzz_folder();
+    char path[128];
+    for (int k = 0; k < f->n_files; k++) {
+        snprintf(path, sizeof path, "%s/%s", f->dir, f->files[k]);
+        unlink(path);
+    }
+    rmdir(f->dir);
+}
+
+/* Creates the folder for n files named files[0 .. n). */
+static inline const char *fuzz_folder_create(const char *const *files, int n) {
+    fuzz_folder_t *f = fuzz_folder();
+    FUZZ_CHECK(n > 0 && n <= FUZZ_MAX_FILES && mkdtemp(f->dir) != NULL,
+               "cannot create a folder in /tmp");
+    f->files = files;
+    f->n_files = n;
+    atexit(fuzz_folder_remove);
+    return f->dir;
+}
+
+/* Writes the input's parts as the folder's files (missing parts as empty files). */
+static inline void fuzz_folder_write(const uint8_t *data, size_t size) {
+    fuzz_folder_t *f = fuzz_folder();
+    const size_t sep_len = sizeof FUZZ_SEPARATOR - 1;
+    const uint8_t *p = data, *end = data + size;
+    for (int k = 0; k < f->n_files; k++) {
+        const uint8_t *stop = end;
+        if (k < f->n_files - 1)
+            for (const uint8_t *q = p; q + sep_len <= end; q++)
+                if (!memcmp(q, FUZZ_SEPARATOR, sep_len)) {
+                    stop = q;
+                    break;
+                }
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s", f->dir, f->files[k]);
+        FILE *fp = fopen(path, "wb");
+        size_t n = (size_t)(stop - p);
+        FUZZ_CHECK(fp && (n == 0 || fwrite(p, 1, n, fp) == n) && fclose(fp) == 0,
+                   "cannot write %s", path);
+        p = stop < end ? stop + sep_len : end;
+    }
 }
 
 #endif

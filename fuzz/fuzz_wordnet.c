@@ -8,44 +8,21 @@
  * folder of their own, which the readers read. What loads must answer queries: every common
  * noun has a non-empty singular and plural, spelled apart, and every plural the rules give is
  * non-empty. */
-#define _GNU_SOURCE /* memmem, mkdtemp */
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "fuzz.h"
 #include "miniquant/lexicon.h"
 #include "miniquant/wordclass.h"
 
-#define SEPARATOR "\n@@@\n"
-#define N_FILES 9
-
-static char dir[64] = "/tmp/" FUZZ_NAME "-XXXXXX";
-static const char *const FILES[N_FILES] = {"index.verb", "verb.exc",  "cntlist.rev",
+static const char *const FILES[9] = {"index.verb", "verb.exc",  "cntlist.rev",
                                            "data.verb",  "index.noun", "index.adj",
                                            "noun.exc",   "adj.exc",   "data.noun"};
 
-static void write_part(const char *name, const uint8_t *p, size_t n) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    FUZZ_CHECK(f && (n == 0 || fwrite(p, 1, n, f) == n) && fclose(f) == 0, "cannot write %s", path);
-}
-
-static void remove_dir(void) {
-    char path[128];
-    for (int k = 0; k < N_FILES; k++) {
-        snprintf(path, sizeof path, "%s/%s", dir, FILES[k]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
+static const char *dir; /* the folder the files are written to */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     fuzz_quiet();
-    FUZZ_CHECK(mkdtemp(dir) != NULL, "cannot create a folder in /tmp");
-    atexit(remove_dir);
+    dir = fuzz_folder_create(FILES, (int)(sizeof FILES / sizeof FILES[0]));
     return 0;
 }
 
@@ -71,15 +48,7 @@ static void check_word_classes(const mq_wordclass_t *wc) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const uint8_t *p = data, *end = data + size;
-    for (int k = 0; k < N_FILES; k++) {
-        const uint8_t *sep = k < N_FILES - 1
-                                 ? memmem(p, (size_t)(end - p), SEPARATOR, sizeof SEPARATOR - 1)
-                                 : NULL;
-        const uint8_t *stop = sep ? sep : end;
-        write_part(FILES[k], p, (size_t)(stop - p));
-        p = sep ? sep + sizeof SEPARATOR - 1 : end;
-    }
+    fuzz_folder_write(data, size);
     mq_error_t err = {0};
     mq_verb_lexicon_t *lx = NULL;
     int rc = mq_verb_lexicon_load(dir, NULL, &lx, &err);
