@@ -22,13 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mq_gguf_t *g = fuzz_read_gguf(data, size);
     if (!g) return 0;
     mq_error_t err = {0};
-    int64_t step = -1;
+    mq_ckpt_info_t info;
     mq_train_log_t log;
-    int rc = mq_train_state_from_gguf(g, FUZZ_NAME, &model, &step, &log, &err);
+    int rc = mq_train_state_from_gguf(g, FUZZ_NAME, &model, &info, &log, &err);
+    int64_t step = rc ? -1 : info.step;
     if (rc) {
         fuzz_check_refusal(rc, &err, FUZZ_NAME);
     } else {
-        FUZZ_CHECK(step >= 0 && log.n_steps == step && log.n_val >= 0, "step %lld, log %lld",
+        FUZZ_CHECK(step >= 0 && log.n_steps == step && log.n_val >= 0 && info.total_steps >= step, "step %lld, log %lld",
                    (long long)step, (long long)log.n_steps);
         float sum = 0;
         for (int64_t i = 0; i < log.n_steps; i++)
@@ -36,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int64_t i = 0; i < log.n_val; i++)
             sum += log.val_loss[i] + (float)log.val_step[i];
         for (size_t i = 0; i < model.num_params; i++)
-            sum += model.m_memory[i] + model.v_memory[i];
+            sum += model.params_memory[i] + model.m_memory[i] + model.v_memory[i];
         (void)sum;
         mq_train_log_free(&log);
     }

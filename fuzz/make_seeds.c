@@ -357,7 +357,8 @@ static void train_state_seed(void) {
     snprintf(dir, sizeof dir, "%s/train_state", out_dir);
     check(mq_mkdir_p(dir, &err), &err);
     snprintf(path, sizeof path, "%s/model.gguf", dir);
-    check(mq_train_state_save(path, &m, 3, &log, &err), &err);
+    mq_ckpt_info_t info = {3, 10, 1337, 4.5};
+    check(mq_train_state_save(path, &m, &info, &log, &err), &err);
     snprintf(opt, sizeof opt, "%s.opt", path);
     char *buf;
     size_t len;

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "miniquant/checkpoint.h"
 #include "miniquant/corpus.h"
+#include "miniquant/eval.h"
 #include "miniquant/export.h"
 #include "miniquant/pairs.h"
 #include "miniquant/train.h"
@@ -26,34 +28,27 @@ static void expect_refusal(int rc, const mq_error_t *err, int code, const char *
 /* ---------------------------------------------------------------------------------------------
  * found by fuzz_model and fuzz_lexicon */
 
-/* An fp16 model whose blk.0.ffn_down.weight holds NaN halves: a well-formed file, so it loads
- * (its layers the file's halves as they are), and the forward pass must give NaN logits, not
- * undefined behaviour (exp_fast shifted the bits of a NaN as a signed int). */
-Test(fuzz_found, a_model_with_nan_weights_runs_and_gives_nan) {
+/* An fp16 model whose blk.0.ffn_down.weight holds NaN halves: one policy for values that are
+ * not finite, at load: refused naming the file, the tensor and the element. The forward pass
+ * on NaN weights in memory must still give NaN, not undefined behaviour (exp_fast shifted the
+ * bits of a NaN as a signed int). */
+Test(fuzz_found, a_model_with_nan_weights_is_refused_and_nan_in_memory_runs) {
     const char *path = FUZZ_DATA "/model-fp16-nan-weights.gguf";
     mq_gpt_t m2;
     mq_qmodel_t q;
     mq_error_t err = {0};
-    cr_assert_eq(mq_qmodel_load(path, &q, NULL, &err), MQ_OK, "%s", err.msg);
-    cr_assert_str_eq(q.scheme.name, "fp16");
-    const mq_gguf_tensor_t *t = mq_gguf_find_tensor(q.file, "blk.0.ffn_down.weight");
-    const mq_qweight_t *w = &q.ql[3].w;
-    cr_assert(t && q.active[3]);
-    cr_assert_str_eq(w->format->name, "f16");
-    cr_assert(w->borrowed && (const void *)w->data == t->data);
-    int n_nan = 0;
-    for (size_t k = 0; k < t->nbytes / 2; k++) {
-        mq_fp16_t h = ((const mq_fp16_t *)t->data)[k];
-        n_nan += (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu);
-    }
-    cr_assert_gt(n_nan, 0, "the NaN halves were not kept");
+    expect_refusal(mq_qmodel_load(path, &q, NULL, &err), &err, MQ_ERR_FORMAT, path,
+                   "tensor blk.0.ffn_down.weight element (2, 29) is -nan, not a finite number");
+    expect_refusal(mq_checkpoint_load(path, &m2, NULL, NULL, &err), &err, MQ_ERR_FORMAT, path,
+                   "tensor blk.0.ffn_down.weight element (2, 29) is -nan");
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 32, .n_head = 2, .n_layer = 1};
+    cr_assert_eq(mq_gpt_init(&m2, &cfg, &err), MQ_OK);
+    mq_gpt_init_weights(&m2, 1);
+    m2.params.fcprojw[5] = NAN;
     int tok = 0;
-    cr_assert_eq(mq_gpt_forward(q.model, &tok, &tok, 1, 1, &err), MQ_OK, "%s", err.msg);
-    cr_assert(isnan(q.model->acts.logits[0]) || isnan(q.model->acts.probs[0]));
-    cr_assert_eq(mq_checkpoint_load(path, &m2, NULL, NULL, &err), MQ_OK, "%s", err.msg);
     cr_assert_eq(mq_gpt_forward(&m2, &tok, &tok, 1, 1, &err), MQ_OK, "%s", err.msg);
     cr_assert(isnan(m2.mean_loss));
-    mq_qmodel_free(&q);
     mq_gpt_free(&m2);
 }
 
@@ -216,6 +211,79 @@ Test(bounds, a_checkpoint_missing_a_tensor_names_it) {
     mq_gpt_free(&m);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * one policy for values that are not finite: at load, at quantization and export, at evaluation */
+
+static void tiny_model(mq_gpt_t *m) {
+    mq_gpt_config_t cfg = {
+        .name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 32, .n_head = 2, .n_layer = 1};
+    mq_error_t err = {0};
+    cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
+    mq_gpt_init_weights(m, 3);
+}
+
+Test(non_finite, a_nan_norm_weight_in_a_file_is_refused_naming_file_tensor_and_element) {
+    mq_gpt_t m, back;
+    tiny_model(&m);
+    mq_gguf_t *g = mq_gguf_new();
+    mq_error_t err = {0};
+    cr_assert_eq(mq_gpt_to_gguf(&m, NULL, NULL, g, &err), MQ_OK, "%s", err.msg);
+    float *w = (float *)mq_gguf_find_tensor(g, "blk.0.attn_norm.weight")->data;
+    w[3] = NAN;
+    expect_refusal(mq_gpt_from_gguf(g, "norm.gguf", &back, &err), &err, MQ_ERR_FORMAT, "norm.gguf",
+                   "tensor blk.0.attn_norm.weight element (0, 3) is nan, not a finite number");
+    w[3] = 1;
+    float *b = (float *)mq_gguf_find_tensor(g, "blk.0.ffn_up.bias")->data;
+    b[7] = -INFINITY;
+    expect_refusal(mq_gpt_from_gguf(g, "bias.gguf", &back, &err), &err, MQ_ERR_FORMAT, "bias.gguf",
+                   "tensor blk.0.ffn_up.bias element (0, 7) is -inf");
+    mq_gguf_free(g);
+    mq_gpt_free(&m);
+}
+
+Test(non_finite, an_embedding_beyond_fp16_is_refused_where_it_would_be_stored_as_fp16) {
+    mq_gpt_t m;
+    tiny_model(&m);
+    snprintf(m.source, sizeof m.source, "big.gguf");
+    m.params.wte[2 * 32 + 5] = 1e10f;
+    mq_scheme_t s;
+    mq_qmodel_t q;
+    mq_error_t err = {0};
+    cr_assert_eq(mq_scheme_parse("int4_g32", &s, &err), MQ_OK);
+    expect_refusal(mq_qmodel_quantize(&q, &m, &s, NULL, &err), &err, MQ_ERR_ARG, "big.gguf",
+                   "tensor token_embd.weight element (2, 5) is 1e+10, beyond FP16's 65504");
+    /* fp32 keeps it, and a checkpoint of it is written and read back */
+    char path[] = "/tmp/mq-big-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    cr_assert_eq(mq_checkpoint_save(path, &m, NULL, NULL, &err), MQ_OK, "%s", err.msg);
+    /* a model that is not finite is not written, and the old file stays */
+    m.params.lnfb[1] = NAN;
+    expect_refusal(mq_checkpoint_save(path, &m, NULL, NULL, &err), &err, MQ_ERR_ARG, path,
+                   "tensor output_norm.bias element (0, 1) is nan");
+    mq_gpt_t back;
+    cr_assert_eq(mq_checkpoint_load(path, &back, NULL, NULL, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(back.params.wte[2 * 32 + 5], 1e10f);
+    cr_assert_str_eq(back.source, path);
+    mq_gpt_free(&back);
+    unlink(path);
+    mq_gpt_free(&m);
+}
+
+Test(non_finite, an_evaluation_whose_loss_is_not_finite_is_an_error) {
+    mq_gpt_t m;
+    tiny_model(&m);
+    snprintf(m.source, sizeof m.source, "huge.gguf");
+    /* finite weights whose logits overflow */
+    for (size_t k = 0; k < m.param_sizes[MQ_P_LNFW]; k++) m.params.lnfw[k] = 3e38f;
+    int32_t tokens[16] = {1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0};
+    mq_ppl_result_t res;
+    mq_error_t err = {0};
+    expect_refusal(mq_perplexity(&m, tokens, 16, MQ_PPL_DEFAULT, 4, 2, &res, &err), &err,
+                   MQ_ERR_FORMAT, "huge.gguf", "not a finite number");
+    mq_gpt_free(&m);
+}
+
 /* The training state of one model offered to another, and one whose log is shorter than its
  * step count. */
 Test(bounds, training_state_that_does_not_fit_the_model_is_refused) {
@@ -243,17 +311,27 @@ Test(bounds, training_state_that_does_not_fit_the_model_is_refused) {
     cr_assert(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/m.gguf", dir);
     snprintf(opt, sizeof opt, "%s.opt", path);
-    cr_assert_eq(mq_train_state_save(path, &m, 2, &log, &err), MQ_OK, "%s", err.msg);
-    int64_t step;
+    mq_ckpt_info_t info = {2, 10, 7, 0}, got;
+    cr_assert_eq(mq_train_state_save(path, &m, &info, &log, &err), MQ_OK, "%s", err.msg);
     mq_train_log_t back;
-    expect_refusal(mq_train_state_load(path, &m2, &step, &back, &err), &err, MQ_ERR_FORMAT, opt,
+    expect_refusal(mq_train_state_load(path, &m2, &got, &back, &err), &err, MQ_ERR_FORMAT, opt,
                    "optimizer state for");
+    /* of another preset or architecture */
+    snprintf(m2.cfg.name, sizeof m2.cfg.name, "tiny");
+    expect_refusal(mq_train_state_load(path, &m2, &got, &back, &err), &err, MQ_ERR_ARG, opt,
+                   "configuration custom, not gpt2 tiny");
     /* the log holds 2 steps; a state claiming 3 is refused */
     mq_gguf_t *g;
     cr_assert_eq(mq_gguf_read(opt, &g, &err), MQ_OK, "%s", err.msg);
     cr_assert_eq(mq_gguf_set_i64(g, "miniquant.train.step", 3), MQ_OK);
-    expect_refusal(mq_train_state_from_gguf(g, "state.opt", &m, &step, &back, &err), &err,
+    expect_refusal(mq_train_state_from_gguf(g, "state.opt", &m, &got, &back, &err), &err,
                    MQ_ERR_FORMAT, "state.opt", "miniquant.log.loss has 2 entries");
+    /* a weight that is not a finite number */
+    cr_assert_eq(mq_gguf_set_i64(g, "miniquant.train.step", 2), MQ_OK);
+    float *w = (float *)mq_gguf_find_tensor(g, "weights")->data;
+    w[5] = NAN;
+    expect_refusal(mq_train_state_from_gguf(g, "state.opt", &m, &got, &back, &err), &err,
+                   MQ_ERR_FORMAT, "state.opt", "tensor weights element 5 is nan");
     mq_gguf_free(g);
     remove(opt);
     remove(dir);

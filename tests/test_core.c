@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "miniquant/error.h"
 #include "miniquant/fileio.h"
 #include "miniquant/fp16.h"
 #include "miniquant/rng.h"
@@ -77,6 +79,132 @@ Test(fileio, atomic_write_replaces_whole_or_leaves_old) {
     cr_assert(strstr(err.msg, "/nonexistent/x"));
     unlink(path);
     rmdir(dir);
+}
+
+/* A pid that no process has: a child that has exited and been reaped. */
+static long dead_pid(void) {
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) _exit(0);
+    cr_assert_eq(waitpid(pid, NULL, 0), pid);
+    return (long)pid;
+}
+
+static void touch(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    cr_assert(fp, "cannot create %s", path);
+    fputs("left by a killed run", fp);
+    fclose(fp);
+}
+
+static int exists_in(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+Test(fileio, orphaned_temporary_files_of_the_same_output_are_removed) {
+    char dir[] = "/tmp/mq-orphans-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    long dead = dead_pid(), alive = (long)getppid();
+    char orphan[128], orphan2[128], live[128], other[128], short_tail[128];
+    snprintf(orphan, sizeof orphan, "out.bin.tmp.%ld.a1B2c3", dead);
+    snprintf(orphan2, sizeof orphan2, "out.bin.tmp.%ld.zzzzzz", dead);
+    snprintf(live, sizeof live, "out.bin.tmp.%ld.a1B2c3", alive);
+    snprintf(other, sizeof other, "other.bin.tmp.%ld.a1B2c3", dead);
+    snprintf(short_tail, sizeof short_tail, "out.bin.tmp.%ld.abc", dead);
+    const char *kept[] = {live, other, short_tail, "out.bin.tmp.x.a1B2c3", "out.bin.tmp.", NULL};
+    touch(dir, orphan);
+    touch(dir, orphan2);
+    for (int i = 0; kept[i]; i++) touch(dir, kept[i]);
+    char path[256];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    mq_error_t err = {0};
+    cr_assert_eq(mq_write_file(path, "new", 3, &err), MQ_OK, "%s", err.msg);
+    cr_assert(!exists_in(dir, orphan) && !exists_in(dir, orphan2),
+              "the temporary files of a dead run were left");
+    for (int i = 0; kept[i]; i++)
+        cr_assert(exists_in(dir, kept[i]), "%s is not an orphan of out.bin but was removed",
+                  kept[i]);
+    cr_assert_eq(mq_atomic_remove_orphans(path), 0);
+    for (int i = 0; kept[i]; i++) {
+        char p2[512];
+        snprintf(p2, sizeof p2, "%s/%s", dir, kept[i]);
+        unlink(p2);
+    }
+    unlink(path);
+    cr_assert_eq(rmdir(dir), 0, "files were left in %s", dir);
+}
+
+/* What the fault hook saw: the steps in order, and whether the destination existed then. */
+typedef struct steps {
+    char op[64][16];
+    int had_file[64];
+    int n;
+} steps_t;
+
+static void record_step(const char *op, const char *path, void *ctx) {
+    steps_t *s = ctx;
+    if (s->n >= 64) return;
+    snprintf(s->op[s->n], sizeof s->op[0], "%s", op);
+    s->had_file[s->n++] = access(path, F_OK) == 0;
+}
+
+Test(fileio, a_write_passes_each_step_to_the_hook_and_syncs_the_folder_after_the_rename) {
+    char dir[] = "/tmp/mq-steps-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    size_t n = (size_t)5 << 20;
+    char *data = malloc(n);
+    cr_assert(data);
+    for (size_t i = 0; i < n; i++) data[i] = (char)(i * 7);
+    steps_t st = {0};
+    mq_fileio_set_hook(record_step, &st);
+    mq_error_t err = {0};
+    int rc = mq_write_file(path, data, n, &err);
+    mq_fileio_set_hook(NULL, NULL);
+    cr_assert_eq(rc, MQ_OK, "%s", err.msg);
+    /* create, the writes of 5 MiB through a 1 MiB buffer, fsync, rename, dirsync */
+    cr_assert_geq(st.n, 5 + 4, "%d steps", st.n);
+    cr_assert_str_eq(st.op[0], "create");
+    for (int i = 1; i < st.n - 3; i++) cr_assert_str_eq(st.op[i], "write", "step %d: %s", i, st.op[i]);
+    cr_assert_str_eq(st.op[st.n - 3], "fsync");
+    cr_assert_str_eq(st.op[st.n - 2], "rename");
+    cr_assert_str_eq(st.op[st.n - 1], "dirsync");
+    cr_assert(!st.had_file[st.n - 2] && st.had_file[st.n - 1],
+              "the file must appear between the rename and the folder's sync");
+    char *back;
+    size_t len;
+    cr_assert_eq(mq_read_file(path, 0, &back, &len, &err), MQ_OK);
+    cr_assert(len == n && memcmp(back, data, n) == 0);
+    free(back);
+    free(data);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(error, bytes_a_terminal_would_act_on_are_escaped_once) {
+    mq_error_t e = {0};
+    /* ESC and a colour code, a newline, a byte that is not UTF-8, é (kept), a C1 CSI */
+    mq_error_set(&e, MQ_ERR_FORMAT, "f.gguf: merges[0] \"%s\"", "a\x1b[31mb\nc\xff\xc3\xa9\t\xc2\x9b");
+    cr_assert_str_eq(e.msg, "f.gguf: merges[0] \"a\\x1b[31mb\\nc\\xff\xc3\xa9\\t\\xc2\\x9b\"");
+    char again[sizeof e.msg];
+    snprintf(again, sizeof again, "%s", e.msg);
+    mq_error_set(&e, MQ_ERR_FORMAT, "%s", again);
+    cr_assert_str_eq(e.msg, again, "escaping twice changed the message");
+    mq_error_prefix(&e, "in \r%s", "x");
+    cr_assert_str_eq(e.msg, "in \\rx: f.gguf: merges[0] \"a\\x1b[31mb\\nc\\xff\xc3\xa9\\t\\xc2\\x9b\"");
+    /* truncation never splits an escape */
+    char lots[2000];
+    memset(lots, 0x1b, sizeof lots - 1);
+    lots[sizeof lots - 1] = '\0';
+    mq_error_set(&e, MQ_ERR_FORMAT, "%s", lots);
+    size_t len = strlen(e.msg);
+    cr_assert(len > 1000 && len % 4 == 0, "%zu", len);
+    for (size_t i = 0; i < len; i++) cr_assert((unsigned char)e.msg[i] >= 0x20);
 }
 
 Test(rng, deterministic_and_uniform) {

@@ -659,6 +659,10 @@ Test(gguf, bad_vocabularies_are_rejected) {
                     "tokenizer.ggml.merges[0]");
     expect_rejected(vocab_gguf((const char *[]){"he"}, 1, 0, NULL), MQ_ERR_FORMAT,
                     "tokenizer.ggml.merges[0]");
+    /* the merge quoted in the message cannot reach the terminal as an escape sequence or a
+     * second line */
+    expect_rejected(vocab_gguf((const char *[]){"\x1b[2J n\nfake: ok"}, 1, 0, NULL), MQ_ERR_FORMAT,
+                    "merges[0] \"\\x1b[2J n\\nfake: ok\"");
     /* A raw space is not in GPT-2's alphabet (it is stored as U+0120). */
     expect_rejected(vocab_gguf(good, 1, 256, "h e"), MQ_ERR_FORMAT, "tokenizer.ggml.tokens[256]");
     expect_rejected(vocab_gguf(good, 1, 256, "\xff"), MQ_ERR_FORMAT, "tokenizer.ggml.tokens[256]");

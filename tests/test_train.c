@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,20 +168,20 @@ static void assert_same_end(mq_gpt_t *a, mq_train_log_t *la, const char *path_a,
     mq_gpt_free(c);
 }
 
-/* Resumes the run whose files are at path and trains it to the end of o's schedule. */
+/* Resumes the run whose files are at path and trains it to the end of o's schedule: from its
+ * state alone (the model's weights there replace any m starts with). */
 static void resume(const char *path, mq_train_opts_t *o, int64_t want_step, mq_gpt_t *m,
                    mq_train_log_t *log) {
     mq_ckpt_info_t info;
-    int64_t step;
     mq_error_t err = {0};
-    cr_assert_eq(mq_checkpoint_load(path, m, NULL, &info, &err), MQ_OK, "%s", err.msg);
+    small_model(m, 99);
+    cr_assert_eq(mq_train_state_load(path, m, &info, log, &err), MQ_OK, "%s", err.msg);
     cr_assert_eq(info.step, want_step);
-    cr_assert_eq(mq_train_state_load(path, m, &step, log, &err), MQ_OK, "%s", err.msg);
-    cr_assert_eq(step, want_step, "the model is at step %lld, its .opt at %lld",
-                 (long long)want_step, (long long)step);
+    cr_assert_eq(info.total_steps, o->steps);
+    cr_assert_eq(info.seed, o->seed);
     o->ckpt_path = path;
     o->stop_at = 0;
-    cr_assert_eq(mq_train(m, stream.ids, stream.n, stream.ids, stream.n, o, step, log, &err),
+    cr_assert_eq(mq_train(m, stream.ids, stream.n, stream.ids, stream.n, o, info.step, log, &err),
                  MQ_OK, "%s", err.msg);
 }
 
@@ -286,4 +287,123 @@ Test(resume, killed_partway_then_resumed_ends_as_the_uninterrupted_run) {
     assert_same_end(&a, &la, path_a, &c, &lc, path);
     remove_dir(dir);
     teardown();
+}
+
+/* ---- a kill at every step of writing a checkpoint ---- */
+
+/* The fault hook's state: counts the file layer's steps, kills the process at the kill_at-th
+ * (0: never). */
+typedef struct fault {
+    long ops, kill_at;
+} fault_t;
+
+static void fault_hook(const char *op, const char *path, void *ctx) {
+    (void)op;
+    (void)path;
+    fault_t *f = ctx;
+    if (++f->ops == f->kill_at) kill(getpid(), SIGKILL);
+}
+
+/* two checkpoints: the first (no files before it) and the last (the end of the run) */
+enum { KILL_STEPS = 4, KILL_EVERY = 2 };
+
+static void kill_opts(mq_train_opts_t *o, const char *path) {
+    small_opts(o, KILL_STEPS);
+    o->ckpt_every = KILL_EVERY;
+    o->ckpt_path = path;
+}
+
+/* In a child: trains the run at path from nothing, with the fault hook killing at kill_at
+ * (0: never); writes the count of file steps to fd (when >= 0). Exits 0 when done. */
+static void child_train(const char *path, long kill_at, int fd) {
+    omp_set_num_threads(1);
+    setup();
+    fault_t f = {0, kill_at};
+    mq_fileio_set_hook(fault_hook, &f);
+    mq_train_opts_t o;
+    kill_opts(&o, path);
+    mq_gpt_t m = {0};
+    small_model(&m, 5);
+    mq_train_log_t log = {0};
+    mq_error_t err = {0};
+    int rc = mq_train(&m, stream.ids, stream.n, stream.ids, stream.n, &o, 0, &log, &err);
+    if (fd >= 0 && write(fd, &f.ops, sizeof f.ops) != (ssize_t)sizeof f.ops) rc = 1;
+    _exit(rc == MQ_OK ? 0 : 1);
+}
+
+/* In a child: what `miniquant train --resume` does after a kill: from the state when there is
+ * one, else from the start (the run had no complete checkpoint). Exits 0 when the run ended. */
+static void child_resume(const char *path) {
+    omp_set_num_threads(1);
+    setup();
+    mq_train_opts_t o;
+    kill_opts(&o, path);
+    mq_gpt_t m = {0};
+    small_model(&m, 5);
+    mq_train_log_t log = {0};
+    mq_ckpt_info_t info = {0, KILL_STEPS, o.seed, 0};
+    mq_error_t err = {0};
+    char opt[300];
+    snprintf(opt, sizeof opt, "%s.opt", path);
+    int rc = mq_file_exists(opt) ? mq_train_state_load(path, &m, &info, &log, &err) : MQ_OK;
+    if (rc == MQ_OK)
+        rc = mq_train(&m, stream.ids, stream.n, stream.ids, stream.n, &o, info.step, &log, &err);
+    if (rc) fprintf(stderr, "resume after a kill: %s\n", err.msg);
+    _exit(rc == MQ_OK ? 0 : 1);
+}
+
+/* Forks; the child runs fn(path, kill_at, fd) and exits. Returns the child's wait status. */
+static int in_child(void (*fn)(const char *, long, int), const char *path, long kill_at, int fd) {
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) fn(path, kill_at, fd);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void resume_child(const char *path, long kill_at, int fd) {
+    (void)kill_at;
+    (void)fd;
+    child_resume(path);
+}
+
+Test(resume, a_kill_at_every_write_fsync_and_rename_of_the_checkpoints_is_resumed) {
+    char dir[] = "/tmp/mq-kills-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char whole[256], path[256];
+    snprintf(whole, sizeof whole, "%s/whole.gguf", dir);
+    snprintf(path, sizeof path, "%s/killed.gguf", dir);
+
+    /* the uninterrupted run, counting the file layer's steps */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int status = in_child(child_train, whole, 0, fds[1]);
+    close(fds[1]);
+    long n_ops = 0;
+    cr_assert_eq(read(fds[0], &n_ops, sizeof n_ops), (ssize_t)sizeof n_ops);
+    close(fds[0]);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    /* per checkpoint two files, each at least create, write, fsync, rename, dirsync */
+    cr_assert_geq(n_ops, 2 * 5 * (KILL_STEPS / KILL_EVERY), "%ld steps", n_ops);
+
+    char opt_whole[300], opt[300];
+    snprintf(opt_whole, sizeof opt_whole, "%s.opt", whole);
+    snprintf(opt, sizeof opt, "%s.opt", path);
+    for (long k = 1; k <= n_ops; k++) {
+        remove(path);
+        remove(opt);
+        status = in_child(child_train, path, k, -1);
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "kill at step %ld: status %d",
+                  k, status);
+        status = in_child(resume_child, path, 0, -1);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the run killed at file step %ld of %ld did not resume", k, n_ops);
+        cr_assert(same_gguf_untimed(whole, path), "killed at file step %ld: the model differs", k);
+        cr_assert(same_gguf_untimed(opt_whole, opt), "killed at file step %ld: the state differs",
+                  k);
+        cr_assert_eq(count_entries(dir, ".tmp."), 0,
+                     "killed at file step %ld: a temporary file outlived the next write", k);
+    }
+    remove_dir(dir);
 }

@@ -4,9 +4,8 @@
  * The file holds general.architecture, the architecture's hyperparameters, the tensors under
  * llama.cpp's names (arch.h: token_embd, blk.N.attn_norm, attn_qkv or attn_q / attn_k /
  * attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down, output_norm, output ...) and the
- * tokenizer. Training state
- * (AdamW moments, step) lives beside it in "<model>.opt" so that the model file stays a plain
- * llama.cpp model. */
+ * tokenizer. The training state (a copy of the weights, the AdamW moments, the step: train.h)
+ * lives beside it in "<model>.opt", so that the model file stays a plain llama.cpp model. */
 #ifndef MINIQUANT_CHECKPOINT_H
 #define MINIQUANT_CHECKPOINT_H
 

@@ -23,11 +23,14 @@ typedef struct mq_error {
     char msg[1024];
 } mq_error_t;
 
-/* Records code and a printf-style message in err (if non-NULL) and returns code. */
+/* Records code and a printf-style message in err (if non-NULL) and returns code. Bytes a
+ * terminal would not show as text (control characters, invalid UTF-8) are escaped as \n, \t,
+ * \xHH, so that text quoted from a file cannot forge the message; escaping is idempotent. */
 int mq_error_set(mq_error_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Prepends "context: " to the message already in err (if any); returns err->code (or MQ_OK). */
+/* Prepends "context: " (escaped alike) to the message already in err (if any); returns
+ * err->code (or MQ_OK). */
 int mq_error_prefix(mq_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears err to MQ_OK with an empty message. */

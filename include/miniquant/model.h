@@ -159,6 +159,7 @@ typedef struct mq_gpt {
     mq_linear_fn linear_fn;
     void *linear_ctx;
     float *rope; /* llama: (maxT, n_rot/2) pairs of cos and sin of each position's angles */
+    char source[256]; /* the file the weights were read from, for messages ("": built here) */
 } mq_gpt_t;
 
 /* Number of parameters of a model of cfg (cfg must pass mq_gpt_config_check). */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "miniquant/checkpoint.h"
 #include "miniquant/error.h"
 #include "miniquant/gguf.h"
 #include "miniquant/model.h"
@@ -67,13 +68,20 @@ int mq_train(mq_gpt_t *m, const int32_t *train, size_t n_train, const int32_t *v
 int mq_eval_loss(mq_gpt_t *m, const int32_t *tokens, size_t n, int B, int T, int n_windows,
                  float *loss, mq_error_t *err);
 
-/* Saves / loads "<model>.opt": AdamW moments, step and the training log. */
-int mq_train_state_save(const char *model_path, const mq_gpt_t *m, int64_t step,
+/* "<model>.opt", the checkpoint --resume continues from: the weights, the AdamW moments, the
+ * step, the run's length and seed (info; its seconds are the log's), the architecture and
+ * preset, and the log, in one file renamed into place at once. mq_train writes it before the
+ * model file, so after a kill between the two the model file lags one checkpoint behind and
+ * the state holds the last complete checkpoint. */
+int mq_train_state_save(const char *model_path, const mq_gpt_t *m, const mq_ckpt_info_t *info,
                         const mq_train_log_t *log, mq_error_t *err);
-int mq_train_state_load(const char *model_path, mq_gpt_t *m, int64_t *step, mq_train_log_t *log,
-                        mq_error_t *err);
+/* Loads it into m, initialised with the run's configuration (mq_gpt_init): its weights and
+ * moments become m's, info and log the run's. A state of another architecture or preset is
+ * MQ_ERR_ARG; a missing file MQ_ERR_IO (mq_file_exists tells a run with no checkpoint yet). */
+int mq_train_state_load(const char *model_path, mq_gpt_t *m, mq_ckpt_info_t *info,
+                        mq_train_log_t *log, mq_error_t *err);
 /* The same from a state file already read; name is used in messages. */
-int mq_train_state_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, int64_t *step,
-                             mq_train_log_t *log, mq_error_t *err);
+int mq_train_state_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m,
+                             mq_ckpt_info_t *info, mq_train_log_t *log, mq_error_t *err);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "measure.h"
+#include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/dataset.h"
 #include "miniquant/eval.h"
@@ -244,8 +245,14 @@ static int read_back(const char *path, read_back_t *rb, mq_qmodel_t *q2, int *lo
     int rc = mq_gguf_read(path, &g, err);
     if (rc) return rc;
     rc = mq_export_bytes(g, &rb->bytes, err); /* .file: the size mq_gguf_write wrote */
-    snprintf(rb->linear_type, sizeof rb->linear_type, "%s",
-             tensor_type_name(g, "blk.0.attn_qkv.weight"));
+    /* the first Linear of the architecture the file names (blk.0.attn_qkv, blk.0.attn_q) */
+    mq_gpt_config_t cfg;
+    char first[80] = "?";
+    if (mq_gpt_config_from_gguf(g, path, &cfg, NULL) == MQ_OK) {
+        mq_arch_linear_name(&cfg, 0, first, sizeof first - 8);
+        strcat(first, ".weight");
+    }
+    snprintf(rb->linear_type, sizeof rb->linear_type, "%s", tensor_type_name(g, first));
     snprintf(rb->head_type, sizeof rb->head_type, "%s", tensor_type_name(g, "output.weight"));
     rb->llama_cpp_runs = 1;
     for (int64_t k = 0; k < mq_gguf_n_tensors(g); k++) {

@@ -185,23 +185,29 @@ int cmd_train(int argc, char **argv) {
     mq_corpus_free(&corpus);
     o.tok = tok;
     if (rc == MQ_OK) rc = cli_mkdir_parent(out, &err);
+    char opt_path[4200];
+    snprintf(opt_path, sizeof opt_path, "%s.opt", out);
+    if (rc == MQ_OK && resume && !mq_file_exists(opt_path) && mq_file_exists(out))
+        rc = mq_error_set(&err, MQ_ERR_ARG, "%s: no training state %s beside it, so nothing to "
+                          "resume (train without --resume to start again)", out, opt_path);
+    if (rc == MQ_OK && resume && !mq_file_exists(opt_path)) {
+        fprintf(stderr, "%s: no checkpoint yet; starting at step 0\n", out);
+        resume = 0;
+    }
     if (rc == MQ_OK && resume) {
+        /* the state is the last complete checkpoint, weights included; the model file may lag
+         * one checkpoint behind it after a kill */
         mq_ckpt_info_t info;
-        rc = mq_checkpoint_load(out, &m, NULL, &info, &err);
-        if (rc == MQ_OK && (m.cfg.arch != cfg.arch || m.cfg.n_embd != cfg.n_embd ||
-                            m.cfg.n_layer != cfg.n_layer || m.cfg.vocab_size != cfg.vocab_size ||
-                            m.cfg.n_ctx != cfg.n_ctx || m.cfg.n_ff != cfg.n_ff ||
-                            m.cfg.n_head_kv != cfg.n_head_kv))
-            rc = mq_error_set(&err, MQ_ERR_ARG, "%s: was trained with another configuration than "
-                              "--config %s", out, config);
-        if (rc == MQ_OK) rc = mq_train_state_load(out, &m, &start, &log, &err);
-        if (rc == MQ_OK && start != info.step)
-            rc = mq_error_set(&err, MQ_ERR_FORMAT, "%s is at step %lld but its .opt at %lld", out,
-                              (long long)info.step, (long long)start);
+        rc = mq_gpt_init(&m, &cfg, &err);
+        if (rc == MQ_OK) rc = mq_train_state_load(out, &m, &info, &log, &err);
         if (rc == MQ_OK && info.total_steps != o.steps)
             rc = mq_error_set(&err, MQ_ERR_ARG, "%s: the run was started for %lld steps; resume "
                               "with --steps %lld", out, (long long)info.total_steps,
                               (long long)info.total_steps);
+        if (rc == MQ_OK && info.seed != o.seed)
+            rc = mq_error_set(&err, MQ_ERR_ARG, "%s: the run was started with --seed %llu; "
+                              "resume with it", out, (unsigned long long)info.seed);
+        start = info.step;
         if (rc == MQ_OK)
             fprintf(stderr, "resuming %s at step %lld of %lld\n", out, (long long)start,
                     (long long)o.steps);
@@ -218,8 +224,7 @@ int cmd_train(int argc, char **argv) {
                 (long long)o.steps, o.batch_size, o.seq_len);
         if (start >= o.steps)
             fprintf(stderr, "%s has finished all %lld steps already\n", out, (long long)o.steps);
-        else
-            rc = mq_train(&m, tr.ids, tr.n, va.ids, va.n, &o, start, &log, &err);
+        rc = mq_train(&m, tr.ids, tr.n, va.ids, va.n, &o, start, &log, &err);
     }
     if (rc == MQ_OK) rc = write_curve(out, &m.cfg, &o, &log, &err);
     if (rc == MQ_OK) {

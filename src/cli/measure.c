@@ -171,11 +171,11 @@ void cli_print_categories(const cli_measure_t *res, int n) {
     for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++)
         if (v0->by_category[c].n)
             printf(" %s %.1f", mq_vt_category_name(c), 100 * v0->by_category[c].chance);
-    printf(")\n%-30s", "scheme");
+    printf(")\n%-34s", "scheme");
     for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++)
         if (v0->by_category[c].n)
             printf(" %*s", 18, mq_vt_category_name(c));
-    printf("\n%-30s", "items");
+    printf("\n%-34s", "items");
     for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++)
         if (v0->by_category[c].n) printf(" %18zu", v0->by_category[c].n);
     printf("\n");
@@ -186,7 +186,7 @@ void cli_print_categories(const cli_measure_t *res, int n) {
         char name[48];
         snprintf(name, sizeof name, "%s%s", res[i].scheme.name,
                  res[i].skip_lm_head ? " (lm_head FP32)" : "");
-        printf("%-30s", name);
+        printf("%-34s", name);
         for (int c = 0; c < MQ_VT_NUM_CATEGORIES; c++) {
             if (!v0->by_category[c].n) continue;
             char cell[40];

@@ -1,7 +1,11 @@
 #define _GNU_SOURCE
 #include "miniquant/fileio.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,11 +45,112 @@ int mq_read_file(const char *path, size_t max_bytes, char **out, size_t *len, mq
     return MQ_OK;
 }
 
+/* ---- fault injection ---- */
+
+static mq_fileio_hook_fn fault_hook;
+static void *fault_ctx;
+
+void mq_fileio_set_hook(mq_fileio_hook_fn hook, void *ctx) {
+    fault_hook = hook;
+    fault_ctx = ctx;
+}
+
+static void fault_point(const char *op, const char *path) {
+    if (fault_hook) fault_hook(op, path, fault_ctx);
+}
+
+/* ---- orphaned temporary files ---- */
+
+/* 1 when name is "<base>.tmp.<pid>.XXXXXX" (mkstemp's six characters) and sets *pid. */
+static int orphan_name(const char *name, const char *base, long *pid) {
+    size_t nb = strlen(base);
+    if (strncmp(name, base, nb) != 0 || strncmp(name + nb, ".tmp.", 5) != 0) return 0;
+    const char *p = name + nb + 5;
+    char *end;
+    if (*p < '1' || *p > '9') return 0;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (errno || *end != '.' || strlen(end + 1) != 6) return 0;
+    for (const char *c = end + 1; *c; c++)
+        if (!isalnum((unsigned char)*c)) return 0;
+    *pid = v;
+    return 1;
+}
+
+/* The folder of path ("." when it names none) into dir. */
+static void folder_of(const char *path, char *dir, size_t n) {
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == path)
+        snprintf(dir, n, "/");
+    else
+        snprintf(dir, n, "%.*s", (int)(slash - path), path);
+}
+
+int mq_atomic_remove_orphans(const char *path) {
+    char dir[4096];
+    folder_of(path, dir, sizeof dir);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!*base) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        if (!orphan_name(e->d_name, base, &pid)) continue;
+        /* a live process (or one of another user, EPERM) may still be writing it */
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char full[8300];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+/* ---- the temporary file, written through the fault hook ---- */
+
+typedef struct cookie {
+    int fd;
+    char path[]; /* the destination, for the hook */
+} cookie_t;
+
+/* At most this many bytes per write(2): each is a step the fault hook sees. */
+enum { WRITE_CHUNK = 1 << 20 };
+
+static ssize_t cookie_write(void *c, const char *buf, size_t n) {
+    cookie_t *k = c;
+    size_t done = 0;
+    while (done < n) {
+        size_t chunk = n - done < WRITE_CHUNK ? n - done : WRITE_CHUNK;
+        fault_point("write", k->path);
+        ssize_t w = write(k->fd, buf + done, chunk);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return done ? (ssize_t)done : -1;
+        done += (size_t)w;
+    }
+    return (ssize_t)n;
+}
+
+static int cookie_close(void *c) {
+    cookie_t *k = c;
+    int rc = close(k->fd);
+    free(k);
+    return rc;
+}
+
 int mq_atomic_open(mq_atomic_file_t *f, const char *path, mq_error_t *err) {
     memset(f, 0, sizeof *f);
+    f->fd = -1;
     if (strlen(path) + 32 >= sizeof f->tmp)
         return mq_error_set(err, MQ_ERR_ARG, "%s: path too long", path);
     snprintf(f->path, sizeof f->path, "%s", path);
+    mq_atomic_remove_orphans(path);
+    fault_point("create", path);
     snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
     int fd = mkstemp(f->tmp);
     if (fd < 0) {
@@ -58,36 +163,73 @@ int mq_atomic_open(mq_atomic_file_t *f, const char *path, mq_error_t *err) {
     mode_t um = umask(0);
     umask(um);
     fchmod(fd, 0666 & ~um);
-    f->fp = fdopen(fd, "wb");
+    cookie_t *k = malloc(sizeof *k + strlen(path) + 1);
+    if (k) {
+        k->fd = fd;
+        strcpy(k->path, path);
+    }
+    cookie_io_functions_t io = {.write = cookie_write, .close = cookie_close};
+    f->fp = k ? fopencookie(k, "wb", io) : NULL;
     if (!f->fp) {
-        int e = errno;
+        free(k);
         close(fd);
         unlink(f->tmp);
         f->tmp[0] = '\0';
-        return mq_error_set(err, MQ_ERR_IO, "%s: fdopen: %s", path, strerror(e));
+        return mq_error_set(err, MQ_ERR_NOMEM, "%s: cannot open a stream", path);
     }
+    setvbuf(f->fp, NULL, _IOFBF, WRITE_CHUNK);
+    f->fd = fd;
     return MQ_OK;
 }
 
-int mq_atomic_commit(mq_atomic_file_t *f, mq_error_t *err) {
-    if (!f->fp) return mq_error_set(err, MQ_ERR_ARG, "%s: file is not open", f->path);
-    int bad = ferror(f->fp) || fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0;
-    int e = errno;
-    if (fclose(f->fp) != 0) bad = 1;
-    f->fp = NULL;
-    if (bad) {
-        unlink(f->tmp);
-        f->tmp[0] = '\0';
-        return mq_error_set(err, MQ_ERR_IO, "%s: write failed: %s", f->path, strerror(e));
-    }
-    if (rename(f->tmp, f->path) != 0) {
-        e = errno;
-        unlink(f->tmp);
-        f->tmp[0] = '\0';
-        return mq_error_set(err, MQ_ERR_IO, "%s: cannot rename into place: %s", f->path,
-                            strerror(e));
-    }
+/* fsync of the folder holding path, so that a rename into it is on disk. */
+static int sync_folder(const char *path) {
+    char dir[4096];
+    folder_of(path, dir, sizeof dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    /* some file systems cannot sync a folder; the rename itself has happened */
+    if (rc != 0 && (errno == EINVAL || errno == ENOTSUP)) rc = 0;
+    close(fd);
+    return rc;
+}
+
+static int commit_fail(mq_atomic_file_t *f, mq_error_t *err, const char *what, int e) {
+    unlink(f->tmp);
     f->tmp[0] = '\0';
+    return mq_error_set(err, MQ_ERR_IO, "%s: %s: %s", f->path, what, strerror(e));
+}
+
+int mq_atomic_commit(mq_atomic_file_t *f, mq_error_t *err) {
+    if (!f->tmp[0]) return mq_error_set(err, MQ_ERR_ARG, "%s: file is not open", f->path);
+    int e = 0;
+    if (f->fp) {
+        int bad = ferror(f->fp) || fflush(f->fp) != 0;
+        if (bad) e = errno ? errno : EIO;
+        if (!bad) fault_point("fsync", f->path);
+        if (!bad && fsync(f->fd) != 0) bad = 1, e = errno;
+        if (fclose(f->fp) != 0 && !bad) bad = 1, e = errno;
+        f->fp = NULL;
+        f->fd = -1;
+        if (bad) return commit_fail(f, err, "write failed", e);
+    } else { /* written by another program: synced by name */
+        int fd = open(f->tmp, O_RDONLY);
+        fault_point("fsync", f->path);
+        if (fd < 0 || fsync(fd) != 0) {
+            e = errno;
+            if (fd >= 0) close(fd);
+            return commit_fail(f, err, "cannot sync the written file", e);
+        }
+        close(fd);
+    }
+    fault_point("rename", f->path);
+    if (rename(f->tmp, f->path) != 0) return commit_fail(f, err, "cannot rename into place", errno);
+    f->tmp[0] = '\0';
+    fault_point("dirsync", f->path);
+    if (sync_folder(f->path) != 0)
+        return mq_error_set(err, MQ_ERR_IO, "%s: written, but its folder cannot be synced: %s",
+                            f->path, strerror(errno));
     return MQ_OK;
 }
 
@@ -95,6 +237,7 @@ void mq_atomic_abort(mq_atomic_file_t *f) {
     if (f->fp) {
         fclose(f->fp);
         f->fp = NULL;
+        f->fd = -1;
     }
     if (f->tmp[0]) {
         unlink(f->tmp);

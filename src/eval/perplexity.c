@@ -165,6 +165,11 @@ int mq_perplexity_windows(mq_gpt_t *m, const int32_t *tokens, size_t n,
     free(win);
     free(inp);
     free(nll);
+    if (rc == MQ_OK && !isfinite(sum))
+        rc = mq_error_set(err, MQ_ERR_FORMAT,
+                          "%s%sthe loss is %g, not a finite number: the model's outputs "
+                          "overflow or are not numbers",
+                          m->source, m->source[0] ? ": " : "", sum / (double)count);
     if (rc) {
         free(wsum);
         free(wcount);

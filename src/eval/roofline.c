@@ -525,8 +525,8 @@ int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_
     mq_strbuf_printf(&s, "P = %.6g\nBd = %.6g\nBc = %.6g\nS = %.6g\nmin(a, b) = a < b ? a : b\n", P,
                      Bd, Bc, c->sgemm_gflops);
     mq_strbuf_printf(&s,
-                     "set title \"Roofline of this machine (%d threads) and one MiniGPT decode "
-                     "step per scheme%s%s\" font ',13'\n",
+                     "set title \"Roofline of this machine (%d threads) and one decode step of "
+                     "the model per scheme%s%s\" font ',13'\n",
                      c->threads, sub[0] ? "\\n" : "", sub);
     mq_strbuf_printf(&s,
                      "set lmargin at screen %g\nset rmargin at screen %g\n"

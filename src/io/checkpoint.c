@@ -1,5 +1,6 @@
 #include "miniquant/checkpoint.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,15 @@ int mq_gpt_to_gguf(const mq_gpt_t *m, const mq_tokenizer_t *tok, const mq_ckpt_i
         for (int l = 0; l < nl; l++) {
             char name[64];
             mq_arch_tensor_name(c, p, l, name, sizeof name);
+            /* one policy with the loader's: no tensor holds a value that is not finite */
+            const float *v = params[p] + (size_t)l * slice;
+            for (size_t k = 0; k < slice; k++)
+                if (!isfinite(v[k]))
+                    return mq_error_set(err, MQ_ERR_ARG,
+                                        "%s: tensor %s element (%zu, %zu) is %g, not a finite "
+                                        "number",
+                                        m->source[0] ? m->source : "the model", name,
+                                        k / (size_t)cols, k % (size_t)cols, (double)v[k]);
             int64_t ne[2] = {cols, rows};
             rc = mq_gguf_add_tensor(g, name, MQ_GGML_F32, rows ? 2 : 1, ne,
                                     params[p] + (size_t)l * slice, err);
@@ -199,6 +209,7 @@ int mq_gpt_from_gguf(const mq_gguf_t *g, const char *name, mq_gpt_t *m, mq_error
     if ((rc = mq_qmodel_from_gguf_borrowed(g, name, &q, err))) return rc;
     rc = mq_qmodel_dequantize(&q, m, err);
     mq_qmodel_free(&q);
+    if (rc == MQ_OK) snprintf(m->source, sizeof m->source, "%s", name);
     return rc;
 }
 
@@ -207,6 +218,7 @@ int mq_checkpoint_save(const char *path, const mq_gpt_t *m, const mq_tokenizer_t
     mq_gguf_t *g = mq_gguf_new();
     if (!g) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     int rc = mq_gpt_to_gguf(m, tok, info, g, err);
+    if (rc) mq_error_prefix(err, "%s: not written", path);
     if (rc == MQ_OK) rc = mq_gguf_write(g, path, err);
     mq_gguf_free(g);
     return rc;

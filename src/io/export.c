@@ -9,6 +9,7 @@
 #include "miniquant/export.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,16 @@ int mq_qmodel_to_gguf(const mq_gpt_t *m, const mq_qmodel_t *q, const mq_tokenize
                     break;
                 }
                 mq_fp32_to_fp16_row(t->data, (mq_fp16_t *)half_buf, n);
+                const mq_fp16_t *h = (const mq_fp16_t *)half_buf;
+                for (size_t k = 0; k < n && rc == MQ_OK; k++)
+                    if ((h[k] & 0x7c00u) == 0x7c00u)
+                        rc = mq_error_set(err, MQ_ERR_ARG,
+                                          "%s: tensor %s element (%zu, %zu) is %g, beyond FP16's "
+                                          "65504 (the scheme stores it as f16)",
+                                          m->source[0] ? m->source : "the model", name,
+                                          k / (size_t)t->ne[0], k % (size_t)t->ne[0],
+                                          (double)((const float *)t->data)[k]);
+                if (rc) break;
                 rc = mq_gguf_add_tensor(g, name, MQ_GGML_F16, t->n_dims, t->ne, half_buf, err);
             } else {
                 rc = mq_gguf_add_tensor(g, name, MQ_GGML_F32, t->n_dims, t->ne, t->data, err);
@@ -614,6 +625,66 @@ static void bias_copies(mq_qmodel_t *q) {
     }
 }
 
+/* The first of n values that is not a finite number, or n. */
+static size_t first_not_finite(const float *v, size_t n) {
+    size_t k = 0;
+    while (k < n && isfinite(v[k]))
+        k++;
+    return k;
+}
+
+static int not_finite(const char *file, const char *tensor, size_t row, size_t col, float v,
+                      mq_error_t *err) {
+    return mq_error_set(err, MQ_ERR_FORMAT,
+                        "%s: tensor %s element (%zu, %zu) is %g, not a finite number", file,
+                        tensor, row, col, (double)v);
+}
+
+/* One policy for every tensor read (Linear, embedding, norm, bias): each value, as decoded, is a
+ * finite number. A scale of Inf or NaN in a block shows here as the values it multiplies. */
+static int all_finite(const loading_t *ld, const mq_qmodel_t *q, mq_error_t *err) {
+    const mq_gpt_t *m = q->model;
+    const mq_gpt_config_t *c = &m->cfg;
+    float *const *params = (float *const *)&m->params;
+    char name[64];
+    for (int p = 0; p < MQ_NUM_PARAMS; p++) {
+        if (!mq_arch(c->arch)->tensor[p].gguf || mq_arch_is_linear_weight(c, p)) continue;
+        int64_t rows, cols;
+        mq_arch_param_shape(c, p, &rows, &cols);
+        size_t slice = (size_t)(rows ? rows : 1) * (size_t)cols;
+        for (int l = 0; l < (is_stacked(c, p) ? c->n_layer : 1); l++) {
+            const float *v = params[p] + (size_t)l * slice;
+            size_t k = first_not_finite(v, slice);
+            if (k == slice) continue;
+            mq_arch_tensor_name(c, p, l, name, sizeof name);
+            return not_finite(ld->file, name, k / (size_t)cols, k % (size_t)cols, v[k], err);
+        }
+    }
+    float *row = NULL;
+    for (int i = 0; i < q->n_linear; i++) {
+        const mq_qweight_t *w = &q->ql[i].w;
+        float *grown = realloc(row, (size_t)w->cols * sizeof *row);
+        if (!grown) {
+            free(row);
+            return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+        }
+        row = grown;
+        for (int r = 0; r < w->rows; r++) {
+            mq_qweight_dequantize_row(w, r, row);
+            size_t k = first_not_finite(row, (size_t)w->cols);
+            if (k == (size_t)w->cols) continue;
+            mq_qmodel_linear_name(c, i, name, sizeof name);
+            char tensor[80];
+            snprintf(tensor, sizeof tensor, "%s.weight", name);
+            int rc = not_finite(ld->file, tensor, (size_t)r, k, row[k], err);
+            free(row);
+            return rc;
+        }
+    }
+    free(row);
+    return MQ_OK;
+}
+
 static int from_gguf(const mq_gguf_t *g, const char *name, int borrow, mq_qmodel_t *q,
                      mq_error_t *err) {
     memset(q, 0, sizeof *q);
@@ -636,6 +707,8 @@ static int from_gguf(const mq_gguf_t *g, const char *name, int borrow, mq_qmodel
     if (!ld.seen) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     if (rc == MQ_OK) rc = load_tensors(&ld, q, err);
     if (rc == MQ_OK) bias_copies(q);
+    if (rc == MQ_OK) rc = all_finite(&ld, q, err);
+    if (rc == MQ_OK) snprintf(q->model->source, sizeof q->model->source, "%s", name);
     free(ld.seen);
     free(ld.linear_schemes);
     if (rc) {

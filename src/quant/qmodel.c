@@ -1,5 +1,6 @@
 #include "miniquant/qmodel.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,7 @@ int mq_qmodel_set_embd(mq_qmodel_t *q, const mq_scheme_t *s, mq_error_t *err) {
     const mq_gpt_config_t *c = &q->model->cfg;
     mq_qweight_t w;
     int rc = mq_qweight_quantize(&w, s, q->model->params.wte, c->vocab_size, c->n_embd, err);
+    if (rc && q->model->source[0]) return mq_error_prefix(err, "%s: token_embd", q->model->source);
     if (rc) return mq_error_prefix(err, "token_embd");
     mq_qweight_free(&q->embd);
     q->embd = w;
@@ -125,6 +127,7 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
     int rc = mq_qmodel_init(q, &m->cfg, r ? &r->linear[0] : s, err);
     if (rc) return rc;
     if (r) snprintf(q->recipe, sizeof q->recipe, "%s", r->name);
+    snprintf(q->model->source, sizeof q->model->source, "%s", m->source);
     q->skip_lm_head = opts->skip_lm_head;
     /* the non-Linear parameters, as this scheme stores them */
     float **dst = (float **)&q->model->params, *const *src = (float *const *)&m->params;
@@ -136,10 +139,23 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
         size_t n0 = r ? m->param_sizes[MQ_P_WTE] : 0;
         size_t n = m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE];
         float *e = q->model->params.wte;
-        for (size_t k = n0; k < n; k++)
+        for (size_t k = n0; k < n && rc == MQ_OK; k++) {
             e[k] = mq_round_fp16(e[k]);
+            if (!isfinite(e[k])) {
+                int wpe = k >= m->param_sizes[MQ_P_WTE];
+                size_t at = wpe ? k - m->param_sizes[MQ_P_WTE] : k;
+                char name[64];
+                mq_arch_tensor_name(&m->cfg, wpe ? MQ_P_WPE : MQ_P_WTE, 0, name, sizeof name);
+                rc = mq_error_set(err, MQ_ERR_ARG,
+                                  "%s: tensor %s element (%zu, %zu) is %g, beyond FP16's 65504 "
+                                  "(scheme %s stores it as f16)",
+                                  m->source[0] ? m->source : "the model", name,
+                                  at / (size_t)m->cfg.n_embd, at % (size_t)m->cfg.n_embd,
+                                  (double)src[MQ_P_WTE][k], q->scheme.name);
+            }
+        }
     }
-    if (r && !opts->keep_embeddings) rc = mq_qmodel_set_embd(q, &r->embd, err);
+    if (rc == MQ_OK && r && !opts->keep_embeddings) rc = mq_qmodel_set_embd(q, &r->embd, err);
     for (int i = 0; i < q->n_linear && rc == MQ_OK; i++) {
         int is_head = mq_qmodel_linear_id(&m->cfg, i).param == MQ_P_LMW;
         if (opts->only == -2 || (opts->only >= 0 && i != opts->only) ||
@@ -157,7 +173,10 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
         if (rc) {
             char name[64];
             mq_qmodel_linear_name(&m->cfg, i, name, sizeof name);
-            mq_error_prefix(err, "%s", name);
+            if (m->source[0])
+                mq_error_prefix(err, "%s: %s", m->source, name);
+            else
+                mq_error_prefix(err, "%s", name);
         }
     }
     if (rc) {

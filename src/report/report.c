@@ -2,7 +2,6 @@
 #include "miniquant/report.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,8 +83,9 @@ int mq_plot_png(const char *png_path, int width, int height, const char *script,
     mq_atomic_file_t out;
     int rc = mq_atomic_open(&out, png_path, err);
     if (rc) return rc;
-    fclose(out.fp);
+    fclose(out.fp); /* gnuplot writes the temporary file by its name */
     out.fp = NULL;
+    out.fd = -1;
     char script_path[] = "/tmp/miniquant-plot-XXXXXX";
     int fd = mkstemp(script_path);
     if (fd < 0) {
@@ -141,21 +141,8 @@ int mq_plot_png(const char *png_path, int width, int height, const char *script,
             if (*c == '\n') *c = ' ';
         return mq_error_set(err, MQ_ERR_IO, "%s: gnuplot failed: %s", png_path, msg);
     }
-    /* as mq_atomic_commit does: the picture is on disk before its name is */
-    int fd_png = open(out.tmp, O_RDONLY);
-    if (fd_png < 0 || fsync(fd_png) != 0) {
-        if (fd_png >= 0) close(fd_png);
-        mq_atomic_abort(&out);
-        return mq_error_set(err, MQ_ERR_IO, "%s: gnuplot wrote no file", png_path);
-    }
-    close(fd_png);
-    if (rename(out.tmp, out.path) != 0) {
-        mq_atomic_abort(&out);
-        return mq_error_set(err, MQ_ERR_IO, "%s: cannot rename into place: %s", png_path,
-                            strerror(errno));
-    }
-    out.tmp[0] = '\0';
-    return MQ_OK;
+    /* the picture is on disk before its name is, and its name before this returns */
+    return mq_atomic_commit(&out, err);
 }
 
 /* ---------------------------------------------------------------------------------------------

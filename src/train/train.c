@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "miniquant/arch.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/progress.h"
 #include "miniquant/rng.h"
@@ -118,8 +119,10 @@ static int log_val(mq_train_log_t *log, int64_t step, float loss) {
 static int checkpoint(const mq_gpt_t *m, const mq_train_opts_t *o, int64_t step,
                       const mq_train_log_t *log, mq_error_t *err) {
     mq_ckpt_info_t info = {step, o->steps, o->seed, log->seconds};
-    /* The optimizer state goes first: a model file never claims a step whose state is missing. */
-    int rc = mq_train_state_save(o->ckpt_path, m, step, log, err);
+    /* The state, weights included, is the checkpoint and goes first: its rename is the one
+     * commit point. A kill before the model file follows leaves that file one checkpoint
+     * behind, which --resume does not read. */
+    int rc = mq_train_state_save(o->ckpt_path, m, &info, log, err);
     if (rc == MQ_OK) rc = mq_checkpoint_save(o->ckpt_path, m, o->tok, &info, err);
     return rc;
 }
@@ -159,6 +162,12 @@ int mq_train(mq_gpt_t *m, const int32_t *train, size_t n_train, const int32_t *v
     float val_loss = NAN;
     int rc = MQ_OK;
     int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
+    /* resumed where nothing is left to train: the model file, which a kill may have left one
+     * checkpoint behind its state, is written again from it */
+    if (start_step >= end) {
+        if (o->ckpt_path) rc = checkpoint(m, o, start_step, log, err);
+        mq_progress_finish(&pb, "");
+    }
     for (int64_t s = start_step; s < end && rc == MQ_OK; s++) {
         sample_batch(train, n_train, B, T, o->seed, s, inputs, targets);
         rc = mq_gpt_forward(m, inputs, targets, B, T, err);
@@ -206,8 +215,9 @@ static void state_path(const char *model_path, char *buf, size_t n) {
     snprintf(buf, n, "%s.opt", model_path);
 }
 
-int mq_train_state_save(const char *model_path, const mq_gpt_t *m, int64_t step,
+int mq_train_state_save(const char *model_path, const mq_gpt_t *m, const mq_ckpt_info_t *info,
                         const mq_train_log_t *log, mq_error_t *err) {
+    int64_t step = info->step;
     if (!m->m_memory || !m->v_memory)
         return mq_error_set(err, MQ_ERR_ARG, "no optimizer state to save");
     char path[4200];
@@ -218,7 +228,11 @@ int mq_train_state_save(const char *model_path, const mq_gpt_t *m, int64_t step,
     int rc = mq_gguf_set_str(g, "general.architecture", "miniquant-train-state");
     rc |= mq_gguf_set_i64(g, "miniquant.train.step", step);
     rc |= mq_gguf_set_u64(g, "miniquant.train.num_params", m->num_params);
+    rc |= mq_gguf_set_i64(g, "miniquant.train.total_steps", info->total_steps);
+    rc |= mq_gguf_set_u64(g, "miniquant.train.seed", info->seed);
     rc |= mq_gguf_set_f64(g, "miniquant.train.seconds", log->seconds);
+    rc |= mq_gguf_set_str(g, "miniquant.train.arch", mq_arch(m->cfg.arch)->name);
+    rc |= mq_gguf_set_str(g, "miniquant.train.config", m->cfg.name);
     rc |= mq_gguf_set_arr(g, "miniquant.log.loss", MQ_GGUF_FLOAT32, log->loss, (uint64_t)step);
     rc |= mq_gguf_set_arr(g, "miniquant.log.lr", MQ_GGUF_FLOAT32, log->lr, (uint64_t)step);
     rc |= mq_gguf_set_arr(g, "miniquant.log.grad_norm", MQ_GGUF_FLOAT32, log->grad_norm,
@@ -228,6 +242,8 @@ int mq_train_state_save(const char *model_path, const mq_gpt_t *m, int64_t step,
     rc |= mq_gguf_set_arr(g, "miniquant.log.val_loss", MQ_GGUF_FLOAT32, log->val_loss,
                           (uint64_t)log->n_val);
     if (rc) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+    if (rc == MQ_OK)
+        rc = mq_gguf_add_tensor(g, "weights", MQ_GGML_F32, 1, ne, m->params_memory, err);
     if (rc == MQ_OK) rc = mq_gguf_add_tensor(g, "adamw.m", MQ_GGML_F32, 1, ne, m->m_memory, err);
     if (rc == MQ_OK) rc = mq_gguf_add_tensor(g, "adamw.v", MQ_GGML_F32, 1, ne, m->v_memory, err);
     if (rc == MQ_OK) rc = mq_gguf_write(g, path, err);
@@ -252,27 +268,57 @@ static int get_array(const mq_gguf_t *g, const char *path, const char *key, int 
     return MQ_OK;
 }
 
-int mq_train_state_from_gguf(const mq_gguf_t *g, const char *path, mq_gpt_t *m, int64_t *step,
-                             mq_train_log_t *log, mq_error_t *err) {
+/* The run's architecture and preset, as the state names them, against m's. */
+static int same_config(const mq_gguf_t *g, const char *path, const mq_gpt_t *m,
+                       mq_error_t *err) {
+    mq_gguf_str_t arch, config;
+    int rc = mq_gguf_get_str(g, "miniquant.train.arch", &arch, err);
+    if (rc == MQ_OK) rc = mq_gguf_get_str(g, "miniquant.train.config", &config, err);
+    if (rc) return mq_error_prefix(err, "%s", path);
+    const char *want = mq_arch(m->cfg.arch)->name;
+    if (strcmp(arch.ptr, want) != 0 || strcmp(config.ptr, m->cfg.name) != 0)
+        return mq_error_set(err, MQ_ERR_ARG,
+                            "%s: the state is of a %.32s model of configuration %.32s, not %s %s",
+                            path, arch.ptr, config.ptr, want, m->cfg.name);
+    return MQ_OK;
+}
+
+int mq_train_state_from_gguf(const mq_gguf_t *g, const char *path, mq_gpt_t *m,
+                             mq_ckpt_info_t *info, mq_train_log_t *log, mq_error_t *err) {
     memset(log, 0, sizeof *log);
+    memset(info, 0, sizeof *info);
     uint64_t np = 0;
     int64_t st = 0;
     int rc = mq_gguf_get_i64(g, "miniquant.train.step", &st, err);
     if (rc == MQ_OK) rc = mq_gguf_get_u64(g, "miniquant.train.num_params", &np, err);
+    if (rc == MQ_OK) rc = mq_gguf_get_i64(g, "miniquant.train.total_steps", &info->total_steps, err);
+    if (rc == MQ_OK) rc = mq_gguf_get_u64(g, "miniquant.train.seed", &info->seed, err);
     if (rc == MQ_OK) rc = mq_gguf_get_f64(g, "miniquant.train.seconds", &log->seconds, err);
     if (rc) mq_error_prefix(err, "%s", path);
-    else if (np != m->num_params)
+    if (rc == MQ_OK) rc = same_config(g, path, m, err);
+    if (rc == MQ_OK && np != m->num_params)
         rc = mq_error_set(err, MQ_ERR_FORMAT,
                           "%s: optimizer state for %llu parameters, the model has %zu", path,
                           (unsigned long long)np, m->num_params);
-    else if (st < 0 || st > (int64_t)1 << 40)
-        rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: bad step %lld", path, (long long)st);
-    const mq_gguf_tensor_t *tm = rc ? NULL : mq_gguf_find_tensor(g, "adamw.m");
-    const mq_gguf_tensor_t *tv = rc ? NULL : mq_gguf_find_tensor(g, "adamw.v");
-    if (rc == MQ_OK && (!tm || !tv || tm->type != MQ_GGML_F32 || tv->type != MQ_GGML_F32 ||
-                        tm->nbytes != np * sizeof(float) || tv->nbytes != np * sizeof(float)))
-        rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: adamw.m / adamw.v missing or of the wrong size",
-                          path);
+    else if (rc == MQ_OK && (st < 0 || st > (int64_t)1 << 40 || info->total_steps < st))
+        rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: bad step %lld of %lld", path, (long long)st,
+                          (long long)info->total_steps);
+    const mq_gguf_tensor_t *t[3] = {NULL, NULL, NULL};
+    static const char *const names[3] = {"weights", "adamw.m", "adamw.v"};
+    for (int i = 0; i < 3 && rc == MQ_OK; i++) {
+        t[i] = mq_gguf_find_tensor(g, names[i]);
+        if (!t[i] || t[i]->type != MQ_GGML_F32 || t[i]->nbytes != np * sizeof(float))
+            rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s missing or of the wrong size",
+                              path, names[i]);
+    }
+    for (int i = 0; i < 3 && rc == MQ_OK; i++) {
+        const float *v = t[i]->data;
+        for (uint64_t k = 0; k < np && rc == MQ_OK; k++)
+            if (!isfinite(v[k]))
+                rc = mq_error_set(err, MQ_ERR_FORMAT, "%s: tensor %s element %llu is %g, not a "
+                                  "finite number", path, names[i], (unsigned long long)k,
+                                  (double)v[k]);
+    }
     if (rc == MQ_OK) {
         int64_t nval = -1;
         int t;
@@ -305,24 +351,26 @@ int mq_train_state_from_gguf(const mq_gguf_t *g, const char *path, mq_gpt_t *m, 
         if (!m->m_memory || !m->v_memory) rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     }
     if (rc == MQ_OK) {
-        memcpy(m->m_memory, tm->data, tm->nbytes);
-        memcpy(m->v_memory, tv->data, tv->nbytes);
-        *step = st;
+        memcpy(m->params_memory, t[0]->data, t[0]->nbytes);
+        memcpy(m->m_memory, t[1]->data, t[1]->nbytes);
+        memcpy(m->v_memory, t[2]->data, t[2]->nbytes);
+        info->step = st;
+        info->train_seconds = log->seconds;
     } else {
         mq_train_log_free(log);
     }
     return rc;
 }
 
-int mq_train_state_load(const char *model_path, mq_gpt_t *m, int64_t *step, mq_train_log_t *log,
-                        mq_error_t *err) {
+int mq_train_state_load(const char *model_path, mq_gpt_t *m, mq_ckpt_info_t *info,
+                        mq_train_log_t *log, mq_error_t *err) {
     char path[4200];
     state_path(model_path, path, sizeof path);
     memset(log, 0, sizeof *log);
     mq_gguf_t *g;
     int rc = mq_gguf_read(path, &g, err);
     if (rc) return rc;
-    rc = mq_train_state_from_gguf(g, path, m, step, log, err);
+    rc = mq_train_state_from_gguf(g, path, m, info, log, err);
     mq_gguf_free(g);
     return rc;
 }
