@@ -11,11 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "miniquant/error.h"
 #include "miniquant/gguf.h"
+#include "miniquant/lexicon.h"
 #include "miniquant/progress.h"
 #include "miniquant/tokenizer.h"
 
@@ -123,8 +122,8 @@ static inline mq_tokenizer_t *fuzz_with_specials(const mq_tokenizer_t *t) {
 }
 
 /* A SentencePiece vocabulary made from a learned BPE one: <unk>, <s>, </s>, the 256 byte tokens
- * <0xXX>, U+2581 alone, then every learned token's bytes with spaces as U+2581, scored so that earlier merges
- * rank higher (and every tenth ties with the one before, so ties happen). */
+ * <0xXX>, U+2581 alone, then every learned token's bytes with spaces as U+2581, scored so that
+ * earlier merges rank higher (and every tenth ties with the one before, so ties happen). */
 static inline mq_tokenizer_t *fuzz_spm_tokenizer(const mq_tokenizer_t *bpe) {
     int32_t n = mq_tokenizer_n_vocab(bpe), m = 0;
     const char **tokens = malloc((size_t)(n + 260) * sizeof *tokens);
@@ -175,63 +174,30 @@ static inline mq_tokenizer_t *fuzz_spm_tokenizer(const mq_tokenizer_t *bpe) {
 }
 
 /* Readers of a folder of files (WordNet's): the input holds the files in order, separated by
- * lines "@@@"; each input is written to a folder of the fuzzer's own in /tmp (removed at exit),
- * which the reader then reads. */
+ * lines "@@@" (missing parts are empty files); the reader reads them from memory, named as in
+ * the folder, under the folder name FUZZ_NAME. */
 #define FUZZ_SEPARATOR "\n@@@\n"
 #define FUZZ_MAX_FILES 16
-typedef struct fuzz_folder {
-    char dir[64];
-    const char *const *files;
-    int n_files;
-} fuzz_folder_t;
 
-static inline fuzz_folder_t *fuzz_folder(void) {
-    static fuzz_folder_t f = {"/tmp/" FUZZ_NAME "-XXXXXX", NULL, 0};
-    return &f;
-}
-
-static inline void fuzz_folder_remove(void) {
-    fuzz_folder_t *f = fuzz_folder();
-    char path[128];
-    for (int k = 0; k < f->n_files; k++) {
-        snprintf(path, sizeof path, "%s/%s", f->dir, f->files[k]);
-        unlink(path);
-    }
-    rmdir(f->dir);
-}
-
-/* Creates the folder for n files named files[0 .. n). */
-static inline const char *fuzz_folder_create(const char *const *files, int n) {
-    fuzz_folder_t *f = fuzz_folder();
-    FUZZ_CHECK(n > 0 && n <= FUZZ_MAX_FILES && mkdtemp(f->dir) != NULL,
-               "cannot create a folder in /tmp");
-    f->files = files;
-    f->n_files = n;
-    atexit(fuzz_folder_remove);
-    return f->dir;
-}
-
-/* Writes the input's parts as the folder's files (missing parts as empty files). */
-static inline void fuzz_folder_write(const uint8_t *data, size_t size) {
-    fuzz_folder_t *f = fuzz_folder();
+/* Splits the input into the n files named names[0 .. n); files[] must hold n entries. */
+static inline mq_wordnet_t fuzz_wordnet_split(const uint8_t *data, size_t size,
+                                              const char *const *names, int n,
+                                              mq_wn_file_t *files) {
+    FUZZ_CHECK(n > 0 && n <= FUZZ_MAX_FILES, "%d files", n);
     const size_t sep_len = sizeof FUZZ_SEPARATOR - 1;
     const uint8_t *p = data, *end = data + size;
-    for (int k = 0; k < f->n_files; k++) {
+    for (int k = 0; k < n; k++) {
         const uint8_t *stop = end;
-        if (k < f->n_files - 1)
+        if (k < n - 1)
             for (const uint8_t *q = p; q + sep_len <= end; q++)
                 if (!memcmp(q, FUZZ_SEPARATOR, sep_len)) {
                     stop = q;
                     break;
                 }
-        char path[128];
-        snprintf(path, sizeof path, "%s/%s", f->dir, f->files[k]);
-        FILE *fp = fopen(path, "wb");
-        size_t n = (size_t)(stop - p);
-        FUZZ_CHECK(fp && (n == 0 || fwrite(p, 1, n, fp) == n) && fclose(fp) == 0,
-                   "cannot write %s", path);
+        files[k] = (mq_wn_file_t){names[k], (const char *)p, (size_t)(stop - p)};
         p = stop < end ? stop + sep_len : end;
     }
+    return (mq_wordnet_t){.dir = FUZZ_NAME, .files = files, .n_files = (size_t)n};
 }
 
 #endif

@@ -1,29 +1,27 @@
 /* The verb lexicon's readers (WordNet's index.verb, verb.exc and cntlist.rev, through
  * mq_verb_lexicon_load) on arbitrary bytes.
  *
- * The input holds the three files in that order, separated by lines "@@@"; they are written to
- * a folder of their own, which the lexicon reads. A lexicon that loads must give every lemma's
+ * The input holds the three files in that order, separated by lines "@@@", which the lexicon
+ * reads from memory. A lexicon that loads must give every lemma's
  * paradigm as five non-empty forms. */
 #include "fuzz.h"
 #include "miniquant/lexicon.h"
 
 static const char *const FILES[3] = {"index.verb", "verb.exc", "cntlist.rev"};
 
-static const char *dir; /* the folder the files are written to */
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     fuzz_quiet();
-    dir = fuzz_folder_create(FILES, (int)(sizeof FILES / sizeof FILES[0]));
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_folder_write(data, size);
+    mq_wn_file_t files[3];
+    mq_wordnet_t wn = fuzz_wordnet_split(data, size, FILES, 3, files);
     mq_verb_lexicon_t *lx = NULL;
     mq_error_t err = {0};
-    int rc = mq_verb_lexicon_load(dir, NULL, &lx, &err);
+    int rc = mq_verb_lexicon_read(&wn, NULL, &lx, &err);
     if (rc) {
         fuzz_check_refusal(rc, &err, FUZZ_NAME);
         FUZZ_CHECK(lx == NULL, "a refused lexicon was returned");

@@ -4,31 +4,28 @@
  * index.adj, noun.exc, adj.exc, cntlist.rev and data.noun through mq_wordclass_load).
  *
  * The input holds index.verb, verb.exc, cntlist.rev, data.verb, index.noun, index.adj,
- * noun.exc, adj.exc and data.noun in that order, separated by lines "@@@"; they are written to a
- * folder of their own, which the readers read. What loads must answer queries: every common
+ * noun.exc, adj.exc and data.noun in that order, separated by lines "@@@", which the readers
+ * read from memory. What loads must answer queries: every common
  * noun has a non-empty singular and plural, spelled apart, and every plural the rules give is
  * non-empty. */
 #include "fuzz.h"
 #include "miniquant/lexicon.h"
 #include "miniquant/wordclass.h"
 
-static const char *const FILES[9] = {"index.verb", "verb.exc",  "cntlist.rev",
-                                           "data.verb",  "index.noun", "index.adj",
-                                           "noun.exc",   "adj.exc",   "data.noun"};
-
-static const char *dir; /* the folder the files are written to */
+static const char *const FILES[9] = {"index.verb", "verb.exc",   "cntlist.rev",
+                                     "data.verb",  "index.noun", "index.adj",
+                                     "noun.exc",   "adj.exc",    "data.noun"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     fuzz_quiet();
-    dir = fuzz_folder_create(FILES, (int)(sizeof FILES / sizeof FILES[0]));
     return 0;
 }
 
 static void check_word_classes(const mq_wordclass_t *wc) {
-    static const char *const WORDS[] = {"box", "boxes", "child", "children", "open", "lower",
-                                        "teacher", "walks", "a", "zz"};
+    static const char *const WORDS[] = {"box",   "boxes",   "child", "children", "open",
+                                        "lower", "teacher", "walks", "a",        "zz"};
     char buf[128];
     for (size_t i = 0; i < sizeof WORDS / sizeof WORDS[0]; i++) {
         (void)mq_wordclass_of(wc, WORDS[i], strlen(WORDS[i]));
@@ -48,12 +45,13 @@ static void check_word_classes(const mq_wordclass_t *wc) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    fuzz_folder_write(data, size);
+    mq_wn_file_t files[9];
+    mq_wordnet_t wn = fuzz_wordnet_split(data, size, FILES, 9, files);
     mq_error_t err = {0};
     mq_verb_lexicon_t *lx = NULL;
-    int rc = mq_verb_lexicon_load(dir, NULL, &lx, &err);
+    int rc = mq_verb_lexicon_read(&wn, NULL, &lx, &err);
     if (rc == MQ_OK) {
-        rc = mq_verb_lexicon_load_frames(lx, dir, &err);
+        rc = mq_verb_lexicon_read_frames(lx, &wn, &err);
         if (rc) fuzz_check_refusal(rc, &err, FUZZ_NAME);
         mq_verb_lexicon_free(lx);
     } else {
@@ -61,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     mq_wordclass_t *wc = NULL;
     err = (mq_error_t){0};
-    rc = mq_wordclass_load(dir, &wc, &err);
+    rc = mq_wordclass_read(&wn, &wc, &err);
     if (rc) {
         fuzz_check_refusal(rc, &err, FUZZ_NAME);
         FUZZ_CHECK(wc == NULL, "a refused word-class table was returned");

@@ -367,7 +367,7 @@ Test(cli_help, every_command_prints_its_help_and_the_scheme_grammar_where_it_tak
     } CMDS[] = {{"run", 0},      {"corpus", 0},   {"tokenizer", 0},  {"train", 0},
                 {"quantize", 1}, {"pairs", 0},    {"experiment", 0}, {"eval", 1},
                 {"export", 1},   {"sweep", 1},    {"bench", 0},      {"roofline", 1},
-                {"gptq-toy", 0},   {"synth", 0}};
+                {"gptq-toy", 0},   {"synth", 0},      {"generate", 1}};
     static char out[65536];
     for (size_t i = 0; i < sizeof CMDS / sizeof CMDS[0]; i++) {
         char args[128];

@@ -294,8 +294,8 @@ static const char *const SENTS[] = {
     "he walked to the store",
     "he walks to the store",
     "the cat sat on the mat",
-    "they were walking home when it started to rain on the hills and the dog ran to the store "
-    "every morning",
+    ("they were walking home when it started to rain on the hills and the dog ran to the store "
+     "every morning"),
     "",
     "x",
     "we have gone home",

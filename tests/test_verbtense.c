@@ -234,6 +234,85 @@ static mq_wordclass_t *fixture_wordclass(void) {
     return wc;
 }
 
+/* The fixture's WordNet files read into memory, as mq_wordnet_t names them. */
+static const char *const MEM_FILES[] = {"index.verb", "verb.exc",   "cntlist.rev",
+                                        "data.verb",  "index.noun", "index.adj",
+                                        "noun.exc",   "adj.exc",    "data.noun"};
+#define N_MEM_FILES (sizeof MEM_FILES / sizeof MEM_FILES[0])
+
+static mq_wordnet_t memory_wordnet(mq_wn_file_t files[N_MEM_FILES], char *texts[N_MEM_FILES]) {
+    mq_error_t err = {0};
+    for (size_t f = 0; f < N_MEM_FILES; f++) {
+        char path[512];
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", WORDNET, MEM_FILES[f]);
+        cr_assert_eq(mq_read_file(path, 1 << 24, &texts[f], &len, &err), MQ_OK, "%s", err.msg);
+        files[f] = (mq_wn_file_t){MEM_FILES[f], texts[f], len};
+    }
+    return (mq_wordnet_t){.dir = "memory", .files = files, .n_files = N_MEM_FILES};
+}
+
+Test(verbtense, wordnet_read_from_memory_as_from_the_folder) {
+    mq_wn_file_t files[N_MEM_FILES];
+    char *texts[N_MEM_FILES];
+    mq_wordnet_t wn = memory_wordnet(files, texts);
+    mq_error_t err = {0};
+    mq_verb_lexicon_t *mem = NULL, *disk = fixture_lexicon(NULL);
+    cr_assert_eq(mq_verb_lexicon_read(&wn, NULL, &mem, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_verb_lexicon_read_frames(mem, &wn, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_verb_lexicon_load_frames(disk, WORDNET, &err), MQ_OK, "%s", err.msg);
+    cr_assert_eq(mq_verb_lexicon_size(mem), mq_verb_lexicon_size(disk));
+    cr_assert_gt(mq_verb_lexicon_size(mem), 10);
+    for (uint32_t id = 0; id < mq_verb_lexicon_size(mem); id++) {
+        mq_verb_lemma_t a, b;
+        mq_verb_lexicon_lemma(mem, id, &a);
+        mq_verb_lexicon_lemma(disk, id, &b);
+        cr_expect_str_eq(a.lemma, b.lemma);
+        for (int i = 0; i < MQ_NUM_INFL; i++)
+            cr_expect_str_eq(a.forms[i], b.forms[i], "%s: form %d", a.lemma, i);
+        cr_expect(a.n_verb == b.n_verb && a.n_noun == b.n_noun && a.n_adj == b.n_adj &&
+                      a.frames_first == b.frames_first && a.frames_any == b.frames_any &&
+                      a.lexfile_first == b.lexfile_first,
+                  "%s: counts or frames differ", a.lemma);
+    }
+    mq_verb_lexicon_free(mem);
+    mq_verb_lexicon_free(disk);
+
+    mq_wordclass_t *wm = NULL, *wd = fixture_wordclass();
+    cr_assert_eq(mq_wordclass_read(&wn, &wm, &err), MQ_OK, "%s", err.msg);
+    static const uint32_t LEXFILES[] = {MQ_LEX_NOUN_ARTIFACT, MQ_LEX_NOUN_PERSON};
+    for (size_t k = 0; k < 2; k++) {
+        const mq_common_noun_t *a, *b;
+        size_t n = mq_wordclass_common_nouns(wm, LEXFILES[k], &a);
+        cr_assert_eq(n, mq_wordclass_common_nouns(wd, LEXFILES[k], &b));
+        cr_expect_gt(n, 0);
+        for (size_t i = 0; i < n; i++) {
+            cr_expect_str_eq(a[i].singular, b[i].singular);
+            cr_expect_str_eq(a[i].plural, b[i].plural);
+            cr_expect_eq(mq_wordclass_of(wm, a[i].singular, strlen(a[i].singular)),
+                         mq_wordclass_of(wd, b[i].singular, strlen(b[i].singular)));
+        }
+    }
+    mq_wordclass_free(wm);
+    mq_wordclass_free(wd);
+
+    /* a file missing from memory, and a malformed one: named as "<dir>/<file>" */
+    wn.n_files = 2; /* no cntlist.rev */
+    cr_expect_eq(mq_verb_lexicon_read(&wn, NULL, &mem, &err), MQ_ERR_IO);
+    cr_expect(strstr(err.msg, "memory/cntlist.rev: not found"), "%s", err.msg);
+    cr_expect_null(mem);
+    wn.n_files = N_MEM_FILES;
+    files[1] = (mq_wn_file_t){"verb.exc", "walked walk\nwalked\n", 19};
+    cr_expect_eq(mq_verb_lexicon_read(&wn, NULL, &mem, &err), MQ_ERR_FORMAT);
+    cr_expect(strstr(err.msg, "memory/verb.exc: line 2:"), "%s", err.msg);
+    files[1] = (mq_wn_file_t){"verb.exc", "wal\0ked walk\n", 13};
+    cr_expect_eq(mq_verb_lexicon_read(&wn, NULL, &mem, &err), MQ_ERR_FORMAT);
+    cr_expect(strstr(err.msg, "memory/verb.exc: line 1: NUL byte"), "%s", err.msg);
+    cr_expect_null(mem);
+    for (size_t f = 0; f < N_MEM_FILES; f++)
+        free(texts[f]);
+}
+
 Test(verbtense, wordclass_tells_nouns_plurals_and_adjectives) {
     mq_wordclass_t *wc = fixture_wordclass();
     static const struct {

@@ -49,9 +49,26 @@ int mq_word_in_list(const char *w, const char *const *list, size_t n);
 
 typedef struct mq_verb_lexicon mq_verb_lexicon_t;
 
+/* Where WordNet's files are read from: the folder dir (MQ_WORDNET_DIR when NULL), or, when
+ * files is set, the n_files files held in memory, each named as in the folder ("index.verb";
+ * one that is not there is missing) and called "<dir>/<name>" in messages. */
+typedef struct mq_wn_file {
+    const char *name;
+    const char *data;
+    size_t len;
+} mq_wn_file_t;
+typedef struct mq_wordnet {
+    const char *dir;
+    const mq_wn_file_t *files;
+    size_t n_files;
+} mq_wordnet_t;
+
 /* Loads index.verb, verb.exc and cntlist.rev from dir (MQ_WORDNET_DIR when NULL). freq (may be
  * NULL) is the corpus whose word counts choose among spellings; without it, verb.exc's wins. */
 int mq_verb_lexicon_load(const char *dir, const mq_corpus_t *freq, mq_verb_lexicon_t **out,
+                         mq_error_t *err);
+/* The same from wn's folder or memory. */
+int mq_verb_lexicon_read(const mq_wordnet_t *wn, const mq_corpus_t *freq, mq_verb_lexicon_t **out,
                          mq_error_t *err);
 void mq_verb_lexicon_free(mq_verb_lexicon_t *lx);
 size_t mq_verb_lexicon_size(const mq_verb_lexicon_t *lx);
@@ -89,6 +106,7 @@ int mq_verb_lexicon_id(const mq_verb_lexicon_t *lx, const char *lemma, uint32_t 
  * NULL). MQ_ERR_IO for a missing file, MQ_ERR_FORMAT ("<file>: line N: ...") for a malformed
  * line, a synset that index.verb names and data.verb lacks or that does not list the lemma. */
 int mq_verb_lexicon_load_frames(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err);
+int mq_verb_lexicon_read_frames(mq_verb_lexicon_t *lx, const mq_wordnet_t *wn, mq_error_t *err);
 
 /* The verb that a lowercase word w[0..n) is a recognised form of: 1 with *lemma (its id) and
  * *slots (the MQ_INFL_* the form fills); 0 when the word is no verb form; -1 when it is a form

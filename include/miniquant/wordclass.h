@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "miniquant/error.h"
+#include "miniquant/lexicon.h"
 
 enum {
     MQ_WORD_NOUN = 1 << 0,   /* a noun lemma: box, walking, glasses */
@@ -39,6 +40,8 @@ typedef struct mq_wordclass mq_wordclass_t;
 
 /* Loads the six files from dir (MQ_WORDNET_DIR when NULL). */
 int mq_wordclass_load(const char *dir, mq_wordclass_t **out, mq_error_t *err);
+/* The same from wn's folder or memory (lexicon.h). */
+int mq_wordclass_read(const mq_wordnet_t *wn, mq_wordclass_t **out, mq_error_t *err);
 void mq_wordclass_free(mq_wordclass_t *wc);
 
 /* The MQ_WORD_* classes of a lowercase word w[0..n); 0 when it is none of them. */

@@ -28,6 +28,7 @@ int cmd_roofline(int argc, char **argv);
 int cmd_gptq_toy(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* Creates the folder a file path lies in (and its parents), if the path names one. */
 int cli_mkdir_parent(const char *path, mq_error_t *err);

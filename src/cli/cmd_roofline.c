@@ -49,8 +49,8 @@ typedef struct opts {
 typedef struct point {
     const char *name;
     mq_scheme_t scheme;
-    mq_gpt_t m;
-    mq_qmodel_t q;
+    mq_gpt_t m;     /* the FP32 model q is made from: never the one timed */
+    mq_qmodel_t q;  /* the scheme's model: timed() */
     int quantized;
     mq_gpt_kv_t kv;
     int token, calls;
@@ -63,6 +63,11 @@ typedef struct point {
     int memory_bound;
 } point_t;
 
+/* The model whose step is timed: the scheme's, through its fused kernels. */
+static mq_gpt_t *timed(point_t *p) {
+    return p->q.model;
+}
+
 /* Loads the model for one scheme, quantizes it (fused kernels) and fills its KV cache up to the
  * timed position. */
 static int prepare(point_t *p, const char *model, int prompt, int context, mq_error_t *err) {
@@ -72,12 +77,12 @@ static int prepare(point_t *p, const char *model, int prompt, int context, mq_er
     p->quantized = rc == MQ_OK;
     if (rc == MQ_OK) p->q.fused = 1; /* the fused kernels, whatever MQ_REFERENCE says */
     if (rc == MQ_OK) rc = mq_gpt_kv_init(&p->kv, &p->m.cfg, err);
-    if (rc == MQ_OK) rc = mq_decode_prefill(p->q.model, &p->kv, prompt, context, &p->token, err);
+    if (rc == MQ_OK) rc = mq_decode_prefill(timed(p), &p->kv, prompt, context, &p->token, err);
     if (rc == MQ_OK) rc = mq_decode_cost(&p->m.cfg, &p->scheme, context, &p->cost, err);
     /* calls per sample: the fastest of a few single calls (a stall is not the step) */
     double best = 1e9, t;
     for (int k = 0; k < 5 && rc == MQ_OK; k++) {
-        rc = mq_decode_step_seconds(p->q.model, &p->kv, p->token, 1, &t, err);
+        rc = mq_decode_step_seconds(timed(p), &p->kv, p->token, 1, &t, err);
         best = t < best ? t : best;
     }
     p->calls = best > 0.0 ? (int)(SAMPLE_SECONDS / best) : 1;
@@ -377,7 +382,7 @@ int cmd_roofline(int argc, char **argv) {
     }
     for (int r = 0; r < o.reps && rc == MQ_OK; r++)
         for (int i = 0; i < n && rc == MQ_OK; i++) {
-            rc = mq_decode_step_seconds(&pts[i].m, &pts[i].kv, pts[i].token, pts[i].calls,
+            rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, pts[i].calls,
                                         &pts[i].t[r], &err);
             mq_progress_update(&bar, ++done, pts[i].name);
         }

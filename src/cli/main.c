@@ -15,6 +15,7 @@ static const mq_command_t COMMANDS[] = {
     {"experiment", "regenerate an experiment directory (int8-ptq, gguf-export, quant-curve)", cmd_experiment},
     {"eval", "perplexity of a model on the test split (default or llamacpp protocol)", cmd_eval},
     {"export", "quantize a model into a GGUF file (Q8_0/Q4_0 run in llama.cpp)", cmd_export},
+    {"generate", "text from a model, KV-cached and sampled, with llama-cli's timings", cmd_generate},
     {"sweep", "every scheme measured: perplexity, verb-tense, bytes; the Pareto plot", cmd_sweep},
     {"bench", "benchmark the fused kernels and decoding against FP32", cmd_bench},
     {"roofline", "this machine's ceilings and a decode step per scheme on the roofline", cmd_roofline},

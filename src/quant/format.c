@@ -829,9 +829,9 @@ READ_DEQUANTIZE(iq4_xs)
  * the ISA's generic prompt path (gemm NULL), int8 activations where given. */
 #define KERNELS(avx2_dot, avx512_dot, scalar_a8, avx512_a8)                                        \
     {                                                                                              \
-        [MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, scalar_a8},                      \
-        [MQ_ISA_AVX2] = {NULL, avx2_dot, NULL, NULL},                                              \
-        [MQ_ISA_AVX512] = {NULL, avx512_dot, NULL, avx512_a8},                                     \
+        [MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, scalar_a8, NULL},                \
+        [MQ_ISA_AVX2] = {NULL, avx2_dot, NULL, NULL, NULL},                                        \
+        [MQ_ISA_AVX512] = {NULL, avx512_dot, NULL, avx512_a8, NULL},                               \
     }
 
 static const mq_format_t FORMAT_F32 = {
@@ -849,9 +849,9 @@ static const mq_format_t FORMAT_F32 = {
     .values_row = values_f32,
     .block_scale = scale_one,
     /* OpenBLAS on every instruction set: sgemv for one row, sgemm for several */
-    .kernels = {[MQ_ISA_SCALAR] = {mq_kblas_forward, mq_kscalar_dot, mq_kscalar_gemm, NULL},
-                [MQ_ISA_AVX2] = {mq_kblas_forward, mq_kscalar_dot, NULL, NULL},
-                [MQ_ISA_AVX512] = {mq_kblas_forward, mq_kscalar_dot, NULL, NULL}},
+    .kernels = {[MQ_ISA_SCALAR] = {mq_kblas_forward, mq_kscalar_dot, mq_kscalar_gemm, NULL, NULL},
+                [MQ_ISA_AVX2] = {mq_kblas_forward, mq_kscalar_dot, NULL, NULL, NULL},
+                [MQ_ISA_AVX512] = {mq_kblas_forward, mq_kscalar_dot, NULL, NULL, NULL}},
 };
 
 static const mq_format_t FORMAT_F16 = {
@@ -868,9 +868,9 @@ static const mq_format_t FORMAT_F16 = {
     .dequantize_row = dequantize_f16,
     .values_row = values_f16,
     .block_scale = scale_one,
-    .kernels = {[MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, NULL},
-                [MQ_ISA_AVX2] = {NULL, mq_kavx2_dot_f16, mq_kavx2_gemm_f16, NULL},
-                [MQ_ISA_AVX512] = {NULL, mq_kavx512_dot_f16, mq_kavx512_gemm_f16, NULL}},
+    .kernels = {[MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, NULL, NULL},
+                [MQ_ISA_AVX2] = {NULL, mq_kavx2_dot_f16, mq_kavx2_gemm_f16, NULL, NULL},
+                [MQ_ISA_AVX512] = {NULL, mq_kavx512_dot_f16, mq_kavx512_gemm_f16, NULL, NULL}},
 };
 
 static const mq_format_t FORMAT_Q8_0 = {

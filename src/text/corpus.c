@@ -40,9 +40,17 @@ typedef struct {
     size_t len, cap;
 } arena_t;
 
+/* An arena for the documents of a text of len bytes: they are pieces of its lines, each with a
+ * NUL for its newline, so len + 1 bytes hold them all and the arena never moves. */
+static int arena_reserve(arena_t *a, size_t len) {
+    a->buf = malloc(len + 1);
+    a->cap = a->buf ? len + 1 : 0;
+    return a->buf ? MQ_OK : MQ_ERR_NOMEM;
+}
+
 static int arena_push(arena_t *a, const char *s, size_t n, size_t *at) {
     if (a->len + n + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap : 1 << 20;
+        size_t cap = a->cap ? a->cap : 4096;
         while (a->len + n + 1 > cap) cap *= 2;
         char *nb = realloc(a->buf, cap);
         if (!nb) return MQ_ERR_NOMEM;
@@ -167,6 +175,7 @@ int mq_corpus_parse_data(const char *text, size_t len, const char *name, char po
     pending_vec_t pend = {0};
     size_t lineno = 0;
     int rc = MQ_OK;
+    if (arena_reserve(&arena, len)) rc = mq_error_set(err, MQ_ERR_NOMEM, "%s: out of memory", name);
     for (size_t pos = 0; pos < len && rc == MQ_OK;) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - text) : len;
@@ -221,6 +230,7 @@ int mq_corpus_parse_text(const char *text, size_t len, const char *name, mq_spli
     pending_vec_t pend = {0};
     size_t lineno = 0;
     int rc = MQ_OK;
+    if (arena_reserve(&arena, len)) rc = mq_error_set(err, MQ_ERR_NOMEM, "%s: out of memory", name);
     for (size_t pos = 0; pos < len && rc == MQ_OK;) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - text) : len;

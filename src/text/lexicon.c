@@ -167,9 +167,9 @@ static int is_lower_word(const char *s, size_t n) {
     return 1;
 }
 
-static int load_index(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
+static int load_index(mq_verb_lexicon_t *lx, const mq_wordnet_t *wn, mq_error_t *err) {
     mq_wn_lines_t f;
-    int rc = mq_wn_lines_open(&f, dir, "index.verb", err);
+    int rc = mq_wn_lines_open(&f, wn, "index.verb", err);
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (f.n == 0 || f.line[0] == ' ') continue; /* licence header */
         const char *fs[2];
@@ -186,7 +186,7 @@ static int load_index(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
         w[fl[0]] = 0;
         if (MQ_IN_LIST(w, NOT_VERBS) || mq_strindex_get(&lx->lemma_map, w, fl[0], NULL)) continue;
         if (lx->n_lemmas == lx->cap_lemmas) {
-            size_t cap = lx->cap_lemmas ? 2 * lx->cap_lemmas : 4096;
+            size_t cap = lx->cap_lemmas ? 2 * lx->cap_lemmas : 64;
             lemma_t *l = realloc(lx->lemmas, cap * sizeof *l);
             if (!l) {
                 rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
@@ -220,8 +220,8 @@ static uint32_t *count_slot(void *ctx, const char *lemma, size_t len, int type) 
     return type == 2 ? &l->n_verb : type == 1 ? &l->n_noun : &l->n_adj;
 }
 
-static int load_counts(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
-    return mq_wn_counts_add(dir, count_slot, lx, err);
+static int load_counts(mq_verb_lexicon_t *lx, const mq_wordnet_t *wn, mq_error_t *err) {
+    return mq_wn_counts_add(wn, count_slot, lx, err);
 }
 
 /* An irregular form of verb.exc, waiting for its lemma's candidates to be made. */
@@ -236,12 +236,12 @@ static int cmp_exc(const void *a, const void *b) {
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static int load_exc(mq_verb_lexicon_t *lx, const char *dir, exc_t **out, size_t *n_out,
+static int load_exc(mq_verb_lexicon_t *lx, const mq_wordnet_t *wn, exc_t **out, size_t *n_out,
                     mq_error_t *err) {
     mq_wn_lines_t f;
     exc_t *e = NULL;
     size_t n = 0, cap = 0;
-    int rc = mq_wn_lines_open(&f, dir, "verb.exc", err);
+    int rc = mq_wn_lines_open(&f, wn, "verb.exc", err);
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (f.n == 0) continue;
         const char *fs[8];
@@ -296,7 +296,7 @@ static int add_cand(mq_verb_lexicon_t *lx, uint32_t lemma, const char *form, uin
             return MQ_OK;
         }
     if (lx->n_cands == lx->cap_cands) {
-        size_t cap = lx->cap_cands ? 2 * lx->cap_cands : 16384;
+        size_t cap = lx->cap_cands ? 2 * lx->cap_cands : 256;
         cand_t *c = realloc(lx->cands, cap * sizeof *c);
         if (!c) return MQ_ERR_NOMEM;
         lx->cands = c;
@@ -308,7 +308,7 @@ static int add_cand(mq_verb_lexicon_t *lx, uint32_t lemma, const char *form, uin
     if (mq_strindex_put(&lx->form_map, stored, (uint32_t)lx->n_forms, &id)) return MQ_ERR_NOMEM;
     if (id == lx->n_forms) { /* a new spelling */
         if (lx->n_forms == lx->cap_forms) {
-            size_t cap = lx->cap_forms ? 2 * lx->cap_forms : 16384;
+            size_t cap = lx->cap_forms ? 2 * lx->cap_forms : 256;
             uint32_t *h = realloc(lx->form_head, cap * sizeof *h);
             if (h) lx->form_head = h;
             uint32_t *c = realloc(lx->form_count, cap * sizeof *c);
@@ -466,15 +466,20 @@ static void count_forms(mq_verb_lexicon_t *lx, const mq_corpus_t *c) {
 
 int mq_verb_lexicon_load(const char *dir, const mq_corpus_t *freq, mq_verb_lexicon_t **out,
                          mq_error_t *err) {
+    mq_wordnet_t wn = {.dir = dir};
+    return mq_verb_lexicon_read(&wn, freq, out, err);
+}
+
+int mq_verb_lexicon_read(const mq_wordnet_t *wn, const mq_corpus_t *freq, mq_verb_lexicon_t **out,
+                         mq_error_t *err) {
     *out = NULL;
-    if (!dir) dir = MQ_WORDNET_DIR;
     mq_verb_lexicon_t *lx = calloc(1, sizeof *lx);
     if (!lx) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     exc_t *exc = NULL;
     size_t n_exc = 0;
-    int rc = load_index(lx, dir, err);
-    if (rc == MQ_OK) rc = load_counts(lx, dir, err);
-    if (rc == MQ_OK) rc = load_exc(lx, dir, &exc, &n_exc, err);
+    int rc = load_index(lx, wn, err);
+    if (rc == MQ_OK) rc = load_counts(lx, wn, err);
+    if (rc == MQ_OK) rc = load_exc(lx, wn, &exc, &n_exc, err);
     for (size_t id = 0, e = 0; rc == MQ_OK && id < lx->n_lemmas; id++) {
         size_t e1 = e;
         while (e1 < n_exc && exc[e1].lemma == id)
@@ -579,14 +584,14 @@ static int cmp_sense(const void *a, const void *b) {
 
 #define MAX_INDEX_FIELDS 1024
 
-static int read_senses(mq_verb_lexicon_t *lx, const char *dir, sense_t **out, size_t *n_out,
+static int read_senses(mq_verb_lexicon_t *lx, const mq_wordnet_t *wn, sense_t **out, size_t *n_out,
                        mq_error_t *err) {
     mq_wn_lines_t f;
     sense_t *v = NULL;
     size_t n = 0, cap = 0;
     const char **fs = malloc(MAX_INDEX_FIELDS * sizeof *fs);
     size_t *fl = malloc(MAX_INDEX_FIELDS * sizeof *fl);
-    int rc = fs && fl ? mq_wn_lines_open(&f, dir, "index.verb", err)
+    int rc = fs && fl ? mq_wn_lines_open(&f, wn, "index.verb", err)
                       : mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (mq_wn_lines_is_header(&f)) continue;
@@ -596,7 +601,7 @@ static int read_senses(mq_verb_lexicon_t *lx, const char *dir, sense_t **out, si
         if ((rc = mq_wn_index_offsets(&f, fs, fl, k, &first, &count, err))) break;
         for (int i = 0; i < count; i++) {
             if (n == cap) {
-                cap = cap ? 2 * cap : 4096;
+                cap = cap ? 2 * cap : 256;
                 sense_t *nv = realloc(v, cap * sizeof *nv);
                 if (!nv) {
                     rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
@@ -623,10 +628,14 @@ static int read_senses(mq_verb_lexicon_t *lx, const char *dir, sense_t **out, si
 }
 
 int mq_verb_lexicon_load_frames(mq_verb_lexicon_t *lx, const char *dir, mq_error_t *err) {
-    if (!dir) dir = MQ_WORDNET_DIR;
+    mq_wordnet_t wn = {.dir = dir};
+    return mq_verb_lexicon_read_frames(lx, &wn, err);
+}
+
+int mq_verb_lexicon_read_frames(mq_verb_lexicon_t *lx, const mq_wordnet_t *wn, mq_error_t *err) {
     sense_t *senses;
     size_t n_senses;
-    int rc = read_senses(lx, dir, &senses, &n_senses, err);
+    int rc = read_senses(lx, wn, &senses, &n_senses, err);
     if (rc) return rc;
     for (size_t i = 0; i < lx->n_lemmas; i++) {
         lx->lemmas[i].frames_first = lx->lemmas[i].frames_any = 0;
@@ -634,7 +643,7 @@ int mq_verb_lexicon_load_frames(mq_verb_lexicon_t *lx, const char *dir, mq_error
     }
     mq_wn_lines_t f;
     mq_wn_synset_t *s = malloc(sizeof *s);
-    rc = s ? mq_wn_lines_open(&f, dir, "data.verb", err)
+    rc = s ? mq_wn_lines_open(&f, wn, "data.verb", err)
            : mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (mq_wn_lines_is_header(&f)) continue;
@@ -679,7 +688,7 @@ int mq_verb_lexicon_load_frames(mq_verb_lexicon_t *lx, const char *dir, mq_error
         if (!senses[i].found)
             rc = mq_error_set(err, MQ_ERR_FORMAT,
                               "%s/index.verb: line %u: synset %08u of \"%s\" is not in data.verb",
-                              dir, senses[i].lineno, senses[i].offset,
+                              mq_wn_dir(wn), senses[i].lineno, senses[i].offset,
                               lx->lemmas[senses[i].lemma].lemma);
     free(senses);
     for (size_t i = 0; rc && i < lx->n_lemmas; i++) {

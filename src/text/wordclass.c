@@ -90,11 +90,11 @@ static int put_word(mq_wordclass_t *wc, mq_strindex_t *m, const char *s, size_t 
 /* ---------------------------------------------------------------------------------------------
  * the files */
 
-static int load_index_noun(mq_wordclass_t *wc, const char *dir, mq_error_t *err) {
+static int load_index_noun(mq_wordclass_t *wc, const mq_wordnet_t *wn, mq_error_t *err) {
     const char **fs = malloc(MAX_INDEX_FIELDS * sizeof *fs);
     size_t *fl = malloc(MAX_INDEX_FIELDS * sizeof *fl);
     mq_wn_lines_t f = {0};
-    int rc = fs && fl ? mq_wn_lines_open(&f, dir, "index.noun", err) : nomem(err);
+    int rc = fs && fl ? mq_wn_lines_open(&f, wn, "index.noun", err) : nomem(err);
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (mq_wn_lines_is_header(&f)) continue;
         int k = mq_wn_lines_fields(&f, fs, fl, MAX_INDEX_FIELDS), first, count;
@@ -133,9 +133,9 @@ static int load_index_noun(mq_wordclass_t *wc, const char *dir, mq_error_t *err)
     return rc;
 }
 
-static int load_index_adj(mq_wordclass_t *wc, const char *dir, mq_error_t *err) {
+static int load_index_adj(mq_wordclass_t *wc, const mq_wordnet_t *wn, mq_error_t *err) {
     mq_wn_lines_t f;
-    int rc = mq_wn_lines_open(&f, dir, "index.adj", err);
+    int rc = mq_wn_lines_open(&f, wn, "index.adj", err);
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (mq_wn_lines_is_header(&f)) continue;
         const char *fs[3];
@@ -152,10 +152,10 @@ static int load_index_adj(mq_wordclass_t *wc, const char *dir, mq_error_t *err) 
 }
 
 /* noun.exc and adj.exc: "form lemma [lemma...]". */
-static int load_exc(mq_wordclass_t *wc, const char *dir, const char *name, int nouns,
+static int load_exc(mq_wordclass_t *wc, const mq_wordnet_t *wn, const char *name, int nouns,
                     mq_error_t *err) {
     mq_wn_lines_t f;
-    int rc = mq_wn_lines_open(&f, dir, name, err);
+    int rc = mq_wn_lines_open(&f, wn, name, err);
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (f.n == 0) continue;
         const char *fs[8];
@@ -196,8 +196,8 @@ static uint32_t *count_slot(void *ctx, const char *lemma, size_t len, int type) 
     return type == 1 ? &n->n_noun : &n->n_adj;
 }
 
-static int load_counts(mq_wordclass_t *wc, const char *dir, mq_error_t *err) {
-    return mq_wn_counts_add(dir, count_slot, wc, err);
+static int load_counts(mq_wordclass_t *wc, const mq_wordnet_t *wn, mq_error_t *err) {
+    return mq_wn_counts_add(wn, count_slot, wc, err);
 }
 
 static int cmp_synset(const void *a, const void *b) {
@@ -212,10 +212,10 @@ static const synset_t *find_synset(const mq_wordclass_t *wc, uint32_t offset) {
 
 /* data.noun: each synset's lexicographer file and usage label, and how each lemma is written
  * in its first synset. */
-static int load_data_noun(mq_wordclass_t *wc, const char *dir, mq_error_t *err) {
+static int load_data_noun(mq_wordclass_t *wc, const mq_wordnet_t *wn, mq_error_t *err) {
     mq_wn_lines_t f = {0};
     mq_wn_synset_t *s = malloc(sizeof *s);
-    int rc = s ? mq_wn_lines_open(&f, dir, "data.noun", err) : nomem(err);
+    int rc = s ? mq_wn_lines_open(&f, wn, "data.noun", err) : nomem(err);
     int sorted = 1;
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (mq_wn_lines_is_header(&f)) continue;
@@ -264,7 +264,8 @@ static int load_data_noun(mq_wordclass_t *wc, const char *dir, mq_error_t *err) 
                 return mq_error_set(err, MQ_ERR_FORMAT,
                                     "%s/index.noun: line %u: synset %08u of \"%s\" is not in "
                                     "data.noun",
-                                    dir, n->lineno, wc->offsets[n->first_off + i], n->lemma);
+                                    mq_wn_dir(wn), n->lineno, wc->offsets[n->first_off + i],
+                                    n->lemma);
         if (!n->listed)
             return mq_error_set(err, MQ_ERR_FORMAT,
                                 "%s: synset %08u does not list \"%s\" (index.noun line %u)", f.path,
@@ -437,16 +438,20 @@ size_t mq_wordclass_common_nouns(const mq_wordclass_t *wc, uint32_t lexfile,
 }
 
 int mq_wordclass_load(const char *dir, mq_wordclass_t **out, mq_error_t *err) {
+    mq_wordnet_t wn = {.dir = dir};
+    return mq_wordclass_read(&wn, out, err);
+}
+
+int mq_wordclass_read(const mq_wordnet_t *wn, mq_wordclass_t **out, mq_error_t *err) {
     *out = NULL;
-    if (!dir) dir = MQ_WORDNET_DIR;
     mq_wordclass_t *wc = calloc(1, sizeof *wc);
     if (!wc) return nomem(err);
-    int rc = load_index_noun(wc, dir, err);
-    if (rc == MQ_OK) rc = load_index_adj(wc, dir, err);
-    if (rc == MQ_OK) rc = load_exc(wc, dir, "noun.exc", 1, err);
-    if (rc == MQ_OK) rc = load_exc(wc, dir, "adj.exc", 0, err);
-    if (rc == MQ_OK) rc = load_counts(wc, dir, err);
-    if (rc == MQ_OK) rc = load_data_noun(wc, dir, err);
+    int rc = load_index_noun(wc, wn, err);
+    if (rc == MQ_OK) rc = load_index_adj(wc, wn, err);
+    if (rc == MQ_OK) rc = load_exc(wc, wn, "noun.exc", 1, err);
+    if (rc == MQ_OK) rc = load_exc(wc, wn, "adj.exc", 0, err);
+    if (rc == MQ_OK) rc = load_counts(wc, wn, err);
+    if (rc == MQ_OK) rc = load_data_noun(wc, wn, err);
     if (rc == MQ_OK) rc = make_common(wc, err);
     if (rc) {
         mq_wordclass_free(wc);

@@ -11,14 +11,42 @@
 
 #define MAX_WORDNET_FILE ((size_t)64 << 20) /* data.noun, the largest, is 15 MB */
 
-int mq_wn_lines_open(mq_wn_lines_t *f, const char *dir, const char *name, mq_error_t *err) {
+const char *mq_wn_dir(const mq_wordnet_t *wn) {
+    return wn->dir ? wn->dir : MQ_WORDNET_DIR;
+}
+
+/* A file of wn held in memory, copied (NUL-terminated) into f; MQ_ERR_IO when wn has none of
+ * that name. */
+static int read_memory(mq_wn_lines_t *f, const mq_wordnet_t *wn, const char *name,
+                       mq_error_t *err) {
+    for (size_t i = 0; i < wn->n_files; i++) {
+        if (strcmp(wn->files[i].name, name)) continue;
+        size_t len = wn->files[i].len;
+        if (len > MAX_WORDNET_FILE)
+            return mq_error_set(err, MQ_ERR_FORMAT, "%s: %zu bytes, more than a WordNet file's %zu",
+                                f->path, len, MAX_WORDNET_FILE);
+        if (!(f->text = malloc(len + 1))) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
+        if (len) memcpy(f->text, wn->files[i].data, len);
+        f->text[len] = '\0';
+        f->len = len;
+        return MQ_OK;
+    }
+    return mq_error_set(err, MQ_ERR_IO, "%s: not found", f->path);
+}
+
+int mq_wn_lines_open(mq_wn_lines_t *f, const mq_wordnet_t *wn, const char *name, mq_error_t *err) {
     memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
-    if (!mq_file_exists(f->path))
+    snprintf(f->path, sizeof f->path, "%s/%s", mq_wn_dir(wn), name);
+    int rc;
+    if (wn->files) {
+        rc = read_memory(f, wn, name, err);
+    } else if (!mq_file_exists(f->path)) {
         return mq_error_set(err, MQ_ERR_IO,
                             "%s: not found (WordNet 3.0 is in the Debian package wordnet-base)",
                             f->path);
-    int rc = mq_read_file(f->path, MAX_WORDNET_FILE, &f->text, &f->len, err);
+    } else {
+        rc = mq_read_file(f->path, MAX_WORDNET_FILE, &f->text, &f->len, err);
+    }
     if (rc == MQ_OK && memchr(f->text, 0, f->len)) {
         size_t at = (size_t)((char *)memchr(f->text, 0, f->len) - f->text), line = 1;
         for (size_t i = 0; i < at; i++)
@@ -224,9 +252,10 @@ int mq_wn_index_offsets(const mq_wn_lines_t *f, const char *const *fs, const siz
     return MQ_OK;
 }
 
-int mq_wn_counts_add(const char *dir, mq_wn_count_slot_fn slot, void *ctx, mq_error_t *err) {
+int mq_wn_counts_add(const mq_wordnet_t *wn, mq_wn_count_slot_fn slot, void *ctx,
+                     mq_error_t *err) {
     mq_wn_lines_t f;
-    int rc = mq_wn_lines_open(&f, dir, "cntlist.rev", err);
+    int rc = mq_wn_lines_open(&f, wn, "cntlist.rev", err);
     while (rc == MQ_OK && mq_wn_lines_next(&f)) {
         if (f.n == 0) continue;
         const char *lemma;

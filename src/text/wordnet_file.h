@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "miniquant/error.h"
+#include "miniquant/lexicon.h"
 
 typedef struct mq_wn_lines {
     char *text;
@@ -19,8 +20,10 @@ typedef struct mq_wn_lines {
     char path[4200];
 } mq_wn_lines_t;
 
-/* Reads dir/name whole (a NUL byte in it is an error). */
-int mq_wn_lines_open(mq_wn_lines_t *f, const char *dir, const char *name, mq_error_t *err);
+/* The folder wn's files are named in (MQ_WORDNET_DIR when it gives none). */
+const char *mq_wn_dir(const mq_wordnet_t *wn);
+/* Reads wn's file name whole, from its folder or its memory (a NUL byte in it is an error). */
+int mq_wn_lines_open(mq_wn_lines_t *f, const mq_wordnet_t *wn, const char *name, mq_error_t *err);
 /* Moves to the next line; 0 at the end of the file. */
 int mq_wn_lines_next(mq_wn_lines_t *f);
 /* 1 for a line to skip: empty, or a licence header line (two leading spaces). */
@@ -42,11 +45,11 @@ int mq_wn_number(const char *s, size_t n, int base, uint32_t *out);
 int mq_wn_count_parse(const mq_wn_lines_t *f, const char **lemma, size_t *lemma_len, int *ss_type,
                       uint32_t *count, mq_error_t *err);
 
-/* Reads dir/cntlist.rev and adds each line's count, saturating, to the counter slot() returns
+/* Reads wn's cntlist.rev and adds each line's count, saturating, to the counter slot() returns
  * for its lemma and synset type (NULL: not counted). */
 typedef uint32_t *(*mq_wn_count_slot_fn)(void *ctx, const char *lemma, size_t lemma_len,
                                          int ss_type);
-int mq_wn_counts_add(const char *dir, mq_wn_count_slot_fn slot, void *ctx, mq_error_t *err);
+int mq_wn_counts_add(const mq_wordnet_t *wn, mq_wn_count_slot_fn slot, void *ctx, mq_error_t *err);
 
 /* One synset line of a data.* file:
  *   offset lex_filenum ss_type w_cnt (word lex_id)*w_cnt p_cnt (symbol offset pos src_tgt)*p_cnt
