@@ -7,26 +7,13 @@
 #include <string.h>
 
 #include "miniquant/model.h"
+#include "models.h"
 #include "miniquant/qmodel.h"
 #include "miniquant/rng.h"
 
-/* V = 50, maxT = 12, C = 32, NH = 4, L = 2; llama: 2 heads of keys and values, F = 64, RoPE
- * on 4 of each head's 8 dimensions */
+/* V = 50, maxT = 12; llama: RoPE on 4 of each head's 8 dimensions */
 static void arch_model(mq_gpt_t *m, int arch) {
-    mq_gpt_config_t cfg = {
-        .name = "custom", .vocab_size = 50, .n_ctx = 12, .n_embd = 32, .n_head = 4, .n_layer = 2};
-    if (arch == MQ_ARCH_LLAMA) {
-        cfg.arch = arch;
-        cfg.n_head_kv = 2;
-        cfg.n_ff = 64;
-        cfg.n_rot = 4;
-    }
-    mq_error_t err = {0};
-    cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
-    mq_gpt_init_weights(m, 11);
-    /* larger than the initialisation's weights, so that attention is far from uniform */
-    for (size_t i = 0; i < m->num_params; i++)
-        m->params_memory[i] *= 3.0f;
+    random_model(m, arch, 50, 12, 4, 11);
 }
 
 static void small_model(mq_gpt_t *m) {

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "fixture.h"
+#include "models.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/generate.h"
 #include "miniquant/rng.h"
@@ -165,21 +166,9 @@ Test(sampler, bad_parameters_are_refused) {
 /* ---------------------------------------------------------------------------------------------
  * the generation loop */
 
-/* V = 40, maxT = 10, C = 32, NH = 4, L = 2 (llama: 2 heads of keys and values, F = 64) */
+/* V = 40, maxT = 10; llama: RoPE on all 8 dimensions of each head */
 static void small_model(mq_gpt_t *m, int arch) {
-    mq_gpt_config_t cfg = {
-        .name = "custom", .vocab_size = 40, .n_ctx = 10, .n_embd = 32, .n_head = 4, .n_layer = 2};
-    if (arch == MQ_ARCH_LLAMA) {
-        cfg.arch = arch;
-        cfg.n_head_kv = 2;
-        cfg.n_ff = 64;
-        cfg.n_rot = 8;
-    }
-    mq_error_t err = {0};
-    cr_assert_eq(mq_gpt_init(m, &cfg, &err), MQ_OK, "%s", err.msg);
-    mq_gpt_init_weights(m, 21);
-    for (size_t i = 0; i < m->num_params; i++) /* logits far from uniform */
-        m->params_memory[i] *= 3.0f;
+    random_model(m, arch, 40, 10, 8, 21);
 }
 
 typedef struct seen {

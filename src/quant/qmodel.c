@@ -104,12 +104,17 @@ static int borrow_fp32(mq_qmodel_t *q, const mq_gpt_t *m, int i, mq_error_t *err
     return rc;
 }
 
+/* Prefixes err with what it is about: the model's file (when it came from one) and the tensor. */
+static int prefix_source(const mq_gpt_t *m, const char *tensor, mq_error_t *err) {
+    if (m->source[0]) return mq_error_prefix(err, "%s: %s", m->source, tensor);
+    return mq_error_prefix(err, "%s", tensor);
+}
+
 int mq_qmodel_set_embd(mq_qmodel_t *q, const mq_scheme_t *s, mq_error_t *err) {
     const mq_gpt_config_t *c = &q->model->cfg;
     mq_qweight_t w;
     int rc = mq_qweight_quantize(&w, s, q->model->params.wte, c->vocab_size, c->n_embd, err);
-    if (rc && q->model->source[0]) return mq_error_prefix(err, "%s: token_embd", q->model->source);
-    if (rc) return mq_error_prefix(err, "token_embd");
+    if (rc) return prefix_source(q->model, "token_embd", err);
     mq_qweight_free(&q->embd);
     q->embd = w;
     mq_qweight_dequantize(&q->embd, q->model->params.wte);
@@ -173,10 +178,7 @@ int mq_qmodel_quantize(mq_qmodel_t *q, const mq_gpt_t *m, const mq_scheme_t *s,
         if (rc) {
             char name[64];
             mq_qmodel_linear_name(&m->cfg, i, name, sizeof name);
-            if (m->source[0])
-                mq_error_prefix(err, "%s: %s", m->source, name);
-            else
-                mq_error_prefix(err, "%s", name);
+            prefix_source(m, name, err);
         }
     }
     if (rc) {
