@@ -51,6 +51,11 @@ typedef struct mq_arch {
     void (*backward)(mq_gpt_t *m);
     /* One KV-cached decoding step (model.h). */
     int (*decode_step)(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err);
+    /* The same step in one parallel region (decode.c), over the plan of its Linears. */
+    void (*decode_region)(mq_gpt_t *m, mq_gpt_kv_t *kv, struct mq_step_plan *plan, int token);
+    /* Copies the keys and values of layer l of the last forward over n positions (B = 1) into
+     * the cache's kc, vc (maxT, KV) (prefill). */
+    void (*cache_kv)(mq_gpt_t *m, int l, int n, float *kc, float *vc);
 } mq_arch_t;
 
 /* The row of architecture id, or NULL. */

@@ -51,11 +51,12 @@ typedef struct mq_generation {
     double prompt_seconds, eval_seconds, sample_seconds;
 } mq_generation_t;
 
-/* Feeds prompt[0 .. n_prompt) to m through a new KV cache (after one untimed warm-up step), then
- * samples up to n_predict tokens, each passed to on_token and fed back. A token in stop[0 ..
+/* Feeds prompt[0 .. n_prompt) to m through a new KV cache, all at once (mq_gpt_prefill; after
+ * an untimed warm-up of the prompt and one step), then samples up to n_predict tokens, each
+ * passed to on_token and fed back by a decode step. A token in stop[0 ..
  * n_stop) ends the generation without being passed on. When the cache is full, its last half of the
- * tokens so far is fed again into an empty cache (the context shifts; the earlier tokens are
- * forgotten) and generation goes on. MQ_ERR_ARG for an empty prompt, a prompt token outside the
+ * tokens so far is fed again, at once, into an empty cache (the context shifts; the earlier tokens
+ * are forgotten) and generation goes on. MQ_ERR_ARG for an empty prompt, a prompt token outside the
  * vocabulary or n_predict < 0. */
 int mq_generate(mq_gpt_t *m, const int32_t *prompt, size_t n_prompt, int n_predict,
                 const int32_t *stop, size_t n_stop, mq_sampler_t *s, mq_token_fn on_token,

@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "miniquant/error.h"
+#include "miniquant/model.h"
 #include "miniquant/quant.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -94,6 +95,12 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
                             float *out, const float *inp, int N, mq_error_t *err);
 /* 1 when the int8-activation mode takes w on isa. */
 int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa);
+
+/* The decode step's form of w (model.h): the N = 1 path of mq_qweight_forward with the
+ * selected version and mode, run by each thread of the step's parallel region on its share of
+ * output rows, so every output is the same number as mq_qweight_forward's. */
+int mq_qweight_step(const mq_qweight_t *w, const float *bias, mq_step_linear_t *out,
+                    mq_error_t *err);
 
 /* QuantizedLinear's fused path beside mq_qlinear_forward_ref: same shapes, the same numbers up
  * to FP32 summation order (or the int8-activation error, in that mode). */

@@ -75,6 +75,18 @@ void mq_gelu_backward(float *dinp, const float *inp, const float *dout, int N);
 void mq_residual_forward(float *out, const float *inp1, const float *inp2, int N);
 void mq_residual_backward(float *dinp1, float *dinp2, const float *dout, int N);
 
+/* The same for one row or a range of elements, by the calling thread alone (no parallel region):
+ * what the decode step's parallel region runs. The functions above compute each row and element
+ * with these, so both give the same numbers. */
+void mq_layernorm_row(float *out, float *mean, float *rstd, const float *x, const float *weight,
+                      const float *bias, int C);
+void mq_rmsnorm_row(float *out, float *rstd, const float *x, const float *weight, int C, float eps);
+/* cs: the position's n_rot/2 pairs of cosine and sine (rope + t * n_rot). */
+void mq_rope_row(float *x, const float *cs, int n_heads, int hs, int n_rot);
+/* elements i0 .. i1-1 */
+void mq_gelu_range(float *out, const float *inp, int i0, int i1);
+void mq_swiglu_range(float *out, const float *gate, const float *up, int i0, int i1);
+
 /* probs (N, V) = softmax(logits); losses (N) = -log probs[target]. */
 void mq_softmax_forward(float *probs, const float *logits, int N, int V);
 void mq_crossentropy_forward(float *losses, const float *probs, const int *targets, int N, int V);
@@ -93,9 +105,8 @@ void mq_softmax_crossentropy_forward(float *probs, float *losses, const float *l
  * per layer; parameter gradients (dweight, dbias) still accumulate. */
 void mq_matmul_backward_overwrite(float *dinp, float *dweight, float *dbias, const float *dout,
                                   const float *inp, const float *weight, int N, int C, int OC);
-void mq_attention_backward_overwrite(float *dinp, float *datt, const float *dout,
-                                     const float *inp, const float *att, int B, int T, int C,
-                                     int NH);
+void mq_attention_backward_overwrite(float *dinp, float *datt, const float *dout, const float *inp,
+                                     const float *att, int B, int T, int C, int NH);
 /* d (N) holds dout on entry and dinp on return. */
 void mq_gelu_backward_inplace(float *d, const float *inp, int N);
 void mq_crossentropy_softmax_backward_overwrite(float *dlogits, const float *dlosses,

@@ -87,7 +87,8 @@ enum {
  * output_norm), ATTPROJW the attention output, FCW ffn_up (F, C), FCPROJW ffn_down (C, F); the
  * biases, WPE and QKVW are empty. */
 
-/* Named pointers into one allocation, in the enum's order (so it is also float *[MQ_NUM_PARAMS]). */
+/* Named pointers into one allocation, in the enum's order (so it is also float *[MQ_NUM_PARAMS]).
+ */
 typedef struct mq_gpt_params {
     float *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb,
         *fcprojw, *fcprojb, *lnfw, *lnfb, *lmw, *qw, *kw, *vw, *gatew;
@@ -135,6 +136,26 @@ typedef struct mq_linear_id {
 typedef int (*mq_linear_fn)(void *ctx, mq_linear_id_t id, float *out, const float *inp,
                             const float *bias, int N, int C, int OC);
 
+/* A Linear as the one-region decode step runs it (mq_gpt_decode_step): one x row (cols), whose
+ * output rows the step's threads share in multiples of granule. prep, when set, rearranges x
+ * once per step into prep_bytes of scratch (one thread); then every thread runs rows on its
+ * share [o0, o1), bias included, with thread_bytes of scratch of its own. Both run inside the
+ * step's parallel region: neither allocates nor opens a parallel region of its own. */
+typedef struct mq_step_linear {
+    const void *w;     /* the weight, as prep and rows read it */
+    const float *bias; /* (out_rows) or NULL */
+    int mode;          /* what prep and rows need to know besides w (their kernel) */
+    int out_rows, cols, granule;
+    size_t prep_bytes, thread_bytes;
+    void (*prep)(const struct mq_step_linear *s, const float *x, void *prep);
+    void (*rows)(const struct mq_step_linear *s, const float *x, const void *prep, float *out,
+                 int o0, int o1, void *scratch);
+} mq_step_linear_t;
+
+/* The step form of a Linear replacement: fills *out for the Linear id; MQ_ERR_UNSUPPORTED when
+ * the replacement has none (the step then runs one operation at a time). */
+typedef int (*mq_step_linear_fn)(void *ctx, mq_linear_id_t id, mq_step_linear_t *out);
+
 typedef struct mq_gpt {
     mq_gpt_config_t cfg;
     size_t param_sizes[MQ_NUM_PARAMS];
@@ -152,13 +173,17 @@ typedef struct mq_gpt {
     mq_gpt_acts_t acts;
     float *grads_acts_memory;
     mq_gpt_acts_t grads_acts; /* backward's scratch: only some pointers set, one layer each */
-    int *inputs, *targets; /* copies of the last batch (B,T) */
+    int *inputs, *targets;    /* copies of the last batch (B,T) */
     int have_targets;
     float mean_loss; /* mean of acts.losses after a forward with targets, else -1 */
     /* optional Linear replacement for forward */
     mq_linear_fn linear_fn;
     void *linear_ctx;
-    float *rope; /* llama: (maxT, n_rot/2) pairs of cos and sin of each position's angles */
+    /* its step form (same ctx), used only while linear_fn is step_pair: code that swaps
+       linear_fn for its own need not know about it */
+    mq_step_linear_fn step_fn;
+    mq_linear_fn step_pair;
+    float *rope;      /* llama: (maxT, n_rot/2) pairs of cos and sin of each position's angles */
     char source[256]; /* the file the weights were read from, for messages ("": built here) */
 } mq_gpt_t;
 
@@ -223,16 +248,33 @@ typedef struct mq_gpt_kv {
     float *att;    /* (NH, maxT) attention weights of the current token */
     float *logits; /* (V) the logits of the last step */
     float *memory;
+    /* 1: run each operation of a step on its own (each its own parallel region), the reference
+       the one-region step is tested against; 0 (default): one parallel region per step */
+    int per_op;
+    struct mq_step_plan *plan; /* the one-region step's Linears, refreshed every step */
+    void *scratch;             /* its preps and per-thread scratch */
+    size_t scratch_bytes;
 } mq_gpt_kv_t;
 
 /* Allocates an empty cache for cfg. */
 int mq_gpt_kv_init(mq_gpt_kv_t *kv, const mq_gpt_config_t *cfg, mq_error_t *err);
 void mq_gpt_kv_free(mq_gpt_kv_t *kv);
 /* Runs token at position kv->len through m (its Linear replacement included), appends its keys
- * and values to the cache and leaves its logits in kv->logits. MQ_ERR_ARG when the cache is full
- * (len == maxT) or the token is not in [0, V). Lowering kv->len rewinds the cache: the next step
- * overwrites the entries from there on. */
+ * and values to the cache and leaves its logits in kv->logits. The whole step is one OpenMP
+ * parallel region (threads meet at barriers between its operations) when every Linear has a
+ * step form (a plain FP32 model, the fused kernels); otherwise, or with kv->per_op, each
+ * operation runs on its own. Both give the same numbers for a quantized model; a plain FP32
+ * model's one-row products run sgemv in the region, sgemm per operation. MQ_ERR_ARG when the cache
+ * is full (len == maxT) or the token is not in [0, V). Lowering kv->len rewinds the cache: the next
+ * step overwrites the entries from there on. */
 int mq_gpt_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err);
+
+/* Runs the n tokens of a prompt into an empty cache (kv->len 0) at once: every layer takes the
+ * n rows together, as mq_gpt_forward does (a quantized model's Linears run their prompt
+ * kernels), and leaves its keys and values in the cache; the logits of the last token end in
+ * kv->logits, kv->len becomes n. The numbers are those of n decode steps up to FP32 rounding.
+ * MQ_ERR_ARG when the cache is not empty or n is not in [1, maxT]. */
+int mq_gpt_prefill(mq_gpt_t *m, mq_gpt_kv_t *kv, const int *tokens, int n, mq_error_t *err);
 
 /* A parameter's name ("wte", "qkvw", ...), for messages and tables. */
 const char *mq_gpt_param_name(int param);

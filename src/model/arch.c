@@ -66,6 +66,8 @@ static const mq_arch_t
             .head = mq_gpt2_head,
                     .backward = mq_gpt2_backward,
                     .decode_step = mq_gpt2_decode_step,
+                    .decode_region = mq_gpt2_decode_region,
+                    .cache_kv = mq_gpt2_cache_kv,
                 },
             [MQ_ARCH_LLAMA] =
                 {
@@ -116,6 +118,8 @@ static const mq_arch_t
             .head = mq_llama_head,
                     .backward = mq_llama_backward,
                     .decode_step = mq_llama_decode_step,
+                    .decode_region = mq_llama_decode_region,
+                    .cache_kv = mq_llama_cache_kv,
                 },
 };
 

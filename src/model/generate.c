@@ -113,8 +113,10 @@ int32_t mq_sampler_next(mq_sampler_t *s, const float *logits) {
     return s->idx[n - 1]; /* u above a sum rounded below 1 */
 }
 
-/* Feeds t[0 .. n) into kv (which must hold them), leaving the last one's logits. */
+/* Feeds t[0 .. n) into kv (which must hold them), leaving the last one's logits: into an empty
+ * cache all at once (the prompt kernels), else one step each. */
 static int feed(mq_gpt_t *m, mq_gpt_kv_t *kv, const int32_t *t, size_t n, mq_error_t *err) {
+    if (kv->len == 0 && n > 1) return mq_gpt_prefill(m, kv, t, (int)n, err);
     for (size_t i = 0; i < n; i++) {
         int rc = mq_gpt_decode_step(m, kv, t[i], err);
         if (rc) return rc;
@@ -150,9 +152,10 @@ int mq_generate(mq_gpt_t *m, const int32_t *prompt, size_t n_prompt, int n_predi
     /* a prompt longer than the context: its end, as after a shift */
     size_t from = n_prompt > (size_t)kv.cap ? n_prompt - keep : 0;
     out->shifts = from > 0;
-    /* one step not timed, then rewound: threads started, weights and code in cache (llama-cli's
-     * warm-up run) */
-    rc = feed(m, &kv, hist + from, 1, err);
+    /* not timed, then rewound: the prompt and one step (threads started, weights and code in
+     * cache; llama-cli's warm-up run) */
+    rc = feed(m, &kv, hist + from, n_prompt - from, err);
+    if (rc == MQ_OK && kv.len < kv.cap) rc = mq_gpt_decode_step(m, &kv, hist[from], err);
     kv.len = 0;
     double t0 = mq_now();
     if (rc == MQ_OK) rc = feed(m, &kv, hist + from, n_prompt - from, err);

@@ -108,30 +108,33 @@ void mq_encoder_backward(float *dwte, float *dwpe, const float *dout, const int 
 /* ---------------------------------------------------------------------------------------------
  * layernorm */
 
+void mq_layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *weight,
+                      const float *bias, int C) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < C; c++)
+        s += x[c];
+    float m = s / (float)C;
+    /* two passes: the variance of a row with a large mean stays accurate */
+    float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++)
+        v += (x[c] - m) * (x[c] - m);
+    float rs = 1.0f / sqrtf(v / (float)C + 1e-5f);
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+        o[c] = (x[c] - m) * rs * weight[c] + bias[c];
+    *mean = m;
+    *rstd = rs;
+}
+
 void mq_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *weight, const float *bias, int N, int C) {
     // out is (N,C), mean and rstd are (N), inp is (N,C), weight and bias are (C)
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int c = 0; c < C; c++)
-            s += x[c];
-        float m = s / (float)C;
-        /* two passes: the variance of a row with a large mean stays accurate */
-        float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-        for (int c = 0; c < C; c++)
-            v += (x[c] - m) * (x[c] - m);
-        float rs = 1.0f / sqrtf(v / (float)C + 1e-5f);
-#pragma omp simd
-        for (int c = 0; c < C; c++)
-            o[c] = (x[c] - m) * rs * weight[c] + bias[c];
-        mean[n] = m;
-        rstd[n] = rs;
-    }
+    for (int n = 0; n < N; n++)
+        mq_layernorm_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, weight, bias,
+                         C);
 }
 
 void mq_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -373,8 +376,8 @@ static void attention_bwd(float *dq, float *dk, float *dv, float *datt, const fl
                     drow[j] = 0.0f;
             }
             // dq = da @ k; dk = da^T @ q
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, k,
-                        x->ldk, beta, dqh, x->ldq);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, k, x->ldk,
+                        beta, dqh, x->ldq);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, da, T, q, x->ldq,
                         bkv, dkh, x->ldk);
         }
@@ -404,21 +407,22 @@ void mq_attention_gqa_backward(float *dq, float *dk, float *dv, float *datt, con
  * RMSNorm, as llama.cpp's rms_norm then a multiplication by the weight: the mean square summed
  * in double. */
 
+void mq_rmsnorm_row(float *o, float *rstd, const float *x, const float *weight, int C, float eps) {
+    double ss = 0.0;
+    for (int c = 0; c < C; c++)
+        ss += (double)(x[c] * x[c]);
+    float rs = 1.0f / sqrtf((float)(ss / C) + eps);
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+        o[c] = x[c] * rs * weight[c];
+    *rstd = rs;
+}
+
 void mq_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N,
                         int C, float eps) {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
-        double ss = 0.0;
-        for (int c = 0; c < C; c++)
-            ss += (double)(x[c] * x[c]);
-        float rs = 1.0f / sqrtf((float)(ss / C) + eps);
-#pragma omp simd
-        for (int c = 0; c < C; c++)
-            o[c] = x[c] * rs * weight[c];
-        rstd[n] = rs;
-    }
+    for (int n = 0; n < N; n++)
+        mq_rmsnorm_row(out + (size_t)n * C, rstd + n, inp + (size_t)n * C, weight, C, eps);
 }
 
 void mq_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
@@ -455,20 +459,24 @@ void mq_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const f
  * RoPE, llama.cpp's "normal" ordering: in each head, the pairs (2i, 2i + 1) for i < n_rot / 2
  * turn by the angle of (position, i) in rope; the other dimensions pass. */
 
+void mq_rope_row(float *x, const float *cs, int n_heads, int hs, int n_rot) {
+    int half = n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *xh = x + (size_t)h * hs;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1], x0 = xh[2 * i], x1 = xh[2 * i + 1];
+            xh[2 * i] = x0 * c - x1 * s;
+            xh[2 * i + 1] = x0 * s + x1 * c;
+        }
+    }
+}
+
 void mq_rope_forward(float *x, const float *rope, int B, int T, int n_heads, int hs, int n_rot) {
     int half = n_rot / 2;
 #pragma omp parallel for schedule(static)
-    for (int bt = 0; bt < B * T; bt++) {
-        const float *cs = rope + (size_t)(bt % T) * half * 2;
-        for (int h = 0; h < n_heads; h++) {
-            float *xh = x + ((size_t)bt * n_heads + h) * hs;
-            for (int i = 0; i < half; i++) {
-                float c = cs[2 * i], s = cs[2 * i + 1], x0 = xh[2 * i], x1 = xh[2 * i + 1];
-                xh[2 * i] = x0 * c - x1 * s;
-                xh[2 * i + 1] = x0 * s + x1 * c;
-            }
-        }
-    }
+    for (int bt = 0; bt < B * T; bt++)
+        mq_rope_row(x + (size_t)bt * n_heads * hs, rope + (size_t)(bt % T) * half * 2, n_heads, hs,
+                    n_rot);
 }
 
 void mq_rope_backward(float *d, const float *rope, int B, int T, int n_heads, int hs, int n_rot) {
@@ -490,12 +498,20 @@ void mq_rope_backward(float *d, const float *rope, int B, int T, int n_heads, in
 /* ---------------------------------------------------------------------------------------------
  * SwiGLU: out = silu(gate) * up, silu(g) = g / (1 + exp(-g)) */
 
+static inline float swiglu(float g, float u) {
+    return g / (1.0f + exp_fast(-g)) * u;
+}
+
 void mq_swiglu_forward(float *out, const float *gate, const float *up, int N) {
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < N; i++) {
-        float g = gate[i];
-        out[i] = g / (1.0f + exp_fast(-g)) * up[i];
-    }
+    for (int i = 0; i < N; i++)
+        out[i] = swiglu(gate[i], up[i]);
+}
+
+void mq_swiglu_range(float *out, const float *gate, const float *up, int i0, int i1) {
+#pragma omp simd
+    for (int i = i0; i < i1; i++)
+        out[i] = swiglu(gate[i], up[i]);
 }
 
 void mq_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
@@ -517,14 +533,22 @@ void mq_swiglu_backward(float *dgate, float *dup, const float *dout, const float
 #define GELU_K0 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_K1 0.044715f
 
+static inline float gelu(float x) {
+    float u = GELU_K0 * (x + GELU_K1 * x * x * x);
+    return x / (1.0f + exp_fast(-2.0f * u));
+}
+
 void mq_gelu_forward(float *out, const float *inp, int N) {
     // out and inp are (N)
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < N; i++) {
-        float x = inp[i];
-        float u = GELU_K0 * (x + GELU_K1 * x * x * x);
-        out[i] = x / (1.0f + exp_fast(-2.0f * u));
-    }
+    for (int i = 0; i < N; i++)
+        out[i] = gelu(inp[i]);
+}
+
+void mq_gelu_range(float *out, const float *inp, int i0, int i1) {
+#pragma omp simd
+    for (int i = i0; i < i1; i++)
+        out[i] = gelu(inp[i]);
 }
 
 static inline float gelu_grad(float x) {

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "miniquant/layers.h"
 #include "model_internal.h"
 
@@ -167,4 +169,76 @@ int mq_llama_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *er
     }
     mq_rmsnorm_forward(kv->ln, kv->ln_rstd, kv->x, p.lnfw, 1, C, eps);
     return mq_gpt_linear_forward(m, (mq_linear_id_t){MQ_P_LMW, 0}, kv->logits, kv->ln, 1, err);
+}
+
+/* The step above in one parallel region, as gpt2's (decode.c). Linears of layer l in the plan:
+ * 7l + {0 q, 1 k, 2 v, 3 attention output, 4 gate, 5 up, 6 down}, then lm_head. A thread takes
+ * a key-value head: its keys and values, the queries of the heads that read them, and their
+ * attention; then chunks of the rows of the attention output, of gate and up together (with
+ * SwiGLU), and of down. */
+void mq_llama_decode_region(mq_gpt_t *m, mq_gpt_kv_t *kv, mq_step_plan_t *P, int token) {
+    const mq_gpt_config_t *cfg = &m->cfg;
+    int C = cfg->n_embd, NH = cfg->n_head, NKV = cfg->n_head_kv, L = cfg->n_layer, hs = C / NH,
+        KV = NKV * hs, group = NH / NKV, pos = kv->len;
+    float eps = cfg->norm_eps;
+    mq_gpt_params_t p = m->params;
+    size_t c = (size_t)C, TKV = (size_t)kv->cap * KV;
+    const float *rope = m->rope + (size_t)pos * (cfg->n_rot / 2) * 2;
+    float *q = kv->qkv, *k = q + C, *v = k + KV;
+#pragma omp parallel
+    {
+        mq_step_thread_t t;
+        mq_step_thread(P, C, &t);
+        int o0, o1;
+        float rstd;
+        memcpy(t.x, p.wte + (size_t)token * c, c * sizeof(float));
+        mq_rmsnorm_row(t.ln, &rstd, t.x, p.ln1w, C, eps);
+        for (int l = 0; l < L; l++) {
+            float *kc = kv->k + l * TKV, *vc = kv->v + l * TKV;
+            int i = 7 * l;
+            for (int g; (g = mq_step_take(P, P->n + l, NKV)) >= 0;) {
+                mq_step_rows(P, i + 1, t.ln, &t, k, g * hs, (g + 1) * hs);
+                mq_step_rows(P, i + 2, t.ln, &t, v, g * hs, (g + 1) * hs);
+                mq_rope_row(k + g * hs, rope, 1, hs, cfg->n_rot);
+                memcpy(kc + (size_t)pos * KV + g * hs, k + g * hs, hs * sizeof(float));
+                memcpy(vc + (size_t)pos * KV + g * hs, v + g * hs, hs * sizeof(float));
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    mq_step_rows(P, i, t.ln, &t, q, h * hs, (h + 1) * hs);
+                    mq_rope_row(q + h * hs, rope, 1, hs, cfg->n_rot);
+                    mq_model_attention_head(kv->atty, kv->att, q, kc, vc, pos + 1, kv->cap, NH, NKV,
+                                            hs, h);
+                }
+            }
+            mq_step_barrier(P, &t);
+            while (mq_step_chunk(P, i + 3, kv->atty, &t, kv->proj, &o0, &o1))
+                ;
+            mq_step_barrier(P, &t);
+            for (int j = 0; j < C; j++)
+                t.x[j] += kv->proj[j];
+            mq_rmsnorm_row(t.ln, &rstd, t.x, p.ln2w + l * c, C, eps);
+            while (mq_step_chunk(P, i + 4, t.ln, &t, kv->fcg, &o0, &o1)) {
+                mq_step_rows(P, i + 5, t.ln, &t, kv->fch, o0, o1);
+                mq_swiglu_range(kv->fch_gelu, kv->fcg, kv->fch, o0, o1);
+            }
+            mq_step_barrier(P, &t);
+            while (mq_step_chunk(P, i + 6, kv->fch_gelu, &t, kv->proj, &o0, &o1))
+                ;
+            mq_step_barrier(P, &t);
+            for (int j = 0; j < C; j++)
+                t.x[j] += kv->proj[j];
+            if (l + 1 < L) mq_rmsnorm_row(t.ln, &rstd, t.x, p.ln1w + (l + 1) * c, C, eps);
+        }
+        mq_rmsnorm_row(t.ln, &rstd, t.x, p.lnfw, C, eps);
+        while (mq_step_chunk(P, 7 * L, t.ln, &t, kv->logits, &o0, &o1))
+            ;
+        if (t.tid == 0) memcpy(kv->x, t.x, c * sizeof(float));
+    }
+}
+
+void mq_llama_cache_kv(mq_gpt_t *m, int l, int n, float *kc, float *vc) {
+    const mq_gpt_config_t *cfg = &m->cfg;
+    size_t C = (size_t)cfg->n_embd, KV = (size_t)mq_arch_dim(cfg, MQ_DIM_KV);
+    const float *k = m->acts.qkv + (size_t)l * n * (C + 2 * KV) + (size_t)n * C;
+    memcpy(kc, k, (size_t)n * KV * sizeof(float));
+    memcpy(vc, k + (size_t)n * KV, (size_t)n * KV * sizeof(float));
 }

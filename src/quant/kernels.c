@@ -204,20 +204,27 @@ int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa) {
     return (int)isa >= 0 && isa < MQ_ISA_COUNT && w->format->kernels[isa].a8 != NULL;
 }
 
-/* Quantizes x (N, C) per block of 32 columns (kernels_isa.h); one allocation. */
-static int a8_prepare(int C, const float *x, int N, mq_a8_t *xa, mq_error_t *err) {
+/* Bytes of x (N, C) in the int8-activation form. */
+static size_t a8_bytes(int C, int N) {
+    size_t nb = (size_t)N * (size_t)((C + MQ_QBLOCK - 1) / MQ_QBLOCK);
+    return nb * (MQ_QBLOCK + sizeof(int32_t) + sizeof(float));
+}
+
+/* The int8-activation form of N rows of C columns laid out in mem (a8_bytes). */
+static void a8_view(int C, int N, char *mem, mq_a8_t *xa) {
     int nblk = (C + MQ_QBLOCK - 1) / MQ_QBLOCK;
     size_t nb = (size_t)N * (size_t)nblk;
-    size_t bytes = nb * (MQ_QBLOCK + sizeof(int32_t) + sizeof(float));
-    char *mem = alloc64(bytes);
-    if (!mem)
-        return mq_error_set(err, MQ_ERR_NOMEM, "cannot allocate %zu bytes of int8 activations",
-                            bytes);
     xa->N = N;
     xa->nblk = nblk;
     xa->xq = (int8_t *)mem;
     xa->xsum = (int32_t *)(mem + nb * MQ_QBLOCK);
     xa->sx = (float *)(mem + nb * (MQ_QBLOCK + sizeof(int32_t)));
+}
+
+/* Quantizes x (N, C) per block of 32 columns into xa (kernels_isa.h), in parallel when large. */
+static void a8_quantize(int C, const float *x, mq_a8_t *xa) {
+    int nblk = xa->nblk;
+    size_t nb = (size_t)xa->N * (size_t)nblk;
 #pragma omp parallel for schedule(static) if (nb * MQ_QBLOCK >= PAR_MIN_MACS)
     for (size_t k = 0; k < nb; k++) {
         const float *xb = x + (k / (size_t)nblk) * (size_t)C + (k % (size_t)nblk) * MQ_QBLOCK;
@@ -239,6 +246,17 @@ static int a8_prepare(int C, const float *x, int N, mq_a8_t *xa, mq_error_t *err
         xa->xsum[k] = sum;
         xa->sx[k] = amax / 127.0f;
     }
+}
+
+/* x (N, C) in the int8-activation form; one allocation (free xa->xq). */
+static int a8_prepare(int C, const float *x, int N, mq_a8_t *xa, mq_error_t *err) {
+    size_t bytes = a8_bytes(C, N);
+    char *mem = alloc64(bytes);
+    if (!mem)
+        return mq_error_set(err, MQ_ERR_NOMEM, "cannot allocate %zu bytes of int8 activations",
+                            bytes);
+    a8_view(C, N, mem, xa);
+    a8_quantize(C, x, xa);
     return MQ_OK;
 }
 
@@ -262,8 +280,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     int use_a8 = a8 && k->a8;
     /* panels take scale blocks of whole rows or 16s; other groups run the scalar reference */
     int panel_ok = w->group == C || w->group % 16 == 0;
-    mq_gemm_panels_fn panels =
-        N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
+    mq_gemm_panels_fn panels = N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
     if (use_a8 && (rc = a8_prepare(C, inp, N, &xa, err))) return rc;
     uint8_t *ab = NULL;
     if (use_a8 && !(ab = alloc64((size_t)omp_get_max_threads() * MQ_A8_SCRATCH(C)))) {
@@ -292,7 +309,8 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
             x = xpad;
         }
         wb = alloc64((size_t)omp_get_max_threads() * MQ_PANEL_SCRATCH(rows, C) * sizeof *wb);
-        if (X_TILES[isa]) /* a copy per thread: no line of it is written by one core, read by another */
+        if (X_TILES[isa]) /* a copy per thread: no line of it is written by one core, read by
+                             another */
             xt = alloc64((size_t)omp_get_max_threads() * (size_t)N * (size_t)C * sizeof *xt);
         if (!wb || (ldx != C && !xpad) || (X_TILES[isa] && !xt)) {
             free(xt);
@@ -323,7 +341,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
                        wb + (size_t)omp_get_thread_num() * MQ_PANEL_SCRATCH(rows, C));
             else
                 (k->gemm ? k->gemm : w->format->kernels[MQ_ISA_SCALAR].gemm)(w, inp, C, N, out, o0,
-                                                                              o1);
+                                                                             o1);
             if (bias)
                 for (int n = 0; n < N; n++)
                     for (int o = o0; o < o1; o++)
@@ -365,6 +383,70 @@ void mq_kblas_forward(const mq_qweight_t *w, const float *bias, float *out, cons
         return;
     }
     if (bias) memcpy(out, bias, (size_t)OC * sizeof *out);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, W, C, inp, 1, bias ? 1.0f : 0.0f, out,
-                1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, W, C, inp, 1, bias ? 1.0f : 0.0f, out, 1);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * the decode step's form (model.h's mq_step_linear_t): one x row, the dispatcher's N = 1 path
+ * above cut into each thread's rows. mode: the ISA, plus 256 for int8 activations. */
+
+enum { STEP_A8 = 256 };
+
+static void step_prep(const mq_step_linear_t *s, const float *x, void *prep) {
+    const mq_qweight_t *w = s->w;
+    if (s->mode & STEP_A8) {
+        mq_a8_t xa;
+        a8_view(w->cols, 1, prep, &xa);
+        a8_quantize(w->cols, x, &xa); /* one row: below the threshold of a parallel region */
+    } else
+        w->format->kernels[s->mode].prep(w, x, prep);
+}
+
+static void step_rows(const mq_step_linear_t *s, const float *x, const void *prep, float *out,
+                      int o0, int o1, void *scratch) {
+    const mq_qweight_t *w = s->w;
+    const mq_format_kernels_t *k = &w->format->kernels[s->mode & (STEP_A8 - 1)];
+    if (s->mode & STEP_A8) {
+        mq_a8_t xa;
+        a8_view(w->cols, 1, (char *)prep, &xa);
+        k->a8(w, &xa, out, o0, o1, scratch);
+    } else if (k->forward) { /* F32: OpenBLAS, on the calling thread inside a parallel region,
+                                 the bias added as mq_kblas_forward adds it */
+        const float *W = (const float *)w->data + (size_t)o0 * w->cols;
+        if (s->bias) memcpy(out + o0, s->bias + o0, (size_t)(o1 - o0) * sizeof *out);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, o1 - o0, w->cols, 1.0f, W, w->cols, x, 1,
+                    s->bias ? 1.0f : 0.0f, out + o0, 1);
+        return;
+    } else
+        k->dot(w, prep ? prep : x, out, o0, o1);
+    if (s->bias)
+        for (int o = o0; o < o1; o++)
+            out[o] += s->bias[o];
+}
+
+int mq_qweight_step(const mq_qweight_t *w, const float *bias, mq_step_linear_t *out,
+                    mq_error_t *err) {
+    if (!w || w->rows <= 0 || !w->data)
+        return mq_error_set(err, MQ_ERR_ARG, "decode step: no weight");
+    int rc = mq_kernels_init(err);
+    if (rc) return rc;
+    mq_isa_t isa = g_sel.isa;
+    const mq_format_kernels_t *k = &w->format->kernels[isa];
+    int a8 = g_sel.a8 && k->a8 && !k->forward;
+    *out = (mq_step_linear_t){.w = w,
+                              .bias = bias,
+                              .mode = (int)isa | (a8 ? STEP_A8 : 0),
+                              .out_rows = w->rows,
+                              .cols = w->cols,
+                              .granule = MQ_KROWS,
+                              .rows = step_rows};
+    if (a8) {
+        out->prep = step_prep;
+        out->prep_bytes = a8_bytes(w->cols, 1);
+        out->thread_bytes = MQ_A8_SCRATCH(w->cols);
+    } else if (!k->forward && k->prep) {
+        out->prep = step_prep;
+        out->prep_bytes = (size_t)w->cols * sizeof(float);
+    }
+    return MQ_OK;
 }

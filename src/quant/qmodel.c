@@ -38,10 +38,21 @@ static int qmodel_linear(void *ctx, mq_linear_id_t id, float *out, const float *
     return mq_qlinear_forward_ref(&q->ql[i], out, inp, N, NULL);
 }
 
+/* Its step form: the fused kernels' (the reference path has none). */
+static int qmodel_step(void *ctx, mq_linear_id_t id, mq_step_linear_t *out) {
+    mq_qmodel_t *q = ctx;
+    int i = mq_qmodel_linear_index(&q->model->cfg, id);
+    if (i < 0 || !q->ql[i].w.data) return MQ_ERR_ARG;
+    if (!q->fused) return MQ_ERR_UNSUPPORTED;
+    return mq_qweight_step(&q->ql[i].w, q->ql[i].bias, out, NULL);
+}
+
 void mq_qmodel_ready(mq_qmodel_t *q) {
     q->fused = !mq_kernels_reference_requested();
     q->model->linear_fn = qmodel_linear;
     q->model->linear_ctx = q;
+    q->model->step_fn = qmodel_step;
+    q->model->step_pair = qmodel_linear;
 }
 
 int mq_qmodel_init(mq_qmodel_t *q, const mq_gpt_config_t *cfg, const mq_scheme_t *s,
@@ -68,7 +79,6 @@ int mq_qmodel_init(mq_qmodel_t *q, const mq_gpt_config_t *cfg, const mq_scheme_t
     }
     return rc;
 }
-
 
 int mq_qmodel_set_linear(mq_qmodel_t *q, int i, mq_qweight_t *w, mq_error_t *err) {
     if (i < 0 || i >= q->n_linear) return mq_error_set(err, MQ_ERR_ARG, "no Linear %d", i);
@@ -97,8 +107,8 @@ static int borrow_fp32(mq_qmodel_t *q, const mq_gpt_t *m, int i, mq_error_t *err
     int bad_row;
     mq_row_fault_t fault;
     mq_scheme_parse("fp32", &fp32, NULL);
-    int rc = mq_qweight_load(&w, &fp32, mq_format_for(&fp32, C, NULL), OC, C,
-                             (const uint8_t *)W, NULL, 1, &bad_row, &fault, err);
+    int rc = mq_qweight_load(&w, &fp32, mq_format_for(&fp32, C, NULL), OC, C, (const uint8_t *)W,
+                             NULL, 1, &bad_row, &fault, err);
     if (rc == MQ_OK) rc = mq_qmodel_set_linear(q, i, &w, err);
     q->active[i] = mq_scheme_is_identity(&q->scheme);
     return rc;
@@ -227,12 +237,13 @@ void mq_model_bytes(const mq_gpt_t *m, const mq_qmodel_t *q, mq_model_bytes_t *o
         }
     }
     size_t es = f16_embeddings ? 2 : sizeof(float);
-    out->embedding = q && q->embd.data ? mq_qweight_stored_bytes(&q->embd) + m->param_sizes[MQ_P_WPE] * es
-                                       : (m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE]) * es;
-    out->layernorm = (m->param_sizes[MQ_P_LN1W] + m->param_sizes[MQ_P_LN1B] +
-                      m->param_sizes[MQ_P_LN2W] + m->param_sizes[MQ_P_LN2B] +
-                      m->param_sizes[MQ_P_LNFW] + m->param_sizes[MQ_P_LNFB]) *
-                     sizeof(float);
+    out->embedding = q && q->embd.data
+                         ? mq_qweight_stored_bytes(&q->embd) + m->param_sizes[MQ_P_WPE] * es
+                         : (m->param_sizes[MQ_P_WTE] + m->param_sizes[MQ_P_WPE]) * es;
+    out->layernorm =
+        (m->param_sizes[MQ_P_LN1W] + m->param_sizes[MQ_P_LN1B] + m->param_sizes[MQ_P_LN2W] +
+         m->param_sizes[MQ_P_LN2B] + m->param_sizes[MQ_P_LNFW] + m->param_sizes[MQ_P_LNFB]) *
+        sizeof(float);
     out->total = out->linear + out->bias + out->embedding + out->layernorm;
     out->bits_per_weight = (double)packed_bits / (double)out->linear_params;
     out->bits_per_weight_memory = 8.0 * (double)out->linear / (double)out->linear_params;
