@@ -16,6 +16,7 @@
  *   blimp             a jsonl file written by mq_blimp_write
  *   corpus            WordNet data lines and the split text miniquant writes from them
  *   scheme            scheme names
+ *   tool_output       llama-bench's JSON and test-backend-ops' MUL_MAT lines
  *   lexicon           the test fixture's index.verb, verb.exc and cntlist.rev (needs
  *                     TEST_DATA_DIR, the source tree's tests/data)
  *   wordnet           the same with data.verb, index.noun, index.adj, noun.exc, adj.exc and
@@ -241,9 +242,15 @@ static void model_seeds(void) {
     /* MiniLlama: grouped-query attention (2 heads, 1 of keys and values), RoPE, SwiGLU; its
      * checkpoint, quantized files and one with a SentencePiece tokenizer */
     {
-        mq_gpt_config_t cl = {.name = "custom", .vocab_size = 8, .n_ctx = 4, .n_embd = 32,
-                              .n_head = 2, .n_layer = 1, .arch = MQ_ARCH_LLAMA,
-                              .n_head_kv = 1, .n_ff = 64};
+        mq_gpt_config_t cl = {.name = "custom",
+                              .vocab_size = 8,
+                              .n_ctx = 4,
+                              .n_embd = 32,
+                              .n_head = 2,
+                              .n_layer = 1,
+                              .arch = MQ_ARCH_LLAMA,
+                              .n_head_kv = 1,
+                              .n_ff = 64};
         check(mq_gpt_init(&m, &cl, &err), &err);
         mq_gpt_init_weights(&m, 6);
         g = mq_gguf_new();
@@ -424,7 +431,9 @@ static void blimp_seed(void) {
                            "he walks to the store"};
     uint8_t infl2[3] = {MQ_INFL_BASE, MQ_INFL_ING, MQ_INFL_3SG};
     const char *bad3[1] = {"Whose should Tonya wear hat?"};
-    check(mq_mp_add(&s, "The cats sleep.", bad1, NULL, 1, NULL, 0, MQ_VT_AGREEMENT, "template:agreement", &err), &err);
+    check(mq_mp_add(&s, "The cats sleep.", bad1, NULL, 1, NULL, 0, MQ_VT_AGREEMENT,
+                    "template:agreement", &err),
+          &err);
     check(mq_mp_add(&s, "he walked to the store", bad2, infl2, 3, "walk", MQ_INFL_PAST | MQ_INFL_PP,
                     MQ_VT_NONE, "02604760-v", &err),
           &err);
@@ -476,6 +485,23 @@ static void corpus_seeds(void) {
     mq_corpus_free(&c);
 }
 
+/* llama-bench's JSON and test-backend-ops' lines, as the tools print them (first byte: even
+ * for the JSON, odd for a line). */
+static void tool_output_seeds(void) {
+    static const char *const texts[] = {
+        "\0[\n  {\n    \"model_type\": \"gpt2 ?B Q4_0\",\n    \"n_prompt\": 64,\n"
+        "    \"n_gen\": 0,\n    \"avg_ns\": 15831493,\n    \"avg_ts\": 4042.575138,\n"
+        "    \"samples_ts\": [ 4042.58 ]\n  }\n]\n",
+        "\1  MUL_MAT(type_a=q4_0,type_b=f32,m=4096,n=1,k=14336,bs=[1,1],nr=[1,1],per=[0,1,2,3]):"
+        "   690 runs -  1593.60 us/run - 117.44 MFLOP/run - \x1b[1;34m 73.69 GFLOPS\x1b[0m\n",
+        "\1  MUL_MAT(type_a=q4_K,type_b=f32,m=4096,n=512,k=14336,bs=[1,1],nr=[1,1],"
+        "per=[0,1,2,3]):    8 runs - 140000.00 us/run - 60130 MFLOP/run - 429.50 GFLOPS\n",
+    };
+    static const char *const names[] = {"llama-bench.json", "mulmat-q4_0", "mulmat-q4_K"};
+    for (int i = 0; i < 3; i++)
+        seed("tool_output", names[i], texts[i], 1 + strlen(texts[i] + 1));
+}
+
 static void scheme_seeds(void) {
     static const char *const EXTRA[] = {
         "int2_g3",  "int8_g999999999_gptq",  "nf4_g16_gptq", "int5_per_tensor", "int7_per_channel",
@@ -516,9 +542,9 @@ static void wordnet_seed(const char *test_data, const char *target, const char *
 
 static void wordnet_seeds(const char *test_data) {
     static const char *const LEXICON[3] = {"index.verb", "verb.exc", "cntlist.rev"};
-    static const char *const WORDNET[9] = {"index.verb", "verb.exc",  "cntlist.rev",
+    static const char *const WORDNET[9] = {"index.verb", "verb.exc",   "cntlist.rev",
                                            "data.verb",  "index.noun", "index.adj",
-                                           "noun.exc",   "adj.exc",   "data.noun"};
+                                           "noun.exc",   "adj.exc",    "data.noun"};
     wordnet_seed(test_data, "lexicon", LEXICON, 3);
     wordnet_seed(test_data, "wordnet", WORDNET, 9);
 }
@@ -538,6 +564,7 @@ int main(int argc, char **argv) {
     blimp_seed();
     corpus_seeds();
     scheme_seeds();
+    tool_output_seeds();
     if (argc == 3) wordnet_seeds(argv[2]);
     fprintf(stderr, "make_seeds: wrote %d seeds under %s\n", n_written, out_dir);
     return 0;

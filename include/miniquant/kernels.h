@@ -29,7 +29,11 @@
  * batch, on AVX-512, runs four chains per scale block (column i in chain i % 4), their sum times
  * the scales. For one x row (decode) they read the blocks in row order: per output row lanes of
  * partial sums, each block's values times its scale, reduced at the end (F16: the same for
- * both). Their results agree with the scalar reference within FP32 summation error,
+ * both; ggml's K-quants on AVX-512: each 256-block's sub-block scales (and mins) decoded once
+ * per row, 16 codes widened at a time, each sub-block's sum times its scale, the mins times the
+ * sums of x; the other formats whose scale block is the whole row (IQ4_NL, Q5_0, Q5_1, and the
+ * K-quants on AVX2) read a row's values through their format's reader, then one dot product).
+ * Their results agree with the scalar reference within FP32 summation error,
  * |y - y_ref| <= 1e-5 * sum_i |x_i| |w_i| (tested). The SIMD versions take weights whose scale
  * blocks are whole rows or multiples of 16 columns; a weight with another group size (e.g.
  * g24) runs the scalar kernels whatever the selection.

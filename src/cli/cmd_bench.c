@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_mulmat.h"
+#include "bench_serve.h"
 #include "cli.h"
 #include "miniquant/checkpoint.h"
 #include "miniquant/fileio.h"
@@ -45,12 +47,26 @@ static const char ABOUT[] =
     "\n"
     "decode: greedy generation of N tokens, one at a time, with the model quantized per scheme\n"
     "(fp32, int8_per_channel, int4_g64, nf4_g64, and the +vnni forms): tokens per second.\n"
-    "MiniGPT has no KV cache: every step is a forward over the whole context (B = 1).\n";
+    "Every step is a forward over the whole context (B = 1), without a KV cache.\n"
+    "\n"
+    "serve: llama-bench's measures on each --model file, as it is stored: pp N, a prompt of N\n"
+    "random tokens through an empty KV cache at once, and tg N, N tokens one KV-cached decode\n"
+    "step each; tokens per second, mean and standard deviation over the repetitions, each after\n"
+    "an untimed warm-up. With LLAMA_CPP_BIN set to llama.cpp's bin folder, llama-bench runs the\n"
+    "same test on the same file with the same threads (-r 1 each time), in turns with\n"
+    "miniquant, and the table adds its tokens per second and the median ratio.\n"
+    "\n"
+    "mulmat: the fused kernels against ggml's on the cases of llama.cpp's test-backend-ops\n"
+    "perf -o MUL_MAT -b CPU (run from LLAMA_CPP_BIN to its end first, or read from --from):\n"
+    "each case whose weight type miniquant stores (f32, f16, q8_0, q4_0, q2_K .. q6_K,\n"
+    "iq4_nl; F32 activations) timed again with miniquant's kernels on the same shape and type\n"
+    "(median of --reps samples), and the speed ratio. test-backend-ops uses all cores.\n";
 
 static const char EPILOG[] =
     "MQ_KERNEL=scalar|avx2|avx512 forces a kernel version. Run on an idle machine.\n";
 
-static const cli_sub_t SUBS[] = {{"kernels", NULL}, {"decode", NULL}, {NULL, NULL}};
+static const cli_sub_t SUBS[] = {
+    {"kernels", NULL}, {"decode", NULL}, {"serve", NULL}, {"mulmat", NULL}, {NULL, NULL}};
 
 /* ---------------------------------------------------------------------------------------------
  * memory bandwidth */
@@ -101,12 +117,12 @@ static const char *const A8_SCHEMES[] = {"int8_per_channel", "int4_g64", NULL};
 typedef struct entry {
     const char *scheme;
     int a8;
-    int base; /* index of the entry holding the same weight (the a8 forms share it) */
+    int base;               /* index of the entry holding the same weight (the a8 forms share it) */
     const mq_qweight_t *wp; /* the weight timed: w, or the base entry's */
-    mq_qweight_t w; /* the a8 forms read their base entry's */
-    int inner[2];          /* calls per sample, per mode */
-    double t[2][MAX_REPS]; /* seconds per call, per mode and repetition */
-    double rel_err[2];     /* a8: ||y - y_fp|| / ||y_fp|| against FP32 activations */
+    mq_qweight_t w;         /* the a8 forms read their base entry's */
+    int inner[2];           /* calls per sample, per mode */
+    double t[2][MAX_REPS];  /* seconds per call, per mode and repetition */
+    double rel_err[2];      /* a8: ||y - y_fp|| / ||y_fp|| against FP32 activations */
 } entry_t;
 
 typedef struct kbench {
@@ -430,8 +446,9 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
  * the command */
 
 typedef struct opts {
-    int threads, reps, quick, tokens, no_decode;
-    const char *json, *model;
+    int threads, reps, quick, tokens, no_decode, n_prompt, n_gen;
+    const char *json, *model, *from, *save;
+    cli_model_list_t models;
 } opts_t;
 
 static int write_json(const char *path, cJSON *root, const opts_t *o, const char *sub) {
@@ -449,16 +466,53 @@ static int write_json(const char *path, cJSON *root, const opts_t *o, const char
 }
 
 int cmd_bench(int argc, char **argv) {
-    opts_t o = {0, 0, 0, 0, 0, NULL, NULL};
+    opts_t o = {0};
     cli_option_t opts[] = {
         {CLI_OPT_THREADS(&o.threads)},
-        {CLI_OPT_REPS(&o.reps, MAX_REPS, "9 for kernels, 5 for decode")},
+        {CLI_OPT_REPS(&o.reps, MAX_REPS, "9 for kernels, 5 for decode and serve")},
         {CLI_OPT_JSON(&o.json)},
-        {.name = "quick", .flag = &o.quick,
-         .help = "3 repetitions, without the 4096x14336 shape, 32 decode tokens"},
-        {CLI_OPT_MODEL(&o.model, "the trained model"), .def_text = CLI_DEFAULT_MODEL},
-        {.name = "tokens", .arg = "N", .i = &o.tokens, .lo = 1, .hi = 1 << 20,
-         .def_text = "fill the context", .help = "tokens to generate"},
+        {.name = "quick",
+         .flag = &o.quick,
+         .help = "3 repetitions, without the 4096x14336 shape, 32 decode tokens",
+         .subs = "kernels decode serve"},
+        {CLI_OPT_MODELS(&o.models, "the trained model; serve: a model file, once or more"),
+         .def_text = CLI_DEFAULT_MODEL, .subs = "kernels decode serve"},
+        {.name = "n-prompt",
+         .short_name = 'p',
+         .arg = "N",
+         .i = &o.n_prompt,
+         .lo = -1,
+         .hi = 1 << 20,
+         .subs = "serve",
+         .def_text = "the model's context, at most 512; -1: none",
+         .help = "serve: the prompt's tokens (pp N)"},
+        {.name = "n-gen",
+         .short_name = 'n',
+         .arg = "N",
+         .i = &o.n_gen,
+         .lo = -1,
+         .hi = 1 << 20,
+         .subs = "serve",
+         .def_text = "the model's context, at most 128; -1: none",
+         .help = "serve: tokens generated (tg N)"},
+        {.name = "from",
+         .arg = "FILE",
+         .str = &o.from,
+         .subs = "mulmat",
+         .help = "mulmat: read test-backend-ops' output from FILE instead of running it"},
+        {.name = "save",
+         .arg = "FILE",
+         .str = &o.save,
+         .subs = "mulmat",
+         .help = "mulmat: keep test-backend-ops' output of the run in FILE"},
+        {.name = "tokens",
+         .arg = "N",
+         .i = &o.tokens,
+         .lo = 1,
+         .hi = 1 << 20,
+         .subs = "kernels decode",
+         .def_text = "fill the context",
+         .help = "tokens to generate"},
         {.name = "no-decode", .flag = &o.no_decode, .subs = "kernels", .help = "kernels only"},
         {0},
     };
@@ -468,7 +522,19 @@ int cmd_bench(int argc, char **argv) {
     int prc = cli_parse(&cmd, argc, argv, &args);
     if (prc != CLI_CONTINUE) return prc;
     const char *sub = args.sub;
-    int is_kernels = !strcmp(sub, "kernels");
+    int is_kernels = !strcmp(sub, "kernels"), is_serve = !strcmp(sub, "serve"),
+        is_mulmat = !strcmp(sub, "mulmat");
+    if (!is_mulmat && (o.from || o.save))
+        return cli_usage_error(&cmd, "%s: --from and --save are mulmat's", sub);
+    if (o.from && o.save)
+        return cli_usage_error(&cmd, "mulmat: --save keeps a run's output; --from runs none");
+    if (is_mulmat && o.models.n)
+        return cli_usage_error(&cmd, "mulmat: no --model (the cases are ggml's)");
+    if (o.models.n > 1 && !is_serve)
+        return cli_usage_error(&cmd, "%s: one --model (serve takes several)", sub);
+    o.model = o.models.n ? o.models.v[0] : NULL;
+    if (!is_serve && (o.n_prompt || o.n_gen))
+        return cli_usage_error(&cmd, "%s: --n-prompt and --n-gen are serve's", sub);
     if (!is_kernels && o.no_decode)
         return cli_usage_error(&cmd, "%s: --no-decode makes no sense here", sub);
     if (o.quick && !o.reps) o.reps = 3;
@@ -484,6 +550,19 @@ int cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(root, "threads", o.threads);
     int rc = MQ_OK;
 
+    if (is_serve) {
+        const char *def[] = {CLI_DEFAULT_MODEL};
+        cli_serve_opts_t so = {.models = o.models.n ? o.models.v : def,
+                               .n_models = o.models.n ? o.models.n : 1,
+                               .n_prompt = o.n_prompt,
+                               .n_gen = o.n_gen,
+                               .reps = o.reps};
+        rc = cli_bench_serve(&so, root, &err);
+    }
+    if (is_mulmat) {
+        cli_mulmat_opts_t mo = {.from = o.from, .save = o.save, .reps = o.reps};
+        rc = cli_bench_mulmat(&mo, root, &err);
+    }
     if (is_kernels) {
         kbench_t kb;
         memset(&kb, 0, sizeof kb);
@@ -534,7 +613,8 @@ int cmd_bench(int argc, char **argv) {
         cJSON_Delete(kb.rows);
         stream_free(&kb.bw);
     }
-    int want_decode = !is_kernels || (!o.no_decode && (o.model || mq_file_exists(model)));
+    int want_decode = !is_serve && !is_mulmat &&
+                      (!is_kernels || (!o.no_decode && (o.model || mq_file_exists(model))));
     if (rc == MQ_OK && want_decode) {
         cJSON *dec = NULL;
         rc = bench_decode(model, is_kernels ? (o.reps < 5 ? o.reps : 5) : o.reps, o.tokens, 1, &dec,
@@ -545,7 +625,11 @@ int cmd_bench(int argc, char **argv) {
     }
     int ret = rc ? cli_fail(&err) : 0;
     if (!ret && o.json)
-        ret = write_json(o.json, root, &o, is_kernels ? "bench kernels" : "bench decode");
+        ret = write_json(o.json, root, &o,
+                         is_kernels  ? "bench kernels"
+                         : is_serve  ? "bench serve"
+                         : is_mulmat ? "bench mulmat"
+                                     : "bench decode");
     cJSON_Delete(root);
     return ret;
 }

@@ -111,7 +111,7 @@ typedef struct cli_scheme_list {
 int cli_scheme_list_parse(const cli_option_t *opt, const char *arg, char *msg, size_t msg_size);
 
 /* --model given more than once: the paths in order, at most CLI_MAX_MODELS. */
-#define CLI_MAX_MODELS 8
+#define CLI_MAX_MODELS 32
 typedef struct cli_model_list {
     int n;
     const char *v[CLI_MAX_MODELS];

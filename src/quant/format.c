@@ -130,7 +130,6 @@ static mq_fp16_t nf4_scale(float absmax, int bits) {
     return scale_from_ratio(absmax, absmax);
 }
 
-
 /* Midpoints between neighbouring codebook values: the code is how many of them lie strictly
  * below x / scale, so an exact midpoint goes to the lower value. */
 #define NF4_MID(a, b) (0.5f * ((a) + (b)))
@@ -184,10 +183,9 @@ static int nf4_code_min(int bits) {
 #define NF3_6 0.56261697f
 #define NF3_7 1.0f
 static const float NF3_CODEBOOK[8] = {NF3_0, NF3_1, NF3_2, NF3_3, NF3_4, NF3_5, NF3_6, NF3_7};
-static const float nf3_mid[7] = {NF4_MID(NF3_0, NF3_1), NF4_MID(NF3_1, NF3_2),
-                                 NF4_MID(NF3_2, NF3_3), NF4_MID(NF3_3, NF3_4),
-                                 NF4_MID(NF3_4, NF3_5), NF4_MID(NF3_5, NF3_6),
-                                 NF4_MID(NF3_6, NF3_7)};
+static const float nf3_mid[7] = {
+    NF4_MID(NF3_0, NF3_1), NF4_MID(NF3_1, NF3_2), NF4_MID(NF3_2, NF3_3), NF4_MID(NF3_3, NF3_4),
+    NF4_MID(NF3_4, NF3_5), NF4_MID(NF3_5, NF3_6), NF4_MID(NF3_6, NF3_7)};
 
 static int8_t nf3_code(float x, float scale, int bits) {
     (void)bits;
@@ -302,8 +300,8 @@ BLOCK_FAMILY(FAM_Q6_K, "q6_k", 6, FMT_Q6_K);
 BLOCK_FAMILY(FAM_IQ4_NL, "iq4_nl", 4, FMT_IQ4_NL);
 #undef BLOCK_FAMILY
 
-const mq_family_t *const MQ_FAMILIES[] = {&FAM_FP32, &FAM_FP16, &FAM_INT,  &FAM_NF4,
-                                          &FAM_NF3,  &FAM_Q2_K, &FAM_Q3_K, &FAM_Q4_K,
+const mq_family_t *const MQ_FAMILIES[] = {&FAM_FP32, &FAM_FP16, &FAM_INT,    &FAM_NF4,
+                                          &FAM_NF3,  &FAM_Q2_K, &FAM_Q3_K,   &FAM_Q4_K,
                                           &FAM_Q5_K, &FAM_Q6_K, &FAM_IQ4_NL, NULL};
 
 /* ---------------------------------------------------------------------------------------------
@@ -339,7 +337,9 @@ static void scheme_set_name(mq_scheme_t *s) {
     }
     /* never both (mq_scheme_check) */
     snprintf(s->name, sizeof s->name, "%s%s%s%s", f->prefix, bits, gran,
-             s->gptq ? "_gptq" : s->imat ? "_imat" : "");
+             s->gptq   ? "_gptq"
+             : s->imat ? "_imat"
+                       : "");
 }
 
 int mq_scheme_parse(const char *name, mq_scheme_t *out, mq_error_t *err) {
@@ -359,9 +359,8 @@ int mq_scheme_parse(const char *name, mq_scheme_t *out, mq_error_t *err) {
     if (f->min_bits != f->max_bits) {
         if (!(p[0] >= '0' + f->min_bits && p[0] <= '0' + f->max_bits) || p[1] != '_') {
             char why[96];
-            snprintf(why, sizeof why,
-                     "expected %s{%d..%d}_ then a granularity, as in %s4_g64", f->prefix,
-                     f->min_bits, f->max_bits, f->prefix);
+            snprintf(why, sizeof why, "expected %s{%d..%d}_ then a granularity, as in %s4_g64",
+                     f->prefix, f->min_bits, f->max_bits, f->prefix);
             return parse_fail(err, name, why);
         }
         s.bits = p[0] - '0';
@@ -370,9 +369,12 @@ int mq_scheme_parse(const char *name, mq_scheme_t *out, mq_error_t *err) {
         s.bits = f->min_bits;
     }
     if (!f->grans) {
-        if (f->takes_imat && !strcmp(p, "_imat")) s.imat = 1;
-        else if (f->takes_imat && !strcmp(p, "_gptq")) s.gptq = 1;
-        else if (*p) return parse_fail(err, name, "unexpected text after the name");
+        if (f->takes_imat && !strcmp(p, "_imat"))
+            s.imat = 1;
+        else if (f->takes_imat && !strcmp(p, "_gptq"))
+            s.gptq = 1;
+        else if (*p)
+            return parse_fail(err, name, "unexpected text after the name");
         scheme_set_name(&s);
         if (out) *out = s;
         return MQ_OK;
@@ -424,15 +426,14 @@ int mq_scheme_check(const mq_scheme_t *s, mq_error_t *err) {
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: %d bits (%s takes %d..%d)", s->name,
                             s->bits, f->prefix, f->min_bits, f->max_bits);
     if (s->imat && !f->takes_imat)
-        return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: %s takes no _imat", s->name,
-                            f->prefix);
+        return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: %s takes no _imat", s->name, f->prefix);
     if (s->imat && s->gptq)
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: _imat or _gptq, not both", s->name);
-    if (!f->grans) return s->gran == MQ_QG_NONE && (!s->gptq || f->takes_imat)
-                              ? MQ_OK
-                              : mq_error_set(err, MQ_ERR_ARG,
-                                             "scheme %.32s: %s takes no granularity", s->name,
-                                             f->prefix);
+    if (!f->grans)
+        return s->gran == MQ_QG_NONE && (!s->gptq || f->takes_imat)
+                   ? MQ_OK
+                   : mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: %s takes no granularity", s->name,
+                                  f->prefix);
     if (s->gran == MQ_QG_NONE || !(f->grans & GRAN(s->gran)))
         return mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: no granularity %s takes", s->name,
                             f->prefix);
@@ -629,8 +630,8 @@ static mq_fp16_t block_codes(const uint8_t *src, int q8, int b, int8_t *c) {
 /* scales_in, when given, holds the scale every block must carry (per-tensor rows after the
  * first): blocks are read row by row, so a later block repeats what the first one recorded. */
 static int decode_blocks(const uint8_t *src, const mq_fp16_t *scales_in, const mq_scheme_t *s,
-                         int cols, int group, int8_t *codes, mq_fp16_t *scales,
-                         mq_row_fault_t *f, int q8) {
+                         int cols, int group, int8_t *codes, mq_fp16_t *scales, mq_row_fault_t *f,
+                         int q8) {
     int qmax = int_qmax(s->bits);
     for (int b = 0; b < cols / QBLOCK; b++) {
         int8_t *c = codes + b * QBLOCK;
@@ -654,13 +655,11 @@ static int decode_blocks(const uint8_t *src, const mq_fp16_t *scales_in, const m
     return 0;
 }
 static int decode_q8_0(const uint8_t *src, const mq_fp16_t *scales_in, const mq_scheme_t *s,
-                       int cols, int group, int8_t *codes, mq_fp16_t *scales,
-                       mq_row_fault_t *f) {
+                       int cols, int group, int8_t *codes, mq_fp16_t *scales, mq_row_fault_t *f) {
     return decode_blocks(src, scales_in, s, cols, group, codes, scales, f, 1);
 }
 static int decode_q4_0(const uint8_t *src, const mq_fp16_t *scales_in, const mq_scheme_t *s,
-                       int cols, int group, int8_t *codes, mq_fp16_t *scales,
-                       mq_row_fault_t *f) {
+                       int cols, int group, int8_t *codes, mq_fp16_t *scales, mq_row_fault_t *f) {
     return decode_blocks(src, scales_in, s, cols, group, codes, scales, f, 0);
 }
 
@@ -751,8 +750,7 @@ static inline unsigned packed_field(const uint8_t *src, int bits, int i) {
 }
 
 static int decode_packed(const uint8_t *src, const mq_fp16_t *scales_in, const mq_scheme_t *s,
-                         int cols, int group, int8_t *codes, mq_fp16_t *scales,
-                         mq_row_fault_t *f) {
+                         int cols, int group, int8_t *codes, mq_fp16_t *scales, mq_row_fault_t *f) {
     int bits = s->bits, off = field_offset(s), is_int = !s->family->codebook;
     size_t used = (size_t)cols * (size_t)bits, nbytes = row_bytes_packed(s, cols);
     if (used % 8 && (src[nbytes - 1] >> (used % 8)) != 0)
@@ -760,8 +758,10 @@ static int decode_packed(const uint8_t *src, const mq_fp16_t *scales_in, const m
     for (int c = 0; c < cols; c++) {
         unsigned v = packed_field(src, bits, c);
         if (is_int && v == 0)
-            return fault(f, c, ", column %d: field 0 is not a code of %s (codes are stored as "
-                         "code + %d)", c, s->name, off);
+            return fault(f, c,
+                         ", column %d: field 0 is not a code of %s (codes are stored as "
+                         "code + %d)",
+                         c, s->name, off);
         codes[c] = (int8_t)((int)v - off);
     }
     for (int k = 0; k < cols / group; k++) {
@@ -959,9 +959,9 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
 
 /* Block formats written from the values (blocks.h): a row is whole blocks; values_row gives the
  * values themselves (the scale of the scalar reference is 1, the whole row one scale block). */
-#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FTYPE, NEAREST, ABOUT, WHEN)                  \
+#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FTYPE, NEAREST, AVX512_DOT, ABOUT, WHEN)      \
     static int fits_##FN(const mq_scheme_t *s, int cols) {                                         \
-        /* a block family lists it: its own, or another's fallback (mq_format_for) */            \
+        /* a block family lists it: its own, or another's fallback (mq_format_for) */              \
         return s->family->takes_imat && cols % (BLOCK) == 0;                                       \
     }                                                                                              \
     static size_t row_bytes_##FN(const mq_scheme_t *s, int cols) {                                 \
@@ -994,45 +994,45 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
         .block_scale = scale_one,                                                                  \
         .nearest = NEAREST,                                                                        \
         .kernels = {[MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, NULL, NULL},         \
-                    [MQ_ISA_AVX2] = {NULL, mq_kscalar_dot, NULL, NULL, NULL},                      \
-                    [MQ_ISA_AVX512] = {NULL, mq_kscalar_dot, NULL, NULL, NULL}},                   \
+                    [MQ_ISA_AVX2] = {NULL, mq_kavx2_dot_values, NULL, NULL, NULL},                 \
+                    [MQ_ISA_AVX512] = {NULL, AVX512_DOT, NULL, NULL, NULL}},                       \
     }
 WRITE_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k, 10,
-          mq_blocks_nearest_q2_k,
+          mq_blocks_nearest_q2_k, mq_kavx512_dot_q2_k,
           "ggml's 256-blocks of 2-bit codes, 4-bit scales and mins per 16",
           "q2_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k, 11,
-          mq_blocks_nearest_q3_k,
+          mq_blocks_nearest_q3_k, mq_kavx512_dot_q3_k,
           "ggml's 256-blocks of 3-bit codes, 6-bit scales per 16",
           "q3_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k, 14,
-          mq_blocks_nearest_q4_k,
+          mq_blocks_nearest_q4_k, mq_kavx512_dot_q4_k,
           "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32",
           "q4_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k, 16,
-          mq_blocks_nearest_q5_k,
+          mq_blocks_nearest_q5_k, mq_kavx512_dot_q5_k,
           "ggml's 256-blocks of 5-bit codes, 6-bit scales and mins per 32",
           "q5_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k, 18,
-          mq_blocks_nearest_q6_k,
+          mq_blocks_nearest_q6_k, mq_kavx512_dot_q6_k,
           "ggml's 256-blocks of 6-bit codes, 8-bit scales per 16",
           "q6_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, 25,
-          mq_blocks_nearest_iq4_nl,
+          mq_blocks_nearest_iq4_nl, mq_kavx512_dot_values,
           "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
           "iq4_nl; q2_k's and q3_k's rows that 256 does not divide");
 WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, 8, NULL,
-          "ggml's 32-blocks of 5-bit codes and an FP16 scale",
+          mq_kavx512_dot_values, "ggml's 32-blocks of 5-bit codes and an FP16 scale",
           "q4_k's rows that 256 does not divide");
 WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, 9, NULL,
-          "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
+          mq_kavx512_dot_values, "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
           "q5_k's rows that 256 does not divide");
 #undef WRITE_ROW
 
 const mq_format_t *const MQ_FORMATS[] = {
-    &FORMAT_F32,  &FORMAT_F16,  &FORMAT_Q8_0, &FORMAT_Q4_0, &FORMAT_PACKED,
-    &FORMAT_BF16, &FORMAT_Q4_1, &FORMAT_Q5_0, &FORMAT_Q5_1, &FORMAT_Q2_K,
-    &FORMAT_Q3_K, &FORMAT_Q4_K, &FORMAT_Q5_K, &FORMAT_Q6_K, &FORMAT_IQ4_NL,
+    &FORMAT_F32,    &FORMAT_F16,  &FORMAT_Q8_0, &FORMAT_Q4_0, &FORMAT_PACKED,
+    &FORMAT_BF16,   &FORMAT_Q4_1, &FORMAT_Q5_0, &FORMAT_Q5_1, &FORMAT_Q2_K,
+    &FORMAT_Q3_K,   &FORMAT_Q4_K, &FORMAT_Q5_K, &FORMAT_Q6_K, &FORMAT_IQ4_NL,
     &FORMAT_IQ4_XS, NULL};
 
 int mq_format_writes(const mq_format_t *f) {
@@ -1062,7 +1062,9 @@ const char *mq_formats_help(void) {
     static char buf[4096];
     if (buf[0]) return buf;
     size_t n = 0;
-    n += (size_t)snprintf(buf + n, sizeof buf - n, "Each Linear is stored in the first format of its scheme's family that fits:\n");
+    n += (size_t)snprintf(
+        buf + n, sizeof buf - n,
+        "Each Linear is stored in the first format of its scheme's family that fits:\n");
     for (int i = 0; MQ_FAMILIES[i] && n < sizeof buf; i++) {
         const mq_family_t *f = MQ_FAMILIES[i];
         n += (size_t)snprintf(buf + n, sizeof buf - n, "  %s: ", f->grammar);
@@ -1110,13 +1112,14 @@ const mq_format_t *mq_format_for(const mq_scheme_t *s, int cols, mq_error_t *err
         const mq_format_t *f = mq_format_by_name(s->family->formats[i]);
         if (f && f->fits(s, cols)) return f;
     }
-    mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: no stored format takes rows of %d inputs",
-                 s->name, cols);
+    mq_error_set(err, MQ_ERR_ARG, "scheme %.32s: no stored format takes rows of %d inputs", s->name,
+                 cols);
     return NULL;
 }
 
 #define NEED(row, cond, what)                                                                      \
-    if (!(cond)) return mq_error_set(err, MQ_ERR_UNSUPPORTED, "format table: %s has no %s", row, what)
+    if (!(cond))                                                                                   \
+    return mq_error_set(err, MQ_ERR_UNSUPPORTED, "format table: %s has no %s", row, what)
 
 int mq_format_check_row(const mq_format_t *f, mq_error_t *err) {
     NEED(f->name ? f->name : "(a row without a name)", f->name && f->about && f->when,
@@ -1124,11 +1127,10 @@ int mq_format_check_row(const mq_format_t *f, mq_error_t *err) {
     NEED(f->name, mq_ggml_type_info(f->ggml_type), "GGUF type the container knows");
     if (!mq_format_writes(f)) { /* read: the layout and its dequantization are enough */
         NEED(f->name, f->dequantize_row, "dequantization");
-        NEED(f->name, f->block ? f->block_bytes && mq_ggml_type_info(f->ggml_type)->block_size ==
-                                                       f->block &&
-                                       mq_ggml_type_info(f->ggml_type)->type_size ==
-                                           f->block_bytes
-                               : !f->block_bytes && mq_ggml_type_info(f->ggml_type)->block_size == 1,
+        NEED(f->name,
+             f->block ? f->block_bytes && mq_ggml_type_info(f->ggml_type)->block_size == f->block &&
+                            mq_ggml_type_info(f->ggml_type)->type_size == f->block_bytes
+                      : !f->block_bytes && mq_ggml_type_info(f->ggml_type)->block_size == 1,
              "block matching its GGUF type");
         NEED(f->name, !f->encode_row && !f->decode_row && !f->side_scales,
              "writer entries without fits (a read row has none)");
@@ -1150,13 +1152,14 @@ int mq_family_check_row(const mq_family_t *fam, mq_error_t *err) {
     for (int k = 0; fam->formats[k]; k++)
         NEED(fam->prefix, mq_format_writes(mq_format_by_name(fam->formats[k])),
              "known format that it writes");
-    int grid = fam->scale && fam->code && fam->value && fam->ratio && fam->code_min &&
-               fam->code_max;
+    int grid =
+        fam->scale && fam->code && fam->value && fam->ratio && fam->code_min && fam->code_max;
     NEED(fam->prefix, grid || (!fam->scale && !fam->code && !fam->value && !fam->grans),
          "complete grid");
     NEED(fam->prefix, !grid || fam->grans, "granularity");
-    NEED(fam->prefix, !fam->codebook || (grid && fam->code_min(fam->max_bits) == 0 &&
-                                         fam->code_max(fam->max_bits) == (1 << fam->max_bits) - 1),
+    NEED(fam->prefix,
+         !fam->codebook || (grid && fam->code_min(fam->max_bits) == 0 &&
+                            fam->code_max(fam->max_bits) == (1 << fam->max_bits) - 1),
          "codebook matching its codes");
     for (int k = 0; grid && fam->formats[k]; k++)
         NEED(fam->prefix, mq_format_by_name(fam->formats[k])->decode_row,

@@ -376,8 +376,8 @@ static T2 void rows_p4(const mq_qweight_t *p, int WR, int o, const float *x, con
         packed4_rows(p, 1, o, x, lo, hi, v);
 }
 
-INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const float *lut, const float *x,
-                      float *y, int o0, int o1) {
+INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const float *lut, const float *x, float *y,
+                      int o0, int o1) {
     __m256 v[8];
     float t[8];
     for (int o = o0; o < o1; o += 8) {
@@ -522,7 +522,7 @@ INLINE T2 void ptile(int R, const float *P, const float *S, int nb, int g, const
 typedef void (*ptile_fn)(const float *P, const float *S, int nb, int g, const float *x, int ldx,
                          __m256 *out);
 #define PTILE_FN(R)                                                                                \
-    static T2 void ptile_##R(const float *P, const float *S, int nb, int g, const float *x,       \
+    static T2 void ptile_##R(const float *P, const float *S, int nb, int g, const float *x,        \
                              int ldx, __m256 *out) {                                               \
         ptile(R, P, S, nb, g, x, ldx, out);                                                        \
     }
@@ -533,8 +533,8 @@ PTILE_FN(8)
 /* [x rows: 1, 2, 4, 8] */
 static const ptile_fn PTILES[4] = {ptile_1, ptile_2, ptile_4, ptile_8};
 
-void T2 mq_kavx2_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, const float *xt,
-                             int N, float *y, int o0, int o1, float *wb) {
+void T2 mq_kavx2_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, const float *xt, int N,
+                             float *y, int o0, int o1, float *wb) {
     (void)xt;
     int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
     int np = (o1 - o0 + 7) / 8;
@@ -561,4 +561,27 @@ void T2 mq_kavx2_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, con
         }
         n0 += R;
     }
+}
+
+/* Any format whose scale block is the whole row: as mq_kavx512_dot_values, four chains of 8. */
+static float T2 dot_floats(const float *v, const float *x, int C) {
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+    int i = 0;
+    for (; i + 32 <= C; i += 32)
+        for (int j = 0; j < 4; j++)
+            a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(v + i + 8 * j), _mm256_loadu_ps(x + i + 8 * j),
+                                   a[j]);
+    __m256 t = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float s = _mm_cvtss_f32(h);
+    for (; i < C; i++)
+        s += v[i] * x[i];
+    return s;
+}
+
+void T2 mq_kavx2_dot_values(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    mq_kvalues_dot(p, x, y, o0, o1, dot_floats);
 }

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "kernels_isa.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
@@ -269,7 +270,8 @@ INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const
         a0[w] = _mm512_setzero_ps();
     }
     for (int b = 0; b < nb; b++) {
-        __m512 x0 = _mm512_loadu_ps(x + MQ_QBLOCK * b), x1 = _mm512_loadu_ps(x + MQ_QBLOCK * b + 16);
+        __m512 x0 = _mm512_loadu_ps(x + MQ_QBLOCK * b),
+               x1 = _mm512_loadu_ps(x + MQ_QBLOCK * b + 16);
         __asm__("" : "+v"(x0), "+v"(x1)); /* one load for every row */
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
@@ -347,7 +349,7 @@ typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, __
                         __m512 *v);
 
 #define ROWS_FN(NAME, CALL)                                                                        \
-    static T512 void NAME(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,      \
+    static T512 void NAME(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,        \
                           __m512 *v) {                                                             \
         (void)lut;                                                                                 \
         if (WR == 4)                                                                               \
@@ -388,6 +390,238 @@ void T512 mq_kavx512_dot_q4_0(const mq_qweight_t *p, const float *x, float *y, i
     dot_16s(p, rows_q4, _mm512_setzero_ps(), x, y, o0, o1);
 }
 
+/* ggml's K-quants, one 256-block of each of WR rows at a time, x as it is.
+ *
+ * Q4_K and Q5_K: 8 sub-blocks of 32, each with a 6-bit scale and min (d sc, dmin m): a
+ * sub-block adds d sc (sum of q x) - dmin m (sum of x); the nibbles of 32 bytes are two
+ * sub-blocks (low: 2i, high: 2i + 1), Q5_K's fifth bit of weight l of sub-block k being bit k of
+ * qh[l]. Q6_K: two halves of 128, each from 64 bytes of low nibbles and 32 of high bit pairs,
+ * codes minus 32, a signed 8-bit scale per 16 weights times d. Bytes are widened 16 at a time
+ * and converted to floats. */
+INLINE T512 __m512 lo16f(__m256i b) { /* bytes 0..15 as floats (unsigned) */
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(b)));
+}
+INLINE T512 __m512 hi16f(__m256i b) { /* bytes 16..31 */
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(b, 1)));
+}
+INLINE T512 __m512 lo16s(__m256i b) { /* bytes 0..15 as floats (signed) */
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b)));
+}
+INLINE T512 __m512 hi16s(__m256i b) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1)));
+}
+
+/* The first of WR rows from o, their sums started at 0 (v: one 16-lane sum per row). */
+INLINE T512 void rows_begin(const mq_qweight_t *p, int WR, int o, const uint8_t **row, __m512 *v) {
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        v[w] = _mm512_setzero_ps();
+    }
+}
+
+INLINE T512 void k45_rows(const mq_qweight_t *p, int five, int WR, int o, const float *x,
+                          __m512 *v) {
+    int nb = p->cols / MQ_QK_K;
+    size_t bb = five ? MQ_Q5_K_BYTES : MQ_Q4_K_BYTES;
+    const float *f16tab = mq_fp16_table();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * MQ_QK_K;
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+            uint16_t hd, hm;
+            memcpy(&hd, blk, 2);
+            memcpy(&hm, blk + 2, 2);
+            const float d = f16tab[hd], dmin = f16tab[hm];
+            const uint8_t *qh = blk + 16, *ql = blk + (five ? 48 : 16);
+            __m256i hv = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+            const uint8_t *qs = blk + 4; /* 8 6-bit scales and mins in 12 bytes */
+            float ds[8], dm[8];
+            for (int j = 0; j < 4; j++) {
+                ds[j] = d * (float)(qs[j] & 63);
+                dm[j] = dmin * (float)(qs[j + 4] & 63);
+                ds[j + 4] = d * (float)((qs[j + 8] & 0xF) | ((qs[j] >> 6) << 4));
+                dm[j + 4] = dmin * (float)((qs[j + 8] >> 4) | ((qs[j + 4] >> 6) << 4));
+            }
+            for (int k = 0; k < 8; k += 2, ql += 32) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)ql);
+                __m256i lo = _mm256_and_si256(q, m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (five) {
+                    __mmask32 b0 = _mm256_test_epi8_mask(hv, _mm256_set1_epi8((char)(1 << k)));
+                    __mmask32 b1 =
+                        _mm256_test_epi8_mask(hv, _mm256_set1_epi8((char)(1 << (k + 1))));
+                    lo = _mm256_mask_add_epi8(lo, b0, lo, sixteen);
+                    hi = _mm256_mask_add_epi8(hi, b1, hi, sixteen);
+                }
+                const float *xs = xb + 32 * k;
+                __m512 x0 = _mm512_loadu_ps(xs), x1 = _mm512_loadu_ps(xs + 16);
+                __m512 x2 = _mm512_loadu_ps(xs + 32), x3 = _mm512_loadu_ps(xs + 48);
+                __m512 s0 = _mm512_fmadd_ps(hi16f(lo), x1, _mm512_mul_ps(lo16f(lo), x0));
+                __m512 s1 = _mm512_fmadd_ps(hi16f(hi), x3, _mm512_mul_ps(lo16f(hi), x2));
+                v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[k]), s0, v[w]);
+                v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[k]), _mm512_add_ps(x0, x1), v[w]);
+                v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[k + 1]), s1, v[w]);
+                v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[k + 1]), _mm512_add_ps(x2, x3), v[w]);
+            }
+        }
+    }
+}
+
+INLINE T512 void k6_rows(const mq_qweight_t *p, int WR, int o, const float *x, __m512 *v) {
+    int nb = p->cols / MQ_QK_K;
+    const float *f16tab = mq_fp16_table();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+    for (int b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * MQ_Q6_K_BYTES;
+            prefetch_rows(row[w], (size_t)b * MQ_Q6_K_BYTES, p->row_bytes, WR);
+            uint16_t hd;
+            memcpy(&hd, blk + 208, 2);
+            const float d = f16tab[hd];
+            const int8_t *sc = (const int8_t *)(blk + 192);
+            for (int h = 0; h < 2; h++, sc += 8) {
+                const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+                const float *xh = x + (size_t)b * MQ_QK_K + 128 * h;
+                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+                __m256i q[4];
+                q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+                q[1] = _mm256_or_si256(
+                    _mm256_and_si256(l1, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+                q[2] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+                q[3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+                for (int j = 0; j < 4; j++) { /* weights 32 j .. 32 j + 31 of the half */
+                    __m256i c = _mm256_sub_epi8(q[j], off);
+                    __m512 a = _mm512_mul_ps(lo16s(c), _mm512_loadu_ps(xh + 32 * j));
+                    __m512 e = _mm512_mul_ps(hi16s(c), _mm512_loadu_ps(xh + 32 * j + 16));
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[2 * j]), a, v[w]);
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[2 * j + 1]), e, v[w]);
+                }
+            }
+        }
+    }
+}
+
+/* Q2_K (three = 0) and Q3_K: per 128 weights 32 bytes of 2-bit planes, plane j (shift 2j) of
+ * bytes 0..15 and of bytes 16..31 being sub-blocks of 16 with their own scale. Q2_K: 4-bit
+ * scale and min per sub-block (d sc q - dmin m); Q3_K: a 6-bit scale minus 32 times d, and the
+ * code minus 4 where the weight's bit of hmask (bit 4 h + j of hm[l]) is clear. */
+INLINE T512 void k23_rows(const mq_qweight_t *p, int three, int WR, int o, const float *x,
+                          __m512 *v) {
+    int nb = p->cols / MQ_QK_K;
+    size_t bb = three ? MQ_Q3_K_BYTES : MQ_Q2_K_BYTES;
+    const float *f16tab = mq_fp16_table();
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+    for (int b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+            float ds[16], dm[16];
+            const uint8_t *q;
+            __m256i hm = _mm256_setzero_si256();
+            if (three) {
+                uint16_t hd;
+                memcpy(&hd, blk + 108, 2);
+                const float d = f16tab[hd];
+                const uint8_t *s12 = blk + 96;
+                for (int i = 0; i < 16; i++) {
+                    int lo = i < 8 ? s12[i] & 0xF : s12[i - 8] >> 4;
+                    int hi = (s12[8 + i % 4] >> (2 * (i / 4))) & 3;
+                    ds[i] = d * (float)((lo | hi << 4) - 32);
+                    dm[i] = 0.0f;
+                }
+                hm = _mm256_loadu_si256((const __m256i *)blk);
+                q = blk + 32;
+            } else {
+                uint16_t hd, hmn;
+                memcpy(&hd, blk + 80, 2);
+                memcpy(&hmn, blk + 82, 2);
+                const float d = f16tab[hd], dmin = f16tab[hmn];
+                for (int i = 0; i < 16; i++) {
+                    ds[i] = d * (float)(blk[i] & 0xF);
+                    dm[i] = dmin * (float)(blk[i] >> 4);
+                }
+                q = blk + 16;
+            }
+            const float *xb = x + (size_t)b * MQ_QK_K;
+            for (int h = 0; h < 2; h++, q += 32) {
+                __m256i qv = _mm256_loadu_si256((const __m256i *)q);
+                for (int j = 0; j < 4; j++) {
+                    __m256i c = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3);
+                    const float *xs = xb + 128 * h + 32 * j;
+                    __m512 x0 = _mm512_loadu_ps(xs), x1 = _mm512_loadu_ps(xs + 16);
+                    int is = 8 * h + 2 * j;
+                    __m512 s0, s1;
+                    if (three) {
+                        __mmask32 set =
+                            _mm256_test_epi8_mask(hm, _mm256_set1_epi8((char)(1 << (4 * h + j))));
+                        c = _mm256_mask_sub_epi8(c, ~set, c, four);
+                        s0 = _mm512_mul_ps(lo16s(c), x0);
+                        s1 = _mm512_mul_ps(hi16s(c), x1);
+                    } else {
+                        s0 = _mm512_mul_ps(lo16f(c), x0);
+                        s1 = _mm512_mul_ps(hi16f(c), x1);
+                        v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[is]), x0, v[w]);
+                        v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[is + 1]), x1, v[w]);
+                    }
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[is]), s0, v[w]);
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[is + 1]), s1, v[w]);
+                }
+            }
+        }
+    }
+}
+
+#define Q2K_CALL(WR) k23_rows(p, 0, WR, o, x, v)
+#define Q3K_CALL(WR) k23_rows(p, 1, WR, o, x, v)
+ROWS_FN(rows_q2k, Q2K_CALL)
+ROWS_FN(rows_q3k, Q3K_CALL)
+
+void T512 mq_kavx512_dot_q2_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q2k, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+void T512 mq_kavx512_dot_q3_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q3k, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+#define Q4K_CALL(WR) k45_rows(p, 0, WR, o, x, v)
+#define Q5K_CALL(WR) k45_rows(p, 1, WR, o, x, v)
+#define Q6K_CALL(WR) k6_rows(p, WR, o, x, v)
+ROWS_FN(rows_q4k, Q4K_CALL)
+ROWS_FN(rows_q5k, Q5K_CALL)
+ROWS_FN(rows_q6k, Q6K_CALL)
+
+void T512 mq_kavx512_dot_q4_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q4k, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+void T512 mq_kavx512_dot_q5_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q5k, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+void T512 mq_kavx512_dot_q6_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q6k, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
 /* The grid's value of each of the 16 fields of a 4-bit packed weight, read by the format's own
  * row reader. */
 INLINE T512 __m512 packed4_lut(const mq_qweight_t *p) {
@@ -409,7 +643,8 @@ void T512 mq_kavx512_prep_packed(const mq_qweight_t *p, const float *x, float *x
         memcpy(xp, x, (size_t)C * sizeof *xp);
         return;
     }
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int c = 0; c < C; c += 32) {
         __m512 a = _mm512_loadu_ps(x + c), b = _mm512_loadu_ps(x + c + 16);
@@ -512,8 +747,8 @@ static T512 void build_panel(const mq_qweight_t *p, int o16, int nb, float *P, f
             const uint8_t *src[16];
             _Alignas(64) uint8_t col[256];
             for (int r = 0; r < 16; r++)
-                src[r] = o16 + r < p->rows ? p->data + (size_t)(o16 + r) * p->row_bytes + c / 2
-                                           : zeros;
+                src[r] =
+                    o16 + r < p->rows ? p->data + (size_t)(o16 + r) * p->row_bytes + c / 2 : zeros;
             transpose16x16_bytes_to(src, col);
             float *dst = P + (size_t)c * 16;
             for (int j = 0; j < 16; j++) {
@@ -575,8 +810,8 @@ INLINE T512 __m512 pdot(const float *P, const float *S, int nb, int g, const flo
         __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                        _mm512_setzero_ps()};
         for (int i = b * g; i < (b + 1) * g; i++)
-            c[i & 3] =
-                _mm512_fmadd_ps(_mm512_loadu_ps(P + (size_t)i * 16), _mm512_set1_ps(x[i]), c[i & 3]);
+            c[i & 3] = _mm512_fmadd_ps(_mm512_loadu_ps(P + (size_t)i * 16), _mm512_set1_ps(x[i]),
+                                       c[i & 3]);
         __m512 sum = _mm512_add_ps(_mm512_add_ps(c[0], c[1]), _mm512_add_ps(c[2], c[3]));
         acc = _mm512_fmadd_ps(_mm512_loadu_ps(S + 16 * b), sum, acc);
     }
@@ -586,7 +821,7 @@ INLINE T512 __m512 pdot(const float *P, const float *S, int nb, int g, const flo
 typedef void (*ptile_fn)(const float *P, const float *S, int nb, int g, const float *x, int ldx,
                          __m512 *out);
 #define PTILE_FN(R)                                                                                \
-    static T512 void ptile_##R(const float *P, const float *S, int nb, int g, const float *x,     \
+    static T512 void ptile_##R(const float *P, const float *S, int nb, int g, const float *x,      \
                                int ldx, __m512 *out) {                                             \
         if (R == 1)                                                                                \
             out[0] = pdot(P, S, nb, g, x);                                                         \
@@ -708,7 +943,7 @@ INLINE T512 void btile(int kind, int R, const uint8_t *B, const float *S, int nb
 typedef void (*btile_fn)(const uint8_t *B, const float *S, int nb, int g, const float *xt,
                          __m512 lut, __m512 *out);
 #define BTILE_FN(K, R)                                                                             \
-    static T512 void btile_##K##_##R(const uint8_t *B, const float *S, int nb, int g,             \
+    static T512 void btile_##K##_##R(const uint8_t *B, const float *S, int nb, int g,              \
                                      const float *xt, __m512 lut, __m512 *out) {                   \
         btile(BP_##K, R, B, S, nb, g, xt, lut, out);                                               \
     }
@@ -743,8 +978,8 @@ void T512 mq_kavx512_x_tiles(const float *x, int ldx, int N, int C, float *xt) {
     }
 }
 
-static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *xt, int N,
-                                  float *y, int o0, int o1, float *wb) {
+static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *xt, int N, float *y,
+                                  int o0, int o1, float *wb) {
     int C = p->cols, OC = p->rows, nb = p->group == C ? 1 : C / p->group, g = C / nb;
     int np = (o1 - o0 + 15) / 16;
     size_t pbytes = (size_t)(C / 32) * (kind == BP_Q8 ? 512 : 256);
@@ -772,7 +1007,7 @@ static T512 void gemm_byte_panels(const mq_qweight_t *p, int kind, const float *
 }
 
 void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx, const float *xt,
-                              int N, float *y, int o0, int o1, float *wb) {
+                                 int N, float *y, int o0, int o1, float *wb) {
     int kind = byte_panel_kind(p);
     if (kind) {
         gemm_byte_panels(p, kind, xt, N, y, o0, o1, wb);
@@ -790,8 +1025,8 @@ void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx,
         for (int q = 0; q < np; q++) {
             int o = o0 + 16 * q, cnt = OC - o < 16 ? OC - o : 16;
             __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffff : (1u << cnt) - 1);
-            PTILES[ri](P + (size_t)q * 16 * C, S + (size_t)q * 16 * nb, nb, g,
-                       x + (size_t)n0 * ldx, ldx, out);
+            PTILES[ri](P + (size_t)q * 16 * C, S + (size_t)q * 16 * nb, nb, g, x + (size_t)n0 * ldx,
+                       ldx, out);
             for (int r = 0; r < R; r++)
                 _mm512_mask_storeu_ps(y + (size_t)(n0 + r) * OC + o, m, out[r]);
         }
@@ -824,8 +1059,8 @@ INLINE T512V void a8_dot_rows(const mq_qweight_t *p, int q8, int WR, int o, cons
     for (int b = 0; b < nb; b += 2) {
         int two = b + 1 < nb;
         __m512i xv = two ? _mm512_loadu_si512(xa->xq + (size_t)b * MQ_QBLOCK)
-                         : _mm512_castsi256_si512(
-                               _mm256_loadu_si256((const __m256i *)(xa->xq + (size_t)b * MQ_QBLOCK)));
+                         : _mm512_castsi256_si512(_mm256_loadu_si256(
+                               (const __m256i *)(xa->xq + (size_t)b * MQ_QBLOCK)));
         if (!two) xv = _mm512_inserti64x4(xv, _mm256_setzero_si256(), 1);
         __m512i corr = _mm512_maskz_set1_epi32(0x0001, -off * xa->xsum[b]);
         if (two) corr = _mm512_mask_set1_epi32(corr, 0x0100, -off * xa->xsum[b + 1]);
@@ -845,8 +1080,7 @@ INLINE T512V void a8_dot_rows(const mq_qweight_t *p, int q8, int WR, int o, cons
                 __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b0 + 2)));
                 v = _mm512_mask_broadcast_i32x4(v, 0xFF00,
                                                 _mm_loadu_si128((const __m128i *)(b1 + 2)));
-                u = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4),
-                                     nib);
+                u = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), nib);
             }
             uint16_t h0, h1;
             memcpy(&h0, b0, sizeof h0);
@@ -891,9 +1125,12 @@ static T512V void build_a8_panel(const mq_qweight_t *p, int q8, int o16, uint8_t
             for (int k = 0; k < 4; k++) {
                 size_t at = 2 + 16 * (size_t)half; /* the codes' 16 bytes */
                 z[k] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(blk[k] + at)));
-                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 4] + at)), 1);
-                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 8] + at)), 2);
-                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 12] + at)), 3);
+                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 4] + at)),
+                                          1);
+                z[k] = _mm512_inserti32x4(z[k], _mm_loadu_si128((const __m128i *)(blk[k + 8] + at)),
+                                          2);
+                z[k] = _mm512_inserti32x4(z[k],
+                                          _mm_loadu_si128((const __m128i *)(blk[k + 12] + at)), 3);
             }
             t[0] = _mm512_unpacklo_epi32(z[0], z[1]);
             t[1] = _mm512_unpackhi_epi32(z[0], z[1]);
@@ -969,7 +1206,7 @@ INLINE T512V void a8_tile(int q8, int R, const uint8_t *A, const float *S, int n
 typedef void (*a8_tile_fn)(const uint8_t *A, const float *S, int nb, const mq_a8_t *xa, int n0,
                            __m512 *out);
 #define A8_TILE_FN(NAME, Q8, R)                                                                    \
-    static T512V void NAME(const uint8_t *A, const float *S, int nb, const mq_a8_t *xa, int n0,   \
+    static T512V void NAME(const uint8_t *A, const float *S, int nb, const mq_a8_t *xa, int n0,    \
                            __m512 *out) {                                                          \
         a8_tile(Q8, R, A, S, nb, xa, n0, out);                                                     \
     }
@@ -1018,4 +1255,27 @@ void T512V mq_kavx512_a8_q8_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y
 void T512V mq_kavx512_a8_q4_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1,
                               void *scratch) {
     a8_rows(p, 0, xa, y, o0, o1, scratch);
+}
+
+/* Any format whose scale block is the whole row (the rest of ggml's types): the row's values
+ * through the format's reader (mq_kvalues_dot), then this dot product, four chains of 16. */
+static float T512 dot_floats(const float *v, const float *x, int C) {
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+    int i = 0;
+    for (; i + 64 <= C; i += 64)
+        for (int j = 0; j < 4; j++)
+            a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(v + i + 16 * j), _mm512_loadu_ps(x + i + 16 * j),
+                                   a[j]);
+    for (; i + 16 <= C; i += 16)
+        a[0] = _mm512_fmadd_ps(_mm512_loadu_ps(v + i), _mm512_loadu_ps(x + i), a[0]);
+    float s =
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+    for (; i < C; i++)
+        s += v[i] * x[i];
+    return s;
+}
+
+void T512 mq_kavx512_dot_values(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    mq_kvalues_dot(p, x, y, o0, o1, dot_floats);
 }

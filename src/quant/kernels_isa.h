@@ -20,9 +20,9 @@
 #include "miniquant/kernels.h"
 #include "miniquant/quant.h"
 
-#define MQ_QBLOCK 32       /* weights per Q8_0 / Q4_0 block */
-#define MQ_Q8_0_BYTES 34   /* ggml's block_q8_0: FP16 d, 32 int8 codes */
-#define MQ_Q4_0_BYTES 18   /* ggml's block_q4_0: FP16 d, 16 bytes of nibbles */
+#define MQ_QBLOCK 32     /* weights per Q8_0 / Q4_0 block */
+#define MQ_Q8_0_BYTES 34 /* ggml's block_q8_0: FP16 d, 32 int8 codes */
+#define MQ_Q4_0_BYTES 18 /* ggml's block_q4_0: FP16 d, 16 bytes of nibbles */
 
 /* Output rows handled by one call of a kernel, shared out among the threads: a multiple of 16. */
 #define MQ_KROWS 32
@@ -50,8 +50,8 @@ typedef void (*mq_gemm_panels_fn)(const mq_qweight_t *w, const float *x, int ldx
                                   int N, float *y, int o0, int o1, float *wb);
 /* x (N rows, ldx apart) into xt (N * C floats) in the tiles its gemm_panels reads. */
 typedef void (*mq_x_tiles_fn)(const float *x, int ldx, int N, int C, float *xt);
-#define MQ_PANEL_SCRATCH(rows, C) \
-    (((size_t)(rows) + 16) * (size_t)(C) + ((size_t)(rows) + 16) * ((size_t)(C) / 16 + 1) + \
+#define MQ_PANEL_SCRATCH(rows, C)                                                                  \
+    (((size_t)(rows) + 16) * (size_t)(C) + ((size_t)(rows) + 16) * ((size_t)(C) / 16 + 1) +        \
      16 * (size_t)(C))
 
 /* OpenBLAS (F32 weights, every ISA): sgemv for one x row, mq_matmul_forward for several */
@@ -71,20 +71,31 @@ void mq_kavx2_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, fl
                        int o1);
 void mq_kavx2_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+/* Formats whose scale block is the whole row: each row's values through the format's reader,
+ * then dot (an ISA's), times the row's scale; other weights run mq_kscalar_dot. */
+void mq_kvalues_dot(const mq_qweight_t *w, const float *x, float *y, int o0, int o1,
+                    float (*dot)(const float *v, const float *x, int n));
+void mq_kavx2_dot_values(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
-void mq_kavx2_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, const float *xt,
-                          int N, float *y, int o0, int o1, float *wb);
+void mq_kavx2_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, const float *xt, int N,
+                          float *y, int o0, int o1, float *wb);
 
 /* AVX-512 */
 void mq_kavx512_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
-void mq_kavx512_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, float *y,
-                         int o0, int o1);
+void mq_kavx512_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
+                         int o1);
 void mq_kavx512_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_q2_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_q3_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_q4_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_q5_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_q6_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_values(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_packed(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_prep_packed(const mq_qweight_t *w, const float *x, float *xp);
-void mq_kavx512_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, const float *xt,
-                            int N, float *y, int o0, int o1, float *wb);
+void mq_kavx512_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, const float *xt, int N,
+                            float *y, int o0, int o1, float *wb);
 void mq_kavx512_x_tiles(const float *x, int ldx, int N, int C, float *xt);
 void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
                         void *scratch);

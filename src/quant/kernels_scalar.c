@@ -95,3 +95,20 @@ void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, i
     }
     free(v);
 }
+
+void mq_kvalues_dot(const mq_qweight_t *w, const float *x, float *y, int o0, int o1,
+                    float (*dot)(const float *v, const float *x, int n)) {
+    int C = w->cols;
+    float stack[4096], *v = C <= 4096 ? stack : malloc((size_t)C * sizeof *v);
+    if (!v || w->group != C) { /* scale blocks inside the row, or no memory: the reference */
+        if (v && v != stack) free(v);
+        mq_kscalar_dot(w, x, y, o0, o1);
+        return;
+    }
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *row = w->data + (size_t)o * w->row_bytes;
+        w->format->values_row(row, &w->scheme, C, v);
+        y[o] = w->format->block_scale(row, mq_qweight_row_scales(w, o), C, 0) * dot(v, x, C);
+    }
+    if (v != stack) free(v);
+}

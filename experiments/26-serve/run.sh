@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Regenerates this experiment: serving speed, miniquant against llama.cpp on the same files.
+# Makes (when absent) the default MiniGPT's files and a GPT-2-small-shaped model with random
+# weights, each stored as F32, F16, Q8_0, Q4_0 and the K-quants (models/serve/), then runs
+# `miniquant bench serve` on all of them with 2 threads: table.md (stdout) and results.json
+# (with the manifest). Set LLAMA_CPP_BIN to the folder of llama.cpp's binaries (llama-bench;
+# built by hand outside this repository) for llama-bench's numbers beside miniquant's; without
+# it only miniquant's are measured. Run from anywhere, on an otherwise idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=experiments/26-serve
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" --target miniquant_cli >/dev/null
+[ -f data/corpus/train.txt ] || ./build/miniquant corpus --out data/corpus
+[ -f models/minigpt-default.gguf ] ||
+    ./build/miniquant train --config default --out models/minigpt-default.gguf
+mkdir -p models/serve
+[ -f models/serve/gpt2-small-f32.gguf ] ||
+    ./build/miniquant synth --shape gpt2-small --out models/serve/gpt2-small-f32.gguf
+# scheme, and the GGUF type its Linears are stored as
+schemes="fp32:f32 fp16:f16 int8_g32:q8_0 int4_g32:q4_0 q2_k:q2_k q3_k:q3_k q4_k:q4_k q5_k:q5_k q6_k:q6_k"
+files=()
+for model in minigpt-default serve/gpt2-small; do
+    src=models/$model.gguf
+    [ "$model" = serve/gpt2-small ] && src=models/serve/gpt2-small-f32.gguf
+    name=$(basename "$model")
+    for pair in $schemes; do
+        scheme=${pair%%:*} type=${pair##*:}
+        file=models/serve/$name-$type.gguf
+        if [ "$src" != "$file" ] && [ ! -f "$file" ]; then
+            ./build/miniquant export --model "$src" --scheme "$scheme" --out "$file" >/dev/null
+        fi
+        files+=(--model "$file")
+    done
+done
+./build/miniquant bench serve "${files[@]}" --threads 2 --reps 5 --json "$out/results.json" \
+    | tee "$out/table.md"
