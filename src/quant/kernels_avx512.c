@@ -429,44 +429,50 @@ INLINE T512 void k45_rows(const mq_qweight_t *p, int five, int WR, int o, const 
     rows_begin(p, WR, o, row, v);
     for (int b = 0; b < nb; b++) {
         const float *xb = x + (size_t)b * MQ_QK_K;
+        float ds[4][8], dm[4][8];
+        const uint8_t *ql[4];
+        __m256i hv[4];
 #pragma GCC unroll 4
-        for (int w = 0; w < WR; w++) {
+        for (int w = 0; w < WR; w++) { /* the rows' scales and mins, once per block */
             const uint8_t *blk = row[w] + (size_t)b * bb;
             prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
             uint16_t hd, hm;
             memcpy(&hd, blk, 2);
             memcpy(&hm, blk + 2, 2);
             const float d = f16tab[hd], dmin = f16tab[hm];
-            const uint8_t *qh = blk + 16, *ql = blk + (five ? 48 : 16);
-            __m256i hv = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
             const uint8_t *qs = blk + 4; /* 8 6-bit scales and mins in 12 bytes */
-            float ds[8], dm[8];
             for (int j = 0; j < 4; j++) {
-                ds[j] = d * (float)(qs[j] & 63);
-                dm[j] = dmin * (float)(qs[j + 4] & 63);
-                ds[j + 4] = d * (float)((qs[j + 8] & 0xF) | ((qs[j] >> 6) << 4));
-                dm[j + 4] = dmin * (float)((qs[j + 8] >> 4) | ((qs[j + 4] >> 6) << 4));
+                ds[w][j] = d * (float)(qs[j] & 63);
+                dm[w][j] = dmin * (float)(qs[j + 4] & 63);
+                ds[w][j + 4] = d * (float)((qs[j + 8] & 0xF) | ((qs[j] >> 6) << 4));
+                dm[w][j + 4] = dmin * (float)((qs[j + 8] >> 4) | ((qs[j + 4] >> 6) << 4));
             }
-            for (int k = 0; k < 8; k += 2, ql += 32) {
-                __m256i q = _mm256_loadu_si256((const __m256i *)ql);
+            ql[w] = blk + (five ? 48 : 16);
+            hv[w] = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+        }
+        for (int k = 0; k < 8; k += 2) { /* x and its sub-block sums, once for the rows */
+            const float *xs = xb + 32 * k;
+            __m512 x0 = _mm512_loadu_ps(xs), x1 = _mm512_loadu_ps(xs + 16);
+            __m512 x2 = _mm512_loadu_ps(xs + 32), x3 = _mm512_loadu_ps(xs + 48);
+            __m512 xa = _mm512_add_ps(x0, x1), xc = _mm512_add_ps(x2, x3);
+#pragma GCC unroll 4
+            for (int w = 0; w < WR; w++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(ql[w] + 16 * k));
                 __m256i lo = _mm256_and_si256(q, m4);
                 __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
                 if (five) {
-                    __mmask32 b0 = _mm256_test_epi8_mask(hv, _mm256_set1_epi8((char)(1 << k)));
+                    __mmask32 b0 = _mm256_test_epi8_mask(hv[w], _mm256_set1_epi8((char)(1 << k)));
                     __mmask32 b1 =
-                        _mm256_test_epi8_mask(hv, _mm256_set1_epi8((char)(1 << (k + 1))));
+                        _mm256_test_epi8_mask(hv[w], _mm256_set1_epi8((char)(1 << (k + 1))));
                     lo = _mm256_mask_add_epi8(lo, b0, lo, sixteen);
                     hi = _mm256_mask_add_epi8(hi, b1, hi, sixteen);
                 }
-                const float *xs = xb + 32 * k;
-                __m512 x0 = _mm512_loadu_ps(xs), x1 = _mm512_loadu_ps(xs + 16);
-                __m512 x2 = _mm512_loadu_ps(xs + 32), x3 = _mm512_loadu_ps(xs + 48);
                 __m512 s0 = _mm512_fmadd_ps(hi16f(lo), x1, _mm512_mul_ps(lo16f(lo), x0));
                 __m512 s1 = _mm512_fmadd_ps(hi16f(hi), x3, _mm512_mul_ps(lo16f(hi), x2));
-                v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[k]), s0, v[w]);
-                v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[k]), _mm512_add_ps(x0, x1), v[w]);
-                v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[k + 1]), s1, v[w]);
-                v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[k + 1]), _mm512_add_ps(x2, x3), v[w]);
+                v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[w][k]), s0, v[w]);
+                v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[w][k]), xa, v[w]);
+                v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[w][k + 1]), s1, v[w]);
+                v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[w][k + 1]), xc, v[w]);
             }
         }
     }
@@ -479,128 +485,55 @@ INLINE T512 void k6_rows(const mq_qweight_t *p, int WR, int o, const float *x, _
     const uint8_t *row[4];
     rows_begin(p, WR, o, row, v);
     for (int b = 0; b < nb; b++) {
+        float d[4];
+        const uint8_t *blk[4];
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
-            const uint8_t *blk = row[w] + (size_t)b * MQ_Q6_K_BYTES;
+            blk[w] = row[w] + (size_t)b * MQ_Q6_K_BYTES;
             prefetch_rows(row[w], (size_t)b * MQ_Q6_K_BYTES, p->row_bytes, WR);
             uint16_t hd;
-            memcpy(&hd, blk + 208, 2);
-            const float d = f16tab[hd];
-            const int8_t *sc = (const int8_t *)(blk + 192);
-            for (int h = 0; h < 2; h++, sc += 8) {
-                const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
-                const float *xh = x + (size_t)b * MQ_QK_K + 128 * h;
+            memcpy(&hd, blk[w] + 208, 2);
+            d[w] = f16tab[hd];
+        }
+        for (int h = 0; h < 2; h++) {
+            const float *xh = x + (size_t)b * MQ_QK_K + 128 * h;
+            __m256i q[4][4];
+            float sc[4][8];
+#pragma GCC unroll 4
+            for (int w = 0; w < WR; w++) { /* the rows' codes of this half, minus 32 */
+                const uint8_t *ql = blk[w] + 64 * h, *qh = blk[w] + 128 + 32 * h;
+                const int8_t *s8 = (const int8_t *)(blk[w] + 192) + 8 * h;
+                for (int j = 0; j < 8; j++)
+                    sc[w][j] = d[w] * (float)s8[j];
                 __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
                 __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
                 __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-                __m256i q[4];
-                q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-                q[1] = _mm256_or_si256(
+                q[w][0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                          _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+                q[w][1] = _mm256_or_si256(
                     _mm256_and_si256(l1, m4),
                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
-                q[2] = _mm256_or_si256(
+                q[w][2] = _mm256_or_si256(
                     _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
-                q[3] = _mm256_or_si256(
+                q[w][3] = _mm256_or_si256(
                     _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
-                for (int j = 0; j < 4; j++) { /* weights 32 j .. 32 j + 31 of the half */
-                    __m256i c = _mm256_sub_epi8(q[j], off);
-                    __m512 a = _mm512_mul_ps(lo16s(c), _mm512_loadu_ps(xh + 32 * j));
-                    __m512 e = _mm512_mul_ps(hi16s(c), _mm512_loadu_ps(xh + 32 * j + 16));
-                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[2 * j]), a, v[w]);
-                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[2 * j + 1]), e, v[w]);
-                }
+                for (int j = 0; j < 4; j++)
+                    q[w][j] = _mm256_sub_epi8(q[w][j], off);
             }
-        }
-    }
-}
-
-/* Q2_K (three = 0) and Q3_K: per 128 weights 32 bytes of 2-bit planes, plane j (shift 2j) of
- * bytes 0..15 and of bytes 16..31 being sub-blocks of 16 with their own scale. Q2_K: 4-bit
- * scale and min per sub-block (d sc q - dmin m); Q3_K: a 6-bit scale minus 32 times d, and the
- * code minus 4 where the weight's bit of hmask (bit 4 h + j of hm[l]) is clear. */
-INLINE T512 void k23_rows(const mq_qweight_t *p, int three, int WR, int o, const float *x,
-                          __m512 *v) {
-    int nb = p->cols / MQ_QK_K;
-    size_t bb = three ? MQ_Q3_K_BYTES : MQ_Q2_K_BYTES;
-    const float *f16tab = mq_fp16_table();
-    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-    const uint8_t *row[4];
-    rows_begin(p, WR, o, row, v);
-    for (int b = 0; b < nb; b++) {
+            for (int j = 0; j < 4; j++) { /* weights 32 j .. 32 j + 31 of the half */
+                __m512 xa = _mm512_loadu_ps(xh + 32 * j), xe = _mm512_loadu_ps(xh + 32 * j + 16);
 #pragma GCC unroll 4
-        for (int w = 0; w < WR; w++) {
-            const uint8_t *blk = row[w] + (size_t)b * bb;
-            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
-            float ds[16], dm[16];
-            const uint8_t *q;
-            __m256i hm = _mm256_setzero_si256();
-            if (three) {
-                uint16_t hd;
-                memcpy(&hd, blk + 108, 2);
-                const float d = f16tab[hd];
-                const uint8_t *s12 = blk + 96;
-                for (int i = 0; i < 16; i++) {
-                    int lo = i < 8 ? s12[i] & 0xF : s12[i - 8] >> 4;
-                    int hi = (s12[8 + i % 4] >> (2 * (i / 4))) & 3;
-                    ds[i] = d * (float)((lo | hi << 4) - 32);
-                    dm[i] = 0.0f;
-                }
-                hm = _mm256_loadu_si256((const __m256i *)blk);
-                q = blk + 32;
-            } else {
-                uint16_t hd, hmn;
-                memcpy(&hd, blk + 80, 2);
-                memcpy(&hmn, blk + 82, 2);
-                const float d = f16tab[hd], dmin = f16tab[hmn];
-                for (int i = 0; i < 16; i++) {
-                    ds[i] = d * (float)(blk[i] & 0xF);
-                    dm[i] = dmin * (float)(blk[i] >> 4);
-                }
-                q = blk + 16;
-            }
-            const float *xb = x + (size_t)b * MQ_QK_K;
-            for (int h = 0; h < 2; h++, q += 32) {
-                __m256i qv = _mm256_loadu_si256((const __m256i *)q);
-                for (int j = 0; j < 4; j++) {
-                    __m256i c = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3);
-                    const float *xs = xb + 128 * h + 32 * j;
-                    __m512 x0 = _mm512_loadu_ps(xs), x1 = _mm512_loadu_ps(xs + 16);
-                    int is = 8 * h + 2 * j;
-                    __m512 s0, s1;
-                    if (three) {
-                        __mmask32 set =
-                            _mm256_test_epi8_mask(hm, _mm256_set1_epi8((char)(1 << (4 * h + j))));
-                        c = _mm256_mask_sub_epi8(c, ~set, c, four);
-                        s0 = _mm512_mul_ps(lo16s(c), x0);
-                        s1 = _mm512_mul_ps(hi16s(c), x1);
-                    } else {
-                        s0 = _mm512_mul_ps(lo16f(c), x0);
-                        s1 = _mm512_mul_ps(hi16f(c), x1);
-                        v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[is]), x0, v[w]);
-                        v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[is + 1]), x1, v[w]);
-                    }
-                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[is]), s0, v[w]);
-                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[is + 1]), s1, v[w]);
+                for (int w = 0; w < WR; w++) {
+                    __m512 a = _mm512_mul_ps(lo16s(q[w][j]), xa);
+                    __m512 e = _mm512_mul_ps(hi16s(q[w][j]), xe);
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(sc[w][2 * j]), a, v[w]);
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(sc[w][2 * j + 1]), e, v[w]);
                 }
             }
         }
     }
-}
-
-#define Q2K_CALL(WR) k23_rows(p, 0, WR, o, x, v)
-#define Q3K_CALL(WR) k23_rows(p, 1, WR, o, x, v)
-ROWS_FN(rows_q2k, Q2K_CALL)
-ROWS_FN(rows_q3k, Q3K_CALL)
-
-void T512 mq_kavx512_dot_q2_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    dot_16s(p, rows_q2k, _mm512_setzero_ps(), x, y, o0, o1);
-}
-
-void T512 mq_kavx512_dot_q3_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    dot_16s(p, rows_q3k, _mm512_setzero_ps(), x, y, o0, o1);
 }
 
 #define Q4K_CALL(WR) k45_rows(p, 0, WR, o, x, v)
@@ -620,6 +553,98 @@ void T512 mq_kavx512_dot_q5_k(const mq_qweight_t *p, const float *x, float *y, i
 
 void T512 mq_kavx512_dot_q6_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
     dot_16s(p, rows_q6k, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+/* Q2_K (three = 0) and Q3_K: per 128 weights 32 bytes of 2-bit planes, plane j (shift 2j) of
+ * bytes 0..15 and of bytes 16..31 being sub-blocks of 16 with their own scale. Q2_K: 4-bit
+ * scale and min per sub-block (d sc q - dmin m); Q3_K: a 6-bit scale minus 32 times d, and the
+ * code minus 4 where the weight's bit of hmask (bit 4 h + j of hm[l]) is clear. */
+INLINE T512 void k23_rows(const mq_qweight_t *p, int three, int WR, int o, const float *x,
+                          __m512 *v) {
+    int nb = p->cols / MQ_QK_K;
+    size_t bb = three ? MQ_Q3_K_BYTES : MQ_Q2_K_BYTES;
+    const float *f16tab = mq_fp16_table();
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+    for (int b = 0; b < nb; b++) {
+        float ds[4][16], dm[4][16];
+        const uint8_t *qs[4];
+        __m256i hm[4];
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) { /* the rows' scales (and mins), once per block */
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+            if (three) {
+                uint16_t hd;
+                memcpy(&hd, blk + 108, 2);
+                const float d = f16tab[hd];
+                const uint8_t *s12 = blk + 96;
+                for (int i = 0; i < 16; i++) {
+                    int lo = i < 8 ? s12[i] & 0xF : s12[i - 8] >> 4;
+                    int hi = (s12[8 + i % 4] >> (2 * (i / 4))) & 3;
+                    ds[w][i] = d * (float)((lo | hi << 4) - 32);
+                }
+                hm[w] = _mm256_loadu_si256((const __m256i *)blk);
+                qs[w] = blk + 32;
+            } else {
+                uint16_t hd, hmn;
+                memcpy(&hd, blk + 80, 2);
+                memcpy(&hmn, blk + 82, 2);
+                const float d = f16tab[hd], dmin = f16tab[hmn];
+                for (int i = 0; i < 16; i++) {
+                    ds[w][i] = d * (float)(blk[i] & 0xF);
+                    dm[w][i] = dmin * (float)(blk[i] >> 4);
+                }
+                hm[w] = _mm256_setzero_si256();
+                qs[w] = blk + 16;
+            }
+        }
+        const float *xb = x + (size_t)b * MQ_QK_K;
+        for (int h = 0; h < 2; h++) {
+            __m256i qv[4];
+#pragma GCC unroll 4
+            for (int w = 0; w < WR; w++)
+                qv[w] = _mm256_loadu_si256((const __m256i *)(qs[w] + 32 * h));
+            for (int j = 0; j < 4; j++) {
+                const float *xs = xb + 128 * h + 32 * j;
+                __m512 x0 = _mm512_loadu_ps(xs), x1 = _mm512_loadu_ps(xs + 16);
+                int is = 8 * h + 2 * j;
+#pragma GCC unroll 4
+                for (int w = 0; w < WR; w++) {
+                    __m256i c = _mm256_and_si256(_mm256_srli_epi16(qv[w], 2 * j), m3);
+                    __m512 s0, s1;
+                    if (three) {
+                        __mmask32 set = _mm256_test_epi8_mask(
+                            hm[w], _mm256_set1_epi8((char)(1 << (4 * h + j))));
+                        c = _mm256_mask_sub_epi8(c, ~set, c, four);
+                        s0 = _mm512_mul_ps(lo16s(c), x0);
+                        s1 = _mm512_mul_ps(hi16s(c), x1);
+                    } else {
+                        s0 = _mm512_mul_ps(lo16f(c), x0);
+                        s1 = _mm512_mul_ps(hi16f(c), x1);
+                        v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[w][is]), x0, v[w]);
+                        v[w] = _mm512_fnmadd_ps(_mm512_set1_ps(dm[w][is + 1]), x1, v[w]);
+                    }
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[w][is]), s0, v[w]);
+                    v[w] = _mm512_fmadd_ps(_mm512_set1_ps(ds[w][is + 1]), s1, v[w]);
+                }
+            }
+        }
+    }
+}
+
+#define Q2K_CALL(WR) k23_rows(p, 0, WR, o, x, v)
+#define Q3K_CALL(WR) k23_rows(p, 1, WR, o, x, v)
+ROWS_FN(rows_q2k, Q2K_CALL)
+ROWS_FN(rows_q3k, Q3K_CALL)
+
+void T512 mq_kavx512_dot_q2_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q2k, _mm512_setzero_ps(), x, y, o0, o1);
+}
+
+void T512 mq_kavx512_dot_q3_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q3k, _mm512_setzero_ps(), x, y, o0, o1);
 }
 
 /* The grid's value of each of the 16 fields of a 4-bit packed weight, read by the format's own
