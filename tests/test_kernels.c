@@ -856,3 +856,57 @@ Test(dispatch, mq_vnni_turns_on_int8_activations) {
     free(x);
     mq_qlinear_free(&ql);
 }
+
+/* MQ_VNNI=prompt: int8 activations for several x rows, FP32 ones for one (decode); without
+ * MQ_VNNI the serving default chooses it where VNNI runs it, and MQ_VNNI=0 keeps it off. */
+static void check_prompt_mode(mq_isa_t isa) {
+    mq_qlinear_t ql;
+    make_linear(&ql, "int8_g32", 21, 96, 1, 97);
+    float *x = randn_sd(99, 3 * 96, 1.0f), y[3 * 21];
+    for (int N = 1; N <= 3; N += 2) {
+        cr_assert_eq(mq_qweight_forward(&ql.w, ql.bias, y, x, N, NULL), MQ_OK);
+        float *ya8 = run(&ql.w, isa, 1, ql.bias, x, N), *yf = run(&ql.w, isa, 0, ql.bias, x, N);
+        cr_assert_arr_eq(y, N > 1 ? ya8 : yf, (size_t)N * 21 * sizeof *y, "N = %d", N);
+        int differ = 0;
+        for (int o = 0; o < N * 21; o++)
+            differ |= ya8[o] != yf[o];
+        cr_assert(differ, "the int8-activation forward is the FP32 one");
+        free(ya8);
+        free(yf);
+    }
+    free(x);
+    mq_qlinear_free(&ql);
+}
+
+Test(dispatch, mq_vnni_prompt_quantizes_only_prompt_activations) {
+    setenv("MQ_VNNI", "prompt", 1);
+    setenv("MQ_KERNEL", "scalar", 1); /* the scalar version has the mode on every CPU */
+    cr_assert_eq(mq_kernels_init(NULL), MQ_OK);
+    cr_assert_eq(mq_kernels_a8(), MQ_A8_PROMPT);
+    check_prompt_mode(MQ_ISA_SCALAR);
+    cr_assert_eq(mq_kernels_serving(), MQ_A8_PROMPT, "MQ_VNNI chose");
+    setenv("MQ_VNNI", "often", 1);
+    cr_assert_eq(mq_kernels_select(MQ_ISA_SCALAR, 3, NULL), MQ_ERR_ARG);
+}
+
+Test(dispatch, the_serving_default_is_prompt_int8_where_vnni_runs_it) {
+    cr_assert_eq(mq_kernels_init(NULL), MQ_OK);
+    cr_assert_eq(mq_kernels_a8(), MQ_A8_OFF, "evaluation keeps FP32 activations");
+    int want = mq_isa_supports_a8(mq_isa_best()) && mq_isa_best() != MQ_ISA_SCALAR
+                   ? MQ_A8_PROMPT
+                   : MQ_A8_OFF;
+    cr_assert_eq(mq_kernels_serving(), want);
+    if (want == MQ_A8_PROMPT) check_prompt_mode(mq_isa_best());
+}
+
+Test(dispatch, mq_vnni_0_keeps_the_serving_default_off) {
+    setenv("MQ_VNNI", "0", 1);
+    cr_assert_eq(mq_kernels_serving(), MQ_A8_OFF);
+}
+
+Test(dispatch, an_unknown_mq_vnni_is_refused) {
+    setenv("MQ_VNNI", "often", 1);
+    mq_error_t err = {0};
+    cr_assert_eq(mq_kernels_init(&err), MQ_ERR_ARG);
+    cr_assert(strstr(err.msg, "0, 1 or prompt") && strstr(err.msg, "often"), "%s", err.msg);
+}

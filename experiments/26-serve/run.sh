@@ -35,3 +35,11 @@ for model in minigpt-default serve/gpt2-small; do
 done
 ./build/miniquant bench serve "${files[@]}" --threads 2 --reps 5 --json "$out/results.json" \
     | tee "$out/table.md"
+# the two formats with int8 activations: FP32 activations throughout (MQ_VNNI=0), and int8 ones
+# in decode too (MQ_VNNI=1), against the default above (int8 in the prompt only)
+q80q40=(--model models/serve/minigpt-default-q8_0.gguf --model models/serve/minigpt-default-q4_0.gguf
+        --model models/serve/gpt2-small-q8_0.gguf --model models/serve/gpt2-small-q4_0.gguf)
+for v in 0 1; do
+    MQ_VNNI=$v ./build/miniquant bench serve "${q80q40[@]}" --threads 2 --reps 5 \
+        --json "$out/results-vnni$v.json" | tee "$out/table-vnni$v.md"
+done

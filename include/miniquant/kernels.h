@@ -38,7 +38,9 @@
  * blocks are whole rows or multiples of 16 columns; a weight with another group size (e.g.
  * g24) runs the scalar kernels whatever the selection.
  *
- * Int8-activation mode ("a8", opt-in: MQ_VNNI=1 or mq_kernels_select): each x row is quantized
+ * Int8-activation mode ("a8"; MQ_VNNI=1 or mq_kernels_select for every product, MQ_VNNI=prompt
+ * for products of several x rows only, the serving commands' default, mq_kernels_serving): each
+ * x row is quantized
  * per block of 32 columns, xq = round-half-even(x * 127 / max|x_block|), scale max / 127, and
  * the products are integer dot products (AVX-512 VNNI vpdpbusd), exact per block:
  *   y[n][o] = sum_b s(o, b) * sum_{blocks j in b} sx[n][j] * (sum_{i in j} c(o, i) xq[n][i]).
@@ -74,14 +76,24 @@ int mq_isa_supports_a8(mq_isa_t isa);
 /* The best version this CPU runs. */
 mq_isa_t mq_isa_best(void);
 
+/* Int8-activation modes: off, every product, products of several x rows (prompts) only. */
+enum { MQ_A8_OFF = 0, MQ_A8_ALL = 1, MQ_A8_PROMPT = 2 };
+
 /* Makes the selection from the environment and the CPU, once: MQ_KERNEL (unset or "auto": the
- * best), MQ_VNNI=1 (int8 activations). Later calls return the first outcome. A forced version
- * the CPU lacks, an unknown name, or MQ_VNNI=1 without VNNI is MQ_ERR_UNSUPPORTED / MQ_ERR_ARG
- * with a message; forwards then fail with the same message. Called by every forward. */
+ * best), MQ_VNNI=0|1|prompt (int8 activations: off, MQ_A8_ALL, MQ_A8_PROMPT). Later calls return
+ * the first outcome. A forced version the CPU lacks, an unknown name, or MQ_VNNI on without
+ * VNNI is MQ_ERR_UNSUPPORTED / MQ_ERR_ARG with a message; forwards then fail with the same
+ * message. Called by every forward. */
 int mq_kernels_init(mq_error_t *err);
-/* Replaces the selection (tests, benchmarks); refuses what the CPU cannot run. */
+/* Replaces the selection (tests, benchmarks): a8 one of MQ_A8_*; refuses what the CPU cannot
+ * run. */
 int mq_kernels_select(mq_isa_t isa, int a8, mq_error_t *err);
-/* The selection in force (after mq_kernels_init succeeded). */
+/* The serving commands' default (generate, bench serve): int8 activations for prompts
+ * (MQ_A8_PROMPT) when the selected version runs them with VNNI and MQ_VNNI does not choose;
+ * decode steps keep FP32 activations (one x row: not faster with int8 ones on VNNI). Returns
+ * the mode in force. */
+int mq_kernels_serving(void);
+/* The selection in force (after mq_kernels_init succeeded); the a8 mode is one of MQ_A8_*. */
 mq_isa_t mq_kernels_isa(void);
 int mq_kernels_a8(void);
 /* 1 when MQ_REFERENCE=1: evaluation should use the reference path (dequantize + sgemm). */

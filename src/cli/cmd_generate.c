@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "miniquant/kernels.h"
 #include "miniquant/dataset.h"
 #include "miniquant/export.h"
 #include "miniquant/generate.h"
@@ -12,9 +13,11 @@
 #include "miniquant/qmodel.h"
 
 static const char ABOUT[] =
-    "Generates text from a model: the prompt is fed through the KV-cached decoder, then each\n"
-    "token is sampled and fed back, one decode step per token, and written to stdout as soon\n"
-    "as it is sampled (the prompt first, as given). The model is any GGUF miniquant reads: an\n"
+    "Generates text from a model: the prompt is fed through the KV-cached decoder at once (the\n"
+    "prompt kernels), then each token is sampled and fed back, one decode step per token (one\n"
+    "parallel region), and written to stdout as soon as it is sampled (the prompt first, as\n"
+    "given). Where the CPU has AVX512-VNNI the prompt's products with Q8_0 and Q4_0 weights\n"
+    "take int8 activations (MQ_VNNI=0: FP32 throughout; MQ_VNNI=1: int8 in decode too). The model is any GGUF miniquant reads: an\n"
     "FP32 checkpoint (quantized in memory with --scheme), a file 'miniquant export' wrote, or\n"
     "another tool's gpt2 or llama file. The prompt starts a document: after the beginning-of-\n"
     "sequence token where the vocabulary adds one (SentencePiece), else after <|endoftext|>.\n"
@@ -118,6 +121,7 @@ int cmd_generate(int argc, char **argv) {
     if (scheme_name && mq_scheme_parse(scheme_name, &scheme, &err))
         return cli_usage_error(&cmd, "%s", err.msg);
     cli_set_threads((int)threads);
+    int a8 = mq_kernels_serving(); /* int8 activations for the prompt where VNNI runs them */
 
     mq_qmodel_t file = {0}, q = {0};
     mq_gpt_t m = {0};
@@ -193,9 +197,12 @@ int cmd_generate(int argc, char **argv) {
         fflush(stdout);
     }
     if (rc == MQ_OK) {
-        fprintf(stderr, "\n%s: %d prompt tokens, %d generated%s%s, %d threads\n", model, (int)n_ids,
-                g.tokens, g.stopped ? " (stopped at an end token)" : "",
-                g.shifts ? ", context shifted" : "", omp_get_max_threads());
+        fprintf(stderr, "\n%s: %d prompt tokens, %d generated%s%s, %d threads, %s activations\n",
+                model, (int)n_ids, g.tokens, g.stopped ? " (stopped at an end token)" : "",
+                g.shifts ? ", context shifted" : "", omp_get_max_threads(),
+                a8 == MQ_A8_ALL      ? "int8 (VNNI)"
+                : a8 == MQ_A8_PROMPT ? "prompt int8 (VNNI), decode FP32"
+                                     : "FP32");
         print_time("prompt eval time", g.prompt_seconds, g.prompt_tokens, "tokens");
         print_time("eval time", g.eval_seconds, g.eval_steps, "runs");
         print_time("sample time", g.sample_seconds, g.tokens, "runs");

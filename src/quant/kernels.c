@@ -105,7 +105,8 @@ static struct {
     int rc;
     mq_error_t err;
     mq_isa_t isa;
-    int a8;
+    int a8;     /* MQ_A8_OFF, MQ_A8_ALL or MQ_A8_PROMPT */
+    int a8_env; /* 1: MQ_VNNI chose it */
 } g_sel;
 
 static int refuse(mq_isa_t isa, int a8, const char *what, mq_error_t *err) {
@@ -141,15 +142,16 @@ static void select_from_env(void) {
             rc = refuse(isa, 0, "MQ_KERNEL=", err);
     }
     if (rc == MQ_OK && v && *v && strcmp(v, "0")) {
-        if (strcmp(v, "1"))
-            rc = mq_error_set(err, MQ_ERR_ARG, "MQ_VNNI takes 0 or 1, not \"%.32s\"", v);
+        if (strcmp(v, "1") && strcmp(v, "prompt"))
+            rc = mq_error_set(err, MQ_ERR_ARG, "MQ_VNNI takes 0, 1 or prompt, not \"%.32s\"", v);
         else {
-            a8 = 1;
+            a8 = strcmp(v, "1") ? MQ_A8_PROMPT : MQ_A8_ALL;
             rc = refuse(isa, 1, "", err);
         }
     }
     g_sel.isa = isa;
     g_sel.a8 = a8;
+    g_sel.a8_env = v && *v;
     g_sel.rc = rc;
     g_sel.done = 1;
 }
@@ -166,11 +168,13 @@ int mq_kernels_init(mq_error_t *err) {
 int mq_kernels_select(mq_isa_t isa, int a8, mq_error_t *err) {
     if ((int)isa < 0 || isa >= MQ_ISA_COUNT)
         return mq_error_set(err, MQ_ERR_ARG, "unknown kernel version %d", (int)isa);
+    if (a8 < MQ_A8_OFF || a8 > MQ_A8_PROMPT)
+        return mq_error_set(err, MQ_ERR_ARG, "unknown int8-activation mode %d", a8);
     int rc = refuse(isa, a8, "", err);
     if (rc) return rc;
     pthread_mutex_lock(&g_lock);
     g_sel.isa = isa;
-    g_sel.a8 = a8 ? 1 : 0;
+    g_sel.a8 = a8;
     g_sel.rc = MQ_OK;
     g_sel.done = 1;
     pthread_mutex_unlock(&g_lock);
@@ -185,6 +189,16 @@ mq_isa_t mq_kernels_isa(void) {
 int mq_kernels_a8(void) {
     mq_kernels_init(NULL);
     return g_sel.a8;
+}
+
+int mq_kernels_serving(void) {
+    if (mq_kernels_init(NULL)) return MQ_A8_OFF;
+    pthread_mutex_lock(&g_lock);
+    if (!g_sel.a8_env && mq_isa_supports_a8(g_sel.isa) && g_sel.isa != MQ_ISA_SCALAR)
+        g_sel.a8 = MQ_A8_PROMPT;
+    int a8 = g_sel.a8;
+    pthread_mutex_unlock(&g_lock);
+    return a8;
 }
 
 int mq_kernels_reference_requested(void) {
@@ -361,7 +375,8 @@ int mq_qweight_forward(const mq_qweight_t *w, const float *bias, float *out, con
                        int N, mq_error_t *err) {
     int rc = mq_kernels_init(err);
     if (rc) return rc;
-    return mq_qweight_forward_with(w, g_sel.isa, g_sel.a8, bias, out, inp, N, err);
+    int a8 = g_sel.a8 == MQ_A8_ALL || (g_sel.a8 == MQ_A8_PROMPT && N > 1);
+    return mq_qweight_forward_with(w, g_sel.isa, a8, bias, out, inp, N, err);
 }
 
 int mq_qlinear_forward(const mq_qlinear_t *ql, float *out, const float *inp, int N,
@@ -432,7 +447,7 @@ int mq_qweight_step(const mq_qweight_t *w, const float *bias, mq_step_linear_t *
     if (rc) return rc;
     mq_isa_t isa = g_sel.isa;
     const mq_format_kernels_t *k = &w->format->kernels[isa];
-    int a8 = g_sel.a8 && k->a8 && !k->forward;
+    int a8 = g_sel.a8 == MQ_A8_ALL && k->a8 && !k->forward; /* one x row */
     *out = (mq_step_linear_t){.w = w,
                               .bias = bias,
                               .mode = (int)isa | (a8 ? STEP_A8 : 0),
