@@ -119,10 +119,19 @@ Test(bench_serve, runs_llama_bench_in_turns_and_keeps_the_ratio, .init = setup, 
     snprintf(json, sizeof json, "%s/serve.json", dir);
     snprintf(cmd, sizeof cmd,
              "LLAMA_CPP_BIN=%s %s bench serve --model %s -p 8 -n 4 --reps 3 --threads 2 "
-             "--json %s 2>/dev/null",
-             bin, MQ_CLI_PATH, model, json);
+             "--json %s --plot %s/a.png 2>/dev/null",
+             bin, MQ_CLI_PATH, model, json, dir);
     cr_assert_eq(shell(cmd), 0, "%s", out);
     cr_expect(strstr(out, "llama.cpp t/s") && strstr(out, "gpt2 ?B stand-in"), "%s", out);
+    /* the plot, drawn after the run and again from its JSON */
+    struct stat st;
+    snprintf(path, sizeof path, "%s/a.png", dir);
+    cr_expect(stat(path, &st) == 0 && st.st_size > 1000, "%s", path);
+    snprintf(cmd, sizeof cmd, "%s bench serve --from %s --plot %s/b.png 2>/dev/null", MQ_CLI_PATH,
+             json, dir);
+    cr_expect_eq(shell(cmd), 0);
+    snprintf(path, sizeof path, "%s/b.png", dir);
+    cr_expect(stat(path, &st) == 0 && st.st_size > 1000, "%s", path);
     /* one invocation per repetition and test, the same test, file and threads */
     char calls[4096];
     snprintf(path, sizeof path, "%s/calls", bin);
@@ -165,6 +174,14 @@ Test(bench_serve, runs_llama_bench_in_turns_and_keeps_the_ratio, .init = setup, 
 }
 
 Test(bench_serve, refuses_a_test_longer_than_the_context, .init = setup, .fini = teardown) {
+    char json[160], cmd0[700];
+    snprintf(json, sizeof json, "%s/none.json", dir);
+    write_text(json, "{\"serve\": []}\n", 0);
+    snprintf(cmd0, sizeof cmd0, "%s bench serve --from %s --plot %s/c.png 2>&1", MQ_CLI_PATH, json,
+             dir);
+    cr_expect_eq(shell(cmd0), 1, "a JSON without llama.cpp's numbers has nothing to plot");
+    cr_expect(strstr(out, "none.json") && strstr(out, "no file with llama.cpp's pp and tg"), "%s",
+              out);
     char args[512];
     snprintf(args, sizeof args, "bench serve --model %s -p 33 --reps 1", model);
     cr_expect_eq(run_cli(args, out, sizeof out), 1);

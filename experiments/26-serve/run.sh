@@ -43,3 +43,10 @@ for v in 0 1; do
     MQ_VNNI=$v ./build/miniquant bench serve "${q80q40[@]}" --threads 2 --reps 5 \
         --json "$out/results-vnni$v.json" | tee "$out/table-vnni$v.md"
 done
+# the kernels against ggml's on test-backend-ops' MUL_MAT cases (runs it first: about half an
+# hour on 2 cores), with LLAMA_CPP_BIN only
+if [ -n "${LLAMA_CPP_BIN:-}" ]; then
+    ./build/miniquant bench mulmat --threads 2 --reps 5 --json "$out/mulmat.json" | tee "$out/mulmat.md"
+fi
+# the plot of the serve table's ratios, from its results
+./build/miniquant bench serve --from "$out/results.json" --plot "$out/serve.png"

@@ -19,6 +19,7 @@
 #include "miniquant/fileio.h"
 #include "miniquant/kernels.h"
 #include "miniquant/progress.h"
+#include "miniquant/report.h"
 #include "miniquant/rng.h"
 #include "miniquant/tokenizer.h"
 
@@ -274,5 +275,51 @@ int cli_bench_serve(const cli_serve_opts_t *o, cJSON *out, mq_error_t *err) {
         mq_qmodel_free(&q);
     }
     if (rc == MQ_OK) mq_progress_finish(&prog, NULL);
+    return rc;
+}
+
+int cli_bench_serve_plot(const cJSON *rows, const char *png, mq_error_t *err) {
+    int n = cJSON_GetArraySize(rows), drawn = 0;
+    mq_strbuf_t sc = {0};
+    mq_strbuf_printf(
+        &sc, "set title \"miniquant's tokens per second over llama.cpp's on the same file "
+             "(median of the paired ratios)\" font ',12'\n"
+             "set logscale y 2\nset yrange [0.25:8]\nset ytics (0.25, 0.5, 1, 2, 4, 8)\n"
+             "set grid ytics\nset ylabel 'miniquant / llama.cpp'\n"
+             "set style data histograms\nset style histogram clustered gap 1\n"
+             "set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
+             "set xtics rotate by -45 left font ',9' nomirror\nset key top right\nset rmargin 10\n"
+             "set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "
+             "'black' front\n"
+             "$d << EOD\n");
+    for (int i = 0; i + 1 < n; i++) { /* the file's pp row, then its tg row */
+        const cJSON *pp = cJSON_GetArrayItem(rows, i), *tg = cJSON_GetArrayItem(rows, i + 1);
+        const cJSON *f = cJSON_GetObjectItem(pp, "model"), *f2 = cJSON_GetObjectItem(tg, "model");
+        const cJSON *rp = cJSON_GetObjectItem(pp, "ratio_median"),
+                    *rt = cJSON_GetObjectItem(tg, "ratio_median");
+        const cJSON *tp = cJSON_GetObjectItem(pp, "test"), *tt = cJSON_GetObjectItem(tg, "test");
+        if (!cJSON_IsString(f) || !cJSON_IsString(f2) || strcmp(f->valuestring, f2->valuestring) ||
+            !cJSON_IsNumber(rp) || !cJSON_IsNumber(rt) || !cJSON_IsString(tp) ||
+            !cJSON_IsString(tt) || tp->valuestring[0] != 'p' || tt->valuestring[0] != 't')
+            continue;
+        const char *slash = strrchr(f->valuestring, '/'),
+                   *name = slash ? slash + 1 : f->valuestring;
+        char label[128];
+        snprintf(label, sizeof label, "%s", name);
+        char *dot = strstr(label, ".gguf");
+        if (dot) *dot = 0;
+        for (char *c = label; *c; c++) /* gnuplot reads _ as a subscript */
+            if (*c == '_') *c = '-';
+        mq_strbuf_printf(&sc, "\"%s\" %.4f %.4f\n", label, rp->valuedouble, rt->valuedouble);
+        drawn++;
+        i++;
+    }
+    mq_strbuf_printf(&sc, "EOD\nplot $d using 2:xtic(1) title 'prompt (pp)' lc rgb '#4c72b0', "
+                          "'' using 3 title 'generation (tg)' lc rgb '#dd8452'\n");
+    int rc = drawn == 0 ? mq_error_set(err, MQ_ERR_ARG,
+                                       "bench serve: no file with llama.cpp's pp and tg to plot")
+             : sc.oom   ? mq_error_set(err, MQ_ERR_NOMEM, "out of memory for the plot")
+                        : mq_plot_png(png, 1200, 650, sc.s, err);
+    mq_strbuf_free(&sc);
     return rc;
 }

@@ -24,4 +24,9 @@ int cli_llama_bench_parse(const char *json, double *tps, char *type, size_t type
  * the table to stdout and adds the rows to out["serve"]. */
 int cli_bench_serve(const cli_serve_opts_t *o, cJSON *out, mq_error_t *err);
 
+/* Draws rows (out["serve"] of bench serve with llama.cpp's numbers) as a PNG: per file the
+ * ratio miniquant / llama.cpp of its pp and tg, on a log scale with 1 marked. MQ_ERR_ARG when no
+ * file has both. */
+int cli_bench_serve_plot(const cJSON *rows, const char *png, mq_error_t *err);
+
 #endif

@@ -450,7 +450,7 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
 
 typedef struct opts {
     int threads, reps, quick, tokens, no_decode, n_prompt, n_gen;
-    const char *json, *model, *from, *save;
+    const char *json, *model, *from, *save, *plot;
     cli_model_list_t models;
 } opts_t;
 
@@ -501,8 +501,14 @@ int cmd_bench(int argc, char **argv) {
         {.name = "from",
          .arg = "FILE",
          .str = &o.from,
-         .subs = "mulmat",
-         .help = "mulmat: read test-backend-ops' output from FILE instead of running it"},
+         .subs = "serve mulmat",
+         .help = "mulmat: read test-backend-ops' output from FILE instead of running it; serve: "
+                 "draw --plot from FILE, a --json of an earlier run, measuring nothing"},
+        {.name = "plot",
+         .arg = "FILE.png",
+         .str = &o.plot,
+         .subs = "serve",
+         .help = "serve: draw each file's ratios to llama.cpp (needs LLAMA_CPP_BIN or --from)"},
         {.name = "save",
          .arg = "FILE",
          .str = &o.save,
@@ -527,8 +533,12 @@ int cmd_bench(int argc, char **argv) {
     const char *sub = args.sub;
     int is_kernels = !strcmp(sub, "kernels"), is_serve = !strcmp(sub, "serve"),
         is_mulmat = !strcmp(sub, "mulmat");
-    if (!is_mulmat && (o.from || o.save))
-        return cli_usage_error(&cmd, "%s: --from and --save are mulmat's", sub);
+    if (!is_mulmat && o.save) return cli_usage_error(&cmd, "%s: --save is mulmat's", sub);
+    if (!is_mulmat && !is_serve && o.from)
+        return cli_usage_error(&cmd, "%s: --from is serve's and mulmat's", sub);
+    if (!is_serve && o.plot) return cli_usage_error(&cmd, "%s: --plot is serve's", sub);
+    if (is_serve && o.from && (!o.plot || o.models.n || o.json))
+        return cli_usage_error(&cmd, "serve: --from FILE draws --plot from FILE, and only that");
     if (o.from && o.save)
         return cli_usage_error(&cmd, "mulmat: --save keeps a run's output; --from runs none");
     if (is_mulmat && o.models.n)
@@ -553,6 +563,17 @@ int cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(root, "threads", o.threads);
     int rc = MQ_OK;
 
+    if (is_serve && o.from) {
+        cJSON *j = NULL;
+        rc = mq_json_read(o.from, &j, &err);
+        if (rc == MQ_OK) rc = cli_bench_serve_plot(cJSON_GetObjectItem(j, "serve"), o.plot, &err);
+        if (rc) mq_error_prefix(&err, "%s", o.from);
+        cJSON_Delete(j);
+        cJSON_Delete(root);
+        if (rc) return cli_fail(&err);
+        fprintf(stderr, "bench: wrote %s\n", o.plot);
+        return 0;
+    }
     if (is_serve) {
         const char *def[] = {CLI_DEFAULT_MODEL};
         cli_serve_opts_t so = {.models = o.models.n ? o.models.v : def,
@@ -561,6 +582,10 @@ int cmd_bench(int argc, char **argv) {
                                .n_gen = o.n_gen,
                                .reps = o.reps};
         rc = cli_bench_serve(&so, root, &err);
+        if (rc == MQ_OK && o.plot) {
+            rc = cli_bench_serve_plot(cJSON_GetObjectItem(root, "serve"), o.plot, &err);
+            if (rc == MQ_OK) fprintf(stderr, "bench: wrote %s\n", o.plot);
+        }
     }
     if (is_mulmat) {
         cli_mulmat_opts_t mo = {.from = o.from, .save = o.save, .reps = o.reps};

@@ -17,7 +17,8 @@ static const char ABOUT[] =
     "prompt kernels), then each token is sampled and fed back, one decode step per token (one\n"
     "parallel region), and written to stdout as soon as it is sampled (the prompt first, as\n"
     "given). Where the CPU has AVX512-VNNI the prompt's products with Q8_0 and Q4_0 weights\n"
-    "take int8 activations (MQ_VNNI=0: FP32 throughout; MQ_VNNI=1: int8 in decode too). The model is any GGUF miniquant reads: an\n"
+    "take int8 activations (MQ_VNNI=0: FP32 throughout; MQ_VNNI=1: int8 in decode too). The model "
+    "is any GGUF miniquant reads: an\n"
     "FP32 checkpoint (quantized in memory with --scheme), a file 'miniquant export' wrote, or\n"
     "another tool's gpt2 or llama file. The prompt starts a document: after the beginning-of-\n"
     "sequence token where the vocabulary adds one (SentencePiece), else after <|endoftext|>.\n"
@@ -197,12 +198,13 @@ int cmd_generate(int argc, char **argv) {
         fflush(stdout);
     }
     if (rc == MQ_OK) {
-        fprintf(stderr, "\n%s: %d prompt tokens, %d generated%s%s, %d threads, %s activations\n",
+        fprintf(stderr, "\n%s: %d prompt tokens, %d generated%s%s, %d threads, activations %s\n",
                 model, (int)n_ids, g.tokens, g.stopped ? " (stopped at an end token)" : "",
                 g.shifts ? ", context shifted" : "", omp_get_max_threads(),
-                a8 == MQ_A8_ALL      ? "int8 (VNNI)"
-                : a8 == MQ_A8_PROMPT ? "prompt int8 (VNNI), decode FP32"
-                                     : "FP32");
+                a8 == MQ_A8_ALL ? "int8 (VNNI) with Q8_0 and Q4_0 weights, else FP32"
+                : a8 == MQ_A8_PROMPT
+                    ? "int8 (VNNI) in the prompt's Q8_0 and Q4_0 products, else FP32"
+                    : "FP32");
         print_time("prompt eval time", g.prompt_seconds, g.prompt_tokens, "tokens");
         print_time("eval time", g.eval_seconds, g.eval_steps, "runs");
         print_time("sample time", g.sample_seconds, g.tokens, "runs");
