@@ -25,6 +25,10 @@ void mq_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
 /* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC); bias may be NULL. OpenBLAS sgemm. */
 void mq_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                        int C, int OC);
+/* out[o0 .. o1) = rows o0 .. o1 of weight (OC, C) times x (C), plus bias (may be NULL): OpenBLAS
+ * sgemv, on the calling thread alone inside a parallel region (the decode step's share). */
+void mq_matvec_rows(float *out, const float *x, const float *weight, const float *bias, int C,
+                    int o0, int o1);
 /* dinp (N,C) += dout @ weight; dweight (OC,C) += dout^T @ inp; dbias (OC) += sum over N.
  * dbias may be NULL. */
 void mq_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,

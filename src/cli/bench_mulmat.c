@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bench_mulmat.h"
+#include "cli.h"
 #include "miniquant/fileio.h"
 #include "miniquant/kernels.h"
 #include "miniquant/progress.h"
@@ -151,27 +152,19 @@ static double time_case(const mq_qweight_t *w, const float *x, int n, float *y, 
 /* Runs test-backend-ops (its output also kept in save when set) and reads its cases. */
 static int run_tbo(const char *bin, const char *save, cli_mulmat_case_t *cases, int *n,
                    mq_error_t *err) {
-    char exe[4096], cmd[8400];
+    char exe[4096], qexe[8200], cmd[8300];
     snprintf(exe, sizeof exe, "%s/test-backend-ops", bin);
     if (!mq_file_exists(exe))
         return mq_error_set(err, MQ_ERR_IO, "LLAMA_CPP_BIN: %s does not exist", exe);
-    if (strchr(exe, '\''))
-        return mq_error_set(err, MQ_ERR_ARG, "LLAMA_CPP_BIN: a quote in the path %s", exe);
-    snprintf(cmd, sizeof cmd, "'%s' perf -o MUL_MAT -b CPU 2>&1", exe);
+    if (cli_shell_quote(exe, qexe, sizeof qexe))
+        return mq_error_set(err, MQ_ERR_ARG, "LLAMA_CPP_BIN: a path too long: %s", exe);
+    snprintf(cmd, sizeof cmd, "%s perf -o MUL_MAT -b CPU 2>&1", qexe);
     fprintf(stderr, "bench mulmat: running %s perf -o MUL_MAT -b CPU (several minutes)\n", exe);
-    FILE *fp = popen(cmd, "r");
-    if (!fp) return mq_error_set(err, MQ_ERR_IO, "cannot run %s", exe);
     /* the whole output first, then the cases: kept as it came when save is set */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    char line[1024];
-    while (mem && fgets(line, sizeof line, fp))
-        fputs(line, mem);
-    int status = pclose(fp);
-    if (!mem) return mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-    fclose(mem);
-    int rc = MQ_OK;
+    char *buf;
+    size_t len;
+    int status, rc = cli_run_capture(cmd, &buf, &len, &status, err);
+    if (rc) return rc;
     if (status != 0) rc = mq_error_set(err, MQ_ERR_IO, "%s failed (exit status %d)", exe, status);
     if (rc == MQ_OK && save) rc = mq_write_file(save, buf, len, err);
     if (rc == MQ_OK) {

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "bench_serve.h"
+#include "cli.h"
 #include "miniquant/export.h"
 #include "miniquant/fileio.h"
 #include "miniquant/kernels.h"
@@ -65,23 +66,6 @@ static int run_mq(mq_gpt_t *m, mq_gpt_kv_t *kv, const int *tok, const serve_test
     return MQ_OK;
 }
 
-/* The path quoted for a POSIX shell. */
-static int shell_quote(const char *s, char *buf, size_t n) {
-    size_t k = 0;
-    if (k + 1 >= n) return -1;
-    buf[k++] = '\'';
-    for (; *s; s++) {
-        const char *piece = *s == '\'' ? "'\\''" : (char[]){*s, 0};
-        size_t len = strlen(piece);
-        if (k + len + 2 >= n) return -1;
-        memcpy(buf + k, piece, len);
-        k += len;
-    }
-    buf[k++] = '\'';
-    buf[k] = 0;
-    return 0;
-}
-
 int cli_llama_bench_parse(const char *json, double *tps, char *type, size_t type_n) {
     cJSON *root = cJSON_Parse(json), *first = cJSON_GetArrayItem(root, 0);
     cJSON *ts = cJSON_GetObjectItem(first, "avg_ts"),
@@ -107,35 +91,15 @@ static int run_llama_bench(const char *bin, const char *file, const serve_test_t
     snprintf(exe, sizeof exe, "%s/llama-bench", bin);
     if (!mq_file_exists(exe))
         return mq_error_set(err, MQ_ERR_IO, "LLAMA_CPP_BIN: %s does not exist", exe);
-    if (shell_quote(exe, qbin, sizeof qbin) || shell_quote(file, qfile, sizeof qfile))
+    if (cli_shell_quote(exe, qbin, sizeof qbin) || cli_shell_quote(file, qfile, sizeof qfile))
         return mq_error_set(err, MQ_ERR_ARG, "a path too long for the command line: %s", file);
     int pp = t->name[0] == 'p';
     snprintf(cmd, sizeof cmd, "%s -m %s -p %d -n %d -r 1 -t %d -o json 2>/dev/null", qbin, qfile,
              pp ? t->n : 0, pp ? 0 : t->n, threads);
-    FILE *fp = popen(cmd, "r");
-    if (!fp) return mq_error_set(err, MQ_ERR_IO, "cannot run %s", exe);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    int rc = out ? MQ_OK : mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-    while (rc == MQ_OK) {
-        if (len + 4096 > cap) {
-            char *bigger = realloc(out, cap *= 2);
-            if (!bigger) {
-                rc = mq_error_set(err, MQ_ERR_NOMEM, "out of memory");
-                break;
-            }
-            out = bigger;
-        }
-        size_t got = fread(out + len, 1, cap - len - 1, fp);
-        if (got == 0) break;
-        len += got;
-    }
-    int status = pclose(fp);
-    if (rc) {
-        free(out);
-        return rc;
-    }
-    out[len] = 0;
+    char *out;
+    size_t len;
+    int status, rc = cli_run_capture(cmd, &out, &len, &status, err);
+    if (rc) return rc;
     if (status != 0 || cli_llama_bench_parse(out, tps, type, type_n) != 0)
         rc = mq_error_set(err, MQ_ERR_IO, "llama-bench failed on %s (exit status %d): %.200s", file,
                           status, len ? out : "no output");

@@ -47,6 +47,13 @@ int cli_fail(const mq_error_t *err);
 int cli_write_corpus(const mq_corpus_t *c, const char *dir, mq_error_t *err);
 void cli_print_corpus_stats(const mq_corpus_t *c);
 
+/* s quoted for a POSIX shell into buf (n bytes); -1 when it does not fit. */
+int cli_shell_quote(const char *s, char *buf, size_t n);
+/* Runs a shell command line: its standard output in *out (malloc'ed, NUL-terminated, *len bytes
+ * before the NUL) and its exit status (as pclose gives it) in *status. MQ_ERR_IO when it cannot
+ * start, MQ_ERR_NOMEM. */
+int cli_run_capture(const char *cmd, char **out, size_t *len, int *status, mq_error_t *err);
+
 /* Sets the OpenMP and OpenBLAS thread counts (n <= 0: leave the defaults). */
 void cli_set_threads(int n);
 
@@ -54,13 +61,12 @@ void cli_set_threads(int n);
 int cli_load_tokenizer(const char *path, mq_tokenizer_t **tok, mq_error_t *err);
 /* The tokenizer of vocab tokens cached in data_dir/tokenizer-<vocab>.gguf, trained on the
  * corpus's train split (and cached) when absent. */
-int cli_tokenizer_for(const char *data_dir, int vocab, mq_tokenizer_t **tok,
-                      mq_error_t *err);
+int cli_tokenizer_for(const char *data_dir, int vocab, mq_tokenizer_t **tok, mq_error_t *err);
 /* GPTQ's calibration text: the validation split of the WordNet corpus, encoded with tok. */
 int cli_calibration_tokens(const mq_tokenizer_t *tok, mq_tokens_t *out, mq_error_t *err);
 /* Trains a tokenizer on the train split; writes it to path when path is non-NULL. */
-int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path,
-                        mq_tokenizer_t **tok, mq_error_t *err);
+int cli_train_tokenizer(const mq_corpus_t *c, int vocab, const char *path, mq_tokenizer_t **tok,
+                        mq_error_t *err);
 
 #include <cjson/cJSON.h>
 #include "miniquant/qmodel.h"

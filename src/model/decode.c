@@ -14,7 +14,6 @@
  * output rows (the same kernels, so each output is the same number, computed by one thread in
  * the same order), its share of the attention heads, and the norms and residuals are done by one
  * thread while the others wait at the barrier that follows. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <sched.h>
@@ -162,11 +161,7 @@ void mq_model_attention_step(float *out, float *att, const float *q, const float
 static void f32_rows(const mq_step_linear_t *s, const float *x, const void *prep, float *out,
                      int o0, int o1, void *scratch) {
     (void)prep, (void)scratch;
-    const float *W = (const float *)s->w + (size_t)o0 * s->cols;
-    if (o1 <= o0) return;
-    if (s->bias) memcpy(out + o0, s->bias + o0, (size_t)(o1 - o0) * sizeof *out);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, o1 - o0, s->cols, 1.0f, W, s->cols, x, 1,
-                s->bias ? 1.0f : 0.0f, out + o0, 1);
+    mq_matvec_rows(out, x, s->w, s->bias, s->cols, o0, o1);
 }
 
 static int plan_linear(mq_gpt_t *m, mq_linear_id_t id, mq_step_linear_t *s) {

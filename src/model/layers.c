@@ -197,6 +197,14 @@ static int split_rows(int rows) {
     return nth > 1 && !omp_in_parallel() && rows >= SPLIT_MIN_ROWS * nth;
 }
 
+void mq_matvec_rows(float *out, const float *x, const float *weight, const float *bias, int C,
+                    int o0, int o1) {
+    if (o1 <= o0) return;
+    if (bias) memcpy(out + o0, bias + o0, (size_t)(o1 - o0) * sizeof *out);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, o1 - o0, C, 1.0f, weight + (size_t)o0 * C, C, x, 1,
+                bias ? 1.0f : 0.0f, out + o0, 1);
+}
+
 void mq_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                        int C, int OC) {
     // out is (N,OC), inp is (N,C), weight is (OC,C), bias is (OC) or NULL

@@ -4,7 +4,6 @@
  * kernels_<isa>.c. */
 #include "miniquant/kernels.h"
 
-#include <cblas.h>
 #include <cpuid.h>
 #include <math.h>
 #include <omp.h>
@@ -397,8 +396,7 @@ void mq_kblas_forward(const mq_qweight_t *w, const float *bias, float *out, cons
         mq_matmul_forward(out, inp, W, bias, N, C, OC);
         return;
     }
-    if (bias) memcpy(out, bias, (size_t)OC * sizeof *out);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, W, C, inp, 1, bias ? 1.0f : 0.0f, out, 1);
+    mq_matvec_rows(out, inp, W, bias, C, 0, OC);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -427,10 +425,7 @@ static void step_rows(const mq_step_linear_t *s, const float *x, const void *pre
         k->a8(w, &xa, out, o0, o1, scratch);
     } else if (k->forward) { /* F32: OpenBLAS, on the calling thread inside a parallel region,
                                  the bias added as mq_kblas_forward adds it */
-        const float *W = (const float *)w->data + (size_t)o0 * w->cols;
-        if (s->bias) memcpy(out + o0, s->bias + o0, (size_t)(o1 - o0) * sizeof *out);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, o1 - o0, w->cols, 1.0f, W, w->cols, x, 1,
-                    s->bias ? 1.0f : 0.0f, out + o0, 1);
+        mq_matvec_rows(out, x, (const float *)w->data, s->bias, w->cols, o0, o1);
         return;
     } else
         k->dot(w, prep ? prep : x, out, o0, o1);
