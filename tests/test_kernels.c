@@ -217,7 +217,8 @@ Test(kernels, every_version_matches_the_scalar_one_and_the_reference_path) {
 }
 
 /* Which format a weight is stored in, and which take int8 activations, is the table's: Q8_0 and
- * Q4_0 (32-blocks of an int8 / int4 grid) on the scalar and AVX-512 versions, nothing on AVX2. */
+ * Q4_0 (32-blocks of an int8 / int4 grid) and the K-quants on the scalar and AVX-512 versions,
+ * nothing on AVX2. */
 Test(kernels, formats_and_int8_activations_follow_the_table) {
     static const struct {
         const char *scheme;
@@ -232,6 +233,8 @@ Test(kernels, formats_and_int8_activations_follow_the_table) {
         {"int8_g96", 192, "q8_0", 1},        {"int8_g128", 256, "q8_0", 1},
         {"int8_g48", 96, "packed", 0},       {"int3_g64", 192, "packed", 0},
         {"int4_per_tensor", 160, "q4_0", 1}, {"fp32", 37, "f32", 0},
+        {"q4_k", 256, "q4_k", 1},            {"q6_k", 512, "q6_k", 1},
+        {"q4_k", 96, "q5_0", 0},             {"iq4_nl", 64, "iq4_nl", 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         mq_qlinear_t ql;
@@ -418,6 +421,30 @@ static double *a8_bound(const mq_qlinear_t *ql, const float *x, int N) {
     return bd;
 }
 
+/* The scalar int8-activation forward of ql on x (N rows) against the FP32 one: every output
+ * within the rounding bound, and not all equal. Returns the scalar a8 outputs (free them), the
+ * mean relative error of the outputs from x row skip on in *mean_rel, and abs_dot's scale. */
+static float *check_a8_bound(const mq_qlinear_t *ql, const float *x, int N, const char *name,
+                             int skip, double *mean_rel, double **scale_out) {
+    double *scale = abs_dot(ql, x, N), *bound = a8_bound(ql, x, N);
+    float *yf = run(&ql->w, MQ_ISA_SCALAR, 0, ql->bias, x, N);
+    float *ys = run(&ql->w, MQ_ISA_SCALAR, 1, ql->bias, x, N);
+    double mean = 0.0, worst = 0.0;
+    for (size_t k = 0; k < (size_t)N * ql->out; k++) {
+        double d = fabs((double)ys[k] - yf[k]);
+        cr_assert(d <= bound[k] + TOL * scale[k], "%s N=%d: a8 error %.3g > bound %.3g", name, N,
+                  d, bound[k]);
+        worst = fmax(worst, d / scale[k]);
+        if (k >= (size_t)skip * ql->out) mean += d / scale[k];
+    }
+    *mean_rel = mean / ((double)(N - skip) * ql->out);
+    cr_assert_gt(worst, 0.0, "%s: the int8 activations changed nothing", name);
+    free(yf);
+    free(bound);
+    *scale_out = scale;
+    return ys;
+}
+
 Test(kernels, int8_activations_stay_within_their_rounding_bound) {
     static const kcase_t a8_cases[] = {
         {"int8_per_channel", 37, 160, "q8_0"}, {"int8_per_tensor", 37, 64, "q8_0"},
@@ -433,20 +460,8 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
         for (int N = 1; N <= 13; N += 12) {
             float *x = randn_sd(300 + c, (size_t)N * ql.in, 1.0f);
             if (N > 1) x[3] = 9.0f; /* an outlier in row 0 widens its block's step */
-            double *scale = abs_dot(&ql, x, N), *bound = a8_bound(&ql, x, N);
-            float *yf = run(&ql.w, MQ_ISA_SCALAR, 0, ql.bias, x, N);
-            float *ys = run(&ql.w, MQ_ISA_SCALAR, 1, ql.bias, x, N);
-            double worst = 0.0, mean = 0.0;
-            for (size_t k = 0; k < (size_t)N * ql.out; k++) {
-                double d = fabs((double)ys[k] - yf[k]);
-                cr_assert(d <= bound[k] + TOL * scale[k], "%s N=%d: a8 error %.3g > bound %.3g",
-                          a8_cases[c].scheme, N, d, bound[k]);
-                worst = fmax(worst, d / scale[k]);
-                if (N == 1 || k >= (size_t)ql.out) mean += d / scale[k];
-            }
-            mean /= (double)(N == 1 ? 1 : N - 1) * ql.out;
-            cr_assert_gt(worst, 0.0, "%s: the int8 activations changed nothing",
-                         a8_cases[c].scheme);
+            double mean, *scale;
+            float *ys = check_a8_bound(&ql, x, N, a8_cases[c].scheme, N > 1, &mean, &scale);
             /* without the outlier, on average far below half a step (1/254 of a block's max |x|) */
             cr_assert_lt(mean, 1.0 / 508, "%s: mean relative error %.3g", a8_cases[c].scheme, mean);
             if (mq_isa_supports_a8(MQ_ISA_AVX512)) {
@@ -459,10 +474,79 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
                 assert_close(yv, ys, scale, ql.bias, N, ql.out, TOL, what);
                 free(yv);
             }
-            free(yf);
             free(ys);
             free(scale);
-            free(bound);
+            free(x);
+        }
+        mq_qlinear_free(&ql);
+    }
+}
+
+/* ggml's K-quants: int8 activations through each block's unsigned codes with a scale and a min
+ * per 16 (blocks.h). The reader gives ggml's values; the scalar reference stays within the
+ * rounding bound of x; the AVX-512 one-row kernels agree with it within FP32 summation error;
+ * one x row takes them in the serving mode, several keep FP32 activations on AVX-512. */
+Test(kernels, k_quant_unsigned_blocks_give_ggml_values) {
+    static const char *names[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
+    for (int i = 0; i < 5; i++) {
+        mq_qlinear_t ql;
+        make_linear(&ql, names[i], 9, 512, 0, 61 + i);
+        cr_assert_str_eq(ql.w.format->name, names[i]);
+        cr_assert(ql.w.format->unsigned_block, "%s", names[i]);
+        float *W = malloc((size_t)9 * 512 * sizeof *W);
+        cr_assert(W);
+        mq_qweight_dequantize(&ql.w, W);
+        int nonzero_min = 0;
+        for (int o = 0; o < 9; o++)
+            for (int b = 0; b < 2; b++) {
+                uint8_t u[256];
+                float S[16], M[16];
+                const uint8_t *blk =
+                    ql.w.data + (size_t)o * ql.w.row_bytes + (size_t)b * ql.w.format->block_bytes;
+                ql.w.format->unsigned_block(blk, u, S, M);
+                for (int j = 0; j < 256; j++) {
+                    float want = W[(size_t)o * 512 + 256 * b + j];
+                    float got = S[j / 16] * (float)u[j] - M[j / 16];
+                    /* one product and one difference rounded apart from ggml's */
+                    float tol = 2e-7f * (fabsf(S[j / 16]) * 64.0f + fabsf(M[j / 16]));
+                    cr_assert(fabsf(got - want) <= tol, "%s row %d weight %d: %g, ggml %g",
+                              names[i], o, 256 * b + j, got, want);
+                    nonzero_min |= M[j / 16] != 0.0f;
+                }
+            }
+        cr_assert(nonzero_min, "%s: every min is 0", names[i]);
+        free(W);
+        mq_qlinear_free(&ql);
+    }
+}
+
+Test(kernels, k_quant_int8_activations_stay_within_their_rounding_bound) {
+    static const char *names[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
+    for (int i = 0; i < 5; i++) {
+        mq_qlinear_t ql;
+        make_linear(&ql, names[i], 37, 768, 1, 71 + i);
+        cr_assert_str_eq(ql.w.format->name, names[i]);
+        cr_assert(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), "%s", names[i]);
+        for (int N = 1; N <= 3; N += 2) {
+            float *x = randn_sd(310 + i, (size_t)N * ql.in, 1.0f);
+            double mean, *scale;
+            float *ys = check_a8_bound(&ql, x, N, names[i], 0, &mean, &scale);
+            cr_assert_lt(mean, 1.0 / 508, "%s: mean relative error %.3g", names[i], mean);
+            if (mq_isa_supports_a8(MQ_ISA_AVX512)) {
+                float *yv = run(&ql.w, MQ_ISA_AVX512, 1, ql.bias, x, N);
+                char what[96];
+                snprintf(what, sizeof what, "%s N=%d avx512 a8", names[i], N);
+                if (N == 1) /* the one-row kernel: only FP32 summation differs */
+                    assert_close(yv, ys, scale, ql.bias, N, ql.out, TOL, what);
+                else { /* several x rows: the FP32 prompt path, as without the mode */
+                    float *y0 = run(&ql.w, MQ_ISA_AVX512, 0, ql.bias, x, N);
+                    cr_assert_arr_eq(yv, y0, (size_t)N * ql.out * sizeof(float), "%s", what);
+                    free(y0);
+                }
+                free(yv);
+            }
+            free(ys);
+            free(scale);
             free(x);
         }
         mq_qlinear_free(&ql);
@@ -886,17 +970,61 @@ Test(dispatch, mq_vnni_prompt_quantizes_only_prompt_activations) {
     check_prompt_mode(MQ_ISA_SCALAR);
     cr_assert_eq(mq_kernels_serving(), MQ_A8_PROMPT, "MQ_VNNI chose");
     setenv("MQ_VNNI", "often", 1);
-    cr_assert_eq(mq_kernels_select(MQ_ISA_SCALAR, 3, NULL), MQ_ERR_ARG);
+    cr_assert_eq(mq_kernels_select(MQ_ISA_SCALAR, MQ_A8_SERVE + 1, NULL), MQ_ERR_ARG);
 }
 
-Test(dispatch, the_serving_default_is_prompt_int8_where_vnni_runs_it) {
+/* MQ_VNNI=serve: as prompt, and one x row of a K-quant takes its int8 one-row kernel (its
+ * decode steps too), where Q8_0's one row keeps FP32 activations. */
+static void check_serve_mode(mq_isa_t isa) {
+    check_prompt_mode(isa);
+    mq_qlinear_t ql;
+    make_linear(&ql, "q4_k", 21, 256, 1, 101);
+    float *x = randn_sd(103, 256, 1.0f), y[21];
+    cr_assert_eq(mq_qweight_forward(&ql.w, ql.bias, y, x, 1, NULL), MQ_OK);
+    float *ya8 = run(&ql.w, isa, 1, ql.bias, x, 1), *yf = run(&ql.w, isa, 0, ql.bias, x, 1);
+    cr_assert_arr_eq(y, ya8, sizeof y);
+    int differ = 0;
+    for (int o = 0; o < 21; o++)
+        differ |= ya8[o] != yf[o];
+    cr_assert(differ, "the int8-activation forward is the FP32 one");
+    /* the decode step's form takes the same kernel */
+    mq_step_linear_t st;
+    cr_assert_eq(mq_qweight_step(&ql.w, ql.bias, &st, NULL), MQ_OK);
+    cr_assert(st.prep && st.prep_bytes > 0, "the step quantizes x once");
+    void *prep = malloc(st.prep_bytes), *scratch = malloc(st.thread_bytes + 1);
+    float ys[21];
+    st.prep(&st, x, prep);
+    st.rows(&st, x, prep, ys, 0, 21, scratch);
+    cr_assert_arr_eq(ys, ya8, sizeof ys);
+    free(prep);
+    free(scratch);
+    free(ya8);
+    free(yf);
+    free(x);
+    mq_qlinear_free(&ql);
+}
+
+Test(dispatch, mq_vnni_serve_adds_the_k_quants_decode) {
+    setenv("MQ_VNNI", "serve", 1);
+    setenv("MQ_KERNEL", "scalar", 1);
+    cr_assert_eq(mq_kernels_init(NULL), MQ_OK);
+    cr_assert_eq(mq_kernels_a8(), MQ_A8_SERVE);
+    check_serve_mode(MQ_ISA_SCALAR);
+    char about[256];
+    mq_kernels_a8_about(MQ_A8_SERVE, about, sizeof about);
+    cr_assert(strstr(about, "in prompts for q8_0, q4_0, q2_k") && strstr(about, "decode for q2_k"),
+              "%s", about);
+    cr_assert_not(strstr(strstr(about, "decode"), "q8_0"), "%s", about);
+}
+
+Test(dispatch, the_serving_default_is_int8_where_vnni_runs_it) {
     cr_assert_eq(mq_kernels_init(NULL), MQ_OK);
     cr_assert_eq(mq_kernels_a8(), MQ_A8_OFF, "evaluation keeps FP32 activations");
     int want = mq_isa_supports_a8(mq_isa_best()) && mq_isa_best() != MQ_ISA_SCALAR
-                   ? MQ_A8_PROMPT
+                   ? MQ_A8_SERVE
                    : MQ_A8_OFF;
     cr_assert_eq(mq_kernels_serving(), want);
-    if (want == MQ_A8_PROMPT) check_prompt_mode(mq_isa_best());
+    if (want == MQ_A8_SERVE) check_serve_mode(mq_isa_best());
 }
 
 Test(dispatch, mq_vnni_0_keeps_the_serving_default_off) {
@@ -908,5 +1036,6 @@ Test(dispatch, an_unknown_mq_vnni_is_refused) {
     setenv("MQ_VNNI", "often", 1);
     mq_error_t err = {0};
     cr_assert_eq(mq_kernels_init(&err), MQ_ERR_ARG);
-    cr_assert(strstr(err.msg, "0, 1 or prompt") && strstr(err.msg, "often"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "0, 1, prompt or serve") && strstr(err.msg, "often"), "%s",
+              err.msg);
 }

@@ -120,6 +120,8 @@ typedef struct mq_format_kernels {
                         dequantizes rows with dequantize_row and multiplies */
     mq_a8_fn a8;     /* int8 activations; NULL: the mode does not take this format here */
     mq_prep_fn prep; /* x for dot, made once per forward; NULL: dot reads x as it is */
+    mq_a8_fn a8_dot; /* int8 activations for one x row, where they pay in decode too (the
+                        serving default takes it); NULL: one x row runs a8 (MQ_VNNI=1) or dot */
 } mq_format_kernels_t;
 
 #define MQ_FORMAT_ISAS 3 /* scalar, avx2, avx512 (kernels.h's mq_isa_t) */
@@ -171,6 +173,10 @@ struct mq_format {
      * as dequantize_row gives it. NULL: GPTQ rounds such a weight to nearest with the
      * importance of its inputs instead. */
     float (*nearest)(uint8_t *blk, int j, float w);
+    /* Block formats whose int8-activation kernels read integer codes with a scale and a min per
+     * 16 weights (ggml's K-quants): one block (block weights) as unsigned codes u and, per 16
+     * weights j, S[j] and M[j] with value = S[j] u - M[j]; NULL for the others. */
+    void (*unsigned_block)(const uint8_t *blk, uint8_t *u, float *S, float *M);
     mq_format_kernels_t kernels[MQ_FORMAT_ISAS];
 };
 

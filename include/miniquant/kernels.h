@@ -39,13 +39,15 @@
  * g24) runs the scalar kernels whatever the selection.
  *
  * Int8-activation mode ("a8"; MQ_VNNI=1 or mq_kernels_select for every product, MQ_VNNI=prompt
- * for products of several x rows only, the serving commands' default, mq_kernels_serving): each
- * x row is quantized
+ * for products of several x rows only, MQ_VNNI=serve for those and the one-row products of the
+ * K-quants, the serving commands' default, mq_kernels_serving): each x row is quantized
  * per block of 32 columns, xq = round-half-even(x * 127 / max|x_block|), scale max / 127, and
  * the products are integer dot products (AVX-512 VNNI vpdpbusd), exact per block:
  *   y[n][o] = sum_b s(o, b) * sum_{blocks j in b} sx[n][j] * (sum_{i in j} c(o, i) xq[n][i]).
  * It applies to the formats whose row gives an a8 kernel (ggml's Q8_0 and Q4_0: int8 and int4
- * grids in 32-blocks); other weights run the FP32-activation kernels. Its error against the
+ * grids in 32-blocks) or an a8_dot one for one x row (ggml's K-quants, read as unsigned codes
+ * with a scale S and a min M per 16 weights: y += sx * (S * sum(u xq) - M * sum(xq)) per 16);
+ * other weights run the FP32-activation kernels. Its error against the
  * FP32 path is bounded by sum_j (max|x_j| / 254) * sum_{i in j} |w_i| (the rounding of x,
  * tested) plus summation error. It needs AVX512-VNNI, or the scalar version (the reference). */
 #ifndef MINIQUANT_KERNELS_H
@@ -76,11 +78,14 @@ int mq_isa_supports_a8(mq_isa_t isa);
 /* The best version this CPU runs. */
 mq_isa_t mq_isa_best(void);
 
-/* Int8-activation modes: off, every product, products of several x rows (prompts) only. */
-enum { MQ_A8_OFF = 0, MQ_A8_ALL = 1, MQ_A8_PROMPT = 2 };
+/* Int8-activation modes: off, every product, products of several x rows (prompts) only,
+ * prompts and the one-row products of the formats whose row gives an a8_dot kernel (where int8
+ * activations pay in decode too: ggml's K-quants). */
+enum { MQ_A8_OFF = 0, MQ_A8_ALL = 1, MQ_A8_PROMPT = 2, MQ_A8_SERVE = 3 };
 
 /* Makes the selection from the environment and the CPU, once: MQ_KERNEL (unset or "auto": the
- * best), MQ_VNNI=0|1|prompt (int8 activations: off, MQ_A8_ALL, MQ_A8_PROMPT). Later calls return
+ * best), MQ_VNNI=0|1|prompt|serve (int8 activations: off, MQ_A8_ALL, MQ_A8_PROMPT, MQ_A8_SERVE).
+ * Later calls return
  * the first outcome. A forced version the CPU lacks, an unknown name, or MQ_VNNI on without
  * VNNI is MQ_ERR_UNSUPPORTED / MQ_ERR_ARG with a message; forwards then fail with the same
  * message. Called by every forward. */
@@ -88,11 +93,15 @@ int mq_kernels_init(mq_error_t *err);
 /* Replaces the selection (tests, benchmarks): a8 one of MQ_A8_*; refuses what the CPU cannot
  * run. */
 int mq_kernels_select(mq_isa_t isa, int a8, mq_error_t *err);
-/* The serving commands' default (generate, bench serve): int8 activations for prompts
- * (MQ_A8_PROMPT) when the selected version runs them with VNNI and MQ_VNNI does not choose;
- * decode steps keep FP32 activations (one x row: not faster with int8 ones on VNNI). Returns
- * the mode in force. */
+/* The serving commands' default (generate, bench serve): MQ_A8_SERVE when the selected version
+ * runs int8 activations with VNNI and MQ_VNNI does not choose: int8 activations for prompts,
+ * and in decode for the formats whose int8 one-row kernel is faster than their FP32 one (the
+ * K-quants: their FP32 kernels turn every code into a float); Q8_0 and Q4_0 decode keep FP32
+ * activations (not faster with int8 ones on VNNI). Returns the mode in force. */
 int mq_kernels_serving(void);
+/* What mode a8 does with the selected version, in words for a report ("FP32", or "int8 (VNNI)
+ * in prompts for q8_0, q4_0; in decode for q2_k, ...; FP32 otherwise"), written into buf. */
+const char *mq_kernels_a8_about(int a8, char *buf, size_t cap);
 /* The selection in force (after mq_kernels_init succeeded); the a8 mode is one of MQ_A8_*. */
 mq_isa_t mq_kernels_isa(void);
 int mq_kernels_a8(void);

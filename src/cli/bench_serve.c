@@ -130,15 +130,13 @@ int cli_bench_serve(const cli_serve_opts_t *o, cJSON *out, mq_error_t *err) {
     const char *bin = getenv("LLAMA_CPP_BIN");
     int with_lc = bin && *bin, threads = omp_get_max_threads(), rc = MQ_OK;
     int a8 = mq_kernels_serving();
+    char about[256];
     if (o->reps > MAX_SERVE_REPS)
         return mq_error_set(err, MQ_ERR_ARG, "at most %d repetitions", MAX_SERVE_REPS);
     printf("== bench serve: llama-bench's pp (a prompt at once) and tg (one token at a time), "
            "tokens per second, mean ± sd over %d repetitions, %d threads, miniquant's "
            "activations %s%s\n",
-           o->reps, threads,
-           a8 == MQ_A8_ALL      ? "int8 (VNNI) for Q8_0 and Q4_0"
-           : a8 == MQ_A8_PROMPT ? "int8 (VNNI) in pp for Q8_0 and Q4_0, else FP32"
-                                : "FP32",
+           o->reps, threads, mq_kernels_a8_about(a8, about, sizeof about),
            with_lc ? "; llama-bench on the same file in turns with miniquant, ratio = median of "
                      "the repetitions' miniquant / llama.cpp"
                    : " (set LLAMA_CPP_BIN to llama.cpp's bin folder to run llama-bench beside)");
@@ -208,10 +206,7 @@ int cli_bench_serve(const cli_serve_opts_t *o, cJSON *out, mq_error_t *err) {
             cJSON_AddNumberToObject(row, "params", params * 1e6);
             cJSON_AddStringToObject(row, "scheme", q.recipe[0] ? q.recipe : q.scheme.name);
             cJSON_AddNumberToObject(row, "threads", threads);
-            cJSON_AddStringToObject(row, "activations",
-                                    a8 == MQ_A8_ALL      ? "int8"
-                                    : a8 == MQ_A8_PROMPT ? "int8 prompt, fp32 decode"
-                                                         : "fp32");
+            cJSON_AddStringToObject(row, "activations", about);
             cJSON_AddStringToObject(row, "test", test);
             cJSON_AddItemToObject(row, "miniquant_tokens_per_s",
                                   cJSON_CreateDoubleArray(t->mq, t->reps));

@@ -16,8 +16,9 @@ static const char ABOUT[] =
     "Generates text from a model: the prompt is fed through the KV-cached decoder at once (the\n"
     "prompt kernels), then each token is sampled and fed back, one decode step per token (one\n"
     "parallel region), and written to stdout as soon as it is sampled (the prompt first, as\n"
-    "given). Where the CPU has AVX512-VNNI the prompt's products with Q8_0 and Q4_0 weights\n"
-    "take int8 activations (MQ_VNNI=0: FP32 throughout; MQ_VNNI=1: int8 in decode too). The model "
+    "given). Where the CPU has AVX512-VNNI the prompt's products with Q8_0, Q4_0 and K-quant\n"
+    "weights, and the decode steps' with K-quant weights, take int8 activations (MQ_VNNI=0: FP32\n"
+    "throughout; prompt: in the prompt only; 1: in every product of those formats). The model\n"
     "is any GGUF miniquant reads: an\n"
     "FP32 checkpoint (quantized in memory with --scheme), a file 'miniquant export' wrote, or\n"
     "another tool's gpt2 or llama file. The prompt starts a document: after the beginning-of-\n"
@@ -122,7 +123,7 @@ int cmd_generate(int argc, char **argv) {
     if (scheme_name && mq_scheme_parse(scheme_name, &scheme, &err))
         return cli_usage_error(&cmd, "%s", err.msg);
     cli_set_threads((int)threads);
-    int a8 = mq_kernels_serving(); /* int8 activations for the prompt where VNNI runs them */
+    int a8 = mq_kernels_serving(); /* int8 activations where VNNI runs them and they pay */
 
     mq_qmodel_t file = {0}, q = {0};
     mq_gpt_t m = {0};
@@ -198,13 +199,11 @@ int cmd_generate(int argc, char **argv) {
         fflush(stdout);
     }
     if (rc == MQ_OK) {
+        char about[256];
         fprintf(stderr, "\n%s: %d prompt tokens, %d generated%s%s, %d threads, activations %s\n",
                 model, (int)n_ids, g.tokens, g.stopped ? " (stopped at an end token)" : "",
                 g.shifts ? ", context shifted" : "", omp_get_max_threads(),
-                a8 == MQ_A8_ALL ? "int8 (VNNI) with Q8_0 and Q4_0 weights, else FP32"
-                : a8 == MQ_A8_PROMPT
-                    ? "int8 (VNNI) in the prompt's Q8_0 and Q4_0 products, else FP32"
-                    : "FP32");
+                mq_kernels_a8_about(a8, about, sizeof about));
         print_time("prompt eval time", g.prompt_seconds, g.prompt_tokens, "tokens");
         print_time("eval time", g.eval_seconds, g.eval_steps, "runs");
         print_time("sample time", g.sample_seconds, g.tokens, "runs");

@@ -173,6 +173,77 @@ void mq_blocks_q6_k(const uint8_t *src, int n, float *y) {
     }
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * K-quant super-blocks as unsigned codes with a scale and a min per 16 weights (blocks.h) */
+
+void mq_blocks_unsigned_q2_k(const uint8_t *blk, uint8_t *u, float *S, float *M) {
+    const float d = mq_blocks_half_at(blk + 80), min = mq_blocks_half_at(blk + 82);
+    const uint8_t *q = blk + 16;
+    for (int j = 0; j < 16; j++) { /* sub-block j: half j / 8, plane (j / 2) % 4, part j % 2 */
+        S[j] = d * (float)(blk[j] & 0xF);
+        M[j] = min * (float)(blk[j] >> 4);
+        const uint8_t *qj = q + 32 * (j / 8) + 16 * (j % 2);
+        for (int l = 0; l < 16; l++)
+            u[16 * j + l] = (uint8_t)((qj[l] >> (2 * ((j / 2) % 4))) & 3);
+    }
+}
+
+void mq_blocks_unsigned_q3_k(const uint8_t *blk, uint8_t *u, float *S, float *M) {
+    const uint8_t *hm = blk, *q = blk + 32;
+    int8_t sc[16];
+    q3_k_scales(blk + 96, sc);
+    const float d = mq_blocks_half_at(blk + 108);
+    for (int j = 0; j < 16; j++) {
+        S[j] = d * (float)(sc[j] - 32);
+        M[j] = 4.0f * S[j];
+        int plane = (j / 2) % 4, off = 16 * (j % 2);
+        uint8_t bit = (uint8_t)(1u << (4 * (j / 8) + plane));
+        for (int l = 0; l < 16; l++) {
+            int c = (q[32 * (j / 8) + off + l] >> (2 * plane)) & 3;
+            u[16 * j + l] = (uint8_t)(c + ((hm[off + l] & bit) ? 4 : 0));
+        }
+    }
+}
+
+static void unsigned_k45(const uint8_t *blk, uint8_t *u, float *S, float *M, int five) {
+    const float d = mq_blocks_half_at(blk), min = mq_blocks_half_at(blk + 2);
+    const uint8_t *qh = blk + 16, *ql = blk + (five ? 48 : 16);
+    for (int k = 0; k < 8; k++) { /* sub-block k of 32: nibble k % 2 of bytes 32 (k / 2) .. */
+        uint8_t sc, m;
+        mq_blocks_k4_scale_min(blk + 4, k, &sc, &m);
+        S[2 * k] = S[2 * k + 1] = d * (float)sc;
+        M[2 * k] = M[2 * k + 1] = min * (float)m;
+        for (int l = 0; l < 32; l++) {
+            int c = (ql[32 * (k / 2) + l] >> (4 * (k % 2))) & 0xF;
+            u[32 * k + l] = (uint8_t)(c + (five && (qh[l] >> k & 1) ? 16 : 0));
+        }
+    }
+}
+
+void mq_blocks_unsigned_q4_k(const uint8_t *blk, uint8_t *u, float *S, float *M) {
+    unsigned_k45(blk, u, S, M, 0);
+}
+
+void mq_blocks_unsigned_q5_k(const uint8_t *blk, uint8_t *u, float *S, float *M) {
+    unsigned_k45(blk, u, S, M, 1);
+}
+
+void mq_blocks_unsigned_q6_k(const uint8_t *blk, uint8_t *u, float *S, float *M) {
+    const float d = mq_blocks_half_at(blk + 208);
+    const int8_t *sc = (const int8_t *)(blk + 192);
+    for (int j = 0; j < 16; j++) {
+        S[j] = d * (float)sc[j];
+        M[j] = 32.0f * S[j];
+    }
+    for (int h = 0; h < 2; h++) /* weight 128 h + 32 k + l as mq_blocks_q6_k reads it */
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+                int lo = (ql[l + 32 * (k % 2)] >> (4 * (k / 2))) & 0xF;
+                u[128 * h + 32 * k + l] = (uint8_t)(lo | ((qh[l] >> (2 * k)) & 3) << 4);
+            }
+}
+
 void mq_blocks_iq4_nl(const uint8_t *src, int n, float *y) {
     for (int b = 0; b < n / 32; b++, src += MQ_IQ4_NL_BYTES, y += 32) {
         const float d = mq_blocks_half_at(src);

@@ -93,6 +93,18 @@ float mq_blocks_nearest_q5_k(uint8_t *blk, int j, float w);
 float mq_blocks_nearest_q6_k(uint8_t *blk, int j, float w);
 float mq_blocks_nearest_iq4_nl(uint8_t *blk, int j, float w);
 
+/* A K-quant super-block (q2_K .. q6_K) in the int8-activation kernels' form: its 256 codes as
+ * unsigned integers u (in column order) and, per 16 weights j, a scale S[j] and a min M[j] with
+ * value = S[j] * u - M[j] (q2_K: u 0..3, S d sc, M dmin m; q3_K: u = q + 4 where the high bit is
+ * set, 0..7, S d (sc - 32), M 4 S; q4_K / q5_K: u 0..15 / 0..31, the scale and min of the
+ * weight's 32; q6_K: u 0..63, S d sc, M 32 S). The value is ggml's up to the rounding of one
+ * product and one difference (tested). */
+void mq_blocks_unsigned_q2_k(const uint8_t *blk, uint8_t *u, float *S, float *M);
+void mq_blocks_unsigned_q3_k(const uint8_t *blk, uint8_t *u, float *S, float *M);
+void mq_blocks_unsigned_q4_k(const uint8_t *blk, uint8_t *u, float *S, float *M);
+void mq_blocks_unsigned_q5_k(const uint8_t *blk, uint8_t *u, float *S, float *M);
+void mq_blocks_unsigned_q6_k(const uint8_t *blk, uint8_t *u, float *S, float *M);
+
 /* Scale and min j (0..7) of a q4_K / q5_K super-block's 12 bytes of 6-bit pairs. */
 void mq_blocks_k4_scale_min(const uint8_t *scales, int j, uint8_t *sc, uint8_t *m);
 

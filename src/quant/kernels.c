@@ -104,7 +104,7 @@ static struct {
     int rc;
     mq_error_t err;
     mq_isa_t isa;
-    int a8;     /* MQ_A8_OFF, MQ_A8_ALL or MQ_A8_PROMPT */
+    int a8;     /* MQ_A8_* */
     int a8_env; /* 1: MQ_VNNI chose it */
 } g_sel;
 
@@ -141,12 +141,14 @@ static void select_from_env(void) {
             rc = refuse(isa, 0, "MQ_KERNEL=", err);
     }
     if (rc == MQ_OK && v && *v && strcmp(v, "0")) {
-        if (strcmp(v, "1") && strcmp(v, "prompt"))
-            rc = mq_error_set(err, MQ_ERR_ARG, "MQ_VNNI takes 0, 1 or prompt, not \"%.32s\"", v);
-        else {
-            a8 = strcmp(v, "1") ? MQ_A8_PROMPT : MQ_A8_ALL;
+        a8 = !strcmp(v, "1") ? MQ_A8_ALL : !strcmp(v, "prompt") ? MQ_A8_PROMPT
+             : !strcmp(v, "serve")                              ? MQ_A8_SERVE
+                                                                : -1;
+        if (a8 < 0)
+            rc = mq_error_set(err, MQ_ERR_ARG,
+                              "MQ_VNNI takes 0, 1, prompt or serve, not \"%.32s\"", v);
+        else
             rc = refuse(isa, 1, "", err);
-        }
     }
     g_sel.isa = isa;
     g_sel.a8 = a8;
@@ -167,7 +169,7 @@ int mq_kernels_init(mq_error_t *err) {
 int mq_kernels_select(mq_isa_t isa, int a8, mq_error_t *err) {
     if ((int)isa < 0 || isa >= MQ_ISA_COUNT)
         return mq_error_set(err, MQ_ERR_ARG, "unknown kernel version %d", (int)isa);
-    if (a8 < MQ_A8_OFF || a8 > MQ_A8_PROMPT)
+    if (a8 < MQ_A8_OFF || a8 > MQ_A8_SERVE)
         return mq_error_set(err, MQ_ERR_ARG, "unknown int8-activation mode %d", a8);
     int rc = refuse(isa, a8, "", err);
     if (rc) return rc;
@@ -194,10 +196,45 @@ int mq_kernels_serving(void) {
     if (mq_kernels_init(NULL)) return MQ_A8_OFF;
     pthread_mutex_lock(&g_lock);
     if (!g_sel.a8_env && mq_isa_supports_a8(g_sel.isa) && g_sel.isa != MQ_ISA_SCALAR)
-        g_sel.a8 = MQ_A8_PROMPT;
+        g_sel.a8 = MQ_A8_SERVE;
     int a8 = g_sel.a8;
     pthread_mutex_unlock(&g_lock);
     return a8;
+}
+
+/* Appends the names of the formats whose kernels on isa have a8 (one_row 0) or, for one x row
+ * in mode a8, the int8 kernel it takes (one_row 1). */
+static size_t list_a8_formats(mq_isa_t isa, int a8, int one_row, char *buf, size_t cap,
+                              size_t n) {
+    int any = 0;
+    for (int i = 0; MQ_FORMATS[i]; i++) {
+        const mq_format_kernels_t *k = &MQ_FORMATS[i]->kernels[isa];
+        int takes = one_row ? k->a8_dot || (a8 == MQ_A8_ALL && k->a8) : k->a8 != NULL;
+        if (!takes || k->forward || n >= cap) continue;
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", any ? ", " : "", MQ_FORMATS[i]->name);
+        any = 1;
+    }
+    if (!any && n < cap) n += (size_t)snprintf(buf + n, cap - n, "no format");
+    return n;
+}
+
+const char *mq_kernels_a8_about(int a8, char *buf, size_t cap) {
+    mq_isa_t isa = mq_kernels_isa();
+    size_t n = 0;
+    if (!cap) return buf;
+    buf[0] = '\0';
+    if (a8 <= MQ_A8_OFF || a8 > MQ_A8_SERVE || !mq_isa_supports_a8(isa)) {
+        snprintf(buf, cap, "FP32");
+        return buf;
+    }
+    n += (size_t)snprintf(buf, cap, "int8 (VNNI) in prompts for ");
+    n = list_a8_formats(isa, a8, 0, buf, cap, n);
+    if (a8 != MQ_A8_PROMPT && n < cap) {
+        n += (size_t)snprintf(buf + n, cap - n, "; in decode for ");
+        n = list_a8_formats(isa, a8, 1, buf, cap, n);
+    }
+    if (n < cap) snprintf(buf + n, cap - n, "; FP32 otherwise");
+    return buf;
 }
 
 int mq_kernels_reference_requested(void) {
@@ -214,13 +251,15 @@ static void *alloc64(size_t n) {
 }
 
 int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa) {
-    return (int)isa >= 0 && isa < MQ_ISA_COUNT && w->format->kernels[isa].a8 != NULL;
+    if ((int)isa < 0 || isa >= MQ_ISA_COUNT) return 0;
+    const mq_format_kernels_t *k = &w->format->kernels[isa];
+    return k->a8 != NULL || k->a8_dot != NULL;
 }
 
 /* Bytes of x (N, C) in the int8-activation form. */
 static size_t a8_bytes(int C, int N) {
     size_t nb = (size_t)N * (size_t)((C + MQ_QBLOCK - 1) / MQ_QBLOCK);
-    return nb * (MQ_QBLOCK + sizeof(int32_t) + sizeof(float));
+    return nb * (MQ_QBLOCK + 3 * sizeof(int32_t) + sizeof(float));
 }
 
 /* The int8-activation form of N rows of C columns laid out in mem (a8_bytes). */
@@ -232,6 +271,7 @@ static void a8_view(int C, int N, char *mem, mq_a8_t *xa) {
     xa->xq = (int8_t *)mem;
     xa->xsum = (int32_t *)(mem + nb * MQ_QBLOCK);
     xa->sx = (float *)(mem + nb * (MQ_QBLOCK + sizeof(int32_t)));
+    xa->xsum16 = (int32_t *)(mem + nb * (MQ_QBLOCK + sizeof(int32_t) + sizeof(float)));
 }
 
 /* Quantizes x (N, C) per block of 32 columns into xa (kernels_isa.h), in parallel when large. */
@@ -250,13 +290,15 @@ static void a8_quantize(int C, const float *x, mq_a8_t *xa) {
         }
         float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         int8_t *xq = xa->xq + k * MQ_QBLOCK;
-        int32_t sum = 0;
+        int32_t sum[2] = {0, 0};
         for (int i = 0; i < MQ_QBLOCK; i++) {
             float q = i < len ? nearbyintf(xb[i] * inv) : 0.0f;
             xq[i] = q == q ? (int8_t)q : 0; /* a NaN input is not a code */
-            sum += xq[i];
+            sum[i / 16] += xq[i];
         }
-        xa->xsum[k] = sum;
+        xa->xsum[k] = sum[0] + sum[1];
+        xa->xsum16[2 * k] = sum[0];
+        xa->xsum16[2 * k + 1] = sum[1];
         xa->sx[k] = amax / 127.0f;
     }
 }
@@ -290,7 +332,9 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     }
     int C = w->cols, OC = w->rows;
     mq_a8_t xa = {0};
-    int use_a8 = a8 && k->a8;
+    /* one x row takes the format's one-row int8 kernel where it has one */
+    mq_a8_fn a8_kernel = N == 1 && k->a8_dot ? k->a8_dot : k->a8;
+    int use_a8 = a8 && a8_kernel;
     /* panels take scale blocks of whole rows or 16s; other groups run the scalar reference */
     int panel_ok = w->group == C || w->group % 16 == 0;
     mq_gemm_panels_fn panels = N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
@@ -346,7 +390,8 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
         for (int b = 0; b < nblk; b++) {
             int o0 = b * rows, o1 = o0 + rows < OC ? o0 + rows : OC;
             if (use_a8)
-                k->a8(w, &xa, out, o0, o1, ab + (size_t)omp_get_thread_num() * MQ_A8_SCRATCH(C));
+                a8_kernel(w, &xa, out, o0, o1,
+                          ab + (size_t)omp_get_thread_num() * MQ_A8_SCRATCH(C));
             else if (N == 1)
                 k->dot(w, xdot, out, o0, o1);
             else if (panels)
@@ -374,7 +419,8 @@ int mq_qweight_forward(const mq_qweight_t *w, const float *bias, float *out, con
                        int N, mq_error_t *err) {
     int rc = mq_kernels_init(err);
     if (rc) return rc;
-    int a8 = g_sel.a8 == MQ_A8_ALL || (g_sel.a8 == MQ_A8_PROMPT && N > 1);
+    int a8 = g_sel.a8 == MQ_A8_ALL || (g_sel.a8 >= MQ_A8_PROMPT && N > 1) ||
+             (g_sel.a8 == MQ_A8_SERVE && w->format->kernels[g_sel.isa].a8_dot);
     return mq_qweight_forward_with(w, g_sel.isa, a8, bias, out, inp, N, err);
 }
 
@@ -422,7 +468,7 @@ static void step_rows(const mq_step_linear_t *s, const float *x, const void *pre
     if (s->mode & STEP_A8) {
         mq_a8_t xa;
         a8_view(w->cols, 1, (char *)prep, &xa);
-        k->a8(w, &xa, out, o0, o1, scratch);
+        (k->a8_dot ? k->a8_dot : k->a8)(w, &xa, out, o0, o1, scratch);
     } else if (k->forward) { /* F32: OpenBLAS, on the calling thread inside a parallel region,
                                  the bias added as mq_kblas_forward adds it */
         mq_matvec_rows(out, x, (const float *)w->data, s->bias, w->cols, o0, o1);
@@ -442,7 +488,8 @@ int mq_qweight_step(const mq_qweight_t *w, const float *bias, mq_step_linear_t *
     if (rc) return rc;
     mq_isa_t isa = g_sel.isa;
     const mq_format_kernels_t *k = &w->format->kernels[isa];
-    int a8 = g_sel.a8 == MQ_A8_ALL && k->a8 && !k->forward; /* one x row */
+    int a8 = !k->forward && ((g_sel.a8 == MQ_A8_ALL && (k->a8 || k->a8_dot)) ||
+                             (g_sel.a8 == MQ_A8_SERVE && k->a8_dot)); /* one x row */
     *out = (mq_step_linear_t){.w = w,
                               .bias = bias,
                               .mode = (int)isa | (a8 ? STEP_A8 : 0),

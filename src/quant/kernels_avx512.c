@@ -1282,6 +1282,232 @@ void T512V mq_kavx512_a8_q4_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y
     a8_rows(p, 0, xa, y, o0, o1, scratch);
 }
 
+/* ggml's K-quants with int8 activations, one x row at a time (a8_dot). Per 256-block the x
+ * side (its 256 codes in four vectors of 64, and per 16 weights j the sx of j's 32 and sx times
+ * xsum16) is made once for 4 rows; each row's block becomes its unsigned codes in column order
+ * (blocks.h: value = S[j] u - M[j]) in four vectors of 64, and S and M as 16 lanes. One vpdpbusd
+ * per 64 codes gives 16 lane sums of 4 products, lane l of vector c belonging to 16 4c + l / 4;
+ * each is converted and multiplied by its S times sx (one vpermps picks them), and the mins
+ * come off as M times sx * xsum16, all in one 16-lane sum per row. */
+typedef struct {
+    __m512i q[4];
+    __m512 sx, xs;
+} ka8_x_t;
+
+enum { KA8_Q2, KA8_Q3, KA8_Q4, KA8_Q5, KA8_Q6 };
+
+INLINE T512V void ka8_x(const int8_t *xq, const float *sx, const int32_t *xsum16, int b,
+                        ka8_x_t *x) {
+    const __m512i half = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++)
+        x->q[c] = _mm512_loadu_si512(xq + (size_t)b * MQ_QK_K + 64 * c);
+    x->sx = _mm512_permutexvar_ps(half, _mm512_castps256_ps512(_mm256_loadu_ps(sx + 8 * b)));
+    x->xs = _mm512_mul_ps(x->sx, _mm512_cvtepi32_ps(_mm512_loadu_si512(xsum16 + 16 * b)));
+}
+
+/* A 256-bit load in both halves of a vector. */
+INLINE T512V __m512i both_halves(const uint8_t *p) {
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/* A constant per half (16-bit lanes for shifts, bytes for bit tests). */
+INLINE T512V __m512i halves16(short lo, short hi) {
+    return _mm512_inserti64x4(_mm512_set1_epi16(lo), _mm256_set1_epi16(hi), 1);
+}
+INLINE T512V __m512i halves8(int lo, int hi) {
+    return _mm512_inserti64x4(_mm512_set1_epi8((char)lo), _mm256_set1_epi8((char)hi), 1);
+}
+
+/* Q2_K (three = 0) and Q3_K: the codes of half h's planes j and j + 1 (j even) are 32 bytes of
+ * 2-bit fields, shifted by 2j in the first half of the vector, 2j + 2 in the second; Q3_K adds
+ * 4 where bit 4h + j (+ 1) of the high-bit mask is set. */
+INLINE T512V void ka8_unpack_q23(const uint8_t *blk, int three, const float *f16tab, __m512i *u,
+                                 __m512 *S, __m512 *M) {
+    const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    const uint8_t *qs = blk + (three ? 32 : 16);
+    __m512i hm = three ? both_halves(blk) : _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i q = both_halves(qs + 32 * h);
+#pragma GCC unroll 2
+        for (int j = 0; j < 4; j += 2) {
+            __m512i c = _mm512_and_si512(
+                _mm512_srlv_epi16(q, halves16((short)(2 * j), (short)(2 * j + 2))), m3);
+            if (three) {
+                __mmask64 set =
+                    _mm512_test_epi8_mask(hm, halves8(1 << (4 * h + j), 1 << (4 * h + j + 1)));
+                c = _mm512_mask_add_epi8(c, set, c, four);
+            }
+            u[2 * h + j / 2] = c;
+        }
+    }
+    if (three) { /* scale i: low 4 bits in byte i (i < 8) or i - 8's high nibble, high 2 bits
+                    in byte 8 + i % 4 at bit 2 (i / 4) */
+        uint16_t hd;
+        memcpy(&hd, blk + 108, 2);
+        __m512i e = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(0x0FFF, blk + 96));
+        const __m512i ia = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+        const __m512i sa = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i ib =
+            _mm512_set_epi32(11, 10, 9, 8, 11, 10, 9, 8, 11, 10, 9, 8, 11, 10, 9, 8);
+        const __m512i sb = _mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0);
+        __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(ia, e), sa),
+                                      _mm512_set1_epi32(0xF));
+        __m512i hi = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(ib, e), sb),
+                                      _mm512_set1_epi32(3));
+        __m512i sc = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)),
+                                      _mm512_set1_epi32(32));
+        *S = _mm512_mul_ps(_mm512_set1_ps(f16tab[hd]), _mm512_cvtepi32_ps(sc));
+        *M = _mm512_mul_ps(_mm512_set1_ps(4.0f), *S);
+    } else {
+        uint16_t hd, hmn;
+        memcpy(&hd, blk + 80, 2);
+        memcpy(&hmn, blk + 82, 2);
+        __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)blk));
+        *S = _mm512_mul_ps(_mm512_set1_ps(f16tab[hd]),
+                           _mm512_cvtepi32_ps(_mm512_and_si512(e, _mm512_set1_epi32(0xF))));
+        *M = _mm512_mul_ps(_mm512_set1_ps(f16tab[hmn]), _mm512_cvtepi32_ps(_mm512_srli_epi32(e, 4)));
+    }
+}
+
+/* Q4_K (five = 0) and Q5_K: the 32 bytes of sub-blocks 2c and 2c + 1 in both halves, the low
+ * nibbles kept in the first, the high ones in the second; Q5_K adds 16 where bit 2c (2c + 1)
+ * of qh is set. The 6-bit scale and min of sub-block k (lanes 2k, 2k + 1):
+ *   k < 4:  sc = q[k] & 63,                        m = q[k + 4] & 63
+ *   k >= 4: sc = (q[k + 4] & 15) | (q[k - 4] >> 6) << 4,  m = (q[k + 4] >> 4) | (q[k] >> 6) << 4 */
+INLINE T512V void ka8_unpack_q45(const uint8_t *blk, int five, const float *f16tab, __m512i *u,
+                                 __m512 *S, __m512 *M) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+    const uint8_t *ql = blk + (five ? 48 : 16);
+    __m512i qh = five ? both_halves(blk + 16) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        __m512i v = _mm512_and_si512(_mm512_srlv_epi16(both_halves(ql + 32 * c), halves16(0, 4)),
+                                     m4);
+        if (five)
+            v = _mm512_mask_add_epi8(
+                v, _mm512_test_epi8_mask(qh, halves8(1 << (2 * c), 1 << (2 * c + 1))), v,
+                sixteen);
+        u[c] = v;
+    }
+    uint16_t hd, hm;
+    memcpy(&hd, blk, 2);
+    memcpy(&hm, blk + 2, 2);
+    __m512i e = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(0x0FFF, blk + 4));
+    /* lane t: sub-block k = t / 2 */
+    const __m512i ia = _mm512_set_epi32(11, 11, 10, 10, 9, 9, 8, 8, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i ib = _mm512_set_epi32(3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i im = _mm512_set_epi32(11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5, 5, 4, 4);
+    const __m512i ibm = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i low6 = _mm512_set_epi32(15, 15, 15, 15, 15, 15, 15, 15, 63, 63, 63, 63, 63, 63,
+                                          63, 63);
+    const __m512i sm = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i top = _mm512_set_epi32(0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0, 0, 0,
+                                         0, 0, 0, 0, 0);
+    __m512i sc = _mm512_or_si512(
+        _mm512_and_si512(_mm512_permutexvar_epi32(ia, e), low6),
+        _mm512_and_si512(_mm512_srli_epi32(_mm512_permutexvar_epi32(ib, e), 2), top));
+    __m512i mn = _mm512_or_si512(
+        _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(im, e), sm), low6),
+        _mm512_and_si512(_mm512_srli_epi32(_mm512_permutexvar_epi32(ibm, e), 2), top));
+    *S = _mm512_mul_ps(_mm512_set1_ps(f16tab[hd]), _mm512_cvtepi32_ps(sc));
+    *M = _mm512_mul_ps(_mm512_set1_ps(f16tab[hm]), _mm512_cvtepi32_ps(mn));
+}
+
+/* Q6_K: half h's 64 bytes of low nibbles give weights 0..63 of the half (low nibbles) and
+ * 64..127 (high ones); the 32 bytes of high pairs, in both halves, give bits 2k, 2k + 1 for
+ * weights 32k .. 32k + 31, moved to bits 4 and 5. */
+INLINE T512V void ka8_unpack_q6(const uint8_t *blk, const float *f16tab, __m512i *u, __m512 *S,
+                                __m512 *M) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i l = _mm512_loadu_si512(blk + 64 * h), q = both_halves(blk + 128 + 32 * h);
+        u[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                   _mm512_and_si512(_mm512_sllv_epi16(q, halves16(4, 2)), top));
+        u[2 * h + 1] =
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                            _mm512_and_si512(_mm512_srlv_epi16(q, halves16(0, 2)), top));
+    }
+    uint16_t hd;
+    memcpy(&hd, blk + 208, 2);
+    *S = _mm512_mul_ps(_mm512_set1_ps(f16tab[hd]),
+                       _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                           _mm_loadu_si128((const __m128i *)(blk + 192)))));
+    *M = _mm512_mul_ps(_mm512_set1_ps(32.0f), *S);
+}
+
+/* Rows o .. o + WR - 1 against x row n. */
+INLINE T512V void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const mq_a8_t *xa,
+                           int n, float *y) {
+    static const size_t BYTES[] = {MQ_Q2_K_BYTES, MQ_Q3_K_BYTES, MQ_Q4_K_BYTES, MQ_Q5_K_BYTES,
+                                   MQ_Q6_K_BYTES};
+    int nb = p->cols / MQ_QK_K;
+    size_t bb = BYTES[kind], k0 = (size_t)n * (size_t)xa->nblk;
+    const int8_t *xq = xa->xq + k0 * MQ_QBLOCK;
+    const float *f16tab = mq_fp16_table();
+    const uint8_t *row[4];
+    __m512 acc[4];
+    __m512i pick[4]; /* lane l of vector c: the factor of 16 4c + l / 4 */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++)
+        pick[c] = _mm512_add_epi32(_mm512_set1_epi32(4 * c),
+                                   _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        acc[w] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        ka8_x_t x;
+        ka8_x(xq, xa->sx + k0, xa->xsum16 + 2 * k0, b, &x);
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+            __m512i u[4];
+            __m512 S, M;
+            switch (kind) {
+            case KA8_Q2: ka8_unpack_q23(blk, 0, f16tab, u, &S, &M); break;
+            case KA8_Q3: ka8_unpack_q23(blk, 1, f16tab, u, &S, &M); break;
+            case KA8_Q4: ka8_unpack_q45(blk, 0, f16tab, u, &S, &M); break;
+            case KA8_Q5: ka8_unpack_q45(blk, 1, f16tab, u, &S, &M); break;
+            default: ka8_unpack_q6(blk, f16tab, u, &S, &M); break;
+            }
+            __m512 ss = _mm512_mul_ps(S, x.sx), a = _mm512_fnmadd_ps(M, x.xs, acc[w]);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[c], x.q[c]);
+                a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(pick[c], ss), a);
+            }
+            acc[w] = a;
+        }
+    }
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+        y[(size_t)n * p->rows + o + w] = _mm512_reduce_add_ps(acc[w]);
+}
+
+#define KA8_KERNEL(NAME, KIND)                                                                     \
+    void T512V NAME(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1,            \
+                    void *scratch) {                                                               \
+        (void)scratch;                                                                             \
+        for (int n = 0; n < xa->N; n++) {                                                          \
+            int o = o0;                                                                            \
+            for (; o + 4 <= o1; o += 4)                                                            \
+                ka8_rows(p, KIND, 4, o, xa, n, y);                                                 \
+            for (; o < o1; o++)                                                                    \
+                ka8_rows(p, KIND, 1, o, xa, n, y);                                                 \
+        }                                                                                          \
+    }
+KA8_KERNEL(mq_kavx512_a8_q2_k, KA8_Q2)
+KA8_KERNEL(mq_kavx512_a8_q3_k, KA8_Q3)
+KA8_KERNEL(mq_kavx512_a8_q4_k, KA8_Q4)
+KA8_KERNEL(mq_kavx512_a8_q5_k, KA8_Q5)
+KA8_KERNEL(mq_kavx512_a8_q6_k, KA8_Q6)
+#undef KA8_KERNEL
+
 /* Any format whose scale block is the whole row (the rest of ggml's types): the row's values
  * through the format's reader (mq_kvalues_dot), then this dot product, four chains of 16. */
 static float T512 dot_floats(const float *v, const float *x, int C) {

@@ -31,12 +31,14 @@
  * nblk blocks of 32 columns (the last padded with zeros); block k = n * nblk + j holds
  *   xq    32 int8 codes, xq = round-half-even(x * 127 / max|x_block|), in column order,
  *   sx    the block's scale, max|x_block| / 127,
- *   xsum  the sum of the block's xq (removes the offset that makes weights unsigned). */
+ *   xsum  the sum of the block's xq (removes the offset that makes weights unsigned),
+ *   xsum16  the sums of its two halves of 16 (the mins of ggml's K-quants' 16-weight blocks). */
 typedef struct mq_a8 {
     int N, nblk;
-    int8_t *xq;    /* N * nblk * 32 */
-    int32_t *xsum; /* N * nblk */
-    float *sx;     /* N * nblk */
+    int8_t *xq;      /* N * nblk * 32 */
+    int32_t *xsum;   /* N * nblk */
+    float *sx;       /* N * nblk */
+    int32_t *xsum16; /* N * nblk * 2 */
 } mq_a8_t;
 
 /* Per-thread scratch of an int8-activation kernel (bytes): 16 rows' codes transposed and their
@@ -64,6 +66,10 @@ void mq_kscalar_gemm(const mq_qweight_t *w, const float *x, int ldx, int N, floa
                      int o1);
 void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
                    void *scratch);
+/* The same for formats read through unsigned_block (K-quants): per 16 weights j of a block,
+ *   part = S[j] * (sum u xq) - M[j] * xsum16,   y += sx * part   (sx of the 32 holding j). */
+void mq_kscalar_a8_unsigned(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                            void *scratch);
 
 /* AVX2 */
 void mq_kavx2_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
@@ -100,6 +106,19 @@ void mq_kavx512_x_tiles(const float *x, int ldx, int N, int C, float *xt);
 void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
                         void *scratch);
 void mq_kavx512_a8_q4_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                        void *scratch);
+/* K-quants, one x row (a8_dot): per row and 256-block the codes unsigned in four vectors of 64,
+ * one vpdpbusd each against x's codes, each lane's sum (4 weights) times its 16's S and its 32's
+ * sx, the mins times sx * xsum16, in one 16-lane sum per row. */
+void mq_kavx512_a8_q2_k(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                        void *scratch);
+void mq_kavx512_a8_q3_k(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                        void *scratch);
+void mq_kavx512_a8_q4_k(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                        void *scratch);
+void mq_kavx512_a8_q5_k(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                        void *scratch);
+void mq_kavx512_a8_q6_k(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
                         void *scratch);
 
 #endif

@@ -96,6 +96,39 @@ void mq_kscalar_a8(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, i
     free(v);
 }
 
+void mq_kscalar_a8_unsigned(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
+                            void *scratch) {
+    (void)scratch;
+    int C = w->cols, OC = w->rows, nblk = xa->nblk, B = w->format->block;
+    size_t bb = w->format->block_bytes;
+    uint8_t u[256];
+    float S[16], M[16];
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *row = w->data + (size_t)o * w->row_bytes;
+        for (int n = 0; n < xa->N; n++)
+            y[(size_t)n * OC + o] = 0.0f;
+        for (int b = 0; b < C / B; b++) {
+            w->format->unsigned_block(row + (size_t)b * bb, u, S, M);
+            for (int n = 0; n < xa->N; n++) {
+                float acc = y[(size_t)n * OC + o];
+                for (int j = 0; j < B / 16; j++) {
+                    size_t k = (size_t)n * nblk + (size_t)(b * B + 16 * j) / MQ_QBLOCK;
+                    const int8_t *xq = xa->xq + (size_t)n * nblk * MQ_QBLOCK + b * B + 16 * j;
+                    int32_t dot = 0;
+                    for (int i = 0; i < 16; i++)
+                        dot += (int32_t)u[16 * j + i] * xq[i];
+                    float su = S[j] * (float)dot;
+                    float mx = M[j] * (float)xa->xsum16[2 * k + (j & 1)];
+                    float part = su - mx;
+                    float scaled = xa->sx[k] * part;
+                    acc += scaled;
+                }
+                y[(size_t)n * OC + o] = acc;
+            }
+        }
+    }
+}
+
 void mq_kvalues_dot(const mq_qweight_t *w, const float *x, float *y, int o0, int o1,
                     float (*dot)(const float *v, const float *x, int n)) {
     int C = w->cols;
