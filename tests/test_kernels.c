@@ -226,15 +226,24 @@ Test(kernels, formats_and_int8_activations_follow_the_table) {
         const char *format;
         int a8;
     } want[] = {
-        {"int4_g64", 192, "q4_0", 1},        {"int4_g32", 96, "q4_0", 1},
-        {"int4_g24", 96, "packed", 0},       {"int8_per_channel", 37, "packed", 0},
-        {"int8_per_channel", 64, "q8_0", 1}, {"nf4_g64", 192, "packed", 0},
-        {"nf3_g64", 192, "packed", 0},       {"fp16", 37, "f16", 0},
-        {"int8_g96", 192, "q8_0", 1},        {"int8_g128", 256, "q8_0", 1},
-        {"int8_g48", 96, "packed", 0},       {"int3_g64", 192, "packed", 0},
-        {"int4_per_tensor", 160, "q4_0", 1}, {"fp32", 37, "f32", 0},
-        {"q4_k", 256, "q4_k", 1},            {"q6_k", 512, "q6_k", 1},
-        {"q4_k", 96, "q5_0", 0},             {"iq4_nl", 64, "iq4_nl", 0},
+        {"int4_g64", 192, "q4_0", 1},
+        {"int4_g32", 96, "q4_0", 1},
+        {"int4_g24", 96, "packed", 0},
+        {"int8_per_channel", 37, "packed", 0},
+        {"int8_per_channel", 64, "q8_0", 1},
+        {"nf4_g64", 192, "packed", 0},
+        {"nf3_g64", 192, "packed", 0},
+        {"fp16", 37, "f16", 0},
+        {"int8_g96", 192, "q8_0", 1},
+        {"int8_g128", 256, "q8_0", 1},
+        {"int8_g48", 96, "packed", 0},
+        {"int3_g64", 192, "packed", 0},
+        {"int4_per_tensor", 160, "q4_0", 1},
+        {"fp32", 37, "f32", 0},
+        {"q4_k", 256, "q4_k", 1},
+        {"q6_k", 512, "q6_k", 1},
+        {"q4_k", 96, "q5_0", 0},
+        {"iq4_nl", 64, "iq4_nl", 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         mq_qlinear_t ql;
@@ -432,8 +441,8 @@ static float *check_a8_bound(const mq_qlinear_t *ql, const float *x, int N, cons
     double mean = 0.0, worst = 0.0;
     for (size_t k = 0; k < (size_t)N * ql->out; k++) {
         double d = fabs((double)ys[k] - yf[k]);
-        cr_assert(d <= bound[k] + TOL * scale[k], "%s N=%d: a8 error %.3g > bound %.3g", name, N,
-                  d, bound[k]);
+        cr_assert(d <= bound[k] + TOL * scale[k], "%s N=%d: a8 error %.3g > bound %.3g", name, N, d,
+                  bound[k]);
         worst = fmax(worst, d / scale[k]);
         if (k >= (size_t)skip * ql->out) mean += d / scale[k];
     }
@@ -457,7 +466,7 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
         make_linear(&ql, a8_cases[c].scheme, a8_cases[c].OC, a8_cases[c].C, 1, 31 + c);
         cr_assert_str_eq(ql.w.format->name, a8_cases[c].format);
         cr_assert(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), "%s", a8_cases[c].scheme);
-        for (int N = 1; N <= 13; N += 12) {
+        for (int N = 1; N <= 13; N += N == 1 ? 2 : 10) { /* one row, a few (row by row), a panel */
             float *x = randn_sd(300 + c, (size_t)N * ql.in, 1.0f);
             if (N > 1) x[3] = 9.0f; /* an outlier in row 0 widens its block's step */
             double mean, *scale;
@@ -482,10 +491,47 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
     }
 }
 
+/* x in the int8-activation form: the same codes, sums and scales from every version, with
+ * ties, a zero block, NaN and infinite inputs and a partial last block among them. */
+Test(kernels, int8_activation_rows_are_the_same_bytes_on_every_version) {
+    enum { C = 200 }; /* 6 whole blocks and 8 columns */
+    float *x = randn_sd(105, C, 3.0f);
+    for (int i = 32; i < 64; i++)
+        x[i] = 0.0f;
+    x[70] = NAN;
+    x[100] = INFINITY;
+    x[130] = 127.0f; /* with 0.5 and 1.5 below: ties at 127 / max */
+    x[131] = 0.5f;
+    x[132] = 1.5f;
+    x[133] = -2.5f;
+    int8_t q[2][224];
+    int32_t sum[2][7], sum16[2][14];
+    float sx[2][7];
+    mq_a8_quantize_row(MQ_ISA_SCALAR, x, C, q[0], sum[0], sum16[0], sx[0]);
+    cr_assert_eq(q[0][131], 0, "0.5 rounds to even");
+    cr_assert_eq(q[0][132], 2, "1.5 rounds to even");
+    cr_assert_eq(q[0][133], -2, "-2.5 rounds to even");
+    cr_assert_eq(q[0][70], 0, "NaN is not a code");
+    cr_assert_eq(sx[0][1], 0.0f);
+    cr_assert_eq(sum[0][4], sum16[0][8] + sum16[0][9]);
+    for (int i = C; i < 224; i++)
+        cr_assert_eq(q[0][i], 0, "padding %d", i);
+    for (int isa = 1; isa < MQ_ISA_COUNT; isa++) {
+        if (!mq_isa_supported((mq_isa_t)isa)) continue;
+        memset(q[1], 0x55, sizeof q[1]);
+        mq_a8_quantize_row((mq_isa_t)isa, x, C, q[1], sum[1], sum16[1], sx[1]);
+        cr_assert_arr_eq(q[0], q[1], sizeof q[0], "%s codes", mq_isa_name((mq_isa_t)isa));
+        cr_assert_arr_eq(sum[0], sum[1], sizeof sum[0]);
+        cr_assert_arr_eq(sum16[0], sum16[1], sizeof sum16[0]);
+        cr_assert_arr_eq(sx[0], sx[1], sizeof sx[0]);
+    }
+    free(x);
+}
+
 /* ggml's K-quants: int8 activations through each block's unsigned codes with a scale and a min
  * per 16 (blocks.h). The reader gives ggml's values; the scalar reference stays within the
  * rounding bound of x; the AVX-512 one-row kernels agree with it within FP32 summation error;
- * one x row takes them in the serving mode, several keep FP32 activations on AVX-512. */
+ * up to 64 x rows take them, row by row, more keep FP32 activations on AVX-512. */
 Test(kernels, k_quant_unsigned_blocks_give_ggml_values) {
     static const char *names[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
     for (int i = 0; i < 5; i++) {
@@ -527,7 +573,7 @@ Test(kernels, k_quant_int8_activations_stay_within_their_rounding_bound) {
         make_linear(&ql, names[i], 37, 768, 1, 71 + i);
         cr_assert_str_eq(ql.w.format->name, names[i]);
         cr_assert(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), "%s", names[i]);
-        for (int N = 1; N <= 3; N += 2) {
+        for (int N = 1; N <= 67; N += N == 1 ? 2 : 64) {
             float *x = randn_sd(310 + i, (size_t)N * ql.in, 1.0f);
             double mean, *scale;
             float *ys = check_a8_bound(&ql, x, N, names[i], 0, &mean, &scale);
@@ -536,9 +582,9 @@ Test(kernels, k_quant_int8_activations_stay_within_their_rounding_bound) {
                 float *yv = run(&ql.w, MQ_ISA_AVX512, 1, ql.bias, x, N);
                 char what[96];
                 snprintf(what, sizeof what, "%s N=%d avx512 a8", names[i], N);
-                if (N == 1) /* the one-row kernel: only FP32 summation differs */
+                if (N <= 64) /* the one-row kernel per x row: only FP32 summation differs */
                     assert_close(yv, ys, scale, ql.bias, N, ql.out, TOL, what);
-                else { /* several x rows: the FP32 prompt path, as without the mode */
+                else { /* many x rows: the FP32 prompt path, as without the mode */
                     float *y0 = run(&ql.w, MQ_ISA_AVX512, 0, ql.bias, x, N);
                     cr_assert_arr_eq(yv, y0, (size_t)N * ql.out * sizeof(float), "%s", what);
                     free(y0);
@@ -1020,9 +1066,8 @@ Test(dispatch, mq_vnni_serve_adds_the_k_quants_decode) {
 Test(dispatch, the_serving_default_is_int8_where_vnni_runs_it) {
     cr_assert_eq(mq_kernels_init(NULL), MQ_OK);
     cr_assert_eq(mq_kernels_a8(), MQ_A8_OFF, "evaluation keeps FP32 activations");
-    int want = mq_isa_supports_a8(mq_isa_best()) && mq_isa_best() != MQ_ISA_SCALAR
-                   ? MQ_A8_SERVE
-                   : MQ_A8_OFF;
+    int want = mq_isa_supports_a8(mq_isa_best()) && mq_isa_best() != MQ_ISA_SCALAR ? MQ_A8_SERVE
+                                                                                   : MQ_A8_OFF;
     cr_assert_eq(mq_kernels_serving(), want);
     if (want == MQ_A8_SERVE) check_serve_mode(mq_isa_best());
 }
@@ -1036,6 +1081,5 @@ Test(dispatch, an_unknown_mq_vnni_is_refused) {
     setenv("MQ_VNNI", "often", 1);
     mq_error_t err = {0};
     cr_assert_eq(mq_kernels_init(&err), MQ_ERR_ARG);
-    cr_assert(strstr(err.msg, "0, 1, prompt or serve") && strstr(err.msg, "often"), "%s",
-              err.msg);
+    cr_assert(strstr(err.msg, "0, 1, prompt or serve") && strstr(err.msg, "often"), "%s", err.msg);
 }

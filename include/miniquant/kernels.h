@@ -121,6 +121,13 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
 /* 1 when the int8-activation mode takes w on isa. */
 int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa);
 
+/* One x row of C columns in the int8-activation form as isa's kernels make it: per block k of
+ * 32 columns (the last zero-padded) its codes at xq + 32 k, round-half-even(x * 127 / max|x|),
+ * their sum xsum[k] and the sums of its halves xsum16[2k], xsum16[2k + 1], and its scale
+ * sx[k] = max|x| / 127 (NaN inputs give code 0). Every version makes the same bytes (tested). */
+void mq_a8_quantize_row(mq_isa_t isa, const float *x, int C, int8_t *xq, int32_t *xsum,
+                        int32_t *xsum16, float *sx);
+
 /* The decode step's form of w (model.h): the N = 1 path of mq_qweight_forward with the
  * selected version and mode, run by each thread of the step's parallel region on its share of
  * output rows, so every output is the same number as mq_qweight_forward's. */

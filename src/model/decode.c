@@ -76,14 +76,10 @@ static inline float dot_hs(const float *q, const float *k, int n) {
         memcpy(&y, k + i, sizeof y);
         acc += x * y;
     }
-    v8 a, b;
-    memcpy(&a, &acc, sizeof a);
-    memcpy(&b, (char *)&acc + sizeof a, sizeof b);
-    a += b;
-    v4 c, d;
-    memcpy(&c, &a, sizeof c);
-    memcpy(&d, (char *)&a + sizeof c, sizeof d);
-    c += d;
+    v8 a = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7);
+    a += __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 c = __builtin_shufflevector(a, a, 0, 1, 2, 3);
+    c += __builtin_shufflevector(a, a, 4, 5, 6, 7);
     float s = (c[0] + c[2]) + (c[1] + c[3]);
     for (; i < n; i++)
         s += q[i] * k[i];
@@ -102,26 +98,29 @@ void mq_model_attention_head(float *out, float *att, const float *q, const float
         a[t] = dot_hs(qh, kt, hs) * scale;
         maxv = a[t] > maxv ? a[t] : maxv;
     }
-    float sum = 0.0f;
-    for (int t = 0; t < T; t++) {
-        a[t] = expf(a[t] - maxv);
-        sum += a[t];
-    }
+    float sum = mq_softmax_numerators(a, T, maxv);
     /* the normalisation is applied once to the weighted sum, not to every weight; 16 outputs
        at a time are summed over the positions in registers, each in position order */
     float *oh = out + (size_t)h * hs;
     int i0 = 0;
     for (; i0 + 64 <= hs; i0 += 64) { /* four independent chains of 16, kept in registers */
-        v16 acc[4] = {0};
+        v16 acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
         for (int t = 0; t < T; t++) {
             const float *vt = vc + (size_t)t * KV + ko + i0;
-            v16 at = (v16){0} + a[t], x[4];
-            memcpy(x, vt, sizeof x);
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++)
-                acc[j] += at * x[j];
+            v16 at = (v16){0} + a[t], x0, x1, x2, x3;
+            memcpy(&x0, vt, sizeof x0);
+            memcpy(&x1, vt + 16, sizeof x1);
+            memcpy(&x2, vt + 32, sizeof x2);
+            memcpy(&x3, vt + 48, sizeof x3);
+            acc0 += at * x0;
+            acc1 += at * x1;
+            acc2 += at * x2;
+            acc3 += at * x3;
         }
-        memcpy(oh + i0, acc, sizeof acc);
+        memcpy(oh + i0, &acc0, sizeof acc0);
+        memcpy(oh + i0 + 16, &acc1, sizeof acc1);
+        memcpy(oh + i0 + 32, &acc2, sizeof acc2);
+        memcpy(oh + i0 + 48, &acc3, sizeof acc3);
     }
     for (; i0 + 16 <= hs; i0 += 16) {
         float acc[16] = {0};

@@ -45,6 +45,17 @@ static inline float exp_fast(float x) {
     return p * s;
 }
 
+float mq_softmax_numerators(float *a, int n, float maxv) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        float e = exp_fast(a[j] - maxv);
+        a[j] = e;
+        sum += e;
+    }
+    return sum;
+}
+
 /* This thread's share [*i0, *i1) of n rows or columns, in blocks of 16 so that threads writing
  * columns never share a 64-byte line. Called inside a parallel region. */
 static void thread_share(int n, int *i0, int *i1) {

@@ -959,7 +959,7 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
 
 /* Block formats written from the values (blocks.h): a row is whole blocks; values_row gives the
  * values themselves (the scale of the scalar reference is 1, the whole row one scale block). */
-#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FTYPE, NEAREST, AVX512_DOT, UNSIGNED,          \
+#define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FTYPE, NEAREST, AVX512_DOT, UNSIGNED,         \
                   SCALAR_A8, AVX512_A8, ABOUT, WHEN)                                               \
     static int fits_##FN(const mq_scheme_t *s, int cols) {                                         \
         /* a block family lists it: its own, or another's fallback (mq_format_for) */              \
@@ -1030,10 +1030,12 @@ WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, 
           "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
           "iq4_nl; q2_k's and q3_k's rows that 256 does not divide");
 WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, 8, NULL,
-          mq_kavx512_dot_values, NULL, NULL, NULL, "ggml's 32-blocks of 5-bit codes and an FP16 scale",
+          mq_kavx512_dot_values, NULL, NULL, NULL,
+          "ggml's 32-blocks of 5-bit codes and an FP16 scale",
           "q4_k's rows that 256 does not divide");
 WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, 9, NULL,
-          mq_kavx512_dot_values, NULL, NULL, NULL, "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
+          mq_kavx512_dot_values, NULL, NULL, NULL,
+          "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
           "q5_k's rows that 256 does not divide");
 #undef WRITE_ROW
 

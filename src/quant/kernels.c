@@ -141,12 +141,13 @@ static void select_from_env(void) {
             rc = refuse(isa, 0, "MQ_KERNEL=", err);
     }
     if (rc == MQ_OK && v && *v && strcmp(v, "0")) {
-        a8 = !strcmp(v, "1") ? MQ_A8_ALL : !strcmp(v, "prompt") ? MQ_A8_PROMPT
-             : !strcmp(v, "serve")                              ? MQ_A8_SERVE
-                                                                : -1;
+        a8 = !strcmp(v, "1")        ? MQ_A8_ALL
+             : !strcmp(v, "prompt") ? MQ_A8_PROMPT
+             : !strcmp(v, "serve")  ? MQ_A8_SERVE
+                                    : -1;
         if (a8 < 0)
-            rc = mq_error_set(err, MQ_ERR_ARG,
-                              "MQ_VNNI takes 0, 1, prompt or serve, not \"%.32s\"", v);
+            rc = mq_error_set(err, MQ_ERR_ARG, "MQ_VNNI takes 0, 1, prompt or serve, not \"%.32s\"",
+                              v);
         else
             rc = refuse(isa, 1, "", err);
     }
@@ -204,8 +205,7 @@ int mq_kernels_serving(void) {
 
 /* Appends the names of the formats whose kernels on isa have a8 (one_row 0) or, for one x row
  * in mode a8, the int8 kernel it takes (one_row 1). */
-static size_t list_a8_formats(mq_isa_t isa, int a8, int one_row, char *buf, size_t cap,
-                              size_t n) {
+static size_t list_a8_formats(mq_isa_t isa, int a8, int one_row, char *buf, size_t cap, size_t n) {
     int any = 0;
     for (int i = 0; MQ_FORMATS[i]; i++) {
         const mq_format_kernels_t *k = &MQ_FORMATS[i]->kernels[isa];
@@ -274,14 +274,13 @@ static void a8_view(int C, int N, char *mem, mq_a8_t *xa) {
     xa->xsum16 = (int32_t *)(mem + nb * (MQ_QBLOCK + sizeof(int32_t) + sizeof(float)));
 }
 
-/* Quantizes x (N, C) per block of 32 columns into xa (kernels_isa.h), in parallel when large. */
-static void a8_quantize(int C, const float *x, mq_a8_t *xa) {
-    int nblk = xa->nblk;
-    size_t nb = (size_t)xa->N * (size_t)nblk;
-#pragma omp parallel for schedule(static) if (nb * MQ_QBLOCK >= PAR_MIN_MACS)
-    for (size_t k = 0; k < nb; k++) {
-        const float *xb = x + (k / (size_t)nblk) * (size_t)C + (k % (size_t)nblk) * MQ_QBLOCK;
-        int len = C - (int)(k % (size_t)nblk) * MQ_QBLOCK;
+/* One x row of C columns in the int8-activation form (kernels_isa.h): block k's codes at
+ * xq + 32 k, its sums at xsum[k] and xsum16[2k], xsum16[2k + 1], its scale at sx[k]. */
+static void a8_row_scalar(const float *x, int C, int8_t *xq, int32_t *xsum, int32_t *xsum16,
+                          float *sx) {
+    for (int k = 0; k * MQ_QBLOCK < C; k++) {
+        const float *xb = x + (size_t)k * MQ_QBLOCK;
+        int len = C - k * MQ_QBLOCK;
         if (len > MQ_QBLOCK) len = MQ_QBLOCK;
         float amax = 0.0f;
         for (int i = 0; i < len; i++) {
@@ -289,29 +288,48 @@ static void a8_quantize(int C, const float *x, mq_a8_t *xa) {
             amax = a > amax ? a : amax;
         }
         float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        int8_t *xq = xa->xq + k * MQ_QBLOCK;
+        int8_t *q = xq + (size_t)k * MQ_QBLOCK;
         int32_t sum[2] = {0, 0};
         for (int i = 0; i < MQ_QBLOCK; i++) {
-            float q = i < len ? nearbyintf(xb[i] * inv) : 0.0f;
-            xq[i] = q == q ? (int8_t)q : 0; /* a NaN input is not a code */
-            sum[i / 16] += xq[i];
+            float v = i < len ? nearbyintf(xb[i] * inv) : 0.0f;
+            q[i] = v == v ? (int8_t)v : 0; /* a NaN input is not a code */
+            sum[i / 16] += q[i];
         }
-        xa->xsum[k] = sum[0] + sum[1];
-        xa->xsum16[2 * k] = sum[0];
-        xa->xsum16[2 * k + 1] = sum[1];
-        xa->sx[k] = amax / 127.0f;
+        xsum[k] = sum[0] + sum[1];
+        xsum16[2 * k] = sum[0];
+        xsum16[2 * k + 1] = sum[1];
+        sx[k] = amax / 127.0f;
+    }
+}
+
+void mq_a8_quantize_row(mq_isa_t isa, const float *x, int C, int8_t *xq, int32_t *xsum,
+                        int32_t *xsum16, float *sx) {
+    if (isa == MQ_ISA_AVX512 && mq_isa_supported(MQ_ISA_AVX512))
+        mq_kavx512_a8_row(x, C, xq, xsum, xsum16, sx);
+    else
+        a8_row_scalar(x, C, xq, xsum, xsum16, sx);
+}
+
+/* Quantizes x (N, C) into xa (kernels_isa.h) as isa does, rows in parallel when large. */
+static void a8_quantize(mq_isa_t isa, int C, const float *x, mq_a8_t *xa) {
+    int nblk = xa->nblk;
+#pragma omp parallel for schedule(static) if ((size_t)xa->N * (size_t)C >= PAR_MIN_MACS)
+    for (int n = 0; n < xa->N; n++) {
+        size_t k = (size_t)n * (size_t)nblk;
+        mq_a8_quantize_row(isa, x + (size_t)n * C, C, xa->xq + k * MQ_QBLOCK, xa->xsum + k,
+                           xa->xsum16 + 2 * k, xa->sx + k);
     }
 }
 
 /* x (N, C) in the int8-activation form; one allocation (free xa->xq). */
-static int a8_prepare(int C, const float *x, int N, mq_a8_t *xa, mq_error_t *err) {
+static int a8_prepare(mq_isa_t isa, int C, const float *x, int N, mq_a8_t *xa, mq_error_t *err) {
     size_t bytes = a8_bytes(C, N);
     char *mem = alloc64(bytes);
     if (!mem)
         return mq_error_set(err, MQ_ERR_NOMEM, "cannot allocate %zu bytes of int8 activations",
                             bytes);
     a8_view(C, N, mem, xa);
-    a8_quantize(C, x, xa);
+    a8_quantize(isa, C, x, xa);
     return MQ_OK;
 }
 
@@ -332,13 +350,13 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     }
     int C = w->cols, OC = w->rows;
     mq_a8_t xa = {0};
-    /* one x row takes the format's one-row int8 kernel where it has one */
-    mq_a8_fn a8_kernel = N == 1 && k->a8_dot ? k->a8_dot : k->a8;
+    /* a few x rows take the format's one-row int8 kernel where it has one, row by row */
+    mq_a8_fn a8_kernel = N <= MQ_A8_DOT_ROWS && k->a8_dot ? k->a8_dot : k->a8;
     int use_a8 = a8 && a8_kernel;
     /* panels take scale blocks of whole rows or 16s; other groups run the scalar reference */
     int panel_ok = w->group == C || w->group % 16 == 0;
     mq_gemm_panels_fn panels = N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
-    if (use_a8 && (rc = a8_prepare(C, inp, N, &xa, err))) return rc;
+    if (use_a8 && (rc = a8_prepare(isa, C, inp, N, &xa, err))) return rc;
     uint8_t *ab = NULL;
     if (use_a8 && !(ab = alloc64((size_t)omp_get_max_threads() * MQ_A8_SCRATCH(C)))) {
         free(xa.xq);
@@ -420,7 +438,7 @@ int mq_qweight_forward(const mq_qweight_t *w, const float *bias, float *out, con
     int rc = mq_kernels_init(err);
     if (rc) return rc;
     int a8 = g_sel.a8 == MQ_A8_ALL || (g_sel.a8 >= MQ_A8_PROMPT && N > 1) ||
-             (g_sel.a8 == MQ_A8_SERVE && w->format->kernels[g_sel.isa].a8_dot);
+             (g_sel.a8 == MQ_A8_SERVE && w && w->format && w->format->kernels[g_sel.isa].a8_dot);
     return mq_qweight_forward_with(w, g_sel.isa, a8, bias, out, inp, N, err);
 }
 
@@ -456,7 +474,8 @@ static void step_prep(const mq_step_linear_t *s, const float *x, void *prep) {
     if (s->mode & STEP_A8) {
         mq_a8_t xa;
         a8_view(w->cols, 1, prep, &xa);
-        a8_quantize(w->cols, x, &xa); /* one row: below the threshold of a parallel region */
+        /* one row: below the threshold of a parallel region */
+        a8_quantize((mq_isa_t)(s->mode & (STEP_A8 - 1)), w->cols, x, &xa);
     } else
         w->format->kernels[s->mode].prep(w, x, prep);
 }

@@ -1247,12 +1247,18 @@ static const a8_tile_fn A8_TILES[2][2] = {{a8_q4_1, a8_q4_4}, {a8_q8_1, a8_q8_4}
 INLINE T512V void a8_rows(const mq_qweight_t *p, int q8, const mq_a8_t *xa, float *y, int o0,
                           int o1, void *scratch) {
     int OC = p->rows, N = xa->N, nb = p->cols / MQ_QBLOCK;
-    if (N == 1) {
-        int o = o0;
-        for (; o + 4 <= o1; o += 4)
-            a8_dot_rows(p, q8, 4, o, xa, y);
-        for (; o < o1; o++)
-            a8_dot_rows(p, q8, 1, o, xa, y);
+    if (N <= MQ_A8_FEW_ROWS) {
+        for (int n = 0; n < N; n++) {
+            size_t k = (size_t)n * (size_t)xa->nblk;
+            mq_a8_t xn = {1,          xa->nblk,          xa->xq + k * MQ_QBLOCK, xa->xsum + k,
+                          xa->sx + k, xa->xsum16 + 2 * k};
+            float *yn = y + (size_t)n * OC;
+            int o = o0;
+            for (; o + 4 <= o1; o += 4)
+                a8_dot_rows(p, q8, 4, o, &xn, yn);
+            for (; o < o1; o++)
+                a8_dot_rows(p, q8, 1, o, &xn, yn);
+        }
         return;
     }
     uint8_t *A = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
@@ -1280,6 +1286,35 @@ void T512V mq_kavx512_a8_q8_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y
 void T512V mq_kavx512_a8_q4_0(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1,
                               void *scratch) {
     a8_rows(p, 0, xa, y, o0, o1, scratch);
+}
+
+/* Per 32 columns: the largest magnitude (NaNs passed over: vmaxps returns its second operand
+ * when either is NaN), the codes x * (127 / max) rounded half to even by the conversion (the
+ * default rounding mode), NaN products (NaN or infinite x) as 0, then packed to bytes. */
+void T512 mq_kavx512_a8_row(const float *x, int C, int8_t *xq, int32_t *xsum, int32_t *xsum16,
+                            float *sx) {
+    for (int k = 0; k * MQ_QBLOCK < C; k++) {
+        int len = C - k * MQ_QBLOCK;
+        __mmask16 m0 = (__mmask16)(len >= 16 ? 0xFFFF : (1u << len) - 1);
+        __mmask16 m1 = (__mmask16)(len >= 32 ? 0xFFFF : len > 16 ? (1u << (len - 16)) - 1 : 0);
+        const float *xb = x + (size_t)k * MQ_QBLOCK;
+        __m512 a = _mm512_maskz_loadu_ps(m0, xb), b = _mm512_maskz_loadu_ps(m1, xb + 16);
+        __m512 mx = _mm512_max_ps(_mm512_abs_ps(a), _mm512_setzero_ps());
+        mx = _mm512_max_ps(_mm512_abs_ps(b), mx);
+        float amax = _mm512_reduce_max_ps(mx);
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        __m512 qa = _mm512_mul_ps(a, _mm512_set1_ps(inv)),
+               qb = _mm512_mul_ps(b, _mm512_set1_ps(inv));
+        __m512i ia = _mm512_maskz_cvtps_epi32(_mm512_cmp_ps_mask(qa, qa, _CMP_ORD_Q), qa);
+        __m512i ib = _mm512_maskz_cvtps_epi32(_mm512_cmp_ps_mask(qb, qb, _CMP_ORD_Q), qb);
+        _mm_storeu_si128((__m128i *)(xq + (size_t)k * MQ_QBLOCK), _mm512_cvtepi32_epi8(ia));
+        _mm_storeu_si128((__m128i *)(xq + (size_t)k * MQ_QBLOCK + 16), _mm512_cvtepi32_epi8(ib));
+        int32_t s0 = _mm512_reduce_add_epi32(ia), s1 = _mm512_reduce_add_epi32(ib);
+        xsum[k] = s0 + s1;
+        xsum16[2 * k] = s0;
+        xsum16[2 * k + 1] = s1;
+        sx[k] = amax / 127.0f;
+    }
 }
 
 /* ggml's K-quants with int8 activations, one x row at a time (a8_dot). Per 256-block the x
@@ -1349,15 +1384,14 @@ INLINE T512V void ka8_unpack_q23(const uint8_t *blk, int three, const float *f16
         __m512i e = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(0x0FFF, blk + 96));
         const __m512i ia = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
         const __m512i sa = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
-        const __m512i ib =
-            _mm512_set_epi32(11, 10, 9, 8, 11, 10, 9, 8, 11, 10, 9, 8, 11, 10, 9, 8);
+        const __m512i ib = _mm512_set_epi32(11, 10, 9, 8, 11, 10, 9, 8, 11, 10, 9, 8, 11, 10, 9, 8);
         const __m512i sb = _mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0);
         __m512i lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(ia, e), sa),
                                       _mm512_set1_epi32(0xF));
         __m512i hi = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutexvar_epi32(ib, e), sb),
                                       _mm512_set1_epi32(3));
-        __m512i sc = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)),
-                                      _mm512_set1_epi32(32));
+        __m512i sc =
+            _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
         *S = _mm512_mul_ps(_mm512_set1_ps(f16tab[hd]), _mm512_cvtepi32_ps(sc));
         *M = _mm512_mul_ps(_mm512_set1_ps(4.0f), *S);
     } else {
@@ -1367,7 +1401,8 @@ INLINE T512V void ka8_unpack_q23(const uint8_t *blk, int three, const float *f16
         __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)blk));
         *S = _mm512_mul_ps(_mm512_set1_ps(f16tab[hd]),
                            _mm512_cvtepi32_ps(_mm512_and_si512(e, _mm512_set1_epi32(0xF))));
-        *M = _mm512_mul_ps(_mm512_set1_ps(f16tab[hmn]), _mm512_cvtepi32_ps(_mm512_srli_epi32(e, 4)));
+        *M =
+            _mm512_mul_ps(_mm512_set1_ps(f16tab[hmn]), _mm512_cvtepi32_ps(_mm512_srli_epi32(e, 4)));
     }
 }
 
@@ -1383,12 +1418,11 @@ INLINE T512V void ka8_unpack_q45(const uint8_t *blk, int five, const float *f16t
     __m512i qh = five ? both_halves(blk + 16) : _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
-        __m512i v = _mm512_and_si512(_mm512_srlv_epi16(both_halves(ql + 32 * c), halves16(0, 4)),
-                                     m4);
+        __m512i v =
+            _mm512_and_si512(_mm512_srlv_epi16(both_halves(ql + 32 * c), halves16(0, 4)), m4);
         if (five)
             v = _mm512_mask_add_epi8(
-                v, _mm512_test_epi8_mask(qh, halves8(1 << (2 * c), 1 << (2 * c + 1))), v,
-                sixteen);
+                v, _mm512_test_epi8_mask(qh, halves8(1 << (2 * c), 1 << (2 * c + 1))), v, sixteen);
         u[c] = v;
     }
     uint16_t hd, hm;
@@ -1400,11 +1434,11 @@ INLINE T512V void ka8_unpack_q45(const uint8_t *blk, int five, const float *f16t
     const __m512i ib = _mm512_set_epi32(3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i im = _mm512_set_epi32(11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5, 5, 4, 4);
     const __m512i ibm = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i low6 = _mm512_set_epi32(15, 15, 15, 15, 15, 15, 15, 15, 63, 63, 63, 63, 63, 63,
-                                          63, 63);
+    const __m512i low6 =
+        _mm512_set_epi32(15, 15, 15, 15, 15, 15, 15, 15, 63, 63, 63, 63, 63, 63, 63, 63);
     const __m512i sm = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i top = _mm512_set_epi32(0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0, 0, 0,
-                                         0, 0, 0, 0, 0);
+    const __m512i top =
+        _mm512_set_epi32(0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512i sc = _mm512_or_si512(
         _mm512_and_si512(_mm512_permutexvar_epi32(ia, e), low6),
         _mm512_and_si512(_mm512_srli_epi32(_mm512_permutexvar_epi32(ib, e), 2), top));
@@ -1426,21 +1460,20 @@ INLINE T512V void ka8_unpack_q6(const uint8_t *blk, const float *f16tab, __m512i
         __m512i l = _mm512_loadu_si512(blk + 64 * h), q = both_halves(blk + 128 + 32 * h);
         u[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4),
                                    _mm512_and_si512(_mm512_sllv_epi16(q, halves16(4, 2)), top));
-        u[2 * h + 1] =
-            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                            _mm512_and_si512(_mm512_srlv_epi16(q, halves16(0, 2)), top));
+        u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                       _mm512_and_si512(_mm512_srlv_epi16(q, halves16(0, 2)), top));
     }
     uint16_t hd;
     memcpy(&hd, blk + 208, 2);
-    *S = _mm512_mul_ps(_mm512_set1_ps(f16tab[hd]),
-                       _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                           _mm_loadu_si128((const __m128i *)(blk + 192)))));
+    *S = _mm512_mul_ps(
+        _mm512_set1_ps(f16tab[hd]),
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192)))));
     *M = _mm512_mul_ps(_mm512_set1_ps(32.0f), *S);
 }
 
 /* Rows o .. o + WR - 1 against x row n. */
-INLINE T512V void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const mq_a8_t *xa,
-                           int n, float *y) {
+INLINE T512V void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const mq_a8_t *xa, int n,
+                           float *y) {
     static const size_t BYTES[] = {MQ_Q2_K_BYTES, MQ_Q3_K_BYTES, MQ_Q4_K_BYTES, MQ_Q5_K_BYTES,
                                    MQ_Q6_K_BYTES};
     int nb = p->cols / MQ_QK_K;
@@ -1452,8 +1485,9 @@ INLINE T512V void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const
     __m512i pick[4]; /* lane l of vector c: the factor of 16 4c + l / 4 */
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++)
-        pick[c] = _mm512_add_epi32(_mm512_set1_epi32(4 * c),
-                                   _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
+        pick[c] =
+            _mm512_add_epi32(_mm512_set1_epi32(4 * c),
+                             _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
         row[w] = p->data + (size_t)(o + w) * p->row_bytes;

@@ -41,6 +41,19 @@ typedef struct mq_a8 {
     int32_t *xsum16; /* N * nblk * 2 */
 } mq_a8_t;
 
+/* Up to this many x rows Q8_0's and Q4_0's int8-activation kernels run their one-row kernel
+ * per x row (a panel of the weights' codes costs more than it saves, measured); more share a
+ * panel. */
+#ifndef MQ_A8_FEW_ROWS
+#define MQ_A8_FEW_ROWS 3
+#endif
+/* Up to this many x rows a format with a one-row int8 kernel (a8_dot) runs it per x row in the
+ * int8-activation modes (the K-quants: faster than their FP32 prompt path up to about 64 rows
+ * of a 4096-wide weight, measured); more take its a8 kernel, or FP32 activations. */
+#ifndef MQ_A8_DOT_ROWS
+#define MQ_A8_DOT_ROWS 64
+#endif
+
 /* Per-thread scratch of an int8-activation kernel (bytes): 16 rows' codes transposed and their
  * block scales. */
 #define MQ_A8_SCRATCH(C) (16 * (size_t)(C) + 16 * ((size_t)(C) / 32 + 1) * sizeof(float) + 64)
@@ -107,6 +120,9 @@ void mq_kavx512_a8_q8_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int 
                         void *scratch);
 void mq_kavx512_a8_q4_0(const mq_qweight_t *w, const mq_a8_t *xa, float *y, int o0, int o1,
                         void *scratch);
+/* mq_a8_quantize_row's AVX-512 version: the same bytes as the scalar one. */
+void mq_kavx512_a8_row(const float *x, int C, int8_t *xq, int32_t *xsum, int32_t *xsum16,
+                       float *sx);
 /* K-quants, one x row (a8_dot): per row and 256-block the codes unsigned in four vectors of 64,
  * one vpdpbusd each against x's codes, each lane's sum (4 weights) times its 16's S and its 32's
  * sx, the mins times sx * xsum16, in one 16-lane sum per row. */
