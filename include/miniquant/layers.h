@@ -90,9 +90,9 @@ void mq_rope_row(float *x, const float *cs, int n_heads, int hs, int n_rot);
 /* elements i0 .. i1-1 */
 void mq_gelu_range(float *out, const float *inp, int i0, int i1);
 void mq_swiglu_range(float *out, const float *gate, const float *up, int i0, int i1);
-/* The numerators of a softmax over a (n), in place: a[j] = exp(a[j] - maxv) with the
- * attention's exponential (a few ulp, vectorised); returns their sum. */
-float mq_softmax_numerators(float *a, int n, float maxv);
+/* The numerators of a softmax over a (n): out[j] = exp(a[j] - maxv) (out may be a) with the
+ * models' exponential (a few ulp, vectorised); returns their sum. */
+float mq_softmax_numerators(float *out, const float *a, int n, float maxv);
 
 /* probs (N, V) = softmax(logits); losses (N) = -log probs[target]. */
 void mq_softmax_forward(float *probs, const float *logits, int N, int V);

@@ -98,7 +98,7 @@ void mq_model_attention_head(float *out, float *att, const float *q, const float
         a[t] = dot_hs(qh, kt, hs) * scale;
         maxv = a[t] > maxv ? a[t] : maxv;
     }
-    float sum = mq_softmax_numerators(a, T, maxv);
+    float sum = mq_softmax_numerators(a, a, T, maxv);
     /* the normalisation is applied once to the weighted sum, not to every weight; 16 outputs
        at a time are summed over the positions in registers, each in position order */
     float *oh = out + (size_t)h * hs;

@@ -45,12 +45,12 @@ static inline float exp_fast(float x) {
     return p * s;
 }
 
-float mq_softmax_numerators(float *a, int n, float maxv) {
+float mq_softmax_numerators(float *out, const float *a, int n, float maxv) {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int j = 0; j < n; j++) {
         float e = exp_fast(a[j] - maxv);
-        a[j] = e;
+        out[j] = e;
         sum += e;
     }
     return sum;
@@ -322,14 +322,7 @@ static void attention_fwd(float *out, float *att, const attn_args_t *x) {
             float maxv = -INFINITY;
             for (int j = 0; j <= t; j++)
                 maxv = row[j] > maxv ? row[j] : maxv;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j <= t; j++) {
-                float e = exp_fast(row[j] - maxv);
-                row[j] = e;
-                sum += e;
-            }
-            float inv = 1.0f / sum;
+            float inv = 1.0f / mq_softmax_numerators(row, row, t + 1, maxv);
 #pragma omp simd
             for (int j = 0; j <= t; j++)
                 row[j] *= inv;
@@ -624,14 +617,7 @@ void mq_softmax_crossentropy_forward(float *probs, float *losses, const float *l
 #pragma omp simd reduction(max : maxv)
         for (int i = 0; i < V; i++)
             maxv = z[i] > maxv ? z[i] : maxv;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < V; i++) {
-            float e = exp_fast(z[i] - maxv);
-            p[i] = e;
-            sum += e;
-        }
-        float inv = 1.0f / sum;
+        float sum = mq_softmax_numerators(p, z, V, maxv), inv = 1.0f / sum;
 #pragma omp simd
         for (int i = 0; i < V; i++)
             p[i] *= inv;
