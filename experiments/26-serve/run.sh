@@ -43,6 +43,12 @@ for v in 0 1; do
     MQ_VNNI=$v ./build/miniquant bench serve "${q80q40[@]}" --threads 2 --reps 5 \
         --json "$out/results-vnni$v.json" | tee "$out/table-vnni$v.md"
 done
+# the K-quants on GPT-2-small with int8 activations in the prompt only (MQ_VNNI=prompt, FP32
+# ones in decode), against the default above (int8 in their decode too)
+kq=()
+for t in q2_k q3_k q4_k q5_k q6_k; do kq+=(--model models/serve/gpt2-small-$t.gguf); done
+MQ_VNNI=prompt ./build/miniquant bench serve "${kq[@]}" --threads 2 --reps 5 \
+    --json "$out/results-vnni-prompt.json" | tee "$out/table-vnni-prompt.md"
 # the kernels against ggml's on test-backend-ops' MUL_MAT cases (runs it first: about half an
 # hour on 2 cores), with LLAMA_CPP_BIN only
 if [ -n "${LLAMA_CPP_BIN:-}" ]; then

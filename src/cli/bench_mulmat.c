@@ -2,7 +2,9 @@
  * runs llama.cpp's `test-backend-ops perf -o MUL_MAT -b CPU` (LLAMA_CPP_BIN), or reads a saved
  * output of it (--from), takes each case whose weight type miniquant stores (F32, F16, Q8_0,
  * Q4_0, the K-quants, IQ4_NL; activations F32), and times miniquant's y = x W^T on the same
- * shape and type: the weight W is m x k (m outputs, k inputs), x has n rows, n = 1 the decode
+ * shape and type, with the serving commands' activations (int8 where they pay with VNNI, as
+ * ggml's CPU products quantize x to their Q8 types): the weight W is m x k (m outputs, k
+ * inputs), x has n rows, n = 1 the decode
  * product (GEMV), larger n the prompt's (GEMM). test-backend-ops runs first, to its end, and
  * miniquant's kernels after it: the two never share the cores. */
 #include <ctype.h>
@@ -198,18 +200,21 @@ int cli_bench_mulmat(const cli_mulmat_opts_t *o, cJSON *out, mq_error_t *err) {
                           "its folder, or give --from with a saved output of it");
     }
     if (rc == MQ_OK) rc = mq_kernels_init(err);
+    char about[256] = "";
     if (rc == MQ_OK) {
+        mq_kernels_a8_about(mq_kernels_serving(), about, sizeof about);
         printf("== MUL_MAT: llama.cpp's test-backend-ops perf cases (CPU backend, %s) against "
                "miniquant's fused kernels (%s, %d threads, median of %d), y (n x m) = x (n x k) "
-               "W^T, W m x k of type_a, x F32\n",
+               "W^T, W m x k of type_a, x F32; miniquant's activations %s\n",
                o->from ? o->from : "run first, to its end", mq_isa_name(mq_kernels_isa()),
-               omp_get_max_threads(), o->reps);
+               omp_get_max_threads(), o->reps, about);
         printf("| %-7s | %5s | %4s | %6s | %14s | %10s | %14s | %10s | %15s |\n", "type", "m", "n",
                "k", "ggml us/run", "GFLOP/s", "miniquant us", "GFLOP/s", "miniquant speed");
         printf("|---------|------:|-----:|-------:|---------------:|-----------:|---------------:|"
                "-----------:|----------------:|\n");
         fflush(stdout);
     }
+    if (rc == MQ_OK) cJSON_AddStringToObject(out, "activations", about);
     cJSON *rows = rc == MQ_OK ? cJSON_AddArrayToObject(out, "mulmat") : NULL;
     mq_progress_t prog;
     mq_progress_start(&prog, "bench mulmat", n);

@@ -64,7 +64,9 @@ static const char ABOUT[] =
     "perf -o MUL_MAT -b CPU (run from LLAMA_CPP_BIN to its end first, or read from --from):\n"
     "each case whose weight type miniquant stores (f32, f16, q8_0, q4_0, q2_K .. q6_K,\n"
     "iq4_nl; F32 activations) timed again with miniquant's kernels on the same shape and type\n"
-    "(median of --reps samples), and the speed ratio. test-backend-ops uses all cores.\n";
+    "(median of --reps samples), and the speed ratio. miniquant runs its serving default, as\n"
+    "serve does (ggml's products quantize x to its Q8 types too). test-backend-ops uses all\n"
+    "cores.\n";
 
 static const char EPILOG[] =
     "MQ_KERNEL=scalar|avx2|avx512 forces a kernel version. Run on an idle machine.\n";
