@@ -39,15 +39,17 @@
  * g24) runs the scalar kernels whatever the selection.
  *
  * Int8-activation mode ("a8"; MQ_VNNI=1 or mq_kernels_select for every product, MQ_VNNI=prompt
- * for products of several x rows only, MQ_VNNI=serve for those and the one-row products of the
- * K-quants, the serving commands' default, mq_kernels_serving): each x row is quantized
+ * for products of several x rows only, MQ_VNNI=serve for those and the K-quants' products of
+ * one x row, the serving commands' default, mq_kernels_serving): each x row is quantized
  * per block of 32 columns, xq = round-half-even(x * 127 / max|x_block|), scale max / 127, and
  * the products are integer dot products (AVX-512 VNNI vpdpbusd), exact per block:
  *   y[n][o] = sum_b s(o, b) * sum_{blocks j in b} sx[n][j] * (sum_{i in j} c(o, i) xq[n][i]).
  * It applies to the formats whose row gives an a8 kernel (ggml's Q8_0 and Q4_0: int8 and int4
- * grids in 32-blocks) or an a8_dot one for one x row (ggml's K-quants, read as unsigned codes
- * with a scale S and a min M per 16 weights: y += sx * (S * sum(u xq) - M * sum(xq)) per 16);
- * other weights run the FP32-activation kernels. Its error against the
+ * grids in 32-blocks; up to 3 x rows run their one-row kernel row by row, more share a panel)
+ * or an a8_dot one for one x row (ggml's K-quants, read as unsigned codes with a scale S and a
+ * min M per 16 weights: y += sx * (S * sum(u xq) - M * sum(xq)) per 16; run row by row for up
+ * to 64 x rows, more keep FP32 activations on AVX-512); other weights run the FP32-activation
+ * kernels. Its error against the
  * FP32 path is bounded by sum_j (max|x_j| / 254) * sum_{i in j} |w_i| (the rounding of x,
  * tested) plus summation error. It needs AVX512-VNNI, or the scalar version (the reference). */
 #ifndef MINIQUANT_KERNELS_H
@@ -80,7 +82,7 @@ mq_isa_t mq_isa_best(void);
 
 /* Int8-activation modes: off, every product, products of several x rows (prompts) only,
  * prompts and the one-row products of the formats whose row gives an a8_dot kernel (where int8
- * activations pay in decode too: ggml's K-quants). */
+ * activations pay in decode too: ggml's K-quants; their prompts of up to 64 rows take it too). */
 enum { MQ_A8_OFF = 0, MQ_A8_ALL = 1, MQ_A8_PROMPT = 2, MQ_A8_SERVE = 3 };
 
 /* Makes the selection from the environment and the CPU, once: MQ_KERNEL (unset or "auto": the
