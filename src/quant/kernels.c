@@ -474,8 +474,9 @@ static void step_prep(const mq_step_linear_t *s, const float *x, void *prep) {
     if (s->mode & STEP_A8) {
         mq_a8_t xa;
         a8_view(w->cols, 1, prep, &xa);
-        /* one row: below the threshold of a parallel region */
-        a8_quantize((mq_isa_t)(s->mode & (STEP_A8 - 1)), w->cols, x, &xa);
+        /* one row, on this thread: inside the step's region, without a nested one */
+        mq_a8_quantize_row((mq_isa_t)(s->mode & (STEP_A8 - 1)), x, w->cols, xa.xq, xa.xsum,
+                           xa.xsum16, xa.sx);
     } else
         w->format->kernels[s->mode].prep(w, x, prep);
 }
