@@ -310,15 +310,26 @@ void mq_a8_quantize_row(mq_isa_t isa, const float *x, int C, int8_t *xq, int32_t
         a8_row_scalar(x, C, xq, xsum, xsum16, sx);
 }
 
-/* Quantizes x (N, C) into xa (kernels_isa.h) as isa does, rows in parallel when large. */
+/* Row n of x (N, C) into xa as isa does. */
+static void a8_quantize_one(mq_isa_t isa, int C, const float *x, mq_a8_t *xa, int n) {
+    size_t k = (size_t)n * (size_t)xa->nblk;
+    mq_a8_quantize_row(isa, x + (size_t)n * C, C, xa->xq + k * MQ_QBLOCK, xa->xsum + k,
+                       xa->xsum16 + 2 * k, xa->sx + k);
+}
+
+/* Quantizes x (N, C) into xa (kernels_isa.h) as isa does: rows in parallel when large, else on
+ * the calling thread without opening a region (an OpenMP region even with if(0) sets up a team,
+ * which inside the decode step's own region, once per Linear and thread, cost more than the
+ * quantization). */
 static void a8_quantize(mq_isa_t isa, int C, const float *x, mq_a8_t *xa) {
-    int nblk = xa->nblk;
-#pragma omp parallel for schedule(static) if ((size_t)xa->N * (size_t)C >= PAR_MIN_MACS)
-    for (int n = 0; n < xa->N; n++) {
-        size_t k = (size_t)n * (size_t)nblk;
-        mq_a8_quantize_row(isa, x + (size_t)n * C, C, xa->xq + k * MQ_QBLOCK, xa->xsum + k,
-                           xa->xsum16 + 2 * k, xa->sx + k);
+    if ((size_t)xa->N * (size_t)C < PAR_MIN_MACS) {
+        for (int n = 0; n < xa->N; n++)
+            a8_quantize_one(isa, C, x, xa, n);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < xa->N; n++)
+        a8_quantize_one(isa, C, x, xa, n);
 }
 
 /* x (N, C) in the int8-activation form; one allocation (free xa->xq). */
@@ -474,9 +485,7 @@ static void step_prep(const mq_step_linear_t *s, const float *x, void *prep) {
     if (s->mode & STEP_A8) {
         mq_a8_t xa;
         a8_view(w->cols, 1, prep, &xa);
-        /* one row, on this thread: inside the step's region, without a nested one */
-        mq_a8_quantize_row((mq_isa_t)(s->mode & (STEP_A8 - 1)), x, w->cols, xa.xq, xa.xsum,
-                           xa.xsum16, xa.sx);
+        a8_quantize((mq_isa_t)(s->mode & (STEP_A8 - 1)), w->cols, x, &xa); /* one row */
     } else
         w->format->kernels[s->mode].prep(w, x, prep);
 }

@@ -1474,10 +1474,8 @@ INLINE T512V void ka8_unpack_q6(const uint8_t *blk, const float *f16tab, __m512i
 /* Rows o .. o + WR - 1 against x row n. */
 INLINE T512V void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const mq_a8_t *xa, int n,
                            float *y) {
-    static const size_t BYTES[] = {MQ_Q2_K_BYTES, MQ_Q3_K_BYTES, MQ_Q4_K_BYTES, MQ_Q5_K_BYTES,
-                                   MQ_Q6_K_BYTES};
     int nb = p->cols / MQ_QK_K;
-    size_t bb = BYTES[kind], k0 = (size_t)n * (size_t)xa->nblk;
+    size_t bb = p->format->block_bytes, k0 = (size_t)n * (size_t)xa->nblk;
     const int8_t *xq = xa->xq + k0 * MQ_QBLOCK;
     const float *f16tab = mq_fp16_table();
     const uint8_t *row[4];
@@ -1488,11 +1486,7 @@ INLINE T512V void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const
         pick[c] =
             _mm512_add_epi32(_mm512_set1_epi32(4 * c),
                              _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
-#pragma GCC unroll 4
-    for (int w = 0; w < WR; w++) {
-        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
-        acc[w] = _mm512_setzero_ps();
-    }
+    rows_begin(p, WR, o, row, acc);
     for (int b = 0; b < nb; b++) {
         ka8_x_t x;
         ka8_x(xq, xa->sx + k0, xa->xsum16 + 2 * k0, b, &x);
