@@ -7,8 +7,9 @@
  *                      n x n x n product is measured beside it, as what a real kernel attains.
  *   bandwidth          a STREAM triad a = b + q c (GB/s counted as STREAM does: 3 arrays, the
  *                      write-allocate read of a not counted) and a read-only sum, over a working
- *                      set (the three arrays) well above the last-level cache (DRAM) and one well
- *                      inside it (in-cache).
+ *                      set (the three arrays) well above the last-level cache (DRAM) and one
+ *                      inside it (in-cache; the roofline command sizes it as its largest decode
+ *                      step's bytes, which is where those bytes sit between steps).
  * Every figure is the median of repeated samples.
  *
  * Arithmetic intensity of one decode step (mq_decode_cost): one token at position T - 1,

@@ -28,8 +28,9 @@
 static const char ABOUT[] =
     "Measures this machine's ceilings (peak FP32 FLOP/s with an FMA loop, OpenBLAS sgemm beside\n"
     "it, and STREAM triad / read bandwidth over a working set of 8 x the last-level cache and\n"
-    "one of half of it), then times one KV-cached decode step of the model per scheme (B = 1,\n"
-    "the token at position T - 1 attending to T positions, the fused kernels) and places each\n"
+    "one the size of the largest step's bytes, which stay in cache from one step to the next),\n"
+    "then times one KV-cached decode step of the model per scheme (B = 1, the token at\n"
+    "position T - 1 attending to T positions, the fused kernels) and places each\n"
     "on the roofline: FLOPs and bytes of the step (weights at the scheme's packed width plus\n"
     "scales, biases, LayerNorm, the embedding rows, KV cache reads and writes, activations),\n"
     "arithmetic intensity, achieved GFLOP/s and GB/s, the roof it sits under and the fraction\n"
@@ -97,6 +98,15 @@ static void release(point_t *p) {
     mq_gpt_free(&p->m);
 }
 
+/* The in-cache roof's working set: the largest step's bytes, which stay in cache from one step
+ * to the next (at least 1 MiB; half the last-level cache when they are larger). Half of what the
+ * system reports as the last-level cache can lie far beyond any one cache: a virtual machine may
+ * report the whole socket's, and a chiplet's cores share only their own. */
+static size_t cache_working_set(size_t step_bytes) {
+    size_t llc = mq_llc_bytes(), ws = step_bytes > ((size_t)1 << 20) ? step_bytes : (size_t)1 << 20;
+    return ws <= llc / 2 ? ws : llc / 2;
+}
+
 /* Where the point sits: under the in-cache roof when the step's bytes fit in the last-level
  * cache (the step repeats, so they stay there), under the DRAM roof otherwise. */
 static void place(point_t *p, const mq_ceilings_t *c) {
@@ -149,10 +159,10 @@ static void print_ceilings(const mq_ceilings_t *c) {
            "%.0f x LLC; ridge %.2f FLOP/byte\n",
            c->dram_triad_gbs, c->dram_read_gbs, c->dram_bytes >> 20,
            (double)c->dram_bytes / (double)c->llc_bytes, c->peak_gflops / c->dram_triad_gbs);
-    printf("   in-cache      %8.1f GB/s      triad (read-only %.1f GB/s), working set %zu MiB = "
-           "LLC / %.0f; ridge %.2f FLOP/byte\n",
-           c->cache_triad_gbs, c->cache_read_gbs, c->cache_bytes >> 20,
-           (double)c->llc_bytes / (double)c->cache_bytes, c->peak_gflops / c->cache_triad_gbs);
+    printf("   in-cache      %8.1f GB/s      triad (read-only %.1f GB/s), working set %.1f MiB = "
+           "the largest step's bytes; ridge %.2f FLOP/byte\n",
+           c->cache_triad_gbs, c->cache_read_gbs, (double)c->cache_bytes / (1 << 20),
+           c->peak_gflops / c->cache_triad_gbs);
     printf("   last-level cache %zu MiB\n", c->llc_bytes >> 20);
 }
 
@@ -347,17 +357,20 @@ int cmd_roofline(int argc, char **argv) {
         return cli_usage_error(&cmd, "--context %s is too long", buf);
     }
     /* every scheme must fit the model's shapes before anything is measured */
+    size_t step_bytes = 0; /* the largest step's */
     for (int i = 0; i < n && rc == MQ_OK; i++) {
         mq_scheme_t s;
         mq_decode_cost_t cost;
         rc = mq_scheme_parse(names[i], &s, &err);
         if (rc == MQ_OK) rc = mq_decode_cost(&probe.cfg, &s, context, &cost, &err);
+        if (rc == MQ_OK && (size_t)cost.bytes > step_bytes) step_bytes = (size_t)cost.bytes;
     }
     mq_gpt_free(&probe);
     if (rc) return cli_fail(&err);
 
     mq_ceiling_opts_t copts = {0};
     copts.reps = o.reps;
+    copts.cache_bytes = cache_working_set(step_bytes);
     if (o.quick) {
         copts.fma_seconds = 0.03;
         copts.sgemm_n = 1024;
