@@ -1019,12 +1019,11 @@ Test(dispatch, mq_vnni_prompt_quantizes_only_prompt_activations) {
     cr_assert_eq(mq_kernels_select(MQ_ISA_SCALAR, MQ_A8_SERVE + 1, NULL), MQ_ERR_ARG);
 }
 
-/* MQ_VNNI=serve: as prompt, and one x row of a K-quant takes its int8 one-row kernel (its
- * decode steps too), where Q8_0's one row keeps FP32 activations. */
-static void check_serve_mode(mq_isa_t isa) {
-    check_prompt_mode(isa);
+/* MQ_VNNI=serve: as prompt, and one x row of a K-quant or of Q4_0 takes its int8 one-row
+ * kernel (its decode steps too), where Q8_0's one row keeps FP32 activations. */
+static void check_serve_one_row(mq_isa_t isa, const char *scheme) {
     mq_qlinear_t ql;
-    make_linear(&ql, "q4_k", 21, 256, 1, 101);
+    make_linear(&ql, scheme, 21, 256, 1, 101);
     float *x = randn_sd(103, 256, 1.0f), y[21];
     cr_assert_eq(mq_qweight_forward(&ql.w, ql.bias, y, x, 1, NULL), MQ_OK);
     float *ya8 = run(&ql.w, isa, 1, ql.bias, x, 1), *yf = run(&ql.w, isa, 0, ql.bias, x, 1);
@@ -1050,6 +1049,12 @@ static void check_serve_mode(mq_isa_t isa) {
     mq_qlinear_free(&ql);
 }
 
+static void check_serve_mode(mq_isa_t isa) {
+    check_prompt_mode(isa);
+    check_serve_one_row(isa, "q4_k");
+    check_serve_one_row(isa, "int4_g32"); /* Q4_0 */
+}
+
 Test(dispatch, mq_vnni_serve_adds_the_k_quants_decode) {
     setenv("MQ_VNNI", "serve", 1);
     setenv("MQ_KERNEL", "scalar", 1);
@@ -1058,7 +1063,8 @@ Test(dispatch, mq_vnni_serve_adds_the_k_quants_decode) {
     check_serve_mode(MQ_ISA_SCALAR);
     char about[256];
     mq_kernels_a8_about(MQ_A8_SERVE, about, sizeof about);
-    cr_assert(strstr(about, "in prompts for q8_0, q4_0, q2_k") && strstr(about, "decode for q2_k"),
+    cr_assert(strstr(about, "in prompts for q8_0, q4_0, q2_k") &&
+                  strstr(about, "decode for q4_0, q2_k"),
               "%s", about);
     cr_assert_not(strstr(strstr(about, "decode"), "q8_0"), "%s", about);
 }

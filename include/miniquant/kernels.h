@@ -82,7 +82,8 @@ mq_isa_t mq_isa_best(void);
 
 /* Int8-activation modes: off, every product, products of several x rows (prompts) only,
  * prompts and the one-row products of the formats whose row gives an a8_dot kernel (where int8
- * activations pay in decode too: ggml's K-quants; their prompts of up to 64 rows take it too). */
+ * activations pay in decode too: Q4_0 and ggml's K-quants; their prompts of up to 64 rows take
+ * it too). */
 enum { MQ_A8_OFF = 0, MQ_A8_ALL = 1, MQ_A8_PROMPT = 2, MQ_A8_SERVE = 3 };
 
 /* Makes the selection from the environment and the CPU, once: MQ_KERNEL (unset or "auto": the
@@ -97,9 +98,10 @@ int mq_kernels_init(mq_error_t *err);
 int mq_kernels_select(mq_isa_t isa, int a8, mq_error_t *err);
 /* The serving commands' default (generate, bench serve): MQ_A8_SERVE when the selected version
  * runs int8 activations with VNNI and MQ_VNNI does not choose: int8 activations for prompts,
- * and in decode for the formats whose int8 one-row kernel is faster than their FP32 one (the
- * K-quants: their FP32 kernels turn every code into a float); Q8_0 and Q4_0 decode keep FP32
- * activations (not faster with int8 ones on VNNI). Returns the mode in force. */
+ * and in decode for the formats whose int8 one-row kernel is faster than their FP32 one (Q4_0
+ * and the K-quants: their FP32 kernels turn every code into a float); Q8_0 decode keeps FP32
+ * activations (slower with int8 ones where its weights come from DRAM). Returns the mode in
+ * force. */
 int mq_kernels_serving(void);
 /* What mode a8 does with the selected version, in words for a report ("FP32", or "int8 (VNNI)
  * in prompts for q8_0, q4_0; in decode for q2_k, ...; FP32 otherwise"), written into buf. */

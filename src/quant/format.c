@@ -826,12 +826,14 @@ READ_DEQUANTIZE(iq4_xs)
  * the table */
 
 /* The kernels of a grid format: the scalar reference on every row, its own SIMD decode kernels,
- * the ISA's generic prompt path (gemm NULL), int8 activations where given. */
-#define KERNELS(avx2_dot, avx512_dot, scalar_a8, avx512_a8)                                        \
+ * the ISA's generic prompt path (gemm NULL), int8 activations where given: a8 for prompts,
+ * a8_dot (here the same kernel, which takes a few x rows one by one) where they pay in decode
+ * too. */
+#define KERNELS(avx2_dot, avx512_dot, scalar_a8, avx512_a8, scalar_a8_dot, avx512_a8_dot)          \
     {                                                                                              \
-        [MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, scalar_a8, NULL},                \
-        [MQ_ISA_AVX2] = {NULL, avx2_dot, NULL, NULL, NULL},                                        \
-        [MQ_ISA_AVX512] = {NULL, avx512_dot, NULL, avx512_a8, NULL},                               \
+        [MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, scalar_a8, NULL, scalar_a8_dot}, \
+        [MQ_ISA_AVX2] = {NULL, avx2_dot, NULL, NULL, NULL, NULL},                                  \
+        [MQ_ISA_AVX512] = {NULL, avx512_dot, NULL, avx512_a8, NULL, avx512_a8_dot},                \
     }
 
 static const mq_format_t FORMAT_F32 = {
@@ -891,7 +893,10 @@ static const mq_format_t FORMAT_Q8_0 = {
     .dequantize_row = dequantize_q8_0,
     .values_row = values_q8_0,
     .block_scale = scale_q8_0,
-    .kernels = KERNELS(mq_kavx2_dot_q8_0, mq_kavx512_dot_q8_0, mq_kscalar_a8, mq_kavx512_a8_q8_0),
+    /* decode keeps FP32 activations: where the weights come from DRAM its int8 one-row kernel
+       is slower (26-serve) */
+    .kernels = KERNELS(mq_kavx2_dot_q8_0, mq_kavx512_dot_q8_0, mq_kscalar_a8, mq_kavx512_a8_q8_0,
+                       NULL, NULL),
 };
 
 static const mq_format_t FORMAT_Q4_0 = {
@@ -912,7 +917,9 @@ static const mq_format_t FORMAT_Q4_0 = {
     .dequantize_row = dequantize_q4_0,
     .values_row = values_q4_0,
     .block_scale = scale_q4_0,
-    .kernels = KERNELS(mq_kavx2_dot_q4_0, mq_kavx512_dot_q4_0, mq_kscalar_a8, mq_kavx512_a8_q4_0),
+    /* int8 activations pay in decode too, in cache and from DRAM (26-serve) */
+    .kernels = KERNELS(mq_kavx2_dot_q4_0, mq_kavx512_dot_q4_0, mq_kscalar_a8, mq_kavx512_a8_q4_0,
+                       mq_kscalar_a8, mq_kavx512_a8_q4_0),
 };
 
 static const mq_format_t FORMAT_PACKED = {
