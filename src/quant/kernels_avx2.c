@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "kernels_isa.h"
 
 #define T2 __attribute__((target("avx2,fma,f16c")))
@@ -260,15 +261,21 @@ INLINE T2 __m256 i8x8(__m128i v) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
 }
 
-/* v[w] = unreduced 8 lanes of row (o + w)'s dot product with x for Q8_0 (q8) or Q4_0 rows: per
- * 32-block four FMAs into the block's sum, then the sum times the block's d. */
+/* Q4_0's values, code = nibble - 8, by nibble. */
+static const int8_t Q4_BOOK[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
+
+/* v[w] = unreduced 8 lanes of row (o + w)'s dot product with x for Q8_0 (q8) rows, or Q4_0 and
+ * IQ4_NL ones (one layout: d, then 16 bytes of nibbles; book: each nibble's value as a byte,
+ * looked up by pshufb): per 32-block four FMAs into the block's sum, then the sum times the
+ * block's d. */
 INLINE T2 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const float *x,
-                           __m256 *v) {
+                           const int8_t *book16, __m256 *v) {
     int nb = p->cols / MQ_QBLOCK;
-    size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
+    size_t bb = p->format->block_bytes;
     const uint8_t *row[4];
     __m256 acc[4];
-    const __m128i lo4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    const __m128i lo4 = _mm_set1_epi8(0x0f);
+    const __m128i book = q8 ? lo4 : _mm_loadu_si128((const __m128i *)(const void *)book16);
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
         row[w] = p->data + (size_t)(o + w) * p->row_bytes;
@@ -285,8 +292,8 @@ INLINE T2 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const f
                 c1 = _mm_loadu_si128((const __m128i *)(blk + 18));
             } else {
                 __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
-                c0 = _mm_sub_epi8(_mm_and_si128(q, lo4), eight);
-                c1 = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), eight);
+                c0 = _mm_shuffle_epi8(book, _mm_and_si128(q, lo4));
+                c1 = _mm_shuffle_epi8(book, _mm_and_si128(_mm_srli_epi16(q, 4), lo4));
             }
             __m256 s = _mm256_mul_ps(i8x8(c0), _mm256_loadu_ps(xb));
             s = _mm256_fmadd_ps(i8x8(_mm_srli_si128(c0, 8)), _mm256_loadu_ps(xb + 8), s);
@@ -348,35 +355,36 @@ INLINE T2 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *x
         v[w] = acc[w];
 }
 
-typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+/* lut: the 4-bit values (floats for packed weights, bytes for Q4_0 and IQ4_NL); unused by Q8_0. */
+typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
                         __m256 *v);
 
-static T2 void rows_q8(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+static T2 void rows_q8(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
                        __m256 *v) {
     (void)lut;
     if (WR == 4)
-        blocks_rows(p, 1, 4, o, x, v);
+        blocks_rows(p, 1, 4, o, x, NULL, v);
     else
-        blocks_rows(p, 1, 1, o, x, v);
+        blocks_rows(p, 1, 1, o, x, NULL, v);
 }
-static T2 void rows_q4(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+static T2 void rows_q4(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
                        __m256 *v) {
-    (void)lut;
     if (WR == 4)
-        blocks_rows(p, 0, 4, o, x, v);
+        blocks_rows(p, 0, 4, o, x, lut, v);
     else
-        blocks_rows(p, 0, 1, o, x, v);
+        blocks_rows(p, 0, 1, o, x, lut, v);
 }
-static T2 void rows_p4(const mq_qweight_t *p, int WR, int o, const float *x, const float *lut,
+static T2 void rows_p4(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
                        __m256 *v) {
-    __m256 lo = _mm256_loadu_ps(lut), hi = _mm256_loadu_ps(lut + 8);
+    const float *t = lut;
+    __m256 lo = _mm256_loadu_ps(t), hi = _mm256_loadu_ps(t + 8);
     if (WR == 4)
         packed4_rows(p, 4, o, x, lo, hi, v);
     else
         packed4_rows(p, 1, o, x, lo, hi, v);
 }
 
-INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const float *lut, const float *x, float *y,
+INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const void *lut, const float *x, float *y,
                       int o0, int o1) {
     __m256 v[8];
     float t[8];
@@ -399,7 +407,11 @@ void T2 mq_kavx2_dot_q8_0(const mq_qweight_t *p, const float *x, float *y, int o
 }
 
 void T2 mq_kavx2_dot_q4_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    dot_8s(p, rows_q4, NULL, x, y, o0, o1);
+    dot_8s(p, rows_q4, Q4_BOOK, x, y, o0, o1);
+}
+
+void T2 mq_kavx2_dot_iq4_nl(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q4, MQ_IQ4_BOOK, x, y, o0, o1);
 }
 
 /* Packed codes: 4-bit grids with groups of whole 16s run fused; other widths and groups go

@@ -251,19 +251,25 @@ INLINE T512 __m512 q4_lut(void) {
     return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 
-/* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR, for Q8_0 (q8) or Q4_0
- * rows. Each block's unscaled sum, then times d: Q4_0's 16 bytes widened to 16 lanes, whose low
- * nibble (weights 0-15) and, shifted, high nibble (weights 16-31) index the table of codes;
+/* IQ4_NL's values: its codebook, indexed by the nibble (blocks.h). */
+INLINE T512 __m512 iq4_lut(void) {
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)MQ_IQ4_BOOK)));
+}
+
+/* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR, for Q8_0 (q8) rows, or
+ * Q4_0 and IQ4_NL ones (one layout: d, then 16 bytes of nibbles; lut: the nibble's value). Each
+ * block's unscaled sum, then times d: the 16 bytes of nibbles widened to 16 lanes, whose low
+ * nibble (weights 0-15) and, shifted, high nibble (weights 16-31) index the table of values;
  * Q8_0's codes sign-extended. d is read from the table of every half's float (mq_fp16_table),
  * a load folded into the multiply-add instead of a broadcast and a conversion per block. */
 INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const float *x,
-                             __m512 *v) {
+                             __m512 lut, __m512 *v) {
     int nb = p->cols / MQ_QBLOCK;
-    size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
+    size_t bb = p->format->block_bytes;
     const uint8_t *row[4];
     const float *f16tab = mq_fp16_table();
     __m512 a0[4];
-    const __m512 lut = q4_lut();
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
         row[w] = p->data + (size_t)(o + w) * p->row_bytes;
@@ -357,8 +363,8 @@ typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, __
         else                                                                                       \
             CALL(1);                                                                               \
     }
-#define Q8_CALL(WR) blocks_rows(p, 1, WR, o, x, v)
-#define Q4_CALL(WR) blocks_rows(p, 0, WR, o, x, v)
+#define Q8_CALL(WR) blocks_rows(p, 1, WR, o, x, lut, v)
+#define Q4_CALL(WR) blocks_rows(p, 0, WR, o, x, lut, v)
 #define P4_CALL(WR) packed4_rows(p, WR, o, x, lut, v)
 ROWS_FN(rows_q8, Q8_CALL)
 ROWS_FN(rows_q4, Q4_CALL)
@@ -387,7 +393,11 @@ void T512 mq_kavx512_dot_q8_0(const mq_qweight_t *p, const float *x, float *y, i
 }
 
 void T512 mq_kavx512_dot_q4_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    dot_16s(p, rows_q4, _mm512_setzero_ps(), x, y, o0, o1);
+    dot_16s(p, rows_q4, q4_lut(), x, y, o0, o1);
+}
+
+void T512 mq_kavx512_dot_iq4_nl(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_16s(p, rows_q4, iq4_lut(), x, y, o0, o1);
 }
 
 /* ggml's K-quants, one 256-block of each of WR rows at a time, x as it is.

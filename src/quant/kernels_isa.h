@@ -90,6 +90,7 @@ void mq_kavx2_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, fl
                        int o1);
 void mq_kavx2_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx2_dot_iq4_nl(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 /* Formats whose scale block is the whole row: each row's values through the format's reader,
  * then dot (an ISA's), times the row's scale; other weights run mq_kscalar_dot. */
 void mq_kvalues_dot(const mq_qweight_t *w, const float *x, float *y, int o0, int o1,
@@ -105,6 +106,7 @@ void mq_kavx512_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, 
                          int o1);
 void mq_kavx512_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_q4_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_iq4_nl(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_q2_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_q3_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_dot_q4_k(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
