@@ -114,7 +114,8 @@ typedef void (*mq_forward_fn)(const mq_qweight_t *w, const float *bias, float *o
 /* One x row rearranged once per forward for a decode kernel that reads it so (xp: cols floats). */
 typedef void (*mq_prep_fn)(const mq_qweight_t *w, const float *x, float *xp);
 typedef struct mq_format_kernels {
-    mq_forward_fn forward; /* when set, the whole call: no split into rows by the dispatcher */
+    mq_forward_fn forward; /* when set, the whole call: no split into rows by the dispatcher;
+                              one x row still takes dot where it is not the scalar one's */
     mq_dot_fn dot;   /* one x row (decode) */
     mq_gemm_fn gemm; /* several x rows (prompt); NULL: the ISA's generic path, which
                         dequantizes rows with dequantize_row and multiplies */

@@ -250,6 +250,12 @@ static void *alloc64(size_t n) {
     return aligned_alloc(64, (n + 63) / 64 * 64);
 }
 
+/* Whether one x row of w on isa runs the row's own dot kernel rather than its forward. */
+static int one_row_dot(const mq_qweight_t *w, mq_isa_t isa) {
+    const mq_format_kernels_t *k = &w->format->kernels[isa];
+    return !k->forward || (k->dot && k->dot != w->format->kernels[MQ_ISA_SCALAR].dot);
+}
+
 int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa) {
     if ((int)isa < 0 || isa >= MQ_ISA_COUNT) return 0;
     const mq_format_kernels_t *k = &w->format->kernels[isa];
@@ -355,7 +361,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     int rc = refuse(isa, a8, "", err);
     if (rc) return rc;
     const mq_format_kernels_t *k = &w->format->kernels[isa];
-    if (k->forward) {
+    if (k->forward && !(N == 1 && one_row_dot(w, isa))) {
         k->forward(w, bias, out, inp, N);
         return MQ_OK;
     }
@@ -498,8 +504,9 @@ static void step_rows(const mq_step_linear_t *s, const float *x, const void *pre
         mq_a8_t xa;
         a8_view(w->cols, 1, (char *)prep, &xa);
         (k->a8_dot ? k->a8_dot : k->a8)(w, &xa, out, o0, o1, scratch);
-    } else if (k->forward) { /* F32: OpenBLAS, on the calling thread inside a parallel region,
-                                 the bias added as mq_kblas_forward adds it */
+    } else if (!one_row_dot(w, s->mode)) { /* F32 on the scalar version: OpenBLAS, on the
+                                               calling thread inside a parallel region, the bias
+                                               added as mq_kblas_forward adds it */
         mq_matvec_rows(out, x, (const float *)w->data, s->bias, w->cols, o0, o1);
         return;
     } else

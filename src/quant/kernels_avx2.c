@@ -22,7 +22,7 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* The formats as the loops of the halves see them. */
-enum { F_F16 = 0, F_Q8 };
+enum { F_F16 = 0, F_Q8, F_F32 };
 
 /* Lane k of the result is the sum of the 8 lanes of v[k]. */
 INLINE T2 __m256 hsum8(const __m256 *v) {
@@ -34,11 +34,16 @@ INLINE T2 __m256 hsum8(const __m256 *v) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * halves, row-major (the functions keep a format argument: F_F16 is the only one) */
+ * halves and floats, row-major (the functions keep a format argument: F_F16 for both prompt
+ * and decode, F_F32 for decode) */
+
+/* Bytes of one weight. */
+INLINE T2 size_t elem_bytes(int f) {
+    return f == F_Q8 ? 1 : f == F_F32 ? sizeof(float) : sizeof(mq_fp16_t);
+}
 
 INLINE T2 const uint8_t *row_ptr(const mq_qweight_t *p, int f, int o) {
-    (void)f;
-    return (const uint8_t *)((const mq_fp16_t *)p->data + (size_t)o * (size_t)p->cols);
+    return (const uint8_t *)p->data + (size_t)o * (size_t)p->cols * elem_bytes(f);
 }
 
 /* Unscaled weights 8u .. 8u+7 of a row. */
@@ -46,13 +51,14 @@ INLINE T2 __m256 w8(int f, const uint8_t *row, int u) {
     if (f == F_Q8)
         return _mm256_cvtepi32_ps(
             _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + (size_t)u * 8))));
+    if (f == F_F32) return _mm256_loadu_ps((const float *)(const void *)row + (size_t)u * 8);
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)u * 16)));
 }
 
 /* A row's last n < 8 weights from unit u, zero-filled (nothing past the row is read). */
 INLINE T2 __m256 w8_tail(int f, const uint8_t *row, int u, int n) {
-    uint8_t buf[16] = {0};
-    memcpy(buf, row + (size_t)u * (f == F_Q8 ? 8 : 16), (size_t)n * (f == F_Q8 ? 1 : 2));
+    _Alignas(32) uint8_t buf[32] = {0};
+    memcpy(buf, row + (size_t)u * 8 * elem_bytes(f), (size_t)n * elem_bytes(f));
     return w8(f, buf, 0);
 }
 
@@ -120,7 +126,7 @@ INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             __m256 sum = _mm256_add_ps(g0[w], g1[w]);
-            acc[w] = f == F_F16
+            acc[w] = f != F_Q8
                          ? _mm256_add_ps(acc[w], sum)
                          : _mm256_fmadd_ps(_mm256_set1_ps(scale_of(p, f, o + w, b)), sum, acc[w]);
         }
@@ -137,6 +143,8 @@ typedef void (*dot_rows_fn)(const mq_qweight_t *p, int o, const float *x, __m256
     }
 DOT_FN(F_F16, 4)
 DOT_FN(F_F16, 1)
+DOT_FN(F_F32, 4)
+DOT_FN(F_F32, 1)
 
 INLINE T2 void tile8(int WR, int R, const __m256 *wv, const float *x, int ldx, int u, int tail,
                      __m256 acc[2][4]) {
@@ -208,21 +216,30 @@ TILE_FNS(F_F16)
 /* [x rows: 1, 2, 4][weight rows: 1, 2] */
 static const tile_fn TILES[3][2] = TILE_ROW(F_F16);
 
-void T2 mq_kavx2_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+/* Rows o0 .. o1 - 1 against one x row, 4 rows at a time, 8 rows reduced together. */
+INLINE T2 void float_dot(const mq_qweight_t *p, int f, const float *x, float *y, int o0, int o1) {
     __m256 v[8];
     float t[8];
     for (int o = o0; o < o1; o += 8) {
         int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
         for (; k + 4 <= cnt; k += 4)
-            dot_F_F16_4(p, o + k, x, v + k);
+            (f == F_F32 ? dot_F_F32_4 : dot_F_F16_4)(p, o + k, x, v + k);
         for (; k < cnt; k++)
-            dot_F_F16_1(p, o + k, x, v + k);
+            (f == F_F32 ? dot_F_F32_1 : dot_F_F16_1)(p, o + k, x, v + k);
         for (; k < 8; k++)
             v[k] = _mm256_setzero_ps();
         _mm256_storeu_ps(t, hsum8(v));
         for (int k = 0; k < cnt; k++)
             y[o + k] = t[k];
     }
+}
+
+void T2 mq_kavx2_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    float_dot(p, F_F16, x, y, o0, o1);
+}
+
+void T2 mq_kavx2_dot_f32(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    float_dot(p, F_F32, x, y, o0, o1);
 }
 
 void T2 mq_kavx2_gemm_f16(const mq_qweight_t *p, const float *x, int ldx, int N, float *y, int o0,

@@ -85,15 +85,27 @@ INLINE T512 __m512 h16_tail(const mq_fp16_t *row, int h, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + (size_t)h * 16));
 }
 
-/* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR. Each 16 of x is loaded
- * once for the WR rows (x is read from cache 4 bytes per weight otherwise); two chains per row. */
-INLINE T512 void f16_rows(const mq_qweight_t *p, int WR, int o, const float *x, __m512 *v) {
+/* Weights 16h .. 16h+15 of a row of halves (half) or floats, as floats. */
+INLINE T512 __m512 w16(const void *row, int half, int h) {
+    return half ? h16(row, h) : _mm512_loadu_ps((const float *)row + (size_t)h * 16);
+}
+INLINE T512 __m512 w16_tail(const void *row, int half, int h, __mmask16 m) {
+    return half ? h16_tail(row, h, m)
+                : _mm512_maskz_loadu_ps(m, (const float *)row + (size_t)h * 16);
+}
+
+/* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR, for rows of halves
+ * (half) or floats. Each 16 of x is loaded once for the WR rows (x is read from cache 4 bytes
+ * per weight otherwise); two chains per row. */
+INLINE T512 void float_rows(const mq_qweight_t *p, int half, int WR, int o, const float *x,
+                            __m512 *v) {
     int C = p->cols, nh = C / 16, tail = C % 16;
-    const mq_fp16_t *row[4];
+    size_t es = half ? sizeof(mq_fp16_t) : sizeof(float), rb = (size_t)C * es;
+    const char *row[4];
     __m512 g0[4], g1[4];
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
-        row[w] = (const mq_fp16_t *)p->data + (size_t)(o + w) * (size_t)C;
+        row[w] = (const char *)p->data + (size_t)(o + w) * rb;
         g0[w] = g1[w] = _mm512_setzero_ps();
     }
     int h = 0;
@@ -102,16 +114,16 @@ INLINE T512 void f16_rows(const mq_qweight_t *p, int WR, int o, const float *x, 
         __asm__("" : "+v"(x0), "+v"(x1)); /* one load for every row (see tile16) */
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
-            prefetch_rows(row[w], (size_t)h * 32, (size_t)C * 2, WR);
-            g0[w] = _mm512_fmadd_ps(h16(row[w], h), x0, g0[w]);
-            g1[w] = _mm512_fmadd_ps(h16(row[w], h + 1), x1, g1[w]);
+            prefetch_rows(row[w], (size_t)h * 16 * es, rb, WR);
+            g0[w] = _mm512_fmadd_ps(w16(row[w], half, h), x0, g0[w]);
+            g1[w] = _mm512_fmadd_ps(w16(row[w], half, h + 1), x1, g1[w]);
         }
     }
     if (h < nh) {
         __m512 x0 = _mm512_loadu_ps(x + 16 * h);
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++)
-            g0[w] = _mm512_fmadd_ps(h16(row[w], h), x0, g0[w]);
+            g0[w] = _mm512_fmadd_ps(w16(row[w], half, h), x0, g0[w]);
         h++;
     }
     if (tail) {
@@ -119,7 +131,7 @@ INLINE T512 void f16_rows(const mq_qweight_t *p, int WR, int o, const float *x, 
         __m512 x0 = _mm512_maskz_loadu_ps(m, x + 16 * h);
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++)
-            g1[w] = _mm512_fmadd_ps(h16_tail(row[w], h, m), x0, g1[w]);
+            g1[w] = _mm512_fmadd_ps(w16_tail(row[w], half, h, m), x0, g1[w]);
     }
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++)
@@ -127,10 +139,16 @@ INLINE T512 void f16_rows(const mq_qweight_t *p, int WR, int o, const float *x, 
 }
 
 static T512 void f16_rows_4(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
-    f16_rows(p, 4, o, x, v);
+    float_rows(p, 1, 4, o, x, v);
 }
 static T512 void f16_rows_1(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
-    f16_rows(p, 1, o, x, v);
+    float_rows(p, 1, 1, o, x, v);
+}
+static T512 void f32_rows_4(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
+    float_rows(p, 0, 4, o, x, v);
+}
+static T512 void f32_rows_1(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
+    float_rows(p, 0, 1, o, x, v);
 }
 
 /* One 16 of the tile: WR rows' weights against R x rows. */
@@ -204,21 +222,31 @@ static const tile_fn F16_TILES[4][2] = {{f16_tile_1_1, f16_tile_1_2},
                                         {f16_tile_4_1, f16_tile_4_2},
                                         {f16_tile_8_1, f16_tile_8_2}};
 
-void T512 mq_kavx512_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+/* Rows o0 .. o1 - 1 against one x row, 4 rows at a time, 16 rows reduced together. */
+INLINE T512 void float_dot(const mq_qweight_t *p, int half, const float *x, float *y, int o0,
+                           int o1) {
     __m512 v[16];
     float t[16];
     for (int o = o0; o < o1; o += 16) {
         int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
         for (; k + 4 <= cnt; k += 4)
-            f16_rows_4(p, o + k, x, v + k);
+            (half ? f16_rows_4 : f32_rows_4)(p, o + k, x, v + k);
         for (; k < cnt; k++)
-            f16_rows_1(p, o + k, x, v + k);
+            (half ? f16_rows_1 : f32_rows_1)(p, o + k, x, v + k);
         for (; k < 16; k++)
             v[k] = _mm512_setzero_ps();
         _mm512_storeu_ps(t, hsum16(v));
         for (k = 0; k < cnt; k++)
             y[o + k] = t[k];
     }
+}
+
+void T512 mq_kavx512_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    float_dot(p, 1, x, y, o0, o1);
+}
+
+void T512 mq_kavx512_dot_f32(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    float_dot(p, 0, x, y, o0, o1);
 }
 
 void T512 mq_kavx512_gemm_f16(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,

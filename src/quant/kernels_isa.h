@@ -86,6 +86,7 @@ void mq_kscalar_a8_unsigned(const mq_qweight_t *w, const mq_a8_t *xa, float *y, 
 
 /* AVX2 */
 void mq_kavx2_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx2_dot_f32(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx2_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
                        int o1);
 void mq_kavx2_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
@@ -102,6 +103,7 @@ void mq_kavx2_gemm_panels(const mq_qweight_t *w, const float *x, int ldx, const 
 
 /* AVX-512 */
 void mq_kavx512_dot_f16(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
+void mq_kavx512_dot_f32(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
 void mq_kavx512_gemm_f16(const mq_qweight_t *w, const float *x, int ldx, int N, float *y, int o0,
                          int o1);
 void mq_kavx512_dot_q8_0(const mq_qweight_t *w, const float *x, float *y, int o0, int o1);
