@@ -101,23 +101,6 @@ int64_t mq_ceilings_steps(const mq_ceiling_opts_t *opts);
  * the caller, advances by one per sample from its current count. */
 int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_progress_t *prog,
                         mq_error_t *err);
-
-/* The same in parts, so that a caller can take its own samples between the ceilings' (the
- * roofline command times its decode steps in every repetition, so that a slow spell of a shared
- * machine lowers the roofs and the steps together): begin allocates and warms up (c.reps
- * repetitions to take), sample takes repetition r of every figure (prog as above), end writes
- * the medians into c (NULL: none) and frees. */
-typedef struct mq_ceilings_run {
-    mq_ceilings_t c;
-    double fma_seconds;
-    float *A, *B, *C; /* the sgemm operands */
-    mq_stream_t dram, cache;
-    int dpass, cpass; /* stream passes per sample */
-    double *samples;  /* 6 figures x reps */
-} mq_ceilings_run_t;
-int mq_ceilings_begin(mq_ceilings_run_t *run, const mq_ceiling_opts_t *opts, mq_error_t *err);
-void mq_ceilings_sample(mq_ceilings_run_t *run, int r, mq_progress_t *prog);
-void mq_ceilings_end(mq_ceilings_run_t *run, mq_ceilings_t *c);
 /* GFLOP/s of one FMA sample of about `seconds` on every thread, with version isa (which this
  * CPU must run, see mq_isa_supported). */
 double mq_peak_fma_sample(mq_isa_t isa, double seconds);

@@ -34,8 +34,7 @@ static const char ABOUT[] =
     "on the roofline: FLOPs and bytes of the step (weights at the scheme's packed width plus\n"
     "scales, biases, LayerNorm, the embedding rows, KV cache reads and writes, activations),\n"
     "arithmetic intensity, achieved GFLOP/s and GB/s, the roof it sits under and the fraction\n"
-    "of that roof achieved. Medians over the repetitions; each repetition samples the ceilings\n"
-    "and then the steps, so that a slow spell of a shared machine lowers both.\n";
+    "of that roof achieved. Medians over the repetitions.\n";
 
 static const char EPILOG[] =
     "Schemes ending in _gptq are timed with their round-to-nearest codes: the same grid, packed\n"
@@ -387,30 +386,19 @@ int cmd_roofline(int argc, char **argv) {
     int64_t done = 0;
     mq_progress_start(&bar, "roofline", mq_ceilings_steps(&copts) + n + (int64_t)o.reps * n);
     mq_ceilings_t cl;
-    mq_ceilings_run_t run;
-    int ran = (rc = mq_ceilings_begin(&run, &copts, &err)) == MQ_OK;
+    rc = mq_ceilings_measure(&cl, &copts, &bar, &err);
+    done = bar.done;
     for (int i = 0; i < n && rc == MQ_OK; i++) {
         pts[i].name = names[i];
         rc = prepare(&pts[i], o.model, prompt, context, &err);
         mq_progress_update(&bar, ++done, names[i]);
     }
-    /* the ceilings and the steps take turns in every repetition: a slow spell of the machine
-       lowers both, not one of them */
-    for (int r = 0; r < o.reps && rc == MQ_OK; r++) {
-        bar.done = done;
-        mq_ceilings_sample(&run, r, &bar);
-        done = bar.done;
+    for (int r = 0; r < o.reps && rc == MQ_OK; r++)
         for (int i = 0; i < n && rc == MQ_OK; i++) {
-            double
-                warm; /* the triads left other bytes in the cache: one step reloads the model's */
-            rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, 1, &warm, &err);
-            if (rc == MQ_OK)
-                rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, pts[i].calls,
-                                            &pts[i].t[r], &err);
+            rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, pts[i].calls,
+                                        &pts[i].t[r], &err);
             mq_progress_update(&bar, ++done, pts[i].name);
         }
-    }
-    if (ran) mq_ceilings_end(&run, &cl);
     if (rc == MQ_OK) {
         mq_progress_finish(&bar, NULL);
         for (int i = 0; i < n; i++) {

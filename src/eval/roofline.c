@@ -159,98 +159,70 @@ int64_t mq_ceilings_steps(const mq_ceiling_opts_t *opts) {
     return (int64_t)STEPS_PER_REP * resolve_opts(opts, 1).reps;
 }
 
-int mq_ceilings_begin(mq_ceilings_run_t *run, const mq_ceiling_opts_t *opts, mq_error_t *err) {
-    memset(run, 0, sizeof *run);
-    mq_ceilings_t *c = &run->c;
+int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_progress_t *prog,
+                        mq_error_t *err) {
+    memset(c, 0, sizeof *c);
     c->llc_bytes = mq_llc_bytes();
     mq_ceiling_opts_t o = resolve_opts(opts, c->llc_bytes);
     c->threads = omp_get_max_threads();
     c->isa = mq_isa_best();
     c->sgemm_n = o.sgemm_n;
     c->reps = o.reps;
-    run->fma_seconds = o.fma_seconds;
     size_t nn = (size_t)o.sgemm_n * (size_t)o.sgemm_n;
-    run->A = malloc(nn * sizeof *run->A);
-    run->B = malloc(nn * sizeof *run->B);
-    run->C = malloc(nn * sizeof *run->C);
-    run->samples = calloc((size_t)o.reps * 6, sizeof *run->samples);
+    float *A = malloc(nn * sizeof *A), *B = malloc(nn * sizeof *B), *Cm = malloc(nn * sizeof *Cm);
+    double *peak = calloc((size_t)o.reps * 6, sizeof *peak);
+    mq_stream_t dram = {0}, cache = {0};
     int rc = MQ_OK;
-    if (!run->A || !run->B || !run->C || !run->samples)
+    if (!A || !B || !Cm || !peak)
         rc = mq_error_set(err, MQ_ERR_NOMEM, "cannot allocate the %d x %d sgemm operands",
                           o.sgemm_n, o.sgemm_n);
-    if (rc == MQ_OK) rc = mq_stream_init(&run->dram, o.dram_bytes, err);
-    if (rc == MQ_OK) rc = mq_stream_init(&run->cache, o.cache_bytes, err);
-    if (rc) {
-        mq_ceilings_end(run, NULL);
-        return rc;
+    if (rc == MQ_OK) rc = mq_stream_init(&dram, o.dram_bytes, err);
+    if (rc == MQ_OK) rc = mq_stream_init(&cache, o.cache_bytes, err);
+    if (rc == MQ_OK) {
+        double *gemm = peak + o.reps, *dt = gemm + o.reps, *dr = dt + o.reps, *ct = dr + o.reps,
+               *cr = ct + o.reps;
+        for (size_t i = 0; i < nn; i++) {
+            A[i] = (float)((i * 7) % 13) * 0.01f;
+            B[i] = (float)((i * 5) % 11) * 0.01f;
+        }
+        int n = o.sgemm_n;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, Cm,
+                    n); /* warm-up: threads started, pages touched */
+        int dpass = stream_passes(&dram, o.stream_seconds);
+        int cpass = stream_passes(&cache, o.stream_seconds);
+        int64_t done = prog ? prog->done : 0;
+        /* the figures take turns in every repetition, so a noisy spell hits all of them */
+        for (int r = 0; r < o.reps; r++) {
+            peak[r] = mq_peak_fma_sample(c->isa, o.fma_seconds);
+            if (prog) mq_progress_update(prog, ++done, NULL);
+            double t0 = mq_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f,
+                        Cm, n);
+            gemm[r] = 2.0 * (double)n * n * n / (mq_now() - t0) / 1e9;
+            if (prog) mq_progress_update(prog, ++done, NULL);
+            dt[r] = mq_stream_triad(&dram, dpass);
+            dr[r] = mq_stream_read(&dram, dpass);
+            if (prog) mq_progress_update(prog, ++done, NULL);
+            ct[r] = mq_stream_triad(&cache, cpass);
+            cr[r] = mq_stream_read(&cache, cpass);
+            if (prog) mq_progress_update(prog, ++done, NULL);
+        }
+        c->peak_gflops = mq_median(peak, o.reps);
+        c->sgemm_gflops = mq_median(gemm, o.reps);
+        c->dram_triad_gbs = mq_median(dt, o.reps);
+        c->dram_read_gbs = mq_median(dr, o.reps);
+        c->cache_triad_gbs = mq_median(ct, o.reps);
+        c->cache_read_gbs = mq_median(cr, o.reps);
+        c->dram_bytes = 3 * dram.n * sizeof(float);
+        c->cache_bytes = 3 * cache.n * sizeof(float);
     }
-    for (size_t i = 0; i < nn; i++) {
-        run->A[i] = (float)((i * 7) % 13) * 0.01f;
-        run->B[i] = (float)((i * 5) % 11) * 0.01f;
-    }
-    int n = o.sgemm_n;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, run->A, n, run->B, n,
-                0.0f, run->C, n); /* warm-up: threads started, pages touched */
-    run->dpass = stream_passes(&run->dram, o.stream_seconds);
-    run->cpass = stream_passes(&run->cache, o.stream_seconds);
-    c->dram_bytes = 3 * run->dram.n * sizeof(float);
-    c->cache_bytes = 3 * run->cache.n * sizeof(float);
-    return MQ_OK;
-}
-
-void mq_ceilings_sample(mq_ceilings_run_t *run, int r, mq_progress_t *prog) {
-    mq_ceilings_t *c = &run->c;
-    if (r < 0 || r >= c->reps) return;
-    double *s = run->samples;
-    int R = c->reps, n = c->sgemm_n;
-    int64_t done = prog ? prog->done : 0;
-    s[r] = mq_peak_fma_sample(c->isa, run->fma_seconds);
-    if (prog) mq_progress_update(prog, ++done, NULL);
-    double t0 = mq_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, run->A, n, run->B, n,
-                0.0f, run->C, n);
-    s[R + r] = 2.0 * (double)n * n * n / (mq_now() - t0) / 1e9;
-    if (prog) mq_progress_update(prog, ++done, NULL);
-    s[2 * R + r] = mq_stream_triad(&run->dram, run->dpass);
-    s[3 * R + r] = mq_stream_read(&run->dram, run->dpass);
-    if (prog) mq_progress_update(prog, ++done, NULL);
-    s[4 * R + r] = mq_stream_triad(&run->cache, run->cpass);
-    s[5 * R + r] = mq_stream_read(&run->cache, run->cpass);
-    if (prog) mq_progress_update(prog, ++done, NULL);
-}
-
-void mq_ceilings_end(mq_ceilings_run_t *run, mq_ceilings_t *c) {
-    if (c) {
-        *c = run->c;
-        double *s = run->samples;
-        int R = c->reps;
-        c->peak_gflops = mq_median(s, R);
-        c->sgemm_gflops = mq_median(s + R, R);
-        c->dram_triad_gbs = mq_median(s + 2 * R, R);
-        c->dram_read_gbs = mq_median(s + 3 * R, R);
-        c->cache_triad_gbs = mq_median(s + 4 * R, R);
-        c->cache_read_gbs = mq_median(s + 5 * R, R);
-    }
-    mq_stream_free(&run->dram);
-    mq_stream_free(&run->cache);
-    free(run->A);
-    free(run->B);
-    free(run->C);
-    free(run->samples);
-    memset(run, 0, sizeof *run);
-}
-
-int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_progress_t *prog,
-                        mq_error_t *err) {
-    memset(c, 0, sizeof *c);
-    mq_ceilings_run_t run;
-    int rc = mq_ceilings_begin(&run, opts, err);
-    if (rc) return rc;
-    /* the figures take turns in every repetition, so a noisy spell hits all of them */
-    for (int r = 0; r < run.c.reps; r++)
-        mq_ceilings_sample(&run, r, prog);
-    mq_ceilings_end(&run, c);
-    return MQ_OK;
+    mq_stream_free(&dram);
+    mq_stream_free(&cache);
+    free(A);
+    free(B);
+    free(Cm);
+    free(peak);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------
