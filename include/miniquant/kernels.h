@@ -9,8 +9,9 @@
  * one (a version the CPU lacks is refused with a message, never silently replaced). Which code
  * runs for a weight is its format's row (format.h: kernels[isa]). Output rows are split across
  * OpenMP threads (static schedule); every output is computed by one thread in a fixed order, so
- * results do not depend on the thread count. F32 weights run OpenBLAS (sgemv for one x row,
- * sgemm for several) on every version.
+ * results do not depend on the thread count. F32 weights run OpenBLAS's sgemm for several x
+ * rows on every version, and for one x row their own dot kernel on AVX2 and AVX-512 (OpenBLAS's
+ * sgemv on the scalar version).
  *
  * Summation order of the scalar reference (every product rounded before it is added):
  *   for each x row n and output row o:

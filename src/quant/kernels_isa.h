@@ -69,7 +69,8 @@ typedef void (*mq_x_tiles_fn)(const float *x, int ldx, int N, int C, float *xt);
     (((size_t)(rows) + 16) * (size_t)(C) + ((size_t)(rows) + 16) * ((size_t)(C) / 16 + 1) +        \
      16 * (size_t)(C))
 
-/* OpenBLAS (F32 weights, every ISA): sgemv for one x row, mq_matmul_forward for several */
+/* OpenBLAS (F32 weights, every ISA): mq_matmul_forward for several x rows, sgemv for one (the
+ * SIMD versions run their own dot kernel for one, format.c) */
 void mq_kblas_forward(const mq_qweight_t *w, const float *bias, float *out, const float *inp,
                       int N);
 
