@@ -4,6 +4,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ static int qweight_init(mq_qweight_t *q, const mq_scheme_t *s, int rows, int col
  * 64-byte loads of F32 and F16 rows, whose lengths are multiples of 64 bytes, each read one line
  * instead of two; calloc's large blocks start 16 bytes into a page); zeroed when asked. */
 static uint8_t *alloc_lines(size_t n, int zero) {
+    if (n > SIZE_MAX - 64) return NULL;
     size_t a = (n ? n + 63 : 64) / 64 * 64;
     uint8_t *p = aligned_alloc(64, a);
     if (p && zero) memset(p, 0, a);
@@ -67,8 +69,9 @@ static uint8_t *alloc_lines(size_t n, int zero) {
 int mq_qweight_alloc(mq_qweight_t *q, const mq_scheme_t *s, int rows, int cols, mq_error_t *err) {
     int rc = qweight_init(q, s, rows, cols, err);
     if (rc) return rc;
-    q->data = alloc_lines((size_t)rows * q->row_bytes, 1);
-    int ok = q->data != NULL;
+    int ok = q->row_bytes == 0 || (size_t)rows <= SIZE_MAX / q->row_bytes; /* as calloc checks */
+    q->data = ok ? alloc_lines((size_t)rows * q->row_bytes, 1) : NULL;
+    ok = q->data != NULL;
     if (ok && q->format->side_scales) ok = (q->scales = calloc(q->n_scales, 2)) != NULL;
     if (!ok) {
         mq_qweight_free(q);
