@@ -128,7 +128,8 @@ int mq_decode_cost(const mq_gpt_config_t *cfg, const mq_scheme_t *s, int context
 int mq_decode_prefill(mq_gpt_t *m, mq_gpt_kv_t *kv, int prompt, int context, int *next,
                       mq_error_t *err);
 /* Seconds per step of `calls` decode steps of token at position kv->len (the cache is rewound
- * after each, so every call is the same step). */
+ * after each, so every call is the same step), after one untimed step that brings the model's
+ * bytes back into the cache. */
 int mq_decode_step_seconds(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, int calls, double *seconds,
                            mq_error_t *err);
 

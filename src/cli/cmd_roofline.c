@@ -395,13 +395,8 @@ int cmd_roofline(int argc, char **argv) {
     }
     for (int r = 0; r < o.reps && rc == MQ_OK; r++)
         for (int i = 0; i < n && rc == MQ_OK; i++) {
-            /* the scheme timed before left its own bytes in the cache: one untimed step brings
-               this one's back (else each sample starts with them coming from memory) */
-            double warm;
-            rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, 1, &warm, &err);
-            if (rc == MQ_OK)
-                rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, pts[i].calls,
-                                            &pts[i].t[r], &err);
+            rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, pts[i].calls,
+                                        &pts[i].t[r], &err);
             mq_progress_update(&bar, ++done, pts[i].name);
         }
     if (rc == MQ_OK) {

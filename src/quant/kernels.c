@@ -245,11 +245,6 @@ int mq_kernels_reference_requested(void) {
 /* ---------------------------------------------------------------------------------------------
  * forward */
 
-/* 64-byte aligned memory (C11's aligned_alloc wants a multiple of the alignment). */
-static void *alloc64(size_t n) {
-    return aligned_alloc(64, (n + 63) / 64 * 64);
-}
-
 /* Whether one x row of w on isa runs the row's own dot kernel rather than its forward. */
 static int one_row_dot(const mq_qweight_t *w, mq_isa_t isa) {
     const mq_format_kernels_t *k = &w->format->kernels[isa];
@@ -341,7 +336,7 @@ static void a8_quantize(mq_isa_t isa, int C, const float *x, mq_a8_t *xa) {
 /* x (N, C) in the int8-activation form; one allocation (free xa->xq). */
 static int a8_prepare(mq_isa_t isa, int C, const float *x, int N, mq_a8_t *xa, mq_error_t *err) {
     size_t bytes = a8_bytes(C, N);
-    char *mem = alloc64(bytes);
+    char *mem = mq_alloc_lines(bytes, 0);
     if (!mem)
         return mq_error_set(err, MQ_ERR_NOMEM, "cannot allocate %zu bytes of int8 activations",
                             bytes);
@@ -375,7 +370,7 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
     mq_gemm_panels_fn panels = N > 1 && !use_a8 && !k->gemm && panel_ok ? GEMM_PANELS[isa] : NULL;
     if (use_a8 && (rc = a8_prepare(isa, C, inp, N, &xa, err))) return rc;
     uint8_t *ab = NULL;
-    if (use_a8 && !(ab = alloc64((size_t)omp_get_max_threads() * MQ_A8_SCRATCH(C)))) {
+    if (use_a8 && !(ab = mq_alloc_lines((size_t)omp_get_max_threads() * MQ_A8_SCRATCH(C), 0))) {
         free(xa.xq);
         return mq_error_set(err, MQ_ERR_NOMEM, "fused forward: out of memory for int8 panels");
     }
@@ -400,10 +395,12 @@ int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const f
                 memcpy(xpad + (size_t)n * ldx, inp + (size_t)n * C, (size_t)C * sizeof *xpad);
             x = xpad;
         }
-        wb = alloc64((size_t)omp_get_max_threads() * MQ_PANEL_SCRATCH(rows, C) * sizeof *wb);
+        wb = mq_alloc_lines((size_t)omp_get_max_threads() * MQ_PANEL_SCRATCH(rows, C) * sizeof *wb,
+                            0);
         if (X_TILES[isa]) /* a copy per thread: no line of it is written by one core, read by
                              another */
-            xt = alloc64((size_t)omp_get_max_threads() * (size_t)N * (size_t)C * sizeof *xt);
+            xt = mq_alloc_lines((size_t)omp_get_max_threads() * (size_t)N * (size_t)C * sizeof *xt,
+                                0);
         if (!wb || (ldx != C && !xpad) || (X_TILES[isa] && !xt)) {
             free(xt);
             free(xa.xq);

@@ -33,6 +33,30 @@ INLINE T2 __m256 hsum8(const __m256 *v) {
                          _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+/* The dot kernels over 8 rows at a time: 4 rows per call of the row functions (lut: the 4-bit
+ * values, floats for packed weights, bytes for Q4_0 and IQ4_NL; unused by the others), then one
+ * reduction of the 8. */
+typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
+                        __m256 *v);
+
+INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const void *lut, const float *x, float *y,
+                      int o0, int o1) {
+    __m256 v[8];
+    float t[8];
+    for (int o = o0; o < o1; o += 8) {
+        int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
+        for (; k + 4 <= cnt; k += 4)
+            fn(p, 4, o + k, x, lut, v + k);
+        for (; k < cnt; k++)
+            fn(p, 1, o + k, x, lut, v + k);
+        for (; k < 8; k++)
+            v[k] = _mm256_setzero_ps();
+        _mm256_storeu_ps(t, hsum8(v));
+        for (k = 0; k < cnt; k++)
+            y[o + k] = t[k];
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * halves and floats, row-major (the functions keep a format argument: F_F16 for both prompt
  * and decode, F_F32 for decode) */
@@ -136,15 +160,22 @@ INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o
         v[w] = acc[w];
 }
 
-typedef void (*dot_rows_fn)(const mq_qweight_t *p, int o, const float *x, __m256 *v);
-#define DOT_FN(F, WR)                                                                              \
-    static T2 void dot_##F##_##WR(const mq_qweight_t *p, int o, const float *x, __m256 *v) {       \
-        dot_rows(p, F, WR, row_blocks(p), o, x, v);                                                \
-    }
-DOT_FN(F_F16, 4)
-DOT_FN(F_F16, 1)
-DOT_FN(F_F32, 4)
-DOT_FN(F_F32, 1)
+static T2 void rows_f16(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
+                        __m256 *v) {
+    (void)lut;
+    if (WR == 4)
+        dot_rows(p, F_F16, 4, row_blocks(p), o, x, v);
+    else
+        dot_rows(p, F_F16, 1, row_blocks(p), o, x, v);
+}
+static T2 void rows_f32(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
+                        __m256 *v) {
+    (void)lut;
+    if (WR == 4)
+        dot_rows(p, F_F32, 4, row_blocks(p), o, x, v);
+    else
+        dot_rows(p, F_F32, 1, row_blocks(p), o, x, v);
+}
 
 INLINE T2 void tile8(int WR, int R, const __m256 *wv, const float *x, int ldx, int u, int tail,
                      __m256 acc[2][4]) {
@@ -216,30 +247,12 @@ TILE_FNS(F_F16)
 /* [x rows: 1, 2, 4][weight rows: 1, 2] */
 static const tile_fn TILES[3][2] = TILE_ROW(F_F16);
 
-/* Rows o0 .. o1 - 1 against one x row, 4 rows at a time, 8 rows reduced together. */
-INLINE T2 void float_dot(const mq_qweight_t *p, int f, const float *x, float *y, int o0, int o1) {
-    __m256 v[8];
-    float t[8];
-    for (int o = o0; o < o1; o += 8) {
-        int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
-        for (; k + 4 <= cnt; k += 4)
-            (f == F_F32 ? dot_F_F32_4 : dot_F_F16_4)(p, o + k, x, v + k);
-        for (; k < cnt; k++)
-            (f == F_F32 ? dot_F_F32_1 : dot_F_F16_1)(p, o + k, x, v + k);
-        for (; k < 8; k++)
-            v[k] = _mm256_setzero_ps();
-        _mm256_storeu_ps(t, hsum8(v));
-        for (int k = 0; k < cnt; k++)
-            y[o + k] = t[k];
-    }
-}
-
 void T2 mq_kavx2_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    float_dot(p, F_F16, x, y, o0, o1);
+    dot_8s(p, rows_f16, NULL, x, y, o0, o1);
 }
 
 void T2 mq_kavx2_dot_f32(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    float_dot(p, F_F32, x, y, o0, o1);
+    dot_8s(p, rows_f32, NULL, x, y, o0, o1);
 }
 
 void T2 mq_kavx2_gemm_f16(const mq_qweight_t *p, const float *x, int ldx, int N, float *y, int o0,
@@ -372,10 +385,6 @@ INLINE T2 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *x
         v[w] = acc[w];
 }
 
-/* lut: the 4-bit values (floats for packed weights, bytes for Q4_0 and IQ4_NL); unused by Q8_0. */
-typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
-                        __m256 *v);
-
 static T2 void rows_q8(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
                        __m256 *v) {
     (void)lut;
@@ -399,24 +408,6 @@ static T2 void rows_p4(const mq_qweight_t *p, int WR, int o, const float *x, con
         packed4_rows(p, 4, o, x, lo, hi, v);
     else
         packed4_rows(p, 1, o, x, lo, hi, v);
-}
-
-INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const void *lut, const float *x, float *y,
-                      int o0, int o1) {
-    __m256 v[8];
-    float t[8];
-    for (int o = o0; o < o1; o += 8) {
-        int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
-        for (; k + 4 <= cnt; k += 4)
-            fn(p, 4, o + k, x, lut, v + k);
-        for (; k < cnt; k++)
-            fn(p, 1, o + k, x, lut, v + k);
-        for (; k < 8; k++)
-            v[k] = _mm256_setzero_ps();
-        _mm256_storeu_ps(t, hsum8(v));
-        for (k = 0; k < cnt; k++)
-            y[o + k] = t[k];
-    }
 }
 
 void T2 mq_kavx2_dot_q8_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {

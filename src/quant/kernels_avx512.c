@@ -72,6 +72,38 @@ INLINE T512 __m512 hsum16(const __m512 *v) {
                          _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* The dot kernels over 16 rows at a time: 4 rows per call of the row functions (lut: the 4-bit
+ * formats' values, unused by the others), then one reduction of the 16. */
+typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,
+                        __m512 *v);
+
+#define ROWS_FN(NAME, CALL)                                                                        \
+    static T512 void NAME(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,        \
+                          __m512 *v) {                                                             \
+        (void)lut;                                                                                 \
+        if (WR == 4)                                                                               \
+            CALL(4);                                                                               \
+        else                                                                                       \
+            CALL(1);                                                                               \
+    }
+INLINE T512 void dot_16s(const mq_qweight_t *p, rows_fn fn, __m512 lut, const float *x, float *y,
+                         int o0, int o1) {
+    __m512 v[16];
+    float t[16];
+    for (int o = o0; o < o1; o += 16) {
+        int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
+        for (; k + 4 <= cnt; k += 4)
+            fn(p, 4, o + k, x, lut, v + k);
+        for (; k < cnt; k++)
+            fn(p, 1, o + k, x, lut, v + k);
+        for (; k < 16; k++)
+            v[k] = _mm512_setzero_ps();
+        _mm512_storeu_ps(t, hsum16(v));
+        for (k = 0; k < cnt; k++)
+            y[o + k] = t[k];
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * halves, row-major */
 
@@ -138,18 +170,10 @@ INLINE T512 void float_rows(const mq_qweight_t *p, int half, int WR, int o, cons
         v[w] = _mm512_add_ps(g0[w], g1[w]);
 }
 
-static T512 void f16_rows_4(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
-    float_rows(p, 1, 4, o, x, v);
-}
-static T512 void f16_rows_1(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
-    float_rows(p, 1, 1, o, x, v);
-}
-static T512 void f32_rows_4(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
-    float_rows(p, 0, 4, o, x, v);
-}
-static T512 void f32_rows_1(const mq_qweight_t *p, int o, const float *x, __m512 *v) {
-    float_rows(p, 0, 1, o, x, v);
-}
+#define F16_CALL(WR) float_rows(p, 1, WR, o, x, v)
+#define F32_CALL(WR) float_rows(p, 0, WR, o, x, v)
+ROWS_FN(rows_f16, F16_CALL)
+ROWS_FN(rows_f32, F32_CALL)
 
 /* One 16 of the tile: WR rows' weights against R x rows. */
 INLINE T512 void tile16(int WR, int R, __m512 wv[2], const float *x, int ldx, int h, __mmask16 m,
@@ -222,31 +246,12 @@ static const tile_fn F16_TILES[4][2] = {{f16_tile_1_1, f16_tile_1_2},
                                         {f16_tile_4_1, f16_tile_4_2},
                                         {f16_tile_8_1, f16_tile_8_2}};
 
-/* Rows o0 .. o1 - 1 against one x row, 4 rows at a time, 16 rows reduced together. */
-INLINE T512 void float_dot(const mq_qweight_t *p, int half, const float *x, float *y, int o0,
-                           int o1) {
-    __m512 v[16];
-    float t[16];
-    for (int o = o0; o < o1; o += 16) {
-        int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
-        for (; k + 4 <= cnt; k += 4)
-            (half ? f16_rows_4 : f32_rows_4)(p, o + k, x, v + k);
-        for (; k < cnt; k++)
-            (half ? f16_rows_1 : f32_rows_1)(p, o + k, x, v + k);
-        for (; k < 16; k++)
-            v[k] = _mm512_setzero_ps();
-        _mm512_storeu_ps(t, hsum16(v));
-        for (k = 0; k < cnt; k++)
-            y[o + k] = t[k];
-    }
-}
-
 void T512 mq_kavx512_dot_f16(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    float_dot(p, 1, x, y, o0, o1);
+    dot_16s(p, rows_f16, _mm512_setzero_ps(), x, y, o0, o1);
 }
 
 void T512 mq_kavx512_dot_f32(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
-    float_dot(p, 0, x, y, o0, o1);
+    dot_16s(p, rows_f32, _mm512_setzero_ps(), x, y, o0, o1);
 }
 
 void T512 mq_kavx512_gemm_f16(const mq_qweight_t *p, const float *x, int ldx, int N, float *y,
@@ -377,44 +382,12 @@ INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float 
         v[w] = a0[w];
 }
 
-/* The dot kernels over 16 rows at a time: 4 rows per call of the row functions, then one
- * reduction of the 16. */
-typedef void (*rows_fn)(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,
-                        __m512 *v);
-
-#define ROWS_FN(NAME, CALL)                                                                        \
-    static T512 void NAME(const mq_qweight_t *p, int WR, int o, const float *x, __m512 lut,        \
-                          __m512 *v) {                                                             \
-        (void)lut;                                                                                 \
-        if (WR == 4)                                                                               \
-            CALL(4);                                                                               \
-        else                                                                                       \
-            CALL(1);                                                                               \
-    }
 #define Q8_CALL(WR) blocks_rows(p, 1, WR, o, x, lut, v)
 #define Q4_CALL(WR) blocks_rows(p, 0, WR, o, x, lut, v)
 #define P4_CALL(WR) packed4_rows(p, WR, o, x, lut, v)
 ROWS_FN(rows_q8, Q8_CALL)
 ROWS_FN(rows_q4, Q4_CALL)
 ROWS_FN(rows_p4, P4_CALL)
-
-INLINE T512 void dot_16s(const mq_qweight_t *p, rows_fn fn, __m512 lut, const float *x, float *y,
-                         int o0, int o1) {
-    __m512 v[16];
-    float t[16];
-    for (int o = o0; o < o1; o += 16) {
-        int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
-        for (; k + 4 <= cnt; k += 4)
-            fn(p, 4, o + k, x, lut, v + k);
-        for (; k < cnt; k++)
-            fn(p, 1, o + k, x, lut, v + k);
-        for (; k < 16; k++)
-            v[k] = _mm512_setzero_ps();
-        _mm512_storeu_ps(t, hsum16(v));
-        for (k = 0; k < cnt; k++)
-            y[o + k] = t[k];
-    }
-}
 
 void T512 mq_kavx512_dot_q8_0(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
     dot_16s(p, rows_q8, _mm512_setzero_ps(), x, y, o0, o1);

@@ -16,9 +16,23 @@
 #define MINIQUANT_KERNELS_ISA_H
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "miniquant/kernels.h"
 #include "miniquant/quant.h"
+
+/* n bytes starting a cache line (C11's aligned_alloc wants a multiple of the alignment), zeroed
+ * when asked; NULL when out of memory or n is too large. A weight's bytes start a line, so the
+ * decode kernels' 64-byte loads of F32 and F16 rows, whose lengths are multiples of 64 bytes,
+ * each read one line (calloc's large blocks start 16 bytes into a page). */
+static inline void *mq_alloc_lines(size_t n, int zero) {
+    if (n > SIZE_MAX - 64) return NULL;
+    size_t a = (n ? n + 63 : 64) / 64 * 64;
+    void *p = aligned_alloc(64, a);
+    if (p && zero) memset(p, 0, a);
+    return p;
+}
 
 #define MQ_QBLOCK 32     /* weights per Q8_0 / Q4_0 block */
 #define MQ_Q8_0_BYTES 34 /* ggml's block_q8_0: FP16 d, 32 int8 codes */

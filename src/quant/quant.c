@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels_isa.h"
 #include "miniquant/layers.h"
 
 #define PAR_MIN_ELEMS 65536 /* below this, starting threads costs more than it saves */
@@ -55,22 +56,11 @@ static int qweight_init(mq_qweight_t *q, const mq_scheme_t *s, int rows, int col
     return MQ_OK;
 }
 
-/* n bytes on a cache line's start (a weight's first row then starts a line: the decode kernels'
- * 64-byte loads of F32 and F16 rows, whose lengths are multiples of 64 bytes, each read one line
- * instead of two; calloc's large blocks start 16 bytes into a page); zeroed when asked. */
-static uint8_t *alloc_lines(size_t n, int zero) {
-    if (n > SIZE_MAX - 64) return NULL;
-    size_t a = (n ? n + 63 : 64) / 64 * 64;
-    uint8_t *p = aligned_alloc(64, a);
-    if (p && zero) memset(p, 0, a);
-    return p;
-}
-
 int mq_qweight_alloc(mq_qweight_t *q, const mq_scheme_t *s, int rows, int cols, mq_error_t *err) {
     int rc = qweight_init(q, s, rows, cols, err);
     if (rc) return rc;
     int ok = q->row_bytes == 0 || (size_t)rows <= SIZE_MAX / q->row_bytes; /* as calloc checks */
-    q->data = ok ? alloc_lines((size_t)rows * q->row_bytes, 1) : NULL;
+    q->data = ok ? mq_alloc_lines((size_t)rows * q->row_bytes, 1) : NULL;
     ok = q->data != NULL;
     if (ok && q->format->side_scales) ok = (q->scales = calloc(q->n_scales, 2)) != NULL;
     if (!ok) {
@@ -283,7 +273,7 @@ int mq_qweight_load(mq_qweight_t *q, const mq_scheme_t *s, const mq_format_t *f,
         q->borrowed = 1;
     } else {
         size_t nd = (size_t)rows * q->row_bytes;
-        q->data = alloc_lines(nd, 0);
+        q->data = mq_alloc_lines(nd, 0);
         if (q->data) memcpy(q->data, data, nd);
         if (f->side_scales && (q->scales = malloc(q->n_scales * 2)))
             memcpy(q->scales, side_scales, q->n_scales * 2);
