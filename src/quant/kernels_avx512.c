@@ -1073,25 +1073,31 @@ void T512 mq_kavx512_gemm_panels(const mq_qweight_t *p, const float *x, int ldx,
 /* ---------------------------------------------------------------------------------------------
  * int8 activations (VNNI) */
 
-/* One x row, rows o .. o + WR - 1: two 32-blocks a vector, their unsigned codes (Q8_0: code +
- * 128; Q4_0: the low nibbles, then the high ones, in x's column order) against the two blocks
- * of xq in one vpdpbusd started by the offset's correction (lanes 0 and 8), converted, times
- * d * sx of each half; the 16 lanes summed at the end. The x side (codes, correction, sx) is
- * made once for the WR rows. An odd last block runs with an empty second half. */
-INLINE T512V void a8_dot_rows(const mq_qweight_t *p, int q8, int WR, int o, const mq_a8_t *xa,
-                              float *y) {
-    int nb = p->cols / MQ_QBLOCK, off = q8 ? 128 : 8;
-    size_t bb = q8 ? MQ_Q8_0_BYTES : MQ_Q4_0_BYTES;
-    const float *f16tab = mq_fp16_table();
-    static const uint8_t zeros[MQ_Q8_0_BYTES];
-    const __m512i flip = _mm512_set1_epi8((char)0x80), nib = _mm512_set1_epi8(0x0F);
-    const uint8_t *row[4];
-    __m512 acc[4];
+/* The first bytes of rows o .. o + WR - 1 (WR <= 4), and their accumulators at zero. */
+INLINE T512 void start_rows(const mq_qweight_t *p, int WR, int o, const uint8_t **row,
+                            __m512 *acc) {
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++) {
         row[w] = p->data + (size_t)(o + w) * p->row_bytes;
         acc[w] = _mm512_setzero_ps();
     }
+}
+
+/* Q8_0, one x row, rows o .. o + WR - 1: two 32-blocks a vector, their unsigned codes (code +
+ * 128) against the two blocks of xq in one vpdpbusd started by the offset's correction (lanes 0
+ * and 8), converted, times d * sx of each half; the 16 lanes summed at the end. The x side
+ * (codes, correction, sx) is made once for the WR rows. An odd last block runs with an empty
+ * second half. */
+INLINE T512V void a8_dot_rows_q8(const mq_qweight_t *p, int WR, int o, const mq_a8_t *xa,
+                                 float *y) {
+    int nb = p->cols / MQ_QBLOCK, off = 128;
+    size_t bb = MQ_Q8_0_BYTES;
+    const float *f16tab = mq_fp16_table();
+    static const uint8_t zeros[MQ_Q8_0_BYTES];
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const uint8_t *row[4];
+    __m512 acc[4];
+    start_rows(p, WR, o, row, acc);
     for (int b = 0; b < nb; b += 2) {
         int two = b + 1 < nb;
         __m512i xv = two ? _mm512_loadu_si512(xa->xq + (size_t)b * MQ_QBLOCK)
@@ -1106,18 +1112,10 @@ INLINE T512V void a8_dot_rows(const mq_qweight_t *p, int q8, int WR, int o, cons
         for (int w = 0; w < WR; w++) {
             const uint8_t *b0 = row[w] + (size_t)b * bb, *b1 = two ? b0 + bb : zeros;
             prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
-            __m512i u;
-            if (q8) {
-                u = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                    _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-                u = _mm512_xor_si512(u, flip);
-            } else { /* [block b low | high | block b + 1 low | high] */
-                __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b0 + 2)));
-                v = _mm512_mask_broadcast_i32x4(v, 0xFF00,
-                                                _mm_loadu_si128((const __m128i *)(b1 + 2)));
-                u = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), nib);
-            }
+            __m512i u = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+            u = _mm512_xor_si512(u, flip);
             uint16_t h0, h1;
             memcpy(&h0, b0, sizeof h0);
             memcpy(&h1, b1, sizeof h1);
@@ -1130,6 +1128,108 @@ INLINE T512V void a8_dot_rows(const mq_qweight_t *p, int q8, int WR, int o, cons
 #pragma GCC unroll 4
     for (int w = 0; w < WR; w++)
         y[o + w] = _mm512_reduce_add_ps(acc[w]);
+}
+
+/* Q4_0, one x row, four blocks a vector: the 128-bit lane l of a vector is block b + l of one
+ * row (its 16 bytes of nibbles: the low ones columns 0-15, the high ones 16-31) against the same
+ * lanes of xq, in vpdpbusd started by the offset's correction (lane 0 of each block's four),
+ * converted, times the four blocks' d * sx (the row's four d picked from one load by a permute
+ * of halves), into one accumulator per row; 16 rows' accumulators reduced together at the end.
+ * Four vectors of 16 bytes a row make fewer operations per weight than one block pair a vector,
+ * and a short row pays one 16th of a reduction. The x side (codes, correction, sx of four
+ * blocks) is made once for the WR rows; blocks past the row's end are zero lanes. */
+typedef struct a8x4 {
+    __m512i lo, hi, corr;
+    __m512 sx;
+    int n; /* blocks in the group, 1 .. 4 */
+} a8x4_t;
+
+INLINE T512V a8x4_t a8_x4(const mq_a8_t *xa, int b, int nb) {
+    a8x4_t g;
+    g.n = nb - b < 4 ? nb - b : 4;
+    __mmask64 ma = g.n >= 2 ? ~(__mmask64)0 : ((__mmask64)1 << 32) - 1;
+    __mmask64 mb = g.n >= 4 ? ~(__mmask64)0 : g.n == 3 ? ((__mmask64)1 << 32) - 1 : 0;
+    __mmask16 mn = (__mmask16)((1u << g.n) - 1);
+    const int8_t *xq = xa->xq + (size_t)b * MQ_QBLOCK;
+    __m512i a = _mm512_maskz_loadu_epi8(ma, xq), c = _mm512_maskz_loadu_epi8(mb, xq + 64);
+    g.lo = _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0));
+    g.hi = _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1));
+    /* nibble = code + 8: minus 8 times the block's sum of xq */
+    g.corr = _mm512_sub_epi32(
+        _mm512_setzero_si512(),
+        _mm512_slli_epi32(
+            _mm512_maskz_expand_epi32(0x1111, _mm512_maskz_loadu_epi32(mn, xa->xsum + b)), 3));
+    const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    g.sx = _mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(mn, xa->sx + b));
+    return g;
+}
+
+/* 16 bytes at each of p + l * step, l < n, in lane l (the others zero). */
+INLINE T512V __m512i lanes4(const uint8_t *p, size_t step, int n) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
+    if (n == 4) {
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + step)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * step)), 2);
+        return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * step)), 3);
+    }
+    v = _mm512_zextsi128_si512(_mm512_castsi512_si128(v));
+    if (n > 1) v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + step)), 1);
+    if (n > 2) v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * step)), 2);
+    return v;
+}
+
+/* v[w] = unreduced 16 lanes of row (o + w)'s dot product with x, w < WR (at most 4). */
+INLINE T512V void a8_rows_q4(const mq_qweight_t *p, int WR, int o, const mq_a8_t *xa, __m512 *v) {
+    enum { BB = MQ_Q4_0_BYTES, H = MQ_Q4_0_BYTES / 2 };
+    int nb = p->cols / MQ_QBLOCK;
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    /* the halves of d of blocks b .. b + 3 (bytes 0, 18, 36, 54 of the group), four times each */
+    const __m512i pick =
+        _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3 * H, 3 * H, 3 * H, 3 * H,
+                         2 * H, 2 * H, 2 * H, 2 * H, H, H, H, H, 0, 0, 0, 0);
+    const uint8_t *row[4];
+    __m512 acc[4];
+    start_rows(p, WR, o, row, acc);
+    for (int b = 0; b < nb; b += 4) {
+        a8x4_t g = a8_x4(xa, b, nb);
+        size_t span = (size_t)g.n * BB; /* the group's bytes; d of its last block is in 64 */
+        __mmask64 m = span >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << span) - 1;
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * BB;
+            prefetch_rows(row[w], (size_t)b * BB, p->row_bytes, WR);
+            __m512i c = lanes4(blk + 2, BB, g.n);
+            __m512i lo = _mm512_and_si512(c, nib);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), nib);
+            __m512i dh = _mm512_permutexvar_epi16(pick, _mm512_maskz_loadu_epi8(m, blk));
+            __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dh)), g.sx);
+            __m512i dp = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(g.corr, lo, g.lo), hi, g.hi);
+            acc[w] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), d, acc[w]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+        v[w] = acc[w];
+}
+
+/* Rows o0 .. o1 - 1 of Q4_0 against one x row, 16 at a time: four rows a pass, one reduction of
+ * 16. (Eight rows a pass were faster in cache, slower from DRAM: 16 streams of weights on 2
+ * threads.) */
+INLINE T512V void a8_dot16s_q4(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1) {
+    __m512 v[16];
+    float t[16];
+    for (int o = o0; o < o1; o += 16) {
+        int cnt = o1 - o < 16 ? o1 - o : 16, k = 0;
+        for (; k + 4 <= cnt; k += 4)
+            a8_rows_q4(p, 4, o + k, xa, v + k);
+        for (; k < cnt; k++)
+            a8_rows_q4(p, 1, o + k, xa, v + k);
+        for (; k < 16; k++)
+            v[k] = _mm512_setzero_ps();
+        _mm512_storeu_ps(t, hsum16(v));
+        for (k = 0; k < cnt; k++)
+            y[o + k] = t[k];
+    }
 }
 
 /* Rows o16 .. o16 + 15 of Q8_0 (q8) or Q4_0 blocks as unsigned bytes with one lane per row
@@ -1264,11 +1364,15 @@ INLINE T512V void a8_rows(const mq_qweight_t *p, int q8, const mq_a8_t *xa, floa
             mq_a8_t xn = {1,          xa->nblk,          xa->xq + k * MQ_QBLOCK, xa->xsum + k,
                           xa->sx + k, xa->xsum16 + 2 * k};
             float *yn = y + (size_t)n * OC;
+            if (!q8) {
+                a8_dot16s_q4(p, &xn, yn, o0, o1);
+                continue;
+            }
             int o = o0;
             for (; o + 4 <= o1; o += 4)
-                a8_dot_rows(p, q8, 4, o, &xn, yn);
+                a8_dot_rows_q8(p, 4, o, &xn, yn);
             for (; o < o1; o++)
-                a8_dot_rows(p, q8, 1, o, &xn, yn);
+                a8_dot_rows_q8(p, 1, o, &xn, yn);
         }
         return;
     }
