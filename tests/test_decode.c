@@ -380,3 +380,66 @@ Test(decode, prefill_is_the_steps) {
         }
     }
 }
+
+/* The step's Linears alone (the roofline's kernel ceiling): each Linear's outputs are those of
+ * its own forward on the same x row, bit for bit (the same kernel per output row), on both
+ * architectures and any thread count; the cache and its length are untouched. */
+Test(decode, the_linears_alone_are_each_linears_products) {
+    for (int arch = 0; arch < MQ_NUM_ARCHS; arch++) {
+        mq_gpt_t m;
+        wide_model(&m, arch, 160); /* the MLP's width is not C on either architecture */
+        mq_scheme_t s;
+        mq_qmodel_t q;
+        mq_gpt_kv_t kv;
+        mq_error_t err = {0};
+        cr_assert_eq(mq_scheme_parse("int4_g32", &s, &err), MQ_OK);
+        cr_assert_eq(mq_qmodel_quantize(&q, &m, &s, NULL, &err), MQ_OK, "%s", err.msg);
+        cr_assert_eq(mq_gpt_kv_init(&kv, &m.cfg, &err), MQ_OK, "%s", err.msg);
+        cr_assert_eq(mq_gpt_decode_step(q.model, &kv, 3, &err), MQ_OK, "%s", err.msg);
+        int C = m.cfg.n_embd, F = mq_arch_dim(&m.cfg, MQ_DIM_F),
+            KV = mq_arch_dim(&m.cfg, MQ_DIM_KV);
+        size_t cache = (size_t)m.cfg.n_layer * m.cfg.n_ctx * KV;
+        float *k0 = malloc(cache * sizeof *k0), *v0 = malloc(cache * sizeof *v0);
+        cr_assert(k0 && v0);
+        memcpy(k0, kv.k, cache * sizeof *k0);
+        memcpy(v0, kv.v, cache * sizeof *v0);
+        mq_rng_t r;
+        mq_rng_seed(&r, 9);
+        for (int i = 0; i < C; i++)
+            kv.ln[i] = mq_rng_normal(&r);
+        for (int i = 0; i < F; i++)
+            kv.fch_gelu[i] = mq_rng_normal(&r);
+        for (int nth = 1; nth <= 3; nth++) {
+            int saved = omp_get_max_threads();
+            omp_set_num_threads(nth);
+            cr_assert_eq(mq_gpt_decode_linears(q.model, &kv, &err), MQ_OK, "%s", err.msg);
+            omp_set_num_threads(saved);
+            cr_assert_eq(kv.len, 1);
+            cr_assert_arr_eq(kv.k, k0, cache * sizeof *k0, "the keys changed");
+            cr_assert_arr_eq(kv.v, v0, cache * sizeof *v0, "the values changed");
+            size_t off = 0;
+            int n = mq_arch_n_linear(&m.cfg), in_f = 0;
+            for (int i = 0; i < n; i++) {
+                mq_linear_id_t id = mq_arch_linear_id(&m.cfg, i);
+                int OC, IC;
+                cr_assert(mq_gpt_linear_weight(&m, id, NULL, &OC, &IC));
+                float *want = malloc((size_t)OC * sizeof *want);
+                cr_assert(want);
+                in_f += IC == F;
+                cr_assert_eq(mq_gpt_linear_forward(q.model, id, want, IC == C ? kv.ln : kv.fch_gelu,
+                                                   1, &err),
+                             MQ_OK, "%s", err.msg);
+                cr_assert_arr_eq(kv.lin_out + off, want, (size_t)OC * sizeof *want,
+                                 "arch %d, %d threads: Linear %d's outputs", arch, nth, i);
+                off += (size_t)OC;
+                free(want);
+            }
+            cr_assert_eq(in_f, m.cfg.n_layer, "one Linear a layer reads the MLP's hidden row");
+        }
+        free(k0);
+        free(v0);
+        mq_gpt_kv_free(&kv);
+        mq_qmodel_free(&q);
+        mq_gpt_free(&m);
+    }
+}

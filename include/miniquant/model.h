@@ -254,6 +254,8 @@ typedef struct mq_gpt_kv {
     struct mq_step_plan *plan; /* the one-region step's Linears, refreshed every step */
     void *scratch;             /* its preps and per-thread scratch */
     size_t scratch_bytes;
+    float *lin_out; /* mq_gpt_decode_linears' outputs: every Linear's rows, in order */
+    size_t lin_out_n;
 } mq_gpt_kv_t;
 
 /* Allocates an empty cache for cfg. */
@@ -268,6 +270,16 @@ void mq_gpt_kv_free(mq_gpt_kv_t *kv);
  * is full (len == maxT) or the token is not in [0, V). Lowering kv->len rewinds the cache: the next
  * step overwrites the entries from there on. */
 int mq_gpt_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err);
+
+/* Every Linear of one decode step once, as the one-region step runs them (one parallel region,
+ * the same kernels, chunks of output rows from the same counters), with nothing else of the
+ * step: no attention, norms or residual adds, and no barrier but the region's end instead of
+ * one after each operation: what the Linears alone cost, against the step (the roofline). Each
+ * Linear reads kv->ln (C columns) or kv->fch_gelu (the MLP's width) and writes its outputs,
+ * bias added, into kv->lin_out, the Linears' rows one after another in the plan's order
+ * (mq_arch_linear_id); kv->len, the cache and the step's buffers are untouched.
+ * MQ_ERR_UNSUPPORTED when the model's Linears have no step form. */
+int mq_gpt_decode_linears(mq_gpt_t *m, mq_gpt_kv_t *kv, mq_error_t *err);
 
 /* Runs the n tokens of a prompt into an empty cache (kv->len 0) at once: every layer takes the
  * n rows together, as mq_gpt_forward does (a quantized model's Linears run their prompt

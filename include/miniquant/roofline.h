@@ -133,6 +133,12 @@ int mq_decode_prefill(mq_gpt_t *m, mq_gpt_kv_t *kv, int prompt, int context, int
 int mq_decode_step_seconds(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, int calls, double *seconds,
                            mq_error_t *err);
 
+/* Seconds per call of `calls` runs of the step's Linears alone (mq_gpt_decode_linears), after
+ * one untimed run: the kernels' own ceiling inside the step, without its attention, norms and
+ * barriers. */
+int mq_decode_linears_seconds(mq_gpt_t *m, mq_gpt_kv_t *kv, int calls, double *seconds,
+                              mq_error_t *err);
+
 /* ---------------------------------------------------------------------------------------------
  * the plot */
 

@@ -34,7 +34,9 @@ static const char ABOUT[] =
     "on the roofline: FLOPs and bytes of the step (weights at the scheme's packed width plus\n"
     "scales, biases, LayerNorm, the embedding rows, KV cache reads and writes, activations),\n"
     "arithmetic intensity, achieved GFLOP/s and GB/s, the roof it sits under and the fraction\n"
-    "of that roof achieved. Medians over the repetitions.\n";
+    "of that roof achieved; then the step's Linears alone (every Linear once in one parallel\n"
+    "region, the same kernels, no attention, norms or barriers): how much of their own roof the\n"
+    "kernels reach inside the step. Medians over the repetitions.\n";
 
 static const char EPILOG[] =
     "Schemes ending in _gptq are timed with their round-to-nearest codes: the same grid, packed\n"
@@ -55,9 +57,10 @@ typedef struct point {
     int quantized;
     mq_gpt_kv_t kv;
     int token, calls;
-    double t[MAX_REPS];
+    double t[MAX_REPS], tl[MAX_REPS]; /* the step; its Linears alone */
     mq_decode_cost_t cost;
     double seconds, gflops, gbs;
+    double lin_seconds, lin_gflops, lin_roof; /* the Linears alone, and their own roof */
     int in_cache;      /* the step's bytes fit in the last-level cache */
     double bw, ridge;  /* the bandwidth roof that applies, and its ridge point */
     double attainable; /* min(peak, intensity x bw) */
@@ -118,6 +121,10 @@ static void place(point_t *p, const mq_ceilings_t *c) {
     p->ridge = c->peak_gflops / p->bw;
     p->memory_bound = intensity < p->ridge;
     p->attainable = p->memory_bound ? intensity * p->bw : c->peak_gflops;
+    /* the Linears alone: their FLOPs over the weights' bytes, under the same bandwidth */
+    double lin_intensity = (double)p->cost.flops_linear / (double)p->cost.bytes_weights;
+    p->lin_gflops = (double)p->cost.flops_linear / p->lin_seconds / 1e9;
+    p->lin_roof = lin_intensity * p->bw < c->peak_gflops ? lin_intensity * p->bw : c->peak_gflops;
 }
 
 static double roof(const mq_ceilings_t *c, double bw, double intensity) {
@@ -203,6 +210,19 @@ static void print_points(const point_t *pts, int n, const char *model, int conte
                (double)pts[0].cost.bytes / (double)k->bytes);
     }
     printf(
+        "\n   the step's Linears alone (every Linear once in one parallel region, the same kernels "
+        "and row chunks; no attention, norms or barriers): their FLOPs over the weights' "
+        "bytes, under the same roof\n");
+    printf("   %-18s %8s %10s %8s %8s %9s\n", "scheme", "us", "of step", "FLOP/B", "GFLOP/s",
+           "of roof");
+    for (int i = 0; i < n; i++) {
+        const point_t *p = &pts[i];
+        printf("   %-18s %8.1f %9.0f%% %8.3f %8.2f %8.1f%%\n", p->name, 1e6 * p->lin_seconds,
+               100.0 * p->lin_seconds / p->seconds,
+               (double)p->cost.flops_linear / (double)p->cost.bytes_weights, p->lin_gflops,
+               100.0 * p->lin_gflops / p->lin_roof);
+    }
+    printf(
         "\n   'sits under': the in-cache roof ('cache') when the step's bytes fit in the %zu MiB "
         "last-level cache (the step repeats, so they stay there), else DRAM; memory-bound "
         "when the intensity is below that roof's ridge point (peak / bandwidth). 'of roof' = "
@@ -270,6 +290,14 @@ static cJSON *point_json(const point_t *p, const point_t *base, const mq_ceiling
                             p->gflops / roof(c, c->dram_triad_gbs, k->intensity));
     cJSON_AddNumberToObject(o, "fraction_of_cache_roof",
                             p->gflops / roof(c, c->cache_triad_gbs, k->intensity));
+    cJSON *lin = cJSON_AddObjectToObject(o, "linears_alone");
+    cJSON_AddNumberToObject(lin, "seconds", p->lin_seconds);
+    cJSON_AddNumberToObject(lin, "share_of_step", p->lin_seconds / p->seconds);
+    cJSON_AddNumberToObject(lin, "intensity_flop_per_byte",
+                            (double)k->flops_linear / (double)k->bytes_weights);
+    cJSON_AddNumberToObject(lin, "gflop_per_s", p->lin_gflops);
+    cJSON_AddNumberToObject(lin, "roof_gflop_per_s", p->lin_roof);
+    cJSON_AddNumberToObject(lin, "fraction_of_roof", p->lin_gflops / p->lin_roof);
     return o;
 }
 
@@ -397,12 +425,16 @@ int cmd_roofline(int argc, char **argv) {
         for (int i = 0; i < n && rc == MQ_OK; i++) {
             rc = mq_decode_step_seconds(timed(&pts[i]), &pts[i].kv, pts[i].token, pts[i].calls,
                                         &pts[i].t[r], &err);
+            if (rc == MQ_OK)
+                rc = mq_decode_linears_seconds(timed(&pts[i]), &pts[i].kv, pts[i].calls,
+                                               &pts[i].tl[r], &err);
             mq_progress_update(&bar, ++done, pts[i].name);
         }
     if (rc == MQ_OK) {
         mq_progress_finish(&bar, NULL);
         for (int i = 0; i < n; i++) {
             pts[i].seconds = mq_median(pts[i].t, o.reps);
+            pts[i].lin_seconds = mq_median(pts[i].tl, o.reps);
             place(&pts[i], &cl);
         }
         print_ceilings(&cl);
@@ -412,15 +444,18 @@ int cmd_roofline(int argc, char **argv) {
     }
     if (rc == MQ_OK && o.plot) {
         mq_roofline_point_t rp[MAX_SCHEMES];
-        char notes[MAX_SCHEMES][64];
+        char notes[MAX_SCHEMES][96];
         for (int i = 0; i < n; i++) {
             const point_t *p = &pts[i];
             if (p->memory_bound)
-                snprintf(notes[i], sizeof notes[i], "%.0f%% of the %s roof (memory-bound)",
-                         100.0 * p->gflops / p->attainable, p->in_cache ? "in-cache" : "DRAM");
+                snprintf(notes[i], sizeof notes[i],
+                         "%.0f%% of the %s roof (memory-bound); Linears alone %.0f%% of theirs",
+                         100.0 * p->gflops / p->attainable, p->in_cache ? "in-cache" : "DRAM",
+                         100.0 * p->lin_gflops / p->lin_roof);
             else
-                snprintf(notes[i], sizeof notes[i], "%.0f%% of the peak (compute-bound)",
-                         100.0 * p->gflops / p->attainable);
+                snprintf(notes[i], sizeof notes[i],
+                         "%.0f%% of the peak (compute-bound); Linears alone %.0f%% of theirs",
+                         100.0 * p->gflops / p->attainable, 100.0 * p->lin_gflops / p->lin_roof);
             rp[i] = (mq_roofline_point_t){p->name, p->cost.intensity, p->gflops, notes[i]};
         }
         snprintf(buf, sizeof buf, "%s, B = 1, attending to %d positions; fused kernels (%s)",

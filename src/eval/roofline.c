@@ -373,6 +373,17 @@ int mq_decode_step_seconds(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, int calls, d
     return rc;
 }
 
+int mq_decode_linears_seconds(mq_gpt_t *m, mq_gpt_kv_t *kv, int calls, double *seconds,
+                              mq_error_t *err) {
+    if (calls < 1) calls = 1;
+    int rc = mq_gpt_decode_linears(m, kv, err); /* untimed: the weights back in cache */
+    double t0 = mq_now();
+    for (int i = 0; i < calls && rc == MQ_OK; i++)
+        rc = mq_gpt_decode_linears(m, kv, err);
+    *seconds = (mq_now() - t0) / calls;
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * the plot */
 

@@ -54,6 +54,7 @@ int mq_gpt_kv_init(mq_gpt_kv_t *kv, const mq_gpt_config_t *cfg, mq_error_t *err)
 
 void mq_gpt_kv_free(mq_gpt_kv_t *kv) {
     free(kv->memory);
+    free(kv->lin_out);
     if (kv->plan) free(kv->plan->item);
     free(kv->plan);
     free(kv->scratch);
@@ -315,6 +316,50 @@ int mq_gpt_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err)
         if (rc) return rc;
     }
     kv->len = pos + 1;
+    return MQ_OK;
+}
+
+int mq_gpt_decode_linears(mq_gpt_t *m, mq_gpt_kv_t *kv, mq_error_t *err) {
+    const mq_gpt_config_t *cfg = &m->cfg;
+    if (!m->params_memory || !kv->memory || kv->cap != cfg->n_ctx)
+        return mq_error_set(err, MQ_ERR_ARG, "decode: model or KV cache not initialised");
+    int plan = make_plan(m, kv, err);
+    if (plan < 0) return plan;
+    if (!plan)
+        return mq_error_set(err, MQ_ERR_UNSUPPORTED,
+                            "decode: this model's Linears have no one-region step form");
+    mq_step_plan_t *P = kv->plan;
+    int C = cfg->n_embd, F = mq_arch_dim(cfg, MQ_DIM_F);
+    size_t rows = 0;
+    for (int i = 0; i < P->n; i++) {
+        const mq_step_linear_t *s = &P->item[i].s;
+        if (s->cols != C && s->cols != F)
+            return mq_error_set(err, MQ_ERR_ARG, "decode: Linear %d takes %d columns, not %d or %d",
+                                i, s->cols, C, F);
+        rows += (size_t)s->out_rows;
+    }
+    if (rows > kv->lin_out_n) { /* once per model: never inside a timed call but the first */
+        free(kv->lin_out);
+        kv->lin_out = malloc(rows * sizeof *kv->lin_out);
+        kv->lin_out_n = kv->lin_out ? rows : 0;
+        if (!kv->lin_out)
+            return mq_error_set(err, MQ_ERR_NOMEM, "decode: out of memory for %zu outputs", rows);
+    }
+#pragma omp parallel
+    {
+        mq_step_thread_t t;
+        mq_step_thread(P, C, &t);
+        memcpy(t.ln, kv->ln, (size_t)C * sizeof(float));
+        float *out = kv->lin_out;
+        int o0, o1;
+        for (int i = 0; i < P->n; i++) {
+            const mq_step_linear_t *s = &P->item[i].s;
+            const float *x = s->cols == C ? t.ln : kv->fch_gelu;
+            while (mq_step_chunk(P, i, x, &t, out, &o0, &o1))
+                ;
+            out += s->out_rows;
+        }
+    }
     return MQ_OK;
 }
 
