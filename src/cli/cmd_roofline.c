@@ -60,7 +60,8 @@ typedef struct point {
     double t[MAX_REPS], tl[MAX_REPS]; /* the step; its Linears alone */
     mq_decode_cost_t cost;
     double seconds, gflops, gbs;
-    double lin_seconds, lin_gflops, lin_roof; /* the Linears alone, and their own roof */
+    /* the Linears alone: their FLOPs over the weights' bytes, and their own roof */
+    double lin_seconds, lin_intensity, lin_gflops, lin_roof;
     int in_cache;      /* the step's bytes fit in the last-level cache */
     double bw, ridge;  /* the bandwidth roof that applies, and its ridge point */
     double attainable; /* min(peak, intensity x bw) */
@@ -110,6 +111,10 @@ static size_t cache_working_set(size_t step_bytes) {
     return ws <= llc / 2 ? ws : llc / 2;
 }
 
+static double roof(const mq_ceilings_t *c, double bw, double intensity) {
+    return intensity * bw < c->peak_gflops ? intensity * bw : c->peak_gflops;
+}
+
 /* Where the point sits: under the in-cache roof when the step's bytes fit in the last-level
  * cache (the step repeats, so they stay there), under the DRAM roof otherwise. */
 static void place(point_t *p, const mq_ceilings_t *c) {
@@ -121,14 +126,10 @@ static void place(point_t *p, const mq_ceilings_t *c) {
     p->ridge = c->peak_gflops / p->bw;
     p->memory_bound = intensity < p->ridge;
     p->attainable = p->memory_bound ? intensity * p->bw : c->peak_gflops;
-    /* the Linears alone: their FLOPs over the weights' bytes, under the same bandwidth */
-    double lin_intensity = (double)p->cost.flops_linear / (double)p->cost.bytes_weights;
+    /* the Linears alone, under the same bandwidth */
+    p->lin_intensity = (double)p->cost.flops_linear / (double)p->cost.bytes_weights;
     p->lin_gflops = (double)p->cost.flops_linear / p->lin_seconds / 1e9;
-    p->lin_roof = lin_intensity * p->bw < c->peak_gflops ? lin_intensity * p->bw : c->peak_gflops;
-}
-
-static double roof(const mq_ceilings_t *c, double bw, double intensity) {
-    return intensity * bw < c->peak_gflops ? intensity * bw : c->peak_gflops;
+    p->lin_roof = roof(c, p->bw, p->lin_intensity);
 }
 
 /* The 1-minute load average (-1 when unknown): other work running beside the measurement. */
@@ -218,8 +219,7 @@ static void print_points(const point_t *pts, int n, const char *model, int conte
     for (int i = 0; i < n; i++) {
         const point_t *p = &pts[i];
         printf("   %-18s %8.1f %9.0f%% %8.3f %8.2f %8.1f%%\n", p->name, 1e6 * p->lin_seconds,
-               100.0 * p->lin_seconds / p->seconds,
-               (double)p->cost.flops_linear / (double)p->cost.bytes_weights, p->lin_gflops,
+               100.0 * p->lin_seconds / p->seconds, p->lin_intensity, p->lin_gflops,
                100.0 * p->lin_gflops / p->lin_roof);
     }
     printf(
@@ -293,8 +293,7 @@ static cJSON *point_json(const point_t *p, const point_t *base, const mq_ceiling
     cJSON *lin = cJSON_AddObjectToObject(o, "linears_alone");
     cJSON_AddNumberToObject(lin, "seconds", p->lin_seconds);
     cJSON_AddNumberToObject(lin, "share_of_step", p->lin_seconds / p->seconds);
-    cJSON_AddNumberToObject(lin, "intensity_flop_per_byte",
-                            (double)k->flops_linear / (double)k->bytes_weights);
+    cJSON_AddNumberToObject(lin, "intensity_flop_per_byte", p->lin_intensity);
     cJSON_AddNumberToObject(lin, "gflop_per_s", p->lin_gflops);
     cJSON_AddNumberToObject(lin, "roof_gflop_per_s", p->lin_roof);
     cJSON_AddNumberToObject(lin, "fraction_of_roof", p->lin_gflops / p->lin_roof);
