@@ -290,16 +290,20 @@ int mq_step_chunk(const mq_step_plan_t *P, int i, const float *x, mq_step_thread
     return 1;
 }
 
+/* The checks every use of a cache shares (what: the caller's name for messages). */
+static int kv_ready(const mq_gpt_t *m, const mq_gpt_kv_t *kv, const char *what, mq_error_t *err) {
+    if (!m->params_memory || !kv->memory)
+        return mq_error_set(err, MQ_ERR_ARG, "%s: model or KV cache not initialised", what);
+    if (kv->cap != m->cfg.n_ctx)
+        return mq_error_set(err, MQ_ERR_ARG, "%s: the KV cache holds %d positions, the model %d",
+                            what, kv->cap, m->cfg.n_ctx);
+    return MQ_OK;
+}
+
 int mq_gpt_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err) {
     const mq_gpt_config_t *cfg = &m->cfg;
-    int V = cfg->vocab_size, pos = kv->len;
-    if (!m->params_memory || !kv->memory)
-        return mq_error_set(err, MQ_ERR_ARG, "decode: model or KV cache not initialised");
-    if (kv->cap != cfg->n_ctx)
-        return mq_error_set(err, MQ_ERR_ARG,
-                            "decode: the KV cache holds %d positions, the model "
-                            "%d",
-                            kv->cap, cfg->n_ctx);
+    int V = cfg->vocab_size, pos = kv->len, rc = kv_ready(m, kv, "decode", err);
+    if (rc) return rc;
     if (pos < 0 || pos >= kv->cap)
         return mq_error_set(err, MQ_ERR_ARG, "decode: position %d is outside the context [0, %d)",
                             pos, kv->cap);
@@ -311,19 +315,17 @@ int mq_gpt_decode_step(mq_gpt_t *m, mq_gpt_kv_t *kv, int token, mq_error_t *err)
     if (plan < 0) return plan;
     if (plan)
         a->decode_region(m, kv, kv->plan, token);
-    else {
-        int rc = a->decode_step(m, kv, token, err);
-        if (rc) return rc;
-    }
+    else if ((rc = a->decode_step(m, kv, token, err)))
+        return rc;
     kv->len = pos + 1;
     return MQ_OK;
 }
 
 int mq_gpt_decode_linears(mq_gpt_t *m, mq_gpt_kv_t *kv, mq_error_t *err) {
     const mq_gpt_config_t *cfg = &m->cfg;
-    if (!m->params_memory || !kv->memory || kv->cap != cfg->n_ctx)
-        return mq_error_set(err, MQ_ERR_ARG, "decode: model or KV cache not initialised");
-    int plan = make_plan(m, kv, err);
+    int plan = kv_ready(m, kv, "decode", err);
+    if (plan) return plan;
+    plan = make_plan(m, kv, err);
     if (plan < 0) return plan;
     if (!plan)
         return mq_error_set(err, MQ_ERR_UNSUPPORTED,
@@ -460,12 +462,8 @@ void mq_gpt2_decode_region(mq_gpt_t *m, mq_gpt_kv_t *kv, mq_step_plan_t *P, int 
 
 int mq_gpt_prefill(mq_gpt_t *m, mq_gpt_kv_t *kv, const int *tokens, int n, mq_error_t *err) {
     const mq_gpt_config_t *cfg = &m->cfg;
-    if (!m->params_memory || !kv->memory)
-        return mq_error_set(err, MQ_ERR_ARG, "prefill: model or KV cache not initialised");
-    if (kv->cap != cfg->n_ctx)
-        return mq_error_set(err, MQ_ERR_ARG,
-                            "prefill: the KV cache holds %d positions, the model %d", kv->cap,
-                            cfg->n_ctx);
+    int rc = kv_ready(m, kv, "prefill", err);
+    if (rc) return rc;
     if (kv->len != 0)
         return mq_error_set(err, MQ_ERR_ARG, "prefill: the cache holds %d positions, not 0",
                             kv->len);
@@ -477,7 +475,7 @@ int mq_gpt_prefill(mq_gpt_t *m, mq_gpt_kv_t *kv, const int *tokens, int n, mq_er
                                 "prefill: token %d is %d, not a token id in [0, %d)", i, tokens[i],
                                 cfg->vocab_size);
     const mq_arch_t *a = mq_arch(cfg->arch);
-    int C = cfg->n_embd, KV = mq_arch_dim(cfg, MQ_DIM_KV), rc;
+    int C = cfg->n_embd, KV = mq_arch_dim(cfg, MQ_DIM_KV);
     float *x = malloc((size_t)n * C * sizeof *x);
     if (!x) return mq_error_set(err, MQ_ERR_NOMEM, "prefill: out of memory for %d rows", n);
     a->embed(m, tokens, 1, n, x);

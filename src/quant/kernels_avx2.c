@@ -160,22 +160,20 @@ INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o
         v[w] = acc[w];
 }
 
-static T2 void rows_f16(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
-                        __m256 *v) {
-    (void)lut;
-    if (WR == 4)
-        dot_rows(p, F_F16, 4, row_blocks(p), o, x, v);
-    else
-        dot_rows(p, F_F16, 1, row_blocks(p), o, x, v);
-}
-static T2 void rows_f32(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
-                        __m256 *v) {
-    (void)lut;
-    if (WR == 4)
-        dot_rows(p, F_F32, 4, row_blocks(p), o, x, v);
-    else
-        dot_rows(p, F_F32, 1, row_blocks(p), o, x, v);
-}
+/* A rows_fn that runs CALL(WR) with WR a constant, 4 or 1, so each inlines its own loop. */
+#define ROWS_FN(NAME, CALL)                                                                        \
+    static T2 void NAME(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,     \
+                        __m256 *v) {                                                               \
+        (void)lut;                                                                                 \
+        if (WR == 4)                                                                               \
+            CALL(4);                                                                               \
+        else                                                                                       \
+            CALL(1);                                                                               \
+    }
+#define F16_CALL(WR) dot_rows(p, F_F16, WR, row_blocks(p), o, x, v)
+#define F32_CALL(WR) dot_rows(p, F_F32, WR, row_blocks(p), o, x, v)
+ROWS_FN(rows_f16, F16_CALL)
+ROWS_FN(rows_f32, F32_CALL)
 
 INLINE T2 void tile8(int WR, int R, const __m256 *wv, const float *x, int ldx, int u, int tail,
                      __m256 acc[2][4]) {
@@ -385,21 +383,10 @@ INLINE T2 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *x
         v[w] = acc[w];
 }
 
-static T2 void rows_q8(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
-                       __m256 *v) {
-    (void)lut;
-    if (WR == 4)
-        blocks_rows(p, 1, 4, o, x, NULL, v);
-    else
-        blocks_rows(p, 1, 1, o, x, NULL, v);
-}
-static T2 void rows_q4(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
-                       __m256 *v) {
-    if (WR == 4)
-        blocks_rows(p, 0, 4, o, x, lut, v);
-    else
-        blocks_rows(p, 0, 1, o, x, lut, v);
-}
+#define Q8_CALL(WR) blocks_rows(p, 1, WR, o, x, NULL, v)
+#define Q4_CALL(WR) blocks_rows(p, 0, WR, o, x, lut, v)
+ROWS_FN(rows_q8, Q8_CALL)
+ROWS_FN(rows_q4, Q4_CALL)
 static T2 void rows_p4(const mq_qweight_t *p, int WR, int o, const float *x, const void *lut,
                        __m256 *v) {
     const float *t = lut;
