@@ -1001,6 +1001,11 @@ static void check_prompt_mode(mq_isa_t isa) {
         for (int o = 0; o < N * 21; o++)
             differ |= ya8[o] != yf[o];
         cr_assert(differ, "the int8-activation forward is the FP32 one");
+        if (N == 1) { /* a decode step keeps FP32 activations, and its form says so */
+            mq_step_linear_t st;
+            cr_assert_eq(mq_qweight_step(&ql.w, ql.bias, &st, NULL), MQ_OK);
+            cr_assert_not(st.a8);
+        }
         free(ya8);
         free(yf);
     }
@@ -1036,6 +1041,7 @@ static void check_serve_one_row(mq_isa_t isa, const char *scheme) {
     mq_step_linear_t st;
     cr_assert_eq(mq_qweight_step(&ql.w, ql.bias, &st, NULL), MQ_OK);
     cr_assert(st.prep && st.prep_bytes > 0, "the step quantizes x once");
+    cr_assert(st.a8, "the step's form says it takes int8 activations");
     void *prep = malloc(st.prep_bytes), *scratch = malloc(st.thread_bytes + 1);
     float ys[21];
     st.prep(&st, x, prep);

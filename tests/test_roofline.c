@@ -215,6 +215,12 @@ Test(ceilings, smoke) {
     cr_assert(c.llc_bytes > 0 && c.threads >= 1 && c.reps == 1 && c.sgemm_n == 32);
     cr_assert(c.dram_bytes >= ((size_t)3 << 20) - 12 && c.dram_bytes <= (size_t)3 << 20);
     cr_assert(mq_isa_supported(c.isa));
+    /* the int8 peak where VNNI runs (above the FP32 one: four times the multiply-adds an
+       instruction), none elsewhere */
+    if (mq_isa_supports_a8(MQ_ISA_AVX512))
+        cr_assert(sane(c.peak_int8_gops) && sane(mq_peak_int8_sample(1e-3)));
+    else
+        cr_assert(c.peak_int8_gops == 0.0 && mq_peak_int8_sample(1e-3) == 0.0);
     /* every version this CPU runs gives a positive figure */
     for (int isa = 0; isa < MQ_ISA_COUNT; isa++)
         if (mq_isa_supported((mq_isa_t)isa))
@@ -222,14 +228,27 @@ Test(ceilings, smoke) {
                       mq_isa_name((mq_isa_t)isa));
 }
 
+/* Work at two peaks takes the sum of its parts' times: the roof is their harmonic blend. */
+Test(ceilings, the_compute_roof_adds_each_parts_time) {
+    mq_ceilings_t c;
+    memset(&c, 0, sizeof c);
+    c.peak_gflops = 100.0;
+    cr_assert_float_eq(mq_compute_roof(&c, 3e6, 1e6), 100.0, 1e-9, "no int8 peak: the FP32 one");
+    c.peak_int8_gops = 400.0;
+    cr_assert_float_eq(mq_compute_roof(&c, 1e6, 0.0), 100.0, 1e-9);
+    cr_assert_float_eq(mq_compute_roof(&c, 0.0, 1e6), 400.0, 1e-9);
+    /* 1 MFLOP at 100 and 1 MOP at 400: 12.5 us for 2 M, 160 G/s */
+    cr_assert_float_eq(mq_compute_roof(&c, 1e6, 1e6), 160.0, 1e-9);
+}
+
 /* The plot is a PNG, and refuses ceilings that were never measured. */
 Test(roofline_plot, draws_and_refuses) {
     mq_ceilings_t c;
     memset(&c, 0, sizeof c);
-    mq_roofline_point_t pts[] = {{"fp32", 0.5, 4.0, "memory-bound"},
-                                 {"int8_per_channel", 1.6, 5.5, NULL},
-                                 {"int8_per_tensor", 1.6, 5.4, NULL},
-                                 {"int4_g64", 2.5, 6.0, "it's \"quoted\""}};
+    mq_roofline_point_t pts[] = {{"fp32", 0.5, 4.0, "memory-bound", 0},
+                                 {"int8_per_channel", 1.6, 5.5, NULL, 0},
+                                 {"int8_per_tensor", 1.6, 5.4, NULL, 0},
+                                 {"int4_g64", 2.5, 6.0, "it's \"quoted\"", 1}};
     char path[] = "/tmp/miniquant-test-roofline-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
@@ -238,6 +257,7 @@ Test(roofline_plot, draws_and_refuses) {
     cr_assert_eq(mq_roofline_plot(path, &c, pts, 4, NULL, &err), MQ_ERR_ARG);
     c.threads = 2;
     c.peak_gflops = 100.0;
+    c.peak_int8_gops = 400.0; /* drawn: int4_g64 has int8 products */
     c.sgemm_gflops = 80.0;
     c.sgemm_n = 2048;
     c.dram_triad_gbs = 20.0;

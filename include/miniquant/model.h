@@ -145,6 +145,7 @@ typedef struct mq_step_linear {
     const void *w;     /* the weight, as prep and rows read it */
     const float *bias; /* (out_rows) or NULL */
     int mode;          /* what prep and rows need to know besides w (their kernel) */
+    int a8;            /* 1: the products take x as int8 codes (kernels.h: VNNI) */
     int out_rows, cols, granule;
     size_t prep_bytes, thread_bytes;
     void (*prep)(const struct mq_step_linear *s, const float *x, void *prep);

@@ -5,6 +5,9 @@
  *                      thread, no memory traffic) in the widest version this CPU runs: AVX-512,
  *                      AVX2 + FMA, or portable C. This is the compute roof. OpenBLAS sgemm on an
  *                      n x n x n product is measured beside it, as what a real kernel attains.
+ *   peak int8 OP/s     on a CPU with AVX512-VNNI: the same loop of vpdpbusd (64 multiply-adds of
+ *                      bytes per instruction, counted 2 each, as FLOPs are): the compute roof of
+ *                      the products the int8-activation kernels run (kernels.h).
  *   bandwidth          a STREAM triad a = b + q c (GB/s counted as STREAM does: 3 arrays, the
  *                      write-allocate read of a not counted) and a read-only sum, over a working
  *                      set (the three arrays) well above the last-level cache (DRAM) and one
@@ -87,6 +90,7 @@ typedef struct mq_ceilings {
     int threads;
     mq_isa_t isa;        /* the FMA loop's version */
     double peak_gflops;  /* FMA loop: the compute roof */
+    double peak_int8_gops; /* vpdpbusd loop: int8 products' roof; 0 without AVX512-VNNI */
     double sgemm_gflops; /* OpenBLAS sgemm */
     int sgemm_n;
     size_t llc_bytes, dram_bytes, cache_bytes; /* working sets: three arrays together */
@@ -104,6 +108,14 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
 /* GFLOP/s of one FMA sample of about `seconds` on every thread, with version isa (which this
  * CPU must run, see mq_isa_supported). */
 double mq_peak_fma_sample(mq_isa_t isa, double seconds);
+/* G-operations/s (a multiply-add counts 2) of one sample of the int8 dot-product loop of about
+ * `seconds` on every thread; 0 when this CPU has no AVX512-VNNI (or MQ_CPU_HIDE hides it). */
+double mq_peak_int8_sample(double seconds);
+/* The compute roof of work of flops_fp32 FP32 operations and flops_int8 operations of int8
+ * products, each at its own peak: their sum over the least time they take together,
+ * (flops_fp32 + flops_int8) / (flops_fp32 / peak + flops_int8 / peak_int8), in GFLOP/s. The
+ * FP32 peak when there are no int8 products or no int8 peak was measured. */
+double mq_compute_roof(const mq_ceilings_t *c, double flops_fp32, double flops_int8);
 
 /* ---------------------------------------------------------------------------------------------
  * the decode step */
@@ -147,10 +159,13 @@ typedef struct mq_roofline_point {
     double intensity;  /* FLOP / byte, > 0 */
     double gflops;     /* achieved GFLOP/s, > 0 */
     const char *note;  /* appended to the point's key entry (may be NULL) */
+    int int8;          /* 1: some of its products take int8 activations (the int8 peak applies) */
 } mq_roofline_point_t;
 
 /* Draws the roofline (log-log: arithmetic intensity against GFLOP/s) with the DRAM and in-cache
- * triad roofs, the FMA peak and the sgemm line, each labelled, and a labelled dot per point
+ * triad roofs, the FMA peak and the sgemm line, each labelled (and, when a point has int8
+ * products and the int8 peak was measured, that peak and the bandwidth roofs up to it, dashed),
+ * and a labelled dot per point
  * (with its figures in a key below the plot), into png. subtitle (may be NULL) is a second title
  * line. Quotes and backslashes in the texts are dropped. */
 int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_point_t *pts, int n,

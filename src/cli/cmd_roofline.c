@@ -27,10 +27,12 @@
 
 static const char ABOUT[] =
     "Measures this machine's ceilings (peak FP32 FLOP/s with an FMA loop, OpenBLAS sgemm beside\n"
-    "it, and STREAM triad / read bandwidth over a working set of 8 x the last-level cache and\n"
+    "it, with AVX512-VNNI the int8 dot products' peak (the int8-activation kernels' roof), and\n"
+    "STREAM triad / read bandwidth over a working set of 8 x the last-level cache and\n"
     "one the size of the largest step's bytes, which stay in cache from one step to the next),\n"
     "then times one KV-cached decode step of the model per scheme (B = 1, the token at\n"
-    "position T - 1 attending to T positions, the fused kernels) and places each\n"
+    "position T - 1 attending to T positions, the fused kernels with the activations\n"
+    "`generate` serves: MQ_VNNI chooses others) and places each\n"
     "on the roofline: FLOPs and bytes of the step (weights at the scheme's packed width plus\n"
     "scales, biases, LayerNorm, the embedding rows, KV cache reads and writes, activations),\n"
     "arithmetic intensity, achieved GFLOP/s and GB/s, the roof it sits under and the fraction\n"
@@ -59,10 +61,13 @@ typedef struct point {
     int token, calls;
     double t[MAX_REPS], tl[MAX_REPS]; /* the step; its Linears alone */
     mq_decode_cost_t cost;
+    double flops_a8; /* the step's FLOPs in products that take x as int8 codes (VNNI) */
     double seconds, gflops, gbs;
     /* the Linears alone: their FLOPs over the weights' bytes, and their own roof */
     double lin_seconds, lin_intensity, lin_gflops, lin_roof;
     int in_cache;      /* the step's bytes fit in the last-level cache */
+    double peak;       /* the step's compute roof: FP32 work at the FMA peak, int8 products at
+                          theirs (mq_compute_roof) */
     double bw, ridge;  /* the bandwidth roof that applies, and its ridge point */
     double attainable; /* min(peak, intensity x bw) */
     int memory_bound;
@@ -71,6 +76,17 @@ typedef struct point {
 /* The model whose step is timed: the scheme's, through its fused kernels. */
 static mq_gpt_t *timed(point_t *p) {
     return p->q.model;
+}
+
+/* The FLOPs of q's Linears whose step form takes x as int8 codes: 2 per multiply-add. */
+static double int8_flops(const mq_qmodel_t *q, mq_error_t *err) {
+    double f = 0.0;
+    for (int i = 0; i < q->n_linear; i++) {
+        mq_step_linear_t s;
+        if (mq_qweight_step(&q->ql[i].w, q->ql[i].bias, &s, err)) return -1.0;
+        if (s.a8) f += 2.0 * (double)s.out_rows * (double)s.cols;
+    }
+    return f;
 }
 
 /* Loads the model for one scheme, quantizes it (fused kernels) and fills its KV cache up to the
@@ -84,6 +100,7 @@ static int prepare(point_t *p, const char *model, int prompt, int context, mq_er
     if (rc == MQ_OK) rc = mq_gpt_kv_init(&p->kv, &p->m.cfg, err);
     if (rc == MQ_OK) rc = mq_decode_prefill(timed(p), &p->kv, prompt, context, &p->token, err);
     if (rc == MQ_OK) rc = mq_decode_cost(&p->m.cfg, &p->scheme, context, &p->cost, err);
+    if (rc == MQ_OK && (p->flops_a8 = int8_flops(&p->q, err)) < 0.0) rc = err->code;
     /* calls per sample: the fastest of a few single calls (a stall is not the step) */
     double best = 1e9, t;
     for (int k = 0; k < 5 && rc == MQ_OK; k++) {
@@ -111,8 +128,8 @@ static size_t cache_working_set(size_t step_bytes) {
     return ws <= llc / 2 ? ws : llc / 2;
 }
 
-static double roof(const mq_ceilings_t *c, double bw, double intensity) {
-    return intensity * bw < c->peak_gflops ? intensity * bw : c->peak_gflops;
+static double roof(double peak, double bw, double intensity) {
+    return intensity * bw < peak ? intensity * bw : peak;
 }
 
 /* Where the point sits: under the in-cache roof when the step's bytes fit in the last-level
@@ -123,13 +140,15 @@ static void place(point_t *p, const mq_ceilings_t *c) {
     p->gbs = (double)p->cost.bytes / p->seconds / 1e9;
     p->in_cache = (size_t)p->cost.bytes <= c->llc_bytes;
     p->bw = p->in_cache ? c->cache_triad_gbs : c->dram_triad_gbs;
-    p->ridge = c->peak_gflops / p->bw;
+    p->peak = mq_compute_roof(c, (double)p->cost.flops - p->flops_a8, p->flops_a8);
+    p->ridge = p->peak / p->bw;
     p->memory_bound = intensity < p->ridge;
-    p->attainable = p->memory_bound ? intensity * p->bw : c->peak_gflops;
+    p->attainable = p->memory_bound ? intensity * p->bw : p->peak;
     /* the Linears alone, under the same bandwidth */
-    p->lin_intensity = (double)p->cost.flops_linear / (double)p->cost.bytes_weights;
-    p->lin_gflops = (double)p->cost.flops_linear / p->lin_seconds / 1e9;
-    p->lin_roof = roof(c, p->bw, p->lin_intensity);
+    double lin = (double)p->cost.flops_linear;
+    p->lin_intensity = lin / (double)p->cost.bytes_weights;
+    p->lin_gflops = lin / p->lin_seconds / 1e9;
+    p->lin_roof = roof(mq_compute_roof(c, lin - p->flops_a8, p->flops_a8), p->bw, p->lin_intensity);
 }
 
 /* The 1-minute load average (-1 when unknown): other work running beside the measurement. */
@@ -160,6 +179,10 @@ static void print_ceilings(const mq_ceilings_t *c) {
     printf("   peak FP32     %8.1f GFLOP/s   FMA loop (%s, 12 accumulators per thread): the "
            "compute roof\n",
            c->peak_gflops, mq_isa_name(c->isa));
+    if (c->peak_int8_gops > 0.0)
+        printf("   peak int8     %8.1f GOP/s     vpdpbusd loop (int8 products, a multiply-add "
+               "counts 2): the compute roof of products with int8 activations\n",
+               c->peak_int8_gops);
     printf("   sgemm         %8.1f GFLOP/s   OpenBLAS %d x %d x %d (%.0f%% of the peak)\n",
            c->sgemm_gflops, c->sgemm_n, c->sgemm_n, c->sgemm_n,
            100.0 * c->sgemm_gflops / c->peak_gflops);
@@ -177,10 +200,12 @@ static void print_ceilings(const mq_ceilings_t *c) {
 static void print_points(const point_t *pts, int n, const char *model, int context,
                          const mq_ceilings_t *c) {
     const mq_gpt_config_t *cfg = &pts[0].m.cfg;
+    char acts[256];
     printf("\n== one KV-cached decode step: %s (L=%d, C=%d, NH=%d, V=%d), B = 1, the token at "
-           "position %d attending to %d positions; fused kernels (%s)\n",
+           "position %d attending to %d positions; fused kernels (%s), activations as "
+           "`generate` serves them: %s\n",
            model, cfg->n_layer, cfg->n_embd, cfg->n_head, cfg->vocab_size, context - 1, context,
-           mq_isa_name(mq_kernels_isa()));
+           mq_isa_name(mq_kernels_isa()), mq_kernels_a8_about(mq_kernels_a8(), acts, sizeof acts));
     char vs[40];
     snprintf(vs, sizeof vs, "x %.30s", pts[0].name);
     printf("%-17s %6s %7s %6s %6s %7s %8s %6s %7s  %-16s %7s %6s %6s\n", "scheme", "MFLOP", "KiB",
@@ -197,8 +222,8 @@ static void print_points(const point_t *pts, int n, const char *model, int conte
                p->name, (double)p->cost.flops / 1e6, (double)p->cost.bytes / 1024.0, intensity,
                1.0 / p->seconds, 1e6 * p->seconds, p->gflops, p->gbs, pts[0].seconds / p->seconds,
                under, 100.0 * p->gflops / p->attainable,
-               100.0 * p->gflops / roof(c, c->dram_triad_gbs, intensity),
-               100.0 * p->gflops / roof(c, c->cache_triad_gbs, intensity));
+               100.0 * p->gflops / roof(p->peak, c->dram_triad_gbs, intensity),
+               100.0 * p->gflops / roof(p->peak, c->cache_triad_gbs, intensity));
     }
     printf("\n   bytes per step (KiB): weights / params / embedding / KV cache / activations\n");
     for (int i = 0; i < n; i++) {
@@ -209,6 +234,14 @@ static void print_points(const point_t *pts, int n, const char *model, int conte
                k->bytes_embedding / 1024.0, k->bytes_kv / 1024.0, k->bytes_activations / 1024.0,
                pts[0].name, (double)k->bytes / (double)pts[0].cost.bytes,
                (double)pts[0].cost.bytes / (double)k->bytes);
+    }
+    printf(
+        "\n   compute roof per scheme: FP32 work at the FMA peak, products with int8 activations "
+        "at the int8 peak\n");
+    for (int i = 0; i < n; i++) {
+        const point_t *p = &pts[i];
+        printf("   %-18s %8.1f GFLOP/s   int8 products: %.2f of %.2f MFLOP\n", p->name, p->peak,
+               p->flops_a8 / 1e6, (double)p->cost.flops / 1e6);
     }
     printf(
         "\n   the step's Linears alone (every Linear once in one parallel region, the same kernels "
@@ -225,8 +258,8 @@ static void print_points(const point_t *pts, int n, const char *model, int conte
     printf(
         "\n   'sits under': the in-cache roof ('cache') when the step's bytes fit in the %zu MiB "
         "last-level cache (the step repeats, so they stay there), else DRAM; memory-bound "
-        "when the intensity is below that roof's ridge point (peak / bandwidth). 'of roof' = "
-        "achieved GFLOP/s / min(peak, intensity x bandwidth); DRAM and cache: the same "
+        "when the intensity is below that roof's ridge point (compute roof / bandwidth). 'of roof' "
+        "= achieved GFLOP/s / min(compute roof, intensity x bandwidth); DRAM and cache: the same "
         "against each roof. '%s' is the measured speed-up over the first scheme.\n",
         c->llc_bytes >> 20, vs);
     const char *wait = getenv("OMP_WAIT_POLICY");
@@ -244,6 +277,7 @@ static cJSON *ceilings_json(const mq_ceilings_t *c) {
     cJSON_AddStringToObject(o, "fma_version", mq_isa_name(c->isa));
     cJSON_AddNumberToObject(o, "peak_gflop_per_s", c->peak_gflops);
     cJSON_AddStringToObject(o, "peak_measured_by", "register-blocked FMA loop, every thread");
+    cJSON_AddNumberToObject(o, "peak_int8_gop_per_s", c->peak_int8_gops);
     cJSON_AddNumberToObject(o, "sgemm_gflop_per_s", c->sgemm_gflops);
     cJSON_AddNumberToObject(o, "sgemm_n", c->sgemm_n);
     cJSON_AddNumberToObject(o, "llc_bytes", (double)c->llc_bytes);
@@ -273,6 +307,8 @@ static cJSON *point_json(const point_t *p, const point_t *base, const mq_ceiling
     cJSON_AddNumberToObject(o, "bytes_kv_cache", (double)k->bytes_kv);
     cJSON_AddNumberToObject(o, "bytes_activations", (double)k->bytes_activations);
     cJSON_AddNumberToObject(o, "intensity_flop_per_byte", k->intensity);
+    cJSON_AddNumberToObject(o, "flops_int8_products", p->flops_a8);
+    cJSON_AddNumberToObject(o, "compute_roof_gflop_per_s", p->peak);
     cJSON_AddNumberToObject(o, "seconds_per_token", p->seconds);
     cJSON_AddNumberToObject(o, "tokens_per_s", 1.0 / p->seconds);
     cJSON_AddNumberToObject(o, "calls_per_sample", p->calls);
@@ -287,9 +323,9 @@ static cJSON *point_json(const point_t *p, const point_t *base, const mq_ceiling
     cJSON_AddNumberToObject(o, "attainable_gflop_per_s", p->attainable);
     cJSON_AddNumberToObject(o, "fraction_of_roof", p->gflops / p->attainable);
     cJSON_AddNumberToObject(o, "fraction_of_dram_roof",
-                            p->gflops / roof(c, c->dram_triad_gbs, k->intensity));
+                            p->gflops / roof(p->peak, c->dram_triad_gbs, k->intensity));
     cJSON_AddNumberToObject(o, "fraction_of_cache_roof",
-                            p->gflops / roof(c, c->cache_triad_gbs, k->intensity));
+                            p->gflops / roof(p->peak, c->cache_triad_gbs, k->intensity));
     cJSON *lin = cJSON_AddObjectToObject(o, "linears_alone");
     cJSON_AddNumberToObject(lin, "seconds", p->lin_seconds);
     cJSON_AddNumberToObject(lin, "share_of_step", p->lin_seconds / p->seconds);
@@ -314,6 +350,9 @@ static int write_json(const char *path, const opts_t *o, const char *model, int 
     cJSON_AddNumberToObject(d, "n_ctx", pts[0].m.cfg.n_ctx);
     cJSON_AddNumberToObject(d, "context", context);
     cJSON_AddStringToObject(d, "kernel_version", mq_isa_name(mq_kernels_isa()));
+    char acts[256];
+    cJSON_AddStringToObject(d, "activations",
+                            mq_kernels_a8_about(mq_kernels_a8(), acts, sizeof acts));
     const char *wait = getenv("OMP_WAIT_POLICY");
     cJSON_AddStringToObject(d, "omp_wait_policy", wait ? wait : "(unset)");
     cJSON_AddNumberToObject(d, "load_average_before", load_before);
@@ -363,6 +402,7 @@ int cmd_roofline(int argc, char **argv) {
     cli_set_threads(o.threads);
     mq_error_t err = {0};
     if (mq_kernels_init(&err)) return cli_fail(&err);
+    mq_kernels_serving(); /* the step as `generate` runs it */
     if (!mq_file_exists(o.model)) {
         mq_error_set(&err, MQ_ERR_NOT_FOUND, "%s: no such model (train one, or see --model)",
                      o.model);
@@ -452,10 +492,12 @@ int cmd_roofline(int argc, char **argv) {
                          100.0 * p->gflops / p->attainable, p->in_cache ? "in-cache" : "DRAM",
                          100.0 * p->lin_gflops / p->lin_roof);
             else
-                snprintf(notes[i], sizeof notes[i],
-                         "%.0f%% of the peak (compute-bound); Linears alone %.0f%% of theirs",
-                         100.0 * p->gflops / p->attainable, 100.0 * p->lin_gflops / p->lin_roof);
-            rp[i] = (mq_roofline_point_t){p->name, p->cost.intensity, p->gflops, notes[i]};
+                snprintf(
+                    notes[i], sizeof notes[i],
+                    "%.0f%% of its compute roof (compute-bound); Linears alone %.0f%% of theirs",
+                    100.0 * p->gflops / p->attainable, 100.0 * p->lin_gflops / p->lin_roof);
+            rp[i] = (mq_roofline_point_t){p->name, p->cost.intensity, p->gflops, notes[i],
+                                          p->flops_a8 > 0.0};
         }
         snprintf(buf, sizeof buf, "%s, B = 1, attending to %d positions; fused kernels (%s)",
                  o.model, context, mq_isa_name(mq_kernels_isa()));

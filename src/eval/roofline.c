@@ -152,7 +152,8 @@ static mq_ceiling_opts_t resolve_opts(const mq_ceiling_opts_t *o, size_t llc) {
     return r;
 }
 
-/* figures sampled per repetition: FMA, sgemm, DRAM (triad and read), in-cache (both) */
+/* figures sampled per repetition: the FMA and int8 peaks, sgemm, DRAM (triad and read), in-cache
+ * (both) */
 #define STEPS_PER_REP 4
 
 int64_t mq_ceilings_steps(const mq_ceiling_opts_t *opts) {
@@ -170,7 +171,7 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
     c->reps = o.reps;
     size_t nn = (size_t)o.sgemm_n * (size_t)o.sgemm_n;
     float *A = malloc(nn * sizeof *A), *B = malloc(nn * sizeof *B), *Cm = malloc(nn * sizeof *Cm);
-    double *peak = calloc((size_t)o.reps * 6, sizeof *peak);
+    double *peak = calloc((size_t)o.reps * 7, sizeof *peak);
     mq_stream_t dram = {0}, cache = {0};
     int rc = MQ_OK;
     if (!A || !B || !Cm || !peak)
@@ -180,7 +181,7 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
     if (rc == MQ_OK) rc = mq_stream_init(&cache, o.cache_bytes, err);
     if (rc == MQ_OK) {
         double *gemm = peak + o.reps, *dt = gemm + o.reps, *dr = dt + o.reps, *ct = dr + o.reps,
-               *cr = ct + o.reps;
+               *cr = ct + o.reps, *peak8 = cr + o.reps;
         for (size_t i = 0; i < nn; i++) {
             A[i] = (float)((i * 7) % 13) * 0.01f;
             B[i] = (float)((i * 5) % 11) * 0.01f;
@@ -194,6 +195,7 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
         /* the figures take turns in every repetition, so a noisy spell hits all of them */
         for (int r = 0; r < o.reps; r++) {
             peak[r] = mq_peak_fma_sample(c->isa, o.fma_seconds);
+            peak8[r] = mq_peak_int8_sample(o.fma_seconds);
             if (prog) mq_progress_update(prog, ++done, NULL);
             double t0 = mq_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f,
@@ -208,6 +210,7 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
             if (prog) mq_progress_update(prog, ++done, NULL);
         }
         c->peak_gflops = mq_median(peak, o.reps);
+        c->peak_int8_gops = mq_median(peak8, o.reps);
         c->sgemm_gflops = mq_median(gemm, o.reps);
         c->dram_triad_gbs = mq_median(dt, o.reps);
         c->dram_read_gbs = mq_median(dr, o.reps);
@@ -223,6 +226,12 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
     free(Cm);
     free(peak);
     return rc;
+}
+
+double mq_compute_roof(const mq_ceilings_t *c, double flops_fp32, double flops_int8) {
+    if (!(flops_int8 > 0.0) || !(c->peak_int8_gops > 0.0)) return c->peak_gflops;
+    double t = flops_fp32 / c->peak_gflops + flops_int8 / c->peak_int8_gops;
+    return (flops_fp32 + flops_int8) / t;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -530,17 +539,22 @@ int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_
                                 "%s: point %s has no positive intensity and "
                                 "GFLOP/s",
                                 png, pts[i].label);
-    /* the key, below the plot, details the four roofs and the points */
-    int key_rows = 4 + n;
+    /* the int8 peak, drawn when a point's products reach it */
+    double Pi = 0.0;
+    for (int i = 0; i < n; i++)
+        if (pts[i].int8 && c->peak_int8_gops > P) Pi = c->peak_int8_gops;
+    /* the key, below the plot, details the four roofs (five with the int8 peak) and the points */
+    int key_rows = 4 + (Pi > 0.0) + n;
     int height = 690 + 18 * key_rows;
     double bottom = (85.0 + 18.0 * key_rows) / height;
-    axes_t ax = {0.1, 100.0, 1.0, 2.5 * P, (PLOT_R - PLOT_L) * PLOT_W, (PLOT_T - bottom) * height};
+    axes_t ax = {
+        0.1, 100.0, 1.0, 2.5 * fmax(P, Pi), (PLOT_R - PLOT_L) * PLOT_W, (PLOT_T - bottom) * height};
     for (int i = 0; i < n; i++) {
         if (pts[i].intensity / 2 < ax.xmin) ax.xmin = floor_decade(pts[i].intensity / 2);
         if (pts[i].intensity * 3 > ax.xmax) ax.xmax = ceil_decade(pts[i].intensity * 3);
         if (pts[i].gflops / 1.5 < ax.ymin) ax.ymin = floor_decade(pts[i].gflops / 1.5);
     }
-    if (2 * P / Bd > ax.xmax) ax.xmax = ceil_decade(2 * P / Bd);
+    if (2 * fmax(P, Pi) / Bd > ax.xmax) ax.xmax = ceil_decade(2 * fmax(P, Pi) / Bd);
     if (ax.xmin * Bd < ax.ymin) ax.ymin = floor_decade(ax.xmin * Bd);
 
     char sub[512];
@@ -561,7 +575,7 @@ int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_
                      "set format x '%%g'\nset format y '%%g'\nset mxtics 10\nset mytics 10\n"
                      "set grid xtics ytics lc rgb '#d8d8d8', lc rgb '#d8d8d8'\n"
                      "set xlabel 'arithmetic intensity (FLOP/byte)'\n"
-                     "set ylabel 'GFLOP/s (FP32)'\n"
+                     "set ylabel 'GFLOP/s (a multiply-add counts 2)'\n"
                      "set key at screen %g, screen %g left top vertical maxrows %d Left reverse "
                      "samplen 2 spacing 1.1 font ',10' width -1\n"
                      "set samples 500\n",
@@ -576,12 +590,18 @@ int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_
     snprintf(text, sizeof text, "DRAM %.1f GB/s", Bd);
     slope_label(&s, &ax, Bd, angle, "#1f77b4", text);
     double rx = data_x(&ax, ax.w - 8);
-    mq_strbuf_printf(&s, "set label \"peak %.1f GFLOP/s\" at %.6g,%.6g right font ',10' front\n", P,
-                     rx, P * data_y(&ax, 11) / ax.ymin);
+    mq_strbuf_printf(&s,
+                     "set label \"peak FP32 %.1f GFLOP/s\" at %.6g,%.6g right font ',10' front\n",
+                     P, rx, P * data_y(&ax, 11) / ax.ymin);
     mq_strbuf_printf(&s,
                      "set label \"sgemm %.1f GFLOP/s\" at %.6g,%.6g right font ',10' tc rgb "
                      "'#555555' front\n",
                      c->sgemm_gflops, rx, c->sgemm_gflops / (data_y(&ax, 11) / ax.ymin));
+    if (Pi > 0.0)
+        mq_strbuf_printf(&s,
+                         "set label \"peak int8 %.1f GOP/s\" at %.6g,%.6g right font ',10' tc rgb "
+                         "'#8c2d04' front\n",
+                         Pi, rx, Pi * data_y(&ax, 11) / ax.ymin);
     if (place_labels(&s, &ax, c, pts, n)) s.oom = 1;
     mq_strbuf_printf(
         &s,
@@ -593,6 +613,15 @@ int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_
         "     S dt 2 lw 1.5 lc rgb '#777777' title 'OpenBLAS sgemm %d x %d x %d: %.1f GFLOP/s'",
         Bc, c->cache_bytes >> 20, c->llc_bytes >> 20, P / Bc, Bd, c->dram_bytes >> 20, P / Bd, P,
         mq_isa_name(c->isa), c->sgemm_n, c->sgemm_n, c->sgemm_n, c->sgemm_gflops);
+    if (Pi > 0.0) /* above the FP32 peak: the int8 peak and the bandwidth roofs rising to it */
+        mq_strbuf_printf(
+            &s,
+            ", \\\n     x * Bc > P ? min(%.6g, x * Bc) : 1/0 dt 3 lw 2 lc rgb '#8c2d04' "
+            "title 'peak int8: %.1f GOP/s, vpdpbusd loop (products with int8 "
+            "activations); the bandwidth roofs up to it', \\\n"
+            "     x * Bd > P ? min(%.6g, x * Bd) : 1/0 dt 3 lw 2 lc rgb '#8c2d04' "
+            "notitle",
+            Pi, Pi, Pi);
     for (int i = 0; i < n; i++) {
         char label[64], note[128];
         plain(label, sizeof label, pts[i].label);

@@ -16,6 +16,7 @@
 #define FMA_C 1e-7f
 
 #define T512 __attribute__((target("avx512f")))
+#define TVNNI __attribute__((target("avx512f,avx512vnni")))
 #define T2 __attribute__((target("avx2,fma")))
 
 static T512 float fma_avx512(long iters) {
@@ -50,6 +51,24 @@ static T2 float fma_avx2(long iters) {
     return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
 }
 
+/* The int8 dot-product loop: 12 chains of vpdpbusd, each instruction 64 multiply-adds of
+ * unsigned by signed bytes into 16 int32 lanes (the int8 kernels' inner product). The bytes
+ * come from the caller (never constants the compiler could fold); the sums wrap harmlessly. */
+static TVNNI float dot_int8_vnni(long iters, int seed) {
+    __m512i acc[CHAINS];
+    const __m512i u = _mm512_set1_epi8((char)(1 + (seed & 1))), s = _mm512_set1_epi8(-1);
+    for (int k = 0; k < CHAINS; k++)
+        acc[k] = _mm512_set1_epi32(k);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < CHAINS; k++)
+            acc[k] = _mm512_dpbusd_epi32(acc[k], u, s);
+    }
+    for (int k = 1; k < CHAINS; k++)
+        acc[0] = _mm512_add_epi32(acc[0], acc[k]);
+    return (float)_mm512_reduce_add_epi32(acc[0]);
+}
+
 /* Portable C: 12 scalar chains, which the compiler may keep scalar or vectorise. */
 static float fma_scalar(long iters) {
     float acc[CHAINS];
@@ -69,8 +88,12 @@ static int lanes(mq_isa_t isa) {
     return isa == MQ_ISA_AVX512 ? 16 : isa == MQ_ISA_AVX2 ? 8 : 1;
 }
 
-static float fma_run(mq_isa_t isa, long iters) {
+/* LOOP_INT8 stands for the int8 dot-product loop in place of an instruction set's FMA loop. */
+#define LOOP_INT8 (-1)
+
+static float fma_run(int isa, long iters, int seed) {
     switch (isa) {
+    case LOOP_INT8: return dot_int8_vnni(iters, seed);
     case MQ_ISA_AVX512: return fma_avx512(iters);
     case MQ_ISA_AVX2: return fma_avx2(iters);
     default: return fma_scalar(iters);
@@ -78,12 +101,12 @@ static float fma_run(mq_isa_t isa, long iters) {
 }
 
 /* Seconds of iters iterations on every thread at once; *threads is the team's size. */
-static double fma_parallel(mq_isa_t isa, long iters, int *threads) {
+static double fma_parallel(int isa, long iters, int *threads) {
     volatile float sink = 0.0f;
     double t0 = mq_now();
 #pragma omp parallel
     {
-        float r = fma_run(isa, iters);
+        float r = fma_run(isa, iters, omp_get_thread_num());
 #pragma omp atomic
         sink += r;
 #pragma omp single nowait
@@ -93,7 +116,9 @@ static double fma_parallel(mq_isa_t isa, long iters, int *threads) {
     return mq_now() - t0;
 }
 
-double mq_peak_fma_sample(mq_isa_t isa, double seconds) {
+/* Operations per second of loop isa (an mq_isa_t or LOOP_INT8) over about `seconds` on every
+ * thread; a multiply-add counts 2. */
+static double loop_sample(int isa, double seconds) {
     /* size the sample from a short trial, so that it lasts about `seconds` */
     long iters = 1 << 14;
     int threads = 1;
@@ -105,6 +130,14 @@ double mq_peak_fma_sample(mq_isa_t isa, double seconds) {
     double want = (double)iters * seconds / (t > 1e-9 ? t : 1e-9);
     iters = want < 1.0 ? 1 : want > 1e13 ? (long)1e13 : (long)want;
     t = fma_parallel(isa, iters, &threads);
-    double flops = 2.0 * CHAINS * lanes(isa) * (double)iters * threads;
-    return flops / t / 1e9;
+    double per_iter = isa == LOOP_INT8 ? 64.0 : (double)lanes((mq_isa_t)isa);
+    return 2.0 * CHAINS * per_iter * (double)iters * threads / t / 1e9;
+}
+
+double mq_peak_fma_sample(mq_isa_t isa, double seconds) {
+    return loop_sample((int)isa, seconds);
+}
+
+double mq_peak_int8_sample(double seconds) {
+    return mq_isa_supports_a8(MQ_ISA_AVX512) ? loop_sample(LOOP_INT8, seconds) : 0.0;
 }

@@ -526,6 +526,7 @@ int mq_qweight_step(const mq_qweight_t *w, const float *bias, mq_step_linear_t *
     *out = (mq_step_linear_t){.w = w,
                               .bias = bias,
                               .mode = (int)isa | (a8 ? STEP_A8 : 0),
+                              .a8 = a8,
                               .out_rows = w->rows,
                               .cols = w->cols,
                               .granule = MQ_KROWS,
