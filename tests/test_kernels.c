@@ -251,7 +251,9 @@ Test(kernels, formats_and_int8_activations_follow_the_table) {
         cr_assert_str_eq(ql.w.format->name, want[i].format, "%s", want[i].scheme);
         cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_SCALAR), want[i].a8, "%s", want[i].scheme);
         cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX512), want[i].a8, "%s", want[i].scheme);
-        cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX2), 0, "%s", want[i].scheme);
+        /* AVX2: the one-row kernels of Q4_0 and the K-quants; Q8_0 keeps FP32 activations */
+        int avx2 = want[i].a8 && strcmp(want[i].format, "q8_0");
+        cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX2), avx2, "%s", want[i].scheme);
         cr_assert_eq(mq_qweight_takes_a8(&ql.w, MQ_ISA_COUNT), 0);
         mq_qlinear_free(&ql);
     }
@@ -473,13 +475,17 @@ Test(kernels, int8_activations_stay_within_their_rounding_bound) {
             float *ys = check_a8_bound(&ql, x, N, a8_cases[c].scheme, N > 1, &mean, &scale);
             /* without the outlier, on average far below half a step (1/254 of a block's max |x|) */
             cr_assert_lt(mean, 1.0 / 508, "%s: mean relative error %.3g", a8_cases[c].scheme, mean);
-            if (mq_isa_supports_a8(MQ_ISA_AVX512)) {
-                /* the integer dot products are exact: only FP32 summation differs */
-                cr_assert(mq_qweight_takes_a8(&ql.w, MQ_ISA_AVX512));
-                float *yv = run(&ql.w, MQ_ISA_AVX512, 1, ql.bias, x, N);
+            for (int isa = 1; isa < MQ_ISA_COUNT; isa++) {
+                if (!mq_isa_supports_a8((mq_isa_t)isa)) continue;
+                /* the integer dot products are exact: only FP32 summation differs. AVX-512 has
+                   both formats' kernels, AVX2 Q4_0's one-row kernel (Q8_0 keeps FP32 there) */
+                int q4 = !strcmp(a8_cases[c].format, "q4_0");
+                cr_assert_eq(mq_qweight_takes_a8(&ql.w, (mq_isa_t)isa), isa == MQ_ISA_AVX512 || q4);
+                if (!mq_qweight_takes_a8(&ql.w, (mq_isa_t)isa)) continue;
+                float *yv = run(&ql.w, (mq_isa_t)isa, 1, ql.bias, x, N);
                 char what[96];
-                snprintf(what, sizeof what, "%s N=%d avx512 a8 vs scalar a8", a8_cases[c].scheme,
-                         N);
+                snprintf(what, sizeof what, "%s N=%d %s a8 vs scalar a8", a8_cases[c].scheme, N,
+                         mq_isa_name((mq_isa_t)isa));
                 assert_close(yv, ys, scale, ql.bias, N, ql.out, TOL, what);
                 free(yv);
             }
@@ -530,8 +536,8 @@ Test(kernels, int8_activation_rows_are_the_same_bytes_on_every_version) {
 
 /* ggml's K-quants: int8 activations through each block's unsigned codes with a scale and a min
  * per 16 (blocks.h). The reader gives ggml's values; the scalar reference stays within the
- * rounding bound of x; the AVX-512 one-row kernels agree with it within FP32 summation error;
- * up to 64 x rows take them, row by row, more keep FP32 activations on AVX-512. */
+ * rounding bound of x; the AVX-512 and AVX2 one-row kernels agree with it within FP32 summation
+ * error; up to 64 x rows take them, row by row, more keep FP32 activations. */
 Test(kernels, k_quant_unsigned_blocks_give_ggml_values) {
     static const char *names[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
     for (int i = 0; i < 5; i++) {
@@ -578,14 +584,17 @@ Test(kernels, k_quant_int8_activations_stay_within_their_rounding_bound) {
             double mean, *scale;
             float *ys = check_a8_bound(&ql, x, N, names[i], 0, &mean, &scale);
             cr_assert_lt(mean, 1.0 / 508, "%s: mean relative error %.3g", names[i], mean);
-            if (mq_isa_supports_a8(MQ_ISA_AVX512)) {
-                float *yv = run(&ql.w, MQ_ISA_AVX512, 1, ql.bias, x, N);
+            for (int isa = 1; isa < MQ_ISA_COUNT; isa++) {
+                if (!mq_isa_supports_a8((mq_isa_t)isa)) continue;
+                cr_assert(mq_qweight_takes_a8(&ql.w, (mq_isa_t)isa));
+                float *yv = run(&ql.w, (mq_isa_t)isa, 1, ql.bias, x, N);
                 char what[96];
-                snprintf(what, sizeof what, "%s N=%d avx512 a8", names[i], N);
+                snprintf(what, sizeof what, "%s N=%d %s a8", names[i], N,
+                         mq_isa_name((mq_isa_t)isa));
                 if (N <= 64) /* the one-row kernel per x row: only FP32 summation differs */
                     assert_close(yv, ys, scale, ql.bias, N, ql.out, TOL, what);
                 else { /* many x rows: the FP32 prompt path, as without the mode */
-                    float *y0 = run(&ql.w, MQ_ISA_AVX512, 0, ql.bias, x, N);
+                    float *y0 = run(&ql.w, (mq_isa_t)isa, 0, ql.bias, x, N);
                     cr_assert_arr_eq(yv, y0, (size_t)N * ql.out * sizeof(float), "%s", what);
                     free(y0);
                 }
@@ -956,9 +965,14 @@ Test(dispatch, unknown_names_and_int8_activations_without_vnni_are_refused) {
     cr_assert_eq(mq_kernels_a8(), 1);
     setenv("MQ_CPU_HIDE", "vnni", 1);
     cr_assert_not(mq_isa_supports_a8(MQ_ISA_AVX512));
-    cr_assert_not(mq_isa_supports_a8(MQ_ISA_AVX2));
-    cr_assert_eq(mq_kernels_select(MQ_ISA_AVX2, 1, &err), MQ_ERR_UNSUPPORTED);
-    cr_assert(strstr(err.msg, "VNNI"), "%s", err.msg);
+    /* AVX2's int8 products need no VNNI */
+    cr_assert_eq(mq_isa_supports_a8(MQ_ISA_AVX2), mq_isa_supported(MQ_ISA_AVX2));
+    if (mq_isa_supported(MQ_ISA_AVX2))
+        cr_assert_eq(mq_kernels_select(MQ_ISA_AVX2, 1, &err), MQ_OK, "%s", err.msg);
+    if (mq_isa_supported(MQ_ISA_AVX512)) {
+        cr_assert_eq(mq_kernels_select(MQ_ISA_AVX512, 1, &err), MQ_ERR_UNSUPPORTED);
+        cr_assert(strstr(err.msg, "VNNI") && strstr(err.msg, "avx512"), "%s", err.msg);
+    }
 }
 
 Test(dispatch, mq_vnni_turns_on_int8_activations) {

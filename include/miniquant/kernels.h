@@ -30,10 +30,11 @@
  * batch, on AVX-512, runs four chains per scale block (column i in chain i % 4), their sum times
  * the scales. For one x row (decode) they read the blocks in row order: per output row lanes of
  * partial sums, each block's values times its scale, reduced at the end (F16: the same for
- * both; ggml's K-quants on AVX-512: each 256-block's sub-block scales (and mins) decoded once
- * per row, 16 codes widened at a time, each sub-block's sum times its scale, the mins times the
- * sums of x; the other formats whose scale block is the whole row (IQ4_NL, Q5_0, Q5_1, and the
- * K-quants on AVX2) read a row's values through their format's reader, then one dot product).
+ * both; IQ4_NL: Q4_0's kernel with its codebook; ggml's K-quants: each 256-block's sub-block
+ * scales (and mins) decoded once per row, 16 (AVX-512) or 8 (AVX2) codes widened at a time, each
+ * sub-block's sum times its scale, the mins times the sums of x; Q5_0 and Q5_1, whose scale
+ * block is the whole row, read a row's values through their format's reader, then one dot
+ * product).
  * Their results agree with the scalar reference within FP32 summation error,
  * |y - y_ref| <= 1e-5 * sum_i |x_i| |w_i| (tested). The SIMD versions take weights whose scale
  * blocks are whole rows or multiples of 16 columns; a weight with another group size (e.g.
@@ -43,16 +44,19 @@
  * for products of several x rows only, MQ_VNNI=serve for those and the K-quants' products of
  * one x row, the serving commands' default, mq_kernels_serving): each x row is quantized
  * per block of 32 columns, xq = round-half-even(x * 127 / max|x_block|), scale max / 127, and
- * the products are integer dot products (AVX-512 VNNI vpdpbusd), exact per block:
+ * the products are integer dot products (AVX-512 VNNI's vpdpbusd; on AVX2 vpmaddubsw and
+ * vpmaddwd, whose 16-bit pair sums the codes' ranges keep from saturating), exact per block:
  *   y[n][o] = sum_b s(o, b) * sum_{blocks j in b} sx[n][j] * (sum_{i in j} c(o, i) xq[n][i]).
  * It applies to the formats whose row gives an a8 kernel (ggml's Q8_0 and Q4_0: int8 and int4
  * grids in 32-blocks; up to 3 x rows run their one-row kernel row by row, more share a panel)
  * or an a8_dot one for one x row (ggml's K-quants, read as unsigned codes with a scale S and a
  * min M per 16 weights: y += sx * (S * sum(u xq) - M * sum(xq)) per 16; run row by row for up
- * to 64 x rows, more keep FP32 activations on AVX-512); other weights run the FP32-activation
- * kernels. Its error against the
- * FP32 path is bounded by sum_j (max|x_j| / 254) * sum_{i in j} |w_i| (the rounding of x,
- * tested) plus summation error. It needs AVX512-VNNI, or the scalar version (the reference). */
+ * to 64 x rows, more keep FP32 activations); other weights run the FP32-activation kernels.
+ * AVX2 has the one-row kernels of Q4_0 and the K-quants only: its Q8_0 products, and its prompts
+ * beyond 64 rows, keep FP32 activations. Its error against the FP32 path is bounded by
+ * sum_j (max|x_j| / 254) * sum_{i in j} |w_i| (the rounding of x, tested) plus summation error.
+ * It needs AVX512-VNNI on the AVX-512 version; AVX2 and the scalar version (the reference) run
+ * it on any CPU that runs them. */
 #ifndef MINIQUANT_KERNELS_H
 #define MINIQUANT_KERNELS_H
 
@@ -76,7 +80,7 @@ int mq_isa_parse(const char *name, mq_isa_t *out, mq_error_t *err);
  * AVX512 F, BW, VL and DQ (and FMA, F16C). Scalar always. MQ_CPU_HIDE=avx512[,avx2][,vnni] in
  * the environment makes versions count as missing (to exercise fallbacks and refusals). */
 int mq_isa_supported(mq_isa_t isa);
-/* 1 when the int8-activation mode can run on isa (scalar; avx512 with AVX512-VNNI). */
+/* 1 when the int8-activation mode can run on isa (scalar; avx2; avx512 with AVX512-VNNI). */
 int mq_isa_supports_a8(mq_isa_t isa);
 /* The best version this CPU runs. */
 mq_isa_t mq_isa_best(void);
@@ -90,18 +94,18 @@ enum { MQ_A8_OFF = 0, MQ_A8_ALL = 1, MQ_A8_PROMPT = 2, MQ_A8_SERVE = 3 };
 /* Makes the selection from the environment and the CPU, once: MQ_KERNEL (unset or "auto": the
  * best), MQ_VNNI=0|1|prompt|serve (int8 activations: off, MQ_A8_ALL, MQ_A8_PROMPT, MQ_A8_SERVE).
  * Later calls return
- * the first outcome. A forced version the CPU lacks, an unknown name, or MQ_VNNI on without
- * VNNI is MQ_ERR_UNSUPPORTED / MQ_ERR_ARG with a message; forwards then fail with the same
- * message. Called by every forward. */
+ * the first outcome. A forced version the CPU lacks, an unknown name, or MQ_VNNI on with the
+ * avx512 kernels without VNNI is MQ_ERR_UNSUPPORTED / MQ_ERR_ARG with a message; forwards then fail
+ * with the same message. Called by every forward. */
 int mq_kernels_init(mq_error_t *err);
 /* Replaces the selection (tests, benchmarks): a8 one of MQ_A8_*; refuses what the CPU cannot
  * run. */
 int mq_kernels_select(mq_isa_t isa, int a8, mq_error_t *err);
 /* The serving commands' default (generate, bench serve): MQ_A8_SERVE when the selected version
- * runs int8 activations with VNNI and MQ_VNNI does not choose: int8 activations for prompts,
- * and in decode for the formats whose int8 one-row kernel is faster than their FP32 one (Q4_0
- * and the K-quants: their FP32 kernels turn every code into a float); Q8_0 decode keeps FP32
- * activations (slower with int8 ones where its weights come from DRAM). Returns the mode in
+ * runs int8 activations (AVX-512 with VNNI, or AVX2) and MQ_VNNI does not choose: int8 activations
+ * for prompts, and in decode for the formats whose int8 one-row kernel is faster than their FP32
+ * one (Q4_0 and the K-quants: their FP32 kernels turn every code into a float); Q8_0 decode keeps
+ * FP32 activations (slower with int8 ones where its weights come from DRAM). Returns the mode in
  * force. */
 int mq_kernels_serving(void);
 /* What mode a8 does with the selected version, in words for a report ("FP32", or "int8 (VNNI)

@@ -829,10 +829,11 @@ READ_DEQUANTIZE(iq4_xs)
  * the ISA's generic prompt path (gemm NULL), int8 activations where given: a8 for prompts,
  * a8_dot (here the same kernel, which takes a few x rows one by one) where they pay in decode
  * too. */
-#define KERNELS(avx2_dot, avx512_dot, scalar_a8, avx512_a8, scalar_a8_dot, avx512_a8_dot)          \
+#define KERNELS(avx2_dot, avx512_dot, scalar_a8, avx512_a8, scalar_a8_dot, avx512_a8_dot,          \
+                avx2_a8_dot)                                                                       \
     {                                                                                              \
         [MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, scalar_a8, NULL, scalar_a8_dot}, \
-        [MQ_ISA_AVX2] = {NULL, avx2_dot, NULL, NULL, NULL, NULL},                                  \
+        [MQ_ISA_AVX2] = {NULL, avx2_dot, NULL, NULL, NULL, avx2_a8_dot},                           \
         [MQ_ISA_AVX512] = {NULL, avx512_dot, NULL, avx512_a8, NULL, avx512_a8_dot},                \
     }
 
@@ -897,7 +898,7 @@ static const mq_format_t FORMAT_Q8_0 = {
     /* decode keeps FP32 activations: where the weights come from DRAM its int8 one-row kernel
        is slower (26-serve) */
     .kernels = KERNELS(mq_kavx2_dot_q8_0, mq_kavx512_dot_q8_0, mq_kscalar_a8, mq_kavx512_a8_q8_0,
-                       NULL, NULL),
+                       NULL, NULL, NULL),
 };
 
 static const mq_format_t FORMAT_Q4_0 = {
@@ -920,7 +921,7 @@ static const mq_format_t FORMAT_Q4_0 = {
     .block_scale = scale_q4_0,
     /* int8 activations pay in decode too, in cache and from DRAM (26-serve) */
     .kernels = KERNELS(mq_kavx2_dot_q4_0, mq_kavx512_dot_q4_0, mq_kscalar_a8, mq_kavx512_a8_q4_0,
-                       mq_kscalar_a8, mq_kavx512_a8_q4_0),
+                       mq_kscalar_a8, mq_kavx512_a8_q4_0, mq_kavx2_a8_q4_0),
 };
 
 static const mq_format_t FORMAT_PACKED = {
@@ -968,7 +969,7 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
 /* Block formats written from the values (blocks.h): a row is whole blocks; values_row gives the
  * values themselves (the scale of the scalar reference is 1, the whole row one scale block). */
 #define WRITE_ROW(VAR, NAME, TYPE, BLOCK, BYTES, FN, FTYPE, NEAREST, AVX2_DOT, AVX512_DOT,         \
-                  UNSIGNED, SCALAR_A8, AVX512_A8, ABOUT, WHEN)                                     \
+                  UNSIGNED, SCALAR_A8, AVX512_A8, AVX2_A8, ABOUT, WHEN)                            \
     static int fits_##FN(const mq_scheme_t *s, int cols) {                                         \
         /* a block family lists it: its own, or another's fallback (mq_format_for) */              \
         return s->family->takes_imat && cols % (BLOCK) == 0;                                       \
@@ -1005,44 +1006,44 @@ READ_ROW(FORMAT_IQ4_XS, "iq4_xs", MQ_GGML_IQ4_XS, MQ_QK_K, MQ_IQ4_XS_BYTES, iq4_
         .unsigned_block = UNSIGNED,                                                                \
         .kernels = {[MQ_ISA_SCALAR] = {NULL, mq_kscalar_dot, mq_kscalar_gemm, SCALAR_A8, NULL,     \
                                        SCALAR_A8},                                                 \
-                    [MQ_ISA_AVX2] = {NULL, AVX2_DOT, NULL, NULL, NULL, NULL},                      \
+                    [MQ_ISA_AVX2] = {NULL, AVX2_DOT, NULL, NULL, NULL, AVX2_A8},                   \
                     [MQ_ISA_AVX512] = {NULL, AVX512_DOT, NULL, NULL, NULL, AVX512_A8}},            \
     }
 WRITE_ROW(FORMAT_Q2_K, "q2_k", MQ_GGML_Q2_K, MQ_QK_K, MQ_Q2_K_BYTES, q2_k, 10,
-          mq_blocks_nearest_q2_k, mq_kavx2_dot_values, mq_kavx512_dot_q2_k, mq_blocks_unsigned_q2_k,
-          mq_kscalar_a8_unsigned, mq_kavx512_a8_q2_k,
+          mq_blocks_nearest_q2_k, mq_kavx2_dot_q2_k, mq_kavx512_dot_q2_k, mq_blocks_unsigned_q2_k,
+          mq_kscalar_a8_unsigned, mq_kavx512_a8_q2_k, mq_kavx2_a8_q2_k,
           "ggml's 256-blocks of 2-bit codes, 4-bit scales and mins per 16",
           "q2_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q3_K, "q3_k", MQ_GGML_Q3_K, MQ_QK_K, MQ_Q3_K_BYTES, q3_k, 11,
-          mq_blocks_nearest_q3_k, mq_kavx2_dot_values, mq_kavx512_dot_q3_k, mq_blocks_unsigned_q3_k,
-          mq_kscalar_a8_unsigned, mq_kavx512_a8_q3_k,
+          mq_blocks_nearest_q3_k, mq_kavx2_dot_q3_k, mq_kavx512_dot_q3_k, mq_blocks_unsigned_q3_k,
+          mq_kscalar_a8_unsigned, mq_kavx512_a8_q3_k, mq_kavx2_a8_q3_k,
           "ggml's 256-blocks of 3-bit codes, 6-bit scales per 16",
           "q3_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q4_K, "q4_k", MQ_GGML_Q4_K, MQ_QK_K, MQ_Q4_K_BYTES, q4_k, 14,
-          mq_blocks_nearest_q4_k, mq_kavx2_dot_values, mq_kavx512_dot_q4_k, mq_blocks_unsigned_q4_k,
-          mq_kscalar_a8_unsigned, mq_kavx512_a8_q4_k,
+          mq_blocks_nearest_q4_k, mq_kavx2_dot_q4_k, mq_kavx512_dot_q4_k, mq_blocks_unsigned_q4_k,
+          mq_kscalar_a8_unsigned, mq_kavx512_a8_q4_k, mq_kavx2_a8_q4_k,
           "ggml's 256-blocks of 4-bit codes, 6-bit scales and mins per 32",
           "q4_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q5_K, "q5_k", MQ_GGML_Q5_K, MQ_QK_K, MQ_Q5_K_BYTES, q5_k, 16,
-          mq_blocks_nearest_q5_k, mq_kavx2_dot_values, mq_kavx512_dot_q5_k, mq_blocks_unsigned_q5_k,
-          mq_kscalar_a8_unsigned, mq_kavx512_a8_q5_k,
+          mq_blocks_nearest_q5_k, mq_kavx2_dot_q5_k, mq_kavx512_dot_q5_k, mq_blocks_unsigned_q5_k,
+          mq_kscalar_a8_unsigned, mq_kavx512_a8_q5_k, mq_kavx2_a8_q5_k,
           "ggml's 256-blocks of 5-bit codes, 6-bit scales and mins per 32",
           "q5_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_Q6_K, "q6_k", MQ_GGML_Q6_K, MQ_QK_K, MQ_Q6_K_BYTES, q6_k, 18,
-          mq_blocks_nearest_q6_k, mq_kavx2_dot_values, mq_kavx512_dot_q6_k, mq_blocks_unsigned_q6_k,
-          mq_kscalar_a8_unsigned, mq_kavx512_a8_q6_k,
+          mq_blocks_nearest_q6_k, mq_kavx2_dot_q6_k, mq_kavx512_dot_q6_k, mq_blocks_unsigned_q6_k,
+          mq_kscalar_a8_unsigned, mq_kavx512_a8_q6_k, mq_kavx2_a8_q6_k,
           "ggml's 256-blocks of 6-bit codes, 8-bit scales per 16",
           "q6_k, rows of multiples of 256");
 WRITE_ROW(FORMAT_IQ4_NL, "iq4_nl", MQ_GGML_IQ4_NL, 32, MQ_IQ4_NL_BYTES, iq4_nl, 25,
           mq_blocks_nearest_iq4_nl, mq_kavx2_dot_iq4_nl, mq_kavx512_dot_iq4_nl, NULL, NULL, NULL,
-          "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
+          NULL, "ggml's 32-blocks of 4-bit indices into a non-linear codebook, an FP16 scale",
           "iq4_nl; q2_k's and q3_k's rows that 256 does not divide");
 WRITE_ROW(FORMAT_Q5_0, "q5_0", MQ_GGML_Q5_0, 32, MQ_Q5_0_BYTES, q5_0, 8, NULL, mq_kavx2_dot_values,
-          mq_kavx512_dot_values, NULL, NULL, NULL,
+          mq_kavx512_dot_values, NULL, NULL, NULL, NULL,
           "ggml's 32-blocks of 5-bit codes and an FP16 scale",
           "q4_k's rows that 256 does not divide");
 WRITE_ROW(FORMAT_Q5_1, "q5_1", MQ_GGML_Q5_1, 32, MQ_Q5_1_BYTES, q5_1, 9, NULL, mq_kavx2_dot_values,
-          mq_kavx512_dot_values, NULL, NULL, NULL,
+          mq_kavx512_dot_values, NULL, NULL, NULL, NULL,
           "ggml's 32-blocks of 5-bit codes with an FP16 scale and min",
           "q5_k's rows that 256 does not divide");
 #undef WRITE_ROW

@@ -87,6 +87,7 @@ int mq_isa_supported(mq_isa_t isa) {
 
 int mq_isa_supports_a8(mq_isa_t isa) {
     if (isa == MQ_ISA_SCALAR) return 1;
+    if (isa == MQ_ISA_AVX2) return mq_isa_supported(isa); /* vpmaddubsw */
     return isa == MQ_ISA_AVX512 && mq_isa_supported(isa) && __builtin_cpu_supports("avx512vnni") &&
            !hidden("vnni");
 }
@@ -122,8 +123,8 @@ static int refuse(mq_isa_t isa, int a8, const char *what, mq_error_t *err) {
     }
     if (a8 && !mq_isa_supports_a8(isa))
         return mq_error_set(err, MQ_ERR_UNSUPPORTED,
-                            "int8 activations (MQ_VNNI=1) need the avx512 kernels on a CPU with "
-                            "AVX512-VNNI, or the scalar ones; not %s",
+                            "int8 activations (MQ_VNNI=1) on the %s kernels need AVX512-VNNI, "
+                            "which this CPU lacks (the avx2 and scalar kernels run them without)",
                             mq_isa_name(isa));
     return MQ_OK;
 }
@@ -203,13 +204,16 @@ int mq_kernels_serving(void) {
     return a8;
 }
 
-/* Appends the names of the formats whose kernels on isa have a8 (one_row 0) or, for one x row
- * in mode a8, the int8 kernel it takes (one_row 1). */
+/* Appends the names of the formats whose kernels on isa have a8 (one_row 0), only a8_dot (one_row
+ * 2: prompts of up to MQ_A8_DOT_ROWS rows) or, for one x row in mode a8, the int8 kernel it
+ * takes (one_row 1). */
 static size_t list_a8_formats(mq_isa_t isa, int a8, int one_row, char *buf, size_t cap, size_t n) {
     int any = 0;
     for (int i = 0; MQ_FORMATS[i]; i++) {
         const mq_format_kernels_t *k = &MQ_FORMATS[i]->kernels[isa];
-        int takes = one_row ? k->a8_dot || (a8 == MQ_A8_ALL && k->a8) : k->a8 != NULL;
+        int takes = one_row == 1   ? k->a8_dot || (a8 == MQ_A8_ALL && k->a8)
+                    : one_row == 2 ? k->a8_dot && !k->a8
+                                   : k->a8 != NULL;
         if (!takes || k->forward || n >= cap) continue;
         n += (size_t)snprintf(buf + n, cap - n, "%s%s", any ? ", " : "", MQ_FORMATS[i]->name);
         any = 1;
@@ -227,8 +231,17 @@ const char *mq_kernels_a8_about(int a8, char *buf, size_t cap) {
         snprintf(buf, cap, "FP32");
         return buf;
     }
-    n += (size_t)snprintf(buf, cap, "int8 (VNNI) in prompts for ");
-    n = list_a8_formats(isa, a8, 0, buf, cap, n);
+    char all[160], few[160]; /* formats with a panel kernel, and with only the one-row one */
+    int has_all = list_a8_formats(isa, a8, 0, all, sizeof all, 0) && strcmp(all, "no format");
+    int has_few = list_a8_formats(isa, a8, 2, few, sizeof few, 0) && strcmp(few, "no format");
+    n += (size_t)snprintf(buf, cap, "int8 (%s) in prompts",
+                          isa == MQ_ISA_AVX512 ? "VNNI"
+                          : isa == MQ_ISA_AVX2 ? "vpmaddubsw"
+                                               : "scalar");
+    if (has_all || !has_few) n += (size_t)snprintf(buf + n, cap - n, " for %s", all);
+    if (has_few && n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "%s of up to %d rows for %s", has_all ? "," : "",
+                              MQ_A8_DOT_ROWS, few);
     if (a8 != MQ_A8_PROMPT && n < cap) {
         n += (size_t)snprintf(buf + n, cap - n, "; in decode for ");
         n = list_a8_formats(isa, a8, 1, buf, cap, n);

@@ -7,7 +7,10 @@
  * output rows x up to 4 x rows. Q8_0 codes are sign-extended 8 at a time; Q4_0 nibbles are
  * split, made signed (nibble - 8) as bytes and converted; 4-bit packed codes are interleaved
  * into column order and read from the grid's 16-entry table with two 8-entry permutes and a
- * blend on the field's bit 3. Several x rows of a quantized weight: 8 output rows at a time
+ * blend on the field's bit 3; ggml's K-quants decode each 256-block's scales once per row and
+ * widen 8 codes at a time, as the AVX-512 kernels do with 16. One x row requests each row's
+ * bytes ahead (mq_prefetch_rows), as the AVX-512 kernels do. Several x rows of a quantized
+ * weight: 8 output rows at a time
  * copied into a float panel (unscaled values column by column, one lane per row) with their block
  * scales, then each output one FMA chain over the columns of v * s, up to 8 x rows a tile. */
 #include <immintrin.h>
@@ -17,6 +20,7 @@
 
 #include "blocks.h"
 #include "kernels_isa.h"
+#include "kernels_x86.h"
 
 #define T2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
@@ -113,6 +117,7 @@ INLINE T2 blocks_t row_blocks(const mq_qweight_t *p) {
  * once for the WR rows. Per scale block two chains per row, their sum times the row's scale. */
 INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o, const float *x,
                         __m256 *v) {
+    size_t es = elem_bytes(f), rb = (size_t)p->cols * es;
     const uint8_t *row[4];
     __m256 acc[4], g0[4], g1[4];
 #pragma GCC unroll 4
@@ -130,6 +135,8 @@ INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o
             __asm__("" : "+x"(x0), "+x"(x1)); /* one load for every row */
 #pragma GCC unroll 4
             for (int w = 0; w < WR; w++) {
+                if (f == F_F32 || u % 4 == 0) /* 64 bytes of floats a step, 32 of halves */
+                    mq_prefetch_rows_l2(row[w], (size_t)u * 8 * es, rb, WR);
                 g0[w] = _mm256_fmadd_ps(w8(f, row[w], u), x0, g0[w]);
                 g1[w] = _mm256_fmadd_ps(w8(f, row[w], u + 1), x1, g1[w]);
             }
@@ -314,6 +321,10 @@ INLINE T2 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const f
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             const uint8_t *blk = row[w] + (size_t)b * bb;
+            if (q8)
+                mq_prefetch_rows_l2(row[w], (size_t)b * bb, p->row_bytes, WR);
+            else
+                mq_prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
             __m128i c0, c1; /* codes 0-15 and 16-31 as signed bytes */
             if (q8) {
                 c0 = _mm_loadu_si128((const __m128i *)(blk + 2));
@@ -365,6 +376,8 @@ INLINE T2 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float *x
             __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
 #pragma GCC unroll 4
             for (int w = 0; w < WR; w++) {
+                if (c % 128 == 0) /* a line of codes */
+                    mq_prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
                 __m128i q = _mm_loadl_epi64((const __m128i *)(row[w] + c / 2));
                 __m128i u = _mm_unpacklo_epi8(_mm_and_si128(q, lo4),
                                               _mm_and_si128(_mm_srli_epi16(q, 4), lo4));
@@ -422,6 +435,421 @@ void T2 mq_kavx2_dot_packed(const mq_qweight_t *p, const float *x, float *y, int
     p->format->values_row(fields, &p->scheme, 16, t);
     dot_8s(p, rows_p4, t, x, y, o0, o1);
 }
+
+/* ggml's K-quants, one 256-block of each of WR rows at a time, x as it is: the AVX-512 kernels'
+ * order (kernels_avx512.c) in 8 lanes. Bytes are widened 8 at a time and converted to floats; a
+ * sub-block's sum over its codes times x is scaled by its d sc, and its min (dmin m) times the
+ * sum of its x is taken off. */
+INLINE T2 __m256 u8x8(__m128i v) { /* 8 unsigned bytes as floats */
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+}
+
+/* The sum over 16 codes c (bytes 16 h .. 16 h + 15 of q) times x[0..16): signed or unsigned. */
+INLINE T2 __m256 dot16(__m256i q, int h, int sgn, const float *x) {
+    __m128i b = h ? _mm256_extracti128_si256(q, 1) : _mm256_castsi256_si128(q);
+    __m256 a = sgn ? i8x8(b) : u8x8(b),
+           e = sgn ? i8x8(_mm_srli_si128(b, 8)) : u8x8(_mm_srli_si128(b, 8));
+    return _mm256_fmadd_ps(e, _mm256_loadu_ps(x + 8), _mm256_mul_ps(a, _mm256_loadu_ps(x)));
+}
+
+/* The lanes of 32 bytes of q where (hv & bit) is set, as 0xff. */
+INLINE T2 __m256i bit_set(__m256i hv, int bit) {
+    const __m256i m = _mm256_set1_epi8((char)(1 << bit));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(hv, m), m);
+}
+
+/* The rows' first byte pointers, their sums started at 0 (v: one 8-lane sum per row). */
+INLINE T2 void rows_begin(const mq_qweight_t *p, int WR, int o, const uint8_t **row, __m256 *v) {
+    for (int w = 0; w < WR; w++) {
+        row[w] = p->data + (size_t)(o + w) * p->row_bytes;
+        v[w] = _mm256_setzero_ps();
+    }
+}
+
+/* Q4_K and Q5_K (five): per pair of sub-blocks 32 bytes of nibbles (low: 2i, high: 2i + 1),
+ * Q5_K's fifth bit of weight l of sub-block k being bit k of qh[l]. */
+INLINE T2 void k45_rows(const mq_qweight_t *p, int five, int WR, int o, const float *x, __m256 *v) {
+    int nb = p->cols / MQ_QK_K;
+    size_t bb = five ? MQ_Q5_K_BYTES : MQ_Q4_K_BYTES;
+    const float *f16tab = mq_fp16_table();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * MQ_QK_K;
+        float ds[4][8], dm[4][8];
+        const uint8_t *ql[4];
+        __m256i hv[4];
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) { /* the rows' scales and mins, once per block */
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
+            mq_kq45_scales(blk, f16tab, ds[w], dm[w]);
+            ql[w] = blk + (five ? 48 : 16);
+            hv[w] = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+        }
+        for (int k = 0; k < 8; k += 2) { /* the sums of x, once for the rows */
+            const float *xs = xb + 32 * k;
+            __m256 xa =
+                _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xs), _mm256_loadu_ps(xs + 8)),
+                              _mm256_add_ps(_mm256_loadu_ps(xs + 16), _mm256_loadu_ps(xs + 24)));
+            __m256 xc =
+                _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xs + 32), _mm256_loadu_ps(xs + 40)),
+                              _mm256_add_ps(_mm256_loadu_ps(xs + 48), _mm256_loadu_ps(xs + 56)));
+#pragma GCC unroll 4
+            for (int w = 0; w < WR; w++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(ql[w] + 16 * k));
+                __m256i lo = _mm256_and_si256(q, m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (five) {
+                    lo = _mm256_add_epi8(lo, _mm256_and_si256(bit_set(hv[w], k), sixteen));
+                    hi = _mm256_add_epi8(hi, _mm256_and_si256(bit_set(hv[w], k + 1), sixteen));
+                }
+                __m256 s0 = _mm256_add_ps(dot16(lo, 0, 0, xs), dot16(lo, 1, 0, xs + 16));
+                __m256 s1 = _mm256_add_ps(dot16(hi, 0, 0, xs + 32), dot16(hi, 1, 0, xs + 48));
+                v[w] = _mm256_fmadd_ps(_mm256_set1_ps(ds[w][k]), s0, v[w]);
+                v[w] = _mm256_fnmadd_ps(_mm256_set1_ps(dm[w][k]), xa, v[w]);
+                v[w] = _mm256_fmadd_ps(_mm256_set1_ps(ds[w][k + 1]), s1, v[w]);
+                v[w] = _mm256_fnmadd_ps(_mm256_set1_ps(dm[w][k + 1]), xc, v[w]);
+            }
+        }
+    }
+}
+
+/* Q6_K: two halves of 128, each from 64 bytes of low nibbles and 32 of high bit pairs, codes
+ * minus 32, a signed 8-bit scale per 16 weights times d. */
+INLINE T2 void k6_rows(const mq_qweight_t *p, int WR, int o, const float *x, __m256 *v) {
+    int nb = p->cols / MQ_QK_K;
+    const __m256i off = _mm256_set1_epi8(32);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+    for (int b = 0; b < nb; b++) {
+        float d[4];
+        const uint8_t *blk[4];
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            blk[w] = row[w] + (size_t)b * MQ_Q6_K_BYTES;
+            mq_prefetch_block(row[w], (size_t)b * MQ_Q6_K_BYTES, MQ_Q6_K_BYTES, p->row_bytes, WR);
+            d[w] = mq_blocks_half_at(blk[w] + 208);
+        }
+        for (int h = 0; h < 2; h++) {
+            const float *xh = x + (size_t)b * MQ_QK_K + 128 * h;
+#pragma GCC unroll 4
+            for (int w = 0; w < WR; w++) { /* the row's codes of this half, minus 32 */
+                const int8_t *s8 = (const int8_t *)(blk[w] + 192) + 8 * h;
+                __m256i q[4];
+                mq_q6_half_codes(blk[w], h, q);
+                for (int j = 0; j < 4; j++) { /* weights 32 j .. 32 j + 31 of the half */
+                    __m256i c = _mm256_sub_epi8(q[j], off);
+                    v[w] = _mm256_fmadd_ps(_mm256_set1_ps(d[w] * (float)s8[2 * j]),
+                                           dot16(c, 0, 1, xh + 32 * j), v[w]);
+                    v[w] = _mm256_fmadd_ps(_mm256_set1_ps(d[w] * (float)s8[2 * j + 1]),
+                                           dot16(c, 1, 1, xh + 32 * j + 16), v[w]);
+                }
+            }
+        }
+    }
+}
+
+/* Q2_K (three = 0) and Q3_K: per 128 weights 32 bytes of 2-bit planes, plane j (shift 2j) of
+ * bytes 0..15 and of bytes 16..31 being sub-blocks of 16 with their own scale; Q3_K's code is
+ * minus 4 where the weight's bit of hmask (bit 4 h + j of hm[l]) is clear. */
+INLINE T2 void k23_rows(const mq_qweight_t *p, int three, int WR, int o, const float *x,
+                        __m256 *v) {
+    int nb = p->cols / MQ_QK_K;
+    size_t bb = three ? MQ_Q3_K_BYTES : MQ_Q2_K_BYTES;
+    const float *f16tab = mq_fp16_table();
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+    for (int b = 0; b < nb; b++) {
+        float ds[4][16], dm[4][16];
+        const uint8_t *qs[4];
+        __m256i hm[4];
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) { /* the rows' scales (and mins), once per block */
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
+            qs[w] = mq_kq23_scales(blk, three, f16tab, ds[w], dm[w]);
+            hm[w] = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
+        }
+        const float *xb = x + (size_t)b * MQ_QK_K;
+        for (int h = 0; h < 2; h++) {
+            for (int j = 0; j < 4; j++) {
+                const float *xs = xb + 128 * h + 32 * j;
+                int is = 8 * h + 2 * j;
+                __m256 x0 = _mm256_setzero_ps(), x1 = x0;
+                if (!three) { /* the sums of x of the two sub-blocks, for the mins */
+                    x0 = _mm256_add_ps(_mm256_loadu_ps(xs), _mm256_loadu_ps(xs + 8));
+                    x1 = _mm256_add_ps(_mm256_loadu_ps(xs + 16), _mm256_loadu_ps(xs + 24));
+                }
+#pragma GCC unroll 4
+                for (int w = 0; w < WR; w++) {
+                    __m256i qv = _mm256_loadu_si256((const __m256i *)(qs[w] + 32 * h));
+                    __m256i c = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3);
+                    if (three)
+                        c = _mm256_sub_epi8(c,
+                                            _mm256_andnot_si256(bit_set(hm[w], 4 * h + j), four));
+                    else {
+                        v[w] = _mm256_fnmadd_ps(_mm256_set1_ps(dm[w][is]), x0, v[w]);
+                        v[w] = _mm256_fnmadd_ps(_mm256_set1_ps(dm[w][is + 1]), x1, v[w]);
+                    }
+                    v[w] = _mm256_fmadd_ps(_mm256_set1_ps(ds[w][is]), dot16(c, 0, three, xs), v[w]);
+                    v[w] = _mm256_fmadd_ps(_mm256_set1_ps(ds[w][is + 1]),
+                                           dot16(c, 1, three, xs + 16), v[w]);
+                }
+            }
+        }
+    }
+}
+
+#define Q2K_CALL(WR) k23_rows(p, 0, WR, o, x, v)
+#define Q3K_CALL(WR) k23_rows(p, 1, WR, o, x, v)
+#define Q4K_CALL(WR) k45_rows(p, 0, WR, o, x, v)
+#define Q5K_CALL(WR) k45_rows(p, 1, WR, o, x, v)
+#define Q6K_CALL(WR) k6_rows(p, WR, o, x, v)
+ROWS_FN(rows_q2k, Q2K_CALL)
+ROWS_FN(rows_q3k, Q3K_CALL)
+ROWS_FN(rows_q4k, Q4K_CALL)
+ROWS_FN(rows_q5k, Q5K_CALL)
+ROWS_FN(rows_q6k, Q6K_CALL)
+
+void T2 mq_kavx2_dot_q2_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q2k, NULL, x, y, o0, o1);
+}
+
+void T2 mq_kavx2_dot_q3_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q3k, NULL, x, y, o0, o1);
+}
+
+void T2 mq_kavx2_dot_q4_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q4k, NULL, x, y, o0, o1);
+}
+
+void T2 mq_kavx2_dot_q5_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q5k, NULL, x, y, o0, o1);
+}
+
+void T2 mq_kavx2_dot_q6_k(const mq_qweight_t *p, const float *x, float *y, int o0, int o1) {
+    dot_8s(p, rows_q6k, NULL, x, y, o0, o1);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * int8 activations, one x row at a time (a8_dot; kernels_isa.h's mq_a8_t)
+ *
+ * Without VNNI, vpmaddubsw multiplies the weights' unsigned codes by the signed activations and
+ * adds pairs into 16-bit lanes (the codes' ranges keep them from saturating: at most
+ * 2 * 63 * 127), and vpmaddwd adds those pairs into 8 int32 lanes of 4 products each: the lanes
+ * AVX-512's vpdpbusd gives. Every integer sum is exact, as there. */
+INLINE T2 __m256i dot4(__m256i u, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+}
+
+/* The a8 kernels over 8 rows at a time for each x row: 4 rows per call of the row functions,
+ * which return each row's unreduced lanes in v and a part to take off its sum in off. */
+typedef void (*a8_rows_fn)(const mq_qweight_t *p, int WR, int o, const mq_a8_t *xa, int n,
+                           __m256 *v, float *off);
+
+INLINE T2 void a8_dot_8s(const mq_qweight_t *p, a8_rows_fn fn, const mq_a8_t *xa, float *y, int o0,
+                         int o1) {
+    __m256 v[8];
+    float t[8], off[8];
+    for (int n = 0; n < xa->N; n++)
+        for (int o = o0; o < o1; o += 8) {
+            int cnt = o1 - o < 8 ? o1 - o : 8, k = 0;
+            for (; k + 4 <= cnt; k += 4)
+                fn(p, 4, o + k, xa, n, v + k, off + k);
+            for (; k < cnt; k++)
+                fn(p, 1, o + k, xa, n, v + k, off + k);
+            for (; k < 8; k++)
+                v[k] = _mm256_setzero_ps();
+            _mm256_storeu_ps(t, hsum8(v));
+            for (k = 0; k < cnt; k++)
+                y[(size_t)n * p->rows + o + k] = t[k] - off[k];
+        }
+}
+
+/* Q4_0: per 32-block the 16 bytes' low nibbles (weights 0..15) and high ones (16..31) are the
+ * unsigned codes c + 8 in column order; the block's lanes times d sx go into the row's sum, and
+ * 8 d sx xsum comes off at the end. */
+INLINE T2 void a8_rows_q4(const mq_qweight_t *p, int WR, int o, const mq_a8_t *xa, int n, __m256 *v,
+                          float *off) {
+    int nb = p->cols / MQ_QBLOCK;
+    size_t k0 = (size_t)n * (size_t)xa->nblk;
+    const int8_t *xq = xa->xq + k0 * MQ_QBLOCK;
+    const float *sx = xa->sx + k0, *f16tab = mq_fp16_table();
+    const int32_t *xsum = xa->xsum + k0;
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const uint8_t *row[4];
+    rows_begin(p, WR, o, row, v);
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+        off[w] = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + (size_t)b * MQ_QBLOCK));
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * MQ_Q4_0_BYTES;
+            mq_prefetch_rows(row[w], (size_t)b * MQ_Q4_0_BYTES, p->row_bytes, WR);
+            uint16_t h;
+            memcpy(&h, blk, sizeof h);
+            float t = f16tab[h] * sx[b];
+            __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+            __m256i u = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m4)),
+                                                _mm_and_si128(_mm_srli_epi16(q, 4), m4), 1);
+            v[w] = _mm256_fmadd_ps(_mm256_set1_ps(t), _mm256_cvtepi32_ps(dot4(u, xv)), v[w]);
+            off[w] += t * (float)(8 * xsum[b]);
+        }
+    }
+}
+
+/* ggml's K-quants: per 256-block each row's unsigned codes in column order (blocks.h: value =
+ * S[j] u - M[j] per 16 weights j) in 8 vectors of 32, S and M as 16 floats. The 8 lanes of
+ * vector c belong to 16-weight groups 2c (lanes 0-3) and 2c + 1 (4-7); each lane is converted
+ * and multiplied by its group's S times sx (one vpermps picks them), and the mins come off as M
+ * times sx xsum16 (the AVX-512 kernels' order, in 8 lanes). */
+enum { KA8_Q2, KA8_Q3, KA8_Q4, KA8_Q5, KA8_Q6 };
+
+INLINE T2 void ka8_unpack(int kind, const uint8_t *blk, const float *f16tab, __m256i *u, float *S,
+                          float *M) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    if (kind == KA8_Q4 || kind == KA8_Q5) {
+        int five = kind == KA8_Q5;
+        const uint8_t *ql = blk + (five ? 48 : 16);
+        __m256i qh =
+            five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+        const __m256i sixteen = _mm256_set1_epi8(16);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * i));
+            u[2 * i] = _mm256_and_si256(q, m4);
+            u[2 * i + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                u[2 * i] = _mm256_add_epi8(u[2 * i], _mm256_and_si256(bit_set(qh, 2 * i), sixteen));
+                u[2 * i + 1] = _mm256_add_epi8(u[2 * i + 1],
+                                               _mm256_and_si256(bit_set(qh, 2 * i + 1), sixteen));
+            }
+        }
+        float ds[8], dm[8];
+        mq_kq45_scales(blk, f16tab, ds, dm);
+        for (int g = 0; g < 16; g++) {
+            S[g] = ds[g / 2];
+            M[g] = dm[g / 2];
+        }
+    } else if (kind == KA8_Q6) {
+        mq_q6_half_codes(blk, 0, u);
+        mq_q6_half_codes(blk, 1, u + 4);
+        const float d = mq_blocks_half_at(blk + 208);
+        const int8_t *s8 = (const int8_t *)(blk + 192);
+        for (int g = 0; g < 16; g++) {
+            S[g] = d * (float)s8[g];
+            M[g] = 32.0f * S[g];
+        }
+    } else {
+        int three = kind == KA8_Q3;
+        float dm[16];
+        const uint8_t *qs = mq_kq23_scales(blk, three, f16tab, S, dm);
+        __m256i hm = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
+        const __m256i four = _mm256_set1_epi8(4);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+                if (three) c = _mm256_add_epi8(c, _mm256_and_si256(bit_set(hm, 4 * h + j), four));
+                u[4 * h + j] = c;
+            }
+        }
+        for (int g = 0; g < 16; g++)
+            M[g] = three ? 4.0f * S[g] : dm[g];
+    }
+}
+
+INLINE T2 void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const mq_a8_t *xa, int n,
+                        __m256 *v, float *off) {
+    int nb = p->cols / MQ_QK_K;
+    size_t bb = p->format->block_bytes, k0 = (size_t)n * (size_t)xa->nblk;
+    const int8_t *xq = xa->xq + k0 * MQ_QBLOCK;
+    const float *sx = xa->sx + k0, *f16tab = mq_fp16_table();
+    const int32_t *xsum16 = xa->xsum16 + 2 * k0;
+    const uint8_t *row[4];
+    __m256i pick[4]; /* lane l of vector c: the factor of group 2 (c % 4) + l / 4 */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++)
+        pick[c] =
+            _mm256_add_epi32(_mm256_set1_epi32(2 * c), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+    rows_begin(p, WR, o, row, v);
+#pragma GCC unroll 4
+    for (int w = 0; w < WR; w++)
+        off[w] = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        /* the x side, once for the rows: per group its 32's sx, and sx xsum16 */
+        float sg[16], xs[16];
+        for (int g = 0; g < 16; g++) {
+            sg[g] = sx[8 * b + g / 2];
+            xs[g] = sg[g] * (float)xsum16[16 * b + g];
+        }
+        const __m256 sg0 = _mm256_loadu_ps(sg), sg1 = _mm256_loadu_ps(sg + 8);
+        const __m256 xs0 = _mm256_loadu_ps(xs), xs1 = _mm256_loadu_ps(xs + 8);
+#pragma GCC unroll 4
+        for (int w = 0; w < WR; w++) {
+            const uint8_t *blk = row[w] + (size_t)b * bb;
+            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
+            __m256i u[8];
+            float S[16], M[16];
+            ka8_unpack(kind, blk, f16tab, u, S, M);
+            __m256 ss[2] = {_mm256_mul_ps(_mm256_loadu_ps(S), sg0),
+                            _mm256_mul_ps(_mm256_loadu_ps(S + 8), sg1)};
+            __m256 a = _mm256_fnmadd_ps(_mm256_loadu_ps(M), xs0, v[w]);
+            a = _mm256_fnmadd_ps(_mm256_loadu_ps(M + 8), xs1, a);
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) {
+                __m256i xv =
+                    _mm256_loadu_si256((const __m256i *)(xq + (size_t)b * MQ_QK_K + 32 * c));
+                __m256 f = _mm256_permutevar8x32_ps(ss[c / 4], pick[c % 4]);
+                a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(u[c], xv)), f, a);
+            }
+            v[w] = a;
+        }
+    }
+}
+
+#define A8_ROWS_FN(NAME, CALL)                                                                     \
+    static T2 void NAME(const mq_qweight_t *p, int WR, int o, const mq_a8_t *xa, int n, __m256 *v, \
+                        float *off) {                                                              \
+        if (WR == 4)                                                                               \
+            CALL(4);                                                                               \
+        else                                                                                       \
+            CALL(1);                                                                               \
+    }
+#define A8Q4_CALL(WR) a8_rows_q4(p, WR, o, xa, n, v, off)
+#define KA8_CALL(KIND, WR) ka8_rows(p, KIND, WR, o, xa, n, v, off)
+#define KA8Q2_CALL(WR) KA8_CALL(KA8_Q2, WR)
+#define KA8Q3_CALL(WR) KA8_CALL(KA8_Q3, WR)
+#define KA8Q4_CALL(WR) KA8_CALL(KA8_Q4, WR)
+#define KA8Q5_CALL(WR) KA8_CALL(KA8_Q5, WR)
+#define KA8Q6_CALL(WR) KA8_CALL(KA8_Q6, WR)
+A8_ROWS_FN(a8_rows_fn_q4, A8Q4_CALL)
+A8_ROWS_FN(ka8_rows_q2, KA8Q2_CALL)
+A8_ROWS_FN(ka8_rows_q3, KA8Q3_CALL)
+A8_ROWS_FN(ka8_rows_q4, KA8Q4_CALL)
+A8_ROWS_FN(ka8_rows_q5, KA8Q5_CALL)
+A8_ROWS_FN(ka8_rows_q6, KA8Q6_CALL)
+
+#define A8_KERNEL(NAME, ROWS)                                                                      \
+    void T2 NAME(const mq_qweight_t *p, const mq_a8_t *xa, float *y, int o0, int o1,               \
+                 void *scratch) {                                                                  \
+        (void)scratch;                                                                             \
+        a8_dot_8s(p, ROWS, xa, y, o0, o1);                                                         \
+    }
+A8_KERNEL(mq_kavx2_a8_q4_0, a8_rows_fn_q4)
+A8_KERNEL(mq_kavx2_a8_q2_k, ka8_rows_q2)
+A8_KERNEL(mq_kavx2_a8_q3_k, ka8_rows_q3)
+A8_KERNEL(mq_kavx2_a8_q4_k, ka8_rows_q4)
+A8_KERNEL(mq_kavx2_a8_q5_k, ka8_rows_q5)
+A8_KERNEL(mq_kavx2_a8_q6_k, ka8_rows_q6)
+#undef A8_KERNEL
 
 /* ---------------------------------------------------------------------------------------------
  * several x rows: panels of 8 rows as floats */

@@ -6,7 +6,7 @@
  *
  * One x row (decode): per output row 16-lane partial sums over the columns, 4 rows sharing each
  * load of x, 16 rows reduced together at the end; each row's bytes are requested ahead, and
- * past a row's end the next group's (prefetch_rows). Halves are converted 16 at a time; ggml's
+ * past a row's end the next group's (mq_prefetch_rows). Halves are converted 16 at a time; ggml's
  * Q8_0 blocks sign-extend their 32 codes, Q4_0 blocks widen their 16 bytes to 16 lanes whose
  * low and (shifted) high nibbles index the 16 codes (vpermps), and the block's sum is scaled by
  * d read from a table of every half's float (mq_fp16_table); miniquant's 4-bit packed codes
@@ -36,45 +36,11 @@
 
 #include "blocks.h"
 #include "kernels_isa.h"
+#include "kernels_x86.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define T512V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
-
-/* Weight bytes are requested this far ahead of their use: the hardware prefetcher stops at page
- * boundaries, and a decode streams every byte once. */
-#define PF_BYTES 4096
-
-/* The line to prefetch for a row read in a group of WR consecutive rows, at byte pos of WR
- * parallel streams: PF_BYTES further along the same row, or, past its end, at the same place in
- * the row WR below (the next group's), so a group starts warm. */
-INLINE const char *prefetch_at(const void *row, size_t pos, size_t row_bytes, int WR) {
-    size_t off = pos + PF_BYTES;
-    if (off >= row_bytes) off += (size_t)(WR - 1) * row_bytes;
-    return (const char *)row + off;
-}
-
-/* That line into L1 (the int8-activation kernels and the 4-bit and K-quant ones), or into L2
- * (the FP32-activation kernels of F32, F16 and Q8_0 rows). Measured with bench serve tg on an
- * AMD EPYC (family 25, 2 threads, 6 pairs in turns): into L2, F32, F16 and Q8_0 decode
- * GPT-2-small's weights from DRAM 1.15x, 1.59x and 1.30x as fast as into L1, while MiniGPT's,
- * in the last-level cache, run 1.42x, 0.95x and 0.80x; the int8-activation kernels lose with it
- * (Q4_0 on GPT-2-small about 0.75x) and keep L1. */
-INLINE void prefetch_rows(const void *row, size_t pos, size_t row_bytes, int WR) {
-    _mm_prefetch(prefetch_at(row, pos, row_bytes, WR), _MM_HINT_T0);
-}
-INLINE void prefetch_rows_l2(const void *row, size_t pos, size_t row_bytes, int WR) {
-    _mm_prefetch(prefetch_at(row, pos, row_bytes, WR), _MM_HINT_T1);
-}
-
-/* Every line of a block of `bytes` at pos (prefetch_rows): ggml's K-quant blocks are 84 to 210
- * bytes, and one request per block left most of their lines to the hardware (GPT-2-small's
- * Q6_K generation 1.53x as fast with every line requested, Q4_K 1.40x, Q5_K 1.22x: bench serve,
- * AMD EPYC family 25). */
-INLINE void prefetch_block(const void *row, size_t pos, size_t bytes, size_t row_bytes, int WR) {
-    for (size_t l = 0; l < bytes; l += 64)
-        prefetch_rows(row, pos + l, row_bytes, WR);
-}
 
 /* Lane k of the result is the sum of the 16 lanes of v[k]. */
 INLINE T512 __m512 hsum16(const __m512 *v) {
@@ -168,9 +134,9 @@ INLINE T512 void float_rows(const mq_qweight_t *p, int half, int WR, int o, cons
         __asm__("" : "+v"(x0), "+v"(x1)); /* one load for every row (see tile16) */
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
-            prefetch_rows_l2(row[w], (size_t)h * 16 * es, rb, WR);
+            mq_prefetch_rows_l2(row[w], (size_t)h * 16 * es, rb, WR);
             if (!half) /* 128 bytes of floats a step: both lines */
-                prefetch_rows_l2(row[w], (size_t)h * 16 * es + 64, rb, WR);
+                mq_prefetch_rows_l2(row[w], (size_t)h * 16 * es + 64, rb, WR);
             g0[w] = _mm512_fmadd_ps(w16(row[w], half, h), x0, g0[w]);
             g1[w] = _mm512_fmadd_ps(w16(row[w], half, h + 1), x1, g1[w]);
         }
@@ -340,9 +306,9 @@ INLINE T512 void blocks_rows(const mq_qweight_t *p, int q8, int WR, int o, const
         for (int w = 0; w < WR; w++) {
             const uint8_t *blk = row[w] + (size_t)b * bb;
             if (q8)
-                prefetch_rows_l2(row[w], (size_t)b * bb, p->row_bytes, WR);
+                mq_prefetch_rows_l2(row[w], (size_t)b * bb, p->row_bytes, WR);
             else
-                prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+                mq_prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
             uint16_t h;
             memcpy(&h, blk, sizeof h);
             __m512 sum;
@@ -397,7 +363,7 @@ INLINE T512 void packed4_rows(const mq_qweight_t *p, int WR, int o, const float 
         for (int w = 0; w < WR; w++) {
             const uint8_t *by = row[w] + c / 2;
             if (!(c & 127)) /* once per 64 bytes */
-                prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
+                mq_prefetch_rows(row[w], (size_t)c / 2, p->row_bytes, WR);
             __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)by));
             __m512 sum = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut), x1,
                                          _mm512_mul_ps(_mm512_permutexvar_ps(q, lut), x0));
@@ -473,18 +439,8 @@ INLINE T512 void k45_rows(const mq_qweight_t *p, int five, int WR, int o, const 
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) { /* the rows' scales and mins, once per block */
             const uint8_t *blk = row[w] + (size_t)b * bb;
-            prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
-            uint16_t hd, hm;
-            memcpy(&hd, blk, 2);
-            memcpy(&hm, blk + 2, 2);
-            const float d = f16tab[hd], dmin = f16tab[hm];
-            const uint8_t *qs = blk + 4; /* 8 6-bit scales and mins in 12 bytes */
-            for (int j = 0; j < 4; j++) {
-                ds[w][j] = d * (float)(qs[j] & 63);
-                dm[w][j] = dmin * (float)(qs[j + 4] & 63);
-                ds[w][j + 4] = d * (float)((qs[j + 8] & 0xF) | ((qs[j] >> 6) << 4));
-                dm[w][j + 4] = dmin * (float)((qs[j + 8] >> 4) | ((qs[j + 4] >> 6) << 4));
-            }
+            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
+            mq_kq45_scales(blk, f16tab, ds[w], dm[w]);
             ql[w] = blk + (five ? 48 : 16);
             hv[w] = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
         }
@@ -519,7 +475,7 @@ INLINE T512 void k45_rows(const mq_qweight_t *p, int five, int WR, int o, const 
 INLINE T512 void k6_rows(const mq_qweight_t *p, int WR, int o, const float *x, __m512 *v) {
     int nb = p->cols / MQ_QK_K;
     const float *f16tab = mq_fp16_table();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256i off = _mm256_set1_epi8(32);
     const uint8_t *row[4];
     rows_begin(p, WR, o, row, v);
     for (int b = 0; b < nb; b++) {
@@ -528,7 +484,7 @@ INLINE T512 void k6_rows(const mq_qweight_t *p, int WR, int o, const float *x, _
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             blk[w] = row[w] + (size_t)b * MQ_Q6_K_BYTES;
-            prefetch_block(row[w], (size_t)b * MQ_Q6_K_BYTES, MQ_Q6_K_BYTES, p->row_bytes, WR);
+            mq_prefetch_block(row[w], (size_t)b * MQ_Q6_K_BYTES, MQ_Q6_K_BYTES, p->row_bytes, WR);
             uint16_t hd;
             memcpy(&hd, blk[w] + 208, 2);
             d[w] = f16tab[hd];
@@ -539,24 +495,10 @@ INLINE T512 void k6_rows(const mq_qweight_t *p, int WR, int o, const float *x, _
             float sc[4][8];
 #pragma GCC unroll 4
             for (int w = 0; w < WR; w++) { /* the rows' codes of this half, minus 32 */
-                const uint8_t *ql = blk[w] + 64 * h, *qh = blk[w] + 128 + 32 * h;
                 const int8_t *s8 = (const int8_t *)(blk[w] + 192) + 8 * h;
                 for (int j = 0; j < 8; j++)
                     sc[w][j] = d[w] * (float)s8[j];
-                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-                __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-                q[w][0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                          _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-                q[w][1] = _mm256_or_si256(
-                    _mm256_and_si256(l1, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
-                q[w][2] = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
-                q[w][3] = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+                mq_q6_half_codes(blk[w], h, q[w]);
                 for (int j = 0; j < 4; j++)
                     q[w][j] = _mm256_sub_epi8(q[w][j], off);
             }
@@ -612,31 +554,9 @@ INLINE T512 void k23_rows(const mq_qweight_t *p, int three, int WR, int o, const
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) { /* the rows' scales (and mins), once per block */
             const uint8_t *blk = row[w] + (size_t)b * bb;
-            prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
-            if (three) {
-                uint16_t hd;
-                memcpy(&hd, blk + 108, 2);
-                const float d = f16tab[hd];
-                const uint8_t *s12 = blk + 96;
-                for (int i = 0; i < 16; i++) {
-                    int lo = i < 8 ? s12[i] & 0xF : s12[i - 8] >> 4;
-                    int hi = (s12[8 + i % 4] >> (2 * (i / 4))) & 3;
-                    ds[w][i] = d * (float)((lo | hi << 4) - 32);
-                }
-                hm[w] = _mm256_loadu_si256((const __m256i *)blk);
-                qs[w] = blk + 32;
-            } else {
-                uint16_t hd, hmn;
-                memcpy(&hd, blk + 80, 2);
-                memcpy(&hmn, blk + 82, 2);
-                const float d = f16tab[hd], dmin = f16tab[hmn];
-                for (int i = 0; i < 16; i++) {
-                    ds[w][i] = d * (float)(blk[i] & 0xF);
-                    dm[w][i] = dmin * (float)(blk[i] >> 4);
-                }
-                hm[w] = _mm256_setzero_si256();
-                qs[w] = blk + 16;
-            }
+            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
+            qs[w] = mq_kq23_scales(blk, three, f16tab, ds[w], dm[w]);
+            hm[w] = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
         }
         const float *xb = x + (size_t)b * MQ_QK_K;
         for (int h = 0; h < 2; h++) {
@@ -1128,7 +1048,7 @@ INLINE T512V void a8_dot_rows_q8(const mq_qweight_t *p, int WR, int o, const mq_
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             const uint8_t *b0 = row[w] + (size_t)b * bb, *b1 = two ? b0 + bb : zeros;
-            prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
+            mq_prefetch_rows(row[w], (size_t)b * bb, p->row_bytes, WR);
             __m512i u = _mm512_inserti64x4(
                 _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
                 _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
@@ -1214,7 +1134,7 @@ INLINE T512V void a8_rows_q4(const mq_qweight_t *p, int WR, int o, const mq_a8_t
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             const uint8_t *blk = row[w] + (size_t)b * BB;
-            prefetch_rows(row[w], (size_t)b * BB, p->row_bytes, WR);
+            mq_prefetch_rows(row[w], (size_t)b * BB, p->row_bytes, WR);
             __m512i c = lanes4(blk + 2, BB, g.n);
             __m512i lo = _mm512_and_si512(c, nib);
             __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), nib);
@@ -1625,7 +1545,7 @@ INLINE T512V void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             const uint8_t *blk = row[w] + (size_t)b * bb;
-            prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
+            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
             __m512i u[4];
             __m512 S, M;
             switch (kind) {
