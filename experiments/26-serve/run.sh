@@ -5,7 +5,8 @@
 # `miniquant bench serve` on all of them with 2 threads: table.md (stdout) and results.json
 # (with the manifest). Set LLAMA_CPP_BIN to the folder of llama.cpp's binaries (llama-bench;
 # built by hand outside this repository) for llama-bench's numbers beside miniquant's; without
-# it only miniquant's are measured. Run from anywhere, on an otherwise idle machine.
+# it only miniquant's are measured; set LLAMA_CPP_AVX2_BIN to an AVX2-only llama.cpp's for the
+# AVX2 kernels' table (avx2/). Run from anywhere, on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=experiments/26-serve
@@ -56,3 +57,12 @@ if [ -n "${LLAMA_CPP_BIN:-}" ]; then
 fi
 # the plot of the serve table's ratios, from its results
 ./build/miniquant bench serve --from "$out/results.json" --plot "$out/serve.png"
+# the same table with the AVX2 kernels (MQ_KERNEL=avx2, as on a CPU without AVX-512) against a
+# llama.cpp built for AVX2 alone (cmake -DGGML_NATIVE=OFF -DGGML_AVX512=OFF; its bin folder in
+# LLAMA_CPP_AVX2_BIN), when that is set
+if [ -n "${LLAMA_CPP_AVX2_BIN:-}" ]; then
+    mkdir -p "$out/avx2"
+    MQ_KERNEL=avx2 LLAMA_CPP_BIN=$LLAMA_CPP_AVX2_BIN ./build/miniquant bench serve "${files[@]}" \
+        --threads 2 --reps 5 --json "$out/avx2/results.json" | tee "$out/avx2/table.md"
+    ./build/miniquant bench serve --from "$out/avx2/results.json" --plot "$out/avx2/serve.png"
+fi
