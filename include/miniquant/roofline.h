@@ -5,9 +5,10 @@
  *                      thread, no memory traffic) in the widest version this CPU runs: AVX-512,
  *                      AVX2 + FMA, or portable C. This is the compute roof. OpenBLAS sgemm on an
  *                      n x n x n product is measured beside it, as what a real kernel attains.
- *   peak int8 OP/s     on a CPU with AVX512-VNNI: the same loop of vpdpbusd (64 multiply-adds of
- *                      bytes per instruction, counted 2 each, as FLOPs are): the compute roof of
- *                      the products the int8-activation kernels run (kernels.h).
+ *   peak int8 OP/s     the same loop of the int8 products the int8-activation kernels of the
+ *                      version in force run (kernels.h): vpdpbusd on AVX-512 with VNNI (64
+ *                      multiply-adds of bytes per instruction), vpmaddubsw, vpmaddwd and an add
+ *                      on AVX2 (32 per three), each multiply-add counted 2, as FLOPs are.
  *   bandwidth          a STREAM triad a = b + q c (GB/s counted as STREAM does: 3 arrays, the
  *                      write-allocate read of a not counted) and a read-only sum, over a working
  *                      set (the three arrays) well above the last-level cache (DRAM) and one
@@ -90,7 +91,8 @@ typedef struct mq_ceilings {
     int threads;
     mq_isa_t isa;        /* the FMA loop's version */
     double peak_gflops;  /* FMA loop: the compute roof */
-    double peak_int8_gops; /* vpdpbusd loop: int8 products' roof; 0 without AVX512-VNNI */
+    double peak_int8_gops; /* int8 products' roof (mq_peak_int8_sample); 0: none measured */
+    mq_isa_t int8_isa;     /* the kernels' version whose int8 products it measures */
     double sgemm_gflops; /* OpenBLAS sgemm */
     int sgemm_n;
     size_t llc_bytes, dram_bytes, cache_bytes; /* working sets: three arrays together */
@@ -108,9 +110,12 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
 /* GFLOP/s of one FMA sample of about `seconds` on every thread, with version isa (which this
  * CPU must run, see mq_isa_supported). */
 double mq_peak_fma_sample(mq_isa_t isa, double seconds);
-/* G-operations/s (a multiply-add counts 2) of one sample of the int8 dot-product loop of about
- * `seconds` on every thread; 0 when this CPU has no AVX512-VNNI (or MQ_CPU_HIDE hides it). */
-double mq_peak_int8_sample(double seconds);
+/* G-operations/s (a multiply-add counts 2) of one sample of about `seconds` on every thread of
+ * the int8 dot-product loop of version isa (AVX-512: vpdpbusd; AVX2: vpmaddubsw, vpmaddwd); 0
+ * when isa has no int8-activation kernels on this CPU (mq_isa_supports_a8) or is scalar. */
+double mq_peak_int8_sample(mq_isa_t isa, double seconds);
+/* The instructions of that loop on isa, in words ("vpdpbusd"). */
+const char *mq_int8_loop_name(mq_isa_t isa);
 /* The compute roof of work of flops_fp32 FP32 operations and flops_int8 operations of int8
  * products, each at its own peak: their sum over the least time they take together,
  * (flops_fp32 + flops_int8) / (flops_fp32 / peak + flops_int8 / peak_int8), in GFLOP/s. The

@@ -180,9 +180,9 @@ static void print_ceilings(const mq_ceilings_t *c) {
            "compute roof\n",
            c->peak_gflops, mq_isa_name(c->isa));
     if (c->peak_int8_gops > 0.0)
-        printf("   peak int8     %8.1f GOP/s     vpdpbusd loop (int8 products, a multiply-add "
+        printf("   peak int8     %8.1f GOP/s     %s loop (%s int8 products, a multiply-add "
                "counts 2): the compute roof of products with int8 activations\n",
-               c->peak_int8_gops);
+               c->peak_int8_gops, mq_int8_loop_name(c->int8_isa), mq_isa_name(c->int8_isa));
     printf("   sgemm         %8.1f GFLOP/s   OpenBLAS %d x %d x %d (%.0f%% of the peak)\n",
            c->sgemm_gflops, c->sgemm_n, c->sgemm_n, c->sgemm_n,
            100.0 * c->sgemm_gflops / c->peak_gflops);
@@ -278,6 +278,7 @@ static cJSON *ceilings_json(const mq_ceilings_t *c) {
     cJSON_AddNumberToObject(o, "peak_gflop_per_s", c->peak_gflops);
     cJSON_AddStringToObject(o, "peak_measured_by", "register-blocked FMA loop, every thread");
     cJSON_AddNumberToObject(o, "peak_int8_gop_per_s", c->peak_int8_gops);
+    cJSON_AddStringToObject(o, "peak_int8_measured_by", mq_int8_loop_name(c->int8_isa));
     cJSON_AddNumberToObject(o, "sgemm_gflop_per_s", c->sgemm_gflops);
     cJSON_AddNumberToObject(o, "sgemm_n", c->sgemm_n);
     cJSON_AddNumberToObject(o, "llc_bytes", (double)c->llc_bytes);

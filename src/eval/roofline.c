@@ -167,6 +167,7 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
     mq_ceiling_opts_t o = resolve_opts(opts, c->llc_bytes);
     c->threads = omp_get_max_threads();
     c->isa = mq_isa_best();
+    c->int8_isa = mq_kernels_isa(); /* the int8 products the kernels in force run */
     c->sgemm_n = o.sgemm_n;
     c->reps = o.reps;
     size_t nn = (size_t)o.sgemm_n * (size_t)o.sgemm_n;
@@ -195,7 +196,7 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
         /* the figures take turns in every repetition, so a noisy spell hits all of them */
         for (int r = 0; r < o.reps; r++) {
             peak[r] = mq_peak_fma_sample(c->isa, o.fma_seconds);
-            peak8[r] = mq_peak_int8_sample(o.fma_seconds);
+            peak8[r] = mq_peak_int8_sample(c->int8_isa, o.fma_seconds);
             if (prog) mq_progress_update(prog, ++done, NULL);
             double t0 = mq_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f,
@@ -226,6 +227,12 @@ int mq_ceilings_measure(mq_ceilings_t *c, const mq_ceiling_opts_t *opts, mq_prog
     free(Cm);
     free(peak);
     return rc;
+}
+
+const char *mq_int8_loop_name(mq_isa_t isa) {
+    return isa == MQ_ISA_AVX512 ? "vpdpbusd"
+           : isa == MQ_ISA_AVX2 ? "vpmaddubsw + vpmaddwd"
+                                : "none";
 }
 
 double mq_compute_roof(const mq_ceilings_t *c, double flops_fp32, double flops_int8) {
@@ -617,11 +624,11 @@ int mq_roofline_plot(const char *png, const mq_ceilings_t *c, const mq_roofline_
         mq_strbuf_printf(
             &s,
             ", \\\n     x * Bc > P ? min(%.6g, x * Bc) : 1/0 dt 3 lw 2 lc rgb '#8c2d04' "
-            "title 'peak int8: %.1f GOP/s, vpdpbusd loop (products with int8 "
+            "title 'peak int8: %.1f GOP/s, %s loop (products with int8 "
             "activations); the bandwidth roofs up to it', \\\n"
             "     x * Bd > P ? min(%.6g, x * Bd) : 1/0 dt 3 lw 2 lc rgb '#8c2d04' "
             "notitle",
-            Pi, Pi, Pi);
+            Pi, Pi, mq_int8_loop_name(c->int8_isa), Pi);
     for (int i = 0; i < n; i++) {
         char label[64], note[128];
         plain(label, sizeof label, pts[i].label);

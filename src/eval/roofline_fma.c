@@ -69,6 +69,32 @@ static TVNNI float dot_int8_vnni(long iters, int seed) {
     return (float)_mm512_reduce_add_epi32(acc[0]);
 }
 
+/* AVX2's int8 products, as its int8-activation kernels run them: vpmaddubsw (32 multiply-adds
+ * into pairs) then vpmaddwd (the pairs into 8 int32 lanes) and an add per chain. The codes pass
+ * through an empty asm each iteration and every chain has its own activations, so no product is
+ * computed once for all. */
+static T2 float dot_int8_avx2(long iters, int seed) {
+    __m256i acc[CHAINS], s[CHAINS];
+    __m256i u = _mm256_set1_epi8((char)(1 + (seed & 1)));
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int k = 0; k < CHAINS; k++) {
+        acc[k] = _mm256_set1_epi32(k);
+        s[k] = _mm256_set1_epi8((char)(k - 6));
+    }
+    for (long i = 0; i < iters; i++) {
+        __asm__("" : "+x"(u));
+#pragma GCC unroll 12
+        for (int k = 0; k < CHAINS; k++)
+            acc[k] =
+                _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(u, s[k]), ones));
+    }
+    for (int k = 1; k < CHAINS; k++)
+        acc[0] = _mm256_add_epi32(acc[0], acc[k]);
+    int32_t out[8];
+    _mm256_storeu_si256((__m256i *)out, acc[0]);
+    return (float)(out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7]);
+}
+
 /* Portable C: 12 scalar chains, which the compiler may keep scalar or vectorise. */
 static float fma_scalar(long iters) {
     float acc[CHAINS];
@@ -88,12 +114,15 @@ static int lanes(mq_isa_t isa) {
     return isa == MQ_ISA_AVX512 ? 16 : isa == MQ_ISA_AVX2 ? 8 : 1;
 }
 
-/* LOOP_INT8 stands for the int8 dot-product loop in place of an instruction set's FMA loop. */
+/* LOOP_INT8 and LOOP_INT8_AVX2 stand for the int8 dot-product loops in place of an instruction
+ * set's FMA loop. */
 #define LOOP_INT8 (-1)
+#define LOOP_INT8_AVX2 (-2)
 
 static float fma_run(int isa, long iters, int seed) {
     switch (isa) {
     case LOOP_INT8: return dot_int8_vnni(iters, seed);
+    case LOOP_INT8_AVX2: return dot_int8_avx2(iters, seed);
     case MQ_ISA_AVX512: return fma_avx512(iters);
     case MQ_ISA_AVX2: return fma_avx2(iters);
     default: return fma_scalar(iters);
@@ -130,7 +159,9 @@ static double loop_sample(int isa, double seconds) {
     double want = (double)iters * seconds / (t > 1e-9 ? t : 1e-9);
     iters = want < 1.0 ? 1 : want > 1e13 ? (long)1e13 : (long)want;
     t = fma_parallel(isa, iters, &threads);
-    double per_iter = isa == LOOP_INT8 ? 64.0 : (double)lanes((mq_isa_t)isa);
+    double per_iter = isa == LOOP_INT8        ? 64.0
+                      : isa == LOOP_INT8_AVX2 ? 32.0
+                                              : (double)lanes((mq_isa_t)isa);
     return 2.0 * CHAINS * per_iter * (double)iters * threads / t / 1e9;
 }
 
@@ -138,6 +169,7 @@ double mq_peak_fma_sample(mq_isa_t isa, double seconds) {
     return loop_sample((int)isa, seconds);
 }
 
-double mq_peak_int8_sample(double seconds) {
-    return mq_isa_supports_a8(MQ_ISA_AVX512) ? loop_sample(LOOP_INT8, seconds) : 0.0;
+double mq_peak_int8_sample(mq_isa_t isa, double seconds) {
+    if (isa == MQ_ISA_SCALAR || !mq_isa_supports_a8(isa)) return 0.0;
+    return loop_sample(isa == MQ_ISA_AVX512 ? LOOP_INT8 : LOOP_INT8_AVX2, seconds);
 }

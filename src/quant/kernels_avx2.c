@@ -704,14 +704,42 @@ INLINE T2 void a8_rows_q4(const mq_qweight_t *p, int WR, int o, const mq_a8_t *x
 }
 
 /* ggml's K-quants: per 256-block each row's unsigned codes in column order (blocks.h: value =
- * S[j] u - M[j] per 16 weights j) in 8 vectors of 32, S and M as 16 floats. The 8 lanes of
- * vector c belong to 16-weight groups 2c (lanes 0-3) and 2c + 1 (4-7); each lane is converted
- * and multiplied by its group's S times sx (one vpermps picks them), and the mins come off as M
- * times sx xsum16 (the AVX-512 kernels' order, in 8 lanes). */
+ * S[g] u - M[g] per 16 weights g) in 8 vectors of 32, S and M as two vectors of 8 floats,
+ * decoded with vector operations (the scales' bytes in 32-bit lanes, shifted and masked per
+ * lane). The 8 lanes of code vector c belong to groups 2c (lanes 0-3) and 2c + 1 (4-7); each
+ * lane is converted and multiplied by its group's S times sx (one vpermps picks them), and the
+ * mins come off as M times sx xsum16 (the AVX-512 kernels' order, in 8 lanes). */
 enum { KA8_Q2, KA8_Q3, KA8_Q4, KA8_Q5, KA8_Q6 };
 
-INLINE T2 void ka8_unpack(int kind, const uint8_t *blk, const float *f16tab, __m256i *u, float *S,
-                          float *M) {
+/* 8 bytes at p as 8 int32 lanes (unsigned). */
+INLINE T2 __m256i u8x8i(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/* Lanes 0-3 of v in pairs (0, 0, 1, 1, ...) (hi = 0) or lanes 4-7 (hi = 1): 8 figures of 32
+ * weights each as 16 of 16. */
+INLINE T2 __m256 pairs(__m256 v, int hi) {
+    return _mm256_permutevar8x32_ps(v, hi ? _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7)
+                                          : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+}
+
+/* Q4_K's and Q5_K's 8 6-bit scales (sc) and mins (m) from the 12 bytes q:
+ *   k < 4:  sc = q[k] & 63,                            m = q[k + 4] & 63
+ *   k >= 4: sc = (q[k + 4] & 15) | (q[k - 4] >> 6) << 4, m = (q[k + 4] >> 4) | (q[k] >> 6) << 4 */
+INLINE T2 void k45_scales8(const uint8_t *q, __m256i *sc, __m256i *m) {
+    const __m256i low = _mm256_setr_epi32(63, 63, 63, 63, 15, 15, 15, 15);
+    const __m256i top = _mm256_setr_epi32(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30);
+    __m256i a = u8x8i(q), b = u8x8i(q + 4); /* lanes q[k], q[k + 4] */
+    __m256i c = _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3));
+    *sc = _mm256_or_si256(_mm256_and_si256(_mm256_blend_epi32(a, b, 0xF0), low),
+                          _mm256_and_si256(_mm256_slli_epi32(_mm256_srli_epi32(c, 6), 4), top));
+    *m = _mm256_or_si256(
+        _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), low),
+        _mm256_and_si256(_mm256_slli_epi32(_mm256_srli_epi32(a, 6), 4), top));
+}
+
+INLINE T2 void ka8_unpack(int kind, const uint8_t *blk, const float *f16tab, __m256i *u, __m256 *S,
+                          __m256 *M) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     if (kind == KA8_Q4 || kind == KA8_Q5) {
         int five = kind == KA8_Q5;
@@ -730,26 +758,28 @@ INLINE T2 void ka8_unpack(int kind, const uint8_t *blk, const float *f16tab, __m
                                                _mm256_and_si256(bit_set(qh, 2 * i + 1), sixteen));
             }
         }
-        float ds[8], dm[8];
-        mq_kq45_scales(blk, f16tab, ds, dm);
-        for (int g = 0; g < 16; g++) {
-            S[g] = ds[g / 2];
-            M[g] = dm[g / 2];
-        }
+        uint16_t hd, hm;
+        memcpy(&hd, blk, 2);
+        memcpy(&hm, blk + 2, 2);
+        __m256i sc, mn;
+        k45_scales8(blk + 4, &sc, &mn);
+        __m256 s8 = _mm256_mul_ps(_mm256_set1_ps(f16tab[hd]), _mm256_cvtepi32_ps(sc));
+        __m256 m8 = _mm256_mul_ps(_mm256_set1_ps(f16tab[hm]), _mm256_cvtepi32_ps(mn));
+        S[0] = pairs(s8, 0), S[1] = pairs(s8, 1), M[0] = pairs(m8, 0), M[1] = pairs(m8, 1);
     } else if (kind == KA8_Q6) {
         mq_q6_half_codes(blk, 0, u);
         mq_q6_half_codes(blk, 1, u + 4);
         const float d = mq_blocks_half_at(blk + 208);
-        const int8_t *s8 = (const int8_t *)(blk + 192);
-        for (int g = 0; g < 16; g++) {
-            S[g] = d * (float)s8[g];
-            M[g] = 32.0f * S[g];
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            __m256i e = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 192 + 8 * i)));
+            S[i] = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(e));
+            M[i] = _mm256_mul_ps(_mm256_set1_ps(32.0f), S[i]);
         }
     } else {
         int three = kind == KA8_Q3;
-        float dm[16];
-        const uint8_t *qs = mq_kq23_scales(blk, three, f16tab, S, dm);
-        __m256i hm = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
+        const uint8_t *qs = blk + (three ? 32 : 16);
+        __m256i hmask = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
         const __m256i four = _mm256_set1_epi8(4);
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
@@ -757,12 +787,43 @@ INLINE T2 void ka8_unpack(int kind, const uint8_t *blk, const float *f16tab, __m
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
-                if (three) c = _mm256_add_epi8(c, _mm256_and_si256(bit_set(hm, 4 * h + j), four));
+                if (three)
+                    c = _mm256_add_epi8(c, _mm256_and_si256(bit_set(hmask, 4 * h + j), four));
                 u[4 * h + j] = c;
             }
         }
-        for (int g = 0; g < 16; g++)
-            M[g] = three ? 4.0f * S[g] : dm[g];
+        if (three) { /* scale i: low 4 bits in byte i (i < 8) or i - 8's high nibble, high 2
+                        bits in byte 8 + i % 4 at bit 2 (i / 4); minus 32 */
+            const uint8_t *s12 = blk + 96;
+            int32_t h4;
+            memcpy(&h4, s12 + 8, 4); /* bytes 8..11: the block ends 2 bytes after them */
+            __m256i e = u8x8i(s12), hb = _mm256_cvtepu8_epi32(_mm_cvtsi32_si128(h4));
+            hb = _mm256_permutevar8x32_epi32(hb, _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3));
+            const float d = mq_blocks_half_at(blk + 108);
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++) {
+                __m256i lo =
+                    i ? _mm256_srli_epi32(e, 4) : _mm256_and_si256(e, _mm256_set1_epi32(15));
+                __m256i sh = _mm256_add_epi32(_mm256_set1_epi32(4 * i),
+                                              _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+                __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(hb, sh), _mm256_set1_epi32(3));
+                __m256i sc = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)),
+                                              _mm256_set1_epi32(32));
+                S[i] = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sc));
+                M[i] = _mm256_mul_ps(_mm256_set1_ps(4.0f), S[i]);
+            }
+        } else {
+            const float d = mq_blocks_half_at(blk + 80), dmin = mq_blocks_half_at(blk + 82);
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++) {
+                __m256i e = u8x8i(blk + 8 * i);
+                S[i] =
+                    _mm256_mul_ps(_mm256_set1_ps(d),
+                                  _mm256_cvtepi32_ps(_mm256_and_si256(e, _mm256_set1_epi32(15))));
+                M[i] = _mm256_mul_ps(_mm256_set1_ps(dmin),
+                                     _mm256_cvtepi32_ps(_mm256_srli_epi32(e, 4)));
+            }
+        }
     }
 }
 
@@ -785,24 +846,23 @@ INLINE T2 void ka8_rows(const mq_qweight_t *p, int kind, int WR, int o, const mq
         off[w] = 0.0f;
     for (int b = 0; b < nb; b++) {
         /* the x side, once for the rows: per group its 32's sx, and sx xsum16 */
-        float sg[16], xs[16];
-        for (int g = 0; g < 16; g++) {
-            sg[g] = sx[8 * b + g / 2];
-            xs[g] = sg[g] * (float)xsum16[16 * b + g];
+        __m256 sx8 = _mm256_loadu_ps(sx + 8 * b), sg[2], xs[2];
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            sg[i] = pairs(sx8, i);
+            xs[i] = _mm256_mul_ps(sg[i], _mm256_cvtepi32_ps(_mm256_loadu_si256(
+                                             (const __m256i *)(xsum16 + 16 * b + 8 * i))));
         }
-        const __m256 sg0 = _mm256_loadu_ps(sg), sg1 = _mm256_loadu_ps(sg + 8);
-        const __m256 xs0 = _mm256_loadu_ps(xs), xs1 = _mm256_loadu_ps(xs + 8);
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             const uint8_t *blk = row[w] + (size_t)b * bb;
             mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
             __m256i u[8];
-            float S[16], M[16];
+            __m256 S[2], M[2];
             ka8_unpack(kind, blk, f16tab, u, S, M);
-            __m256 ss[2] = {_mm256_mul_ps(_mm256_loadu_ps(S), sg0),
-                            _mm256_mul_ps(_mm256_loadu_ps(S + 8), sg1)};
-            __m256 a = _mm256_fnmadd_ps(_mm256_loadu_ps(M), xs0, v[w]);
-            a = _mm256_fnmadd_ps(_mm256_loadu_ps(M + 8), xs1, a);
+            __m256 ss[2] = {_mm256_mul_ps(S[0], sg[0]), _mm256_mul_ps(S[1], sg[1])};
+            __m256 a = _mm256_fnmadd_ps(M[0], xs[0], v[w]);
+            a = _mm256_fnmadd_ps(M[1], xs[1], a);
 #pragma GCC unroll 8
             for (int c = 0; c < 8; c++) {
                 __m256i xv =
