@@ -42,8 +42,9 @@ static const char ABOUT[] =
     "4096x14336, for 1 row of x (decode) and 64 (prompt), against OpenBLAS sgemv / sgemm on the\n"
     "FP32 weight, with the memory bandwidth (STREAM triad) measured in the same run; then, when\n"
     "the model exists, the decode benchmark below. Medians over the repetitions, the schemes\n"
-    "interleaved in each. Rows marked +vnni use int8 activations (AVX512-VNNI; opt-in in\n"
-    "evaluation through MQ_VNNI=1) and show their error against FP32 activations.\n"
+    "interleaved in each. Rows marked +vnni (+int8 on AVX2) use int8 activations\n"
+    "(AVX512-VNNI, or AVX2's vpmaddubsw; opt-in in evaluation through MQ_VNNI=1) and show\n"
+    "their error against FP32 activations.\n"
     "\n"
     "decode: greedy generation of N tokens, one at a time, with the model quantized per scheme\n"
     "(fp32, int8_per_channel, int4_g64, nf4_g64, and the +vnni forms): tokens per second.\n"
@@ -170,7 +171,7 @@ static void print_kernel_rows(const kbench_t *kb, const shape_t *sh, int mode, e
         char label[48], err[32] = "";
         snprintf(label, sizeof label, "%s%s", e[i].scheme,
                  i == 0    ? (mode ? " (sgemm)" : " (sgemv)")
-                 : e[i].a8 ? " +vnni"
+                 : e[i].a8 ? (kb->isa == MQ_ISA_AVX512 ? " +vnni" : " +int8")
                            : "");
         if (e[i].a8) snprintf(err, sizeof err, "  err %.1e", e[i].rel_err[mode]);
         int cached = bytes <= llc && e[i].inner[mode] > 1;
@@ -228,7 +229,7 @@ static int build_entries(const kbench_t *kb, const shape_t *sh, entry_t *e, int 
         int base = -1;
         for (int k = 0; k < n; k++)
             if (!strcmp(e[k].scheme, A8_SCHEMES[i])) base = k;
-        if (base < 0) continue;
+        if (base < 0 || !mq_qweight_takes_a8(&e[base].w, kb->isa)) continue; /* AVX2: no Q8_0 */
         memset(&e[n], 0, sizeof e[n]);
         e[n].scheme = A8_SCHEMES[i];
         e[n].a8 = 1;
@@ -610,7 +611,11 @@ int cmd_bench(int argc, char **argv) {
         if (rc == MQ_OK) {
             printf("== fused kernels: %s%s, %d threads, median of %d runs (schemes interleaved in "
                    "each)\n",
-                   mq_isa_name(kb.isa), kb.have_a8 ? " (+vnni: int8 activations, AVX512-VNNI)" : "",
+                   mq_isa_name(kb.isa),
+                   !kb.have_a8               ? ""
+                   : kb.isa == MQ_ISA_AVX512 ? " (+vnni: int8 activations, AVX512-VNNI)"
+                   : kb.isa == MQ_ISA_AVX2   ? " (+int8: int8 activations, vpmaddubsw)"
+                                             : " (+int8: int8 activations)",
                    o.threads, o.reps);
             printf(
                 "   K x N: y (rows, N) = x (rows, K) W^T; decode 1 row, prompt %d; GB/s of weight "
