@@ -27,7 +27,8 @@
 
 static const char ABOUT[] =
     "Measures this machine's ceilings (peak FP32 FLOP/s with an FMA loop, OpenBLAS sgemm beside\n"
-    "it, with AVX512-VNNI the int8 dot products' peak (the int8-activation kernels' roof), and\n"
+    "it, the int8 dot products' peak of the kernels in force (vpdpbusd with AVX512-VNNI,\n"
+    "vpmaddubsw on AVX2: the int8-activation kernels' roof), and\n"
     "STREAM triad / read bandwidth over a working set of 8 x the last-level cache and\n"
     "one the size of the largest step's bytes, which stay in cache from one step to the next),\n"
     "then times one KV-cached decode step of the model per scheme (B = 1, the token at\n"
@@ -264,9 +265,10 @@ static void print_points(const point_t *pts, int n, const char *model, int conte
         c->llc_bytes >> 20, vs);
     const char *wait = getenv("OMP_WAIT_POLICY");
     if (c->threads > 1 && wait && !strcasecmp(wait, "passive"))
-        printf("\n   note: OMP_WAIT_POLICY=%s: a decode step runs some 40 short parallel regions, "
-               "each of which wakes the sleeping threads; these times measure that wake-up as "
-               "much as the kernels (compare --threads 1, or run without OMP_WAIT_POLICY).\n",
+        printf("\n   note: OMP_WAIT_POLICY=%s: each decode step opens a parallel region, which "
+               "wakes the sleeping threads (the Linears alone too); these times measure that "
+               "wake-up as well (compare --threads 1, or run without "
+               "OMP_WAIT_POLICY).\n",
                wait);
 }
 

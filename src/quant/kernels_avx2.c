@@ -135,7 +135,8 @@ INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o
             __asm__("" : "+x"(x0), "+x"(x1)); /* one load for every row */
 #pragma GCC unroll 4
             for (int w = 0; w < WR; w++) {
-                if (f == F_F32 || u % 4 == 0) /* 64 bytes of floats a step, 32 of halves */
+                if (f == F_F32 || u % 4 == 0) /* F32 and F16 rows (the callers): 64 bytes
+                                                 of floats a step, 32 of halves */
                     mq_prefetch_rows_l2(row[w], (size_t)u * 8 * es, rb, WR);
                 g0[w] = _mm256_fmadd_ps(w8(f, row[w], u), x0, g0[w]);
                 g1[w] = _mm256_fmadd_ps(w8(f, row[w], u + 1), x1, g1[w]);
