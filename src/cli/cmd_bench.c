@@ -330,7 +330,8 @@ static int scheme_takes_a8(const char *name) {
     mq_scheme_t s;
     if (mq_scheme_parse(name, &s, NULL)) return 0;
     const mq_format_t *f = mq_format_for(&s, 256, NULL);
-    return f && f->kernels[mq_kernels_isa()].a8 != NULL;
+    const mq_format_kernels_t *k = f ? &f->kernels[mq_kernels_isa()] : NULL;
+    return k && (k->a8 || k->a8_dot); /* AVX2: Q4_0's one-row kernel, row by row */
 }
 
 /* The model an entry runs: its quantized model, or the FP32 one. */
@@ -427,7 +428,10 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
             for (int k = plen; k < total; k++)
                 same += d[i].tokens[k] == d[0].tokens[k];
             char label[48];
-            snprintf(label, sizeof label, "%s%s", d[i].scheme, d[i].a8 ? " +vnni" : "");
+            snprintf(label, sizeof label, "%s%s", d[i].scheme,
+                     !d[i].a8                            ? ""
+                     : mq_kernels_isa() == MQ_ISA_AVX512 ? " +vnni"
+                                                         : " +int8");
             printf("%-26s %10.1f %10.2f %8.2fx %8d / %d\n", label, gen / t, 1e3 * t / gen,
                    t_fp32 / t, same, gen);
             cJSON *r = cJSON_CreateObject();
