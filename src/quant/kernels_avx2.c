@@ -26,7 +26,7 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* The formats as the loops of the halves see them. */
-enum { F_F16 = 0, F_Q8, F_F32 };
+enum { F_F16 = 0, F_F32 };
 
 /* Lane k of the result is the sum of the 8 lanes of v[k]. */
 INLINE T2 __m256 hsum8(const __m256 *v) {
@@ -67,7 +67,7 @@ INLINE T2 void dot_8s(const mq_qweight_t *p, rows_fn fn, const void *lut, const 
 
 /* Bytes of one weight. */
 INLINE T2 size_t elem_bytes(int f) {
-    return f == F_Q8 ? 1 : f == F_F32 ? sizeof(float) : sizeof(mq_fp16_t);
+    return f == F_F32 ? sizeof(float) : sizeof(mq_fp16_t);
 }
 
 INLINE T2 const uint8_t *row_ptr(const mq_qweight_t *p, int f, int o) {
@@ -76,9 +76,6 @@ INLINE T2 const uint8_t *row_ptr(const mq_qweight_t *p, int f, int o) {
 
 /* Unscaled weights 8u .. 8u+7 of a row. */
 INLINE T2 __m256 w8(int f, const uint8_t *row, int u) {
-    if (f == F_Q8)
-        return _mm256_cvtepi32_ps(
-            _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + (size_t)u * 8))));
     if (f == F_F32) return _mm256_loadu_ps((const float *)(const void *)row + (size_t)u * 8);
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)u * 16)));
 }
@@ -97,11 +94,6 @@ INLINE T2 __m256 x_tail(const float *x, int u, int n) {
     return _mm256_maskload_ps(x + 8 * u, m);
 }
 
-INLINE T2 float scale_of(const mq_qweight_t *p, int f, int o, int b) {
-    (void)p, (void)f, (void)o, (void)b;
-    return 1.0f;
-}
-
 /* Blocks of a row: nb blocks of nu full units of 8, then (whole rows only) a partial unit. */
 typedef struct blocks {
     int nb, nu, tail;
@@ -114,7 +106,7 @@ INLINE T2 blocks_t row_blocks(const mq_qweight_t *p) {
 }
 
 /* v[w] = unreduced 8 lanes of row (o + w)'s dot product with x, w < WR; each 8 of x loaded
- * once for the WR rows. Per scale block two chains per row, their sum times the row's scale. */
+ * once for the WR rows. Per block two chains per row, their sum added to the row's. */
 INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o, const float *x,
                         __m256 *v) {
     size_t es = elem_bytes(f), rb = (size_t)p->cols * es;
@@ -158,9 +150,7 @@ INLINE T2 void dot_rows(const mq_qweight_t *p, int f, int WR, blocks_t bl, int o
 #pragma GCC unroll 4
         for (int w = 0; w < WR; w++) {
             __m256 sum = _mm256_add_ps(g0[w], g1[w]);
-            acc[w] = f != F_Q8
-                         ? _mm256_add_ps(acc[w], sum)
-                         : _mm256_fmadd_ps(_mm256_set1_ps(scale_of(p, f, o + w, b)), sum, acc[w]);
+            acc[w] = _mm256_add_ps(acc[w], sum);
         }
     }
 #pragma GCC unroll 4
@@ -210,21 +200,18 @@ INLINE T2 void tile(const mq_qweight_t *p, int f, int WR, int R, const float *x,
             acc[w][r] = _mm256_setzero_ps();
     }
     for (int b = 0; b < bl.nb; b++) {
-        __m256 s[2], wv[2];
-#pragma GCC unroll 2
-        for (int w = 0; w < WR; w++)
-            s[w] = _mm256_set1_ps(scale_of(p, f, o + w, b));
+        __m256 wv[2];
         int u = b * bl.nu, ue = u + bl.nu;
         for (; u < ue; u++) {
 #pragma GCC unroll 2
             for (int w = 0; w < WR; w++)
-                wv[w] = f == F_F16 ? w8(f, row[w], u) : _mm256_mul_ps(w8(f, row[w], u), s[w]);
+                wv[w] = w8(f, row[w], u);
             tile8(WR, R, wv, x, ldx, u, 0, acc);
         }
         if (bl.tail) {
 #pragma GCC unroll 2
             for (int w = 0; w < WR; w++)
-                wv[w] = _mm256_mul_ps(w8_tail(f, row[w], u, bl.tail), s[w]);
+                wv[w] = w8_tail(f, row[w], u, bl.tail);
             tile8(WR, R, wv, x, ldx, u, bl.tail, acc);
         }
     }
