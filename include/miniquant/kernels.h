@@ -127,8 +127,10 @@ int mq_qweight_forward(const mq_qweight_t *w, const float *bias, float *out, con
  * to FP32 activations for a weight the mode does not take). */
 int mq_qweight_forward_with(const mq_qweight_t *w, mq_isa_t isa, int a8, const float *bias,
                             float *out, const float *inp, int N, mq_error_t *err);
-/* 1 when the int8-activation mode takes w on isa. */
+/* 1 when the int8-activation mode takes w on isa: its format has an int8 kernel there (for
+ * several x rows, or for one; mq_format_takes_a8). */
 int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa);
+int mq_format_takes_a8(const mq_format_t *f, mq_isa_t isa);
 
 /* One x row of C columns in the int8-activation form as isa's kernels make it: per block k of
  * 32 columns (the last zero-padded) its codes at xq + 32 k, round-half-even(x * 127 / max|x|),

@@ -159,6 +159,11 @@ static double rel_l2(const float *a, const float *b, size_t n) {
     return den > 0.0 ? sqrt(num / den) : 0.0;
 }
 
+/* The label of a row with int8 activations: VNNI's on AVX-512, AVX2's vpmaddubsw otherwise. */
+static const char *a8_label(mq_isa_t isa) {
+    return isa == MQ_ISA_AVX512 ? " +vnni" : " +int8";
+}
+
 static void print_kernel_rows(const kbench_t *kb, const shape_t *sh, int mode, entry_t *e, int ne,
                               double triad, size_t llc) {
     int rows = mode ? PROMPT_ROWS : 1;
@@ -171,7 +176,7 @@ static void print_kernel_rows(const kbench_t *kb, const shape_t *sh, int mode, e
         char label[48], err[32] = "";
         snprintf(label, sizeof label, "%s%s", e[i].scheme,
                  i == 0    ? (mode ? " (sgemm)" : " (sgemv)")
-                 : e[i].a8 ? (kb->isa == MQ_ISA_AVX512 ? " +vnni" : " +int8")
+                 : e[i].a8 ? a8_label(kb->isa)
                            : "");
         if (e[i].a8) snprintf(err, sizeof err, "  err %.1e", e[i].rel_err[mode]);
         int cached = bytes <= llc && e[i].inner[mode] > 1;
@@ -329,9 +334,7 @@ typedef struct dentry {
 static int scheme_takes_a8(const char *name) {
     mq_scheme_t s;
     if (mq_scheme_parse(name, &s, NULL)) return 0;
-    const mq_format_t *f = mq_format_for(&s, 256, NULL);
-    const mq_format_kernels_t *k = f ? &f->kernels[mq_kernels_isa()] : NULL;
-    return k && (k->a8 || k->a8_dot); /* AVX2: Q4_0's one-row kernel, row by row */
+    return mq_format_takes_a8(mq_format_for(&s, 256, NULL), mq_kernels_isa());
 }
 
 /* The model an entry runs: its quantized model, or the FP32 one. */
@@ -429,9 +432,7 @@ static int bench_decode(const char *model, int reps, int tokens, int progress_on
                 same += d[i].tokens[k] == d[0].tokens[k];
             char label[48];
             snprintf(label, sizeof label, "%s%s", d[i].scheme,
-                     !d[i].a8                            ? ""
-                     : mq_kernels_isa() == MQ_ISA_AVX512 ? " +vnni"
-                                                         : " +int8");
+                     d[i].a8 ? a8_label(mq_kernels_isa()) : "");
             printf("%-26s %10.1f %10.2f %8.2fx %8d / %d\n", label, gen / t, 1e3 * t / gen,
                    t_fp32 / t, same, gen);
             cJSON *r = cJSON_CreateObject();

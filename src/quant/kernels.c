@@ -264,10 +264,14 @@ static int one_row_dot(const mq_qweight_t *w, mq_isa_t isa) {
     return !k->forward || (k->dot && k->dot != w->format->kernels[MQ_ISA_SCALAR].dot);
 }
 
-int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa) {
-    if ((int)isa < 0 || isa >= MQ_ISA_COUNT) return 0;
-    const mq_format_kernels_t *k = &w->format->kernels[isa];
+int mq_format_takes_a8(const mq_format_t *f, mq_isa_t isa) {
+    if (!f || (int)isa < 0 || isa >= MQ_ISA_COUNT) return 0;
+    const mq_format_kernels_t *k = &f->kernels[isa];
     return k->a8 != NULL || k->a8_dot != NULL;
+}
+
+int mq_qweight_takes_a8(const mq_qweight_t *w, mq_isa_t isa) {
+    return mq_format_takes_a8(w->format, isa);
 }
 
 /* Bytes of x (N, C) in the int8-activation form. */

@@ -426,7 +426,6 @@ INLINE T512 void rows_begin(const mq_qweight_t *p, int WR, int o, const uint8_t 
 INLINE T512 void k45_rows(const mq_qweight_t *p, int five, int WR, int o, const float *x,
                           __m512 *v) {
     int nb = p->cols / MQ_QK_K;
-    size_t bb = five ? MQ_Q5_K_BYTES : MQ_Q4_K_BYTES;
     const float *f16tab = mq_fp16_table();
     const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
     const uint8_t *row[4];
@@ -436,14 +435,7 @@ INLINE T512 void k45_rows(const mq_qweight_t *p, int five, int WR, int o, const 
         float ds[4][8], dm[4][8];
         const uint8_t *ql[4];
         __m256i hv[4];
-#pragma GCC unroll 4
-        for (int w = 0; w < WR; w++) { /* the rows' scales and mins, once per block */
-            const uint8_t *blk = row[w] + (size_t)b * bb;
-            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
-            mq_kq45_scales(blk, f16tab, ds[w], dm[w]);
-            ql[w] = blk + (five ? 48 : 16);
-            hv[w] = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
-        }
+        mq_k45_block_rows(p, five, WR, row, b, f16tab, ds, dm, ql, hv);
         for (int k = 0; k < 8; k += 2) { /* x and its sub-block sums, once for the rows */
             const float *xs = xb + 32 * k;
             __m512 x0 = _mm512_loadu_ps(xs), x1 = _mm512_loadu_ps(xs + 16);
@@ -542,7 +534,6 @@ void T512 mq_kavx512_dot_q6_k(const mq_qweight_t *p, const float *x, float *y, i
 INLINE T512 void k23_rows(const mq_qweight_t *p, int three, int WR, int o, const float *x,
                           __m512 *v) {
     int nb = p->cols / MQ_QK_K;
-    size_t bb = three ? MQ_Q3_K_BYTES : MQ_Q2_K_BYTES;
     const float *f16tab = mq_fp16_table();
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     const uint8_t *row[4];
@@ -551,13 +542,7 @@ INLINE T512 void k23_rows(const mq_qweight_t *p, int three, int WR, int o, const
         float ds[4][16], dm[4][16];
         const uint8_t *qs[4];
         __m256i hm[4];
-#pragma GCC unroll 4
-        for (int w = 0; w < WR; w++) { /* the rows' scales (and mins), once per block */
-            const uint8_t *blk = row[w] + (size_t)b * bb;
-            mq_prefetch_block(row[w], (size_t)b * bb, bb, p->row_bytes, WR);
-            qs[w] = mq_kq23_scales(blk, three, f16tab, ds[w], dm[w]);
-            hm[w] = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
-        }
+        mq_k23_block_rows(p, three, WR, row, b, f16tab, ds, dm, qs, hm);
         const float *xb = x + (size_t)b * MQ_QK_K;
         for (int h = 0; h < 2; h++) {
             __m256i qv[4];
